@@ -58,26 +58,19 @@ ScopedFdTable::ScopedFdTable(FdTable* table) : previous_(current_table) { curren
 ScopedFdTable::~ScopedFdTable() { current_table = previous_; }
 FdTable* ScopedFdTable::Current() { return current_table; }
 
-uint64_t Codec<PassedFd>::Slot(const PassedFd& v) {
-  FdTable* t = current_table;
-  if (t == nullptr || v.fd < 0) return 0;
-  auto it = std::find(t->fds().begin(), t->fds().end(), v.fd);
-  return static_cast<uint64_t>(it - t->fds().begin()) + 1;
-}
-
 void Codec<PassedFd>::Encode(const PassedFd& v, ByteWriter& w) {
   FdTable* t = current_table;
   if (t == nullptr || v.fd < 0) {
-    w.WriteVarint(0);
+    w.WriteLE(uint32_t{0});
     return;
   }
-  w.WriteVarint(t->Add(v.fd) + 1);
+  w.WriteLE(static_cast<uint32_t>(t->Add(v.fd) + 1));
 }
 
 absl::Status Codec<PassedFd>::Decode(ByteReader& r, PassedFd& out) {
-  absl::StatusOr<uint64_t> slot = r.ReadVarint("file descriptor slot");
-  if (!slot.ok()) return slot.status();
-  if (*slot == 0) {
+  uint32_t slot = 0;
+  if (absl::Status s = r.ReadLE(&slot, "file descriptor slot"); !s.ok()) return s;
+  if (slot == 0) {
     return absl::FailedPreconditionError(
         "mp: a file descriptor was encoded where descriptors cannot travel (no FdTable was current "
         "when it was sent)");
@@ -87,7 +80,7 @@ absl::Status Codec<PassedFd>::Decode(ByteReader& r, PassedFd& out) {
     return absl::FailedPreconditionError(
         "mp: message carries a file descriptor but the receiver decoded it without an FdTable");
   }
-  absl::StatusOr<int> fd = t->Take(*slot - 1);
+  absl::StatusOr<int> fd = t->Take(slot - 1);
   if (!fd.ok()) return fd.status();
   out.fd = *fd;
   return absl::OkStatus();

@@ -91,16 +91,12 @@ class ScopedFdTable {
 template <>
 struct Codec<PassedFd> {
   static std::string Name() { return "fd"; }
-  static constexpr size_t kMinSize = 1;
-  // Encoded as varint(index + 1), or 0 when there is no current table or fd < 0.
-  static size_t Size(const PassedFd& v) { return VarintSize(Slot(v)); }
+  // Encoded as a little-endian u32 slot: index + 1 in the current table, or 0 when there is no
+  // current table or fd < 0. Fixed width, so Size() does not depend on the table's state.
+  static constexpr size_t kMinSize = 4;
+  static size_t Size(const PassedFd&) { return 4; }
   static void Encode(const PassedFd& v, ByteWriter& w);
   static absl::Status Decode(ByteReader& r, PassedFd& out);
-
- private:
-  // Index + 1 of v.fd in the current table without adding it (Size must not have side effects, so the
-  // table is only touched by Encode; an fd not yet added would get index size()).
-  static uint64_t Slot(const PassedFd& v);
 };
 
 }  // namespace mp
