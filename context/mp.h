@@ -8,6 +8,7 @@
 #define MP_CONTEXT_MP_H_
 
 #include "serialize/codec.h"  // IWYU pragma: export
+#include "serialize/fd.h"     // IWYU pragma: export
 #include "serialize/flat.h"   // IWYU pragma: export
 #include "serialize/frame.h"  // IWYU pragma: export
 
