@@ -250,16 +250,22 @@ uint64_t TypeFingerprint() {
 
 namespace codec_internal {
 
+// A literal, so naming a type in an error path costs nothing on the fast path.
 template <typename T>
-std::string ArithmeticName() {
+constexpr const char* ArithmeticName() {
   if constexpr (std::is_same_v<T, bool>) {
     return "bool";
   } else if constexpr (std::is_same_v<T, char>) {
     return "char";
   } else if constexpr (std::is_floating_point_v<T>) {
-    return sizeof(T) == 4 ? "f32" : sizeof(T) == 8 ? "f64" : "f" + std::to_string(sizeof(T) * 8);
+    static_assert(sizeof(T) == 4 || sizeof(T) == 8,
+                  "mp: only 32- and 64-bit floating point are encodable");
+    return sizeof(T) == 4 ? "f32" : "f64";
   } else {
-    return (std::is_signed_v<T> ? "i" : "u") + std::to_string(sizeof(T) * 8);
+    constexpr const char* kSigned[] = {"", "i8", "i16", "", "i32", "", "", "", "i64"};
+    constexpr const char* kUnsigned[] = {"", "u8", "u16", "", "u32", "", "", "", "u64"};
+    static_assert(sizeof(T) <= 8, "mp: integers wider than 64 bits are not encodable");
+    return std::is_signed_v<T> ? kSigned[sizeof(T)] : kUnsigned[sizeof(T)];
   }
 }
 
@@ -305,11 +311,11 @@ struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T>>> {
       out = *b == 1;
       return absl::OkStatus();
     } else if constexpr (std::is_integral_v<T>) {
-      return r.ReadLE(&out, Name());
+      return r.ReadLE(&out, codec_internal::ArithmeticName<T>());
     } else {
       using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
       Bits bits;
-      if (absl::Status s = r.ReadLE(&bits, Name()); !s.ok()) return s;
+      if (absl::Status s = r.ReadLE(&bits, codec_internal::ArithmeticName<T>()); !s.ok()) return s;
       out = std::bit_cast<T>(bits);
       return absl::OkStatus();
     }
@@ -331,7 +337,7 @@ concept HasEnumRange = requires {
 template <typename T>
 struct Codec<T, std::enable_if_t<std::is_enum_v<T>>> {
   using U = std::underlying_type_t<T>;
-  static std::string Name() { return "enum:" + codec_internal::ArithmeticName<U>(); }
+  static std::string Name() { return std::string("enum:") + codec_internal::ArithmeticName<U>(); }
   static constexpr size_t kMinSize = sizeof(U);
   static size_t Size(const T&) { return sizeof(U); }
   static void Encode(const T& v, ByteWriter& w) { w.WriteLE(static_cast<U>(v)); }
