@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""CPython's multiprocessing on the workloads of tools/bench, for the side-by-side table.
+
+Prints one JSON object: {"workload name": {"value": float, "unit": str}, ...}. Each figure is the
+median of --repeats runs. Units match the mp side of tools/bench:
+  us/op    microseconds per operation (lower is better)
+  msg/s    messages per second (higher is better)
+  GB/s     gigabytes per second (higher is better)
+  ns/op    nanoseconds per operation (lower is better)
+
+Usage: python3 tools/bench/cpython_bench.py [--repeats N] [--quick]
+"""
+
+import argparse
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import time
+
+
+def _trivial():
+    pass
+
+
+def start_join(method, n):
+    ctx = mp.get_context(method)
+    # Warm up (forkserver starts its server on first use).
+    p = ctx.Process(target=_trivial)
+    p.start()
+    p.join()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        p = ctx.Process(target=_trivial)
+        p.start()
+        p.join()
+    return (time.perf_counter() - t0) / n * 1e6  # us/op
+
+
+def _pipe_echo(conn, n):
+    for _ in range(n):
+        conn.send_bytes(conn.recv_bytes())
+
+
+def pipe_roundtrip(n):
+    ctx = mp.get_context("fork")
+    a, b = ctx.Pipe()
+    p = ctx.Process(target=_pipe_echo, args=(b, n + 100))
+    p.start()
+    msg = b"x" * 64
+    for _ in range(100):
+        a.send_bytes(msg)
+        a.recv_bytes()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        a.send_bytes(msg)
+        a.recv_bytes()
+    dt = time.perf_counter() - t0
+    p.join()
+    return dt / n * 1e6  # us/op
+
+
+def _pipe_sink(conn, n):
+    for _ in range(n):
+        conn.recv_bytes()
+    conn.send_bytes(b"done")
+
+
+def pipe_throughput(n, size=1 << 20):
+    ctx = mp.get_context("fork")
+    a, b = ctx.Pipe()
+    p = ctx.Process(target=_pipe_sink, args=(b, n))
+    p.start()
+    msg = b"y" * size
+    t0 = time.perf_counter()
+    for _ in range(n):
+        a.send_bytes(msg)
+    a.recv_bytes()
+    dt = time.perf_counter() - t0
+    p.join()
+    return n * size / dt / 1e9  # GB/s
+
+
+def _queue_consumer(q, n, done):
+    for _ in range(n):
+        q.get()
+    done.put(1)
+
+
+def _queue_producer(q, n, item):
+    for _ in range(n):
+        q.put(item)
+
+
+def queue_throughput(n, pairs, item=b"12345678"):
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    done = ctx.Queue()
+    per = n // pairs
+    consumers = [ctx.Process(target=_queue_consumer, args=(q, per, done)) for _ in range(pairs)]
+    producers = [ctx.Process(target=_queue_producer, args=(q, per, item)) for _ in range(pairs)]
+    for c in consumers:
+        c.start()
+    t0 = time.perf_counter()
+    for p in producers:
+        p.start()
+    for _ in range(pairs):
+        done.get()
+    dt = time.perf_counter() - t0
+    for p in producers + consumers:
+        p.join()
+    return per * pairs / dt  # msg/s
+
+
+def _queue_echo(qin, qout, n):
+    for _ in range(n):
+        qout.put(qin.get())
+
+
+def queue_roundtrip(n):
+    ctx = mp.get_context("fork")
+    qin, qout = ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=_queue_echo, args=(qin, qout, n + 100))
+    p.start()
+    for _ in range(100):
+        qin.put(1)
+        qout.get()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        qin.put(1)
+        qout.get()
+    dt = time.perf_counter() - t0
+    p.join()
+    return dt / n * 1e6  # us/op
+
+
+def queue_big_items(n, size=1 << 20):
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    done = ctx.Queue()
+    c = ctx.Process(target=_queue_consumer, args=(q, n, done))
+    c.start()
+    item = b"z" * size
+    t0 = time.perf_counter()
+    for _ in range(n):
+        q.put(item)
+    done.get()
+    dt = time.perf_counter() - t0
+    c.join()
+    return n * size / dt / 1e9  # GB/s
+
+
+def lock_uncontended(n):
+    lock = mp.get_context("fork").Lock()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        lock.acquire()
+        lock.release()
+    return (time.perf_counter() - t0) / n * 1e9  # ns/op
+
+
+def _lock_hammer(lock, n):
+    for _ in range(n):
+        lock.acquire()
+        lock.release()
+
+
+def lock_contended(n):
+    ctx = mp.get_context("fork")
+    lock = ctx.Lock()
+    procs = [ctx.Process(target=_lock_hammer, args=(lock, n)) for _ in range(2)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return (time.perf_counter() - t0) / (2 * n) * 1e9  # ns/op
+
+
+def _event_pong(ping, pong, n):
+    for _ in range(n):
+        ping.wait()
+        ping.clear()
+        pong.set()
+
+
+def event_pingpong(n):
+    ctx = mp.get_context("fork")
+    ping, pong = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_event_pong, args=(ping, pong, n))
+    p.start()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        ping.set()
+        pong.wait()
+        pong.clear()
+    dt = time.perf_counter() - t0
+    p.join()
+    return dt / n * 1e6  # us/op
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    args = parser.parse_args()
+    k = 0.1 if args.quick else 1.0
+
+    def n(x):
+        return max(1, int(x * k))
+
+    workloads = [
+        ("start+join fork", "us/op", lambda: start_join("fork", n(200))),
+        ("start+join spawn", "us/op", lambda: start_join("spawn", n(30))),
+        ("start+join forkserver", "us/op", lambda: start_join("forkserver", n(100))),
+        ("Pipe 64 B round trip", "us/op", lambda: pipe_roundtrip(n(20000))),
+        ("Pipe 1 MiB throughput", "GB/s", lambda: pipe_throughput(n(500))),
+        ("Queue small items 1->1", "msg/s", lambda: queue_throughput(n(200000), 1)),
+        ("Queue small items 4->4", "msg/s", lambda: queue_throughput(n(200000), 4)),
+        ("Queue round trip", "us/op", lambda: queue_roundtrip(n(10000))),
+        ("Queue 1 MiB items", "GB/s", lambda: queue_big_items(n(300))),
+        ("Lock uncontended", "ns/op", lambda: lock_uncontended(n(1000000))),
+        ("Lock contended 2 procs", "ns/op", lambda: lock_contended(n(200000))),
+        ("Event ping-pong", "us/op", lambda: event_pingpong(n(10000))),
+    ]
+    out = {}
+    for name, unit, fn in workloads:
+        values = [fn() for _ in range(args.repeats)]
+        out[name] = {"value": statistics.median(values), "unit": unit}
+        print(f"cpython: {name}: {out[name]['value']:.4g} {unit}", file=sys.stderr, flush=True)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
