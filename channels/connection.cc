@@ -1,0 +1,663 @@
+// Copyright 2026 The mp Authors.
+
+#include "channels/connection.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace mp {
+namespace {
+
+// Initial receive buffer; a message larger than this is read straight into its destination.
+constexpr size_t kReceiveBufferSize = 64 * 1024;
+
+absl::Status ErrnoStatus(absl::string_view what, int err) {
+  return absl::InternalError(absl::StrCat("Connection: ", what, " failed: ", strerror(err),
+                                          " (errno ", err, ")"));
+}
+
+void EncodePrefix(uint32_t length, uint16_t fd_count, uint8_t* out) {
+  ByteWriter w(out, kConnectionPrefixSize);
+  w.WriteLE(length);
+  w.WriteLE(fd_count);
+  w.WriteLE(uint16_t{0});
+}
+
+// Milliseconds for poll(2): -1 for infinite, rounded up so a short timeout still waits.
+int PollMillis(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return -1;
+  absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return 0;
+  int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)));
+  return static_cast<int>(std::min<int64_t>(ms, 1 << 30));
+}
+
+absl::Time DeadlineAfter(absl::Duration timeout) {
+  if (timeout == absl::InfiniteDuration()) return absl::InfiniteFuture();
+  if (timeout < absl::ZeroDuration()) timeout = absl::ZeroDuration();
+  return absl::Now() + timeout;
+}
+
+// poll(2) with EINTR retried against the deadline. Returns the number of ready entries.
+absl::StatusOr<int> PollUntil(struct pollfd* fds, size_t n, absl::Time deadline) {
+  for (;;) {
+    int r = ::poll(fds, n, PollMillis(deadline));
+    if (r >= 0) return r;
+    if (errno != EINTR) return ErrnoStatus("poll", errno);
+  }
+}
+
+// Writes to a pipe with SIGPIPE blocked for this thread, and swallows a SIGPIPE this write raised, so
+// a reader that went away is an EPIPE status and never kills the process.
+ssize_t WritevNoSigpipe(int fd, const struct iovec* iov, int iovcnt) {
+  sigset_t pipe_set, old_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigset_t pending;
+  sigemptyset(&pending);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+  bool was_pending = false;
+  if (sigpending(&pending) == 0) was_pending = sigismember(&pending, SIGPIPE) == 1;
+  ssize_t n = ::writev(fd, iov, iovcnt);
+  int err = errno;
+  if (n < 0 && err == EPIPE && !was_pending) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
+  errno = err;
+  return n;
+}
+
+}  // namespace
+
+Connection::Connection(int fd, bool is_socket, bool readable, bool writable,
+                       size_t max_message_size)
+    : fd_(fd),
+      is_socket_(is_socket),
+      readable_(readable),
+      writable_(writable),
+      max_message_size_(max_message_size) {}
+
+Connection::Connection(Connection&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      is_socket_(other.is_socket_),
+      readable_(std::exchange(other.readable_, false)),
+      writable_(std::exchange(other.writable_, false)),
+      max_message_size_(other.max_message_size_),
+      rbuf_(std::move(other.rbuf_)),
+      rpos_(std::exchange(other.rpos_, 0)),
+      rend_(std::exchange(other.rend_, 0)),
+      pending_fds_(std::move(other.pending_fds_)),
+      sbuf_(std::move(other.sbuf_)) {
+  other.pending_fds_.clear();
+}
+
+Connection& Connection::operator=(Connection&& other) noexcept {
+  if (this != &other) {
+    Close();
+    fd_ = std::exchange(other.fd_, -1);
+    is_socket_ = other.is_socket_;
+    readable_ = std::exchange(other.readable_, false);
+    writable_ = std::exchange(other.writable_, false);
+    max_message_size_ = other.max_message_size_;
+    rbuf_ = std::move(other.rbuf_);
+    rpos_ = std::exchange(other.rpos_, 0);
+    rend_ = std::exchange(other.rend_, 0);
+    pending_fds_ = std::move(other.pending_fds_);
+    other.pending_fds_.clear();
+    sbuf_ = std::move(other.sbuf_);
+  }
+  return *this;
+}
+
+Connection::~Connection() { Close(); }
+
+absl::StatusOr<Connection> Connection::FromFd(int fd, size_t max_message_size) {
+  if (fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("Connection::FromFd: invalid descriptor ", fd));
+  }
+  if (max_message_size == 0 || max_message_size > kMaxFramePayload) {
+    return absl::InvalidArgumentError(absl::StrCat("Connection::FromFd: max message size ",
+                                                   max_message_size, " is not in [1, 2^32 - 1]"));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(absl::StrCat("fstat of descriptor ", fd), errno);
+  if (S_ISSOCK(st.st_mode)) {
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+      return ErrnoStatus("getsockopt(SO_TYPE)", errno);
+    }
+    if (type != SOCK_STREAM) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Connection::FromFd: descriptor ", fd, " is a socket of type ", type,
+          ", not SOCK_STREAM"));
+    }
+    return Connection(fd, /*is_socket=*/true, true, true, max_message_size);
+  }
+  if (S_ISFIFO(st.st_mode)) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0) return ErrnoStatus("fcntl(F_GETFL)", errno);
+    const int mode = flags & O_ACCMODE;
+    return Connection(fd, /*is_socket=*/false, mode == O_RDONLY || mode == O_RDWR,
+                      mode == O_WRONLY || mode == O_RDWR, max_message_size);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("Connection::FromFd: descriptor ", fd,
+                                                 " is neither a stream socket nor a pipe (mode 0",
+                                                 absl::Hex(st.st_mode & S_IFMT), ")"));
+}
+
+int Connection::Release() {
+  int fd = std::exchange(fd_, -1);
+  Close();
+  return fd;
+}
+
+void Connection::Close() {
+  if (fd_ >= 0) {
+    ::close(fd_);  // never retried: on Linux the descriptor is gone even after EINTR
+    fd_ = -1;
+  }
+  readable_ = writable_ = false;
+  for (int fd : pending_fds_) ::close(fd);
+  pending_fds_.clear();
+  rpos_ = rend_ = 0;
+}
+
+absl::Status Connection::set_max_message_size(size_t size) {
+  if (size == 0 || size > kMaxFramePayload) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Connection: max message size ", size, " is not in [1, 2^32 - 1]"));
+  }
+  max_message_size_ = size;
+  return absl::OkStatus();
+}
+
+absl::Status Connection::CheckReadable() const {
+  if (fd_ < 0) return absl::FailedPreconditionError("Connection is closed");
+  if (!readable_) {
+    return absl::FailedPreconditionError(
+        "Connection is write-only (the second end of a one-way Pipe(false)); receive on the first");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Connection::CheckWritable() const {
+  if (fd_ < 0) return absl::FailedPreconditionError("Connection is closed");
+  if (!writable_) {
+    return absl::FailedPreconditionError(
+        "Connection is read-only (the first end of a one-way Pipe(false)); send on the second");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Connection::Fail(absl::Status status) {
+  Close();
+  return status;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sending.
+
+absl::Status Connection::WriteMessage(absl::Span<const uint8_t> body, absl::Span<const int> fds) {
+  if (body.size() > max_message_size_) {
+    return absl::InvalidArgumentError(absl::StrCat("Connection: message of ", body.size(),
+                                                   " bytes exceeds the max message size of ",
+                                                   max_message_size_));
+  }
+  if (!fds.empty() && !is_socket_) {
+    return absl::FailedPreconditionError(
+        "Connection: a one-way pipe cannot carry file descriptors; use Pipe(/*duplex=*/true)");
+  }
+  if (fds.size() > kMaxFdsPerMessage) {
+    return absl::InvalidArgumentError(absl::StrCat("Connection: a message can carry at most ",
+                                                   kMaxFdsPerMessage, " descriptors, got ",
+                                                   fds.size()));
+  }
+  uint8_t prefix[kConnectionPrefixSize];
+  EncodePrefix(static_cast<uint32_t>(body.size()), static_cast<uint16_t>(fds.size()), prefix);
+  struct iovec iov[2];
+  iov[0].iov_base = prefix;
+  iov[0].iov_len = sizeof(prefix);
+  iov[1].iov_base = const_cast<uint8_t*>(body.data());
+  iov[1].iov_len = body.size();
+  int first = 0;
+  int count = body.empty() ? 1 : 2;
+  bool fds_sent = fds.empty();
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  while (count > 0) {
+    ssize_t n;
+    if (is_socket_) {
+      struct msghdr msg = {};
+      msg.msg_iov = iov + first;
+      msg.msg_iovlen = count;
+      if (!fds_sent) {
+        const size_t bytes = sizeof(int) * fds.size();
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(bytes);
+        std::memset(control, 0, msg.msg_controllen);
+        struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(bytes);
+        std::memcpy(CMSG_DATA(c), fds.data(), bytes);
+      }
+      n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    } else {
+      n = WritevNoSigpipe(fd_, iov + first, count);
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EPIPE || errno == ECONNRESET) {
+        return absl::AbortedError(
+            "Connection: the peer has closed its end (broken pipe); the message was not sent");
+      }
+      if (errno == EBADF && !fds_sent) {
+        return absl::InvalidArgumentError("Connection: a descriptor to send is not open");
+      }
+      return ErrnoStatus(is_socket_ ? "sendmsg" : "writev", errno);
+    }
+    fds_sent = true;
+    size_t left = static_cast<size_t>(n);
+    while (count > 0 && left >= iov[first].iov_len) {
+      left -= iov[first].iov_len;
+      ++first;
+      --count;
+    }
+    if (count > 0) {
+      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Connection::SendBytes(absl::Span<const uint8_t> buf, size_t offset, size_t size) {
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  if (offset > buf.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("Connection::SendBytes: offset ", offset,
+                                                   " is past the end of a ", buf.size(),
+                                                   "-byte buffer"));
+  }
+  if (size == npos) size = buf.size() - offset;
+  if (size > buf.size() - offset) {
+    return absl::InvalidArgumentError(absl::StrCat("Connection::SendBytes: offset ", offset,
+                                                   " + size ", size, " is past the end of a ",
+                                                   buf.size(), "-byte buffer"));
+  }
+  return WriteMessage(buf.subspan(offset, size), {});
+}
+
+uint8_t* Connection::SendBuffer(size_t size) {
+  if (sbuf_.size() < size) sbuf_.resize(size);
+  return sbuf_.data();
+}
+
+absl::Status Connection::SendFrameBuffer(absl::Span<const int> fds) {
+  // The frame header says how long the frame is.
+  absl::StatusOr<FrameHeader> h = ParseFrameHeader(sbuf_, kMaxFramePayload);
+  if (!h.ok()) return h.status();
+  return WriteMessage(absl::Span<const uint8_t>(sbuf_.data(), kFrameHeaderSize + h->payload_size),
+                      fds);
+}
+
+absl::Status Connection::SendFd(int fd) {
+  if (fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("Connection::SendFd: invalid descriptor ", fd));
+  }
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  if (!is_socket_) {
+    return absl::FailedPreconditionError(
+        "Connection::SendFd: a one-way pipe cannot carry file descriptors; use "
+        "Pipe(/*duplex=*/true)");
+  }
+  return Send(PassedFd{fd});
+}
+
+absl::StatusOr<int> Connection::RecvFd() {
+  if (absl::Status s = CheckReadable(); !s.ok()) return s;
+  if (!is_socket_) {
+    return absl::FailedPreconditionError(
+        "Connection::RecvFd: a one-way pipe cannot carry file descriptors; use "
+        "Pipe(/*duplex=*/true)");
+  }
+  absl::StatusOr<PassedFd> got = Recv<PassedFd>();
+  if (!got.ok()) return got.status();
+  return got->fd;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Receiving.
+
+absl::StatusOr<size_t> Connection::ReadSome(uint8_t* out, size_t n) {
+  for (;;) {
+    ssize_t got;
+    if (is_socket_) {
+      alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+      struct iovec iov = {out, n};
+      struct msghdr msg = {};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      got = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
+      if (got >= 0) {
+        for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            const int* data = reinterpret_cast<const int*>(CMSG_DATA(c));
+            for (size_t i = 0; i < count; ++i) {
+              int fd;
+              std::memcpy(&fd, data + i, sizeof(fd));
+              pending_fds_.push_back(fd);
+            }
+          }
+        }
+        if (msg.msg_flags & MSG_CTRUNC) {
+          return absl::InvalidArgumentError(
+              "Connection: descriptors sent with a message were truncated (more than the receiver "
+              "can accept); the connection is closed");
+        }
+      }
+    } else {
+      got = ::read(fd_, out, n);
+    }
+    if (got >= 0) return static_cast<size_t>(got);
+    if (errno == EINTR) continue;
+    if (errno == ECONNRESET) return size_t{0};
+    return ErrnoStatus(is_socket_ ? "recvmsg" : "read", errno);
+  }
+}
+
+absl::Status Connection::FillBuffer(size_t n) {
+  if (buffered() >= n) return absl::OkStatus();
+  if (rbuf_.size() < std::max(n, kReceiveBufferSize)) {
+    rbuf_.resize(std::max(n, kReceiveBufferSize));
+  }
+  if (rpos_ + n > rbuf_.size()) {  // compact
+    std::memmove(rbuf_.data(), rbuf_.data() + rpos_, buffered());
+    rend_ -= rpos_;
+    rpos_ = 0;
+  }
+  while (buffered() < n) {
+    absl::StatusOr<size_t> got = ReadSome(rbuf_.data() + rend_, rbuf_.size() - rend_);
+    if (!got.ok()) return Fail(got.status());
+    if (*got == 0) {
+      return absl::OutOfRangeError("");  // caller words it: between or inside a message
+    }
+    rend_ += *got;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Connection::Prefix> Connection::ReadPrefix() {
+  if (absl::Status s = CheckReadable(); !s.ok()) return s;
+  if (rpos_ == rend_) rpos_ = rend_ = 0;
+  const size_t had = buffered();
+  if (absl::Status s = FillBuffer(kConnectionPrefixSize); !s.ok()) {
+    if (s.code() != absl::StatusCode::kOutOfRange) return s;
+    if (had == 0 && buffered() == 0) {
+      return absl::OutOfRangeError("Connection: end of file (the peer closed its end)");
+    }
+    return Fail(absl::DataLossError(absl::StrCat(
+        "Connection: the peer closed its end in the middle of a message prefix (", buffered(),
+        " of ", kConnectionPrefixSize, " bytes)")));
+  }
+  ByteReader r(rbuf_.data() + rpos_, kConnectionPrefixSize);
+  Prefix p;
+  uint16_t reserved = 0;
+  (void)r.ReadLE(&p.length, "length");
+  (void)r.ReadLE(&p.fd_count, "fd count");
+  (void)r.ReadLE(&reserved, "reserved");
+  if (reserved != 0) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "Connection: malformed message prefix (reserved field is ", reserved,
+        ", must be 0): the peer does not speak mp's wire format; the connection is closed")));
+  }
+  if (p.length > max_message_size_) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "Connection: incoming message of ", p.length, " bytes exceeds the max message size of ",
+        max_message_size_, "; the connection is closed")));
+  }
+  if (p.fd_count > kMaxFdsPerMessage || p.fd_count > pending_fds_.size()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "Connection: message says it carries ", p.fd_count, " descriptors but ",
+        pending_fds_.size(), " arrived; the connection is closed")));
+  }
+  rpos_ += kConnectionPrefixSize;
+  return p;
+}
+
+absl::Status Connection::ReadBody(uint8_t* out, size_t n) {
+  const size_t total = n;
+  size_t from_buffer = std::min(n, buffered());
+  if (out != nullptr && from_buffer > 0) std::memcpy(out, rbuf_.data() + rpos_, from_buffer);
+  rpos_ += from_buffer;
+  n -= from_buffer;
+  if (out != nullptr) out += from_buffer;
+  while (n > 0) {
+    absl::StatusOr<size_t> got;
+    if (out != nullptr && n >= kReceiveBufferSize) {
+      got = ReadSome(out, n);  // large remainder: straight into the destination, never past it
+      if (got.ok()) {
+        out += *got;
+        n -= *got;
+      }
+    } else {
+      rpos_ = rend_ = 0;
+      if (rbuf_.size() < kReceiveBufferSize) rbuf_.resize(kReceiveBufferSize);
+      got = ReadSome(rbuf_.data(), std::min(n, rbuf_.size()));
+      if (got.ok()) {
+        if (out != nullptr) {
+          std::memcpy(out, rbuf_.data(), *got);
+          out += *got;
+        }
+        n -= *got;
+      }
+    }
+    if (!got.ok()) return Fail(got.status());
+    if (*got == 0) {
+      return Fail(absl::DataLossError(
+          absl::StrCat("Connection: the peer closed its end in the middle of a ", total,
+                       "-byte message (", total - n, " bytes arrived)")));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<int> Connection::TakeFds(size_t count) {
+  std::vector<int> fds(pending_fds_.begin(), pending_fds_.begin() + count);
+  pending_fds_.erase(pending_fds_.begin(), pending_fds_.begin() + count);
+  return fds;
+}
+
+void Connection::CloseFds(size_t count) {
+  for (size_t i = 0; i < count; ++i) ::close(pending_fds_[i]);
+  pending_fds_.erase(pending_fds_.begin(), pending_fds_.begin() + count);
+}
+
+absl::StatusOr<std::string> Connection::RecvBytes(size_t maxlength) {
+  absl::StatusOr<Prefix> p = ReadPrefix();
+  if (!p.ok()) return p.status();
+  if (p->length > maxlength) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("Connection::RecvBytes: message of ", p->length,
+                     " bytes is longer than maxlength ", maxlength, "; the connection is closed")));
+  }
+  CloseFds(p->fd_count);
+  std::string out(p->length, '\0');
+  if (absl::Status s = ReadBody(reinterpret_cast<uint8_t*>(out.data()), p->length); !s.ok()) {
+    return s;
+  }
+  return out;
+}
+
+absl::StatusOr<size_t> Connection::RecvBytesInto(absl::Span<uint8_t> buffer, size_t offset,
+                                                 std::string* too_short) {
+  if (offset > buffer.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("Connection::RecvBytesInto: offset ", offset,
+                                                   " is past the end of a ", buffer.size(),
+                                                   "-byte buffer"));
+  }
+  absl::StatusOr<Prefix> p = ReadPrefix();
+  if (!p.ok()) return p.status();
+  CloseFds(p->fd_count);
+  const size_t room = buffer.size() - offset;
+  if (p->length <= room) {
+    if (absl::Status s = ReadBody(buffer.data() + offset, p->length); !s.ok()) return s;
+    return static_cast<size_t>(p->length);
+  }
+  std::string whole(p->length, '\0');
+  if (absl::Status s = ReadBody(reinterpret_cast<uint8_t*>(whole.data()), p->length); !s.ok()) {
+    return s;
+  }
+  if (too_short != nullptr) *too_short = std::move(whole);
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "Connection::RecvBytesInto: message of ", p->length, " bytes does not fit the ", room,
+      " bytes after offset ", offset, " (buffer too short; the message was consumed",
+      too_short != nullptr ? " and stored in *too_short)" : ")"));
+}
+
+absl::StatusOr<absl::Span<const uint8_t>> Connection::RecvFrame(std::vector<int>* fds) {
+  absl::StatusOr<Prefix> p = ReadPrefix();
+  if (!p.ok()) return p.status();
+  if (p->fd_count > 0) *fds = TakeFds(p->fd_count);
+  if (buffered() >= p->length || p->length <= kReceiveBufferSize) {
+    // Decode in place from the receive buffer.
+    if (absl::Status s = FillBuffer(p->length); !s.ok()) {
+      if (s.code() != absl::StatusCode::kOutOfRange) return s;
+      return Fail(absl::DataLossError(
+          absl::StrCat("Connection: the peer closed its end in the middle of a ", p->length,
+                       "-byte message (", buffered(), " bytes arrived)")));
+    }
+    absl::Span<const uint8_t> frame(rbuf_.data() + rpos_, p->length);
+    rpos_ += p->length;
+    return frame;
+  }
+  // Large message: read it into the send-side scratch buffer (not used while receiving).
+  uint8_t* out = SendBuffer(p->length);
+  if (absl::Status s = ReadBody(out, p->length); !s.ok()) return s;
+  return absl::Span<const uint8_t>(out, p->length);
+}
+
+absl::StatusOr<bool> Connection::Poll(absl::Duration timeout) {
+  if (absl::Status s = CheckReadable(); !s.ok()) return s;
+  if (buffered() > 0) return true;
+  struct pollfd p = {fd_, POLLIN, 0};
+  absl::StatusOr<int> r = PollUntil(&p, 1, DeadlineAfter(timeout));
+  if (!r.ok()) return r.status();
+  return *r > 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex) {
+  int fds[2];
+  if (duplex) {
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      return ErrnoStatus("socketpair(AF_UNIX, SOCK_STREAM)", errno);
+    }
+    return std::make_pair(Connection(fds[0], true, true, true, kDefaultMaxMessageSize),
+                          Connection(fds[1], true, true, true, kDefaultMaxMessageSize));
+  }
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
+  return std::make_pair(Connection(fds[0], false, true, false, kDefaultMaxMessageSize),
+                        Connection(fds[1], false, false, true, kDefaultMaxMessageSize));
+}
+
+absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
+                                         absl::Duration timeout) {
+  std::vector<size_t> ready;
+  std::vector<struct pollfd> polls(objects.size());
+  for (size_t i = 0; i < objects.size(); ++i) {
+    const Waitable& w = objects[i];
+    if (w.connection_ != nullptr) {
+      if (w.connection_->closed()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("mp::Wait: object #", i, " is a closed Connection"));
+      }
+      if (!w.connection_->readable()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("mp::Wait: object #", i, " is a write-only Connection"));
+      }
+      if (w.connection_->buffered() > 0) ready.push_back(i);
+    } else if (w.fd_ < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mp::Wait: object #", i, " is an invalid descriptor ", w.fd_));
+    }
+    polls[i] = {w.fd_, POLLIN, 0};
+  }
+  if (!ready.empty()) return ready;
+  absl::StatusOr<int> r = PollUntil(polls.data(), polls.size(), DeadlineAfter(timeout));
+  if (!r.ok()) return r.status();
+  for (size_t i = 0; i < polls.size(); ++i) {
+    if (polls[i].revents & POLLNVAL) {
+      return absl::InvalidArgumentError(absl::StrCat("mp::Wait: object #", i, " (descriptor ",
+                                                     polls[i].fd, ") is not an open descriptor"));
+    }
+    if (polls[i].revents != 0) ready.push_back(i);
+  }
+  return ready;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+void Codec<Connection>::Encode(const Connection& c, ByteWriter& w) {
+  Codec<PassedFd>::Encode(PassedFd{c.fd_}, w);
+  w.WriteLE(static_cast<uint64_t>(c.max_message_size_));
+  uint8_t flags = (c.is_socket_ ? 1 : 0) | (c.readable_ ? 2 : 0) | (c.writable_ ? 4 : 0);
+  w.WriteByte(flags);
+}
+
+absl::Status Codec<Connection>::Decode(ByteReader& r, Connection& out) {
+  PassedFd fd;
+  if (absl::Status s = Codec<PassedFd>::Decode(r, fd); !s.ok()) return s;
+  uint64_t max_size = 0;
+  absl::Status s = r.ReadLE(&max_size, "Connection max message size");
+  absl::StatusOr<uint8_t> flags = r.ReadByte("Connection flags");
+  if (s.ok() && !flags.ok()) s = flags.status();
+  if (s.ok() && (max_size == 0 || max_size > kMaxFramePayload)) {
+    s = absl::InvalidArgumentError(absl::StrCat("mp::Decode: Connection max message size ",
+                                                max_size, " is not in [1, 2^32 - 1]"));
+  }
+  if (s.ok() && (*flags & ~uint8_t{7}) != 0) {
+    s = absl::InvalidArgumentError(
+        absl::StrCat("mp::Decode: Connection flags 0x", absl::Hex(*flags), " has unknown bits"));
+  }
+  if (!s.ok()) {
+    ::close(fd.fd);
+    return s;
+  }
+  // The received descriptor says what it is; the flags must agree with it.
+  absl::StatusOr<Connection> c = Connection::FromFd(fd.fd, max_size);
+  if (!c.ok()) {
+    ::close(fd.fd);
+    return c.status();
+  }
+  const bool is_socket = *flags & 1, readable = *flags & 2, writable = *flags & 4;
+  if (c->is_socket_ != is_socket || (readable && !c->readable_) || (writable && !c->writable_)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mp::Decode: Connection flags 0x", absl::Hex(*flags),
+        " disagree with the descriptor that arrived (socket=", c->is_socket_, ")"));
+  }
+  c->readable_ = readable;
+  c->writable_ = writable;
+  out = *std::move(c);
+  return absl::OkStatus();
+}
+
+}  // namespace mp

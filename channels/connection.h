@@ -1,0 +1,297 @@
+// Copyright 2026 The mp Authors.
+//
+// channels/connection.h — Pipe, Connection and Wait: message channels over a socket or a pipe.
+//
+// mp's equivalent of Python's multiprocessing.connection. `Pipe()` returns two connected
+// `Connection`s; whatever one end sends as a message, the other receives as exactly that message:
+// messages never merge or split, an empty message is a message, and a message can be as large as the
+// receiver's maximum message size (64 MiB by default, 16 MiB round trips are tested).
+//
+//   absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = mp::Pipe();
+//   auto& [parent, child] = *pipe;
+//   if (fork() == 0) {
+//     parent.Close();
+//     child.Send(std::vector<int>{1, 2, 3}).IgnoreError();
+//     _exit(0);
+//   }
+//   child.Close();
+//   absl::StatusOr<std::vector<int>> v = parent.Recv<std::vector<int>>();   // {1, 2, 3}
+//   absl::StatusOr<std::vector<int>> eof = parent.Recv<std::vector<int>>(); // kOutOfRange
+//
+// Duplex pipes (the default) are a socketpair(AF_UNIX, SOCK_STREAM): both ends read and write, and
+// they can carry file descriptors (SendFd/RecvFd, and typed messages with mp::PassedFd members). A
+// one-way pipe, Pipe(/*duplex=*/false), is pipe(2): the first Connection only receives, the second
+// only sends; the wrong direction is kFailedPrecondition, and so is sending a descriptor over it.
+//
+// Wire format (stated once, here). Each message is an 8-byte prefix followed by its body:
+//
+//   offset  size  field
+//   0       4     body length in bytes, little-endian (at most the receiver's max message size)
+//   4       2     number of file descriptors attached to the message, little-endian (<= 253)
+//   6       2     reserved, must be 0
+//   8       n     body
+//
+// SendBytes sends the caller's bytes as the body. Send<T> sends a serialize/frame.h frame (16-byte
+// header with the type fingerprint, then the Codec<T> payload) as the body, so RecvBytes can receive
+// anything SendBytes or Send sent (a typed message arrives as its frame bytes), and Recv<T> of a raw
+// message is kInvalidArgument ("bad magic"). Descriptors travel as SCM_RIGHTS ancillary data on the
+// sendmsg that carries the message's first byte; the fd count in the prefix tells the receiver how
+// many of the descriptors that arrived belong to this message. SendFd(fd) is Send(PassedFd{fd}).
+//
+// Errors (the Python exception each stands for):
+//   kOutOfRange        "end of file": the peer closed its end between messages (EOFError).
+//   kDataLoss          the peer closed its end in the middle of a message.
+//   kAborted           Send to a peer that has closed its end (BrokenPipeError).
+//   kFailedPrecondition the connection is closed, or used in a direction it does not have (OSError).
+//   kInvalidArgument   a message longer than RecvBytes' maxlength or the max message size, a
+//                      malformed prefix (a hostile or confused peer), descriptors that do not match
+//                      the prefix, or a Recv<T> whose message holds another type (names both).
+//   kResourceExhausted RecvBytesInto with a buffer too short (BufferTooShort); see there.
+// After a bad prefix, an oversized message or a broken descriptor count the stream cannot be resynced,
+// so the connection closes itself (as CPython does for an oversized message) and every later call is
+// kFailedPrecondition. A typed Recv<T> that fails to decode consumes that one message (its descriptors
+// are closed) and leaves the connection usable. Interrupted system calls (EINTR) are retried. Writing to
+// a closed peer never raises SIGPIPE.
+//
+// Timeouts: Poll(timeout) is the timeout variant of every receive: it returns whether a message (or
+// its first bytes) can be read, never reads, and so never consumes part of a message. Wait() waits for
+// many connections and raw descriptors (e.g. process sentinels) at once.
+//
+// Passing a Connection to another process: fd() is the descriptor to pass, and a Connection has an
+// mp::Codec that encodes it as an mp::PassedFd (so it travels as a spawn argument or inside a message
+// over a socket Connection); the receiver decodes a Connection that owns the descriptor it received.
+// A forked child simply keeps using its copy. FromFd() adopts a descriptor by hand.
+//
+// Thread safety: a Connection is not thread-safe (like CPython's); use one thread at a time per
+// Connection, or one for sending and one for receiving only if you synchronize them yourself. Distinct
+// Connections are independent.
+
+#ifndef MP_CHANNELS_CONNECTION_H_
+#define MP_CHANNELS_CONNECTION_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "serialize/codec.h"
+#include "serialize/fd.h"
+#include "serialize/frame.h"
+
+namespace mp {
+
+// Size of the per-message prefix described above.
+inline constexpr size_t kConnectionPrefixSize = 8;
+// Most descriptors one message may carry (Linux's SCM_MAX_FD).
+inline constexpr size_t kMaxFdsPerMessage = 253;
+
+class Connection {
+ public:
+  // A closed connection (every call is kFailedPrecondition).
+  Connection() = default;
+
+  // Adopts `fd` (the Connection owns and closes it). The kind (socket or pipe) and the directions are
+  // read from the descriptor: a socket is readable and writable, a pipe end is whichever O_ACCMODE
+  // says. kInvalidArgument if fd is negative or neither a stream socket nor a pipe/FIFO.
+  static absl::StatusOr<Connection> FromFd(int fd, size_t max_message_size = kDefaultMaxMessageSize);
+
+  Connection(Connection&& other) noexcept;
+  Connection& operator=(Connection&& other) noexcept;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  // The descriptor (-1 when closed); still owned by the Connection.
+  int fd() const { return fd_; }
+  // Gives up ownership of the descriptor and leaves the Connection closed.
+  int Release();
+
+  bool closed() const { return fd_ < 0; }
+  bool readable() const { return readable_; }
+  bool writable() const { return writable_; }
+  // True for a socket (can carry descriptors), false for a pipe end.
+  bool is_socket() const { return is_socket_; }
+
+  // Largest body this end accepts (default kDefaultMaxMessageSize, at most 4 GiB - 1) and sends.
+  size_t max_message_size() const { return max_message_size_; }
+  absl::Status set_max_message_size(size_t size);
+
+  // Sends `size` bytes of `buf` starting at `offset` as one message (size npos: to the end).
+  // kInvalidArgument if offset/size fall outside buf or the message exceeds max_message_size().
+  static constexpr size_t npos = std::numeric_limits<size_t>::max();
+  absl::Status SendBytes(absl::Span<const uint8_t> buf, size_t offset = 0, size_t size = npos);
+  absl::Status SendBytes(absl::string_view buf) {
+    return SendBytes(AsBytes(buf));
+  }
+
+  // Receives one message. A message longer than `maxlength` is kInvalidArgument and closes the
+  // connection without reading it (CPython's behaviour). Descriptors attached to it are closed.
+  absl::StatusOr<std::string> RecvBytes(size_t maxlength = npos);
+
+  // Receives one message into buffer[offset...] and returns its length. kInvalidArgument if offset >
+  // buffer.size(). If the message does not fit, it is still consumed and the result is
+  // kResourceExhausted; when `too_short` is not null the whole message is stored there (Python's
+  // BufferTooShort carries it the same way, as e.args[0]).
+  absl::StatusOr<size_t> RecvBytesInto(absl::Span<uint8_t> buffer, size_t offset = 0,
+                                       std::string* too_short = nullptr);
+
+  // Sends `value` as a typed frame. Members of type mp::PassedFd travel as descriptors (sockets only;
+  // a one-way pipe refuses with kFailedPrecondition before sending anything).
+  template <typename T>
+  absl::Status Send(const T& value);
+
+  // Receives one typed frame. kInvalidArgument naming both types if the message holds another type.
+  template <typename T>
+  absl::StatusOr<T> Recv();
+
+  // Sends / receives a single descriptor. The receiver owns the descriptor RecvFd returns
+  // (close-on-exec set). kFailedPrecondition on a one-way pipe.
+  absl::Status SendFd(int fd);
+  absl::StatusOr<int> RecvFd();
+
+  // Whether a message can be received without blocking (or its first bytes have arrived, or the peer
+  // closed: then Recv returns the end-of-file status at once). Waits up to `timeout`
+  // (absl::InfiniteDuration() to block). Never consumes anything.
+  absl::StatusOr<bool> Poll(absl::Duration timeout = absl::ZeroDuration());
+
+  // Closes the descriptor and any received descriptors not yet handed out. Idempotent.
+  void Close();
+
+ private:
+  friend struct Codec<Connection>;
+  friend absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex);
+  friend absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const class Waitable>,
+                                                  absl::Duration);
+
+  struct Prefix {
+    uint32_t length = 0;
+    uint16_t fd_count = 0;
+  };
+
+  Connection(int fd, bool is_socket, bool readable, bool writable, size_t max_message_size);
+
+  absl::Status CheckReadable() const;
+  absl::Status CheckWritable() const;
+  // Writes prefix + body (two pieces, gathered) with `fds` attached to the first byte.
+  absl::Status WriteMessage(absl::Span<const uint8_t> body, absl::Span<const int> fds);
+  // Reads the next prefix; on success the message's descriptors are at the front of pending_fds_.
+  absl::StatusOr<Prefix> ReadPrefix();
+  // Reads exactly `n` body bytes into `out` (out == nullptr: discards them).
+  absl::Status ReadBody(uint8_t* out, size_t n);
+  // Makes the next `n` buffered bytes contiguous at rbuf_[rpos_] (reading as needed).
+  absl::Status FillBuffer(size_t n);
+  // One read()/recvmsg() into the receive buffer; descriptors go to pending_fds_. 0 bytes: EOF.
+  absl::StatusOr<size_t> ReadSome(uint8_t* out, size_t n);
+  // Takes the first `count` pending descriptors (received with the current message).
+  std::vector<int> TakeFds(size_t count);
+  void CloseFds(size_t count);
+  // Closes the connection and returns `status` (for unrecoverable stream errors).
+  absl::Status Fail(absl::Status status);
+  size_t buffered() const { return rend_ - rpos_; }
+  // Receives a typed frame's bytes: returns a view valid until the next call.
+  absl::StatusOr<absl::Span<const uint8_t>> RecvFrame(std::vector<int>* fds);
+  absl::Status SendFrameBuffer(absl::Span<const int> fds);
+  uint8_t* SendBuffer(size_t size);
+
+  int fd_ = -1;
+  bool is_socket_ = false;
+  bool readable_ = false;
+  bool writable_ = false;
+  size_t max_message_size_ = kDefaultMaxMessageSize;
+  // Receive buffer: bytes [rpos_, rend_) of rbuf_ are received but not yet consumed.
+  std::vector<uint8_t> rbuf_;
+  size_t rpos_ = 0;
+  size_t rend_ = 0;
+  // Descriptors received (in order) and not yet handed to a message.
+  std::vector<int> pending_fds_;
+  // Reused encode buffer for typed sends: prefix + frame.
+  std::vector<uint8_t> sbuf_;
+};
+
+// Returns a connected pair. duplex: socketpair, both ends read and write. One-way: pipe(2); the first
+// Connection receives and the second sends. Both descriptors are close-on-exec (a forked child keeps
+// them; pass them explicitly to a spawn child).
+absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex = true);
+
+// Something Wait() can wait for: a Connection (ready when a message can be received, or it is at end
+// of file) or a raw descriptor (ready when readable or hung up, e.g. a process sentinel).
+class Waitable {
+ public:
+  Waitable(const Connection& connection)  // NOLINT: implicit on purpose, Wait({a, b, sentinel})
+      : connection_(&connection), fd_(connection.fd()) {}
+  Waitable(int fd) : fd_(fd) {}  // NOLINT
+
+  int fd() const { return fd_; }
+
+ private:
+  friend absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable>, absl::Duration);
+  const Connection* connection_ = nullptr;
+  int fd_ = -1;
+};
+
+// Waits until at least one object is ready or `timeout` passes, and returns the indices (into
+// `objects`, ascending) of the ready ones; empty after a timeout. kInvalidArgument for a closed
+// Connection or a negative / invalid descriptor. poll(2) underneath; EINTR is retried with the
+// remaining time.
+absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
+                                         absl::Duration timeout = absl::InfiniteDuration());
+
+// A Connection travels as its descriptor (an mp::PassedFd), its max message size and its kind. Decoding
+// yields a Connection that owns the received descriptor.
+template <>
+struct Codec<Connection> {
+  static std::string Name() { return "mp::Connection"; }
+  static constexpr size_t kMinSize = Codec<PassedFd>::kMinSize + 8 + 1;
+  static size_t Size(const Connection&) { return kMinSize; }
+  static void Encode(const Connection& c, ByteWriter& w);
+  static absl::Status Decode(ByteReader& r, Connection& out);
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Implementation details.
+
+template <typename T>
+absl::Status Connection::Send(const T& value) {
+  RequireCodec<T>();
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
+  const size_t frame_size = FrameSize(value);
+  if (frame_size > max_message_size_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Connection::Send: a ", TypeName<T>(), " encodes to ", frame_size,
+                     " bytes, above the max message size of ", max_message_size_));
+  }
+  uint8_t* out = SendBuffer(frame_size);
+  FdTable table;
+  {
+    ScopedFdTable scope(&table);
+    if (absl::Status s = EncodeFrameTo(value, absl::Span<uint8_t>(out, frame_size)); !s.ok()) {
+      return s;
+    }
+  }
+  return SendFrameBuffer(table.fds());
+}
+
+template <typename T>
+absl::StatusOr<T> Connection::Recv() {
+  RequireCodec<T>();
+  std::vector<int> fds;
+  absl::StatusOr<absl::Span<const uint8_t>> frame = RecvFrame(&fds);
+  if (!frame.ok()) return frame.status();
+  FdTable table(std::move(fds));  // closes every descriptor the value does not take
+  ScopedFdTable scope(&table);
+  T out{};
+  if (absl::Status s = DecodeFrameInto(*frame, out, max_message_size_); !s.ok()) return s;
+  return out;
+}
+
+}  // namespace mp
+
+#endif  // MP_CHANNELS_CONNECTION_H_
