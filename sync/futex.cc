@@ -1,0 +1,235 @@
+// Copyright 2026 The mp Authors.
+
+#include "sync/futex.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+
+namespace mp {
+namespace {
+
+constexpr absl::string_view kOwnerDiedPayload = "type.googleapis.com/mp.sync.OwnerDied";
+constexpr absl::Duration kFirstSlice = absl::Milliseconds(1);
+constexpr absl::Duration kLongestSlice = absl::Milliseconds(64);
+
+thread_local pid_t cached_tid = 0;
+
+void ResetTidAfterFork() { cached_tid = 0; }
+
+// True if /proc/self is this process (i.e. /proc belongs to our PID namespace).
+bool ProcIsOurs() {
+  static const bool ours = [] {
+    const int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[64];
+    const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    return std::strtol(buf, nullptr, 10) == static_cast<long>(getpid());
+  }();
+  return ours;
+}
+
+}  // namespace
+
+int64_t MonotonicNowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+Deadline Deadline::After(absl::Duration timeout) {
+  if (timeout == absl::InfiniteDuration()) return Never();
+  const int64_t now = MonotonicNowNs();
+  if (timeout <= absl::ZeroDuration()) return Deadline(now);
+  const int64_t ns = absl::ToInt64Nanoseconds(timeout);  // saturates
+  if (ns >= kNever - now) return Never();
+  return Deadline(now + ns);
+}
+
+bool Deadline::Expired() const { return !IsNever() && MonotonicNowNs() >= ns_; }
+
+Deadline Deadline::CappedAfter(absl::Duration slice) const {
+  const int64_t capped = MonotonicNowNs() + absl::ToInt64Nanoseconds(slice);
+  return Deadline(std::min(ns_, capped));
+}
+
+FutexWaitResult FutexWait(const std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline) {
+  struct timespec ts;
+  struct timespec* tsp = nullptr;
+  if (!deadline.IsNever()) {
+    ts.tv_sec = static_cast<time_t>(deadline.ns() / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(deadline.ns() % 1'000'000'000);
+    tsp = &ts;
+  }
+  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so slices need no arithmetic.
+  const long rc = syscall(SYS_futex, reinterpret_cast<const uint32_t*>(word), FUTEX_WAIT_BITSET,
+                          expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
+  if (rc == 0) return FutexWaitResult::kWoken;
+  switch (errno) {
+    case EAGAIN:
+      return FutexWaitResult::kMismatch;
+    case ETIMEDOUT:
+      return FutexWaitResult::kTimedOut;
+    case EINTR:
+      return FutexWaitResult::kWoken;
+    default:
+      // EFAULT/EINVAL/ENOSYS: the word is not mapped or not aligned -- a bug, not a condition.
+      std::fprintf(stderr, "mp: FUTEX_WAIT_BITSET on %p failed: %s\n", static_cast<const void*>(word),
+                   std::strerror(errno));
+      std::abort();
+  }
+}
+
+int FutexWake(const std::atomic<uint32_t>* word, int count) {
+  const long rc = syscall(SYS_futex, reinterpret_cast<const uint32_t*>(word), FUTEX_WAKE, count,
+                          nullptr, nullptr, 0);
+  return rc < 0 ? 0 : static_cast<int>(rc);
+}
+
+void SpinPause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+pid_t CurrentThreadId() {
+  pid_t tid = cached_tid;
+  if (tid != 0) return tid;
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(nullptr, nullptr, &ResetTidAfterFork); });
+  tid = static_cast<pid_t>(syscall(SYS_gettid));
+  cached_tid = tid;
+  return tid;
+}
+
+bool IsThreadAlive(pid_t tid) {
+  if (tid <= 0) return false;
+  if (ProcIsOurs()) {
+    char path[48];
+    std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(tid));
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return !(errno == ENOENT || errno == ESRCH);
+    char buf[512];
+    const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    const int err = errno;
+    close(fd);
+    if (n <= 0) return !(n == 0 || err == ESRCH);  // the task vanished between open and read
+    buf[n] = '\0';
+    // "tid (comm) S ...": comm may hold anything, so the state follows the last ')'.
+    const char* close_paren = std::strrchr(buf, ')');
+    if (close_paren == nullptr || close_paren[1] == '\0' || close_paren[2] == '\0') return true;
+    const char state = close_paren[2];
+    return state != 'Z' && state != 'X' && state != 'x';
+  }
+  return kill(tid, 0) == 0 || errno == EPERM;
+}
+
+absl::Status CheckTimeout(absl::Duration timeout, absl::string_view what) {
+  if (timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": timeout must be >= 0, got ", absl::FormatDuration(timeout)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAcquireArgs(bool block, absl::Duration timeout, absl::string_view what) {
+  if (!block && timeout != absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": can't specify a timeout (",
+                                                   absl::FormatDuration(timeout),
+                                                   ") for a non-blocking call"));
+  }
+  return CheckTimeout(timeout, what);
+}
+
+namespace {
+
+// If the holder named in `seen` is dead, moves the word from `seen` to `tid` (keeping the waiters
+// bit) and returns true.
+bool TakeOverIfDead(std::atomic<uint32_t>& word, uint32_t seen, pid_t tid) {
+  const pid_t owner = OwnerOf(seen);
+  if (owner == 0 || owner == tid || IsThreadAlive(owner)) return false;
+  return word.compare_exchange_strong(seen, static_cast<uint32_t>(tid) | (seen & kOwnerWaiters),
+                                      std::memory_order_acquire, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+OwnerLockOutcome OwnerLock(std::atomic<uint32_t>& word, pid_t tid, bool block, Deadline deadline) {
+  const uint32_t me = static_cast<uint32_t>(tid);
+  if (OwnerTryLock(word, tid)) return {OwnerLockResult::kAcquired};
+  if (!block) {
+    const uint32_t seen = word.load(std::memory_order_relaxed);
+    if (seen == 0 && OwnerTryLock(word, tid)) return {OwnerLockResult::kAcquired};
+    if (TakeOverIfDead(word, seen, tid)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
+    return {OwnerLockResult::kTimedOut};
+  }
+  for (int i = 0; i < kSpinIterations; ++i) {
+    SpinPause();
+    if (word.load(std::memory_order_relaxed) == 0 && OwnerTryLock(word, tid)) {
+      return {OwnerLockResult::kAcquired};
+    }
+  }
+  absl::Duration slice = kFirstSlice;
+  for (;;) {
+    uint32_t seen = word.load(std::memory_order_relaxed);
+    if (seen == 0) {
+      // Once anybody slept, take the word with the waiters bit: there may be other sleepers.
+      if (word.compare_exchange_strong(seen, me | kOwnerWaiters, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        return {OwnerLockResult::kAcquired};
+      }
+      continue;
+    }
+    if ((seen & kOwnerWaiters) == 0) {
+      if (!word.compare_exchange_strong(seen, seen | kOwnerWaiters, std::memory_order_relaxed,
+                                        std::memory_order_relaxed)) {
+        continue;
+      }
+      seen |= kOwnerWaiters;
+    }
+    if (deadline.Expired()) {
+      if (TakeOverIfDead(word, seen, tid)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
+      return {OwnerLockResult::kTimedOut};
+    }
+    if (FutexWait(&word, seen, deadline.CappedAfter(slice)) == FutexWaitResult::kTimedOut &&
+        word.load(std::memory_order_relaxed) == seen) {
+      // The same holder for a whole slice: is it still alive?
+      if (TakeOverIfDead(word, seen, tid)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
+      slice = std::min(slice * 2, kLongestSlice);
+    }
+  }
+}
+
+absl::Status OwnerDiedError(absl::string_view what, pid_t dead_owner) {
+  absl::Status status = absl::AbortedError(
+      absl::StrCat(what, ": the previous owner (thread ", dead_owner,
+                   ") died holding it; the caller now holds it and must release it"));
+  status.SetPayload(kOwnerDiedPayload, absl::Cord(absl::StrCat(dead_owner)));
+  return status;
+}
+
+bool IsOwnerDied(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kAborted &&
+         status.GetPayload(kOwnerDiedPayload).has_value();
+}
+
+}  // namespace mp

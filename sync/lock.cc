@@ -1,0 +1,63 @@
+// Copyright 2026 The mp Authors.
+
+#include "sync/lock.h"
+
+#include <new>
+
+#include "absl/strings/str_cat.h"
+
+namespace mp {
+
+absl::StatusOr<Lock> Lock::Create(ShmDomain domain) {
+  absl::StatusOr<ShmSegment> segment = ShmSegment::Create(domain, sizeof(State));
+  if (!segment.ok()) return segment.status();
+  return Create(*std::move(segment));
+}
+
+absl::StatusOr<Lock> Lock::Create(ShmSegment segment) {
+  absl::StatusOr<uint64_t> offset = segment.Allocate(sizeof(State));
+  if (!offset.ok()) return offset.status();
+  auto* state = new (segment.At(*offset)) State{};
+  state->word.store(0, std::memory_order_relaxed);
+  state->tag.store(kTag, std::memory_order_release);
+  return Lock(std::move(segment), *offset);
+}
+
+absl::StatusOr<Lock> Lock::FromHandle(const ShmHandle& handle) {
+  absl::Status status = handle.segment.CheckBlock(handle.offset, sizeof(State), kTag, "Lock");
+  if (!status.ok()) return status;
+  return Lock(handle.segment, handle.offset);
+}
+
+absl::StatusOr<bool> Lock::Acquire(bool block, absl::Duration timeout) {
+  if (timeout != absl::InfiniteDuration()) {
+    absl::Status args = CheckAcquireArgs(block, timeout, "Lock::Acquire");
+    if (!args.ok()) return args;
+  }
+  const pid_t tid = CurrentThreadId();
+  if (OwnerTryLock(state_->word, tid)) return true;
+  const OwnerLockOutcome outcome = OwnerLock(state_->word, tid, block, Deadline::After(timeout));
+  switch (outcome.result) {
+    case OwnerLockResult::kAcquired:
+      return true;
+    case OwnerLockResult::kRecovered:
+      return OwnerDiedError("Lock::Acquire", outcome.dead_owner);
+    case OwnerLockResult::kTimedOut:
+      return false;
+  }
+  return false;
+}
+
+absl::Status Lock::Release() {
+  if (OwnerUnlock(state_->word) == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Lock::Release: release unlocked lock (offset ", offset_, ")"));
+  }
+  return absl::OkStatus();
+}
+
+bool Lock::Locked() const { return state_->word.load(std::memory_order_relaxed) != 0; }
+
+pid_t Lock::Owner() const { return OwnerOf(state_->word.load(std::memory_order_relaxed)); }
+
+}  // namespace mp

@@ -1,0 +1,231 @@
+// Copyright 2026 The mp Authors.
+
+#include "sync/shm.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "absl/strings/str_cat.h"
+
+namespace mp {
+namespace {
+
+constexpr uint64_t kMagic = 0x31676573'5f706d00ull;  // "\0mp_seg1"
+constexpr uint32_t kVersion = 1;
+
+// Lives at offset 0 of every segment. Everything but `next` is written once, before the segment is
+// visible to anybody else.
+struct alignas(kShmAlignment) SegmentHeader {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t domain;
+  uint64_t size;
+  std::atomic<uint64_t> next;  // offset of the next free block
+};
+static_assert(sizeof(SegmentHeader) == kShmHeaderSize);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+
+absl::Status ErrnoStatus(absl::string_view what, int err) {
+  std::string message = absl::StrCat(what, ": ", std::strerror(err), " (errno ", err, ")");
+  if (err == ENOMEM || err == EMFILE || err == ENFILE || err == ENOSPC) {
+    return absl::ResourceExhaustedError(message);
+  }
+  return absl::InternalError(message);
+}
+
+size_t PageSize() {
+  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+}  // namespace
+
+struct ShmSegment::Mapping {
+  Mapping(void* b, size_t s, int f, ShmDomain d) : base(b), size(s), fd(f), domain(d) {}
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() {
+    munmap(base, size);
+    if (fd >= 0) close(fd);
+  }
+  SegmentHeader* header() const { return static_cast<SegmentHeader*>(base); }
+
+  void* base;
+  size_t size;
+  int fd;
+  ShmDomain domain;
+};
+
+absl::string_view ShmDomainName(ShmDomain domain) {
+  switch (domain) {
+    case ShmDomain::kFork:
+      return "fork";
+    case ShmDomain::kTransferable:
+      return "transferable";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ShmSegment> ShmSegment::Create(ShmDomain domain, size_t capacity) {
+  if (domain != ShmDomain::kFork && domain != ShmDomain::kTransferable) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ShmSegment::Create: unknown domain ", static_cast<uint32_t>(domain)));
+  }
+  if (capacity == 0 || capacity > kShmMaxSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ShmSegment::Create: capacity must be in [1, ", kShmMaxSize, "], got ", capacity));
+  }
+  const size_t page = PageSize();
+  const size_t size = (kShmHeaderSize + capacity + page - 1) / page * page;
+
+  int fd = -1;
+  void* base = MAP_FAILED;
+  if (domain == ShmDomain::kFork) {
+    base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return ErrnoStatus(absl::StrCat("mmap(anonymous, ", size, ")"), errno);
+  } else {
+    fd = memfd_create("mp-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return ErrnoStatus("memfd_create(\"mp-shm\")", errno);
+    if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+      const int err = errno;
+      close(fd);
+      return ErrnoStatus(absl::StrCat("ftruncate(memfd, ", size, ")"), err);
+    }
+    // Nobody may change the size later: a shrunk segment would SIGBUS every process mapping it.
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+      const int err = errno;
+      close(fd);
+      return ErrnoStatus("fcntl(memfd, F_ADD_SEALS)", err);
+    }
+    base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+      const int err = errno;
+      close(fd);
+      return ErrnoStatus(absl::StrCat("mmap(memfd, ", size, ")"), err);
+    }
+  }
+  auto* header = new (base) SegmentHeader;
+  header->magic = kMagic;
+  header->version = kVersion;
+  header->domain = static_cast<uint32_t>(domain);
+  header->size = size;
+  header->next.store(kShmHeaderSize, std::memory_order_release);
+  return ShmSegment(std::make_shared<Mapping>(base, size, fd, domain));
+}
+
+absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
+  if (fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Attach: bad fd ", fd));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    if (err == EBADF) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ShmSegment::Attach: fd ", fd, " is not an open file descriptor"));
+    }
+    return ErrnoStatus(absl::StrCat("fstat(", fd, ")"), err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ShmSegment::Attach: fd ", fd, " is not a shared memory file (st_mode 0", absl::Hex(st.st_mode),
+        ")"));
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  if (size < kShmHeaderSize || size % PageSize() != 0 || size > kShmMaxSize + PageSize()) {
+    return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Attach: fd ", fd, " has size ", size,
+                                                   ", which no mp segment has"));
+  }
+  const int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) return ErrnoStatus(absl::StrCat("fcntl(", fd, ", F_DUPFD_CLOEXEC)"), errno);
+  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, own, 0);
+  if (base == MAP_FAILED) {
+    const int err = errno;
+    close(own);
+    return ErrnoStatus(absl::StrCat("mmap(fd ", fd, ", ", size, ")"), err);
+  }
+  // From here on the Mapping owns `base` and `own`.
+  auto* header = static_cast<SegmentHeader*>(base);
+  auto mapping = std::make_shared<Mapping>(base, size, own, ShmDomain::kTransferable);
+  if (header->magic != kMagic || header->version != kVersion) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ShmSegment::Attach: fd ", fd, " does not hold an mp segment (magic 0x",
+        absl::Hex(header->magic), ", version ", header->version, ")"));
+  }
+  if (header->size != size || header->domain != static_cast<uint32_t>(ShmDomain::kTransferable)) {
+    return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Attach: fd ", fd,
+                                                   " holds a segment header for size ", header->size,
+                                                   " and domain ", header->domain,
+                                                   " but the file is a transferable segment of size ",
+                                                   size));
+  }
+  const uint64_t next = header->next.load(std::memory_order_acquire);
+  if (next < kShmHeaderSize || next > size) {
+    return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Attach: fd ", fd,
+                                                   " has a corrupt arena offset ", next));
+  }
+  return ShmSegment(std::move(mapping));
+}
+
+ShmDomain ShmSegment::domain() const { return mapping_->domain; }
+size_t ShmSegment::size() const { return mapping_->size; }
+void* ShmSegment::base() const { return mapping_->base; }
+int ShmSegment::fd() const { return mapping_->fd; }
+
+uint64_t ShmSegment::used() const {
+  return mapping_->header()->next.load(std::memory_order_acquire);
+}
+
+void* ShmSegment::At(uint64_t offset) const {
+  return static_cast<char*>(mapping_->base) + offset;
+}
+
+absl::StatusOr<uint64_t> ShmSegment::Allocate(size_t size) {
+  if (size == 0) return absl::InvalidArgumentError("ShmSegment::Allocate: size must be > 0");
+  const uint64_t total = mapping_->size;
+  if (size > total) {
+    return absl::ResourceExhaustedError(absl::StrCat("ShmSegment::Allocate: ", size,
+                                                     " bytes do not fit a segment of ", total));
+  }
+  const uint64_t rounded = (size + kShmAlignment - 1) / kShmAlignment * kShmAlignment;
+  std::atomic<uint64_t>& next = mapping_->header()->next;
+  uint64_t offset = next.load(std::memory_order_relaxed);
+  do {
+    if (offset > total || total - offset < rounded) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("ShmSegment::Allocate: segment full: ", size, " bytes asked, ",
+                       offset > total ? 0 : total - offset, " of ", total, " left"));
+    }
+  } while (!next.compare_exchange_weak(offset, offset + rounded, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed));
+  // Fresh mappings are zero-filled and blocks are never reused, so the block is already zero.
+  return offset;
+}
+
+absl::Status ShmSegment::CheckBlock(uint64_t offset, size_t size, uint32_t tag,
+                                    absl::string_view what) const {
+  const uint64_t used_now = used();
+  if (offset < kShmHeaderSize || offset % kShmAlignment != 0 || offset > used_now ||
+      used_now - offset < size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": offset ", offset, " is not an allocated ", size, "-byte block of this ",
+        ShmDomainName(domain()), " segment (", used_now, " of ", mapping_->size, " bytes used)"));
+  }
+  const uint32_t found =
+      reinterpret_cast<const std::atomic<uint32_t>*>(At(offset))->load(std::memory_order_acquire);
+  if (found != tag) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": offset ", offset, " does not hold a ",
+                                                   what, " (tag 0x", absl::Hex(found),
+                                                   ", expected 0x", absl::Hex(tag), ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mp

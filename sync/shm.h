@@ -1,0 +1,124 @@
+// Copyright 2026 The mp Authors.
+//
+// sync/shm.h — process-shared memory for mp's synchronization primitives and small shared objects.
+//
+// A ShmSegment is one shared mapping in one of the two sharing domains (../shared/DESIGN.md):
+//
+//   ShmDomain::kFork          anonymous MAP_SHARED memory. Only the creator and its forked children see
+//                             it; it cannot be passed to a spawn or forkserver child. fd() is -1.
+//   ShmDomain::kTransferable  a memfd_create(MFD_CLOEXEC) file mapped MAP_SHARED. Its fd can be passed
+//                             to another process (inherited over exec, or SCM_RIGHTS), which calls
+//                             ShmSegment::Attach(fd).
+//
+// No segment is ever named: nothing is created in /dev/shm or on any file system. The memory belongs
+// to the kernel objects (the mapping, the memfd) and is freed when the last process that maps it or
+// holds its fd is gone -- including processes killed by SIGKILL. Leaked segments are impossible by
+// construction; there is nothing to unlink and no cleaner is needed.
+//
+// A segment is also a small arena: the first 64 bytes are a header (magic, size, an atomic bump
+// offset), and Allocate() hands out 64-byte aligned blocks from the rest, from any process mapping
+// the segment (the offset is an atomic in the shared header). Blocks are never freed individually;
+// the segment goes away as a whole. A shared object is identified across processes by its
+// ShmHandle, (segment, offset), which is what each primitive's handle() returns and FromHandle()
+// takes.
+//
+//   absl::StatusOr<mp::ShmSegment> seg = mp::ShmSegment::Create(mp::ShmDomain::kTransferable, 4096);
+//   absl::StatusOr<mp::Lock> a = mp::Lock::Create(*seg);   // both locks live in one segment
+//   absl::StatusOr<mp::Lock> b = mp::Lock::Create(*seg);
+//   // ... pass seg->fd() and a->handle().offset to another process, which does:
+//   absl::StatusOr<mp::ShmSegment> mine = mp::ShmSegment::Attach(fd);
+//   absl::StatusOr<mp::Lock> lock = mp::Lock::FromHandle({*mine, offset});
+//
+// ShmSegment is a cheap, copyable reference to a mapping: copies share it, and the mapping (and the
+// fd this process holds) is released when the last copy in this process is destroyed. The header
+// fields are immutable after Create except the atomic bump offset, so every method is thread-safe.
+
+#ifndef MP_SYNC_SHM_H_
+#define MP_SYNC_SHM_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace mp {
+
+enum class ShmDomain : uint32_t {
+  kFork = 1,
+  kTransferable = 2,
+};
+
+// "fork" or "transferable".
+absl::string_view ShmDomainName(ShmDomain domain);
+
+// Alignment of every block Allocate() returns: one cache line.
+inline constexpr size_t kShmAlignment = 64;
+// Size of the segment header at offset 0; the first block starts here.
+inline constexpr size_t kShmHeaderSize = 64;
+// Largest segment Create() accepts.
+inline constexpr size_t kShmMaxSize = size_t{1} << 40;
+
+class ShmSegment {
+ public:
+  // Maps a new segment with room for `capacity` bytes of blocks (the mapping is the header plus
+  // `capacity`, rounded up to whole pages; the extra is usable too). kInvalidArgument for a capacity
+  // of 0 or above kShmMaxSize or an unknown domain; kInternal/kResourceExhausted naming the failing
+  // system call otherwise.
+  static absl::StatusOr<ShmSegment> Create(ShmDomain domain, size_t capacity);
+
+  // Maps the transferable segment behind `fd` (as returned by another process's fd()). The fd is not
+  // taken: Attach duplicates it (close-on-exec) and the caller still owns `fd`. Validates with fstat
+  // and the header: kInvalidArgument if fd is negative, not a memfd-like regular file, too small,
+  // or does not hold an mp segment (bad magic or a size that disagrees with the file's).
+  static absl::StatusOr<ShmSegment> Attach(int fd);
+
+  ShmSegment(const ShmSegment&) = default;
+  ShmSegment& operator=(const ShmSegment&) = default;
+  ShmSegment(ShmSegment&&) = default;
+  ShmSegment& operator=(ShmSegment&&) = default;
+  ~ShmSegment() = default;
+
+  ShmDomain domain() const;
+  // Bytes mapped, header included.
+  size_t size() const;
+  // Where the segment is mapped in this process (differs between processes).
+  void* base() const;
+  // The memfd (kTransferable), owned by this segment and closed with its last copy; -1 for kFork.
+  int fd() const;
+
+  // Reserves `size` bytes (rounded up to kShmAlignment), zero-filled, from any process.
+  // kInvalidArgument for size 0; kResourceExhausted when the segment is full, naming what is left.
+  absl::StatusOr<uint64_t> Allocate(size_t size);
+  // Bytes handed out so far, header included (the next block's offset).
+  uint64_t used() const;
+
+  // The address of `offset` in this process. No checks: use CheckBlock first for untrusted offsets.
+  void* At(uint64_t offset) const;
+
+  // Checks that [offset, offset + size) is an allocated, aligned block whose first 4 bytes hold
+  // `tag` (each object kind writes its own tag there once initialized). kInvalidArgument naming
+  // `what`, the offset and what was found otherwise.
+  absl::Status CheckBlock(uint64_t offset, size_t size, uint32_t tag, absl::string_view what) const;
+
+  // True if both refer to the same mapping in this process.
+  bool SameMapping(const ShmSegment& other) const { return mapping_ == other.mapping_; }
+
+ private:
+  struct Mapping;
+  explicit ShmSegment(std::shared_ptr<Mapping> mapping) : mapping_(std::move(mapping)) {}
+
+  std::shared_ptr<Mapping> mapping_;
+};
+
+// A shared object's identity across processes: the segment holding it and its offset there.
+struct ShmHandle {
+  ShmSegment segment;
+  uint64_t offset = 0;
+};
+
+}  // namespace mp
+
+#endif  // MP_SYNC_SHM_H_
