@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""tools/bench: mp against CPython, Boost.Interprocess and the raw limit, side by side.
+
+Runs every workload of workloads.json in one run: the mp, Boost and raw-limit figures come from the
+components' Google Benchmark binaries (built with -c opt by tools/bench/run), the CPython figures from
+cpython_bench.py on the machine's python3. Each figure is the median of --repeats runs.
+
+Writes OUT/bench.json, OUT/bench.md and OUT/bench.svg (gnuplot), prints the table, and with --check
+prints each row's target from targets.json, the measurement and whether it is met.
+
+Usage (normally through tools/bench/run):
+  bench.py --bin-dir BAZEL_BIN --out OUT [--repeats N] [--quick] [--check] [--only REGEX]
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def progress(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def load_json(name):
+    with open(os.path.join(HERE, name)) as f:
+        return json.load(f)
+
+
+def binary_path(bin_dir, label):
+    # "//pkg:name" -> BIN/pkg/name
+    m = re.fullmatch(r"//([^:]*):(.+)", label)
+    if not m:
+        raise SystemExit(f"bench: bad binary label {label!r} in workloads.json")
+    return os.path.join(bin_dir, m.group(1), m.group(2))
+
+
+class GBenchRunner:
+    """Runs each benchmark binary once per needed filter and caches the parsed results."""
+
+    def __init__(self, bin_dir, repeats, quick):
+        self.bin_dir = bin_dir
+        self.repeats = repeats
+        self.quick = quick
+        self.cache = {}
+
+    def run(self, label, names):
+        """Returns {benchmark name: {run_name fields}} for the median aggregate of each name."""
+        key = (label, tuple(sorted(names)))
+        if key in self.cache:
+            return self.cache[key]
+        path = binary_path(self.bin_dir, label)
+        if not os.path.exists(path):
+            raise SystemExit(f"bench: {path} not built (run tools/bench/run, which builds it)")
+        pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
+        cmd = [path, f"--benchmark_filter={pattern}", "--benchmark_format=json",
+               f"--benchmark_repetitions={self.repeats}",
+               "--benchmark_report_aggregates_only=true"]
+        if self.quick:
+            cmd.append("--benchmark_min_time=0.05")
+        progress(f"running {label} ({len(names)} benchmarks)")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+        data = json.loads(proc.stdout)
+        out = {}
+        for b in data.get("benchmarks", []):
+            if b.get("aggregate_name", "median") != "median":
+                continue
+            name = b.get("run_name", b["name"])
+            out[name] = b
+        missing = [n for n in names if n not in out]
+        if missing:
+            raise SystemExit(f"bench: {label} has no benchmark named {missing}")
+        self.cache[key] = out
+        return out
+
+
+TIME_SCALE = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+UNIT_SCALE = {"ns/op": 1e-9, "us/op": 1e-6, "ms/op": 1e-3}
+
+
+def convert(bench, unit):
+    """Google Benchmark result -> value in the workload's unit."""
+    if unit in UNIT_SCALE:
+        seconds = bench["real_time"] * TIME_SCALE[bench["time_unit"]]
+        return seconds / UNIT_SCALE[unit]
+    if unit == "msg/s":
+        return bench["items_per_second"]
+    if unit == "GB/s":
+        return bench["bytes_per_second"] / 1e9
+    raise SystemExit(f"bench: unknown unit {unit!r}")
+
+
+def lower_is_better(unit):
+    return unit.endswith("/op")
+
+
+def ratio(mp_value, other, unit):
+    """How many times better (>1) or worse (<1) mp is than `other`; None when either is missing."""
+    if mp_value is None or other is None or mp_value == 0 or other == 0:
+        return None
+    return other / mp_value if lower_is_better(unit) else mp_value / other
+
+
+def fmt(v):
+    if v is None:
+        return "—"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f} M"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def fmt_ratio(r):
+    return "—" if r is None else f"{r:.2f}×"
+
+
+def run_cpython(repeats, quick):
+    cmd = [sys.executable if shutil.which("python3") is None else shutil.which("python3"),
+           os.path.join(HERE, "cpython_bench.py"), "--repeats", str(repeats)]
+    if quick:
+        cmd.append("--quick")
+    progress("running CPython multiprocessing (cpython_bench.py)")
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise SystemExit("bench: cpython_bench.py failed")
+    return json.loads(proc.stdout)
+
+
+def measure(workloads, runner, cpython):
+    # One run per binary: gather the names each binary must run.
+    wanted = {}
+    for w in workloads:
+        for side in ("mp", "boost", "limit"):
+            spec = w.get(side)
+            if spec:
+                wanted.setdefault(spec["binary"], set()).add(spec["benchmark"])
+    results = {label: runner.run(label, sorted(names)) for label, names in wanted.items()}
+    rows = []
+    for w in workloads:
+        row = {"workload": w["name"], "unit": w["unit"]}
+        for side in ("mp", "boost", "limit"):
+            spec = w.get(side)
+            row[side] = convert(results[spec["binary"]][spec["benchmark"]], w["unit"]) if spec else None
+        cp = cpython.get(w.get("cpython", w["name"])) if cpython else None
+        row["cpython"] = cp["value"] if cp else None
+        # Ratios: how many times faster than CPython; mp's cost relative to the limit.
+        row["mp_vs_cpython"] = ratio(row["mp"], row["cpython"], w["unit"])
+        r = ratio(row["mp"], row["limit"], w["unit"])
+        row["mp_over_limit"] = None if r is None else 1.0 / r
+        rows.append(row)
+    return rows
+
+
+def table(rows):
+    head = ["workload", "unit", "CPython", "Boost", "mp", "limit", "mp vs CPython", "mp / limit"]
+    body = [[r["workload"], r["unit"], fmt(r["cpython"]), fmt(r["boost"]), fmt(r["mp"]),
+             fmt(r["limit"]), fmt_ratio(r["mp_vs_cpython"]), fmt_ratio(r["mp_over_limit"])]
+            for r in rows]
+    return head, body
+
+
+def print_table(head, body):
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    line = "  ".join(h.ljust(widths[i]) for i, h in enumerate(head))
+    print(line)
+    print("-" * len(line))
+    for b in body:
+        print("  ".join(c.ljust(widths[i]) for i, c in enumerate(b)))
+
+
+def markdown(head, body):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(b) + " |" for b in body]
+    return "\n".join(out) + "\n"
+
+
+def check(rows, targets):
+    """Prints target, measurement, met per row; returns the number of unmet targets."""
+    by_name = {r["workload"]: r for r in rows}
+    unmet = 0
+    print("\ntarget check (targets.json):")
+    for t in targets["targets"]:
+        r = by_name.get(t["workload"])
+        if r is None:
+            print(f"  {t['workload']}: no measurement")
+            unmet += 1
+            continue
+        what, op, goal = t["measure"], t["op"], t["value"]
+        value = {"mp": r["mp"], "mp_over_limit": r["mp_over_limit"],
+                 "mp_vs_cpython": r["mp_vs_cpython"],
+                 "mp_vs_boost": ratio(r["mp"], r["boost"], r["unit"])}.get(what)
+        if value is None:
+            met = False
+        else:
+            met = value <= goal if op == "<=" else value >= goal
+        unmet += 0 if met else 1
+        shown = "—" if value is None else f"{value:.3g}"
+        print(f"  {'MET  ' if met else 'UNMET'} {t['workload']}: {what} {op} {goal} "
+              f"(measured {shown}) — {t.get('source', '')}")
+    return unmet
+
+
+def chart(rows, out_dir):
+    """mp vs CPython speed-up per workload, log scale, as SVG (gnuplot)."""
+    gnuplot = shutil.which("gnuplot")
+    data = [(r["workload"], r["mp_vs_cpython"]) for r in rows if r["mp_vs_cpython"]]
+    if not gnuplot or not data:
+        progress("gnuplot not found or nothing to plot: no chart")
+        return None
+    dat = os.path.join(out_dir, "bench.dat")
+    with open(dat, "w") as f:
+        for i, (name, r) in enumerate(data):
+            f.write(f'{i} "{name}" {r:.4f}\n')
+    svg = os.path.join(out_dir, "bench.svg")
+    script = f"""
+set terminal svg size 900,{120 + 28 * len(data)} font 'sans,11' background rgb 'white'
+set output '{svg}'
+set title 'mp speed-up over CPython multiprocessing (×, log scale; >1 is faster)'
+set style fill solid 0.8
+set logscale x
+set xrange [0.5:*]
+set ytics nomirror
+set grid xtics
+unset key
+set yrange [-0.7:{len(data) - 0.3}]
+plot '{dat}' using (($3)/2.0 + 0.5):1:(0.5):($3/2.0 - 0.5):($1-0.35):($1+0.35):ytic(2) with boxxyerror lc rgb '#2a6fb0', \\
+     '{dat}' using 3:1:(sprintf('%.1f×', $3)) with labels left offset 0.5,0
+"""
+    proc = subprocess.run([gnuplot], input=script, text=True, capture_output=True)
+    if proc.returncode != 0:
+        progress(f"gnuplot failed: {proc.stderr[-500:]}")
+        return None
+    return svg
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--only", default="", help="regex of workload names to run")
+    ap.add_argument("--no-cpython", action="store_true")
+    args = ap.parse_args()
+
+    workloads = [w for w in load_json("workloads.json")["workloads"]
+                 if re.search(args.only, w["name"])]
+    os.makedirs(args.out, exist_ok=True)
+    runner = GBenchRunner(args.bin_dir, args.repeats, args.quick)
+    cpython = None if args.no_cpython else run_cpython(args.repeats, args.quick)
+    rows = measure(workloads, runner, cpython)
+
+    head, body = table(rows)
+    print()
+    print_table(head, body)
+    md = markdown(head, body)
+    stamp = time.strftime("%Y-%m-%d")
+    with open(os.path.join(args.out, "bench.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(args.out, "bench.json"), "w") as f:
+        json.dump({"date": stamp, "repeats": args.repeats, "quick": args.quick, "rows": rows}, f,
+                  indent=2)
+    svg = chart(rows, args.out)
+    progress(f"wrote {args.out}/bench.md, bench.json" + (f", {os.path.basename(svg)}" if svg else ""))
+    if args.check:
+        unmet = check(rows, load_json("targets.json"))
+        print(f"\n{unmet} target(s) unmet")
+
+
+if __name__ == "__main__":
+    main()
