@@ -1,0 +1,626 @@
+// Copyright 2026 The mp Authors.
+
+#include "channels/queue.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace mp {
+namespace {
+
+using queue_internal::kCountMask;
+using queue_internal::kPosMask;
+using queue_internal::kRecordHeaderSize;
+using queue_internal::Shared;
+
+constexpr uint32_t kTag = 0x51757071;  // "qpuQ"
+constexpr uint32_t kVersion = 1;
+constexpr size_t kMinCapacity = size_t{4} << 10;
+constexpr size_t kMaxCapacity = size_t{1} << 32;
+// The smallest record: header + an empty frame.
+constexpr size_t kMinRecord = kRecordHeaderSize + kFrameHeaderSize;
+
+enum RecordKind : uint32_t { kWhole = 1, kFirst = 2, kMiddle = 3, kLast = 4 };
+
+// Spin (pause, then yield) this long before sleeping on a futex.
+constexpr int64_t kPauseSpinNs = 2'000;
+constexpr int64_t kYieldSpinNs = 50'000;
+// While assembling a chunked item, check the writer's liveness this often.
+constexpr absl::Duration kWriterCheckSlice = absl::Milliseconds(2);
+
+inline uint64_t Pos(uint64_t w) { return w & kPosMask; }
+inline uint64_t Count(uint64_t w) { return w >> queue_internal::kPosBits; }
+inline uint64_t Pack(uint64_t pos, uint64_t count) {
+  return ((count & kCountMask) << queue_internal::kPosBits) | (pos & kPosMask);
+}
+inline size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+// Per-thread buffer for frames that wrap around the ring end or span chunks. Grows to the largest
+// such frame this thread handled, then never allocates again.
+std::vector<uint8_t>& Scratch() {
+  thread_local std::vector<uint8_t> scratch;
+  return scratch;
+}
+
+void CopyIn(uint8_t* ring, uint64_t cap, uint64_t pos, const uint8_t* src, size_t n) {
+  const uint64_t off = pos & (cap - 1);
+  const size_t first = std::min<uint64_t>(n, cap - off);
+  std::memcpy(ring + off, src, first);
+  if (first < n) std::memcpy(ring, src + first, n - first);
+}
+
+void CopyOut(const uint8_t* ring, uint64_t cap, uint64_t pos, uint8_t* dst, size_t n) {
+  const uint64_t off = pos & (cap - 1);
+  const size_t first = std::min<uint64_t>(n, cap - off);
+  std::memcpy(dst, ring + off, first);
+  if (first < n) std::memcpy(dst + first, ring, n - first);
+}
+
+struct RecordHeader {
+  uint32_t length;
+  uint32_t meta;  // kind | writer tid << 8
+  uint32_t kind() const { return meta & 0xff; }
+  uint32_t writer() const { return meta >> 8; }
+};
+
+void WriteHeader(uint8_t* ring, uint64_t cap, uint64_t pos, uint32_t length, uint32_t kind) {
+  const uint32_t meta = kind | (static_cast<uint32_t>(CurrentThreadId()) << 8);
+  uint8_t* at = ring + (pos & (cap - 1));  // 8-aligned, so never split by the ring end
+  std::memcpy(at, &length, 4);
+  std::memcpy(at + 4, &meta, 4);
+}
+
+RecordHeader ReadHeader(const uint8_t* ring, uint64_t cap, uint64_t pos) {
+  RecordHeader h;
+  const uint8_t* at = ring + (pos & (cap - 1));
+  std::memcpy(&h.length, at, 4);
+  std::memcpy(&h.meta, at + 4, 4);
+  return h;
+}
+
+// Eventcount wake-up: called after publishing a change that waiters of `seq` wait for.
+void Notify(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters) {
+  if (waiters.load(std::memory_order_seq_cst) != 0) {
+    seq.fetch_add(1, std::memory_order_seq_cst);
+    FutexWake(&seq, kFutexWakeAll);
+  }
+}
+
+// Waits until ready() (re-evaluated after every wake-up) or `deadline`. Returns ready().
+template <typename Ready>
+bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters, Deadline deadline,
+             Ready ready) {
+  if (ready()) return true;
+  if (deadline.Expired()) return false;
+  const int64_t start = MonotonicNowNs();
+  for (int i = 1;; ++i) {
+    if (ready()) return true;
+    if ((i & 15) == 0) {
+      const int64_t spent = MonotonicNowNs() - start;
+      if (spent > kYieldSpinNs || deadline.Expired()) break;
+      if (spent > kPauseSpinNs) sched_yield();
+    }
+    SpinPause();
+  }
+  for (;;) {
+    const uint32_t s = seq.load(std::memory_order_seq_cst);
+    waiters.fetch_add(1, std::memory_order_seq_cst);
+    if (ready()) {
+      waiters.fetch_sub(1, std::memory_order_seq_cst);
+      return true;
+    }
+    if (deadline.Expired()) {
+      waiters.fetch_sub(1, std::memory_order_seq_cst);
+      return ready();
+    }
+    FutexWait(&seq, s, deadline);
+    waiters.fetch_sub(1, std::memory_order_seq_cst);
+    if (ready()) return true;
+    if (deadline.Expired()) return false;
+  }
+}
+
+// Holds one side's owner word for a scope. A holder that died leaves consistent state behind (see the
+// protocol in queue.h), so a takeover needs no repair.
+class SideLock {
+ public:
+  SideLock(std::atomic<uint32_t>& word, Deadline deadline) : word_(word) {
+    const OwnerLockOutcome o = OwnerLock(word, CurrentThreadId(), /*block=*/true, deadline);
+    held_ = o.result != OwnerLockResult::kTimedOut;
+  }
+  ~SideLock() { Unlock(); }
+  SideLock(const SideLock&) = delete;
+  SideLock& operator=(const SideLock&) = delete;
+  bool held() const { return held_; }
+  void Unlock() {
+    if (held_) OwnerUnlock(word_);
+    held_ = false;
+  }
+
+ private:
+  std::atomic<uint32_t>& word_;
+  bool held_ = false;
+};
+
+std::string DescribeTimeout(absl::Duration timeout) { return absl::FormatDuration(timeout); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+// Construction.
+
+Queue::Queue(ShmSegment segment, uint64_t offset)
+    : segment_(std::move(segment)),
+      offset_(offset),
+      shared_(static_cast<Shared*>(segment_->At(offset))),
+      ring_(static_cast<uint8_t*>(segment_->At(offset)) + queue_internal::kSharedSize),
+      cache_(std::make_unique<Cache>()) {}
+
+Queue::Queue(const Queue& other) {
+  if (other.shared_ != nullptr) *this = Queue(*other.segment_, other.offset_);
+}
+
+Queue& Queue::operator=(const Queue& other) {
+  if (this != &other) *this = Queue(other);
+  return *this;
+}
+
+absl::StatusOr<Queue> Queue::Create(const QueueOptions& options) {
+  if (options.maxsize > kCountMask) {
+    return absl::InvalidArgumentError(absl::StrCat("Queue: maxsize ", options.maxsize,
+                                                   " is above the limit of ", kCountMask));
+  }
+  if (options.capacity_bytes > kMaxCapacity) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Queue: capacity_bytes ", options.capacity_bytes, " is above the limit of 4 GiB"));
+  }
+  if (options.max_item_size == 0 || options.max_item_size > kMaxFramePayload) {
+    return absl::InvalidArgumentError(absl::StrCat("Queue: max_item_size ", options.max_item_size,
+                                                   " is not in [1, 2^32 - 1]"));
+  }
+  size_t cap = kMinCapacity;
+  while (cap < options.capacity_bytes) cap <<= 1;
+  const size_t total = queue_internal::kSharedSize + cap;
+  absl::StatusOr<ShmSegment> segment = ShmSegment::Create(options.domain, total);
+  if (!segment.ok()) return segment.status();
+  absl::StatusOr<uint64_t> offset = segment->Allocate(total);
+  if (!offset.ok()) return offset.status();
+  Shared* s = static_cast<Shared*>(segment->At(*offset));
+  s->version = kVersion;
+  s->capacity = cap;
+  s->maxsize = options.maxsize == 0 ? kCountMask : options.maxsize;
+  s->max_item_size = options.max_item_size;
+  s->tag.store(kTag, std::memory_order_release);  // everything else is zero-filled
+  return Queue(*std::move(segment), *offset);
+}
+
+absl::StatusOr<Queue> Queue::FromHandle(const ShmHandle& handle) {
+  if (absl::Status s = handle.segment.CheckBlock(handle.offset, queue_internal::kSharedSize, kTag,
+                                                 "Queue");
+      !s.ok()) {
+    return s;
+  }
+  const Shared* s = static_cast<const Shared*>(handle.segment.At(handle.offset));
+  if (s->version != kVersion) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Queue: shared layout version ", s->version, ", this build reads ", kVersion));
+  }
+  const uint64_t cap = s->capacity;
+  if (cap < kMinCapacity || cap > kMaxCapacity || (cap & (cap - 1)) != 0 || s->maxsize == 0 ||
+      s->maxsize > kCountMask || s->max_item_size == 0 || s->max_item_size > kMaxFramePayload) {
+    return absl::InvalidArgumentError(absl::StrCat("Queue: corrupt header (capacity ", cap,
+                                                   ", maxsize ", s->maxsize, ")"));
+  }
+  if (absl::Status st = handle.segment.CheckBlock(
+          handle.offset, queue_internal::kSharedSize + cap, kTag, "Queue");
+      !st.ok()) {
+    return st;
+  }
+  return Queue(handle.segment, handle.offset);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Put.
+
+absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* item, bool block,
+                             absl::Duration timeout) {
+  if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::Put"); !s.ok()) return s;
+  Shared* s = shared_;
+  if (frame_size > s->max_item_size) {
+    return absl::InvalidArgumentError(absl::StrCat("Queue::Put: item of ", frame_size,
+                                                   " bytes exceeds max_item_size ",
+                                                   s->max_item_size));
+  }
+  const uint64_t cap = s->capacity;
+  const size_t record = Align8(kRecordHeaderSize + frame_size);
+  const bool chunked = record > cap;
+  if (chunked && !block) {
+    return absl::UnavailableError(absl::StrCat("Queue::Put: an item of ", frame_size,
+                                               " bytes is larger than the ", cap,
+                                               "-byte ring and cannot be put without blocking"));
+  }
+  const Deadline deadline = block ? Deadline::After(timeout) : Deadline::After(absl::ZeroDuration());
+  const Deadline lock_deadline = block ? deadline : Deadline::Never();
+  // The first record's size: the whole item, or the first chunk.
+  const size_t chunk_payload = cap / 4 - kRecordHeaderSize;
+  const size_t first_record = chunked ? cap / 4 : record;
+
+  // Room for `rec` bytes (and, if `new_item`, one more item) given tail word `t`.
+  auto has_room = [&](uint64_t t, uint64_t h, size_t rec, bool new_item) {
+    const uint64_t used = (Pos(t) - Pos(h)) & kPosMask;
+    const uint64_t items = (Count(t) - Count(h)) & kCountMask;
+    return cap - used >= rec && (!new_item || items < s->maxsize);
+  };
+  // Waits (without the put side) until there is room for `rec` bytes, or the queue closes.
+  auto wait_room = [&](size_t rec, bool new_item) {
+    return WaitFor(s->space_seq, s->space_waiters, deadline, [&] {
+      return s->closed.load(std::memory_order_acquire) != 0 ||
+             has_room(s->tail.load(std::memory_order_seq_cst),
+                      s->head.load(std::memory_order_seq_cst), rec, new_item);
+    });
+  };
+  auto full_error = [&](uint64_t t) {
+    const uint64_t h = cache_->head;
+    const std::string what = absl::StrCat(
+        "queue is full (", (Count(t) - Count(h)) & kCountMask, " items, maxsize ",
+        s->maxsize == kCountMask ? std::string("unlimited") : absl::StrCat(s->maxsize), "; ",
+        (Pos(t) - Pos(h)) & kPosMask, " of ", cap, " ring bytes used, ", first_record, " needed)");
+    if (!block) return absl::UnavailableError(absl::StrCat("Queue::Put: ", what));
+    return absl::DeadlineExceededError(
+        absl::StrCat("Queue::Put: ", what, " for ", DescribeTimeout(timeout)));
+  };
+  auto closed_error = [] {
+    return absl::FailedPreconditionError("Queue::Put: the queue is closed");
+  };
+
+  for (;;) {
+    SideLock lock(s->put_lock, lock_deadline);
+    if (!lock.held()) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "Queue::Put: the put side stayed busy for ", DescribeTimeout(timeout)));
+    }
+    if (s->closed.load(std::memory_order_acquire) != 0) return closed_error();
+    uint64_t t = s->tail.load(std::memory_order_relaxed);
+    if (!has_room(t, cache_->head, first_record, true)) {
+      cache_->head = s->head.load(std::memory_order_acquire);
+      if (!has_room(t, cache_->head, first_record, true)) {
+        lock.Unlock();
+        if (!block || !wait_room(first_record, true)) return full_error(t);
+        continue;
+      }
+    }
+    if (!chunked) {
+      const uint64_t pos = Pos(t);
+      const uint64_t payload_off = (pos + kRecordHeaderSize) & (cap - 1);
+      absl::Status st;
+      if (payload_off + frame_size <= cap) {
+        st = encode(item, absl::Span<uint8_t>(ring_ + payload_off, frame_size));
+      } else {
+        std::vector<uint8_t>& scratch = Scratch();
+        if (scratch.size() < frame_size) scratch.resize(frame_size);
+        st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size));
+        if (st.ok()) CopyIn(ring_, cap, pos + kRecordHeaderSize, scratch.data(), frame_size);
+      }
+      if (!st.ok()) return st;  // nothing was published
+      WriteHeader(ring_, cap, pos, static_cast<uint32_t>(frame_size), kWhole);
+      s->tail.store(Pack(pos + record, Count(t) + 1), std::memory_order_seq_cst);  // commit
+      lock.Unlock();
+      Notify(s->data_seq, s->data_waiters);
+      return absl::OkStatus();
+    }
+
+    // Larger than the ring: encode once, then publish chunk by chunk, holding the put side.
+    std::vector<uint8_t>& scratch = Scratch();
+    if (scratch.size() < frame_size) scratch.resize(frame_size);
+    if (absl::Status st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size)); !st.ok()) {
+      return st;
+    }
+    for (size_t done = 0; done < frame_size;) {
+      const size_t len = std::min(chunk_payload, frame_size - done);
+      const uint32_t kind = done == 0 ? kFirst : done + len == frame_size ? kLast : kMiddle;
+      const size_t rec = Align8(kRecordHeaderSize + len);
+      while (!has_room(t, cache_->head, rec, false)) {
+        cache_->head = s->head.load(std::memory_order_acquire);
+        if (has_room(t, cache_->head, rec, false)) break;
+        // Consumers see that we still hold the put side and wait for the rest of the item.
+        if (!WaitFor(s->space_seq, s->space_waiters, deadline, [&] {
+              return has_room(t, s->head.load(std::memory_order_seq_cst), rec, false);
+            })) {
+          // Abandoned: consumers discard the partial item once we release the put side.
+          return absl::DeadlineExceededError(
+              absl::StrCat("Queue::Put: no room for the rest of a ", frame_size, "-byte item (",
+                           done, " bytes sent) for ", DescribeTimeout(timeout)));
+        }
+      }
+      const uint64_t pos = Pos(t);
+      WriteHeader(ring_, cap, pos, static_cast<uint32_t>(len), kind);
+      CopyIn(ring_, cap, pos + kRecordHeaderSize, scratch.data() + done, len);
+      t = Pack(pos + rec, Count(t) + (kind == kLast ? 1 : 0));
+      s->tail.store(t, std::memory_order_seq_cst);
+      Notify(s->data_seq, s->data_waiters);
+      done += len;
+    }
+    return absl::OkStatus();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Get.
+
+absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Duration timeout) {
+  if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::Get"); !s.ok()) return s;
+  Shared* s = shared_;
+  const uint64_t cap = s->capacity;
+  const Deadline deadline = block ? Deadline::After(timeout) : Deadline::After(absl::ZeroDuration());
+  const Deadline lock_deadline = block ? deadline : Deadline::Never();
+
+  // Advances head past a record of `length` payload bytes, counting an item if `item_done`.
+  auto advance = [&](uint64_t h, uint32_t length, bool item_done) {
+    const uint64_t next = Pack(Pos(h) + Align8(kRecordHeaderSize + length),
+                               Count(h) + (item_done ? 1 : 0));
+    s->head.store(next, std::memory_order_seq_cst);
+    return next;
+  };
+  // Whether a record is available at head `h` (refreshing the cached tail if needed).
+  auto available = [&](uint64_t h) {
+    if (Pos(h) != Pos(cache_->tail)) return true;
+    cache_->tail = s->tail.load(std::memory_order_acquire);
+    return Pos(h) != Pos(cache_->tail);
+  };
+  auto corrupt = [&](uint64_t h, const RecordHeader& r) {
+    return absl::DataLossError(absl::StrCat(
+        "Queue::Get: corrupt record at ring position ", Pos(h), " (length ", r.length, ", kind ",
+        r.kind(), "); the shared memory was overwritten"));
+  };
+
+  for (;;) {
+    SideLock lock(s->get_lock, lock_deadline);
+    if (!lock.held()) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("Queue::Get: the get side stayed busy for ", DescribeTimeout(timeout)));
+    }
+    uint64_t h = s->head.load(std::memory_order_relaxed);
+    // Orphaned chunks (their consumer died mid-item) are skipped; the item counts as taken.
+    bool progressed = false;
+    while (available(h)) {
+      const RecordHeader r = ReadHeader(ring_, cap, Pos(h));
+      if (r.length > cap - kRecordHeaderSize || r.kind() < kWhole || r.kind() > kLast) {
+        return corrupt(h, r);
+      }
+      if (r.kind() == kWhole) {
+        const uint64_t payload_pos = Pos(h) + kRecordHeaderSize;
+        const uint64_t off = payload_pos & (cap - 1);
+        absl::Status st;
+        if (off + r.length <= cap) {
+          st = decode(absl::Span<const uint8_t>(ring_ + off, r.length), out);
+        } else {
+          std::vector<uint8_t>& scratch = Scratch();
+          if (scratch.size() < r.length) scratch.resize(r.length);
+          CopyOut(ring_, cap, payload_pos, scratch.data(), r.length);
+          st = decode(absl::Span<const uint8_t>(scratch.data(), r.length), out);
+        }
+        advance(h, r.length, true);  // commit: the item is taken (also when it failed to decode)
+        lock.Unlock();
+        Notify(s->space_seq, s->space_waiters);
+        return st;
+      }
+      if (r.kind() != kFirst) {
+        h = advance(h, r.length, r.kind() == kLast);
+        progressed = true;
+        continue;
+      }
+      // The first chunk of a large item: assemble it, holding the get side.
+      const uint32_t writer = r.writer();
+      std::vector<uint8_t>& scratch = Scratch();
+      scratch.clear();
+      RecordHeader cur = r;
+      bool complete = false;
+      for (;;) {
+        const size_t at = scratch.size();
+        scratch.resize(at + cur.length);
+        CopyOut(ring_, cap, Pos(h) + kRecordHeaderSize, scratch.data() + at, cur.length);
+        h = advance(h, cur.length, cur.kind() == kLast);
+        Notify(s->space_seq, s->space_waiters);
+        if (cur.kind() == kLast) {
+          complete = true;
+          break;
+        }
+        // Wait for the next chunk while the writer is alive and still holds the put side.
+        bool abandoned = false;
+        while (!available(h)) {
+          WaitFor(s->data_seq, s->data_waiters, Deadline::After(kWriterCheckSlice),
+                  [&] { return Pos(s->tail.load(std::memory_order_seq_cst)) != Pos(h); });
+          if (available(h)) break;
+          const uint32_t owner = OwnerOf(s->put_lock.load(std::memory_order_acquire));
+          if ((owner & 0xffffff) != writer || !IsThreadAlive(static_cast<pid_t>(writer))) {
+            abandoned = !available(h);
+            break;
+          }
+        }
+        if (abandoned) break;
+        cur = ReadHeader(ring_, cap, Pos(h));
+        if (cur.length > cap - kRecordHeaderSize || cur.kind() < kWhole || cur.kind() > kLast) {
+          return corrupt(h, cur);
+        }
+        if (cur.kind() == kWhole || cur.kind() == kFirst) break;  // the writer gave up
+      }
+      if (complete) {
+        absl::Status st = decode(absl::Span<const uint8_t>(scratch.data(), scratch.size()), out);
+        lock.Unlock();
+        return st;
+      }
+      progressed = true;  // a partial item was discarded; look again
+    }
+    (void)progressed;
+    // Nothing to take. Closed (checked before the tail, see Close) and empty: end of the queue.
+    lock.Unlock();
+    Notify(s->space_seq, s->space_waiters);
+    const bool closed_now = s->closed.load(std::memory_order_acquire) != 0;
+    if (closed_now && Pos(s->tail.load(std::memory_order_acquire)) == Pos(h)) {
+      return absl::OutOfRangeError("Queue::Get: the queue is closed and empty");
+    }
+    if (!block) return absl::UnavailableError("Queue::Get: the queue is empty");
+    if (!WaitFor(s->data_seq, s->data_waiters, deadline, [&] {
+          return s->closed.load(std::memory_order_acquire) != 0 ||
+                 Pos(s->tail.load(std::memory_order_seq_cst)) !=
+                     Pos(s->head.load(std::memory_order_seq_cst));
+        })) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("Queue::Get: the queue stayed empty for ", DescribeTimeout(timeout)));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sizes, close, tasks.
+
+size_t Queue::Qsize() const {
+  const uint64_t h = shared_->head.load(std::memory_order_acquire);
+  const uint64_t t = shared_->tail.load(std::memory_order_acquire);
+  return static_cast<size_t>((Count(t) - Count(h)) & kCountMask);
+}
+
+bool Queue::Full() const {
+  const uint64_t h = shared_->head.load(std::memory_order_acquire);
+  const uint64_t t = shared_->tail.load(std::memory_order_acquire);
+  const uint64_t items = (Count(t) - Count(h)) & kCountMask;
+  const uint64_t used = (Pos(t) - Pos(h)) & kPosMask;
+  return items >= shared_->maxsize || shared_->capacity - used < kMinRecord;
+}
+
+void Queue::Close() {
+  Shared* s = shared_;
+  {
+    // Under the put side, so no Put that saw the queue open publishes after it closed.
+    SideLock lock(s->put_lock, Deadline::Never());
+    s->closed.store(1, std::memory_order_seq_cst);
+  }
+  for (auto* seq : {&s->data_seq, &s->space_seq}) {
+    seq->fetch_add(1, std::memory_order_seq_cst);
+    FutexWake(seq, kFutexWakeAll);
+  }
+}
+
+bool Queue::closed() const { return shared_->closed.load(std::memory_order_acquire) != 0; }
+
+size_t Queue::maxsize() const {
+  return shared_->maxsize == kCountMask ? 0 : static_cast<size_t>(shared_->maxsize);
+}
+size_t Queue::capacity_bytes() const { return static_cast<size_t>(shared_->capacity); }
+size_t Queue::max_item_size() const { return static_cast<size_t>(shared_->max_item_size); }
+
+pid_t Queue::put_side_owner() const {
+  return OwnerOf(shared_->put_lock.load(std::memory_order_acquire));
+}
+pid_t Queue::get_side_owner() const {
+  return OwnerOf(shared_->get_lock.load(std::memory_order_acquire));
+}
+
+absl::Status Queue::TaskDoneImpl() {
+  Shared* s = shared_;
+  uint32_t done = s->tasks_done.load(std::memory_order_acquire);
+  for (;;) {
+    const uint64_t puts = Count(s->tail.load(std::memory_order_acquire));
+    if (((puts - done) & kCountMask) == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "JoinableQueue::TaskDone: called more times than items were put (", puts & kCountMask,
+          " items put, all marked done)"));
+    }
+    const uint32_t next = static_cast<uint32_t>((done + 1) & kCountMask);
+    if (s->tasks_done.compare_exchange_weak(done, next, std::memory_order_seq_cst,
+                                            std::memory_order_acquire)) {
+      if (((Count(s->tail.load(std::memory_order_seq_cst)) - next) & kCountMask) == 0) {
+        Notify(s->join_seq, s->join_waiters);
+      }
+      return absl::OkStatus();
+    }
+  }
+}
+
+absl::Status Queue::JoinImpl(absl::Duration timeout) {
+  if (absl::Status st = CheckTimeout(timeout, "JoinableQueue::Join"); !st.ok()) return st;
+  Shared* s = shared_;
+  auto all_done = [s] {
+    return ((Count(s->tail.load(std::memory_order_seq_cst)) -
+             s->tasks_done.load(std::memory_order_seq_cst)) &
+            kCountMask) == 0;
+  };
+  if (!WaitFor(s->join_seq, s->join_waiters, Deadline::After(timeout), all_done)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("JoinableQueue::Join: tasks still unfinished after ",
+                     DescribeTimeout(timeout)));
+  }
+  return absl::OkStatus();
+}
+
+size_t JoinableQueue::Unfinished() const {
+  const Shared* s = static_cast<const Shared*>(handle().segment.At(handle().offset));
+  return static_cast<size_t>((Count(s->tail.load(std::memory_order_acquire)) -
+                              s->tasks_done.load(std::memory_order_acquire)) &
+                             kCountMask);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// SimpleQueue, JoinableQueue, codecs.
+
+absl::StatusOr<SimpleQueue> SimpleQueue::Create(QueueOptions options) {
+  options.maxsize = 0;
+  absl::StatusOr<Queue> q = Queue::Create(options);
+  if (!q.ok()) return q.status();
+  return SimpleQueue(*std::move(q));
+}
+
+absl::StatusOr<SimpleQueue> SimpleQueue::FromHandle(const ShmHandle& handle) {
+  absl::StatusOr<Queue> q = Queue::FromHandle(handle);
+  if (!q.ok()) return q.status();
+  return SimpleQueue(*std::move(q));
+}
+
+absl::StatusOr<JoinableQueue> JoinableQueue::Create(const QueueOptions& options) {
+  absl::StatusOr<Queue> q = Queue::Create(options);
+  if (!q.ok()) return q.status();
+  return JoinableQueue(*std::move(q));
+}
+
+absl::StatusOr<JoinableQueue> JoinableQueue::FromHandle(const ShmHandle& handle) {
+  absl::StatusOr<Queue> q = Queue::FromHandle(handle);
+  if (!q.ok()) return q.status();
+  return JoinableQueue(*std::move(q));
+}
+
+void Codec<Queue>::Encode(const Queue& q, ByteWriter& w) {
+  Codec<PassedFd>::Encode(PassedFd{q.segment_.has_value() ? q.segment_->fd() : -1}, w);
+  w.WriteLE(q.offset_);
+}
+
+absl::Status Codec<Queue>::Decode(ByteReader& r, Queue& out) {
+  PassedFd fd;
+  if (absl::Status s = Codec<PassedFd>::Decode(r, fd); !s.ok()) {
+    if (s.code() == absl::StatusCode::kFailedPrecondition) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "mp::Decode: a Queue arrived without its shared memory descriptor (a fork-domain queue "
+          "cannot be passed to a spawn or forkserver child; create it in the transferable "
+          "domain). ",
+          s.message()));
+    }
+    return s;
+  }
+  uint64_t offset = 0;
+  absl::Status s = r.ReadLE(&offset, "Queue offset");
+  absl::StatusOr<ShmSegment> segment =
+      s.ok() ? ShmSegment::Attach(fd.fd) : absl::StatusOr<ShmSegment>(s);
+  ::close(fd.fd);  // Attach keeps its own duplicate
+  if (!segment.ok()) return segment.status();
+  absl::StatusOr<Queue> q = Queue::FromHandle({*std::move(segment), offset});
+  if (!q.ok()) return q.status();
+  out = *std::move(q);
+  return absl::OkStatus();
+}
+
+}  // namespace mp

@@ -1,0 +1,382 @@
+// Copyright 2026 The mp Authors.
+//
+// channels/queue.h — Queue, SimpleQueue and JoinableQueue over shared memory: Python's
+// multiprocessing.Queue family, without a feeder thread and without a pipe.
+//
+// A Queue is a bounded ring of variable-size messages in one shared segment (sync/shm.h), in the fork
+// domain (anonymous MAP_SHARED: the creator and its forked children) or the transferable domain (a
+// memfd that travels to spawn/forkserver children; Queue has an mp::Codec carrying it as a
+// PassedFd). Put encodes the item (serialize/frame.h: 16-byte header with the type fingerprint, then
+// the Codec<T> payload) straight into the ring and Get decodes straight out of it: a Put/Get of a
+// trivially encodable item (integers, fixed arrays, MP_FIELDS structs of those) allocates nothing.
+// Waiting is spin-then-futex (sync/futex.h); nothing polls.
+//
+//   absl::StatusOr<mp::Queue> q = mp::Queue::Create({.maxsize = 100});
+//   if (fork() == 0) {
+//     q->Put(std::string("hello")).IgnoreError();
+//     _exit(0);
+//   }
+//   absl::StatusOr<std::string> s = q->Get<std::string>(/*block=*/true, absl::Seconds(5));
+//
+// Semantics (CPython name -> here):
+//   put(item, block, timeout)   Put(item, block, timeout)    kUnavailable (full, non-blocking),
+//                                                            kDeadlineExceeded (full until timeout)
+//   get(block, timeout)         Get<T>(block, timeout)       kUnavailable (empty, non-blocking),
+//                                                            kDeadlineExceeded (empty until timeout)
+//   put_nowait / get_nowait     PutNoWait / GetNoWait<T>
+//   qsize / empty / full        Qsize / Empty / Full         approximate (see below)
+//   close                       Close                        see "Closing"
+//   JoinableQueue.task_done     TaskDone                     kFailedPrecondition if called more times
+//                                                            than items were put (CPython ValueError)
+//   JoinableQueue.join          Join(timeout)                kDeadlineExceeded after the timeout
+// A Get whose message holds another type is kInvalidArgument naming both types; that item is consumed.
+// Bad arguments (negative timeout, a timeout with block = false, items above max_item_size) are
+// kInvalidArgument.
+//
+// Capacity: `maxsize` counts items as in CPython (0: no item limit other than 2^24 - 1), and
+// `capacity_bytes` bounds the ring (rounded up to a power of two, 4 KiB .. 4 GiB; default 1 MiB). Each
+// item takes 8 bytes of record header + 16 bytes of frame header + its encoding, rounded up to 8.
+// Items up to the ring's size travel as one record. Larger items, up to `max_item_size` (default
+// kDefaultMaxMessageSize, 64 MiB), are carried in chunks of capacity/4 (the producer holds the put side
+// and the consumer the get side for the whole item, so chunks of two items never interleave); above
+// max_item_size Put is kInvalidArgument. A queue's memory is its ring plus one 512-byte header: it
+// never grows.
+//
+// Qsize() is (items committed by Put) - (items taken by Get), read from two words without a lock: it
+// is exact when the queue is quiet and may be off by the operations in flight otherwise. Empty() is
+// Qsize() == 0; Full() is Qsize() >= maxsize or the ring has no room for even the smallest item.
+//
+// Closing: Close() closes the queue for everybody (not only the calling process, unlike CPython's
+// close()): later Puts are kFailedPrecondition, waiters are woken, Gets drain what is left and then
+// return kOutOfRange ("closed and empty", the end-of-file of a queue) instead of blocking. This is how
+// consumers learn that every producer is done.
+//
+// ---------------------------------------------------------------------------------------------------
+// Shared layout and protocol (crash consistency by construction).
+//
+//   Shared (512 bytes, four separate cache lines for the hot words, then the ring):
+//     config: tag, version, capacity, maxsize, max_item_size (immutable after Create)
+//     put side:  put_lock (sync/futex.h owner word), tail = puts << 40 | tail_pos
+//     get side:  get_lock (owner word),               head = gets << 40 | head_pos
+//     events:    data_seq/data_waiters, space_seq/space_waiters, join_seq/join_waiters (eventcounts),
+//                tasks_done (24-bit counter), closed
+//   Positions are byte offsets modulo 2^40 (the ring offset is pos & (capacity - 1)); puts/gets are
+//   item counters modulo 2^24. Items in the queue = (puts - gets) mod 2^24, bytes = tail_pos - head_pos.
+//
+//   A record at an 8-aligned ring offset: u32 length (payload bytes), u32 kind | writer tid << 8, then
+//   the payload (wrapping around the ring end if needed), padded to 8. Kinds: 1 whole item, 2 first
+//   chunk, 3 middle chunk, 4 last chunk.
+//
+//   Put: take put_lock; check space against head (a per-handle cached copy, refreshed only when it
+//   looks full); write the record(s) beyond tail; then publish with ONE atomic store of tail that
+//   advances both tail_pos and puts; release put_lock; wake data waiters if any. Get: take get_lock;
+//   read the record at head (committed because head < tail, which was loaded with acquire); decode;
+//   then ONE atomic store of head advancing head_pos and gets; release; wake space waiters if any.
+//   Locks are never held while sleeping for data or space (except between the chunks of one large
+//   item).
+//
+//   Why a crash cannot tear or lose anything:
+//   * A producer SIGKILLed mid-Put dies before its single tail store, so its half-written bytes are
+//     beyond tail: never visible, and overwritten by the next Put. The next producer takes put_lock
+//     over from the dead holder (sync/futex.h detects the dead tid), so nobody blocks.
+//   * A consumer SIGKILLed mid-Get dies before its single head store, so the item stays at head and
+//     the next consumer (taking get_lock over) receives it: every committed Put is delivered exactly
+//     once to a consumer whose Get returned. (An item that was already returned by Get to a process
+//     that then died is, of course, gone with it.)
+//   * The counters puts/gets travel in the same word as the positions, so counts and bytes can never
+//     disagree; tasks_done is a single atomic; unfinished tasks = puts - tasks_done.
+//   * Chunked (larger than the ring) items: puts is advanced only with the last chunk. A producer that
+//     dies (or times out) mid-item leaves a partial item; the consumer assembling it notices because
+//     put_lock no longer names the writer's tid, or the writer is dead, or a new item starts, and
+//     discards the partial item (it was never counted as put). A consumer that dies mid-item has
+//     already released the earlier chunks' space: the next consumer skips the orphaned chunks and
+//     counts the item as taken -- the one case where a committed item is lost, and only for items
+//     larger than the ring. Once a consumer took the first chunk it waits for the rest past its
+//     timeout as long as the writer is alive and holds the put side.
+//   * A waiter killed while registered in an eventcount leaves *_waiters too high: harmless (later
+//     wake-ups make one extra futex call).
+//
+// Assumes every process using the queue is in one PID namespace (see sync/futex.h).
+//
+// Thread safety: a Queue handle is cheap to copy (copies share the queue) and every method is safe to
+// call from any number of threads and processes at once.
+
+#ifndef MP_CHANNELS_QUEUE_H_
+#define MP_CHANNELS_QUEUE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "serialize/codec.h"
+#include "serialize/fd.h"
+#include "serialize/frame.h"
+#include "sync/futex.h"
+#include "sync/shm.h"
+
+namespace mp {
+
+struct QueueOptions {
+  // Most items the queue holds (CPython's maxsize); 0 means no item limit (2^24 - 1 in fact).
+  size_t maxsize = 0;
+  // Ring size in bytes, rounded up to a power of two in [4 KiB, 4 GiB].
+  size_t capacity_bytes = size_t{1} << 20;
+  // Largest encoded item (frame) Put accepts; above the ring size items travel in chunks.
+  size_t max_item_size = kDefaultMaxMessageSize;
+  ShmDomain domain = ShmDomain::kFork;
+};
+
+namespace queue_internal {
+
+inline constexpr uint64_t kPosBits = 40;
+inline constexpr uint64_t kPosMask = (uint64_t{1} << kPosBits) - 1;
+inline constexpr uint64_t kCountMask = (uint64_t{1} << 24) - 1;
+inline constexpr size_t kRecordHeaderSize = 8;
+
+struct alignas(64) Shared {
+  // Line 0: immutable configuration.
+  std::atomic<uint32_t> tag;
+  uint32_t version;
+  uint64_t capacity;
+  uint64_t maxsize;  // effective: 1 .. kCountMask
+  uint64_t max_item_size;
+  // Line 1: put side.
+  alignas(64) std::atomic<uint32_t> put_lock;
+  std::atomic<uint64_t> tail;
+  // Line 2: get side.
+  alignas(64) std::atomic<uint32_t> get_lock;
+  std::atomic<uint64_t> head;
+  // Line 3: data-available eventcount.
+  alignas(64) std::atomic<uint32_t> data_seq;
+  std::atomic<uint32_t> data_waiters;
+  // Line 4: space-available eventcount.
+  alignas(64) std::atomic<uint32_t> space_seq;
+  std::atomic<uint32_t> space_waiters;
+  // Line 5: JoinableQueue, close.
+  alignas(64) std::atomic<uint32_t> tasks_done;
+  std::atomic<uint32_t> join_seq;
+  std::atomic<uint32_t> join_waiters;
+  std::atomic<uint32_t> closed;
+};
+inline constexpr size_t kSharedSize = 512;
+static_assert(sizeof(Shared) <= kSharedSize);
+
+// Where a Get's frame is: in the ring (one or two pieces) or assembled elsewhere.
+struct FrameView {
+  absl::Span<const uint8_t> first;
+  absl::Span<const uint8_t> second;  // non-empty when the record wraps around the ring end
+};
+
+}  // namespace queue_internal
+
+class Queue {
+ public:
+  // A new queue in its own segment. kInvalidArgument for maxsize above 2^24 - 1, capacity_bytes above
+  // 4 GiB or max_item_size of 0 or above 4 GiB - 1.
+  static absl::StatusOr<Queue> Create(const QueueOptions& options = {});
+  // Re-opens the queue at `handle` (e.g. after ShmSegment::Attach in another process).
+  // kInvalidArgument if the handle does not point at a queue.
+  static absl::StatusOr<Queue> FromHandle(const ShmHandle& handle);
+
+  // An empty handle, only good for assigning a real queue to (decoding needs it).
+  Queue() = default;
+  Queue(const Queue& other);
+  Queue& operator=(const Queue& other);
+  Queue(Queue&&) = default;
+  Queue& operator=(Queue&&) = default;
+  ~Queue() = default;
+
+  // Puts `item` (see the table above). `timeout` applies when block is true.
+  template <typename T>
+  absl::Status Put(const T& item, bool block = true,
+                   absl::Duration timeout = absl::InfiniteDuration());
+  template <typename T>
+  absl::Status PutNoWait(const T& item) {
+    return Put(item, /*block=*/false);
+  }
+
+  // Takes the oldest item, which must be a T.
+  template <typename T>
+  absl::StatusOr<T> Get(bool block = true, absl::Duration timeout = absl::InfiniteDuration());
+  template <typename T>
+  absl::StatusOr<T> GetNoWait() {
+    return Get<T>(/*block=*/false);
+  }
+
+  // Approximate, see the header comment.
+  size_t Qsize() const;
+  bool Empty() const { return Qsize() == 0; }
+  bool Full() const;
+
+  // Closes the queue for every process (see "Closing"). Idempotent.
+  void Close();
+  bool closed() const;
+
+  size_t maxsize() const;          // 0 if unlimited
+  size_t capacity_bytes() const;   // the ring size
+  size_t max_item_size() const;
+  ShmHandle handle() const { return {*segment_, offset_}; }
+  ShmDomain domain() const { return segment_->domain(); }
+
+  // Thread ids holding the put / get side (0 if free). For tests and diagnostics.
+  pid_t put_side_owner() const;
+  pid_t get_side_owner() const;
+
+ protected:
+  // JoinableQueue's operations; every Queue counts tasks, only JoinableQueue exposes them.
+  absl::Status TaskDoneImpl();
+  absl::Status JoinImpl(absl::Duration timeout);
+
+ private:
+  friend struct Codec<Queue>;
+  Queue(ShmSegment segment, uint64_t offset);
+
+  // Put of an encoded frame: the encoder writes exactly `frame_size` bytes into the span it is given.
+  using EncodeFn = absl::Status (*)(const void* item, absl::Span<uint8_t> out);
+  absl::Status PutFrame(size_t frame_size, EncodeFn encode, const void* item, bool block,
+                        absl::Duration timeout);
+  // Get of one frame; `decode` is called (holding the get side) with the frame in one piece.
+  using DecodeFn = absl::Status (*)(absl::Span<const uint8_t> frame, void* out);
+  absl::Status GetFrame(DecodeFn decode, void* out, bool block, absl::Duration timeout);
+
+  queue_internal::Shared* shared() const { return shared_; }
+  uint8_t* ring() const { return ring_; }
+
+  std::optional<ShmSegment> segment_;  // empty only in a default-constructed handle
+  uint64_t offset_ = 0;
+  queue_internal::Shared* shared_ = nullptr;
+  uint8_t* ring_ = nullptr;
+  // Lower bounds of the other side's word, only read/written while holding the put (head) or get
+  // (tail) side. Shared by the threads using this handle, protected by those shared locks.
+  struct Cache {
+    uint64_t head = 0;  // put side's view of head
+    uint64_t tail = 0;  // get side's view of tail
+  };
+  std::unique_ptr<Cache> cache_;
+};
+
+// Python's SimpleQueue: no item limit, no timeout on Put (it blocks only while the ring is full).
+class SimpleQueue {
+ public:
+  SimpleQueue() = default;  // an empty handle, see Queue()
+  // maxsize is ignored (always 0).
+  static absl::StatusOr<SimpleQueue> Create(QueueOptions options = {});
+  static absl::StatusOr<SimpleQueue> FromHandle(const ShmHandle& handle);
+
+  template <typename T>
+  absl::Status Put(const T& item) {
+    return queue_.Put(item);
+  }
+  template <typename T>
+  absl::StatusOr<T> Get() {
+    return queue_.Get<T>();
+  }
+  bool Empty() const { return queue_.Empty(); }
+  void Close() { queue_.Close(); }
+  ShmHandle handle() const { return queue_.handle(); }
+  const Queue& queue() const { return queue_; }
+
+ private:
+  friend struct Codec<SimpleQueue>;
+  explicit SimpleQueue(Queue q) : queue_(std::move(q)) {}
+  Queue queue_;
+};
+
+// Python's JoinableQueue: a Queue that also counts unfinished tasks.
+class JoinableQueue : public Queue {
+ public:
+  JoinableQueue() = default;  // an empty handle, see Queue()
+  static absl::StatusOr<JoinableQueue> Create(const QueueOptions& options = {});
+  static absl::StatusOr<JoinableQueue> FromHandle(const ShmHandle& handle);
+
+  // Marks one item taken by Get as processed. kFailedPrecondition if called more times than items
+  // were put (CPython: ValueError "task_done() called too many times").
+  absl::Status TaskDone() { return TaskDoneImpl(); }
+  // Blocks until every item put has been marked done; kDeadlineExceeded after `timeout`.
+  absl::Status Join(absl::Duration timeout = absl::InfiniteDuration()) { return JoinImpl(timeout); }
+  // Items put and not yet marked done (exact when quiet).
+  size_t Unfinished() const;
+
+ private:
+  friend struct Codec<JoinableQueue>;
+  explicit JoinableQueue(Queue q) : Queue(std::move(q)) {}
+};
+
+// A queue in the transferable domain travels as its segment's memfd (an mp::PassedFd) and its offset;
+// a fork-domain queue encodes as "no descriptor" and decoding it is kFailedPrecondition.
+template <>
+struct Codec<Queue> {
+  static std::string Name() { return "mp::Queue"; }
+  static constexpr size_t kMinSize = Codec<PassedFd>::kMinSize + 8;
+  static size_t Size(const Queue&) { return kMinSize; }
+  static void Encode(const Queue& q, ByteWriter& w);
+  static absl::Status Decode(ByteReader& r, Queue& out);
+};
+template <>
+struct Codec<SimpleQueue> {
+  static std::string Name() { return "mp::SimpleQueue"; }
+  static constexpr size_t kMinSize = Codec<Queue>::kMinSize;
+  static size_t Size(const SimpleQueue&) { return kMinSize; }
+  static void Encode(const SimpleQueue& q, ByteWriter& w) { Codec<Queue>::Encode(q.queue_, w); }
+  static absl::Status Decode(ByteReader& r, SimpleQueue& out) {
+    return Codec<Queue>::Decode(r, out.queue_);
+  }
+};
+template <>
+struct Codec<JoinableQueue> {
+  static std::string Name() { return "mp::JoinableQueue"; }
+  static constexpr size_t kMinSize = Codec<Queue>::kMinSize;
+  static size_t Size(const JoinableQueue&) { return kMinSize; }
+  static void Encode(const JoinableQueue& q, ByteWriter& w) { Codec<Queue>::Encode(q, w); }
+  static absl::Status Decode(ByteReader& r, JoinableQueue& out) {
+    return Codec<Queue>::Decode(r, out);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Implementation details.
+
+template <typename T>
+absl::Status Queue::Put(const T& item, bool block, absl::Duration timeout) {
+  RequireCodec<T>();
+  const size_t frame_size = FrameSize(item);
+  return PutFrame(
+      frame_size,
+      [](const void* v, absl::Span<uint8_t> out) -> absl::Status {
+        FdTable table;
+        ScopedFdTable scope(&table);
+        absl::Status s = EncodeFrameTo(*static_cast<const T*>(v), out);
+        if (s.ok() && table.size() != 0) {
+          return absl::FailedPreconditionError(
+              "Queue::Put: items cannot carry file descriptors (mp::PassedFd); send them over a "
+              "duplex Connection");
+        }
+        return s;
+      },
+      &item, block, timeout);
+}
+
+template <typename T>
+absl::StatusOr<T> Queue::Get(bool block, absl::Duration timeout) {
+  RequireCodec<T>();
+  T out{};
+  absl::Status s = GetFrame(
+      [](absl::Span<const uint8_t> frame, void* o) -> absl::Status {
+        return DecodeFrameInto(frame, *static_cast<T*>(o), kMaxFramePayload);
+      },
+      &out, block, timeout);
+  if (!s.ok()) return s;
+  return out;
+}
+
+}  // namespace mp
+
+#endif  // MP_CHANNELS_QUEUE_H_
