@@ -1,0 +1,121 @@
+// Copyright 2026 The mp Authors.
+//
+// start_methods/forkserver.h — the `forkserver` start method: a server process forks the children.
+//
+// On first use a ForkServer starts a server: this program re-executed (like spawn) in server mode,
+// single-threaded, which from then on forks every child from its own small, clean image. Children
+// therefore start fast (a fork of a process that never ran user code) and without the parent's
+// threads, locks or descriptors.
+//
+//   int Work(int64_t n, mp::PassedFd out);              // at namespace scope
+//   int main(int argc, char** argv) {
+//     mp::Init(argc, argv);                              // required: runs the server in server mode
+//     auto p = mp::Process::Create(mp::ForkServerStartMethod(), mp::Call<&Work>(int64_t{3},
+//                                                                              mp::PassedFd{w}));
+//
+// Protocol (one Unix stream connection per child):
+//   * The socket lives in a private directory made by mkdtemp under /tmp (mode 0700; TEST_TMPDIR
+//     paths are too long for sun_path). The parent creates, binds and listens on it, then passes
+//     the listening socket to the server (descriptor 4) together with a pipe (descriptor 3) that
+//     first carries the configuration (authkey, socket path) and then stays open: the server exits,
+//     removing its directory, when the pipe reports end of file, i.e. when its owner stopped it or
+//     died.
+//   * Authentication: the server accepts a connection only from a peer with its own uid
+//     (SO_PEERCRED) that first sends the 32-byte random authkey this ForkServer generated for the
+//     server (compared in constant time). Abseil has no HMAC, and a challenge-response would only
+//     add protection against a peer that can read the socket's traffic, which needs the same uid
+//     anyway; the 0700 directory already keeps other users from connecting.
+//   * Request: u32 size + the FlatBuffers launch record (launch_record.fbs), the target's PassedFd
+//     descriptors attached with SCM_RIGHTS.
+//   * The server forks; the child verifies the record, decodes the arguments, and answers on the
+//     connection "A" + its pid with a pidfd of itself attached (so the parent can signal it without
+//     ever hitting a recycled pid), or "E" + an error; then it closes the connection and runs the
+//     target. When the child ends, the server (which polls the children's pidfds) writes "X" + the
+//     wait status and closes the connection. The connection is the parent's sentinel: it becomes
+//     readable exactly when the child ends (or the server dies: exit code 255, as in CPython).
+//   * mp::ParentProcess() in the child is the process that asked for it (the SO_PEERCRED pid), not
+//     the server.
+//
+// If the server dies (killed, crashed), the next Start notices (connection refused, or the
+// connection closing with the server gone), starts a new server and retries once, transparently.
+// A fork child of the owner does not inherit the server: it starts its own on first use.
+//
+// One server per ForkServer object: a Context owns one; DefaultForkServer() is the process-wide one
+// behind ForkServerStartMethod() and GetStartMethod("forkserver"). Every server is stopped (and its
+// directory removed) when the owning process exits, after its children were joined, or when the
+// ForkServer is destroyed.
+//
+// Thread safety: a ForkServer may be used from several threads; starts are serialized on its lock
+// only while the server is (re)started, not while children run.
+
+#ifndef MP_START_METHODS_FORKSERVER_H_
+#define MP_START_METHODS_FORKSERVER_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "start_methods/start_method.h"
+
+namespace mp {
+
+struct ForkServerOptions {
+  // How long starting one child (connect, request, the child's acknowledgement) may take.
+  absl::Duration handshake_timeout = absl::Seconds(60);
+};
+
+class ForkServer : public StartMethod {
+ public:
+  explicit ForkServer(ForkServerOptions options = {});
+  ~ForkServer() override;
+  ForkServer(const ForkServer&) = delete;
+  ForkServer& operator=(const ForkServer&) = delete;
+
+  absl::string_view Name() const override { return "forkserver"; }
+  absl::StatusOr<std::unique_ptr<ChildHandle>> Launch(const LaunchSpec& spec) override;
+
+  // The server's pid while one runs (it may have died since), for diagnostics and tests.
+  std::optional<pid_t> ServerPid() const;
+  // The private directory holding the server's socket ("" while no server runs).
+  std::string SocketDirectory() const;
+  // Stops the server and removes its directory; the next Launch starts a new one.
+  void Stop();
+
+ private:
+  struct Server {
+    pid_t pid = -1;
+    int pidfd = -1;
+    std::string dir;
+    std::string path;
+    std::string key;
+  };
+  friend void ForkServerAtForkChild();
+
+  absl::StatusOr<Server> EnsureRunning();
+  absl::Status StartServerLocked();
+  void StopLocked();
+  void ForgetInheritedLocked();
+  void ReapIfDeadLocked();
+
+  const ForkServerOptions options_;
+  mutable std::mutex mu_;
+  pid_t owner_pid_;       // guarded by mu_
+  Server server_;         // guarded by mu_
+  // Write end of the server's lifeline pipe; atomic so that a fork child can close its copy from an
+  // atfork handler without the lock.
+  std::atomic<int> lifeline_{-1};
+};
+
+// The process-wide ForkServer (created on first use).
+std::shared_ptr<ForkServer> DefaultForkServer();
+// DefaultForkServer() as a StartMethod (also GetStartMethod("forkserver")).
+std::shared_ptr<StartMethod> ForkServerStartMethod();
+
+}  // namespace mp
+
+#endif  // MP_START_METHODS_FORKSERVER_H_

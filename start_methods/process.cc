@@ -1,0 +1,446 @@
+// Copyright 2026 The mp Authors.
+
+#include "start_methods/process.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace mp {
+namespace process_internal {
+
+// Everything mp knows about this process. A child replaces it wholesale (ChildMain), never locking
+// the parent's copy: after fork another parent thread may have held its mutex.
+struct Globals {
+  std::mutex mu;
+  bool init_called = false;
+  std::string argv0;
+  std::string name = "MainProcess";
+  bool daemon = false;
+  std::vector<int> identity;
+  int child_counter = 0;
+  std::string authkey;
+  ParentHandle* parent = nullptr;
+  // Started children not reaped yet.
+  std::vector<std::shared_ptr<ProcessState>> children;
+  bool exit_hooks_ran = false;
+};
+
+namespace {
+
+std::atomic<Globals*> globals{new Globals};
+Globals& G() { return *globals.load(std::memory_order_acquire); }
+
+struct AfterChildrenHooks {
+  std::mutex mu;
+  std::vector<std::function<void()>> hooks;
+};
+AfterChildrenHooks& Hooks() {
+  static AfterChildrenHooks* const h = new AfterChildrenHooks;
+  return *h;
+}
+
+std::string MakeAuthKey() {
+  std::string key(32, '\0');
+  size_t done = 0;
+  while (done < key.size()) {
+    ssize_t n = getrandom(key.data() + done, key.size() - done, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::perror("mp: getrandom for the authkey");
+      std::abort();
+    }
+    done += static_cast<size_t>(n);
+  }
+  return key;
+}
+
+void RunExitHooks();
+void ExitHookTrampoline() { RunExitHooks(); }
+
+void EnsureExitHook() {
+  static std::once_flag once;
+  std::call_once(once, [] { std::atexit(&ExitHookTrampoline); });
+}
+
+}  // namespace
+
+struct ProcessState {
+  mutable std::mutex mu;
+  std::shared_ptr<StartMethod> method;
+  Target target;
+  std::string name;
+  bool daemon = false;
+  std::vector<int> identity;
+  std::unique_ptr<ChildHandle> child;
+  std::optional<int> pid;
+  std::optional<int> exit_code;
+  bool closed = false;
+
+  std::string Describe() const {
+    return pid.has_value() ? absl::StrCat("process '", name, "' (pid ", *pid, ")")
+                           : absl::StrCat("process '", name, "'");
+  }
+  absl::Status ClosedError(absl::string_view what) const {
+    return absl::FailedPreconditionError(
+        absl::StrCat("mp: cannot ", what, " ", Describe(), ": it was closed"));
+  }
+  absl::Status NotStartedError(absl::string_view what) const {
+    return absl::FailedPreconditionError(
+        absl::StrCat("mp: cannot ", what, " ", Describe(), ": it has not been started"));
+  }
+  // Polls the child (mu held); once it ended, records the exit code and leaves the registry.
+  std::optional<int> PollLocked();
+};
+
+namespace {
+
+void Unregister(const ProcessState* state) {
+  Globals& g = G();
+  std::lock_guard<std::mutex> lock(g.mu);
+  auto it = std::find_if(g.children.begin(), g.children.end(),
+                         [state](const auto& c) { return c.get() == state; });
+  if (it != g.children.end()) g.children.erase(it);
+}
+
+std::vector<std::shared_ptr<ProcessState>> SnapshotChildren() {
+  Globals& g = G();
+  std::lock_guard<std::mutex> lock(g.mu);
+  return g.children;
+}
+
+// Reaps children that have ended (CPython's _cleanup).
+void ReapFinished() {
+  for (const auto& c : SnapshotChildren()) {
+    std::lock_guard<std::mutex> lock(c->mu);
+    c->PollLocked();
+  }
+}
+
+void RunExitHooks() {
+  {
+    Globals& g = G();
+    std::lock_guard<std::mutex> lock(g.mu);
+    if (g.exit_hooks_ran) return;
+    g.exit_hooks_ran = true;
+  }
+  std::vector<Process> children = ActiveChildren();
+  for (Process& p : children) {
+    if (p.Daemon()) (void)p.Terminate();
+  }
+  for (Process& p : children) (void)p.Join();
+  std::vector<std::function<void()>> hooks;
+  {
+    std::lock_guard<std::mutex> lock(Hooks().mu);
+    hooks = Hooks().hooks;
+  }
+  for (auto& h : hooks) h();
+}
+
+}  // namespace
+
+std::optional<int> ProcessState::PollLocked() {
+  if (exit_code.has_value()) return exit_code;
+  if (child == nullptr) return std::nullopt;
+  std::optional<int> code = child->Poll();
+  if (code.has_value()) {
+    exit_code = code;
+    Unregister(this);
+  }
+  return code;
+}
+
+void AtExitAfterChildren(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(Hooks().mu);
+  Hooks().hooks.push_back(std::move(fn));
+}
+
+const std::string& ProgramArgv0() { return G().argv0; }
+
+ChildIdentity IdentityForChild(const LaunchSpec& spec) {
+  ProcessInfo self = CurrentProcess();
+  ChildIdentity id;
+  id.name = spec.name;
+  id.daemon = spec.daemon;
+  id.identity = spec.identity;
+  id.authkey = self.authkey;
+  id.parent_pid = self.pid;
+  id.parent_name = self.name;
+  return id;
+}
+
+[[noreturn]] void ChildMain(const ChildIdentity& id, const std::function<int()>& run) {
+  Globals& old = G();
+  auto* g = new Globals;
+  g->init_called = old.init_called;
+  g->argv0 = old.argv0;
+  g->name = id.name;
+  g->daemon = id.daemon;
+  g->identity = id.identity;
+  g->authkey = id.authkey;
+  int parent_pidfd = -1;
+  if (absl::StatusOr<int> p = PidfdOpen(id.parent_pid); p.ok()) parent_pidfd = *p;
+  g->parent = new ParentHandle(id.parent_pid, id.parent_name, parent_pidfd);
+  globals.store(g, std::memory_order_release);  // the parent's copy is left behind, unlocked
+
+  int code = run();
+  RunExitHooks();
+  FlushStdio();
+  _exit(code);
+}
+
+}  // namespace process_internal
+
+using process_internal::G;
+using process_internal::Globals;
+using process_internal::ProcessState;
+
+void Init(int argc, char** argv) {
+  {
+    Globals& g = G();
+    std::lock_guard<std::mutex> lock(g.mu);
+    g.init_called = true;
+    if (argc > 0 && argv != nullptr && argv[0] != nullptr) g.argv0 = argv[0];
+  }
+  const char* marker = getenv(process_internal::kStartEnv);
+  if (marker == nullptr) return;
+  std::string value = marker;
+  unsetenv(process_internal::kStartEnv);
+  size_t colon = value.find(':');
+  std::string mode = value.substr(0, colon);
+  std::string argument = colon == std::string::npos ? "" : value.substr(colon + 1);
+  std::optional<process_internal::ChildEntry> entry = process_internal::FindChildEntry(mode);
+  if (!entry.has_value()) {
+    std::fprintf(stderr,
+                 "mp: this process was started as an mp '%s' child (%s=%s), but this program does "
+                 "not link that start method\n",
+                 mode.c_str(), process_internal::kStartEnv, value.c_str());
+    _exit(70);
+  }
+  (*entry)(argument);
+  _exit(70);  // entries never return
+}
+
+bool InitCalled() {
+  Globals& g = G();
+  std::lock_guard<std::mutex> lock(g.mu);
+  return g.init_called;
+}
+
+ProcessInfo CurrentProcess() {
+  Globals& g = G();
+  std::lock_guard<std::mutex> lock(g.mu);
+  if (g.authkey.empty()) g.authkey = process_internal::MakeAuthKey();
+  return ProcessInfo{g.name, static_cast<int>(getpid()), g.daemon, g.authkey};
+}
+
+const ParentHandle* ParentProcess() {
+  Globals& g = G();
+  std::lock_guard<std::mutex> lock(g.mu);
+  return g.parent;
+}
+
+bool ParentHandle::IsAlive() const {
+  if (pidfd_ < 0) return false;
+  pollfd p{pidfd_, POLLIN, 0};
+  int r;
+  do {
+    r = poll(&p, 1, 0);
+  } while (r < 0 && errno == EINTR);
+  return r == 0;
+}
+
+absl::Status ParentHandle::Join(std::optional<absl::Duration> timeout) const {
+  if (pidfd_ < 0) return absl::OkStatus();
+  absl::Time deadline = timeout.has_value() ? absl::Now() + *timeout : absl::InfiniteFuture();
+  absl::Status s = process_internal::WaitFd(pidfd_, POLLIN, deadline);
+  if (absl::IsDeadlineExceeded(s)) return absl::OkStatus();
+  return s;
+}
+
+std::vector<Process> ActiveChildren() {
+  process_internal::ReapFinished();
+  std::vector<Process> out;
+  for (auto& c : process_internal::SnapshotChildren()) out.push_back(Process(c));
+  return out;
+}
+
+int CpuCount() {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+absl::StatusOr<Process> Process::Create(std::shared_ptr<StartMethod> method, Target target,
+                                        ProcessOptions options) {
+  if (method == nullptr) {
+    return absl::InvalidArgumentError("mp::Process::Create: the start method is null");
+  }
+  if (target.empty()) {
+    return absl::InvalidArgumentError("mp::Process::Create: the target is empty");
+  }
+  if (absl::Status s = method->CheckTarget(target); !s.ok()) return s;
+  auto state = std::make_shared<ProcessState>();
+  {
+    Globals& g = G();
+    std::lock_guard<std::mutex> lock(g.mu);
+    state->identity = g.identity;
+    state->identity.push_back(++g.child_counter);
+  }
+  state->name = options.name.empty()
+                    ? absl::StrCat("Process-", absl::StrJoin(state->identity, ":"))
+                    : std::move(options.name);
+  state->daemon = options.daemon;
+  state->method = std::move(method);
+  state->target = std::move(target);
+  return Process(std::move(state));
+}
+
+absl::Status Process::Start() {
+  process_internal::ReapFinished();
+  ProcessInfo self = CurrentProcess();
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->closed) return state_->ClosedError("start");
+  if (state_->child != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "mp: cannot start ", state_->Describe(), " again: a process can be started only once"));
+  }
+  if (self.daemon) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "mp: cannot start ", state_->Describe(), " from daemon process '", self.name,
+        "': daemonic processes are not allowed to have children"));
+  }
+  process_internal::EnsureExitHook();
+  LaunchSpec spec;
+  spec.target = &state_->target;
+  spec.name = state_->name;
+  spec.daemon = state_->daemon;
+  spec.identity = state_->identity;
+  absl::StatusOr<std::unique_ptr<ChildHandle>> child = state_->method->Launch(spec);
+  if (!child.ok()) {
+    return absl::Status(child.status().code(),
+                        absl::StrCat("mp: starting ", state_->Describe(), " with the '",
+                                     state_->method->Name(), "' method failed: ",
+                                     child.status().message()));
+  }
+  state_->child = *std::move(child);
+  state_->pid = state_->child->pid();
+  Globals& g = G();
+  std::lock_guard<std::mutex> glock(g.mu);
+  g.children.push_back(state_);
+  return absl::OkStatus();
+}
+
+absl::Status Process::Join(std::optional<absl::Duration> timeout) {
+  absl::Time deadline = timeout.has_value() ? absl::Now() + *timeout : absl::InfiniteFuture();
+  for (;;) {
+    int fd;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      if (state_->closed) return state_->ClosedError("join");
+      if (state_->child == nullptr) return state_->NotStartedError("join");
+      if (state_->PollLocked().has_value()) return absl::OkStatus();
+      fd = state_->child->sentinel();
+    }
+    absl::Status s = process_internal::WaitFd(fd, POLLIN, deadline);
+    if (absl::IsDeadlineExceeded(s)) {
+      // CPython: join(timeout) returns with the child still running.
+      std::lock_guard<std::mutex> lock(state_->mu);
+      if (!state_->closed) state_->PollLocked();
+      return absl::OkStatus();
+    }
+    if (!s.ok()) return s;
+  }
+}
+
+absl::StatusOr<bool> Process::IsAlive() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->closed) return state_->ClosedError("check whether it is alive:");
+  if (state_->child == nullptr) return false;
+  return !state_->PollLocked().has_value();
+}
+
+absl::StatusOr<std::optional<int>> Process::ExitCode() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->closed) return state_->ClosedError("get the exit code of");
+  if (state_->child == nullptr) return std::optional<int>();
+  return state_->PollLocked();
+}
+
+absl::Status Process::SignalChild(int signo, absl::string_view what) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->closed) return state_->ClosedError(what);
+  if (state_->child == nullptr) return state_->NotStartedError(what);
+  if (state_->PollLocked().has_value()) return absl::OkStatus();
+  return state_->child->Signal(signo);
+}
+
+absl::Status Process::Terminate() { return SignalChild(SIGTERM, "terminate"); }
+absl::Status Process::Kill() { return SignalChild(SIGKILL, "kill"); }
+
+absl::Status Process::Close() {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->closed) return absl::OkStatus();
+  if (state_->child != nullptr && !state_->PollLocked().has_value()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("mp: cannot close ", state_->Describe(),
+                     ": it is still running; Join, Terminate or Kill it first"));
+  }
+  state_->child.reset();
+  state_->target = Target();
+  state_->closed = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Process::Sentinel() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->closed) return state_->ClosedError("get the sentinel of");
+  if (state_->child == nullptr) return state_->NotStartedError("get the sentinel of");
+  return state_->child->sentinel();
+}
+
+std::optional<int> Process::Pid() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->pid;
+}
+
+std::string Process::Name() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->name;
+}
+
+void Process::SetName(std::string name) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->name = std::move(name);
+}
+
+bool Process::Daemon() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->daemon;
+}
+
+absl::Status Process::SetDaemon(bool daemon) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->closed) return state_->ClosedError("set the daemon flag of");
+  if (state_->child != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "mp: cannot change the daemon flag of ", state_->Describe(), ": it was already started"));
+  }
+  state_->daemon = daemon;
+  return absl::OkStatus();
+}
+
+absl::string_view Process::StartMethodName() const { return state_->method->Name(); }
+
+}  // namespace mp

@@ -1,0 +1,159 @@
+// Copyright 2026 The mp Authors.
+//
+// start_methods/process.h — mp::Process, Python's multiprocessing.Process, with absl::Status.
+//
+// A Process runs a Target (start_methods/target.h) in a child process started by a StartMethod
+// (start_methods/start_method.h: fork, spawn or forkserver):
+//
+//   int Square(int64_t x, mp::PassedFd out);              // at namespace scope
+//
+//   int main(int argc, char** argv) {
+//     mp::Init(argc, argv);                              // first line of every main using mp
+//     absl::StatusOr<mp::Process> p = mp::Process::Create(
+//         mp::SpawnStartMethod(), mp::Call<&Square>(int64_t{7}, mp::PassedFd{pipe_w}));
+//     if (!p.ok()) return 1;
+//     if (absl::Status s = p->Start(); !s.ok()) ...
+//     p->Join();                                         // or Join(absl::Seconds(1))
+//     std::optional<int> code = *p->ExitCode();          // 0, N, 1 for a failed Status, -N for signal N
+//   }
+//
+// Semantics are CPython's:
+//  * Start once; Join(timeout) returns OK when the timeout passes with the child still running
+//    (check IsAlive/ExitCode), as CPython's join does. ExitCode is nullopt while the child runs.
+//  * Terminate sends SIGTERM (exit code -15), Kill SIGKILL (-9). Sentinel is a descriptor that
+//    becomes readable when the child ends (a pidfd for fork and spawn children; the per-child
+//    connection to the server for forkserver children), for poll/select alongside other fds.
+//  * Close releases the child's resources; it refuses a running child. Every call but Name, Pid,
+//    Daemon and StartMethodName fails with kFailedPrecondition after Close.
+//  * Name defaults to "Process-N" ("Process-1:2" for the second child of Process-1). Daemon must be
+//    set before Start; a daemon process cannot start children.
+//  * When main returns (atexit) and when a child's target returns, the process terminates its daemon
+//    children, then joins all its children (CPython's _exit_function).
+//
+// Errors: misuse (Start twice, Join/Terminate/Sentinel before Start, Close of a running process, use
+// after Close, a target the method cannot run) -> kFailedPrecondition with the process named; an
+// empty target or unknown start method name -> kInvalidArgument; system call failures -> the code
+// errno suggests, with the call named.
+//
+// A Process is a handle: copies refer to the same child (like Python references). The children
+// registry (ActiveChildren, the exit hook) holds the child until it has been reaped.
+//
+// Thread safety: all methods are thread-safe, except that Close must not race with other calls on the
+// same process (as with any resource release). Join blocks without holding the handle's lock.
+
+#ifndef MP_START_METHODS_PROCESS_H_
+#define MP_START_METHODS_PROCESS_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "start_methods/start_method.h"
+#include "start_methods/target.h"
+
+namespace mp {
+
+// The first line of every main that uses mp. In the program's own process it records argv[0] and
+// returns. In a process started by mp (a spawn child or a forkserver server: the environment variable
+// MP_START says so) it runs that role and exits; the rest of main never runs there. A program that
+// does not call it cannot use spawn or forkserver: Start says so instead of launching anything.
+void Init(int argc, char** argv);
+// Whether Init was called in this process.
+bool InitCalled();
+
+struct ProcessOptions {
+  std::string name;     // empty: "Process-N"
+  bool daemon = false;  // terminated, not joined, when the parent exits
+};
+
+namespace process_internal {
+struct ProcessState;
+}
+
+class Process {
+ public:
+  // kInvalidArgument for an empty target or a null method; kFailedPrecondition when `method` cannot
+  // run `target` (a callable under spawn or forkserver), naming the fix.
+  static absl::StatusOr<Process> Create(std::shared_ptr<StartMethod> method, Target target,
+                                        ProcessOptions options = {});
+
+  absl::Status Start();
+  // Waits for the child to end, at most `timeout` when given. OK also when the timeout passed.
+  absl::Status Join(std::optional<absl::Duration> timeout = std::nullopt);
+  // False before Start and after the child ended.
+  absl::StatusOr<bool> IsAlive() const;
+  // The exit code, nullopt before Start and while running.
+  absl::StatusOr<std::optional<int>> ExitCode() const;
+  absl::Status Terminate();
+  absl::Status Kill();
+  absl::Status Close();
+  absl::StatusOr<int> Sentinel() const;
+
+  // nullopt before Start.
+  std::optional<int> Pid() const;
+  std::string Name() const;
+  void SetName(std::string name);
+  bool Daemon() const;
+  // kFailedPrecondition after Start.
+  absl::Status SetDaemon(bool daemon);
+  absl::string_view StartMethodName() const;
+
+  // Same child.
+  bool operator==(const Process& other) const { return state_ == other.state_; }
+
+ private:
+  explicit Process(std::shared_ptr<process_internal::ProcessState> state)
+      : state_(std::move(state)) {}
+  absl::Status SignalChild(int signo, absl::string_view what);
+  friend std::vector<Process> ActiveChildren();
+
+  std::shared_ptr<process_internal::ProcessState> state_;
+};
+
+// This process, as mp knows it: "MainProcess" in the program's own process.
+struct ProcessInfo {
+  std::string name;
+  int pid = 0;
+  bool daemon = false;
+  // 32 random bytes made by the main process and inherited by every descendant (CPython's authkey).
+  std::string authkey;
+};
+ProcessInfo CurrentProcess();
+
+// The process that started this one (in an mp child). It notices the parent's death through a pidfd,
+// even though the parent is not this process's parent in the kernel's sense (forkserver children).
+class ParentHandle {
+ public:
+  int Pid() const { return pid_; }
+  const std::string& Name() const { return name_; }
+  bool IsAlive() const;
+  // Waits until the parent has ended, at most `timeout` when given. OK also when the timeout passed.
+  absl::Status Join(std::optional<absl::Duration> timeout = std::nullopt) const;
+  // Readable once the parent has ended; -1 if it had already ended when this process started.
+  int Sentinel() const { return pidfd_; }
+
+ private:
+  friend void process_internal::ChildMain(const process_internal::ChildIdentity&,
+                                          const std::function<int()>&);
+  ParentHandle(int pid, std::string name, int pidfd) : pid_(pid), name_(std::move(name)), pidfd_(pidfd) {}
+  int pid_;
+  std::string name_;
+  int pidfd_;
+};
+// nullptr in the program's own (main) process.
+const ParentHandle* ParentProcess();
+
+// Children started by this process that have not ended (finished ones are reaped on the way).
+std::vector<Process> ActiveChildren();
+
+// Online CPUs (os.cpu_count()).
+int CpuCount();
+
+}  // namespace mp
+
+#endif  // MP_START_METHODS_PROCESS_H_

@@ -1,0 +1,135 @@
+// Copyright 2026 The mp Authors.
+
+#include "start_methods/spawn.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace mp {
+namespace {
+
+constexpr int kControlFd = 3;
+constexpr int kFirstPassedFd = 4;
+constexpr uint32_t kMaxRecord = 1u << 30;
+
+void KillAndReap(pid_t pid) {
+  kill(pid, SIGKILL);
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+// mp::Init in a spawn child: "spawn:<control fd>:<fd count>".
+[[noreturn]] void SpawnChildEntry(absl::string_view argument) {
+  std::vector<std::string> parts = absl::StrSplit(argument, ':');
+  int control = -1;
+  int count = -1;
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &control) ||
+      !absl::SimpleAtoi(parts[1], &count) || control < 0 || count < 0 || count > 100000) {
+    std::fprintf(stderr, "mp: malformed spawn marker '%.*s'\n", static_cast<int>(argument.size()),
+                 argument.data());
+    _exit(70);
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  uint32_t size = 0;
+  absl::Status s = process_internal::ReadFull(control, &size, sizeof(size), deadline);
+  if (s.ok() && size > kMaxRecord) {
+    s = absl::InvalidArgumentError(absl::StrCat("mp: launch record of ", size, " bytes is too big"));
+  }
+  // 8-byte aligned storage: FlatBuffers reads scalars in place.
+  std::vector<uint64_t> storage((size + 7) / 8);
+  if (s.ok()) s = process_internal::ReadFull(control, storage.data(), size, deadline);
+  if (!s.ok()) {
+    std::string line = absl::StrCat("mp: spawn child ", getpid(),
+                                    " could not read its launch record: ", s.ToString(), "\n");
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    _exit(70);
+  }
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) fds.push_back(kFirstPassedFd + i);
+  process_internal::RunLaunchRecord(
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(storage.data()), size),
+      std::move(fds), control, /*send_pidfd=*/false, /*parent_pid=*/0);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ChildHandle>> SpawnMethod::Launch(const LaunchSpec& spec) {
+  if (absl::Status s = process_internal::CheckCanReexecute("spawn"); !s.ok()) return s;
+  const std::string record = process_internal::BuildLaunchRecord(spec, "spawn");
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return process_internal::ErrnoStatus(errno, "socketpair for a spawn launch record");
+  }
+  std::vector<int> fds = {sv[1]};
+  const std::vector<int>& passed = spec.target->fds();
+  fds.insert(fds.end(), passed.begin(), passed.end());
+  std::vector<std::string> argv = {process_internal::ProgramArgv0(), "--mp-spawn"};
+  std::vector<std::string> env = process_internal::ChildEnvironment(
+      absl::StrCat("spawn:", kControlFd, ":", passed.size()));
+  process_internal::FlushStdio();
+  absl::StatusOr<pid_t> pid = process_internal::SpawnSelf(fds, argv, env);
+  close(sv[1]);
+  if (!pid.ok()) {
+    close(sv[0]);
+    return pid.status();
+  }
+  const absl::Time deadline = absl::Now() + options_.handshake_timeout;
+  const std::string no_init = absl::StrCat(
+      "the spawned child (pid ", *pid,
+      ") exited without reading its launch record: the child program did not call "
+      "mp::Init(argc, argv) at the top of main");
+  uint32_t size = static_cast<uint32_t>(record.size());
+  std::string frame(reinterpret_cast<const char*>(&size), sizeof(size));
+  frame += record;
+  absl::Status s = process_internal::WriteFull(sv[0], frame.data(), frame.size(), deadline);
+  absl::StatusOr<pid_t> acked = s.ok() ? process_internal::ReadAck(sv[0], deadline, no_init, nullptr)
+                                       : absl::StatusOr<pid_t>(s);
+  close(sv[0]);
+  if (!acked.ok()) {
+    KillAndReap(*pid);
+    absl::Status e = acked.status();
+    if (absl::IsDeadlineExceeded(e)) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the spawned child (pid ", *pid, ") did not acknowledge its launch record within ",
+          absl::FormatDuration(options_.handshake_timeout),
+          " and was killed: does the program call mp::Init(argc, argv) at the top of main?"));
+    }
+    if (absl::IsUnavailable(e) && !absl::StrContains(e.message(), "mp::Init")) {
+      return absl::UnavailableError(absl::StrCat(no_init, " (", e.message(), ")"));
+    }
+    return e;
+  }
+  absl::StatusOr<int> pidfd = process_internal::PidfdOpen(*pid);
+  if (!pidfd.ok()) {
+    KillAndReap(*pid);
+    return pidfd.status();
+  }
+  return std::make_unique<process_internal::LocalChild>(*pid, *pidfd);
+}
+
+std::shared_ptr<StartMethod> SpawnStartMethod() {
+  static auto* const method = new std::shared_ptr<StartMethod>(std::make_shared<SpawnMethod>());
+  return *method;
+}
+
+namespace {
+const bool registered = [] {
+  process_internal::RegisterStartMethod("spawn", &SpawnStartMethod);
+  process_internal::RegisterChildEntry("spawn", &SpawnChildEntry);
+  return true;
+}();
+}  // namespace
+
+}  // namespace mp

@@ -1,0 +1,551 @@
+// Copyright 2026 The mp Authors.
+
+#include "start_methods/start_method.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "flatbuffers/flatbuffers.h"
+#include "serialize/fd.h"
+#include "serialize/flat.h"
+#include "start_methods/launch_record_generated.h"
+#include "start_methods/process.h"
+
+extern char** environ;
+
+namespace mp {
+
+absl::Status StartMethod::CheckTarget(const Target& target) const {
+  if (target.registered()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "mp: the '", Name(),
+      "' start method runs a fresh copy of the program, so it can only run a registered function: "
+      "pass mp::Call<&Function>(args...) instead of a callable (callables need the 'fork' method)"));
+}
+
+namespace process_internal {
+namespace {
+
+struct Registries {
+  std::mutex mu;
+  std::map<std::string, std::function<std::shared_ptr<StartMethod>()>, std::less<>> methods;
+  std::map<std::string, ChildEntry, std::less<>> entries;
+};
+
+Registries& Reg() {
+  static Registries* const r = new Registries;
+  return *r;
+}
+
+constexpr uint32_t kMaxRecordSize = 1u << 30;
+
+}  // namespace
+
+void RegisterStartMethod(absl::string_view name,
+                         std::function<std::shared_ptr<StartMethod>()> get) {
+  std::lock_guard<std::mutex> lock(Reg().mu);
+  Reg().methods[std::string(name)] = std::move(get);
+}
+
+void RegisterChildEntry(absl::string_view mode, ChildEntry entry) {
+  std::lock_guard<std::mutex> lock(Reg().mu);
+  Reg().entries[std::string(mode)] = entry;
+}
+
+std::optional<ChildEntry> FindChildEntry(absl::string_view mode) {
+  std::lock_guard<std::mutex> lock(Reg().mu);
+  auto it = Reg().entries.find(mode);
+  if (it == Reg().entries.end()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace process_internal
+
+std::vector<std::string> StartMethodNames() {
+  using process_internal::Reg;
+  std::lock_guard<std::mutex> lock(Reg().mu);
+  std::vector<std::string> names;
+  for (const auto& [name, get] : Reg().methods) names.push_back(name);
+  return names;
+}
+
+absl::StatusOr<std::shared_ptr<StartMethod>> GetStartMethod(absl::string_view name) {
+  using process_internal::Reg;
+  std::function<std::shared_ptr<StartMethod>()> get;
+  {
+    std::lock_guard<std::mutex> lock(Reg().mu);
+    auto it = Reg().methods.find(name);
+    if (it != Reg().methods.end()) get = it->second;
+  }
+  if (get == nullptr) {
+    std::vector<std::string> names = StartMethodNames();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mp: unknown start method '", name, "'; this program links: ",
+        names.empty() ? std::string("none (depend on //start_methods:fork, :spawn or :forkserver)")
+                      : absl::StrJoin(names, ", ")));
+  }
+  return get();
+}
+
+namespace process_internal {
+
+absl::Status ErrnoStatus(int err, absl::string_view what) {
+  std::string message = absl::StrCat("mp: ", what, ": ", std::strerror(err), " [errno ", err, "]");
+  switch (err) {
+    case EINVAL:
+    case EBADF:
+      return absl::InvalidArgumentError(message);
+    case ENOENT:
+    case ESRCH:
+      return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(message);
+    case EAGAIN:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOSPC:
+      return absl::ResourceExhaustedError(message);
+    case ETIMEDOUT:
+      return absl::DeadlineExceededError(message);
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case EPIPE:
+      return absl::UnavailableError(message);
+    case ENOSYS:
+      return absl::UnimplementedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+void FlushStdio() { std::fflush(nullptr); }
+
+absl::StatusOr<int> PidfdOpen(pid_t pid) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) {
+    int err = errno;
+    return ErrnoStatus(err, absl::StrCat("pidfd_open(", pid, ") (Linux >= 5.3 is required)"));
+  }
+  // pidfds are created close-on-exec.
+  return fd;
+}
+
+int ExitCodeFromWaitStatus(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return 255;
+}
+
+LocalChild::~LocalChild() {
+  if (pidfd_ >= 0) close(pidfd_);
+}
+
+std::optional<int> LocalChild::Poll() {
+  if (exit_code_.has_value()) return exit_code_;
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid_, &status, WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0) return std::nullopt;
+  // r < 0 (ECHILD) means someone else reaped the child (e.g. waitpid(-1) elsewhere in the program):
+  // its status is lost, which CPython reports as 255 too.
+  exit_code_ = r == pid_ ? ExitCodeFromWaitStatus(status) : 255;
+  return exit_code_;
+}
+
+absl::Status LocalChild::Signal(int signo) {
+  if (Poll().has_value()) return absl::OkStatus();
+  // Through the pidfd: never a recycled pid.
+  if (syscall(SYS_pidfd_send_signal, pidfd_, signo, nullptr, 0) != 0 && errno != ESRCH) {
+    int err = errno;
+    return ErrnoStatus(err, absl::StrCat("pidfd_send_signal(pid ", pid_, ", signal ", signo, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WaitFd(int fd, short events, absl::Time deadline) {
+  for (;;) {
+    int timeout_ms = -1;
+    if (deadline != absl::InfiniteFuture()) {
+      absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) {
+        timeout_ms = 0;
+      } else {
+        timeout_ms = static_cast<int>(
+            std::min<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
+                              int64_t{1} << 30));
+      }
+    }
+    pollfd p{fd, events, 0};
+    int r = poll(&p, 1, timeout_ms);
+    if (r > 0) return absl::OkStatus();
+    if (r < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
+    if (r == 0 && timeout_ms == 0) {
+      return absl::DeadlineExceededError(absl::StrCat("mp: timed out waiting on descriptor ", fd));
+    }
+  }
+}
+
+absl::Status WriteFull(int fd, const void* data, size_t size, absl::Time deadline) {
+  const char* p = static_cast<const char*>(data);
+  bool socket = true;
+  while (size > 0) {
+    if (absl::Status s = WaitFd(fd, POLLOUT, deadline); !s.ok()) return s;
+    ssize_t n = socket ? send(fd, p, size, MSG_NOSIGNAL | MSG_DONTWAIT) : write(fd, p, size);
+    if (n < 0) {
+      if (errno == ENOTSOCK && socket) {
+        socket = false;
+        continue;
+      }
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return ErrnoStatus(errno, absl::StrCat("write to descriptor ", fd));
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadFull(int fd, void* data, size_t size, absl::Time deadline) {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    if (absl::Status s = WaitFd(fd, POLLIN, deadline); !s.ok()) return s;
+    ssize_t n = read(fd, p, size);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return ErrnoStatus(errno, absl::StrCat("read from descriptor ", fd));
+    }
+    if (n == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("mp: descriptor ", fd, " reached end of file with ", size, " bytes missing"));
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<const int> fds) {
+  if (data.empty()) return absl::InvalidArgumentError("mp: SendWithFds needs at least one byte");
+  if (fds.size() > 253) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mp: ", fds.size(), " descriptors in one message; at most 253 can be passed"));
+  }
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<size_t>(fds.size(), 1)), 0);
+  iovec iov{const_cast<uint8_t*>(data.data()), data.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do {
+    n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ErrnoStatus(errno, absl::StrCat("sendmsg on descriptor ", fd));
+  // The descriptors went with the first byte; the rest is plain bytes.
+  return WriteFull(fd, data.data() + n, data.size() - static_cast<size_t>(n),
+                   absl::InfiniteFuture());
+}
+
+absl::StatusOr<size_t> RecvWithFds(int fd, void* data, size_t size, std::vector<int>* fds,
+                                   absl::Time deadline) {
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * 253));
+  for (;;) {
+    if (absl::Status s = WaitFd(fd, POLLIN, deadline); !s.ok()) return s;
+    iovec iov{data, size};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return ErrnoStatus(errno, absl::StrCat("recvmsg on descriptor ", fd));
+    }
+    std::vector<int> received;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) {
+          int got;
+          std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          received.push_back(got);
+        }
+      }
+    }
+    if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+      for (int f : received) close(f);
+      return absl::ResourceExhaustedError(
+          absl::StrCat("mp: descriptors arriving on descriptor ", fd,
+                       " were truncated (more than 253, or RLIMIT_NOFILE reached)"));
+    }
+    fds->insert(fds->end(), received.begin(), received.end());
+    if (n == 0) {
+      return absl::UnavailableError(absl::StrCat("mp: descriptor ", fd, " reached end of file"));
+    }
+    return static_cast<size_t>(n);
+  }
+}
+
+// ---- Re-executing. ----
+
+absl::Status CheckCanReexecute(absl::string_view method) {
+  if (const char* marker = getenv(kStartEnv); marker != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "mp: this process (pid ", getpid(), ") was started by mp as a child (", kStartEnv, "=",
+        marker,
+        ") but its main did not call mp::Init(argc, argv) at the top, so it runs main instead of its "
+        "target; refusing to start a '",
+        method, "' child from it (that would recurse without end)"));
+  }
+  if (!InitCalled()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "mp: the '", method,
+        "' start method re-executes this program, which needs mp::Init(argc, argv) as the first "
+        "line of main (for tests: link //start_methods:test_main instead of gtest_main)"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> ChildEnvironment(absl::string_view start_value) {
+  std::vector<std::string> env;
+  const std::string prefix = absl::StrCat(kStartEnv, "=");
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (std::strncmp(*e, prefix.c_str(), prefix.size()) == 0) continue;
+    env.emplace_back(*e);
+  }
+  env.push_back(absl::StrCat(prefix, start_value));
+  return env;
+}
+
+absl::StatusOr<pid_t> SpawnSelf(const std::vector<int>& fds, const std::vector<std::string>& argv,
+                                const std::vector<std::string>& env) {
+  const int n = static_cast<int>(fds.size());
+  // Move every source above every target first, so no dup2 clobbers a source not yet moved. The
+  // copies are close-on-exec; dup2 clears that flag on the target only.
+  std::vector<int> high;
+  high.reserve(fds.size());
+  auto close_high = [&high] {
+    for (int h : high) close(h);
+  };
+  for (int fd : fds) {
+    int h = fcntl(fd, F_DUPFD_CLOEXEC, 3 + n);
+    if (h < 0) {
+      int err = errno;
+      close_high();
+      return ErrnoStatus(err, absl::StrCat("fcntl(F_DUPFD_CLOEXEC) of descriptor ", fd,
+                                           " to pass to a child"));
+    }
+    high.push_back(h);
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  for (int i = 0; i < n; ++i) posix_spawn_file_actions_adddup2(&actions, high[i], 3 + i);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3 + n);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+
+  std::vector<char*> argv_p, env_p;
+  for (const std::string& a : argv) argv_p.push_back(const_cast<char*>(a.c_str()));
+  argv_p.push_back(nullptr);
+  for (const std::string& e : env) env_p.push_back(const_cast<char*>(e.c_str()));
+  env_p.push_back(nullptr);
+
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv_p.data(), env_p.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close_high();
+  if (rc != 0) return ErrnoStatus(rc, "posix_spawn(/proc/self/exe)");
+  return pid;
+}
+
+// ---- Launch record. ----
+
+std::string BuildLaunchRecord(const LaunchSpec& spec, absl::string_view method) {
+  const Target& target = *spec.target;
+  ProcessInfo self = CurrentProcess();
+  flatbuffers::FlatBufferBuilder fbb(256 + target.encoded_args().size());
+  auto method_off = fbb.CreateString(method.data(), method.size());
+  auto function_off =
+      fbb.CreateString(target.function_name().data(), target.function_name().size());
+  auto args_off = fbb.CreateVector(target.encoded_args().data(), target.encoded_args().size());
+  auto authkey_off = fbb.CreateVector(reinterpret_cast<const uint8_t*>(self.authkey.data()),
+                                      self.authkey.size());
+  auto parent_name_off = fbb.CreateString(self.name);
+  auto name_off = fbb.CreateString(spec.name);
+  auto identity_off = fbb.CreateVector(spec.identity);
+  start_methods::LaunchRecordBuilder b(fbb);
+  b.add_start_method(method_off);
+  b.add_function(function_off);
+  b.add_args(args_off);
+  b.add_fd_count(static_cast<uint32_t>(target.fds().size()));
+  b.add_authkey(authkey_off);
+  b.add_parent_pid(self.pid);
+  b.add_parent_name(parent_name_off);
+  b.add_name(name_off);
+  b.add_daemon(spec.daemon);
+  b.add_identity(identity_off);
+  start_methods::FinishLaunchRecordBuffer(fbb, b.Finish());
+  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+}
+
+absl::Status WriteAck(int fd, const absl::Status& status, int pidfd) {
+  std::string msg;
+  if (status.ok()) {
+    int32_t pid = getpid();
+    msg.push_back('A');
+    msg.append(reinterpret_cast<const char*>(&pid), sizeof(pid));
+  } else {
+    std::string text(status.message());
+    uint32_t code = static_cast<uint32_t>(status.code());
+    uint32_t len = static_cast<uint32_t>(text.size());
+    msg.push_back('E');
+    msg.append(reinterpret_cast<const char*>(&code), sizeof(code));
+    msg.append(reinterpret_cast<const char*>(&len), sizeof(len));
+    msg += text;
+  }
+  absl::Span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
+  if (pidfd >= 0) return SendWithFds(fd, bytes, {pidfd});
+  return WriteFull(fd, msg.data(), msg.size(), absl::InfiniteFuture());
+}
+
+absl::StatusOr<pid_t> ReadAck(int fd, absl::Time deadline, absl::string_view eof_message,
+                              int* pidfd) {
+  std::vector<int> fds;
+  uint8_t kind = 0;
+  absl::StatusOr<size_t> got = RecvWithFds(fd, &kind, 1, &fds, deadline);
+  auto close_fds = [&fds] {
+    for (int f : fds) close(f);
+  };
+  if (!got.ok()) {
+    close_fds();
+    if (absl::IsUnavailable(got.status())) return absl::UnavailableError(eof_message);
+    return got.status();
+  }
+  if (kind == 'A' || kind == 'X') {
+    int32_t value = 0;
+    absl::Status s = ReadFull(fd, &value, sizeof(value), deadline);
+    if (!s.ok()) {
+      close_fds();
+      return absl::IsUnavailable(s) ? absl::UnavailableError(eof_message) : s;
+    }
+    if (kind == 'X') {
+      close_fds();
+      return absl::UnavailableError(absl::StrCat(
+          "mp: the child exited with code ", ExitCodeFromWaitStatus(value),
+          " before it acknowledged its launch record"));
+    }
+    if (pidfd != nullptr) {
+      *pidfd = fds.empty() ? -1 : fds[0];
+      if (!fds.empty()) fds.erase(fds.begin());
+    }
+    close_fds();
+    return static_cast<pid_t>(value);
+  }
+  close_fds();
+  if (kind == 'E') {
+    uint32_t header[2];
+    if (absl::Status s = ReadFull(fd, header, sizeof(header), deadline); !s.ok()) return s;
+    if (header[1] > (1u << 20)) {
+      return absl::InternalError("mp: the child's error message is implausibly long");
+    }
+    std::string text(header[1], '\0');
+    if (absl::Status s = ReadFull(fd, text.data(), text.size(), deadline); !s.ok()) return s;
+    absl::StatusCode code = static_cast<absl::StatusCode>(header[0]);
+    if (code == absl::StatusCode::kOk) code = absl::StatusCode::kUnknown;
+    return absl::Status(code, absl::StrCat("mp: the child refused its launch record: ", text));
+  }
+  return absl::InternalError(
+      absl::StrCat("mp: unexpected byte ", static_cast<int>(kind), " in the child's answer"));
+}
+
+[[noreturn]] void RunLaunchRecord(absl::Span<const uint8_t> record, std::vector<int> fds, int ack_fd,
+                                  bool send_pidfd, int parent_pid) {
+  auto fail = [&](const absl::Status& s) {
+    for (int f : fds) close(f);
+    (void)WriteAck(ack_fd, s, -1);
+    close(ack_fd);
+    FlushStdio();
+    _exit(1);
+  };
+  absl::StatusOr<const start_methods::LaunchRecord*> root =
+      VerifyFlatBuffer<start_methods::LaunchRecord>(record);
+  if (!root.ok()) fail(root.status());
+  const start_methods::LaunchRecord& r = **root;
+  if (r.function() == nullptr || r.name() == nullptr) {
+    fail(absl::InvalidArgumentError("mp: launch record lacks the function or process name"));
+  }
+  if (r.fd_count() != fds.size()) {
+    fail(absl::InvalidArgumentError(absl::StrCat("mp: the launch record announces ", r.fd_count(),
+                                                 " descriptors but ", fds.size(), " arrived")));
+  }
+  absl::StatusOr<DecodeCall> decode = FindFunction(absl::string_view(r.function()->c_str(), r.function()->size()));
+  if (!decode.ok()) fail(decode.status());
+  std::function<int()> run;
+  {
+    FdTable table(std::move(fds));
+    fds.clear();
+    ScopedFdTable scope(&table);
+    absl::Span<const uint8_t> args;
+    if (r.args() != nullptr) args = absl::Span<const uint8_t>(r.args()->data(), r.args()->size());
+    absl::StatusOr<std::function<int()>> bound = (*decode)(args);
+    if (!bound.ok()) fail(bound.status());
+    run = *std::move(bound);
+  }  // descriptors no argument took are closed here
+  ChildIdentity id;
+  id.name = r.name()->str();
+  id.daemon = r.daemon();
+  if (r.identity() != nullptr) id.identity.assign(r.identity()->begin(), r.identity()->end());
+  if (r.authkey() != nullptr) id.authkey.assign(r.authkey()->begin(), r.authkey()->end());
+  id.parent_pid = parent_pid > 0 ? parent_pid : r.parent_pid();
+  if (r.parent_name() != nullptr) id.parent_name = r.parent_name()->str();
+  int self_pidfd = -1;
+  if (send_pidfd) {
+    absl::StatusOr<int> p = PidfdOpen(getpid());
+    if (!p.ok()) fail(p.status());
+    self_pidfd = *p;
+  }
+  absl::Status acked = WriteAck(ack_fd, absl::OkStatus(), self_pidfd);
+  if (self_pidfd >= 0) close(self_pidfd);
+  close(ack_fd);
+  // A parent that is gone before the target starts has nobody to report to.
+  if (!acked.ok()) _exit(1);
+  ChildMain(id, run);
+}
+
+}  // namespace process_internal
+}  // namespace mp

@@ -1,0 +1,209 @@
+// Copyright 2026 The mp Authors.
+//
+// start_methods/start_method.h — the interface between mp::Process and the start methods.
+//
+// A start method (`fork`, `spawn`, `forkserver`; each its own Bazel target, none depending on
+// another) implements `mp::StartMethod`: it checks what it can run and launches a child, returning a
+// `mp::ChildHandle` — CPython's `Popen` objects (popen_fork.py, popen_spawn_posix.py,
+// popen_forkserver.py). mp::Process (process.h) does the rest: names, state, errors, the children
+// registry and the exit hook.
+//
+// Users normally only pick a method:
+//
+//   absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::GetStartMethod("spawn");
+//   // or directly: mp::ForkStartMethod(), mp::SpawnStartMethod(), mp::DefaultForkServer()
+//
+// GetStartMethod knows the methods linked into the program: each method's library registers itself
+// from a static initializer (its cc_library is alwayslink), so :process depends on none of them.
+// The same mechanism gives mp::Init the child entry points: the `spawn` library registers the code a
+// spawn child runs, the `forkserver` library the server loop (see RegisterChildEntry).
+//
+// The `process_internal` part below is the toolkit the methods share (launch record, handshake,
+// direct-child handle, descriptor I/O) so that no logic is written twice. It is not a user API.
+//
+// Thread safety: GetStartMethod and the registries are thread-safe. A StartMethod's Launch may be
+// called from several threads at once; a ChildHandle is used under its Process's lock.
+
+#ifndef MP_START_METHODS_START_METHOD_H_
+#define MP_START_METHODS_START_METHOD_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "start_methods/target.h"
+
+namespace mp {
+
+// A started child, as its start method sees it.
+class ChildHandle {
+ public:
+  virtual ~ChildHandle() = default;
+  virtual int pid() const = 0;
+  // A descriptor that becomes readable when the child has ended (owned by the handle).
+  virtual int sentinel() const = 0;
+  // Does not block. The exit code once the child has ended (its exit status, or -N when signal N
+  // killed it), reaping it; nullopt while it runs.
+  virtual std::optional<int> Poll() = 0;
+  // Sends `signo` to the child if it still runs (no-op once it has ended).
+  virtual absl::Status Signal(int signo) = 0;
+};
+
+// What Process gives a start method to launch.
+struct LaunchSpec {
+  const Target* target = nullptr;
+  std::string name;            // the child's name, e.g. "Process-3"
+  bool daemon = false;
+  std::vector<int> identity;   // the child's identity path, e.g. {3}
+};
+
+class StartMethod {
+ public:
+  virtual ~StartMethod() = default;
+  // "fork", "spawn" or "forkserver".
+  virtual absl::string_view Name() const = 0;
+  // kFailedPrecondition when this method cannot run `target` (the default: only registered
+  // functions, i.e. mp::Call<&Fn>(...), can be run).
+  virtual absl::Status CheckTarget(const Target& target) const;
+  // Starts the child. Returns once the child is known to run the target (spawn and forkserver wait
+  // for the child's acknowledgement of its launch record).
+  virtual absl::StatusOr<std::unique_ptr<ChildHandle>> Launch(const LaunchSpec& spec) = 0;
+};
+
+// The start method called `name` among those linked into this program; kInvalidArgument naming the
+// available ones otherwise.
+absl::StatusOr<std::shared_ptr<StartMethod>> GetStartMethod(absl::string_view name);
+// Names of the start methods linked into this program, sorted.
+std::vector<std::string> StartMethodNames();
+
+namespace process_internal {
+
+// ---- Registries filled from static initializers of the method libraries. ----
+void RegisterStartMethod(absl::string_view name, std::function<std::shared_ptr<StartMethod>()> get);
+
+// A child entry point: mp::Init calls it when the environment variable kStartEnv says
+// "<mode>:<argument>" for a registered mode. It never returns.
+using ChildEntry = void (*)(absl::string_view argument);
+void RegisterChildEntry(absl::string_view mode, ChildEntry entry);
+std::optional<ChildEntry> FindChildEntry(absl::string_view mode);
+
+// The marker a re-executed child finds in its environment ("spawn:3", "forkserver:3:4").
+inline constexpr char kStartEnv[] = "MP_START";
+
+// ---- Re-executing the program (spawn, forkserver server). ----
+
+// kFailedPrecondition unless this process may re-execute itself: mp::Init was called, and this
+// process is not an mp child whose main skipped mp::Init (which would otherwise start children
+// recursively: a fork bomb).
+absl::Status CheckCanReexecute(absl::string_view method);
+// argv[0] recorded by mp::Init.
+const std::string& ProgramArgv0();
+// This process's environment with kStartEnv removed and "kStartEnv=<value>" added.
+std::vector<std::string> ChildEnvironment(absl::string_view start_value);
+
+// posix_spawn of /proc/self/exe with stdin /dev/null, stdout/stderr inherited, `fds[i]` at
+// descriptor 3 + i, every other descriptor closed, the signal mask cleared, `argv` and `env`.
+absl::StatusOr<pid_t> SpawnSelf(const std::vector<int>& fds, const std::vector<std::string>& argv,
+                                const std::vector<std::string>& env);
+
+// ---- The launch record (launch_record.fbs). ----
+
+// Builds the record for `spec` launched by `method` from this process.
+std::string BuildLaunchRecord(const LaunchSpec& spec, absl::string_view method);
+
+// Child side of spawn and forkserver: verifies `record`, decodes the target's arguments with
+// `fds` current (taking ownership of them), answers on `ack_fd` (an "A" acknowledgement carrying
+// this pid and, if `send_pidfd`, a pidfd of this process; or an "E" error), closes `ack_fd` and runs
+// the target as process `parent_pid`'s child. Never returns.
+[[noreturn]] void RunLaunchRecord(absl::Span<const uint8_t> record, std::vector<int> fds, int ack_fd,
+                                  bool send_pidfd, int parent_pid);
+
+// Parent side: reads the child's answer. Returns the child's pid (and, when one was sent, stores
+// the pidfd in *pidfd); the child's error as its status; kUnavailable with `eof_message` when the
+// child closed without answering; kDeadlineExceeded after `deadline`.
+absl::StatusOr<pid_t> ReadAck(int fd, absl::Time deadline, absl::string_view eof_message,
+                              int* pidfd);
+
+// Writes an answer: OK -> "A" + pid (+ pidfd when pidfd >= 0), error -> "E" + message.
+absl::Status WriteAck(int fd, const absl::Status& status, int pidfd);
+
+// ---- Running as a child. ----
+
+struct ChildIdentity {
+  std::string name;
+  bool daemon = false;
+  std::vector<int> identity;
+  std::string authkey;
+  int parent_pid = 0;
+  std::string parent_name;
+};
+// What a child started from this process inherits (name and identity from `spec`).
+ChildIdentity IdentityForChild(const LaunchSpec& spec);
+
+// Becomes the child described by `id` (current process name, parent, empty children table), runs
+// `run`, joins/terminates its own children as a process does at exit, flushes stdio and _exits with
+// the exit code. Never returns; never runs the parent's atexit handlers.
+[[noreturn]] void ChildMain(const ChildIdentity& id, const std::function<int()>& run);
+
+// Runs at the exit of every mp process (main's return, or the end of a child) after its children
+// were joined: e.g. the forkserver stops its server here.
+void AtExitAfterChildren(std::function<void()> fn);
+
+// ---- Handles and descriptors. ----
+
+// pidfd_open(2).
+absl::StatusOr<int> PidfdOpen(pid_t pid);
+
+// Converts a waitpid status into CPython's exit code convention.
+int ExitCodeFromWaitStatus(int status);
+
+// A direct child of this process (fork, spawn): pidfd sentinel, waitpid.
+class LocalChild : public ChildHandle {
+ public:
+  LocalChild(pid_t pid, int pidfd) : pid_(pid), pidfd_(pidfd) {}
+  ~LocalChild() override;
+  int pid() const override { return pid_; }
+  int sentinel() const override { return pidfd_; }
+  std::optional<int> Poll() override;
+  absl::Status Signal(int signo) override;
+
+ private:
+  pid_t pid_;
+  int pidfd_;
+  std::optional<int> exit_code_;
+};
+
+// Descriptor I/O with a deadline (absl::InfiniteFuture() for none). Retries EINTR and short
+// transfers. ReadFull returns kUnavailable on EOF before `size` bytes.
+absl::Status WriteFull(int fd, const void* data, size_t size, absl::Time deadline);
+absl::Status ReadFull(int fd, void* data, size_t size, absl::Time deadline);
+// Waits until `fd` has `events`; kDeadlineExceeded at the deadline.
+absl::Status WaitFd(int fd, short events, absl::Time deadline);
+
+// sendmsg/recvmsg of bytes with descriptors (SCM_RIGHTS) on a Unix socket. RecvWithFds reads up to
+// `size` bytes (at least one, or kUnavailable on EOF) and appends the descriptors that came with
+// them to *fds (CLOEXEC).
+absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<const int> fds);
+absl::StatusOr<size_t> RecvWithFds(int fd, void* data, size_t size, std::vector<int>* fds,
+                                   absl::Time deadline);
+
+// "what: strerror(errno) [errno N]" as a status with the code errno suggests.
+absl::Status ErrnoStatus(int err, absl::string_view what);
+
+// Flushes every stdio stream, so a child does not print its parent's buffered output again.
+void FlushStdio();
+
+}  // namespace process_internal
+}  // namespace mp
+
+#endif  // MP_START_METHODS_START_METHOD_H_

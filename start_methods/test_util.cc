@@ -1,0 +1,120 @@
+// Copyright 2026 The mp Authors.
+
+#include "start_methods/test_util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace mp::testing {
+
+TestPipe::TestPipe() {
+  if (pipe2(fds_, O_CLOEXEC) != 0) std::abort();
+}
+TestPipe::~TestPipe() {
+  CloseRead();
+  CloseWrite();
+}
+void TestPipe::CloseRead() {
+  if (fds_[0] >= 0) close(fds_[0]);
+  fds_[0] = -1;
+}
+void TestPipe::CloseWrite() {
+  if (fds_[1] >= 0) close(fds_[1]);
+  fds_[1] = -1;
+}
+
+namespace {
+absl::Status WaitReadable(int fd, absl::Time deadline) {
+  for (;;) {
+    int ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+    pollfd p{fd, POLLIN, 0};
+    int r = poll(&p, 1, ms);
+    if (r > 0) return absl::OkStatus();
+    if (r == 0) return absl::DeadlineExceededError(absl::StrCat("no data on fd ", fd));
+    if (errno != EINTR) return absl::InternalError("poll failed");
+  }
+}
+}  // namespace
+
+absl::StatusOr<std::string> ReadToEof(int fd, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    if (absl::Status s = WaitReadable(fd, deadline); !s.ok()) return s;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::InternalError(absl::StrCat("read: errno ", errno));
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+absl::StatusOr<std::string> ReadExactly(int fd, size_t n, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string out;
+  while (out.size() < n) {
+    if (absl::Status s = WaitReadable(fd, deadline); !s.ok()) return s;
+    char buf[4096];
+    ssize_t r = read(fd, buf, std::min(sizeof(buf), n - out.size()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return absl::OutOfRangeError(absl::StrCat("end of file after ", out.size()));
+    out.append(buf, static_cast<size_t>(r));
+  }
+  return out;
+}
+
+void WriteAllOrDie(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) std::abort();
+    done += static_cast<size_t>(n);
+  }
+}
+
+std::set<int> OpenFds() {
+  std::set<int> fds;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return fds;
+  const int self = dirfd(d);
+  while (dirent* e = readdir(d)) {
+    int fd;
+    if (absl::SimpleAtoi(e->d_name, &fd) && fd != self) fds.insert(fd);
+  }
+  closedir(d);
+  return fds;
+}
+
+bool HasZombieChild() {
+  siginfo_t info{};
+  if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return false;  // ECHILD
+  return info.si_pid != 0;
+}
+
+ChildGuard::~ChildGuard() {
+  for (Process& p : children_) {
+    absl::StatusOr<bool> alive = p.IsAlive();
+    if (alive.ok() && *alive) (void)p.Kill();
+    if (p.Pid().has_value()) (void)p.Join();
+    (void)p.Close();
+  }
+}
+
+Process ChildGuard::Add(Process p) {
+  children_.push_back(std::move(p));
+  return children_.back();
+}
+
+}  // namespace mp::testing

@@ -1,0 +1,60 @@
+// Copyright 2026 The mp Authors.
+//
+// start_methods/test_util.h — helpers shared by the start_methods tests: pipes, reads with a
+// deadline (a test fails instead of hanging), descriptor snapshots, zombie checks, and a guard that
+// kills and reaps every child a test started, even when the test fails.
+
+#ifndef MP_START_METHODS_TEST_UTIL_H_
+#define MP_START_METHODS_TEST_UTIL_H_
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "start_methods/process.h"
+
+namespace mp::testing {
+
+// A pipe whose ends are closed on destruction (either may be closed earlier with Close*).
+class TestPipe {
+ public:
+  TestPipe();
+  ~TestPipe();
+  TestPipe(const TestPipe&) = delete;
+  TestPipe& operator=(const TestPipe&) = delete;
+  int r() const { return fds_[0]; }
+  int w() const { return fds_[1]; }
+  void CloseRead();
+  void CloseWrite();
+
+ private:
+  int fds_[2];
+};
+
+// Reads until end of file; kDeadlineExceeded when it does not come within `timeout`.
+absl::StatusOr<std::string> ReadToEof(int fd, absl::Duration timeout = absl::Seconds(60));
+// Reads exactly `n` bytes.
+absl::StatusOr<std::string> ReadExactly(int fd, size_t n, absl::Duration timeout = absl::Seconds(60));
+// Writes all of `data` (blocking).
+void WriteAllOrDie(int fd, const std::string& data);
+
+// Descriptors open in this process (without the one used to list them).
+std::set<int> OpenFds();
+// True if a child of this process has ended and waits to be reaped (nothing is reaped).
+bool HasZombieChild();
+
+// Kills, joins and closes every process added to it when it goes out of scope.
+class ChildGuard {
+ public:
+  ~ChildGuard();
+  Process Add(Process p);
+
+ private:
+  std::vector<Process> children_;
+};
+
+}  // namespace mp::testing
+
+#endif  // MP_START_METHODS_TEST_UTIL_H_
