@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "channels/fork_child.h"
+#include "sync/test_child.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "serialize/fd.h"
@@ -31,7 +31,7 @@ MP_FIELDS(FdMessage, label, first, second);
 
 namespace {
 
-using ::mp::testing::ForkChild;
+using ::mp::testing::TestChild;
 using ::testing::HasSubstr;
 
 std::pair<Connection, Connection> MakePipe(bool duplex = true) {
@@ -107,7 +107,7 @@ TEST(ConnectionTest, EmptyMessagesAndNoMergingOrSplitting) {
     for (int i = 0; i < 200; ++i) {
       sent.push_back(std::string(static_cast<size_t>(i * 37 % 300), static_cast<char>('a' + i % 26)));
     }
-    ForkChild child([&] {
+    TestChild child([&] {
       for (const std::string& m : sent) {
         if (!tx.SendBytes(m).ok()) return 1;
       }
@@ -129,7 +129,7 @@ TEST(ConnectionTest, SixteenMiBRoundTripAcrossFork) {
     auto [parent, child_end] = MakePipe();
     std::string big(16 << 20, '\0');
     for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 + (i >> 12));
-    ForkChild child([&] {
+    TestChild child([&] {
       parent.Close();
       if (typed) {
         absl::StatusOr<std::string> got = child_end.Recv<std::string>();
@@ -342,7 +342,7 @@ TEST(ConnectionTest, SendFdRecvFdAcrossFork) {
   auto [parent, child_end] = MakePipe();
   int data[2];
   ASSERT_EQ(::pipe(data), 0);
-  ForkChild child([&] {
+  TestChild child([&] {
     parent.Close();
     absl::StatusOr<int> fd = child_end.RecvFd();
     if (!fd.ok()) return 1;
@@ -452,7 +452,7 @@ TEST(WaitTest, ConnectionsAndSentinels) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->empty());
   // A child that holds the sentinel's write end: its exit makes the sentinel ready.
-  ForkChild child([&] {
+  TestChild child([&] {
     ::close(sentinel[0]);
     return b2.SendBytes("from child").ok() ? 0 : 1;
   });
@@ -508,7 +508,7 @@ TEST(ConnectionTest, InterruptedReceiveIsRetried) {
   g_signals = 0;
   auto [a, b] = MakePipe();
   const pid_t parent = ::getpid();
-  ForkChild child([&, parent] {
+  TestChild child([&, parent] {
     b.Close();
     // Interrupt the parent while it is blocked in Recv, then send the message.
     while (!IsSleeping(parent)) {

@@ -253,7 +253,10 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
 
   // Room for `rec` bytes (and, if `new_item`, one more item) given tail word `t`.
   auto has_room = [&](uint64_t t, uint64_t h, size_t rec, bool new_item) {
+    // `h` may be a stale (older) head: then used is too large, which only errs on "no room"; and a
+    // head more than a ring behind makes used > cap, also "no room", so the caller refreshes it.
     const uint64_t used = (Pos(t) - Pos(h)) & kPosMask;
+    if (used > cap) return false;
     const uint64_t items = (Count(t) - Count(h)) & kCountMask;
     return cap - used >= rec && (!new_item || items < s->maxsize);
   };
@@ -368,8 +371,10 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
     return next;
   };
   // Whether a record is available at head `h` (refreshing the cached tail if needed).
+  // The cached tail is stale when other consumers took items past it (it is then behind h).
   auto available = [&](uint64_t h) {
-    if (Pos(h) != Pos(cache_->tail)) return true;
+    const uint64_t ahead = (Pos(cache_->tail) - Pos(h)) & kPosMask;
+    if (ahead != 0 && ahead <= cap) return true;
     cache_->tail = s->tail.load(std::memory_order_acquire);
     return Pos(h) != Pos(cache_->tail);
   };
