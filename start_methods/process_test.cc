@@ -1,0 +1,302 @@
+// Copyright 2026 The mp Authors.
+//
+// Process API contract (misuse, names, registry, GetStartMethod) and the behaviour specific to one
+// method (fork's thread warning and stdio flushing, the forkserver's restart and directory).
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+#include "start_methods/fork.h"
+#include "start_methods/forkserver.h"
+#include "start_methods/process.h"
+#include "start_methods/spawn.h"
+#include "start_methods/test_util.h"
+
+namespace mp_test {
+namespace {
+
+using ::absl::StatusCode;
+
+int ReturnCode(int code) { return code; }
+
+int WaitForGo(mp::PassedFd in) {
+  char c = 0;
+  ssize_t n;
+  do {
+    n = read(in.fd, &c, 1);
+  } while (n < 0 && errno == EINTR);
+  return n == 1 && c == 'g' ? 0 : 3;
+}
+
+// In a daemon child: starting a child must be refused (42).
+int TryToStartFromDaemon() {
+  absl::StatusOr<mp::Process> p = mp::Process::Create(mp::ForkStartMethod(),
+                                                      mp::Call<&ReturnCode>(0));
+  if (!p.ok()) return 1;
+  absl::Status s = p->Start();
+  return s.code() == StatusCode::kFailedPrecondition &&
+                 absl::StrContains(s.message(), "daemonic processes are not allowed")
+             ? 42
+             : 2;
+}
+
+mp::Process Create(std::shared_ptr<mp::StartMethod> method, mp::Target target,
+                   mp::ProcessOptions options = {}) {
+  absl::StatusOr<mp::Process> p = mp::Process::Create(std::move(method), std::move(target),
+                                                      std::move(options));
+  if (!p.ok()) {
+    ADD_FAILURE() << p.status();
+    std::abort();
+  }
+  return *std::move(p);
+}
+
+TEST(ProcessTest, MisuseBeforeStart) {
+  mp::Process p = Create(mp::ForkStartMethod(), mp::Call<&ReturnCode>(0));
+  EXPECT_EQ(p.Join().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(p.Join().message(), "has not been started")) << p.Join();
+  EXPECT_EQ(p.Terminate().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(p.Kill().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(p.Sentinel().status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(*p.IsAlive());
+  EXPECT_EQ(*p.ExitCode(), std::nullopt);
+  EXPECT_EQ(p.Pid(), std::nullopt);
+  // An unstarted process may be closed.
+  EXPECT_TRUE(p.Close().ok());
+  EXPECT_EQ(p.Start().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(ProcessTest, StartTwiceAndCloseWhileRunning) {
+  mp::testing::ChildGuard guard;
+  mp::testing::TestPipe go;
+  mp::Process p = guard.Add(Create(mp::ForkStartMethod(), mp::Call<&WaitForGo>(mp::PassedFd{go.r()})));
+  ASSERT_TRUE(p.Start().ok());
+  absl::Status again = p.Start();
+  EXPECT_EQ(again.code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(again.message(), "started only once")) << again;
+  absl::Status close = p.Close();
+  EXPECT_EQ(close.code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(close.message(), "still running")) << close;
+  EXPECT_EQ(p.SetDaemon(true).code(), StatusCode::kFailedPrecondition);
+  mp::testing::WriteAllOrDie(go.w(), "g");
+  ASSERT_TRUE(p.Join().ok());
+  ASSERT_TRUE(p.Close().ok());
+  EXPECT_TRUE(p.Close().ok());  // closing twice is fine, as in CPython
+}
+
+TEST(ProcessTest, EveryUseAfterCloseIsRefused) {
+  mp::Process p = Create(mp::ForkStartMethod(), mp::Call<&ReturnCode>(3), {.name = "closed-one"});
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Join().ok());
+  ASSERT_TRUE(p.Close().ok());
+  for (absl::Status s : {p.Start(), p.Join(), p.Terminate(), p.Kill(), p.IsAlive().status(),
+                         p.ExitCode().status(), p.Sentinel().status(), p.SetDaemon(true)}) {
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "'closed-one'")) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "closed")) << s;
+  }
+  EXPECT_TRUE(p.Pid().has_value());
+  EXPECT_EQ(p.Name(), "closed-one");
+}
+
+TEST(ProcessTest, CreateRefusesBadTargetsAndMethods) {
+  EXPECT_EQ(mp::Process::Create(mp::ForkStartMethod(), mp::Target()).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::Process::Create(nullptr, mp::Call<&ReturnCode>(0)).status().code(),
+            StatusCode::kInvalidArgument);
+  for (auto method : {mp::SpawnStartMethod(), mp::ForkServerStartMethod()}) {
+    absl::Status s =
+        mp::Process::Create(method, mp::Target::Callable([] { return 0; })).status();
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "mp::Call<&Function>")) << s;
+  }
+}
+
+TEST(ProcessTest, GetStartMethodByName) {
+  for (const char* name : {"fork", "spawn", "forkserver"}) {
+    absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::GetStartMethod(name);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ((*m)->Name(), name);
+  }
+  absl::Status s = mp::GetStartMethod("forx").status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "'forx'")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "fork, forkserver, spawn")) << s;
+}
+
+TEST(ProcessTest, NamesAndRegistry) {
+  mp::Process a = Create(mp::ForkStartMethod(), mp::Call<&ReturnCode>(0));
+  mp::Process b = Create(mp::ForkStartMethod(), mp::Call<&ReturnCode>(0));
+  ASSERT_TRUE(absl::StartsWith(a.Name(), "Process-")) << a.Name();
+  int na = std::stoi(a.Name().substr(8));
+  EXPECT_EQ(b.Name(), "Process-" + std::to_string(na + 1));
+  b.SetName("worker");
+  EXPECT_EQ(b.Name(), "worker");
+  EXPECT_EQ(a.StartMethodName(), "fork");
+  // GCC prints "{anonymous}", Clang "(anonymous namespace)".
+  const std::string fn(mp::Call<&ReturnCode>(1).function_name());
+  EXPECT_TRUE(absl::StartsWith(fn, "mp_test::") && absl::EndsWith(fn, "::ReturnCode")) << fn;
+  EXPECT_EQ(mp::process_internal::QualifiedNameFromPrettyFunction(
+                "std::string f() [with auto F = shop::Work<int>; std::string = x]"),
+            "shop::Work<int>");
+  EXPECT_EQ(mp::process_internal::QualifiedNameFromPrettyFunction("std::string f() [F = &a::b]"),
+            "a::b");
+}
+
+TEST(ProcessTest, MainProcessIdentity) {
+  mp::ProcessInfo self = mp::CurrentProcess();
+  EXPECT_EQ(self.name, "MainProcess");
+  EXPECT_EQ(self.pid, getpid());
+  EXPECT_FALSE(self.daemon);
+  EXPECT_EQ(self.authkey.size(), 32u);
+  EXPECT_EQ(mp::ParentProcess(), nullptr);
+  EXPECT_GE(mp::CpuCount(), 1);
+  EXPECT_TRUE(mp::InitCalled());
+}
+
+TEST(ProcessTest, ActiveChildrenListsRunningChildrenOnly) {
+  mp::testing::ChildGuard guard;
+  mp::testing::TestPipe go;
+  mp::Process p = guard.Add(Create(mp::ForkStartMethod(), mp::Call<&WaitForGo>(mp::PassedFd{go.r()})));
+  ASSERT_TRUE(p.Start().ok());
+  std::vector<mp::Process> active = mp::ActiveChildren();
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_TRUE(active[0] == p);
+  mp::testing::WriteAllOrDie(go.w(), "g");
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_TRUE(mp::ActiveChildren().empty());
+}
+
+TEST(ProcessTest, DaemonCannotHaveChildren) {
+  mp::Process p = Create(mp::ForkStartMethod(), mp::Call<&TryToStartFromDaemon>(), {.daemon = true});
+  EXPECT_TRUE(p.Daemon());
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), 42);
+}
+
+TEST(ForkTest, RunsAnyCallableWithTheParentsMemory) {
+  int value = 17;
+  mp::Process p = Create(mp::ForkStartMethod(), mp::Target::Callable([&value] { return value + 1; }));
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), 18);
+  mp::Process q = Create(mp::ForkStartMethod(), mp::Target::Callable([] {
+                           return absl::UnavailableError("callable failed");
+                         }));
+  ASSERT_TRUE(q.Start().ok());
+  ASSERT_TRUE(q.Join().ok());
+  EXPECT_EQ(*q.ExitCode(), 1);
+}
+
+// Replaces stderr with a pipe while alive; Take() restores it and returns what was written.
+class StderrCapture {
+ public:
+  StderrCapture() {
+    std::fflush(stderr);
+    saved_ = dup(2);
+    dup2(pipe_.w(), 2);
+  }
+  std::string Take() {
+    std::fflush(stderr);
+    dup2(saved_, 2);
+    close(saved_);
+    pipe_.CloseWrite();
+    return mp::testing::ReadToEof(pipe_.r()).value_or("<read failed>");
+  }
+
+ private:
+  mp::testing::TestPipe pipe_;
+  int saved_;
+};
+
+TEST(ForkTest, WarnsWhenTheProcessHasThreads) {
+  mp::testing::TestPipe release;
+  std::thread t([&release] {
+    char c;
+    (void)read(release.r(), &c, 1);
+  });
+  EXPECT_GE(mp::CountThreads(), 2);
+  StderrCapture capture;
+  mp::Process p = Create(mp::ForkStartMethod(), mp::Call<&ReturnCode>(0));
+  absl::Status started = p.Start();
+  std::string err = capture.Take();
+  mp::testing::WriteAllOrDie(release.w(), "x");
+  t.join();
+  ASSERT_TRUE(started.ok()) << started;
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_TRUE(absl::StrContains(err, "threads; forking a multi-threaded process")) << err;
+}
+
+TEST(ForkTest, BufferedStdioIsWrittenOnce) {
+  mp::testing::TestPipe out;
+  FILE* f = fdopen(dup(out.w()), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("once", f);  // buffered, not yet written
+  mp::Process p = Create(mp::ForkStartMethod(), mp::Target::Callable([] { return 0; }));
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Join().ok());
+  std::fclose(f);
+  out.CloseWrite();
+  EXPECT_EQ(mp::testing::ReadToEof(out.r()).value_or("?"), "once");
+}
+
+TEST(ForkServerTest, KilledServerIsReplacedOnNextStart) {
+  std::shared_ptr<mp::ForkServer> server = mp::DefaultForkServer();
+  for (int round = 0; round < 3; ++round) {
+    mp::Process p = Create(server, mp::Call<&ReturnCode>(round));
+    ASSERT_TRUE(p.Start().ok()) << "round " << round;
+    ASSERT_TRUE(p.Join().ok());
+    EXPECT_EQ(*p.ExitCode(), round);
+    std::optional<pid_t> pid = server->ServerPid();
+    ASSERT_TRUE(pid.has_value());
+    ASSERT_EQ(kill(*pid, SIGKILL), 0);  // the next Start must notice and start a new server
+  }
+  mp::Process p = Create(server, mp::Call<&ReturnCode>(9));
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), 9);
+}
+
+TEST(ForkServerTest, PrivateDirectoryIsRemovedWhenStopped) {
+  auto server = std::make_shared<mp::ForkServer>();
+  EXPECT_EQ(server->SocketDirectory(), "");
+  mp::Process p = Create(server, mp::Call<&ReturnCode>(5));
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), 5);
+  const std::string dir = server->SocketDirectory();
+  ASSERT_TRUE(absl::StartsWith(dir, "/tmp/mp-forkserver-")) << dir;
+  struct stat st {};
+  ASSERT_EQ(stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_EQ(st.st_uid, geteuid());
+  std::optional<pid_t> pid = server->ServerPid();
+  ASSERT_TRUE(pid.has_value());
+  server->Stop();
+  EXPECT_NE(stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(server->ServerPid(), std::nullopt);
+  EXPECT_FALSE(mp::testing::HasZombieChild());
+}
+
+TEST(SpawnTest, HandshakeTimeoutIsConfigurable) {
+  // A healthy child answers well within the timeout; the forgot-Init cases are in forgot_init_test.
+  auto method = std::make_shared<mp::SpawnMethod>(mp::SpawnOptions{absl::Seconds(30)});
+  mp::Process p = Create(method, mp::Call<&ReturnCode>(4));
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), 4);
+}
+
+}  // namespace
+}  // namespace mp_test

@@ -1,0 +1,98 @@
+// Copyright 2026 The mp Authors.
+//
+// Start + Join of a trivial target per start method, next to the raw system calls it is built on,
+// measured in the same binary:
+//   BM_RawForkWaitpid      fork(); child _exit(0); waitpid
+//   BM_RawPosixSpawn       posix_spawn(/proc/self/exe) of this binary, whose main returns at once
+//                          (MP_BENCH_RAW_CHILD); waitpid
+//   BM_Fork / BM_Spawn / BM_ForkServer   mp::Process Create + Start + Join + Close
+// Targets: fork <= 1.3x raw fork, spawn <= 1.5x raw posix_spawn, forkserver <= 2x raw fork.
+//
+//   bazel run -c opt //start_methods:start_methods_benchmark
+
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "start_methods/fork.h"
+#include "start_methods/forkserver.h"
+#include "start_methods/process.h"
+#include "start_methods/spawn.h"
+
+extern char** environ;
+
+namespace {
+
+int Trivial() { return 0; }
+
+void BM_RawForkWaitpid(benchmark::State& state) {
+  for (auto _ : state) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    int status;
+    waitpid(pid, &status, 0);
+  }
+}
+BENCHMARK(BM_RawForkWaitpid)->UseRealTime();
+
+void BM_RawPosixSpawn(benchmark::State& state) {
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e != nullptr; ++e) env_s.emplace_back(*e);
+  env_s.emplace_back("MP_BENCH_RAW_CHILD=1");
+  std::vector<char*> env;
+  for (std::string& e : env_s) env.push_back(e.data());
+  env.push_back(nullptr);
+  char arg0[] = "raw-child";
+  char* argv[] = {arg0, nullptr};
+  for (auto _ : state) {
+    pid_t pid;
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, env.data()) != 0) {
+      state.SkipWithError("posix_spawn failed");
+      break;
+    }
+    int status;
+    waitpid(pid, &status, 0);
+  }
+}
+BENCHMARK(BM_RawPosixSpawn)->UseRealTime();
+
+void StartJoin(benchmark::State& state, const std::shared_ptr<mp::StartMethod>& method) {
+  // Warm up (the forkserver starts its server here).
+  for (int i = 0; i < 2; ++i) {
+    auto p = mp::Process::Create(method, mp::Call<&Trivial>());
+    if (!p.ok() || !p->Start().ok() || !p->Join().ok()) {
+      state.SkipWithError("warm-up failed");
+      return;
+    }
+  }
+  for (auto _ : state) {
+    absl::StatusOr<mp::Process> p = mp::Process::Create(method, mp::Call<&Trivial>());
+    if (!p.ok() || !p->Start().ok() || !p->Join().ok() || !p->Close().ok()) {
+      state.SkipWithError("start/join failed");
+      break;
+    }
+  }
+}
+
+void BM_Fork(benchmark::State& state) { StartJoin(state, mp::ForkStartMethod()); }
+BENCHMARK(BM_Fork)->UseRealTime();
+void BM_Spawn(benchmark::State& state) { StartJoin(state, mp::SpawnStartMethod()); }
+BENCHMARK(BM_Spawn)->UseRealTime();
+void BM_ForkServer(benchmark::State& state) { StartJoin(state, mp::ForkServerStartMethod()); }
+BENCHMARK(BM_ForkServer)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (getenv("MP_BENCH_RAW_CHILD") != nullptr) return 0;
+  mp::Init(argc, argv);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
