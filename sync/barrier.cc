@@ -71,10 +71,13 @@ absl::StatusOr<Barrier> Barrier::FromHandle(const ShmHandle& handle, Action acti
 void Barrier::LockState() const {
   const pid_t tid = CurrentThreadId();
   if (OwnerTryLock(state_->mutex, tid)) return;
-  if (OwnerLock(state_->mutex, tid, /*block=*/true, Deadline::Never()).result ==
-      OwnerLockResult::kRecovered) {
-    // A thread died between reading and writing the fields: nothing can be trusted to add up.
+  const OwnerLockOutcome outcome = OwnerLock(state_->mutex, tid, /*block=*/true, Deadline::Never());
+  if (outcome.result == OwnerLockResult::kRecovered) {
+    // A thread died between reading and writing the fields: the generation cannot be trusted to add
+    // up, so break it, and drop the dead thread (and any other dead waiter) from the count.
+    if (state_->phase != kBroken) state_->dead_tid = static_cast<uint32_t>(outcome.dead_owner);
     BreakLocked(kMutexOwnerDied);
+    ReapDeadWaiters();
   }
 }
 
@@ -110,7 +113,7 @@ absl::Status Barrier::BrokenErrorLocked() const {
       why = "Reset() was called while waiting";
       break;
     case kMutexOwnerDied:
-      why = "a thread died while updating the barrier";
+      why = absl::StrCat("thread ", state_->dead_tid, " died while updating the barrier");
       break;
     default:
       why = "broken";

@@ -212,6 +212,10 @@ TEST(ConditionDeathTest, DeadWaiterIsSkippedByNotify) {
     return 3;
   });
   ASSERT_TRUE(registered->Acquire(true, absl::Seconds(60)).value());
+  // Taking the lock proves the child released it inside Wait: it is waiting, not holding.
+  ASSERT_TRUE(cond->Acquire().value());
+  EXPECT_EQ(cond->NWaiting(), 1);
+  EXPECT_TRUE(cond->Release().ok());
   doomed.Kill();
   EXPECT_EQ(doomed.Wait(), 128 + SIGKILL);
 

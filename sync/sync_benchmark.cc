@@ -1,0 +1,205 @@
+// Copyright 2026 The mp Authors.
+//
+// sync/sync_benchmark.cc — mp's process-shared primitives against Boost.Interprocess and raw
+// atomics/futexes, measured in the same binary.
+//
+//   bazel run -c opt //sync:sync_benchmark
+//
+// BM_*_Uncontended: one thread, acquire + release per iteration.
+// BM_*_Contended2Proc: this process and a forked child both loop acquire + release on one lock; the
+//   time is per acquire + release of this process; "total_ops" counts both processes' pairs per second.
+// BM_*_PingPong: one round trip per iteration between this process and a forked child.
+
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+#include "benchmark/benchmark.h"
+#include "boost/interprocess/sync/interprocess_mutex.hpp"
+#include "sync/event.h"
+#include "sync/futex.h"
+#include "sync/lock.h"
+#include "sync/shm.h"
+
+namespace mp {
+namespace {
+
+// Shared control block for two-process benchmarks, in its own fork-domain mapping.
+struct alignas(64) Control {
+  std::atomic<uint32_t> go{0};
+  std::atomic<uint32_t> stop{0};
+  std::atomic<uint64_t> child_ops{0};
+  alignas(64) std::atomic<uint32_t> word{0};  // raw futex ping-pong
+  alignas(64) boost::interprocess::interprocess_mutex boost_mutex;
+};
+
+Control* NewControl() {
+  void* p = mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+                 0);
+  if (p == MAP_FAILED) std::abort();
+  return new (p) Control;
+}
+
+void DeleteControl(Control* c) {
+  c->~Control();
+  munmap(c, sizeof(Control));
+}
+
+// Forks a child running `body` (which must return when c->stop is set); returns its pid.
+template <typename Body>
+pid_t ForkChild(Body body) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    body();
+    _exit(0);
+  }
+  if (pid < 0) std::abort();
+  return pid;
+}
+
+void Reap(pid_t pid) {
+  int status;
+  while (waitpid(pid, &status, 0) < 0) {
+  }
+}
+
+void BM_Lock_Uncontended(benchmark::State& state) {
+  Lock lock = *Lock::Create(ShmDomain::kFork);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(lock.Acquire());
+    benchmark::DoNotOptimize(lock.Release());
+  }
+}
+BENCHMARK(BM_Lock_Uncontended);
+
+void BM_BoostInterprocessMutex_Uncontended(benchmark::State& state) {
+  Control* c = NewControl();
+  for (auto _ : state) {
+    c->boost_mutex.lock();
+    c->boost_mutex.unlock();
+  }
+  DeleteControl(c);
+}
+BENCHMARK(BM_BoostInterprocessMutex_Uncontended);
+
+// The floor: a CAS to take and a store to give back, no futex, no owner.
+void BM_RawAtomic_Uncontended(benchmark::State& state) {
+  Control* c = NewControl();
+  for (auto _ : state) {
+    uint32_t expected = 0;
+    while (!c->word.compare_exchange_weak(expected, 1, std::memory_order_acquire)) expected = 0;
+    c->word.store(0, std::memory_order_release);
+  }
+  DeleteControl(c);
+}
+BENCHMARK(BM_RawAtomic_Uncontended);
+
+template <typename Acquire, typename Release>
+void Contended(benchmark::State& state, Acquire acquire, Release release) {
+  Control* c = NewControl();
+  const pid_t child = ForkChild([&] {
+    while (c->go.load(std::memory_order_acquire) == 0) SpinPause();
+    uint64_t ops = 0;
+    while (c->stop.load(std::memory_order_relaxed) == 0) {
+      acquire();
+      release();
+      ++ops;
+    }
+    c->child_ops.store(ops);
+  });
+  c->go.store(1, std::memory_order_release);
+  for (auto _ : state) {
+    acquire();
+    release();
+  }
+  c->stop.store(1);
+  Reap(child);
+  state.counters["total_ops"] = benchmark::Counter(
+      static_cast<double>(state.iterations() + c->child_ops.load()), benchmark::Counter::kIsRate);
+  DeleteControl(c);
+}
+
+void BM_Lock_Contended2Proc(benchmark::State& state) {
+  Lock lock = *Lock::Create(ShmDomain::kFork);
+  Contended(
+      state, [&] { benchmark::DoNotOptimize(lock.Acquire()); },
+      [&] { benchmark::DoNotOptimize(lock.Release()); });
+}
+BENCHMARK(BM_Lock_Contended2Proc)->UseRealTime();
+
+void BM_BoostInterprocessMutex_Contended2Proc(benchmark::State& state) {
+  // A separate mapping holds the mutex the two processes share.
+  Control* shared = NewControl();
+  Contended(
+      state, [&] { shared->boost_mutex.lock(); }, [&] { shared->boost_mutex.unlock(); });
+  DeleteControl(shared);
+}
+BENCHMARK(BM_BoostInterprocessMutex_Contended2Proc)->UseRealTime();
+
+void BM_Event_PingPong(benchmark::State& state) {
+  ShmSegment seg = *ShmSegment::Create(ShmDomain::kFork, 4096);
+  Event ping = *Event::Create(seg);
+  Event pong = *Event::Create(seg);
+  Control* c = NewControl();
+  const pid_t child = ForkChild([&] {
+    for (;;) {
+      if (!ping.Wait().value_or(false)) break;
+      ping.Clear();
+      if (c->stop.load(std::memory_order_relaxed) != 0) break;
+      pong.Set();
+    }
+  });
+  for (auto _ : state) {
+    ping.Set();
+    benchmark::DoNotOptimize(pong.Wait());
+    pong.Clear();
+  }
+  c->stop.store(1);
+  ping.Set();
+  Reap(child);
+  DeleteControl(c);
+}
+BENCHMARK(BM_Event_PingPong)->UseRealTime();
+
+// Raw futex round trip: the word goes 0 -> 1 (parent) -> 0 (child) with FUTEX_WAIT/FUTEX_WAKE and no
+// spinning; 2 tells the child to stop.
+void BM_RawFutex_PingPong(benchmark::State& state) {
+  Control* c = NewControl();
+  std::atomic<uint32_t>* word = &c->word;
+  auto wait_while = [](std::atomic<uint32_t>* w, uint32_t v) {
+    while (w->load(std::memory_order_acquire) == v) {
+      syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAIT, v, nullptr, nullptr, 0);
+    }
+  };
+  auto wake = [](std::atomic<uint32_t>* w) {
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+  };
+  const pid_t child = ForkChild([&] {
+    for (;;) {
+      wait_while(word, 0);
+      if (word->load() == 2) break;
+      word->store(0, std::memory_order_release);
+      wake(word);
+    }
+  });
+  for (auto _ : state) {
+    word->store(1, std::memory_order_release);
+    wake(word);
+    wait_while(word, 1);
+  }
+  word->store(2);
+  wake(word);
+  Reap(child);
+  DeleteControl(c);
+}
+BENCHMARK(BM_RawFutex_PingPong)->UseRealTime();
+
+}  // namespace
+}  // namespace mp
