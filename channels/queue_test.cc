@@ -50,16 +50,20 @@ Queue MakeQueue(QueueOptions options = {}) {
   return *std::move(q);
 }
 
+// Blob bytes follow a pattern of (seq % 64), so neighbouring items differ and a torn or mixed item is
+// detected, while a producer can reuse 64 prebuilt blobs.
+uint8_t BlobByte(uint32_t seq, size_t i) { return static_cast<uint8_t>((seq % 64) * 7 + i * 13); }
+
 Blob MakeBlob(uint32_t seq, size_t size) {
   Blob b{seq, std::vector<uint8_t>(size)};
-  for (size_t i = 0; i < size; ++i) b.bytes[i] = static_cast<uint8_t>(seq * 7 + i * 13);
+  for (size_t i = 0; i < size; ++i) b.bytes[i] = BlobByte(seq, i);
   return b;
 }
 
 bool BlobIntact(const Blob& b, size_t size) {
   if (b.bytes.size() != size) return false;
   for (size_t i = 0; i < size; ++i) {
-    if (b.bytes[i] != static_cast<uint8_t>(b.seq * 7 + i * 13)) return false;
+    if (b.bytes[i] != BlobByte(b.seq, i)) return false;
   }
   return true;
 }
@@ -390,8 +394,13 @@ TEST(QueueCrashTest, ProducerKilledMidPut) {
   for (int round = 0; round < kRounds; ++round) {
     const size_t target = 1 + static_cast<size_t>(round % 32);
     TestChild producer([&] {
+      // Prebuilt items: the child spends its time inside Put, where the kill should land.
+      std::vector<Blob> blobs;
+      for (uint32_t i = 0; i < 64; ++i) blobs.push_back(MakeBlob(i, kBlob));
       for (uint32_t i = 0;; ++i) {
-        if (!q.Put(MakeBlob(i, kBlob)).ok()) return 1;
+        Blob& b = blobs[i % 64];
+        b.seq = i;
+        if (!q.Put(b).ok()) return 1;
       }
     });
     while (q.Qsize() < target) {

@@ -1,0 +1,328 @@
+// Copyright 2026 The mp Authors.
+//
+// channels_benchmark: Connection and Queue against baselines measured in the same run.
+//
+//   bazel run -c opt //channels:channels_benchmark
+//
+// * Connection 64-byte round trip (duplex socketpair and one-way pipe pair) vs a raw pipe / socketpair
+//   ping-pong between the same two processes.
+// * Queue small-item throughput between two processes vs Boost.Interprocess message_queue.
+// * Queue round trip (two queues, a child echoing).
+// * Queue 1 MiB items throughput.
+// * Heap allocations per Put+Get (and Send+Recv) of a trivially encodable item: this binary replaces
+//   operator new and counts (counter "allocs_per_op").
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "boost/interprocess/ipc/message_queue.hpp"
+#include "channels/connection.h"
+#include "channels/queue.h"
+
+namespace {
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace
+
+void* operator new(size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](size_t size) { return operator new(size); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+
+namespace mp {
+
+struct Small {
+  int64_t seq;
+  int64_t value;
+};
+MP_FIELDS(Small, seq, value);
+
+namespace {
+
+// Forks `body` into a child that _exits with its result; Reap() returns that result.
+class Child {
+ public:
+  template <typename F>
+  explicit Child(F body) {
+    pid_ = fork();
+    if (pid_ == 0) _exit(body());
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      Reap();
+    }
+  }
+  int Reap() {
+    int st = 0;
+    if (pid_ > 0) waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+bool ReadFull(int fd, char* buf, size_t n) {
+  while (n > 0) {
+    ssize_t r = read(fd, buf, n);
+    if (r <= 0) return false;
+    buf += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// ---- Baselines: raw ping-pong ----------------------------------------------------------------
+
+void RawPingPong(benchmark::State& state, bool socket) {
+  const size_t size = static_cast<size_t>(state.range(0));
+  int to_child[2], to_parent[2];
+  if (socket) {
+    socketpair(AF_UNIX, SOCK_STREAM, 0, to_child);
+    to_parent[0] = to_child[0];
+    to_parent[1] = to_child[1];
+  } else {
+    if (pipe(to_child) != 0 || pipe(to_parent) != 0) state.SkipWithError("pipe");
+  }
+  // socket: parent uses [0], child uses [1]. pipes: parent writes to_child[1], reads to_parent[0].
+  const int parent_w = socket ? to_child[0] : to_child[1];
+  const int parent_r = socket ? to_child[0] : to_parent[0];
+  const int child_r = socket ? to_child[1] : to_child[0];
+  const int child_w = socket ? to_child[1] : to_parent[1];
+  Child child([&] {
+    std::vector<char> buf(size);
+    while (ReadFull(child_r, buf.data(), size)) {
+      if (write(child_w, buf.data(), size) != static_cast<ssize_t>(size)) return 1;
+    }
+    return 0;
+  });
+  std::vector<char> buf(size, 'x');
+  for (auto _ : state) {
+    if (write(parent_w, buf.data(), size) != static_cast<ssize_t>(size)) break;
+    if (!ReadFull(parent_r, buf.data(), size)) break;
+  }
+  if (socket) {
+    shutdown(parent_w, SHUT_RDWR);
+  } else {
+    close(to_child[1]);
+  }
+  child.Reap();
+  for (int fd : {to_child[0], to_child[1], to_parent[0], to_parent[1]}) close(fd);
+}
+
+void BM_RawPipePingPong(benchmark::State& state) { RawPingPong(state, false); }
+void BM_RawSocketPingPong(benchmark::State& state) { RawPingPong(state, true); }
+BENCHMARK(BM_RawPipePingPong)->Arg(64);
+BENCHMARK(BM_RawSocketPingPong)->Arg(64);
+
+// ---- Connection round trip -------------------------------------------------------------------
+
+void ConnectionRoundTrip(benchmark::State& state, bool duplex) {
+  const size_t size = static_cast<size_t>(state.range(0));
+  absl::StatusOr<std::pair<Connection, Connection>> p1 = Pipe(duplex);
+  absl::StatusOr<std::pair<Connection, Connection>> p2 = Pipe(duplex);
+  if (!p1.ok() || !p2.ok()) {
+    state.SkipWithError("Pipe failed");
+    return;
+  }
+  // duplex: parent uses p1->first both ways. One-way: parent sends on p1->second, receives p2->first.
+  Connection& parent_tx = duplex ? p1->first : p1->second;
+  Connection& parent_rx = duplex ? p1->first : p2->first;
+  Connection& child_rx = duplex ? p1->second : p1->first;
+  Connection& child_tx = duplex ? p1->second : p2->second;
+  Child child([&] {
+    std::vector<uint8_t> buf(size);
+    for (;;) {
+      absl::StatusOr<size_t> n = child_rx.RecvBytesInto(absl::MakeSpan(buf));
+      if (!n.ok()) return 0;
+      if (!child_tx.SendBytes(absl::MakeConstSpan(buf.data(), *n)).ok()) return 1;
+    }
+  });
+  std::vector<uint8_t> buf(size, 'x');
+  for (auto _ : state) {
+    if (!parent_tx.SendBytes(buf).ok()) break;
+    if (!parent_rx.RecvBytesInto(absl::MakeSpan(buf)).ok()) break;
+  }
+  parent_tx.Close();
+  child_rx.Close();
+  child.Reap();
+}
+
+void BM_ConnectionRoundTripDuplex(benchmark::State& state) { ConnectionRoundTrip(state, true); }
+void BM_ConnectionRoundTripOneWayPipes(benchmark::State& state) {
+  ConnectionRoundTrip(state, false);
+}
+BENCHMARK(BM_ConnectionRoundTripDuplex)->Arg(64);
+BENCHMARK(BM_ConnectionRoundTripOneWayPipes)->Arg(64);
+
+// ---- Queue throughput vs Boost.Interprocess --------------------------------------------------
+
+void BM_QueueThroughputSmall(benchmark::State& state) {
+  absl::StatusOr<Queue> q = Queue::Create({.capacity_bytes = 1 << 20});
+  if (!q.ok()) {
+    state.SkipWithError("Queue::Create failed");
+    return;
+  }
+  Child consumer([&] {
+    for (;;) {
+      absl::StatusOr<Small> s = q->Get<Small>();
+      if (!s.ok()) return 1;
+      if (s->seq < 0) return 0;
+    }
+  });
+  int64_t i = 0;
+  for (auto _ : state) {
+    if (!q->Put(Small{i++, 42}).ok()) break;
+  }
+  (void)q->Put(Small{-1, 0});
+  consumer.Reap();  // inside the measured time only as its tail: the consumer drains the last items
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_QueueThroughputSmall)->UseRealTime()->MinTime(1.0);
+
+void BM_BoostMessageQueueThroughputSmall(benchmark::State& state) {
+  namespace bip = boost::interprocess;
+  const std::string name = absl::StrCat("mp_channels_benchmark_", getpid());
+  bip::message_queue::remove(name.c_str());
+  auto* mq = new bip::message_queue(bip::create_only, name.c_str(), 4096, sizeof(Small));
+  Child consumer([&] {
+    Small s;
+    bip::message_queue::size_type got;
+    unsigned int priority;
+    for (;;) {
+      mq->receive(&s, sizeof(s), got, priority);
+      if (s.seq < 0) return 0;
+    }
+  });
+  int64_t i = 0;
+  for (auto _ : state) {
+    Small s{i++, 42};
+    mq->send(&s, sizeof(s), 0);
+  }
+  Small end{-1, 0};
+  mq->send(&end, sizeof(end), 0);
+  consumer.Reap();
+  delete mq;
+  bip::message_queue::remove(name.c_str());
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_BoostMessageQueueThroughputSmall)->UseRealTime()->MinTime(1.0);
+
+// ---- Queue round trip ------------------------------------------------------------------------
+
+void BM_QueueRoundTrip(benchmark::State& state) {
+  absl::StatusOr<Queue> to_child = Queue::Create({.capacity_bytes = 64 << 10});
+  absl::StatusOr<Queue> to_parent = Queue::Create({.capacity_bytes = 64 << 10});
+  if (!to_child.ok() || !to_parent.ok()) {
+    state.SkipWithError("Queue::Create failed");
+    return;
+  }
+  Child echo([&] {
+    for (;;) {
+      absl::StatusOr<Small> s = to_child->Get<Small>();
+      if (!s.ok()) return 1;
+      if (s->seq < 0) return 0;
+      if (!to_parent->Put(*s).ok()) return 2;
+    }
+  });
+  int64_t i = 0;
+  for (auto _ : state) {
+    if (!to_child->Put(Small{i++, 1}).ok()) break;
+    if (!to_parent->Get<Small>().ok()) break;
+  }
+  (void)to_child->Put(Small{-1, 0});
+  echo.Reap();
+}
+BENCHMARK(BM_QueueRoundTrip)->UseRealTime();
+
+// ---- 1 MiB items -----------------------------------------------------------------------------
+
+void BM_QueueThroughput1MiB(benchmark::State& state) {
+  constexpr size_t kItem = 1 << 20;
+  absl::StatusOr<Queue> q = Queue::Create({.capacity_bytes = 8 << 20});
+  if (!q.ok()) {
+    state.SkipWithError("Queue::Create failed");
+    return;
+  }
+  Child consumer([&] {
+    for (;;) {
+      absl::StatusOr<std::vector<uint8_t>> v = q->Get<std::vector<uint8_t>>();
+      if (!v.ok()) return 1;
+      if (v->empty()) return 0;
+    }
+  });
+  const std::vector<uint8_t> item(kItem, 0xab);
+  for (auto _ : state) {
+    if (!q->Put(item).ok()) break;
+  }
+  (void)q->Put(std::vector<uint8_t>());
+  consumer.Reap();
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kItem));
+}
+BENCHMARK(BM_QueueThroughput1MiB)->UseRealTime()->MinTime(1.0);
+
+// ---- Heap allocations per operation ----------------------------------------------------------
+
+void BM_QueuePutGetAllocations(benchmark::State& state) {
+  absl::StatusOr<Queue> q = Queue::Create({.capacity_bytes = 4096});
+  if (!q.ok()) {
+    state.SkipWithError("Queue::Create failed");
+    return;
+  }
+  // Warm up (thread-local scratch, type-name registration) including a wrap-around.
+  for (int i = 0; i < 1000; ++i) {
+    (void)q->Put(Small{i, i});
+    (void)q->Get<Small>();
+  }
+  const uint64_t before = g_allocations.load();
+  for (auto _ : state) {
+    (void)q->Put(Small{1, 2});
+    benchmark::DoNotOptimize(q->Get<Small>());
+  }
+  state.counters["allocs_per_op"] = benchmark::Counter(
+      static_cast<double>(g_allocations.load() - before) / static_cast<double>(state.iterations()));
+}
+BENCHMARK(BM_QueuePutGetAllocations);
+
+void BM_ConnectionSendRecvAllocations(benchmark::State& state) {
+  absl::StatusOr<std::pair<Connection, Connection>> p = Pipe();
+  if (!p.ok()) {
+    state.SkipWithError("Pipe failed");
+    return;
+  }
+  for (int i = 0; i < 1000; ++i) {
+    (void)p->first.Send(Small{i, i});
+    (void)p->second.Recv<Small>();
+  }
+  const uint64_t before = g_allocations.load();
+  for (auto _ : state) {
+    (void)p->first.Send(Small{1, 2});
+    benchmark::DoNotOptimize(p->second.Recv<Small>());
+  }
+  state.counters["allocs_per_op"] = benchmark::Counter(
+      static_cast<double>(g_allocations.load() - before) / static_cast<double>(state.iterations()));
+}
+BENCHMARK(BM_ConnectionSendRecvAllocations);
+
+}  // namespace
+}  // namespace mp
+
+BENCHMARK_MAIN();
