@@ -127,7 +127,11 @@ bool IsThreadAlive(pid_t tid) {
     char path[48];
     std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(tid));
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return !(errno == ENOENT || errno == ESRCH);
+    if (fd < 0) {
+      if (errno != ENOENT && errno != ESRCH) return true;
+      // Gone -- or hidden from us (/proc mounted with hidepid): only kill() can tell them apart.
+      return kill(tid, 0) == 0 || errno == EPERM;
+    }
     char buf[512];
     const ssize_t n = read(fd, buf, sizeof(buf) - 1);
     const int err = errno;
@@ -176,7 +180,7 @@ bool TakeOverIfDead(std::atomic<uint32_t>& word, uint32_t seen, pid_t tid) {
 OwnerLockOutcome OwnerLock(std::atomic<uint32_t>& word, pid_t tid, bool block, Deadline deadline) {
   const uint32_t me = static_cast<uint32_t>(tid);
   if (OwnerTryLock(word, tid)) return {OwnerLockResult::kAcquired};
-  if (!block) {
+  if (!block || deadline.Expired()) {  // a zero timeout is a single try, without spinning
     const uint32_t seen = word.load(std::memory_order_relaxed);
     if (seen == 0 && OwnerTryLock(word, tid)) return {OwnerLockResult::kAcquired};
     if (TakeOverIfDead(word, seen, tid)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};

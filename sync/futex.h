@@ -92,8 +92,8 @@ inline constexpr int kSpinIterations = 256;
 pid_t CurrentThreadId();
 
 // False once thread `tid` has exited, including a zombie (killed but not yet reaped) process.
-// Reads /proc/<tid>/stat; falls back to kill(tid, 0) when /proc is not this PID namespace's, in which
-// case an unreaped zombie still counts as alive.
+// Reads /proc/<tid>/stat; asks kill(tid, 0) when the entry is missing (it may be hidden by hidepid) and
+// when /proc is not this PID namespace's, in which case an unreaped zombie still counts as alive.
 bool IsThreadAlive(pid_t tid);
 
 // kInvalidArgument unless the (block, timeout) pair is valid for a CPython-style acquire:

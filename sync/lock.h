@@ -27,6 +27,11 @@
 // within a few milliseconds of a waiter's first sleep, and a non-blocking or timed acquire never
 // reports "busy" for a lock whose holder is already dead.
 //
+// One difference from CPython follows: a Lock whose acquiring thread has exited (a thread that ended,
+// or a process that exited or was killed) counts as abandoned, and the next waiter takes it over. Code
+// that hands a held Lock from one thread to another that releases it later, after the first has
+// exited, should use Semaphore(1) / BoundedSemaphore(1) instead, which has no owner.
+//
 // Acquire(block, timeout), CPython's acquire(block=True, timeout=-1):
 //   true                 acquired
 //   false                not acquired: non-blocking and held, or `timeout` passed

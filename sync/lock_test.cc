@@ -288,6 +288,20 @@ TEST(LockDeathTest, TransferableLockAttachedByFdRecovers) {
   ExpectRecovered(*lock, lock->Acquire(true, absl::Milliseconds(1)), pid);
 }
 
+// Documented difference from CPython: a lock whose acquiring thread has exited is abandoned, and the
+// next acquirer takes it over with an owner-died status.
+TEST(LockTest, LockOfAnExitedThreadIsTakenOver) {
+  absl::StatusOr<Lock> lock = Lock::Create(ShmDomain::kFork);
+  ASSERT_TRUE(lock.ok());
+  pid_t tid = 0;
+  std::thread t([&] {
+    tid = CurrentThreadId();
+    EXPECT_TRUE(lock->Acquire().value());
+  });
+  t.join();
+  ExpectRecovered(*lock, lock->Acquire(true, absl::ZeroDuration()), tid);
+}
+
 TEST(LockTest, AnotherProcessMayRelease) {
   absl::StatusOr<Lock> lock = Lock::Create(ShmDomain::kFork);
   ASSERT_TRUE(lock.ok());
