@@ -119,6 +119,23 @@ absl::StatusOr<bool> Condition::Wait(absl::Duration timeout) {
     }
   }
   if (slot == nullptr) {
+    // Reclaim slots that dead threads left behind: notified but never freed, still waiting, or (since
+    // we hold the lock, nobody else can be registering) claimed by a registrant that died.
+    for (Slot& candidate : state_->slots) {
+      uint32_t seen = candidate.word.load(std::memory_order_acquire);
+      if (seen == kFree) continue;
+      if (seen != kClaimed &&
+          IsThreadAlive(static_cast<pid_t>(candidate.tid.load(std::memory_order_relaxed)))) {
+        continue;
+      }
+      if (candidate.word.compare_exchange_strong(seen, kClaimed, std::memory_order_acquire,
+                                                 std::memory_order_relaxed)) {
+        slot = &candidate;
+        break;
+      }
+    }
+  }
+  if (slot == nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "Condition::Wait: all ", kConditionMaxWaiters, " waiter slots are in use"));
   }

@@ -22,7 +22,8 @@
 // Notify(n) wakes exactly min(n, waiters) waiters, in arrival order, whether they are threads of this
 // process or of others, and never one that started waiting after the Notify. A waiter whose thread
 // has died is skipped (its slot freed) and not counted. At most kConditionMaxWaiters threads wait at
-// once; one more gets kResourceExhausted.
+// once; when all slots are taken, slots of dead threads are reclaimed, and if there are none, one
+// more waiter gets kResourceExhausted.
 //
 //   Wait(timeout)          true: notified; false: timeout (CPython's return value)
 //   WaitFor(pred, timeout) the predicate's last value (CPython's wait_for)

@@ -303,5 +303,40 @@ TEST(ConditionTest, TooManyWaiters) {
   EXPECT_EQ(child.Wait(), 0);
 }
 
+TEST(ConditionDeathTest, SlotsOfDeadWaitersAreReclaimed) {
+  absl::StatusOr<Condition> cond = Condition::Create(ShmDomain::kFork);
+  absl::StatusOr<Semaphore> registered = Semaphore::Create(ShmDomain::kFork, 0);
+  ASSERT_TRUE(cond.ok() && registered.ok());
+  TestChild child([&] {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kConditionMaxWaiters; ++i) {
+      threads.emplace_back([&] {
+        if (!cond->Acquire().value_or(false)) return;
+        registered->Release().IgnoreError();
+        cond->Wait().IgnoreError();
+      });
+    }
+    for (auto& t : threads) t.join();
+    return 0;
+  });
+  for (int i = 0; i < kConditionMaxWaiters; ++i) {
+    ASSERT_TRUE(registered->Acquire(true, absl::Seconds(60)).value());
+  }
+  ASSERT_TRUE(cond->Acquire().value());  // every child thread is inside Wait now
+  EXPECT_EQ(cond->Wait(absl::ZeroDuration()).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(cond->Release().ok());
+  child.Kill();
+  EXPECT_EQ(child.Wait(), 128 + SIGKILL);
+
+  ASSERT_TRUE(cond->Acquire().value());
+  absl::StatusOr<bool> waited = cond->Wait(absl::ZeroDuration());  // reclaims a dead slot
+  ASSERT_TRUE(waited.ok()) << waited.status();
+  EXPECT_FALSE(*waited);
+  EXPECT_EQ(cond->NWaiting(), kConditionMaxWaiters - 1);  // the other dead ones, until a Notify
+  EXPECT_TRUE(cond->Notify(1).ok());                    // skips and frees every dead waiter
+  EXPECT_EQ(cond->NWaiting(), 0);
+  EXPECT_TRUE(cond->Release().ok());
+}
+
 }  // namespace
 }  // namespace mp
