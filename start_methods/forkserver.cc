@@ -74,18 +74,20 @@ class ServerChild : public ChildHandle {
     if (pidfd_ >= 0) close(pidfd_);
   }
   int pid() const override { return pid_; }
-  int sentinel() const override { return conn_; }
+  int sentinel() const override { return server_gone_ && pidfd_ >= 0 ? pidfd_ : conn_; }
 
   std::optional<int> Poll() override {
     if (exit_code_.has_value()) return exit_code_;
+    if (server_gone_) return PollOrphan();
     while (received_ < sizeof(buffer_)) {
       ssize_t n = recv(conn_, buffer_ + received_, sizeof(buffer_) - received_, MSG_DONTWAIT);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return std::nullopt;  // EAGAIN: still running
       if (n == 0) {
-        // The server died before it could report: the status is lost (CPython: 255 too).
-        exit_code_ = 255;
-        return exit_code_;
+        // The server died before it could report. The child may still run (orphaned): from now on
+        // its pidfd tells when it ends; its exit status is lost (255, as in CPython).
+        server_gone_ = true;
+        return PollOrphan();
       }
       received_ += static_cast<size_t>(n);
     }
@@ -110,9 +112,23 @@ class ServerChild : public ChildHandle {
   }
 
  private:
+  std::optional<int> PollOrphan() {
+    if (pidfd_ >= 0) {
+      pollfd p{pidfd_, POLLIN, 0};
+      int r;
+      do {
+        r = poll(&p, 1, 0);
+      } while (r < 0 && errno == EINTR);
+      if (r == 0) return std::nullopt;
+    }
+    exit_code_ = 255;
+    return exit_code_;
+  }
+
   pid_t pid_;
   int conn_;
   int pidfd_;
+  bool server_gone_ = false;
   char buffer_[5];
   size_t received_ = 0;
   std::optional<int> exit_code_;

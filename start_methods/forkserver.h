@@ -32,7 +32,11 @@
 //     ever hitting a recycled pid), or "E" + an error; then it closes the connection and runs the
 //     target. When the child ends, the server (which polls the children's pidfds) writes "X" + the
 //     wait status and closes the connection. The connection is the parent's sentinel: it becomes
-//     readable exactly when the child ends (or the server dies: exit code 255, as in CPython).
+//     readable exactly when the child ends. Should the server die while the child runs, the
+//     connection reports end of file; the handle then watches the child's pidfd instead (Join keeps
+//     waiting for the real end of the child, and Sentinel() returns that pidfd from then on) and
+//     the exit code is 255, since the status died with the server (CPython reports 255 as soon as
+//     the server is gone).
 //   * mp::ParentProcess() in the child is the process that asked for it (the SO_PEERCRED pid), not
 //     the server.
 //

@@ -289,6 +289,75 @@ TEST(ForkServerTest, PrivateDirectoryIsRemovedWhenStopped) {
   EXPECT_FALSE(mp::testing::HasZombieChild());
 }
 
+TEST(ForkServerTest, ChildOutlivesAKilledServer) {
+  auto server = std::make_shared<mp::ForkServer>();
+  mp::testing::ChildGuard guard;
+  mp::testing::TestPipe go;
+  mp::Process p = guard.Add(Create(server, mp::Call<&WaitForGo>(mp::PassedFd{go.r()})));
+  ASSERT_TRUE(p.Start().ok());
+  std::optional<pid_t> server_pid = server->ServerPid();
+  ASSERT_TRUE(server_pid.has_value());
+  ASSERT_EQ(kill(*server_pid, SIGKILL), 0);
+  // The child runs on without its server; Join keeps waiting for it.
+  ASSERT_TRUE(p.Join(absl::Milliseconds(100)).ok());
+  EXPECT_TRUE(*p.IsAlive());
+  mp::testing::WriteAllOrDie(go.w(), "g");
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), 255);  // the status died with the server
+  server->Stop();                 // reaps the dead server
+  EXPECT_FALSE(mp::testing::HasZombieChild());
+}
+
+// In a fork child of a process that owns a forkserver: the server is the parent's, so the child
+// starts its own.
+int UseForkServerInForkChild(int parent_server) {
+  std::shared_ptr<mp::ForkServer> server = mp::DefaultForkServer();
+  if (server->ServerPid().has_value()) return 2;  // the parent's server must not be inherited
+  absl::StatusOr<mp::Process> p = mp::Process::Create(server, mp::Call<&ReturnCode>(6));
+  if (!p.ok() || !p->Start().ok() || !p->Join().ok()) return 3;
+  std::optional<pid_t> own = server->ServerPid();
+  if (!own.has_value() || *own == parent_server) return 4;
+  return **p->ExitCode() == 6 ? 0 : 5;
+}
+
+TEST(ForkServerTest, ForkChildStartsItsOwnServer) {
+  std::shared_ptr<mp::ForkServer> server = mp::DefaultForkServer();
+  mp::Process warm = Create(server, mp::Call<&ReturnCode>(0));
+  ASSERT_TRUE(warm.Start().ok());
+  ASSERT_TRUE(warm.Join().ok());
+  std::optional<pid_t> server_pid = server->ServerPid();
+  ASSERT_TRUE(server_pid.has_value());
+  mp::Process p = Create(mp::ForkStartMethod(), mp::Call<&UseForkServerInForkChild>(*server_pid));
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), 0);
+  // The parent's server still serves.
+  EXPECT_EQ(server->ServerPid(), server_pid);
+  mp::Process after = Create(server, mp::Call<&ReturnCode>(8));
+  ASSERT_TRUE(after.Start().ok());
+  ASSERT_TRUE(after.Join().ok());
+  EXPECT_EQ(*after.ExitCode(), 8);
+  EXPECT_EQ(server->ServerPid(), server_pid);
+}
+
+// A spawn child that leaves through std::exit: its atexit hook joins its non-daemon child.
+int StartChildThenExit(mp::PassedFd go) {
+  absl::StatusOr<mp::Process> p = mp::Process::Create(mp::SpawnStartMethod(), mp::Call<&WaitForGo>(go));
+  if (!p.ok() || !p->Start().ok()) return 11;
+  std::exit(0);
+}
+
+TEST(SpawnTest, ExitJoinsNonDaemonChildren) {
+  mp::testing::TestPipe go;
+  mp::Process p = Create(mp::SpawnStartMethod(), mp::Call<&StartChildThenExit>(mp::PassedFd{go.r()}));
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Join(absl::Milliseconds(200)).ok());
+  EXPECT_TRUE(*p.IsAlive());  // std::exit waits in the atexit hook for the grandchild
+  mp::testing::WriteAllOrDie(go.w(), "g");
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), 0);
+}
+
 TEST(SpawnTest, HandshakeTimeoutIsConfigurable) {
   // A healthy child answers well within the timeout; the forgot-Init cases are in forgot_init_test.
   auto method = std::make_shared<mp::SpawnMethod>(mp::SpawnOptions{absl::Seconds(30)});
