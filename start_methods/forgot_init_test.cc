@@ -72,7 +72,7 @@ class ForgotInitTest : public ::testing::Test {
 
 TEST_F(ForgotInitTest, ChildThatRunsMainIsReportedAndCannotRecurse) {
   absl::Status s = StartChild("recurse");
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
   EXPECT_TRUE(absl::StrContains(
       s.message(), "the child program did not call mp::Init(argc, argv) at the top of main"))
       << s;

@@ -531,7 +531,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkServer::Launch(const LaunchSpec
       if (pid.ok()) return std::make_unique<ServerChild>(*pid, conn, pidfd);
       s = pid.status();
       // End of file with nothing said: did the server die?
-      if (absl::IsUnavailable(s)) {
+      if (absl::IsAborted(s)) {
         std::lock_guard<std::mutex> lock(mu_);
         if (server_.pidfd >= 0 && server_.pid == server->pid &&
             process_internal::WaitFd(server_.pidfd, POLLIN, absl::Now() + absl::Seconds(5)).ok()) {

@@ -106,8 +106,8 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> SpawnMethod::Launch(const LaunchSpe
           absl::FormatDuration(options_.handshake_timeout),
           " and was killed: does the program call mp::Init(argc, argv) at the top of main?"));
     }
-    if (absl::IsUnavailable(e) && !absl::StrContains(e.message(), "mp::Init")) {
-      return absl::UnavailableError(absl::StrCat(no_init, " (", e.message(), ")"));
+    if (absl::IsUnavailable(e)) {  // EPIPE: the child closed its end before reading everything
+      return absl::AbortedError(absl::StrCat(no_init, " (", e.message(), ")"));
     }
     return e;
   }

@@ -453,7 +453,7 @@ absl::StatusOr<pid_t> ReadAck(int fd, absl::Time deadline, absl::string_view eof
   };
   if (!got.ok()) {
     close_fds();
-    if (absl::IsUnavailable(got.status())) return absl::UnavailableError(eof_message);
+    if (absl::IsUnavailable(got.status())) return absl::AbortedError(eof_message);
     return got.status();
   }
   if (kind == 'A' || kind == 'X') {
@@ -461,11 +461,11 @@ absl::StatusOr<pid_t> ReadAck(int fd, absl::Time deadline, absl::string_view eof
     absl::Status s = ReadFull(fd, &value, sizeof(value), deadline);
     if (!s.ok()) {
       close_fds();
-      return absl::IsUnavailable(s) ? absl::UnavailableError(eof_message) : s;
+      return absl::IsUnavailable(s) ? absl::AbortedError(eof_message) : s;
     }
     if (kind == 'X') {
       close_fds();
-      return absl::UnavailableError(absl::StrCat(
+      return absl::AbortedError(absl::StrCat(
           "mp: the child exited with code ", ExitCodeFromWaitStatus(value),
           " before it acknowledged its launch record"));
     }

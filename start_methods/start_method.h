@@ -129,8 +129,9 @@ std::string BuildLaunchRecord(const LaunchSpec& spec, absl::string_view method);
                                   bool send_pidfd, int parent_pid);
 
 // Parent side: reads the child's answer. Returns the child's pid (and, when one was sent, stores
-// the pidfd in *pidfd); the child's error as its status; kUnavailable with `eof_message` when the
-// child closed without answering; kDeadlineExceeded after `deadline`.
+// the pidfd in *pidfd); the child's error as its status; kAborted (a peer that died, in the README's
+// convention) with `eof_message` when the child closed without answering; kDeadlineExceeded after
+// `deadline`.
 absl::StatusOr<pid_t> ReadAck(int fd, absl::Time deadline, absl::string_view eof_message,
                               int* pidfd);
 

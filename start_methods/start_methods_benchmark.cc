@@ -61,6 +61,28 @@ void BM_RawPosixSpawn(benchmark::State& state) {
 }
 BENCHMARK(BM_RawPosixSpawn)->UseRealTime();
 
+// The alternative spawn could use: fork + execve. Its cost grows with the parent's page tables.
+void BM_RawForkExec(benchmark::State& state) {
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e != nullptr; ++e) env_s.emplace_back(*e);
+  env_s.emplace_back("MP_BENCH_RAW_CHILD=1");
+  std::vector<char*> env;
+  for (std::string& e : env_s) env.push_back(e.data());
+  env.push_back(nullptr);
+  char arg0[] = "raw-child";
+  char* argv[] = {arg0, nullptr};
+  for (auto _ : state) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      execve("/proc/self/exe", argv, env.data());
+      _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+  }
+}
+BENCHMARK(BM_RawForkExec)->UseRealTime();
+
 void StartJoin(benchmark::State& state, const std::shared_ptr<mp::StartMethod>& method) {
   // Warm up (the forkserver starts its server here).
   for (int i = 0; i < 2; ++i) {
