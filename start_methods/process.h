@@ -35,6 +35,10 @@
 // empty target or unknown start method name -> kInvalidArgument; system call failures -> the code
 // errno suggests, with the call named.
 //
+// Reaping: mp waits for its children itself (waitpid on the pid, or the forkserver's report). A
+// program that reaps them behind mp's back (waitpid(-1), SIGCHLD set to SIG_IGN) loses their exit
+// status; ExitCode then reports 255, as CPython does.
+//
 // A Process is a handle: copies refer to the same child (like Python references). The children
 // registry (ActiveChildren, the exit hook) holds the child until it has been reaped.
 //

@@ -251,6 +251,26 @@ TEST(ForkTest, BufferedStdioIsWrittenOnce) {
   EXPECT_EQ(mp::testing::ReadToEof(out.r()).value_or("?"), "once");
 }
 
+absl::Status FailWith(std::string message) { return absl::InternalError(message); }
+
+TEST(ProcessTest, FailedStatusIsPrintedOnTheChildsStderr) {
+  // fork and spawn children write to the stderr this process has at Start (a forkserver child
+  // writes to the server's, fixed when the server started).
+  for (auto method : {mp::ForkStartMethod(), mp::SpawnStartMethod()}) {
+    StderrCapture capture;
+    mp::Process p = Create(method, mp::Call<&FailWith>("disk full on /dev/sdz"));
+    absl::Status started = p.Start();
+    absl::Status joined = started.ok() ? p.Join() : started;
+    std::string err = capture.Take();
+    ASSERT_TRUE(joined.ok()) << joined;
+    EXPECT_EQ(*p.ExitCode(), 1);
+    EXPECT_TRUE(absl::StrContains(err, "mp: process '" + p.Name() + "' (pid " +
+                                           std::to_string(*p.Pid()) +
+                                           "): target failed: INTERNAL: disk full on /dev/sdz"))
+        << method->Name() << ": " << err;
+  }
+}
+
 TEST(ForkServerTest, KilledServerIsReplacedOnNextStart) {
   std::shared_ptr<mp::ForkServer> server = mp::DefaultForkServer();
   for (int round = 0; round < 3; ++round) {

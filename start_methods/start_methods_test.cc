@@ -88,14 +88,15 @@ int ListFds(mp::PassedFd out) {
   return out.fd;
 }
 
-using Identity = std::tuple<std::string, int32_t, bool, std::string, int32_t, std::string>;
+using Identity = std::tuple<std::string, int32_t, bool, std::string, int32_t, std::string, bool>;
 
 int ReportIdentity(mp::PassedFd out) {
   mp::ProcessInfo self = mp::CurrentProcess();
   const mp::ParentHandle* parent = mp::ParentProcess();
   WriteOrExit(out.fd, mp::Encode(Identity{self.name, self.pid, self.daemon, self.authkey,
                                           parent ? parent->Pid() : -1,
-                                          parent ? parent->Name() : ""}));
+                                          parent ? parent->Name() : "",
+                                          parent != nullptr && parent->IsAlive()}));
   return 0;
 }
 
@@ -274,6 +275,7 @@ TYPED_TEST(StartMethodTest, ChildKnowsItsIdentityAndParent) {
   EXPECT_EQ(std::get<3>(*id), mp::CurrentProcess().authkey);
   EXPECT_EQ(std::get<4>(*id), getpid());
   EXPECT_EQ(std::get<5>(*id), "MainProcess");
+  EXPECT_TRUE(std::get<6>(*id));  // the parent (this test) is alive
   ASSERT_TRUE(p.Join().ok());
 }
 
