@@ -40,6 +40,9 @@
 //   * mp::ParentProcess() in the child is the process that asked for it (the SO_PEERCRED pid), not
 //     the server.
 //
+// Children get the server's stdin (/dev/null), stdout and stderr: those the owner had when the
+// server started.
+//
 // If the server dies (killed, crashed), the next Start notices (connection refused, or the
 // connection closing with the server gone), starts a new server and retries once, transparently.
 // A fork child of the owner does not inherit the server: it starts its own on first use.

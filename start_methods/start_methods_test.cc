@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -350,6 +351,29 @@ TYPED_TEST(StartMethodTest, ChildSeesItsParentDie) {
   absl::StatusOr<std::string> got = mp::testing::ReadToEof(report.r());
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, absl::StrCat("dead:", *p.Pid()));
+}
+
+TYPED_TEST(StartMethodTest, StartsFromSeveralThreadsAtOnce) {
+  // Fork warns (on stderr) about the threads; the children must still run correctly.
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 8;
+  std::vector<std::thread> threads;
+  std::vector<int> failures(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t, &failures] {
+      for (int i = 0; i < kPerThread; ++i) {
+        absl::StatusOr<mp::Process> p =
+            mp::Process::Create(TypeParam::Get(), mp::Call<&ReturnCode>(t * 10 + i));
+        if (!p.ok() || !p->Start().ok() || !p->Join().ok() ||
+            p->ExitCode().value_or(std::nullopt) != t * 10 + i || !p->Close().ok()) {
+          ++failures[t];
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures, std::vector<int>(kThreads, 0));
+  EXPECT_TRUE(mp::ActiveChildren().empty());
 }
 
 }  // namespace mp_test
