@@ -66,7 +66,8 @@ namespace {
 
 // Takes one unit if the value is positive.
 bool TryTake(std::atomic<uint32_t>& value) {
-  uint32_t v = value.load(std::memory_order_relaxed);
+  // seq_cst: after a waiter published itself in `waiters`, this read is its half of the Dekker pair.
+  uint32_t v = value.load(std::memory_order_seq_cst);
   while (v > 0) {
     if (value.compare_exchange_weak(v, v - 1, std::memory_order_acquire,
                                     std::memory_order_relaxed)) {

@@ -153,5 +153,24 @@ TEST(SemaphoreTest, ThreadsProducerConsumer) {
   EXPECT_EQ(items->GetValue(), 0);
 }
 
+// A waiter killed while asleep leaves only a stale waiter count: the semaphore keeps working.
+TEST(SemaphoreTest, KilledWaiterLeavesItUsable) {
+  absl::StatusOr<Semaphore> sem = Semaphore::Create(ShmDomain::kFork, 0);
+  ASSERT_TRUE(sem.ok());
+  TestPipe started;
+  TestChild child([&] {
+    started.Send();
+    sem->Acquire().IgnoreError();
+    return 0;
+  });
+  ASSERT_EQ(started.Receive(), 'x');
+  child.Kill();
+  EXPECT_EQ(child.Wait(), 128 + SIGKILL);
+  EXPECT_TRUE(sem->Release().ok());
+  EXPECT_EQ(sem->GetValue(), 1);
+  EXPECT_TRUE(sem->Acquire(true, absl::Seconds(10)).value());
+  EXPECT_EQ(sem->GetValue(), 0);
+}
+
 }  // namespace
 }  // namespace mp
