@@ -23,8 +23,9 @@
 //  * Terminate sends SIGTERM (exit code -15), Kill SIGKILL (-9). Sentinel is a descriptor that
 //    becomes readable when the child ends (a pidfd for fork and spawn children; the per-child
 //    connection to the server for forkserver children), for poll/select alongside other fds.
-//  * Close releases the child's resources; it refuses a running child. Every call but Name, Pid,
-//    Daemon and StartMethodName fails with kFailedPrecondition after Close.
+//  * Close releases the child's resources; it refuses a running child; closing twice is a no-op.
+//    After Close every call but Close, Name, SetName, Pid, Daemon and StartMethodName fails with
+//    kFailedPrecondition.
 //  * Name defaults to "Process-N" ("Process-1:2" for the second child of Process-1). Daemon must be
 //    set before Start; a daemon process cannot start children.
 //  * When main returns (atexit) and when a child's target returns, the process terminates its daemon
