@@ -44,7 +44,7 @@ class ForkMethod : public StartMethod {
   absl::StatusOr<std::unique_ptr<ChildHandle>> Launch(const LaunchSpec& spec) override;
 };
 
-// The process-wide fork method (also GetStartMethod("fork")).
+// The process-wide fork method (also FindStartMethod("fork")).
 std::shared_ptr<StartMethod> ForkStartMethod();
 
 // Threads of this process (entries of /proc/self/task); 0 if that cannot be read.

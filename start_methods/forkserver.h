@@ -48,7 +48,7 @@
 // A fork child of the owner does not inherit the server: it starts its own on first use.
 //
 // One server per ForkServer object: a Context owns one; DefaultForkServer() is the process-wide one
-// behind ForkServerStartMethod() and GetStartMethod("forkserver"). Every server is stopped (and its
+// behind ForkServerStartMethod() and FindStartMethod("forkserver"). Every server is stopped (and its
 // directory removed) when the owning process exits, after its children were joined, or when the
 // ForkServer is destroyed.
 //
@@ -120,7 +120,7 @@ class ForkServer : public StartMethod {
 
 // The process-wide ForkServer (created on first use).
 std::shared_ptr<ForkServer> DefaultForkServer();
-// DefaultForkServer() as a StartMethod (also GetStartMethod("forkserver")).
+// DefaultForkServer() as a StartMethod (also FindStartMethod("forkserver")).
 std::shared_ptr<StartMethod> ForkServerStartMethod();
 
 }  // namespace mp

@@ -1,6 +1,6 @@
 // Copyright 2026 The mp Authors.
 //
-// Process API contract (misuse, names, registry, GetStartMethod) and the behaviour specific to one
+// Process API contract (misuse, names, registry, FindStartMethod) and the behaviour specific to one
 // method (fork's thread warning and stdio flushing, the forkserver's restart and directory).
 
 #include <poll.h>
@@ -124,11 +124,11 @@ TEST(ProcessTest, CreateRefusesBadTargetsAndMethods) {
 
 TEST(ProcessTest, GetStartMethodByName) {
   for (const char* name : {"fork", "spawn", "forkserver"}) {
-    absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::GetStartMethod(name);
+    absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::FindStartMethod(name);
     ASSERT_TRUE(m.ok()) << m.status();
     EXPECT_EQ((*m)->Name(), name);
   }
-  absl::Status s = mp::GetStartMethod("forx").status();
+  absl::Status s = mp::FindStartMethod("forx").status();
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(s.message(), "'forx'")) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "fork, forkserver, spawn")) << s;

@@ -58,7 +58,7 @@ class SpawnMethod : public StartMethod {
   SpawnOptions options_;
 };
 
-// The process-wide spawn method with default options (also GetStartMethod("spawn")).
+// The process-wide spawn method with default options (also FindStartMethod("spawn")).
 std::shared_ptr<StartMethod> SpawnStartMethod();
 
 }  // namespace mp

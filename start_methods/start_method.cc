@@ -85,7 +85,7 @@ std::vector<std::string> StartMethodNames() {
   return names;
 }
 
-absl::StatusOr<std::shared_ptr<StartMethod>> GetStartMethod(absl::string_view name) {
+absl::StatusOr<std::shared_ptr<StartMethod>> FindStartMethod(absl::string_view name) {
   using process_internal::Reg;
   std::function<std::shared_ptr<StartMethod>()> get;
   {

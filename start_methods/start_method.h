@@ -10,10 +10,10 @@
 //
 // Users normally only pick a method:
 //
-//   absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::GetStartMethod("spawn");
+//   absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::FindStartMethod("spawn");
 //   // or directly: mp::ForkStartMethod(), mp::SpawnStartMethod(), mp::DefaultForkServer()
 //
-// GetStartMethod knows the methods linked into the program: each method's library registers itself
+// FindStartMethod knows the methods linked into the program: each method's library registers itself
 // from a static initializer (its cc_library is alwayslink), so :process depends on none of them.
 // The same mechanism gives mp::Init the child entry points: the `spawn` library registers the code a
 // spawn child runs, the `forkserver` library the server loop (see RegisterChildEntry).
@@ -21,7 +21,7 @@
 // The `process_internal` part below is the toolkit the methods share (launch record, handshake,
 // direct-child handle, descriptor I/O) so that no logic is written twice. It is not a user API.
 //
-// Thread safety: GetStartMethod and the registries are thread-safe. A StartMethod's Launch may be
+// Thread safety: FindStartMethod and the registries are thread-safe. A StartMethod's Launch may be
 // called from several threads at once; a ChildHandle is used under its Process's lock.
 
 #ifndef MP_START_METHODS_START_METHOD_H_
@@ -82,7 +82,8 @@ class StartMethod {
 
 // The start method called `name` among those linked into this program; kInvalidArgument naming the
 // available ones otherwise.
-absl::StatusOr<std::shared_ptr<StartMethod>> GetStartMethod(absl::string_view name);
+// (Named Find, not Get: context/ owns CPython's GetStartMethod(allow_none).)
+absl::StatusOr<std::shared_ptr<StartMethod>> FindStartMethod(absl::string_view name);
 // Names of the start methods linked into this program, sorted.
 std::vector<std::string> StartMethodNames();
 

@@ -109,7 +109,7 @@ int BlockForever(mp::PassedFd keep_open) {
 // Starts a `daemon` (or not) child running `target_name` via `method`, then returns: the exit hook of
 // this process must then terminate (daemon) or join (non-daemon) it.
 int StartChildAndReturn(std::string method, bool daemon, mp::PassedFd fd) {
-  absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::GetStartMethod(method);
+  absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::FindStartMethod(method);
   if (!m.ok()) return 10;
   mp::Target target = daemon ? mp::Call<&BlockForever>(fd) : mp::Call<&WaitForGo>(fd);
   absl::StatusOr<mp::Process> p = mp::Process::Create(*m, std::move(target), {.daemon = daemon});
@@ -131,7 +131,7 @@ int ReportParentDeath(mp::PassedFd out) {
 
 // Starts ReportParentDeath via `method`, then dies at once without any cleanup.
 int StartOrphanThenDie(std::string method, mp::PassedFd out) {
-  absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::GetStartMethod(method);
+  absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::FindStartMethod(method);
   if (!m.ok()) return 10;
   absl::StatusOr<mp::Process> p = mp::Process::Create(*m, mp::Call<&ReportParentDeath>(out));
   if (!p.ok() || !p->Start().ok()) return 11;
