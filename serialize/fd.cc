@@ -18,9 +18,12 @@ FdTable::FdTable(std::vector<int> received)
     : fds_(std::move(received)), owned_(fds_.size(), true) {}
 
 FdTable::FdTable(FdTable&& other) noexcept
-    : fds_(std::move(other.fds_)), owned_(std::move(other.owned_)) {
+    : fds_(std::move(other.fds_)),
+      owned_(std::move(other.owned_)),
+      fork_only_(std::move(other.fork_only_)) {
   other.fds_.clear();
   other.owned_.clear();
+  other.fork_only_.clear();
 }
 
 FdTable& FdTable::operator=(FdTable&& other) noexcept {

@@ -20,6 +20,9 @@
 //   mp::ScopedFdTable scope(&received);
 //   auto args = mp::Decode<Args>(bytes); // each PassedFd takes its fd from `received`
 //
+// The table also collects the objects a message holds that only a forked child can use (see
+// NoteForkOnly), so a start method or transport can refuse them by name before anything is sent.
+//
 // Without a current table (a transport that cannot carry descriptors, or plain mp::Encode) a PassedFd
 // encodes as "absent" and decoding it fails with kFailedPrecondition, so an fd never silently turns into
 // a number that means something else in the receiver. Transports that refuse descriptors check
@@ -69,8 +72,17 @@ class FdTable {
   const std::vector<int>& fds() const { return fds_; }
   size_t size() const { return fds_.size(); }
 
+  // Encoding side: records that the message holds an object that only a forked child can use (a
+  // fork-domain Lock, Queue...: anonymous shared memory, no descriptor to pass). `kind` names it
+  // ("Lock"). Each shareable object's Codec calls NoteForkOnly on the current table; a transport that
+  // reaches processes other than forked children (spawn, forkserver, a socket to anyone) refuses the
+  // message when fork_only() is not empty, naming the objects.
+  void NoteForkOnly(std::string kind) { fork_only_.push_back(std::move(kind)); }
+  const std::vector<std::string>& fork_only() const { return fork_only_; }
+
  private:
   std::vector<int> fds_;
+  std::vector<std::string> fork_only_;
   std::vector<bool> owned_;  // received descriptors not yet taken
 };
 

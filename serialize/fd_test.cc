@@ -94,6 +94,15 @@ TEST(PassedFd, SlotBeyondWhatArrivedIsInvalid) {
   EXPECT_THAT(v.status().message(), HasSubstr("only 1 arrived"));
 }
 
+TEST(FdTable, CollectsForkOnlyObjects) {
+  FdTable table;
+  table.NoteForkOnly("Lock");
+  table.NoteForkOnly("Queue");
+  FdTable moved = std::move(table);
+  EXPECT_EQ(moved.fork_only(), (std::vector<std::string>{"Lock", "Queue"}));
+  EXPECT_TRUE(table.fork_only().empty());  // NOLINT(bugprone-use-after-move): moved-from is empty
+}
+
 TEST(FdTable, ClosesWhatNobodyTook) {
   int p[2];
   ASSERT_EQ(::pipe(p), 0);

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
@@ -23,11 +24,39 @@
 #include "start_methods/test_util.h"
 
 namespace mp_test {
+
+// Stands for a fork-domain shared object (a Lock in anonymous shared memory): its Codec notes that
+// only a forked child can use it, as sync/ and channels/ objects do.
+struct ForkOnlyThing {
+  int value = 0;
+};
+
+}  // namespace mp_test
+
+template <>
+struct mp::Codec<mp_test::ForkOnlyThing> {
+  static std::string Name() { return "ForkOnlyThing"; }
+  static constexpr size_t kMinSize = 4;
+  static size_t Size(const mp_test::ForkOnlyThing&) { return 4; }
+  static void Encode(const mp_test::ForkOnlyThing& v, ByteWriter& w) {
+    if (FdTable* t = ScopedFdTable::Current()) t->NoteForkOnly("ForkOnlyThing");
+    w.WriteLE(static_cast<int32_t>(v.value));
+  }
+  static absl::Status Decode(ByteReader& r, mp_test::ForkOnlyThing& out) {
+    int32_t v = 0;
+    absl::Status s = r.ReadLE(&v, "ForkOnlyThing");
+    out.value = v;
+    return s;
+  }
+};
+
+namespace mp_test {
 namespace {
 
 using ::absl::StatusCode;
 
 int ReturnCode(int code) { return code; }
+int ReturnThing(ForkOnlyThing thing) { return thing.value; }
 
 int WaitForGo(mp::PassedFd in) {
   char c = 0;
@@ -120,6 +149,28 @@ TEST(ProcessTest, CreateRefusesBadTargetsAndMethods) {
     EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
     EXPECT_TRUE(absl::StrContains(s.message(), "mp::Call<&Function>")) << s;
   }
+}
+
+TEST(ProcessTest, ForkOnlyArgumentsAreRefusedBySpawnAndForkserverOnly) {
+  for (auto method : {mp::SpawnStartMethod(), mp::ForkServerStartMethod()}) {
+    absl::Status s =
+        mp::Process::Create(method, mp::Call<&ReturnThing>(ForkOnlyThing{3})).status();
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
+    EXPECT_TRUE(absl::StrContains(
+        s.message(), absl::StrCat("ForkOnlyThing was created by the 'fork' context and cannot be "
+                                  "passed to a '",
+                                  method->Name(), "' process")))
+        << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("mp::GetContext(\"", method->Name(),
+                                                            "\")->ForkOnlyThing()")))
+        << s;
+  }
+  absl::StatusOr<mp::Process> p =
+      mp::Process::Create(mp::ForkStartMethod(), mp::Call<&ReturnThing>(ForkOnlyThing{3}));
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->Start().ok());
+  ASSERT_TRUE(p->Join().ok());
+  EXPECT_EQ(*p->ExitCode(), std::optional<int>(3));
 }
 
 TEST(ProcessTest, GetStartMethodByName) {

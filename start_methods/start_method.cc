@@ -32,11 +32,25 @@ extern char** environ;
 namespace mp {
 
 absl::Status StartMethod::CheckTarget(const Target& target) const {
-  if (target.registered()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "mp: the '", Name(),
-      "' start method runs a fresh copy of the program, so it can only run a registered function: "
-      "pass mp::Call<&Function>(args...) instead of a callable (callables need the 'fork' method)"));
+  if (!target.registered()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "mp: the '", Name(),
+        "' start method runs a fresh copy of the program, so it can only run a registered function: "
+        "pass mp::Call<&Function>(args...) instead of a callable (callables need the 'fork' "
+        "method)"));
+  }
+  if (!target.fork_only_objects().empty()) {
+    const std::string& kind = target.fork_only_objects().front();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "mp: ", kind, " was created by the 'fork' context and cannot be passed to a '", Name(),
+        "' process (it lives in anonymous shared memory that only a forked child inherits); create "
+        "it with mp::GetContext(\"", Name(), "\")->", kind, "()",
+        target.fork_only_objects().size() > 1
+            ? absl::StrCat(" (", target.fork_only_objects().size() - 1,
+                           " more fork-only argument(s) of ", target.function_name(), ")")
+            : ""));
+  }
+  return absl::OkStatus();
 }
 
 namespace process_internal {

@@ -173,6 +173,10 @@ class Target {
     return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(args_.data()), args_.size());
   }
   const std::vector<int>& fds() const { return fds_; }
+  // Kinds of the arguments ("Lock", "Queue"...) that only a forked child can use: fork-domain shared
+  // objects, which noted themselves while the arguments were encoded (serialize/fd.h NoteForkOnly).
+  // spawn and forkserver refuse a target with any.
+  const std::vector<std::string>& fork_only_objects() const { return fork_only_; }
 
   // Runs the target in this process and returns its exit code (what a fork child does).
   int Run() const { return run_(); }
@@ -185,6 +189,7 @@ class Target {
   const std::string* function_name_ = nullptr;
   std::string args_;
   std::vector<int> fds_;
+  std::vector<std::string> fork_only_;
 };
 
 // A call of the function Fn with `args` converted to Fn's parameter types. See the header comment.
@@ -210,6 +215,7 @@ Target Call(A&&... args) {
       t.args_ = Encode(*values);
     }
     t.fds_ = table.fds();
+    t.fork_only_ = table.fork_only();
   }
   t.run_ = [values]() {
     auto call = [&]() -> decltype(auto) { return std::apply(Fn, *values); };
