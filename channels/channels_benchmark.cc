@@ -108,6 +108,10 @@ void RawPingPong(benchmark::State& state, bool socket) {
   const int child_r = socket ? to_child[1] : to_child[0];
   const int child_w = socket ? to_child[1] : to_parent[1];
   Child child([&] {
+    if (!socket) {  // drop the parent's ends so closing them reads as end of file here
+      close(to_child[1]);
+      close(to_parent[0]);
+    }
     std::vector<char> buf(size);
     while (ReadFull(child_r, buf.data(), size)) {
       if (write(child_w, buf.data(), size) != static_cast<ssize_t>(size)) return 1;
@@ -149,6 +153,8 @@ void ConnectionRoundTrip(benchmark::State& state, bool duplex) {
   Connection& child_rx = duplex ? p1->second : p1->first;
   Connection& child_tx = duplex ? p1->second : p2->second;
   Child child([&] {
+    parent_tx.Close();
+    parent_rx.Close();
     std::vector<uint8_t> buf(size);
     for (;;) {
       absl::StatusOr<size_t> n = child_rx.RecvBytesInto(absl::MakeSpan(buf));

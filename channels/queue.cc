@@ -2,7 +2,6 @@
 
 #include "channels/queue.h"
 
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,9 +27,9 @@ constexpr size_t kMinRecord = kRecordHeaderSize + kFrameHeaderSize;
 
 enum RecordKind : uint32_t { kWhole = 1, kFirst = 2, kMiddle = 3, kLast = 4 };
 
-// Spin (pause, then yield) this long before sleeping on a futex.
-constexpr int64_t kPauseSpinNs = 2'000;
-constexpr int64_t kYieldSpinNs = 50'000;
+// Spin this long before sleeping on a futex. No sched_yield: on a busy machine it hands the core to
+// an unrelated process for a whole time slice, which costs far more than it saves.
+constexpr int64_t kSpinNs = 20'000;
 // While assembling a chunked item, check the writer's liveness this often.
 constexpr absl::Duration kWriterCheckSlice = absl::Milliseconds(2);
 
@@ -101,11 +100,7 @@ bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters, Deadlin
   const int64_t start = MonotonicNowNs();
   for (int i = 1;; ++i) {
     if (ready()) return true;
-    if ((i & 15) == 0) {
-      const int64_t spent = MonotonicNowNs() - start;
-      if (spent > kYieldSpinNs || deadline.Expired()) break;
-      if (spent > kPauseSpinNs) sched_yield();
-    }
+    if ((i & 15) == 0 && (MonotonicNowNs() - start > kSpinNs || deadline.Expired())) break;
     SpinPause();
   }
   for (;;) {
