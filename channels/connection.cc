@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 
@@ -59,9 +61,30 @@ absl::StatusOr<int> PollUntil(struct pollfd* fds, size_t n, absl::Time deadline)
   }
 }
 
-// Writes to a pipe with SIGPIPE blocked for this thread, and swallows a SIGPIPE this write raised, so
-// a reader that went away is an EPIPE status and never kills the process.
+// True once SIGPIPE is ignored process-wide (see connection.h, "SIGPIPE").
+std::atomic<bool> g_sigpipe_ignored{false};
+
+void IgnoreSigpipeIfDefault() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction current;
+    if (::sigaction(SIGPIPE, nullptr, &current) != 0) return;
+    if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_IGN) {
+      g_sigpipe_ignored = true;
+    } else if ((current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL) {
+      struct sigaction ignore = {};
+      ignore.sa_handler = SIG_IGN;
+      sigemptyset(&ignore.sa_mask);
+      if (::sigaction(SIGPIPE, &ignore, nullptr) == 0) g_sigpipe_ignored = true;
+    }
+  });
+}
+
+// Writes to a pipe so that a reader that went away is an EPIPE status and never kills the process:
+// with SIGPIPE ignored, a plain writev; otherwise (the program installed its own SIGPIPE handler) with
+// SIGPIPE blocked for this thread, swallowing a SIGPIPE this write raised.
 ssize_t WritevNoSigpipe(int fd, const struct iovec* iov, int iovcnt) {
+  if (g_sigpipe_ignored.load(std::memory_order_relaxed)) return ::writev(fd, iov, iovcnt);
   sigset_t pipe_set, old_set;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
@@ -90,7 +113,9 @@ Connection::Connection(int fd, bool is_socket, bool readable, bool writable,
       is_socket_(is_socket),
       readable_(readable),
       writable_(writable),
-      max_message_size_(max_message_size) {}
+      max_message_size_(max_message_size) {
+  if (!is_socket && writable) IgnoreSigpipeIfDefault();
+}
 
 Connection::Connection(Connection&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),

@@ -50,8 +50,13 @@
 // After a bad prefix, an oversized message or a broken descriptor count the stream cannot be resynced,
 // so the connection closes itself (as CPython does for an oversized message) and every later call is
 // kFailedPrecondition. A typed Recv<T> that fails to decode consumes that one message (its descriptors
-// are closed) and leaves the connection usable. Interrupted system calls (EINTR) are retried. Writing to
-// a closed peer never raises SIGPIPE.
+// are closed) and leaves the connection usable. Interrupted system calls (EINTR) are retried.
+//
+// SIGPIPE: writing to a peer that closed its end is kAborted and never kills the process. Sockets use
+// MSG_NOSIGNAL. For pipe ends, the first Connection that can write to a pipe sets SIGPIPE to SIG_IGN
+// process-wide if it was SIG_DFL (what CPython does at start-up); if the program installed its own
+// SIGPIPE handler, it is kept and every pipe write blocks SIGPIPE around the write instead (3 extra
+// system calls). Do not set SIGPIPE back to SIG_DFL while pipe Connections are in use.
 //
 // Timeouts: Poll(timeout) is the timeout variant of every receive: it returns whether a message (or
 // its first bytes) can be read, never reads, and so never consumes part of a message. Wait() waits for

@@ -287,6 +287,10 @@ TEST(ConnectionTest, SendToClosedPeerIsAbortedWithoutSigpipe) {
     sigpending(&pending);
     EXPECT_EQ(sigismember(&pending, SIGPIPE), 0);
   }
+  // Documented: a writable pipe Connection leaves SIGPIPE ignored (it was SIG_DFL in this test).
+  struct sigaction current;
+  ASSERT_EQ(::sigaction(SIGPIPE, nullptr, &current), 0);
+  EXPECT_EQ(current.sa_handler, SIG_IGN);
 }
 
 TEST(ConnectionTest, HostilePeerClosesTheConnection) {
