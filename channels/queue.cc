@@ -263,8 +263,7 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
                       s->head.load(std::memory_order_seq_cst), rec, new_item);
     });
   };
-  auto full_error = [&](uint64_t t) {
-    const uint64_t h = cache_->head;
+  auto full_error = [&](uint64_t t, uint64_t h) {
     const std::string what = absl::StrCat(
         "queue is full (", (Count(t) - Count(h)) & kCountMask, " items, maxsize ",
         s->maxsize == kCountMask ? std::string("unlimited") : absl::StrCat(s->maxsize), "; ",
@@ -288,8 +287,9 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
     if (!has_room(t, cache_->head, first_record, true)) {
       cache_->head = s->head.load(std::memory_order_acquire);
       if (!has_room(t, cache_->head, first_record, true)) {
+        const uint64_t h = cache_->head;  // read while holding the put side
         lock.Unlock();
-        if (!block || !wait_room(first_record, true)) return full_error(t);
+        if (!block || !wait_room(first_record, true)) return full_error(t, h);
         continue;
       }
     }
@@ -413,6 +413,13 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
       if (r.kind() != kFirst) {
         h = advance(h, r.length, r.kind() == kLast);
         progressed = true;
+        if (r.kind() == kLast) {
+          lock.Unlock();
+          Notify(s->space_seq, s->space_waiters);
+          return absl::DataLossError(
+              "Queue::Get: a consumer died while taking an item larger than the ring; its first "
+              "chunks were already released, so that item is lost (the queue stays usable)");
+        }
         continue;
       }
       // The first chunk of a large item: assemble it, holding the get side.
@@ -514,6 +521,12 @@ size_t Queue::maxsize() const {
 }
 size_t Queue::capacity_bytes() const { return static_cast<size_t>(shared_->capacity); }
 size_t Queue::max_item_size() const { return static_cast<size_t>(shared_->max_item_size); }
+
+size_t Queue::UsedBytes() const {
+  const uint64_t h = shared_->head.load(std::memory_order_acquire);
+  const uint64_t t = shared_->tail.load(std::memory_order_acquire);
+  return static_cast<size_t>((Pos(t) - Pos(h)) & kPosMask);
+}
 
 pid_t Queue::put_side_owner() const {
   return OwnerOf(shared_->put_lock.load(std::memory_order_acquire));

@@ -30,8 +30,13 @@
 //                                                            than items were put (CPython ValueError)
 //   JoinableQueue.join          Join(timeout)                kDeadlineExceeded after the timeout
 // A Get whose message holds another type is kInvalidArgument naming both types; that item is consumed.
+// Crashed peers need no error: a dead producer's or consumer's half-done operation is invisible or
+// undone (see the protocol below) and its side is taken over. The one exception is kDataLoss from the
+// Get that finds an item larger than the ring half-taken by a consumer that died.
 // Bad arguments (negative timeout, a timeout with block = false, items above max_item_size) are
-// kInvalidArgument.
+// kInvalidArgument. block = false never waits for room or for an item; like CPython's put_nowait it
+// may still wait for another producer's (consumer's) operation in progress on the same side, which
+// for an item larger than the ring lasts until that item is through. Close() waits the same way.
 //
 // Capacity: `maxsize` counts items as in CPython (0: no item limit other than 2^24 - 1), and
 // `capacity_bytes` bounds the ring (rounded up to a power of two, 4 KiB .. 4 GiB; default 1 MiB). Each
@@ -89,9 +94,9 @@
 //     dies (or times out) mid-item leaves a partial item; the consumer assembling it notices because
 //     put_lock no longer names the writer's tid, or the writer is dead, or a new item starts, and
 //     discards the partial item (it was never counted as put). A consumer that dies mid-item has
-//     already released the earlier chunks' space: the next consumer skips the orphaned chunks and
-//     counts the item as taken -- the one case where a committed item is lost, and only for items
-//     larger than the ring. Once a consumer took the first chunk it waits for the rest past its
+//     already released the earlier chunks' space: the next consumer skips the orphaned chunks,
+//     counts the item as taken and returns kDataLoss saying so (call Get again for the next item) --
+//     the one case where a committed item is lost, and only for items larger than the ring. Once a consumer took the first chunk it waits for the rest past its
 //     timeout as long as the writer is alive and holds the put side.
 //   * A waiter killed while registered in an eventcount leaves *_waiters too high: harmless (later
 //     wake-ups make one extra futex call).
@@ -225,6 +230,10 @@ class Queue {
   size_t max_item_size() const;
   ShmHandle handle() const { return {*segment_, offset_}; }
   ShmDomain domain() const { return segment_->domain(); }
+
+  // Ring bytes in use (records of committed items and of items being put in chunks); approximate
+  // like Qsize().
+  size_t UsedBytes() const;
 
   // Thread ids holding the put / get side (0 if free). For tests and diagnostics.
   pid_t put_side_owner() const;
