@@ -77,7 +77,10 @@ class Barrier {
                                         absl::Duration timeout = absl::InfiniteDuration());
   static absl::StatusOr<Barrier> FromHandle(const ShmHandle& handle, Action action = nullptr);
 
-  Barrier(const Barrier&) = default;
+  // An empty Barrier: the state a decode target starts in, before a real one is assigned to it. Only
+  // assignment and destruction are allowed on it.
+  Barrier() = default;
+    Barrier(const Barrier&) = default;
   Barrier& operator=(const Barrier&) = default;
   Barrier(Barrier&&) = default;
   Barrier& operator=(Barrier&&) = default;
@@ -117,10 +120,15 @@ class Barrier {
   void ExitLocked(uint32_t tid) const;
 
   ShmSegment segment_;
-  uint64_t offset_;
-  State* state_;
+  uint64_t offset_ = 0;
+  State* state_ = nullptr;
   Action action_;
 };
+
+// A Barrier travels to another process as its segment's descriptor and offset (sync/shm.h
+// ShmObjectCodec). The receiver's Barrier has no action: actions are per process (FromHandle): a transferable one to any child, a fork-domain one to forked children only.
+template <>
+struct Codec<Barrier> : ShmObjectCodec<Barrier, "Barrier"> {};
 
 }  // namespace mp
 

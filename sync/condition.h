@@ -88,7 +88,10 @@ class Condition {
   // Re-opens the condition (and its lock) at `handle`.
   static absl::StatusOr<Condition> FromHandle(const ShmHandle& handle);
 
-  Condition(const Condition&) = default;
+  // An empty Condition: the state a decode target starts in, before a real one is assigned to it. Only
+  // assignment and destruction are allowed on it.
+  Condition() = default;
+    Condition(const Condition&) = default;
   Condition& operator=(const Condition&) = default;
   Condition(Condition&&) = default;
   Condition& operator=(Condition&&) = default;
@@ -123,10 +126,15 @@ class Condition {
   absl::Status CheckOwned(absl::string_view what) const;
 
   ShmSegment segment_;
-  uint64_t offset_;
-  State* state_;
+  uint64_t offset_ = 0;
+  State* state_ = nullptr;
   std::variant<Lock, RLock> lock_;
 };
+
+// A Condition travels to another process as its segment's descriptor and offset (sync/shm.h
+// ShmObjectCodec): a transferable one to any child, a fork-domain one to forked children only.
+template <>
+struct Codec<Condition> : ShmObjectCodec<Condition, "Condition"> {};
 
 }  // namespace mp
 

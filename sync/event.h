@@ -49,7 +49,10 @@ class Event {
   static absl::StatusOr<Event> Create(ShmSegment segment);
   static absl::StatusOr<Event> FromHandle(const ShmHandle& handle);
 
-  Event(const Event&) = default;
+  // An empty Event: the state a decode target starts in, before a real one is assigned to it. Only
+  // assignment and destruction are allowed on it.
+  Event() = default;
+    Event(const Event&) = default;
   Event& operator=(const Event&) = default;
   Event(Event&&) = default;
   Event& operator=(Event&&) = default;
@@ -69,9 +72,14 @@ class Event {
         state_(static_cast<State*>(segment_.At(offset))) {}
 
   ShmSegment segment_;
-  uint64_t offset_;
-  State* state_;
+  uint64_t offset_ = 0;
+  State* state_ = nullptr;
 };
+
+// A Event travels to another process as its segment's descriptor and offset (sync/shm.h
+// ShmObjectCodec): a transferable one to any child, a fork-domain one to forked children only.
+template <>
+struct Codec<Event> : ShmObjectCodec<Event, "Event"> {};
 
 }  // namespace mp
 

@@ -76,7 +76,10 @@ class Lock {
   // if the handle does not point at a Lock.
   static absl::StatusOr<Lock> FromHandle(const ShmHandle& handle);
 
-  Lock(const Lock&) = default;
+  // An empty Lock: the state a decode target starts in, before a real one is assigned to it. Only
+  // assignment and destruction are allowed on it.
+  Lock() = default;
+    Lock(const Lock&) = default;
   Lock& operator=(const Lock&) = default;
   Lock(Lock&&) = default;
   Lock& operator=(Lock&&) = default;
@@ -99,9 +102,14 @@ class Lock {
         state_(static_cast<State*>(segment_.At(offset))) {}
 
   ShmSegment segment_;
-  uint64_t offset_;
-  State* state_;
+  uint64_t offset_ = 0;
+  State* state_ = nullptr;
 };
+
+// A Lock travels to another process as its segment's descriptor and offset (sync/shm.h
+// ShmObjectCodec): a transferable one to any child, a fork-domain one to forked children only.
+template <>
+struct Codec<Lock> : ShmObjectCodec<Lock, "Lock"> {};
 
 }  // namespace mp
 

@@ -54,7 +54,10 @@ class RLock {
   static absl::StatusOr<RLock> Create(ShmSegment segment);
   static absl::StatusOr<RLock> FromHandle(const ShmHandle& handle);
 
-  RLock(const RLock&) = default;
+  // An empty RLock: the state a decode target starts in, before a real one is assigned to it. Only
+  // assignment and destruction are allowed on it.
+  RLock() = default;
+    RLock(const RLock&) = default;
   RLock& operator=(const RLock&) = default;
   RLock(RLock&&) = default;
   RLock& operator=(RLock&&) = default;
@@ -85,9 +88,14 @@ class RLock {
         state_(static_cast<State*>(segment_.At(offset))) {}
 
   ShmSegment segment_;
-  uint64_t offset_;
-  State* state_;
+  uint64_t offset_ = 0;
+  State* state_ = nullptr;
 };
+
+// A RLock travels to another process as its segment's descriptor and offset (sync/shm.h
+// ShmObjectCodec): a transferable one to any child, a fork-domain one to forked children only.
+template <>
+struct Codec<RLock> : ShmObjectCodec<RLock, "RLock"> {};
 
 }  // namespace mp
 

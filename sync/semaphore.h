@@ -58,7 +58,10 @@ class Semaphore {
   // kInvalidArgument if the handle does not point at a Semaphore (a BoundedSemaphore is refused).
   static absl::StatusOr<Semaphore> FromHandle(const ShmHandle& handle);
 
-  Semaphore(const Semaphore&) = default;
+  // An empty Semaphore: the state a decode target starts in, before a real one is assigned to it. Only
+  // assignment and destruction are allowed on it.
+  Semaphore() = default;
+    Semaphore(const Semaphore&) = default;
   Semaphore& operator=(const Semaphore&) = default;
   Semaphore(Semaphore&&) = default;
   Semaphore& operator=(Semaphore&&) = default;
@@ -78,13 +81,15 @@ class Semaphore {
   static absl::StatusOr<uint64_t> Init(ShmSegment& segment, int64_t value, bool bounded);
 
   ShmSegment segment_;
-  uint64_t offset_;
-  State* state_;
+  uint64_t offset_ = 0;
+  State* state_ = nullptr;
 };
 
 // A Semaphore whose Release fails (kFailedPrecondition) instead of exceeding the initial value.
 class BoundedSemaphore : public Semaphore {
  public:
+  // An empty BoundedSemaphore (a decode target); see Semaphore().
+  BoundedSemaphore() = default;
   static absl::StatusOr<BoundedSemaphore> Create(ShmDomain domain, int64_t value = 1);
   static absl::StatusOr<BoundedSemaphore> Create(ShmSegment segment, int64_t value = 1);
   // kInvalidArgument if the handle does not point at a BoundedSemaphore.
@@ -96,6 +101,16 @@ class BoundedSemaphore : public Semaphore {
  private:
   BoundedSemaphore(ShmSegment segment, uint64_t offset) : Semaphore(std::move(segment), offset) {}
 };
+
+// A Semaphore travels to another process as its segment's descriptor and offset (sync/shm.h
+// ShmObjectCodec): a transferable one to any child, a fork-domain one to forked children only.
+template <>
+struct Codec<Semaphore> : ShmObjectCodec<Semaphore, "Semaphore"> {};
+
+// A BoundedSemaphore travels to another process as its segment's descriptor and offset (sync/shm.h
+// ShmObjectCodec): a transferable one to any child, a fork-domain one to forked children only.
+template <>
+struct Codec<BoundedSemaphore> : ShmObjectCodec<BoundedSemaphore, "BoundedSemaphore"> {};
 
 }  // namespace mp
 

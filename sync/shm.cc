@@ -174,10 +174,10 @@ absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
   return ShmSegment(std::move(mapping));
 }
 
-ShmDomain ShmSegment::domain() const { return mapping_->domain; }
-size_t ShmSegment::size() const { return mapping_->size; }
+ShmDomain ShmSegment::domain() const { return mapping_ ? mapping_->domain : ShmDomain::kFork; }
+size_t ShmSegment::size() const { return mapping_ ? mapping_->size : 0; }
 void* ShmSegment::base() const { return mapping_->base; }
-int ShmSegment::fd() const { return mapping_->fd; }
+int ShmSegment::fd() const { return mapping_ ? mapping_->fd : -1; }
 
 uint64_t ShmSegment::used() const {
   return mapping_->header()->next.load(std::memory_order_acquire);
@@ -227,5 +227,33 @@ absl::Status ShmSegment::CheckBlock(uint64_t offset, size_t size, uint32_t tag,
   }
   return absl::OkStatus();
 }
+
+void Codec<ShmHandle>::Encode(const ShmHandle& h, ByteWriter& w) {
+  Codec<PassedFd>::Encode(PassedFd{h.segment.fd()}, w);
+  w.WriteLE(h.offset);
+}
+
+absl::Status Codec<ShmHandle>::Decode(ByteReader& r, ShmHandle& out) {
+  PassedFd fd;
+  if (absl::Status s = Codec<PassedFd>::Decode(r, fd); !s.ok()) return s;
+  uint64_t offset = 0;
+  absl::Status s = r.ReadLE(&offset, "shared object offset");
+  absl::StatusOr<ShmSegment> segment = s.ok() ? ShmSegment::Attach(fd.fd) : s;
+  ::close(fd.fd);  // the received descriptor is ours; Attach keeps its own duplicate
+  if (!segment.ok()) return segment.status();
+  out = ShmHandle{*std::move(segment), offset};
+  return absl::OkStatus();
+}
+
+namespace shm_internal {
+absl::Status ExplainDecodeFailure(absl::Status status, absl::string_view kind) {
+  if (status.code() != absl::StatusCode::kFailedPrecondition) return status;
+  return absl::FailedPreconditionError(absl::StrCat(
+      "mp::Decode: a ", kind,
+      " arrived without its shared memory descriptor: a fork-domain object (made by the 'fork' "
+      "context) reaches forked children only; create it with a 'spawn' or 'forkserver' context. ",
+      status.message()));
+}
+}  // namespace shm_internal
 
 }  // namespace mp

@@ -43,6 +43,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "serialize/codec.h"
+#include "serialize/fd.h"
 
 namespace mp {
 
@@ -74,6 +76,12 @@ class ShmSegment {
   // and the header: kInvalidArgument if fd is negative, not a memfd-like regular file, too small,
   // or does not hold an mp segment (bad magic or a size that disagrees with the file's).
   static absl::StatusOr<ShmSegment> Attach(int fd);
+
+  // An empty segment: no mapping (valid() is false, domain() kFork, fd() -1, size() 0). Only the
+  // starting state of an object that is assigned later (a decode target); base() and At() of an
+  // empty segment must not be used.
+  ShmSegment() = default;
+  bool valid() const { return mapping_ != nullptr; }
 
   ShmSegment(const ShmSegment&) = default;
   ShmSegment& operator=(const ShmSegment&) = default;
@@ -117,6 +125,64 @@ class ShmSegment {
 struct ShmHandle {
   ShmSegment segment;
   uint64_t offset = 0;
+};
+
+
+// ---------------------------------------------------------------------------------------------------
+// Carrying shared objects to other processes.
+//
+// A ShmHandle encodes as its segment's memfd (an mp::PassedFd, serialize/fd.h) and its offset; the
+// receiver attaches the segment (ShmSegment::Attach) from the descriptor that arrived. A fork-domain
+// segment has no descriptor: it encodes as "absent" and decoding it is kFailedPrecondition.
+template <>
+struct Codec<ShmHandle> {
+  static std::string Name() { return "mp::ShmHandle"; }
+  static constexpr size_t kMinSize = Codec<PassedFd>::kMinSize + 8;
+  static size_t Size(const ShmHandle&) { return kMinSize; }
+  static void Encode(const ShmHandle& h, ByteWriter& w);
+  static absl::Status Decode(ByteReader& r, ShmHandle& out);
+};
+
+namespace shm_internal {
+// A string literal usable as a template argument.
+template <size_t N>
+struct Kind {
+  constexpr Kind(const char (&s)[N]) {  // NOLINT(google-explicit-constructor): for literals
+    for (size_t i = 0; i < N; ++i) value[i] = s[i];
+  }
+  char value[N];
+};
+// Adds "a fork-domain <kind> ... create it in the transferable domain" to a failed decode.
+absl::Status ExplainDecodeFailure(absl::Status status, absl::string_view kind);
+}  // namespace shm_internal
+
+// The Codec of every object that lives in a segment (Lock, Event, Queue...): T has handle(),
+// domain() and static FromHandle(const ShmHandle&). A fork-domain object notes itself as fork-only
+// in the current FdTable while it is encoded, so spawn and forkserver refuse it by name when a
+// Process is created (start_methods CheckTarget) instead of failing in the child.
+//
+//   template <> struct Codec<Lock> : ShmObjectCodec<Lock, "Lock"> {};
+template <typename T, shm_internal::Kind kKind>
+struct ShmObjectCodec {
+  static std::string Name() { return std::string("mp::") + kKind.value; }
+  static constexpr size_t kMinSize = Codec<ShmHandle>::kMinSize;
+  static size_t Size(const T&) { return kMinSize; }
+  static void Encode(const T& v, ByteWriter& w) {
+    if (v.domain() == ShmDomain::kFork) {
+      if (FdTable* table = ScopedFdTable::Current()) table->NoteForkOnly(kKind.value);
+    }
+    Codec<ShmHandle>::Encode(v.handle(), w);
+  }
+  static absl::Status Decode(ByteReader& r, T& out) {
+    ShmHandle handle;
+    if (absl::Status s = Codec<ShmHandle>::Decode(r, handle); !s.ok()) {
+      return shm_internal::ExplainDecodeFailure(std::move(s), kKind.value);
+    }
+    absl::StatusOr<T> object = T::FromHandle(handle);
+    if (!object.ok()) return object.status();
+    out = *std::move(object);
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace mp
