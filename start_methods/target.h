@@ -35,8 +35,10 @@
 // Arguments. Each parameter type of Fn (decayed) must have an mp::Codec; a missing Codec is a
 // compile-time error with a readable message (mp::RequireCodec). Call converts its arguments to the
 // parameter types, encodes them once (with a ScopedFdTable current, so PassedFd arguments record
-// their descriptors, see serialize/fd.h) and keeps the values for a fork child. The parent keeps
-// ownership of every descriptor it passes; the child receives its own copies, which the target owns.
+// their descriptors, see serialize/fd.h) and keeps the values for a fork child. A target runs once
+// per child, so the values are moved into Fn: move-only types (mp::Connection) may be taken by
+// value. The parent keeps ownership of every descriptor it passes; the child receives its own
+// copies, which the target owns.
 //
 // Thread safety: a Target is immutable after construction and may be shared between threads.
 
@@ -130,7 +132,7 @@ absl::StatusOr<std::function<int()>> DecodeAndBind(absl::Span<const uint8_t> arg
                                       " did not decode: " + std::string(s.message()));
   }
   return std::function<int()>([values]() {
-    auto call = [&]() -> decltype(auto) { return std::apply(F, *values); };
+    auto call = [&]() -> decltype(auto) { return std::apply(F, std::move(*values)); };
     return InvokeForExitCode(call);
   });
 }
@@ -218,7 +220,7 @@ Target Call(A&&... args) {
     t.fork_only_ = table.fork_only();
   }
   t.run_ = [values]() {
-    auto call = [&]() -> decltype(auto) { return std::apply(Fn, *values); };
+    auto call = [&]() -> decltype(auto) { return std::apply(Fn, std::move(*values)); };
     return process_internal::InvokeForExitCode(call);
   };
   return t;
