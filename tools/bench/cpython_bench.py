@@ -199,15 +199,62 @@ def event_pingpong(n):
     return dt / n * 1e6  # us/op
 
 
+# Item sizes of the size curve (the same Args as channels_benchmark's BM_QueueThroughputSize).
+SCALING_SIZES = [8, 64, 512, 4096, 32768, 262144, 1 << 20, 4 << 20]
+# Producer/consumer pairs of the pairs curve (BM_QueueThroughputPairs).
+SCALING_PAIRS = [1, 2, 4, 8]
+
+
+def queue_size_throughput(size, budget_bytes):
+    """1 producer -> 1 consumer, items of `size` bytes; returns (msg/s, GB/s)."""
+    n = max(20, min(100000, budget_bytes // max(size, 1)))
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    done = ctx.Queue()
+    c = ctx.Process(target=_queue_consumer, args=(q, n, done))
+    c.start()
+    item = b"s" * size
+    t0 = time.perf_counter()
+    for _ in range(n):
+        q.put(item)
+    done.get()
+    dt = time.perf_counter() - t0
+    c.join()
+    return n / dt, n * size / dt / 1e9
+
+
+def scaling(args, n):
+    """Curves: queue msg/s by producer/consumer pairs, and by item size (1 -> 1)."""
+    pairs = {}
+    for k in SCALING_PAIRS:
+        vals = [queue_throughput(n(100000) // k * k, k) for _ in range(args.repeats)]
+        pairs[str(k)] = statistics.median(vals)
+        print(f"cpython: scaling pairs={k}: {pairs[str(k)]:.4g} msg/s", file=sys.stderr, flush=True)
+    sizes = {}
+    for size in SCALING_SIZES:
+        vals = [queue_size_throughput(size, n(64 << 20)) for _ in range(args.repeats)]
+        sizes[str(size)] = {"msg/s": statistics.median(v[0] for v in vals),
+                            "GB/s": statistics.median(v[1] for v in vals)}
+        print(f"cpython: scaling size={size}: {sizes[str(size)]['GB/s']:.4g} GB/s", file=sys.stderr,
+              flush=True)
+    return {"pairs": pairs, "sizes": sizes}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="print the scaling curves instead of the workloads")
     args = parser.parse_args()
     k = 0.1 if args.quick else 1.0
 
     def n(x):
         return max(1, int(x * k))
+
+    if args.scaling:
+        print(json.dumps(scaling(args, n), indent=2))
+        return
 
     workloads = [
         ("start+join fork", "us/op", lambda: start_join("fork", n(200))),
