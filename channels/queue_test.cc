@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -291,6 +292,55 @@ TEST(QueueTest, TransferableQueueTravelsOverAConnection) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(Queue::FromHandle({q.handle().segment, q.handle().offset + 64}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(QueueTest, ThreadsShareOneHandle) {
+  Queue q = MakeQueue({.capacity_bytes = 8192});
+  constexpr int kPerProducer = 20000;
+  std::atomic<int64_t> sum{0};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < 2; ++p) {
+    threads.emplace_back([&q] {
+      for (int i = 1; i <= kPerProducer; ++i) ASSERT_TRUE(q.Put(i).ok());
+      ASSERT_TRUE(q.Put(-1).ok());
+    });
+  }
+  for (int c = 0; c < 2; ++c) {
+    threads.emplace_back([&q, &sum] {
+      for (;;) {
+        absl::StatusOr<int> v = q.Get<int>();
+        ASSERT_TRUE(v.ok()) << v.status();
+        if (*v < 0) return;
+        sum.fetch_add(*v);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(sum.load(), 2 * int64_t{kPerProducer} * (kPerProducer + 1) / 2);
+  EXPECT_TRUE(q.Empty());
+}
+
+TEST(QueueTest, QueueKindsTravelAsTransferableHandles) {
+  absl::StatusOr<JoinableQueue> jq = JoinableQueue::Create({.domain = ShmDomain::kTransferable});
+  absl::StatusOr<SimpleQueue> sq = SimpleQueue::Create({.domain = ShmDomain::kTransferable});
+  ASSERT_TRUE(jq.ok() && sq.ok());
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe();
+  ASSERT_TRUE(pipe.ok());
+  ASSERT_TRUE(pipe->first.Send(*jq).ok());
+  ASSERT_TRUE(pipe->first.Send(*sq).ok());
+  absl::StatusOr<JoinableQueue> jq2 = pipe->second.Recv<JoinableQueue>();
+  absl::StatusOr<SimpleQueue> sq2 = pipe->second.Recv<SimpleQueue>();
+  ASSERT_TRUE(jq2.ok()) << jq2.status();
+  ASSERT_TRUE(sq2.ok()) << sq2.status();
+  ASSERT_TRUE(jq2->Put(1).ok());
+  EXPECT_EQ(*jq->Get<int>(), 1);
+  ASSERT_TRUE(jq2->TaskDone().ok());
+  EXPECT_TRUE(jq->Join(absl::ZeroDuration()).ok());
+  ASSERT_TRUE(sq2->Put(std::string("s")).ok());
+  EXPECT_EQ(*sq->Get<std::string>(), "s");
+  absl::StatusOr<SimpleQueue> sq3 = SimpleQueue::FromHandle(sq->handle());
+  ASSERT_TRUE(sq3.ok());
+  EXPECT_TRUE(sq3->Empty());
 }
 
 TEST(SimpleQueueTest, PutGetEmptyClose) {
