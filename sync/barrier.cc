@@ -45,25 +45,23 @@ absl::StatusOr<Barrier> Barrier::Create(ShmSegment segment, int parties, Action 
   }
   absl::Status status = CheckTimeout(timeout, "Barrier::Create");
   if (!status.ok()) return status;
-  absl::StatusOr<uint64_t> offset = segment.Allocate(sizeof(State));
+  absl::StatusOr<uint64_t> offset = Place(segment, kTag, [&](State& s) {
+    s.mutex.store(0, std::memory_order_relaxed);
+    s.seq.store(0, std::memory_order_relaxed);
+    s.parties = static_cast<uint32_t>(parties);
+    s.count = 0;
+    s.phase = kFilling;
+    s.timeout_ns = timeout == absl::InfiniteDuration() ? -1 : absl::ToInt64Nanoseconds(timeout);
+    s.broken_reason = kNotBroken;
+    s.dead_tid = 0;
+    for (auto& waiter : s.waiters) waiter.store(0, std::memory_order_relaxed);
+  });
   if (!offset.ok()) return offset.status();
-  auto* state = new (segment.At(*offset)) State{};
-  state->mutex.store(0, std::memory_order_relaxed);
-  state->seq.store(0, std::memory_order_relaxed);
-  state->parties = static_cast<uint32_t>(parties);
-  state->count = 0;
-  state->phase = kFilling;
-  state->timeout_ns =
-      timeout == absl::InfiniteDuration() ? -1 : absl::ToInt64Nanoseconds(timeout);
-  state->broken_reason = kNotBroken;
-  state->dead_tid = 0;
-  for (auto& waiter : state->waiters) waiter.store(0, std::memory_order_relaxed);
-  state->tag.store(kTag, std::memory_order_release);
   return Barrier(std::move(segment), *offset, std::move(action));
 }
 
 absl::StatusOr<Barrier> Barrier::FromHandle(const ShmHandle& handle, Action action) {
-  absl::Status status = handle.segment.CheckBlock(handle.offset, sizeof(State), kTag, "Barrier");
+  absl::Status status = Check(handle, kTag, "Barrier");
   if (!status.ok()) return status;
   return Barrier(handle.segment, handle.offset, std::move(action));
 }

@@ -51,22 +51,24 @@ namespace mp {
 
 inline constexpr int kBarrierTrackedWaiters = 64;
 
-class Barrier {
+struct alignas(64) BarrierState {
+  std::atomic<uint32_t> tag;    // kTag once initialized
+  std::atomic<uint32_t> mutex;  // owner word guarding the fields below
+  std::atomic<uint32_t> seq;    // futex word, bumped on every state change
+  uint32_t parties;
+  int32_t count;                // threads inside Wait
+  int32_t phase;                // kFilling, kDraining, kResetting, kBroken
+  int64_t timeout_ns;           // default timeout, -1 for none
+  int32_t broken_reason;        // why the barrier broke (BrokenReason in barrier.cc)
+  uint32_t dead_tid;            // the dead waiter that broke it, if that was the reason
+  alignas(64) std::atomic<uint32_t> waiters[kBarrierTrackedWaiters];  // tids inside Wait, 0 = free
+};
+
+class Barrier : public ShmObject<BarrierState> {
  public:
   using Action = std::function<absl::Status()>;
 
-  struct alignas(64) State {
-    std::atomic<uint32_t> tag;    // kTag once initialized
-    std::atomic<uint32_t> mutex;  // owner word guarding the fields below
-    std::atomic<uint32_t> seq;    // futex word, bumped on every state change
-    uint32_t parties;
-    int32_t count;                // threads inside Wait
-    int32_t phase;                // kFilling, kDraining, kResetting, kBroken
-    int64_t timeout_ns;           // default timeout, -1 for none
-    int32_t broken_reason;        // why the barrier broke (BrokenReason in barrier.cc)
-    uint32_t dead_tid;            // the dead waiter that broke it, if that was the reason
-    alignas(64) std::atomic<uint32_t> waiters[kBarrierTrackedWaiters];  // tids inside Wait, 0 = free
-  };
+  using State = BarrierState;
   static_assert(sizeof(State) == 64 + 4 * kBarrierTrackedWaiters);
   static constexpr uint32_t kTag = 0x7242706d;  // "mpBr"
 
@@ -80,7 +82,7 @@ class Barrier {
   // An empty Barrier: the state a decode target starts in, before a real one is assigned to it. Only
   // assignment and destruction are allowed on it.
   Barrier() = default;
-    Barrier(const Barrier&) = default;
+  Barrier(const Barrier&) = default;
   Barrier& operator=(const Barrier&) = default;
   Barrier(Barrier&&) = default;
   Barrier& operator=(Barrier&&) = default;
@@ -95,14 +97,9 @@ class Barrier {
   int NWaiting() const;
   int Parties() const;
 
-  ShmHandle handle() const { return {segment_, offset_}; }
-  ShmDomain domain() const { return segment_.domain(); }
-
  private:
   Barrier(ShmSegment segment, uint64_t offset, Action action)
-      : segment_(std::move(segment)),
-        offset_(offset),
-        state_(static_cast<State*>(segment_.At(offset))),
+      : ShmObject(std::move(segment), offset),
         action_(std::move(action)) {}
 
   absl::StatusOr<int> WaitUntil(Deadline deadline, absl::Duration timeout);
@@ -119,9 +116,6 @@ class Barrier {
   pid_t ReapDeadWaiters() const;
   void ExitLocked(uint32_t tid) const;
 
-  ShmSegment segment_;
-  uint64_t offset_ = 0;
-  State* state_ = nullptr;
   Action action_;
 };
 

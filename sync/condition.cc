@@ -43,25 +43,25 @@ absl::StatusOr<Condition> Condition::Create(const RLock& lock) {
 }
 
 absl::StatusOr<Condition> Condition::CreateIn(ShmSegment segment, std::variant<Lock, RLock> lock) {
-  absl::StatusOr<uint64_t> offset = segment.Allocate(sizeof(State));
+  const bool is_lock = std::holds_alternative<Lock>(lock);
+  const uint64_t lock_offset =
+      is_lock ? std::get<Lock>(lock).handle().offset : std::get<RLock>(lock).handle().offset;
+  absl::StatusOr<uint64_t> offset = Place(segment, kTag, [&](State& s) {
+    s.lock_kind = is_lock ? kLockKind : kRLockKind;
+    s.lock_offset = lock_offset;
+    s.next_ticket.store(0, std::memory_order_relaxed);
+    for (Slot& slot : s.slots) slot.word.store(kFree, std::memory_order_relaxed);
+  });
   if (!offset.ok()) {
     return absl::Status(offset.status().code(),
                         absl::StrCat("Condition::Create: no room beside its lock: ",
                                      offset.status().message()));
   }
-  auto* state = new (segment.At(*offset)) State{};
-  const bool is_lock = std::holds_alternative<Lock>(lock);
-  state->lock_kind = is_lock ? kLockKind : kRLockKind;
-  state->lock_offset = is_lock ? std::get<Lock>(lock).handle().offset
-                               : std::get<RLock>(lock).handle().offset;
-  state->next_ticket.store(0, std::memory_order_relaxed);
-  for (Slot& slot : state->slots) slot.word.store(kFree, std::memory_order_relaxed);
-  state->tag.store(kTag, std::memory_order_release);
   return Condition(std::move(segment), *offset, std::move(lock));
 }
 
 absl::StatusOr<Condition> Condition::FromHandle(const ShmHandle& handle) {
-  absl::Status status = handle.segment.CheckBlock(handle.offset, sizeof(State), kTag, "Condition");
+  absl::Status status = Check(handle, kTag, "Condition");
   if (!status.ok()) return status;
   const auto* state = static_cast<const State*>(handle.segment.At(handle.offset));
   const ShmHandle lock_handle{handle.segment, state->lock_offset};

@@ -58,21 +58,25 @@ namespace mp {
 
 inline constexpr int kConditionMaxWaiters = 128;
 
-class Condition {
+struct ConditionSlot {
+  std::atomic<uint32_t> word;    // futex word: kFree, kWaiting, kNotified
+  std::atomic<uint32_t> ticket;  // arrival order; written under the lock
+  std::atomic<uint32_t> tid;     // the waiting thread
+  uint32_t unused;
+};
+
+struct alignas(64) ConditionState {
+  std::atomic<uint32_t> tag;   // kTag once initialized
+  uint32_t lock_kind;          // kLockKind or kRLockKind
+  uint64_t lock_offset;        // the lock, in the same segment
+  std::atomic<uint32_t> next_ticket;  // written under the lock
+  alignas(64) ConditionSlot slots[kConditionMaxWaiters];
+};
+
+class Condition : public ShmObject<ConditionState> {
  public:
-  struct Slot {
-    std::atomic<uint32_t> word;    // futex word: kFree, kWaiting, kNotified
-    std::atomic<uint32_t> ticket;  // arrival order; written under the lock
-    std::atomic<uint32_t> tid;     // the waiting thread
-    uint32_t unused;
-  };
-  struct alignas(64) State {
-    std::atomic<uint32_t> tag;   // kTag once initialized
-    uint32_t lock_kind;          // kLockKind or kRLockKind
-    uint64_t lock_offset;        // the lock, in the same segment
-    std::atomic<uint32_t> next_ticket;  // written under the lock
-    alignas(64) Slot slots[kConditionMaxWaiters];
-  };
+  using Slot = ConditionSlot;
+  using State = ConditionState;
   static_assert(sizeof(Slot) == 16);
   static_assert(sizeof(State) == 64 + 16 * kConditionMaxWaiters);
   static constexpr uint32_t kTag = 0x7643706d;  // "mpCv"
@@ -91,7 +95,7 @@ class Condition {
   // An empty Condition: the state a decode target starts in, before a real one is assigned to it. Only
   // assignment and destruction are allowed on it.
   Condition() = default;
-    Condition(const Condition&) = default;
+  Condition(const Condition&) = default;
   Condition& operator=(const Condition&) = default;
   Condition(Condition&&) = default;
   Condition& operator=(Condition&&) = default;
@@ -112,22 +116,14 @@ class Condition {
   // The lock: a Lock or an RLock.
   const std::variant<Lock, RLock>& lock() const { return lock_; }
 
-  ShmHandle handle() const { return {segment_, offset_}; }
-  ShmDomain domain() const { return segment_.domain(); }
-
  private:
   Condition(ShmSegment segment, uint64_t offset, std::variant<Lock, RLock> lock)
-      : segment_(std::move(segment)),
-        offset_(offset),
-        state_(static_cast<State*>(segment_.At(offset))),
+      : ShmObject(std::move(segment), offset),
         lock_(std::move(lock)) {}
   static absl::StatusOr<Condition> CreateIn(ShmSegment segment, std::variant<Lock, RLock> lock);
   // kFailedPrecondition naming `what` unless the calling thread holds the lock.
   absl::Status CheckOwned(absl::string_view what) const;
 
-  ShmSegment segment_;
-  uint64_t offset_ = 0;
-  State* state_ = nullptr;
   std::variant<Lock, RLock> lock_;
 };
 

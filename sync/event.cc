@@ -15,17 +15,16 @@ absl::StatusOr<Event> Event::Create(ShmDomain domain) {
 }
 
 absl::StatusOr<Event> Event::Create(ShmSegment segment) {
-  absl::StatusOr<uint64_t> offset = segment.Allocate(sizeof(State));
+  absl::StatusOr<uint64_t> offset = Place(segment, kTag, [](State& s) {
+    s.flag.store(0, std::memory_order_relaxed);
+    s.waiters.store(0, std::memory_order_relaxed);
+  });
   if (!offset.ok()) return offset.status();
-  auto* state = new (segment.At(*offset)) State{};
-  state->flag.store(0, std::memory_order_relaxed);
-  state->waiters.store(0, std::memory_order_relaxed);
-  state->tag.store(kTag, std::memory_order_release);
   return Event(std::move(segment), *offset);
 }
 
 absl::StatusOr<Event> Event::FromHandle(const ShmHandle& handle) {
-  absl::Status status = handle.segment.CheckBlock(handle.offset, sizeof(State), kTag, "Event");
+  absl::Status status = Check(handle, kTag, "Event");
   if (!status.ok()) return status;
   return Event(handle.segment, handle.offset);
 }

@@ -35,13 +35,15 @@
 
 namespace mp {
 
-class Event {
+struct alignas(64) EventState {
+  std::atomic<uint32_t> tag;      // kTag once initialized
+  std::atomic<uint32_t> flag;     // futex word: 0 clear, 1 set
+  std::atomic<uint32_t> waiters;  // threads that may be sleeping on `flag`
+};
+
+class Event : public ShmObject<EventState> {
  public:
-  struct alignas(64) State {
-    std::atomic<uint32_t> tag;      // kTag once initialized
-    std::atomic<uint32_t> flag;     // futex word: 0 clear, 1 set
-    std::atomic<uint32_t> waiters;  // threads that may be sleeping on `flag`
-  };
+  using State = EventState;
   static_assert(sizeof(State) == 64);
   static constexpr uint32_t kTag = 0x7645706d;  // "mpEv"
 
@@ -52,7 +54,7 @@ class Event {
   // An empty Event: the state a decode target starts in, before a real one is assigned to it. Only
   // assignment and destruction are allowed on it.
   Event() = default;
-    Event(const Event&) = default;
+  Event(const Event&) = default;
   Event& operator=(const Event&) = default;
   Event(Event&&) = default;
   Event& operator=(Event&&) = default;
@@ -62,18 +64,9 @@ class Event {
   bool IsSet() const;
   absl::StatusOr<bool> Wait(absl::Duration timeout = absl::InfiniteDuration());
 
-  ShmHandle handle() const { return {segment_, offset_}; }
-  ShmDomain domain() const { return segment_.domain(); }
-
  private:
   Event(ShmSegment segment, uint64_t offset)
-      : segment_(std::move(segment)),
-        offset_(offset),
-        state_(static_cast<State*>(segment_.At(offset))) {}
-
-  ShmSegment segment_;
-  uint64_t offset_ = 0;
-  State* state_ = nullptr;
+      : ShmObject(std::move(segment), offset) {}
 };
 
 // A Event travels to another process as its segment's descriptor and offset (sync/shm.h

@@ -15,16 +15,15 @@ absl::StatusOr<Lock> Lock::Create(ShmDomain domain) {
 }
 
 absl::StatusOr<Lock> Lock::Create(ShmSegment segment) {
-  absl::StatusOr<uint64_t> offset = segment.Allocate(sizeof(State));
+  absl::StatusOr<uint64_t> offset = Place(segment, kTag, [](State& s) {
+    s.word.store(0, std::memory_order_relaxed);
+  });
   if (!offset.ok()) return offset.status();
-  auto* state = new (segment.At(*offset)) State{};
-  state->word.store(0, std::memory_order_relaxed);
-  state->tag.store(kTag, std::memory_order_release);
   return Lock(std::move(segment), *offset);
 }
 
 absl::StatusOr<Lock> Lock::FromHandle(const ShmHandle& handle) {
-  absl::Status status = handle.segment.CheckBlock(handle.offset, sizeof(State), kTag, "Lock");
+  absl::Status status = Check(handle, kTag, "Lock");
   if (!status.ok()) return status;
   return Lock(handle.segment, handle.offset);
 }

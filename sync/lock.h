@@ -58,13 +58,15 @@
 
 namespace mp {
 
-class Lock {
+// What a Lock is in shared memory: one cache line.
+struct alignas(64) LockState {
+  std::atomic<uint32_t> tag;   // kTag once initialized
+  std::atomic<uint32_t> word;  // owner word (sync/futex.h)
+};
+
+class Lock : public ShmObject<LockState> {
  public:
-  // What lives in shared memory: one cache line.
-  struct alignas(64) State {
-    std::atomic<uint32_t> tag;   // kTag once initialized
-    std::atomic<uint32_t> word;  // owner word (sync/futex.h)
-  };
+  using State = LockState;
   static_assert(sizeof(State) == 64);
   static constexpr uint32_t kTag = 0x6b4c706d;  // "mpLk"
 
@@ -79,7 +81,7 @@ class Lock {
   // An empty Lock: the state a decode target starts in, before a real one is assigned to it. Only
   // assignment and destruction are allowed on it.
   Lock() = default;
-    Lock(const Lock&) = default;
+  Lock(const Lock&) = default;
   Lock& operator=(const Lock&) = default;
   Lock(Lock&&) = default;
   Lock& operator=(Lock&&) = default;
@@ -92,18 +94,9 @@ class Lock {
   // Thread id of the holder, 0 if free (the holder may since have died).
   pid_t Owner() const;
 
-  ShmHandle handle() const { return {segment_, offset_}; }
-  ShmDomain domain() const { return segment_.domain(); }
-
  private:
   Lock(ShmSegment segment, uint64_t offset)
-      : segment_(std::move(segment)),
-        offset_(offset),
-        state_(static_cast<State*>(segment_.At(offset))) {}
-
-  ShmSegment segment_;
-  uint64_t offset_ = 0;
-  State* state_ = nullptr;
+      : ShmObject(std::move(segment), offset) {}
 };
 
 // A Lock travels to another process as its segment's descriptor and offset (sync/shm.h

@@ -15,17 +15,16 @@ absl::StatusOr<RLock> RLock::Create(ShmDomain domain) {
 }
 
 absl::StatusOr<RLock> RLock::Create(ShmSegment segment) {
-  absl::StatusOr<uint64_t> offset = segment.Allocate(sizeof(State));
+  absl::StatusOr<uint64_t> offset = Place(segment, kTag, [](State& s) {
+    s.word.store(0, std::memory_order_relaxed);
+    s.count.store(0, std::memory_order_relaxed);
+  });
   if (!offset.ok()) return offset.status();
-  auto* state = new (segment.At(*offset)) State{};
-  state->word.store(0, std::memory_order_relaxed);
-  state->count.store(0, std::memory_order_relaxed);
-  state->tag.store(kTag, std::memory_order_release);
   return RLock(std::move(segment), *offset);
 }
 
 absl::StatusOr<RLock> RLock::FromHandle(const ShmHandle& handle) {
-  absl::Status status = handle.segment.CheckBlock(handle.offset, sizeof(State), kTag, "RLock");
+  absl::Status status = Check(handle, kTag, "RLock");
   if (!status.ok()) return status;
   return RLock(handle.segment, handle.offset);
 }

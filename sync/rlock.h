@@ -40,13 +40,15 @@
 
 namespace mp {
 
-class RLock {
+struct alignas(64) RLockState {
+  std::atomic<uint32_t> tag;    // kTag once initialized
+  std::atomic<uint32_t> word;   // owner word (sync/futex.h)
+  std::atomic<uint32_t> count;  // recursion depth; written only by the owner
+};
+
+class RLock : public ShmObject<RLockState> {
  public:
-  struct alignas(64) State {
-    std::atomic<uint32_t> tag;    // kTag once initialized
-    std::atomic<uint32_t> word;   // owner word (sync/futex.h)
-    std::atomic<uint32_t> count;  // recursion depth; written only by the owner
-  };
+  using State = RLockState;
   static_assert(sizeof(State) == 64);
   static constexpr uint32_t kTag = 0x4c52706d;  // "mpRL"
 
@@ -57,7 +59,7 @@ class RLock {
   // An empty RLock: the state a decode target starts in, before a real one is assigned to it. Only
   // assignment and destruction are allowed on it.
   RLock() = default;
-    RLock(const RLock&) = default;
+  RLock(const RLock&) = default;
   RLock& operator=(const RLock&) = default;
   RLock(RLock&&) = default;
   RLock& operator=(RLock&&) = default;
@@ -78,18 +80,9 @@ class RLock {
   // Acquires (blocking) and sets the depth to `count`; kAborted + IsOwnerDied as for Acquire.
   absl::Status AcquireRestore(uint32_t count);
 
-  ShmHandle handle() const { return {segment_, offset_}; }
-  ShmDomain domain() const { return segment_.domain(); }
-
  private:
   RLock(ShmSegment segment, uint64_t offset)
-      : segment_(std::move(segment)),
-        offset_(offset),
-        state_(static_cast<State*>(segment_.At(offset))) {}
-
-  ShmSegment segment_;
-  uint64_t offset_ = 0;
-  State* state_ = nullptr;
+      : ShmObject(std::move(segment), offset) {}
 };
 
 // A RLock travels to another process as its segment's descriptor and offset (sync/shm.h

@@ -15,14 +15,11 @@ absl::StatusOr<uint64_t> Semaphore::Init(ShmSegment& segment, int64_t value, boo
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": value must be in [0, ", kSemaphoreMax, "], got ", value));
   }
-  absl::StatusOr<uint64_t> offset = segment.Allocate(sizeof(State));
-  if (!offset.ok()) return offset.status();
-  auto* state = new (segment.At(*offset)) State{};
-  state->value.store(static_cast<uint32_t>(value), std::memory_order_relaxed);
-  state->waiters.store(0, std::memory_order_relaxed);
-  state->max_value = bounded ? static_cast<uint32_t>(value) : static_cast<uint32_t>(kSemaphoreMax);
-  state->tag.store(bounded ? kBoundedTag : kTag, std::memory_order_release);
-  return offset;
+  return Place(segment, bounded ? kBoundedTag : kTag, [&](State& s) {
+    s.value.store(static_cast<uint32_t>(value), std::memory_order_relaxed);
+    s.waiters.store(0, std::memory_order_relaxed);
+    s.max_value = bounded ? static_cast<uint32_t>(value) : static_cast<uint32_t>(kSemaphoreMax);
+  });
 }
 
 absl::StatusOr<Semaphore> Semaphore::Create(ShmDomain domain, int64_t value) {
@@ -38,7 +35,7 @@ absl::StatusOr<Semaphore> Semaphore::Create(ShmSegment segment, int64_t value) {
 }
 
 absl::StatusOr<Semaphore> Semaphore::FromHandle(const ShmHandle& handle) {
-  absl::Status status = handle.segment.CheckBlock(handle.offset, sizeof(State), kTag, "Semaphore");
+  absl::Status status = Check(handle, kTag, "Semaphore");
   if (!status.ok()) return status;
   return Semaphore(handle.segment, handle.offset);
 }
@@ -56,8 +53,7 @@ absl::StatusOr<BoundedSemaphore> BoundedSemaphore::Create(ShmSegment segment, in
 }
 
 absl::StatusOr<BoundedSemaphore> BoundedSemaphore::FromHandle(const ShmHandle& handle) {
-  absl::Status status =
-      handle.segment.CheckBlock(handle.offset, sizeof(State), kBoundedTag, "BoundedSemaphore");
+  absl::Status status = Check(handle, kBoundedTag, "BoundedSemaphore");
   if (!status.ok()) return status;
   return BoundedSemaphore(handle.segment, handle.offset);
 }

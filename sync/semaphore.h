@@ -40,14 +40,16 @@ namespace mp {
 // Largest value a semaphore holds (SEM_VALUE_MAX on Linux).
 inline constexpr int64_t kSemaphoreMax = 0x7fffffff;
 
-class Semaphore {
+struct alignas(64) SemaphoreState {
+  std::atomic<uint32_t> tag;      // kTag or kBoundedTag once initialized
+  std::atomic<uint32_t> value;    // futex word
+  std::atomic<uint32_t> waiters;  // threads that may be sleeping on `value`
+  uint32_t max_value;             // the initial value if bounded, else kSemaphoreMax
+};
+
+class Semaphore : public ShmObject<SemaphoreState> {
  public:
-  struct alignas(64) State {
-    std::atomic<uint32_t> tag;      // kTag or kBoundedTag once initialized
-    std::atomic<uint32_t> value;    // futex word
-    std::atomic<uint32_t> waiters;  // threads that may be sleeping on `value`
-    uint32_t max_value;             // the initial value if bounded, else kSemaphoreMax
-  };
+  using State = SemaphoreState;
   static_assert(sizeof(State) == 64);
   static constexpr uint32_t kTag = 0x6d53706d;         // "mpSm"
   static constexpr uint32_t kBoundedTag = 0x6d42706d;  // "mpBm"
@@ -61,7 +63,7 @@ class Semaphore {
   // An empty Semaphore: the state a decode target starts in, before a real one is assigned to it. Only
   // assignment and destruction are allowed on it.
   Semaphore() = default;
-    Semaphore(const Semaphore&) = default;
+  Semaphore(const Semaphore&) = default;
   Semaphore& operator=(const Semaphore&) = default;
   Semaphore(Semaphore&&) = default;
   Semaphore& operator=(Semaphore&&) = default;
@@ -70,19 +72,11 @@ class Semaphore {
   absl::Status Release();
   int64_t GetValue() const;
 
-  ShmHandle handle() const { return {segment_, offset_}; }
-  ShmDomain domain() const { return segment_.domain(); }
-
  protected:
   Semaphore(ShmSegment segment, uint64_t offset)
-      : segment_(std::move(segment)),
-        offset_(offset),
-        state_(static_cast<State*>(segment_.At(offset))) {}
+      : ShmObject(std::move(segment), offset) {}
   static absl::StatusOr<uint64_t> Init(ShmSegment& segment, int64_t value, bool bounded);
 
-  ShmSegment segment_;
-  uint64_t offset_ = 0;
-  State* state_ = nullptr;
 };
 
 // A Semaphore whose Release fails (kFailedPrecondition) instead of exceeding the initial value.

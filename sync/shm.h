@@ -38,7 +38,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
 #include <memory>
+#include <new>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -127,6 +130,46 @@ struct ShmHandle {
   uint64_t offset = 0;
 };
 
+
+// ---------------------------------------------------------------------------------------------------
+// What every shared object (Lock, Event, Barrier...) has: where its State lives, and the two steps
+// that make one -- Place (allocate, construct, publish the tag) and Check (re-open from a handle).
+// A State begins with `std::atomic<uint32_t> tag`, stored last with release order once the rest is
+// initialized, so a process that re-opens the object from a handle (CheckBlock) never sees it
+// half-built.
+template <typename State>
+class ShmObject {
+ public:
+  ShmHandle handle() const { return {segment_, offset_}; }
+  ShmDomain domain() const { return segment_.domain(); }
+
+ protected:
+  ShmObject() = default;
+  ShmObject(ShmSegment segment, uint64_t offset)
+      : segment_(std::move(segment)),
+        offset_(offset),
+        state_(static_cast<State*>(segment_.At(offset))) {}
+
+  // Allocates a State in `segment` (kResourceExhausted when full), value-initializes it, lets
+  // `init(State&)` fill it in, then publishes `tag`. Returns its offset.
+  template <typename Init>
+  static absl::StatusOr<uint64_t> Place(ShmSegment& segment, uint32_t tag, Init init) {
+    absl::StatusOr<uint64_t> offset = segment.Allocate(sizeof(State));
+    if (!offset.ok()) return offset.status();
+    State* state = new (segment.At(*offset)) State{};
+    init(*state);
+    state->tag.store(tag, std::memory_order_release);
+    return offset;
+  }
+  // kInvalidArgument naming `what` unless `handle` points at a State tagged `tag`.
+  static absl::Status Check(const ShmHandle& handle, uint32_t tag, absl::string_view what) {
+    return handle.segment.CheckBlock(handle.offset, sizeof(State), tag, what);
+  }
+
+  ShmSegment segment_;
+  uint64_t offset_ = 0;
+  State* state_ = nullptr;
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Carrying shared objects to other processes.
