@@ -134,22 +134,6 @@ def queue_roundtrip(n):
     return dt / n * 1e6  # us/op
 
 
-def queue_big_items(n, size=1 << 20):
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    done = ctx.Queue()
-    c = ctx.Process(target=_queue_consumer, args=(q, n, done))
-    c.start()
-    item = b"z" * size
-    t0 = time.perf_counter()
-    for _ in range(n):
-        q.put(item)
-    done.get()
-    dt = time.perf_counter() - t0
-    c.join()
-    return n * size / dt / 1e9  # GB/s
-
-
 def lock_uncontended(n):
     lock = mp.get_context("fork").Lock()
     t0 = time.perf_counter()
@@ -206,7 +190,8 @@ SCALING_PAIRS = [1, 2, 4, 8]
 
 
 def queue_size_throughput(size, budget_bytes):
-    """1 producer -> 1 consumer, items of `size` bytes; returns (msg/s, GB/s)."""
+    """1 producer -> 1 consumer, items of `size` bytes, about `budget_bytes` in all (20 to 100,000
+    items); returns (msg/s, GB/s)."""
     n = max(20, min(100000, budget_bytes // max(size, 1)))
     ctx = mp.get_context("fork")
     q = ctx.Queue()
@@ -265,7 +250,7 @@ def main():
         ("Queue small items 1->1", "msg/s", lambda: queue_throughput(n(200000), 1)),
         ("Queue small items 4->4", "msg/s", lambda: queue_throughput(n(200000), 4)),
         ("Queue round trip", "us/op", lambda: queue_roundtrip(n(10000))),
-        ("Queue 1 MiB items", "GB/s", lambda: queue_big_items(n(300))),
+        ("Queue 1 MiB items", "GB/s", lambda: queue_size_throughput(1 << 20, n(300 << 20))[1]),
         ("Lock uncontended", "ns/op", lambda: lock_uncontended(n(1000000))),
         ("Lock contended 2 procs", "ns/op", lambda: lock_contended(n(200000))),
         ("Event ping-pong", "us/op", lambda: event_pingpong(n(10000))),
