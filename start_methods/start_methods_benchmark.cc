@@ -39,6 +39,22 @@ namespace {
 
 int Trivial() { return 0; }
 
+// argv and environment (this program's, plus MP_BENCH_RAW_CHILD=1) for a raw re-execution of this
+// binary whose main exits at once.
+struct RawChildExec {
+  RawChildExec() {
+    for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+    env_strings.emplace_back("MP_BENCH_RAW_CHILD=1");
+    for (std::string& e : env_strings) env.push_back(e.data());
+    env.push_back(nullptr);
+  }
+  char* const* envp() { return env.data(); }
+  std::vector<std::string> env_strings;
+  std::vector<char*> env;
+  char arg0[10] = "raw-child";
+  char* argv[2] = {arg0, nullptr};
+};
+
 void BM_RawForkWaitpid(benchmark::State& state) {
   for (auto _ : state) {
     pid_t pid = fork();
@@ -50,17 +66,10 @@ void BM_RawForkWaitpid(benchmark::State& state) {
 BENCHMARK(BM_RawForkWaitpid)->UseRealTime();
 
 void BM_RawPosixSpawn(benchmark::State& state) {
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e != nullptr; ++e) env_s.emplace_back(*e);
-  env_s.emplace_back("MP_BENCH_RAW_CHILD=1");
-  std::vector<char*> env;
-  for (std::string& e : env_s) env.push_back(e.data());
-  env.push_back(nullptr);
-  char arg0[] = "raw-child";
-  char* argv[] = {arg0, nullptr};
+  RawChildExec exec;
   for (auto _ : state) {
     pid_t pid;
-    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, env.data()) != 0) {
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, exec.argv, exec.envp()) != 0) {
       state.SkipWithError("posix_spawn failed");
       break;
     }
@@ -72,18 +81,11 @@ BENCHMARK(BM_RawPosixSpawn)->UseRealTime();
 
 // The alternative spawn could use: fork + execve. Its cost grows with the parent's page tables.
 void BM_RawForkExec(benchmark::State& state) {
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e != nullptr; ++e) env_s.emplace_back(*e);
-  env_s.emplace_back("MP_BENCH_RAW_CHILD=1");
-  std::vector<char*> env;
-  for (std::string& e : env_s) env.push_back(e.data());
-  env.push_back(nullptr);
-  char arg0[] = "raw-child";
-  char* argv[] = {arg0, nullptr};
+  RawChildExec exec;
   for (auto _ : state) {
     pid_t pid = fork();
     if (pid == 0) {
-      execve("/proc/self/exe", argv, env.data());
+      execve("/proc/self/exe", exec.argv, exec.envp());
       _exit(127);
     }
     int status;
