@@ -1,0 +1,978 @@
+// Copyright 2026 The mp Authors.
+
+#include "tests/faults/kill_trial.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "channels/connection.h"
+#include "channels/queue.h"
+#include "serialize/codec.h"
+#include "sync/barrier.h"
+#include "sync/condition.h"
+#include "sync/futex.h"
+#include "sync/lock.h"
+#include "sync/shm.h"
+
+namespace mp::faults {
+
+// A numbered queue item: producer, sequence number and a payload derived from both (torn check).
+struct Item {
+  uint32_t producer = 0;
+  uint32_t seq = 0;
+  std::string payload;
+};
+MP_FIELDS(Item, producer, seq, payload);
+
+namespace {
+
+// How long a survivor may block before the trial calls it a hang. Generous: sanitizers and a loaded
+// 2-core machine; a passing trial takes milliseconds.
+constexpr absl::Duration kHang = absl::Seconds(30);
+
+// ------------------------------------------------------------------------------------------------
+// Deterministic randomness.
+
+uint64_t SplitMix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(SplitMix(seed ^ 0x6d702d6661756c74ull)) {}
+  uint64_t Next() { return state_ = SplitMix(state_); }
+  // Uniform in [lo, hi].
+  uint64_t Range(uint64_t lo, uint64_t hi) { return lo + Next() % (hi - lo + 1); }
+
+ private:
+  uint64_t state_;
+};
+
+void Spin(uint64_t iterations) {
+  for (volatile uint64_t i = 0; i < iterations; i = i + 1) {
+  }
+}
+
+std::string Payload(uint32_t producer, uint32_t seq, size_t size) {
+  std::string s(size, '\0');
+  for (size_t i = 0; i < size; ++i) {
+    s[i] = static_cast<char>('a' + (seq * 7 + producer * 13 + i * 31) % 26);
+  }
+  return s;
+}
+
+size_t ItemSize(uint64_t seed, uint32_t producer, uint32_t seq) {
+  return SplitMix(seed * 131 + producer * 7919 + seq) % 700;
+}
+
+// A raw message: u32 seq, u32 size, then Payload(99, seq, size - 8).
+size_t MessageSize(uint64_t seed, uint32_t seq) {
+  const uint64_t h = SplitMix(seed * 977 + seq);
+  return 8 + ((h & 7) == 0 ? h % 300000 : h % 2000);
+}
+
+std::string Message(uint64_t seed, uint32_t seq) {
+  const size_t size = MessageSize(seed, seq);
+  std::string m = Payload(99, seq, size - 8);
+  std::string header(8, '\0');
+  std::memcpy(&header[0], &seq, 4);
+  const uint32_t size32 = static_cast<uint32_t>(size);
+  std::memcpy(&header[4], &size32, 4);
+  return header + m;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Processes and pipes.
+
+absl::Status Check(bool ok, absl::string_view what) {
+  return ok ? absl::OkStatus() : absl::InternalError(what);
+}
+
+#define MP_TRY(expr)                                   \
+  do {                                                 \
+    if (absl::Status _s = (expr); !_s.ok()) return _s; \
+  } while (0)
+
+// A pipe with close-on-exec ends closed on destruction.
+class Pipe2 {
+ public:
+  Pipe2() {
+    if (pipe2(fds_, O_CLOEXEC) != 0) fds_[0] = fds_[1] = -1;
+  }
+  ~Pipe2() {
+    CloseRead();
+    CloseWrite();
+  }
+  Pipe2(const Pipe2&) = delete;
+  Pipe2& operator=(const Pipe2&) = delete;
+  bool ok() const { return fds_[0] >= 0; }
+  int r() const { return fds_[0]; }
+  int w() const { return fds_[1]; }
+  void CloseRead() {
+    if (fds_[0] >= 0) close(fds_[0]);
+    fds_[0] = -1;
+  }
+  void CloseWrite() {
+    if (fds_[1] >= 0) close(fds_[1]);
+    fds_[1] = -1;
+  }
+
+ private:
+  int fds_[2];
+};
+
+void WriteByte(int fd) {
+  char c = 'k';
+  while (write(fd, &c, 1) < 0 && errno == EINTR) {
+  }
+}
+
+// A forked child running `body`; killed and reaped on destruction unless Wait reaped it.
+class Child {
+ public:
+  Child() = default;
+  explicit Child(const std::function<int()>& body) {
+    pid_ = fork();
+    if (pid_ == 0) _exit(body());
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  pid_t pid() const { return pid_; }
+  // The caller reaped the child itself (waitpid on pid()).
+  void MarkReaped() { pid_ = -1; }
+
+  // Waits up to `timeout` for the child to end and reaps it: its exit code, or 128 + the signal.
+  // kDeadlineExceeded (and the child is killed) if it is still running, naming `who`.
+  absl::StatusOr<int> Wait(absl::Duration timeout, absl::string_view who) {
+    if (pid_ <= 0) return absl::InternalError(absl::StrCat(who, ": no child"));
+    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+    if (pidfd >= 0) {
+      const absl::Time deadline = absl::Now() + timeout;
+      int r;
+      do {
+        const int ms = static_cast<int>(
+            std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+        pollfd p{pidfd, POLLIN, 0};
+        r = poll(&p, 1, ms);
+      } while (r < 0 && errno == EINTR);
+      close(pidfd);
+      if (r == 0) {
+        kill(pid_, SIGKILL);
+        while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        pid_ = -1;
+        return absl::DeadlineExceededError(
+            absl::StrCat(who, " still blocked after ", absl::FormatDuration(timeout), " (hang)"));
+      }
+    }
+    int status = 0;
+    pid_t r;
+    do {
+      r = waitpid(pid_, &status, 0);
+    } while (r < 0 && errno == EINTR);
+    pid_ = -1;
+    if (r < 0) return absl::InternalError(absl::StrCat(who, ": waitpid: ", strerror(errno)));
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// The killer: waits for the victim's "armed" byte on `armed_r`, spins `spin` iterations, SIGKILLs
+// `victim`. End of file on the pipe (the victim ended some other way) means no kill.
+Child StartKiller(int armed_r, pid_t victim, uint64_t spin) {
+  return Child([armed_r, victim, spin] {
+    char c;
+    ssize_t n;
+    do {
+      n = read(armed_r, &c, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) return 0;
+    Spin(spin);
+    kill(victim, SIGKILL);
+    return 0;
+  });
+}
+
+// Memory shared by the parent and its forked children for their reports (a fixed anonymous mapping).
+template <typename T>
+class Shared {
+ public:
+  Shared() {
+    void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) ptr_ = new (p) T();
+  }
+  ~Shared() {
+    if (ptr_ != nullptr) {
+      ptr_->~T();
+      munmap(ptr_, sizeof(T));
+    }
+  }
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+  bool ok() const { return ptr_ != nullptr; }
+  T* operator->() const { return ptr_; }
+  T& operator*() const { return *ptr_; }
+
+ private:
+  T* ptr_ = nullptr;
+};
+
+absl::Status ExpectExit(Child& child, absl::Duration timeout, absl::string_view who,
+                        int expected = 0) {
+  absl::StatusOr<int> code = child.Wait(timeout, who);
+  if (!code.ok()) return code.status();
+  if (*code != expected) {
+    return absl::InternalError(
+        absl::StrCat(who, " exited with ", *code, ", expected ", expected));
+  }
+  return absl::OkStatus();
+}
+
+// The victim must have been killed by the killer (or, for victims that can finish, exited 0).
+absl::Status ExpectKilled(Child& victim, bool may_exit = false) {
+  absl::StatusOr<int> code = victim.Wait(kHang, "victim");
+  if (!code.ok()) return code.status();
+  if (*code == 128 + SIGKILL || (may_exit && *code == 0)) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("victim ended with ", *code, " instead of SIGKILL"));
+}
+
+ShmDomain DomainFor(uint64_t seed) {
+  return seed % 2 == 1 ? ShmDomain::kTransferable : ShmDomain::kFork;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Scenarios.
+
+// Per-producer / per-consumer accounting: records received seq numbers and checks order, duplicates
+// and payloads.
+struct Received {
+  std::vector<uint32_t> seqs;
+  std::string error;
+  void Add(uint64_t seed, const Item& item) {
+    if (item.payload != Payload(item.producer, item.seq, ItemSize(seed, item.producer, item.seq)) &&
+        error.empty()) {
+      error = absl::StrCat("item ", item.producer, "/", item.seq, " is torn");
+    }
+    if (!seqs.empty() && item.seq <= seqs.back() && error.empty()) {
+      error = absl::StrCat("producer ", item.producer, ": item ", item.seq, " after ", seqs.back(),
+                           " (duplicate or out of order)");
+    }
+    seqs.push_back(item.seq);
+  }
+  // seqs must be exactly 0..n-1.
+  bool IsPrefix() const {
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      if (seqs[i] != i) return false;
+    }
+    return true;
+  }
+};
+
+absl::Status PutTrial(uint64_t seed, Rng& rng) {
+  struct Report {
+    std::atomic<uint32_t> committed{0};
+  };
+  Shared<Report> report;
+  MP_TRY(Check(report.ok(), "mmap for the report"));
+  absl::StatusOr<Queue> q = Queue::Create(
+      {.capacity_bytes = size_t{64} << 10, .domain = DomainFor(seed)});
+  if (!q.ok()) return q.status();
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 300));
+  const uint64_t spin = rng.Range(0, 300000);
+  constexpr uint32_t kSurvivorItems = 200;
+
+  Pipe2 armed;
+  MP_TRY(Check(armed.ok(), "pipe"));
+  Child victim([&] {
+    armed.CloseRead();
+    for (uint32_t seq = 0;; ++seq) {
+      absl::Status s =
+          q->Put(Item{0, seq, Payload(0, seq, ItemSize(seed, 0, seq))}, true, kHang);
+      if (!s.ok()) return 3;
+      report->committed.store(seq + 1, std::memory_order_release);
+      if (seq + 1 == trigger) WriteByte(armed.w());
+    }
+  });
+  armed.CloseWrite();
+  Child killer = StartKiller(armed.r(), victim.pid(), spin);
+  armed.CloseRead();
+  Child survivor([&] {
+    for (uint32_t seq = 0; seq < kSurvivorItems; ++seq) {
+      absl::Status s =
+          q->Put(Item{1, seq, Payload(1, seq, ItemSize(seed, 1, seq))}, true, kHang);
+      if (!s.ok()) return 4;
+    }
+    return 0;
+  });
+
+  // Consume until both producers are done and the queue is empty.
+  Received got[2];
+  const absl::Time give_up = absl::Now() + kHang;
+  int victim_code = -1, survivor_code = -1;
+  while (true) {
+    absl::StatusOr<Item> item = q->Get<Item>(true, absl::Milliseconds(20));
+    if (item.ok()) {
+      if (item->producer > 1) return absl::InternalError("item from an unknown producer");
+      got[item->producer].Add(seed, *item);
+      continue;
+    }
+    if (!absl::IsDeadlineExceeded(item.status())) return item.status();
+    if (absl::Now() > give_up) return absl::DeadlineExceededError("consumer: producers never ended");
+    // Nothing for a while: are both producers done?
+    int status;
+    if (victim_code < 0 && victim.pid() > 0 && waitpid(victim.pid(), &status, WNOHANG) == victim.pid()) {
+      victim_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+      victim.MarkReaped();
+    }
+    if (survivor_code < 0 && survivor.pid() > 0 && waitpid(survivor.pid(), &status, WNOHANG) == survivor.pid()) {
+      survivor_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+      survivor.MarkReaped();
+    }
+    if (victim_code >= 0 && survivor_code >= 0) break;
+  }
+  // Reaped by hand above; the Child destructors must not touch these pids again.
+  victim.MarkReaped();
+  survivor.MarkReaped();
+  // Whatever is left (non-blocking).
+  while (true) {
+    absl::StatusOr<Item> item = q->GetNoWait<Item>();
+    if (!item.ok()) {
+      if (!absl::IsUnavailable(item.status())) return item.status();
+      break;
+    }
+    got[item->producer].Add(seed, *item);
+  }
+  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(Check(victim_code == 128 + SIGKILL,
+               absl::StrCat("victim ended with ", victim_code, " instead of SIGKILL")));
+  MP_TRY(Check(survivor_code == 0, absl::StrCat("surviving producer exited with ", survivor_code)));
+  for (const Received& r : got) {
+    if (!r.error.empty()) return absl::InternalError(r.error);
+  }
+  MP_TRY(Check(got[1].seqs.size() == kSurvivorItems && got[1].IsPrefix(),
+               absl::StrCat("surviving producer: ", got[1].seqs.size(), " of ", kSurvivorItems,
+                            " items delivered (lost or duplicated)")));
+  const uint32_t committed = report->committed.load();
+  MP_TRY(Check(got[0].IsPrefix() && (got[0].seqs.size() == committed ||
+                                     got[0].seqs.size() == committed + 1),
+               absl::StrCat("victim: ", committed, " Puts returned OK but ", got[0].seqs.size(),
+                            " items were delivered")));
+  // The put side was taken over and the queue still works.
+  MP_TRY(q->Put(Item{2, 0, ""}, true, absl::Seconds(10)));
+  absl::StatusOr<Item> last = q->Get<Item>(true, absl::Seconds(10));
+  if (!last.ok()) return last.status();
+  MP_TRY(Check(last->producer == 2, "queue unusable after the kill"));
+  MP_TRY(Check(q->Qsize() == 0 && q->put_side_owner() == 0 && q->get_side_owner() == 0,
+               "queue not quiet after the trial"));
+  return absl::OkStatus();
+}
+
+absl::Status GetTrial(uint64_t seed, Rng& rng) {
+  constexpr uint32_t kItems = 300;
+  struct Report {
+    std::atomic<uint32_t> count[2];
+    uint32_t seqs[2][kItems];
+    std::atomic<uint32_t> torn;
+  };
+  Shared<Report> report;
+  MP_TRY(Check(report.ok(), "mmap for the report"));
+  absl::StatusOr<Queue> q = Queue::Create(
+      {.capacity_bytes = size_t{512} << 10, .domain = DomainFor(seed)});
+  if (!q.ok()) return q.status();
+  for (uint32_t seq = 0; seq < kItems; ++seq) {
+    MP_TRY(q->Put(Item{0, seq, Payload(0, seq, ItemSize(seed, 0, seq))}, false));
+  }
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 150));
+  const uint64_t spin = rng.Range(0, 200000);
+  // The survivor starts consuming once the victim armed the killer, so the victim always reaches
+  // its trigger and both consume while the killer spins.
+  Pipe2 armed, go;
+  MP_TRY(Check(armed.ok() && go.ok(), "pipe"));
+  auto consume = [&](int who, int armed_w) {
+    for (;;) {
+      absl::StatusOr<Item> item = q->Get<Item>(true, kHang);
+      if (!item.ok()) return absl::IsOutOfRange(item.status()) ? 0 : 5;
+      if (item->payload != Payload(0, item->seq, ItemSize(seed, 0, item->seq))) {
+        report->torn.store(1);
+      }
+      const uint32_t n = report->count[who].load(std::memory_order_relaxed);
+      if (n >= kItems) return 6;
+      report->seqs[who][n] = item->seq;
+      report->count[who].store(n + 1, std::memory_order_release);
+      if (armed_w >= 0 && n + 1 == trigger) {
+        WriteByte(armed_w);
+        WriteByte(go.w());
+      }
+    }
+  };
+  Child victim([&] {
+    armed.CloseRead();
+    go.CloseRead();
+    return consume(0, armed.w());
+  });
+  armed.CloseWrite();
+  go.CloseWrite();
+  Child killer = StartKiller(armed.r(), victim.pid(), spin);
+  armed.CloseRead();
+  Child survivor([&] {
+    char c;
+    ssize_t n;
+    do {
+      n = read(go.r(), &c, 1);
+    } while (n < 0 && errno == EINTR);
+    return consume(1, -1);
+  });
+  go.CloseRead();
+  // If the victim takes every item left before the killer fires, it is killed blocked in Get.
+  MP_TRY(ExpectKilled(victim));
+  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  q->Close();  // the survivor drains what is left and gets kOutOfRange
+  MP_TRY(ExpectExit(survivor, kHang, "surviving consumer"));
+  MP_TRY(Check(report->torn.load() == 0, "a consumer received a torn item"));
+  std::vector<int> seen(kItems, 0);
+  for (int who = 0; who < 2; ++who) {
+    const uint32_t n = report->count[who].load();
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t seq = report->seqs[who][i];
+      if (seq >= kItems) return absl::InternalError(absl::StrCat("unknown item ", seq));
+      if (i > 0 && seq <= report->seqs[who][i - 1]) {
+        return absl::InternalError(absl::StrCat("consumer ", who, ": item ", seq, " after ",
+                                                report->seqs[who][i - 1]));
+      }
+      ++seen[seq];
+    }
+  }
+  int missing = 0;
+  for (uint32_t seq = 0; seq < kItems; ++seq) {
+    if (seen[seq] > 1) return absl::InternalError(absl::StrCat("item ", seq, " delivered twice"));
+    missing += seen[seq] == 0;
+  }
+  MP_TRY(Check(missing <= 1, absl::StrCat(missing, " items lost (at most the one Get returned to "
+                                                   "the victim may be)")));
+  MP_TRY(Check(q->get_side_owner() == 0, "get side still held after the trial"));
+  return absl::OkStatus();
+}
+
+absl::Status SendBytesTrial(uint64_t seed, Rng& rng) {
+  struct Report {
+    std::atomic<uint32_t> committed{0};
+  };
+  Shared<Report> report;
+  MP_TRY(Check(report.ok(), "mmap for the report"));
+  const bool duplex = seed % 3 != 0;
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe(duplex);
+  if (!pipe.ok()) return pipe.status();
+  // One-way: first receives, second sends. Duplex: either way; same assignment.
+  Connection& reader = pipe->first;
+  Connection& writer = pipe->second;
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 60));
+  const uint64_t spin = rng.Range(0, 400000);
+  Pipe2 armed;
+  MP_TRY(Check(armed.ok(), "pipe"));
+  Child victim([&] {
+    armed.CloseRead();
+    reader.Close();
+    for (uint32_t seq = 0;; ++seq) {
+      if (!writer.SendBytes(Message(seed, seq)).ok()) return 3;
+      report->committed.store(seq + 1, std::memory_order_release);
+      if (seq + 1 == trigger) WriteByte(armed.w());
+    }
+  });
+  writer.Close();
+  armed.CloseWrite();
+  Child killer = StartKiller(armed.r(), victim.pid(), spin);
+  armed.CloseRead();
+  uint32_t received = 0;
+  absl::Status end;
+  while (true) {
+    absl::StatusOr<bool> ready = reader.Poll(kHang);
+    if (!ready.ok()) return ready.status();
+    if (!*ready) return absl::DeadlineExceededError("receiver: nothing arrived (hang)");
+    absl::StatusOr<std::string> m = reader.RecvBytes();
+    if (!m.ok()) {
+      end = m.status();
+      break;
+    }
+    if (*m != Message(seed, received)) {
+      return absl::InternalError(absl::StrCat("message ", received, " torn or out of order (",
+                                              m->size(), " bytes)"));
+    }
+    ++received;
+  }
+  MP_TRY(ExpectKilled(victim));
+  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(Check(absl::IsOutOfRange(end) || absl::IsDataLoss(end),
+               absl::StrCat("receiver ended with ", end.ToString(),
+                            ", expected kOutOfRange or kDataLoss")));
+  const uint32_t committed = report->committed.load();
+  MP_TRY(Check(received == committed || received == committed + 1,
+               absl::StrCat(committed, " SendBytes returned OK but ", received,
+                            " messages arrived")));
+  // The connection answers at once afterwards (end of file again, or closed).
+  absl::StatusOr<std::string> again = reader.RecvBytes();
+  MP_TRY(Check(!again.ok() && (absl::IsOutOfRange(again.status()) ||
+                               absl::IsFailedPrecondition(again.status())),
+               absl::StrCat("RecvBytes after the end: ", again.status().ToString())));
+  return absl::OkStatus();
+}
+
+absl::Status RecvBytesTrial(uint64_t seed, Rng& rng) {
+  struct Report {
+    std::atomic<uint32_t> received{0};
+    std::atomic<uint32_t> bad{0};
+  };
+  Shared<Report> report;
+  MP_TRY(Check(report.ok(), "mmap for the report"));
+  const bool duplex = seed % 3 != 0;
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe(duplex);
+  if (!pipe.ok()) return pipe.status();
+  Connection& reader = pipe->first;
+  Connection& writer = pipe->second;
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 60));
+  const uint64_t spin = rng.Range(0, 400000);
+  Pipe2 armed;
+  MP_TRY(Check(armed.ok(), "pipe"));
+  Child victim([&] {
+    armed.CloseRead();
+    writer.Close();
+    for (uint32_t seq = 0;; ++seq) {
+      absl::StatusOr<std::string> m = reader.RecvBytes();
+      if (!m.ok()) return 3;
+      if (*m != Message(seed, seq)) report->bad.store(seq + 1);
+      report->received.store(seq + 1, std::memory_order_release);
+      if (seq + 1 == trigger) WriteByte(armed.w());
+    }
+  });
+  reader.Close();
+  armed.CloseWrite();
+  Child killer = StartKiller(armed.r(), victim.pid(), spin);
+  armed.CloseRead();
+  uint32_t sent = 0;
+  absl::Status end;
+  // Each send either completes or fails once the victim is gone; the bound only catches a bug.
+  while (sent < 1000000) {
+    end = writer.SendBytes(Message(seed, sent));
+    if (!end.ok()) break;
+    ++sent;
+  }
+  MP_TRY(ExpectKilled(victim));
+  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(Check(absl::IsAborted(end), absl::StrCat("sender ended with ", end.ToString(),
+                                                  ", expected kAborted (broken pipe)")));
+  MP_TRY(Check(report->bad.load() == 0,
+               absl::StrCat("victim received message ", report->bad.load() - 1, " torn")));
+  MP_TRY(Check(report->received.load() <= sent,
+               absl::StrCat("victim received ", report->received.load(), " of ", sent)));
+  return absl::OkStatus();
+}
+
+absl::Status LockHoldingTrial(uint64_t seed, Rng& rng) {
+  struct Report {
+    std::atomic<uint32_t> holding{0};
+    std::atomic<uint32_t> stop{0};
+    std::atomic<uint32_t> recovered{0};
+  };
+  Shared<Report> report;
+  MP_TRY(Check(report.ok(), "mmap for the report"));
+  absl::StatusOr<Lock> lock = Lock::Create(DomainFor(seed));
+  if (!lock.ok()) return lock.status();
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 200));
+  const uint64_t spin = rng.Range(0, 300000);
+  const uint64_t hold = rng.Range(0, 3000);
+  Pipe2 armed;
+  MP_TRY(Check(armed.ok(), "pipe"));
+  Child victim([&] {
+    armed.CloseRead();
+    for (uint32_t i = 0;; ++i) {
+      absl::StatusOr<bool> got = lock->Acquire(true, kHang);
+      if (!got.ok() || !*got) return 3;
+      report->holding.store(1);
+      Spin(hold);
+      report->holding.store(0);
+      if (!lock->Release().ok()) return 4;
+      if (i + 1 == trigger) WriteByte(armed.w());
+    }
+  });
+  armed.CloseWrite();
+  Child killer = StartKiller(armed.r(), victim.pid(), spin);
+  armed.CloseRead();
+  Child survivor([&] {
+    while (report->stop.load() == 0) {
+      absl::StatusOr<bool> got = lock->Acquire(true, kHang);
+      if (IsOwnerDied(got.status())) {
+        report->recovered.fetch_add(1);
+      } else if (!got.ok() || !*got) {
+        return 3;
+      }
+      Spin(hold / 2);
+      if (!lock->Release().ok()) return 4;
+    }
+    return 0;
+  });
+  MP_TRY(ExpectKilled(victim));
+  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  report->stop.store(1);
+  MP_TRY(ExpectExit(survivor, kHang, "surviving locker"));
+  absl::StatusOr<bool> got = lock->Acquire(true, absl::Seconds(10));
+  if (IsOwnerDied(got.status())) {
+    report->recovered.fetch_add(1);
+  } else if (!got.ok() || !*got) {
+    return absl::InternalError(absl::StrCat("parent could not take the lock: ",
+                                            got.ok() ? "timeout" : got.status().ToString()));
+  }
+  MP_TRY(lock->Release());
+  const uint32_t recovered = report->recovered.load();
+  if (report->holding.load() == 1) {
+    MP_TRY(Check(recovered == 1, absl::StrCat("victim died holding the lock; ", recovered,
+                                              " Acquires reported IsOwnerDied, expected 1")));
+  } else {
+    MP_TRY(Check(recovered <= 1, absl::StrCat(recovered, " Acquires reported IsOwnerDied")));
+  }
+  MP_TRY(Check(!lock->Locked(), "lock still held after the trial"));
+  return absl::OkStatus();
+}
+
+absl::Status LockWaitingTrial(uint64_t seed, Rng& rng) {
+  absl::StatusOr<Lock> lock = Lock::Create(DomainFor(seed));
+  if (!lock.ok()) return lock.status();
+  absl::StatusOr<bool> held = lock->Acquire(false);
+  if (!held.ok()) return held.status();
+  MP_TRY(Check(*held, "fresh lock busy"));
+  const uint64_t spin = rng.Range(0, 500000);
+  Pipe2 armed, waiting;
+  MP_TRY(Check(armed.ok() && waiting.ok(), "pipe"));
+  Child victim([&] {
+    armed.CloseRead();
+    WriteByte(armed.w());
+    absl::StatusOr<bool> got = lock->Acquire(true, kHang);
+    // Never reached while the parent holds the lock: getting it is a bug (exit 3).
+    return got.ok() && *got ? 3 : 4;
+  });
+  armed.CloseWrite();
+  Child killer = StartKiller(armed.r(), victim.pid(), spin);
+  armed.CloseRead();
+  Child survivor([&] {
+    waiting.CloseRead();
+    WriteByte(waiting.w());
+    absl::StatusOr<bool> got = lock->Acquire(true, kHang);
+    if (!got.ok()) return IsOwnerDied(got.status()) ? 5 : 6;
+    if (!*got) return 7;
+    return lock->Release().ok() ? 0 : 8;
+  });
+  waiting.CloseWrite();
+  char c;
+  while (read(waiting.r(), &c, 1) < 0 && errno == EINTR) {
+  }
+  MP_TRY(ExpectKilled(victim));
+  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(lock->Release());
+  absl::StatusOr<int> code = survivor.Wait(kHang, "surviving waiter");
+  if (!code.ok()) return code.status();
+  MP_TRY(Check(*code == 0, absl::StrCat("surviving waiter exited with ", *code,
+                                        " (5: IsOwnerDied although nobody died holding it)")));
+  absl::StatusOr<bool> again = lock->Acquire(false);
+  MP_TRY(Check(again.ok() && *again, "lock not free after the trial"));
+  return lock->Release();
+}
+
+absl::Status BarrierTrial(uint64_t seed, Rng& rng) {
+  constexpr absl::Duration kTimeout = absl::Seconds(1);
+  struct Report {
+    std::atomic<uint32_t> generations[3];
+    std::atomic<int64_t> last_wait_ms[3];
+  };
+  Shared<Report> report;
+  MP_TRY(Check(report.ok(), "mmap for the report"));
+  absl::StatusOr<Barrier> barrier = Barrier::Create(DomainFor(seed), 3);
+  if (!barrier.ok()) return barrier.status();
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 40));
+  const uint64_t spin = rng.Range(0, 200000);
+  // Party 0 is the victim; 1 and 2 survive. Each waits until the barrier breaks.
+  auto party = [&](int who, int armed_w) {
+    for (;;) {
+      const absl::Time start = absl::Now();
+      absl::StatusOr<int> index = barrier->Wait(kTimeout);
+      report->last_wait_ms[who].store(absl::ToInt64Milliseconds(absl::Now() - start));
+      if (!index.ok()) return absl::IsAborted(index.status()) ? 0 : 3;
+      const uint32_t g = report->generations[who].load() + 1;
+      report->generations[who].store(g);
+      if (armed_w >= 0 && g == trigger) WriteByte(armed_w);
+    }
+  };
+  Pipe2 armed;
+  MP_TRY(Check(armed.ok(), "pipe"));
+  Child victim([&] {
+    armed.CloseRead();
+    return party(0, armed.w());
+  });
+  armed.CloseWrite();
+  Child killer = StartKiller(armed.r(), victim.pid(), spin);
+  armed.CloseRead();
+  Child s1([&] { return party(1, -1); });
+  Child s2([&] { return party(2, -1); });
+  MP_TRY(ExpectKilled(victim, /*may_exit=*/true));  // its own Wait may time out first on a slow box
+  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(ExpectExit(s1, kHang, "survivor 1 (expects kAborted)"));
+  MP_TRY(ExpectExit(s2, kHang, "survivor 2 (expects kAborted)"));
+  const int64_t limit_ms = absl::ToInt64Milliseconds(kTimeout + absl::Seconds(10));
+  for (int who = 1; who <= 2; ++who) {
+    MP_TRY(Check(report->last_wait_ms[who].load() <= limit_ms,
+                 absl::StrCat("survivor ", who, "'s last Wait took ",
+                              report->last_wait_ms[who].load(), " ms")));
+  }
+  const uint32_t g0 = report->generations[0].load(), g1 = report->generations[1].load(),
+                 g2 = report->generations[2].load();
+  MP_TRY(Check(g1 == g2 && (g1 == g0 || g1 == g0 + 1),
+               absl::StrCat("generations completed: victim ", g0, ", survivors ", g1, " and ", g2)));
+  MP_TRY(Check(barrier->Broken(), "barrier not broken after a party died"));
+  barrier->Reset();
+  MP_TRY(Check(!barrier->Broken() && barrier->NWaiting() == 0, "Reset did not repair the barrier"));
+  return absl::OkStatus();
+}
+
+absl::Status ConditionTrial(uint64_t seed, Rng& rng) {
+  struct Report {
+    std::atomic<uint32_t> flag{0};
+  };
+  Shared<Report> report;
+  MP_TRY(Check(report.ok(), "mmap for the report"));
+  absl::StatusOr<Lock> lock = Lock::Create(DomainFor(seed));
+  if (!lock.ok()) return lock.status();
+  absl::StatusOr<Condition> cond = Condition::Create(*lock);
+  if (!cond.ok()) return cond.status();
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 6));
+  const uint64_t spin = rng.Range(0, 600000);
+  auto acquire = [&]() -> bool {
+    absl::StatusOr<bool> got = cond->Acquire(true, kHang);
+    return IsOwnerDied(got.status()) || (got.ok() && *got);
+  };
+  Pipe2 armed, waiting;
+  MP_TRY(Check(armed.ok() && waiting.ok(), "pipe"));
+  Child victim([&] {
+    armed.CloseRead();
+    for (uint32_t i = 0;; ++i) {
+      if (!acquire()) return 3;
+      absl::StatusOr<bool> r = cond->Wait(absl::Milliseconds(1));
+      if (!r.ok() && !IsOwnerDied(r.status())) return 4;
+      if (!cond->Release().ok()) return 5;
+      if (i + 1 == trigger) WriteByte(armed.w());
+    }
+  });
+  armed.CloseWrite();
+  Child killer = StartKiller(armed.r(), victim.pid(), spin);
+  armed.CloseRead();
+  Child survivor([&] {
+    waiting.CloseRead();
+    if (!acquire()) return 3;
+    WriteByte(waiting.w());
+    absl::StatusOr<bool> r =
+        cond->WaitFor([&] { return report->flag.load() == 1; }, absl::Seconds(20));
+    bool woke;
+    if (IsOwnerDied(r.status())) {
+      woke = report->flag.load() == 1;
+    } else if (!r.ok()) {
+      return 4;
+    } else {
+      woke = *r;
+    }
+    if (!cond->Release().ok()) return 5;
+    return woke ? 0 : 6;
+  });
+  waiting.CloseWrite();
+  char c;
+  while (read(waiting.r(), &c, 1) < 0 && errno == EINTR) {
+  }
+  MP_TRY(ExpectKilled(victim));
+  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  if (!acquire()) return absl::InternalError("parent could not take the condition's lock");
+  report->flag.store(1);
+  // Notify(1): the dead waiter, if still registered, must be skipped, not counted.
+  MP_TRY(cond->Notify(1));
+  MP_TRY(cond->Release());
+  absl::StatusOr<int> code = survivor.Wait(kHang, "surviving waiter");
+  if (!code.ok()) return code.status();
+  MP_TRY(Check(*code == 0, absl::StrCat("surviving waiter exited with ", *code,
+                                        " (6: Notify(1) went to the dead waiter)")));
+  MP_TRY(Check(!lock->Locked(), "condition's lock still held after the trial"));
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Resource accounting around a trial.
+
+std::set<std::string> OpenFds() {
+  std::set<std::string> fds;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return fds;
+  const int self = dirfd(d);
+  while (dirent* e = readdir(d)) {
+    int fd;
+    if (!absl::SimpleAtoi(e->d_name, &fd) || fd == self) continue;
+    char target[256] = {0};
+    const std::string path = absl::StrCat("/proc/self/fd/", fd);
+    const ssize_t n = readlink(path.c_str(), target, sizeof(target) - 1);
+    fds.insert(absl::StrCat(fd, " -> ", n > 0 ? std::string(target, n) : "?"));
+  }
+  closedir(d);
+  return fds;
+}
+
+int SegmentMappings() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(maps, line)) n += line.find("memfd:mp-shm") != std::string::npos;
+  return n;
+}
+
+// Entries of /dev/shm whose name starts with "mp". The mp library names nothing (segments are
+// memfds), so none should appear; other programs of the tree (channels_benchmark's Boost queue,
+// "mp_channels_benchmark_<pid>") may run concurrently on a shared machine: a name ending in the pid
+// of another live process is theirs and not counted.
+std::set<std::string> DevShmEntriesOfMp() {
+  std::set<std::string> out;
+  DIR* d = opendir("/dev/shm");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.rfind("mp", 0) != 0) continue;
+    const size_t underscore = name.rfind('_');
+    int pid;
+    if (underscore != std::string::npos &&
+        absl::SimpleAtoi(absl::string_view(name).substr(underscore + 1), &pid) && pid > 0 &&
+        pid != getpid() && kill(pid, 0) == 0) {
+      continue;
+    }
+    out.insert(name);
+  }
+  closedir(d);
+  return out;
+}
+
+absl::Status RunScenario(Scenario scenario, uint64_t seed) {
+  Rng rng(seed * kScenarioCount + static_cast<uint64_t>(scenario));
+  switch (scenario) {
+    case Scenario::kPut:
+      return PutTrial(seed, rng);
+    case Scenario::kGet:
+      return GetTrial(seed, rng);
+    case Scenario::kSendBytes:
+      return SendBytesTrial(seed, rng);
+    case Scenario::kRecvBytes:
+      return RecvBytesTrial(seed, rng);
+    case Scenario::kLockHolding:
+      return LockHoldingTrial(seed, rng);
+    case Scenario::kLockWaiting:
+      return LockWaitingTrial(seed, rng);
+    case Scenario::kBarrierWait:
+      return BarrierTrial(seed, rng);
+    case Scenario::kConditionWait:
+      return ConditionTrial(seed, rng);
+  }
+  return absl::InvalidArgumentError("unknown scenario");
+}
+
+}  // namespace
+
+absl::string_view ScenarioName(Scenario scenario) {
+  switch (scenario) {
+    case Scenario::kPut:
+      return "Put";
+    case Scenario::kGet:
+      return "Get";
+    case Scenario::kSendBytes:
+      return "SendBytes";
+    case Scenario::kRecvBytes:
+      return "RecvBytes";
+    case Scenario::kLockHolding:
+      return "LockHolding";
+    case Scenario::kLockWaiting:
+      return "LockWaiting";
+    case Scenario::kBarrierWait:
+      return "BarrierWait";
+    case Scenario::kConditionWait:
+      return "ConditionWait";
+  }
+  return "?";
+}
+
+Scenario ScenarioForTrial(uint64_t i) { return static_cast<Scenario>(i % kScenarioCount); }
+
+absl::Status RunKillTrial(Scenario scenario, uint64_t seed) {
+  const std::string name = absl::StrCat(ScenarioName(scenario), " trial, seed ", seed, ": ");
+  const std::set<std::string> fds_before = OpenFds();
+  const int maps_before = SegmentMappings();
+  const std::set<std::string> shm_before = DevShmEntriesOfMp();
+  absl::Status s = RunScenario(scenario, seed);
+  // Every check below runs whether or not the scenario passed: a failed trial must not leak either.
+  std::vector<std::string> problems;
+  if (!s.ok()) problems.push_back(std::string(s.message()));
+  errno = 0;
+  const pid_t child = waitpid(-1, nullptr, WNOHANG);
+  if (!(child < 0 && errno == ECHILD)) {
+    problems.push_back(absl::StrCat("a child is left (waitpid(-1) = ", child, ")"));
+    if (child == 0) {
+      while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
+      }
+    }
+  }
+  const std::set<std::string> fds_after = OpenFds();
+  if (fds_after != fds_before) {
+    std::vector<std::string> extra, gone;
+    for (const std::string& f : fds_after) {
+      if (!fds_before.count(f)) extra.push_back(f);
+    }
+    for (const std::string& f : fds_before) {
+      if (!fds_after.count(f)) gone.push_back(f);
+    }
+    problems.push_back(absl::StrCat("descriptors left: [", absl::StrJoin(extra, ", "),
+                                    "], lost: [", absl::StrJoin(gone, ", "), "]"));
+  }
+  if (const int maps = SegmentMappings(); maps != maps_before) {
+    problems.push_back(absl::StrCat(maps - maps_before, " mp segment mappings left"));
+  }
+  for (const std::string& name : DevShmEntriesOfMp()) {
+    if (!shm_before.count(name)) problems.push_back(absl::StrCat("/dev/shm/", name, " left"));
+  }
+  if (problems.empty()) return absl::OkStatus();
+  const absl::StatusCode code = s.ok() ? absl::StatusCode::kInternal : s.code();
+  return absl::Status(code, absl::StrCat(name, absl::StrJoin(problems, "; ")));
+}
+
+}  // namespace mp::faults

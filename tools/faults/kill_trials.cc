@@ -1,0 +1,76 @@
+// Copyright 2026 The mp Authors.
+//
+// tools/faults/kill_trials — the long run of the kill trials (tests/faults/kill_trial.h).
+//
+//   bazel run //tools/faults:kill_trials -- --trials 1000 --seed 1
+//
+// Trial i runs scenario i mod 8 (Put, Get, SendBytes, RecvBytes, LockHolding, LockWaiting,
+// BarrierWait, ConditionWait) with seed (--seed + i), so a failure is reproduced exactly by rerunning
+// with the seed it names. Prints a progress line every --progress trials (default 100), a line per
+// failed trial, and finally "N passed, M failed"; exits 1 if any trial failed, 2 on bad flags.
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "tests/faults/kill_trial.h"
+
+namespace {
+
+bool ParseFlag(int argc, char** argv, int& i, const char* name, uint64_t& out) {
+  const size_t len = std::strlen(name);
+  const char* value = nullptr;
+  if (std::strcmp(argv[i], name) == 0 && i + 1 < argc) {
+    value = argv[++i];
+  } else if (std::strncmp(argv[i], name, len) == 0 && argv[i][len] == '=') {
+    value = argv[i] + len + 1;
+  } else {
+    return false;
+  }
+  if (!absl::SimpleAtoi(value, &out)) {
+    std::fprintf(stderr, "kill_trials: %s wants a non-negative integer, got '%s'\n", name, value);
+    std::exit(2);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uint64_t trials = 1000, seed = 1, progress = 100;
+  for (int i = 1; i < argc; ++i) {
+    if (ParseFlag(argc, argv, i, "--trials", trials) || ParseFlag(argc, argv, i, "--seed", seed) ||
+        ParseFlag(argc, argv, i, "--progress", progress)) {
+      continue;
+    }
+    std::fprintf(stderr,
+                 "kill_trials: unknown argument '%s'\n"
+                 "usage: kill_trials [--trials N (1000)] [--seed S (1)] [--progress P (100)]\n",
+                 argv[i]);
+    return 2;
+  }
+  uint64_t passed = 0, failed = 0;
+  for (uint64_t i = 0; i < trials; ++i) {
+    const mp::faults::Scenario scenario = mp::faults::ScenarioForTrial(i);
+    const absl::Status s = mp::faults::RunKillTrial(scenario, seed + i);
+    if (s.ok()) {
+      ++passed;
+    } else {
+      ++failed;
+      std::printf("FAILED trial %llu: %s\n", static_cast<unsigned long long>(i),
+                  s.ToString().c_str());
+    }
+    if (progress > 0 && (i + 1) % progress == 0 && i + 1 < trials) {
+      std::printf("%llu/%llu trials: %llu passed, %llu failed\n",
+                  static_cast<unsigned long long>(i + 1), static_cast<unsigned long long>(trials),
+                  static_cast<unsigned long long>(passed), static_cast<unsigned long long>(failed));
+    }
+    std::fflush(stdout);
+  }
+  std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(passed),
+              static_cast<unsigned long long>(failed));
+  return failed == 0 ? 0 : 1;
+}
