@@ -1,0 +1,279 @@
+// Copyright 2026 The mp Authors.
+//
+// SharedMemory: CPython's semantics, the registry of tracked segments, reclamation of a SIGKILLed
+// creator's segments, and passing a segment to fork / spawn / forkserver children by name.
+
+#include "shared_memory/shared_memory.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "start_methods/fork.h"
+#include "start_methods/forkserver.h"
+#include "start_methods/process.h"
+#include "start_methods/spawn.h"
+#include "start_methods/test_util.h"
+
+namespace shm_test {
+namespace {
+
+using ::absl::StatusCode;
+
+// A private registry for this test binary (and its spawn children, which inherit the environment).
+const bool kRegistrySet = [] {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  if (tmp != nullptr && std::getenv("MP_SHM_REGISTRY") == nullptr) {
+    setenv("MP_SHM_REGISTRY", absl::StrCat(tmp, "/mp-shm-registry").c_str(), 1);
+  }
+  return true;
+}();
+
+std::string UniqueName(absl::string_view what) {
+  static int n = 0;
+  return absl::StrCat("mp_test_", getpid(), "_", what, "_", n++);
+}
+
+// Unlinks every name added to it, whatever happened in the test.
+class NameGuard {
+ public:
+  ~NameGuard() {
+    for (const std::string& n : names_) shm_unlink(("/" + n).c_str());
+  }
+  const std::string& Add(std::string n) { return names_.emplace_back(std::move(n)); }
+
+ private:
+  std::vector<std::string> names_;
+};
+
+bool Exists(const std::string& name) {
+  const int fd = shm_open(("/" + name).c_str(), O_RDONLY, 0);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+TEST(SharedMemoryTest, CreateAttachShareBytes) {
+  NameGuard g;
+  const std::string name = g.Add(UniqueName("basic"));
+  absl::StatusOr<mp::SharedMemory> a = mp::SharedMemory::Create(name, 100);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->name(), name);
+  EXPECT_EQ(a->size(), 100u);
+  EXPECT_TRUE(a->created());
+  EXPECT_EQ(a->buf()[0], 0);  // zero-filled
+  std::memcpy(a->buf().data(), "hello", 5);
+  absl::StatusOr<mp::SharedMemory> b = mp::SharedMemory::Attach("/" + name);  // leading "/" is fine
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->name(), name);
+  EXPECT_FALSE(b->created());
+  EXPECT_GE(b->size(), 100u);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(b->buf().data()), 5), "hello");
+  b->buf()[10] = 42;
+  EXPECT_EQ(a->buf()[10], 42);
+  b->Close();
+  EXPECT_FALSE(b->valid());
+  EXPECT_TRUE(b->buf().empty());
+  EXPECT_EQ(b->name(), name);
+  ASSERT_TRUE(a->Unlink().ok());
+  EXPECT_FALSE(Exists(name));
+  EXPECT_EQ(a->buf()[10], 42);  // the mapping outlives the name
+  EXPECT_EQ(a->Unlink().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(SharedMemoryTest, CPythonErrors) {
+  NameGuard g;
+  const std::string name = g.Add(UniqueName("errors"));
+  EXPECT_EQ(mp::SharedMemory::Create(name, 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::SharedMemory::Create(name, -5).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(Exists(name));
+  EXPECT_EQ(mp::SharedMemory::Attach(name).status().code(), StatusCode::kNotFound);
+  absl::StatusOr<mp::SharedMemory> a = mp::SharedMemory::Create(name, 10);
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::Status again = mp::SharedMemory::Create(name, 10).status();
+  EXPECT_EQ(again.code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(again.message().find(name), absl::string_view::npos) << again;
+  for (absl::string_view bad : {"", "/", "a/b", "//x", ".", "..", "/.."}) {
+    if (bad.empty() || bad == "/") continue;  // those mean "random name" for Create
+    EXPECT_EQ(mp::SharedMemory::Create(bad, 10).status().code(), StatusCode::kInvalidArgument)
+        << bad;
+    EXPECT_EQ(mp::SharedMemory::Attach(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(mp::SharedMemory::Attach("").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::SharedMemory::Attach(std::string(251, 'x')).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::SharedMemory::Attach(std::string("a\0b", 3)).status().code(),
+            StatusCode::kInvalidArgument);
+  // CPython: SharedMemory(None) -> ValueError.
+  EXPECT_EQ(mp::SharedMemory::Open(std::nullopt, false).status().code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE(a->Unlink().ok());
+  mp::SharedMemory attached_gone;
+  EXPECT_EQ(mp::SharedMemory::Attach(name).status().code(), StatusCode::kNotFound);
+  // Unlinked by somebody else: kNotFound.
+  absl::StatusOr<mp::SharedMemory> c = mp::SharedMemory::Create(name, 10);
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::StatusOr<mp::SharedMemory> d = mp::SharedMemory::Attach(name);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(d->Unlink().ok());
+  EXPECT_EQ(c->Unlink().code(), StatusCode::kNotFound);
+}
+
+TEST(SharedMemoryTest, RandomNameAndOpen) {
+  absl::StatusOr<mp::SharedMemory> a = mp::SharedMemory::Open(std::nullopt, true, 64);
+  ASSERT_TRUE(a.ok()) << a.status();
+  NameGuard g;
+  g.Add(a->name());
+  EXPECT_EQ(a->name().substr(0, 4), "psm_");
+  EXPECT_EQ(a->name().size(), 20u);
+  absl::StatusOr<mp::SharedMemory> b = mp::SharedMemory::Open(a->name());
+  ASSERT_TRUE(b.ok()) << b.status();
+  absl::StatusOr<mp::SharedMemory> c = mp::SharedMemory::Create("", 64);
+  ASSERT_TRUE(c.ok());
+  g.Add(c->name());
+  EXPECT_NE(a->name(), c->name());
+  EXPECT_TRUE(a->Unlink().ok());
+  EXPECT_TRUE(c->Unlink().ok());
+}
+
+TEST(SharedMemoryTest, CopiesShareTheMapping) {
+  NameGuard g;
+  absl::StatusOr<mp::SharedMemory> a = mp::SharedMemory::Create(g.Add(UniqueName("copy")), 16);
+  ASSERT_TRUE(a.ok());
+  mp::SharedMemory copy = *a;
+  a->Close();
+  copy.buf()[3] = 7;  // still mapped
+  EXPECT_EQ(copy.buf()[3], 7);
+  EXPECT_TRUE(copy.Unlink().ok());
+}
+
+TEST(SharedMemoryTest, CodecCarriesTheName) {
+  NameGuard g;
+  absl::StatusOr<mp::SharedMemory> a = mp::SharedMemory::Create(g.Add(UniqueName("codec")), 32);
+  ASSERT_TRUE(a.ok());
+  a->buf()[0] = 9;
+  absl::StatusOr<mp::SharedMemory> back = mp::Decode<mp::SharedMemory>(mp::Encode(*a));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_FALSE(back->created());
+  EXPECT_EQ(back->buf()[0], 9);
+  ASSERT_TRUE(a->Unlink().ok());
+  EXPECT_EQ(mp::Decode<mp::SharedMemory>(mp::Encode(*a)).status().code(), StatusCode::kNotFound);
+}
+
+// Reclamation: a creator that is SIGKILLed leaves its tracked segment behind; the next
+// ReclaimOrphans (or Create) unlinks it. Untracked segments and live creators' segments stay.
+TEST(SharedMemoryTest, SigkilledCreatorsSegmentIsReclaimed) {
+  NameGuard g;
+  const std::string tracked = g.Add(UniqueName("orphan"));
+  const std::string untracked = g.Add(UniqueName("kept"));
+  mp::testing::TestPipe ready;
+  mp::testing::ChildGuard guard;
+  absl::StatusOr<mp::Process> p = mp::Process::Create(
+      mp::ForkStartMethod(), mp::Target::Callable([&]() -> int {
+        absl::StatusOr<mp::SharedMemory> a = mp::SharedMemory::Create(tracked, 4096);
+        absl::StatusOr<mp::SharedMemory> b =
+            mp::SharedMemory::Create(untracked, 4096, {.track = false});
+        if (!a.ok() || !b.ok()) return 1;
+        mp::testing::WriteAllOrDie(ready.w(), "r");
+        for (;;) pause();  // killed here
+      }));
+  ASSERT_TRUE(p.ok()) << p.status();
+  mp::Process child = guard.Add(*p);
+  ASSERT_TRUE(child.Start().ok());
+  ASSERT_TRUE(mp::testing::ReadExactly(ready.r(), 1).ok());
+  // Creator alive: nothing is reclaimed.
+  absl::StatusOr<std::vector<std::string>> none = mp::SharedMemory::ReclaimOrphans();
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(Exists(tracked));
+  ASSERT_TRUE(child.Kill().ok());
+  ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
+  absl::StatusOr<std::vector<std::string>> got = mp::SharedMemory::ReclaimOrphans();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, std::vector<std::string>{tracked});
+  EXPECT_FALSE(Exists(tracked));
+  EXPECT_TRUE(Exists(untracked));
+  // The name can be created again, and the new segment is not touched by a second pass.
+  absl::StatusOr<mp::SharedMemory> again = mp::SharedMemory::Create(tracked, 8);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(mp::SharedMemory::ReclaimOrphans().ok());
+  EXPECT_TRUE(Exists(tracked));
+  EXPECT_TRUE(again->Unlink().ok());
+}
+
+TEST(SharedMemoryTest, UntrackKeepsASegmentPastItsCreator) {
+  NameGuard g;
+  const std::string name = g.Add(UniqueName("untrack"));
+  mp::testing::ChildGuard guard;
+  absl::StatusOr<mp::Process> p =
+      mp::Process::Create(mp::ForkStartMethod(), mp::Target::Callable([&]() -> int {
+                            absl::StatusOr<mp::SharedMemory> a = mp::SharedMemory::Create(name, 64);
+                            if (!a.ok() || !a->Untrack().ok()) return 1;
+                            return a->Untrack().code() == StatusCode::kNotFound ? 0 : 2;
+                          }));
+  ASSERT_TRUE(p.ok());
+  mp::Process child = guard.Add(*p);
+  ASSERT_TRUE(child.Start().ok());
+  ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
+  EXPECT_EQ(**child.ExitCode(), 0);
+  ASSERT_TRUE(mp::SharedMemory::ReclaimOrphans().ok());
+  EXPECT_TRUE(Exists(name));
+}
+
+TEST(SharedMemoryTest, RegistryWithWrongModeIsRefused) {
+  const std::string dir = mp::SharedMemory::RegistryDirectory();
+  ASSERT_TRUE(mp::SharedMemory::ReclaimOrphans().ok());  // creates it
+  ASSERT_EQ(chmod(dir.c_str(), 0755), 0);
+  absl::Status s = mp::SharedMemory::ReclaimOrphans().status();
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s;
+  EXPECT_NE(s.message().find("0700"), absl::string_view::npos) << s;
+  ASSERT_EQ(chmod(dir.c_str(), 0700), 0);
+  EXPECT_TRUE(mp::SharedMemory::ReclaimOrphans().ok());
+}
+
+// A child of every start method attaches by name (the Codec) and writes into the segment.
+int WriteThrough(mp::SharedMemory shm, int64_t value) {
+  if (shm.size() < 8) return 3;
+  std::memcpy(shm.buf().data(), &value, 8);
+  return 0;
+}
+
+class SharedMemoryMethodTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SharedMemoryMethodTest, ChildWritesThroughTheName) {
+  NameGuard g;
+  absl::StatusOr<mp::SharedMemory> shm = mp::SharedMemory::Create(g.Add(UniqueName("child")), 8);
+  ASSERT_TRUE(shm.ok());
+  std::shared_ptr<mp::StartMethod> method = GetParam() == "fork"    ? mp::ForkStartMethod()
+                                            : GetParam() == "spawn" ? mp::SpawnStartMethod()
+                                                                    : mp::ForkServerStartMethod();
+  mp::testing::ChildGuard guard;
+  absl::StatusOr<mp::Process> p =
+      mp::Process::Create(method, mp::Call<&WriteThrough>(*shm, int64_t{0x1234567}));
+  ASSERT_TRUE(p.ok()) << p.status();
+  mp::Process child = guard.Add(*p);
+  ASSERT_TRUE(child.Start().ok());
+  ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
+  EXPECT_EQ(**child.ExitCode(), 0);
+  int64_t got = 0;
+  std::memcpy(&got, shm->buf().data(), 8);
+  EXPECT_EQ(got, 0x1234567);
+  // A child that attached (not created) does not make the segment reclaimable.
+  ASSERT_TRUE(mp::SharedMemory::ReclaimOrphans().ok());
+  EXPECT_TRUE(Exists(shm->name()));
+  EXPECT_TRUE(shm->Unlink().ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, SharedMemoryMethodTest,
+                         ::testing::Values("fork", "spawn", "forkserver"));
+
+}  // namespace
+}  // namespace shm_test

@@ -1,0 +1,177 @@
+// Copyright 2026 The mp Authors.
+//
+// Value<T> / Array<T>: Get/Set under the lock, raw access, errors, both domains, children of every
+// start method, and the refusal of fork-domain objects by spawn and forkserver.
+
+#include "shared_memory/value.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "start_methods/fork.h"
+#include "start_methods/forkserver.h"
+#include "start_methods/process.h"
+#include "start_methods/spawn.h"
+#include "start_methods/test_util.h"
+
+namespace value_test {
+namespace {
+
+using ::absl::StatusCode;
+
+struct Point {
+  int32_t x;
+  double y;
+};
+
+TEST(ValueTest, GetSetBothDomains) {
+  for (mp::ShmDomain d : {mp::ShmDomain::kFork, mp::ShmDomain::kTransferable}) {
+    absl::StatusOr<mp::Value<int64_t>> v = mp::Value<int64_t>::Create(d, 41);
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(v->domain(), d);
+    EXPECT_EQ(*v->Get(), 41);
+    ASSERT_TRUE(v->Set(42).ok());
+    EXPECT_EQ(*v->Get(), 42);
+    EXPECT_EQ(*v->get_obj(), 42);
+    EXPECT_TRUE(v->has_lock());
+    ASSERT_TRUE(v->GetLock().ok());
+    // Get waits for the lock: while we hold it, another thread's Get cannot run; check with
+    // a non-blocking acquire that Get released it afterwards.
+    mp::Lock lock = *v->GetLock();
+    EXPECT_FALSE(lock.Locked());
+    absl::StatusOr<mp::Value<Point>> p = mp::Value<Point>::Create(d, Point{1, 2.5}, /*lock=*/false);
+    ASSERT_TRUE(p.ok());
+    EXPECT_FALSE(p->has_lock());
+    EXPECT_EQ(p->GetLock().status().code(), StatusCode::kFailedPrecondition);
+    ASSERT_TRUE(p->Set(Point{3, 4.5}).ok());
+    EXPECT_EQ(p->Get()->x, 3);
+    EXPECT_EQ(p->Get()->y, 4.5);
+  }
+}
+
+TEST(ValueTest, FromHandleChecksTheType) {
+  absl::StatusOr<mp::Value<int64_t>> v = mp::Value<int64_t>::Create(mp::ShmDomain::kFork, 5);
+  ASSERT_TRUE(v.ok());
+  absl::StatusOr<mp::Value<int64_t>> same = mp::Value<int64_t>::FromHandle(v->handle());
+  ASSERT_TRUE(same.ok()) << same.status();
+  ASSERT_TRUE(same->Set(6).ok());
+  EXPECT_EQ(*v->Get(), 6);
+  absl::Status wrong = mp::Value<int32_t>::FromHandle(v->handle()).status();
+  EXPECT_EQ(wrong.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(wrong.message().find("8-byte"), absl::string_view::npos) << wrong;
+  absl::StatusOr<mp::Array<int64_t>> a = mp::Array<int64_t>::Create(mp::ShmDomain::kFork, 3);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(mp::Value<int64_t>::FromHandle(a->handle()).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::Value<int64_t>::FromHandle({v->handle().segment, 4096 * 16}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(ArrayTest, Elements) {
+  absl::StatusOr<mp::Array<double>> a =
+      mp::Array<double>::Create(mp::ShmDomain::kTransferable, {1.0, 2.0, 3.0});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->size(), 3u);
+  EXPECT_EQ(*a->Get(2), 3.0);
+  ASSERT_TRUE(a->Set(1, 5.0).ok());
+  EXPECT_EQ(*a->GetAll(), (std::vector<double>{1.0, 5.0, 3.0}));
+  EXPECT_EQ(a->Get(3).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(a->Set(3, 0).code(), StatusCode::kOutOfRange);
+  std::vector<double> two = {1, 2};
+  EXPECT_EQ(a->SetAll(two).code(), StatusCode::kInvalidArgument);
+  std::vector<double> three = {7, 8, 9};
+  ASSERT_TRUE(a->SetAll(three).ok());
+  EXPECT_EQ(a->data()[2], 9.0);
+  EXPECT_EQ(mp::Array<double>::Create(mp::ShmDomain::kFork, size_t{0}).status().code(),
+            StatusCode::kInvalidArgument);
+  absl::StatusOr<mp::Array<int32_t>> zeros = mp::Array<int32_t>::Create(mp::ShmDomain::kFork, 1000);
+  ASSERT_TRUE(zeros.ok());
+  EXPECT_EQ(*zeros->Get(999), 0);
+}
+
+TEST(ArrayTest, SharesASegment) {
+  absl::StatusOr<mp::ShmSegment> seg = mp::ShmSegment::Create(mp::ShmDomain::kFork, 4096);
+  ASSERT_TRUE(seg.ok());
+  std::vector<int32_t> init = {1, 2};
+  absl::StatusOr<mp::Array<int32_t>> a = mp::Array<int32_t>::Create(*seg, init);
+  absl::StatusOr<mp::Value<int32_t>> v = mp::Value<int32_t>::Create(*seg, 3);
+  ASSERT_TRUE(a.ok() && v.ok());
+  EXPECT_TRUE(a->handle().segment.SameMapping(v->handle().segment));
+  std::vector<int32_t> huge(10000);
+  EXPECT_EQ(mp::Array<int32_t>::Create(*seg, huge).status().code(), StatusCode::kResourceExhausted);
+}
+
+// Registered targets.
+absl::Status AddMany(mp::Value<int64_t> v, mp::Array<int64_t> a, int64_t times) {
+  for (int64_t i = 0; i < times; ++i) {
+    absl::StatusOr<mp::Lock> lock = v.GetLock();
+    if (!lock.ok()) return lock.status();
+    absl::StatusOr<bool> got = lock->Acquire();
+    if (!got.ok() || !*got) return absl::InternalError("lock");
+    *v.get_obj() += 1;
+    if (absl::Status s = lock->Release(); !s.ok()) return s;
+  }
+  absl::StatusOr<int64_t> first = a.Get(0);
+  if (!first.ok()) return first.status();
+  return a.Set(1, *first + 1);
+}
+
+class ValueMethodTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::shared_ptr<mp::StartMethod> method() const {
+    return GetParam() == "fork"    ? mp::ForkStartMethod()
+           : GetParam() == "spawn" ? mp::SpawnStartMethod()
+                                   : mp::ForkServerStartMethod();
+  }
+  mp::ShmDomain domain() const {
+    return GetParam() == "fork" ? mp::ShmDomain::kFork : mp::ShmDomain::kTransferable;
+  }
+};
+
+TEST_P(ValueMethodTest, ChildrenIncrementUnderTheLock) {
+  absl::StatusOr<mp::Value<int64_t>> v = mp::Value<int64_t>::Create(domain(), 0);
+  absl::StatusOr<mp::Array<int64_t>> a = mp::Array<int64_t>::Create(domain(), {10, 0});
+  ASSERT_TRUE(v.ok() && a.ok());
+  mp::testing::ChildGuard guard;
+  std::vector<mp::Process> children;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<mp::Process> p =
+        mp::Process::Create(method(), mp::Call<&AddMany>(*v, *a, int64_t{2000}));
+    ASSERT_TRUE(p.ok()) << p.status();
+    children.push_back(guard.Add(*p));
+    ASSERT_TRUE(children.back().Start().ok());
+  }
+  for (mp::Process& c : children) {
+    ASSERT_TRUE(c.Join(absl::Seconds(120)).ok());
+    EXPECT_EQ(**c.ExitCode(), 0);
+  }
+  EXPECT_EQ(*v->Get(), 6000);
+  EXPECT_EQ(*a->Get(1), 11);
+}
+
+TEST_P(ValueMethodTest, ForkDomainObjectsAreRefusedBySpawnAndForkserver) {
+  absl::StatusOr<mp::Value<int64_t>> v = mp::Value<int64_t>::Create(mp::ShmDomain::kFork, 0);
+  absl::StatusOr<mp::Array<int64_t>> a = mp::Array<int64_t>::Create(mp::ShmDomain::kFork, {1, 2});
+  ASSERT_TRUE(v.ok() && a.ok());
+  absl::StatusOr<mp::Process> p =
+      mp::Process::Create(method(), mp::Call<&AddMany>(*v, *a, int64_t{1}));
+  if (GetParam() == "fork") {
+    ASSERT_TRUE(p.ok()) << p.status();
+    mp::testing::ChildGuard guard;
+    mp::Process child = guard.Add(*p);
+    ASSERT_TRUE(child.Start().ok());
+    ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
+    EXPECT_EQ(**child.ExitCode(), 0);
+    EXPECT_EQ(*v->Get(), 1);
+  } else {
+    EXPECT_EQ(p.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(p.status().message().find("Value"), absl::string_view::npos) << p.status();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, ValueMethodTest, ::testing::Values("fork", "spawn", "forkserver"));
+
+}  // namespace
+}  // namespace value_test
