@@ -27,9 +27,15 @@ constexpr size_t kMinRecord = kRecordHeaderSize + kFrameHeaderSize;
 
 enum RecordKind : uint32_t { kWhole = 1, kFirst = 2, kMiddle = 3, kLast = 4 };
 
-// Spin this long before sleeping on a futex. No sched_yield: on a busy machine it hands the core to
-// an unrelated process for a whole time slice, which costs far more than it saves.
-constexpr int64_t kSpinNs = 20'000;
+// Adaptive spinning before sleeping on a futex. Each thread keeps a budget between these bounds: a
+// wait that ends while spinning raises it, a wait that has to sleep halves it. When producer and
+// consumer run on different cores, waits end while spinning (sub-microsecond hand-offs); when they
+// share a core (a busy machine), spinning only delays the peer, and the budget falls to the floor
+// within a few waits. No sched_yield: it can hand the core to an unrelated process for a whole time
+// slice.
+constexpr int64_t kMinSpinNs = 1'000;
+constexpr int64_t kMaxSpinNs = 20'000;
+thread_local int64_t spin_budget_ns = kMaxSpinNs;
 // While assembling a chunked item, check the writer's liveness this often.
 constexpr absl::Duration kWriterCheckSlice = absl::Milliseconds(2);
 
@@ -83,9 +89,14 @@ RecordHeader ReadHeader(const uint8_t* ring, uint64_t cap, uint64_t pos) {
   return h;
 }
 
-// Eventcount wake-up: called after publishing a change that waiters of `seq` wait for.
+// Eventcounts: `seq` is the futex word, `waiters` a flag "somebody may sleep on seq". A waiter reads
+// seq, sets the flag, re-checks its condition and sleeps on the seq it read. A notifier publishes its
+// change, then (seq_cst, so one of the two sees the other's write) clears the flag and, if it was
+// set, bumps seq and wakes every sleeper. Clearing the flag means a burst of Puts to a consumer that
+// was woken but has not run yet costs one wake-up, not one per Put.
 void Notify(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters) {
-  if (waiters.load(std::memory_order_seq_cst) != 0) {
+  if (waiters.load(std::memory_order_seq_cst) != 0 &&
+      waiters.exchange(0, std::memory_order_seq_cst) != 0) {
     seq.fetch_add(1, std::memory_order_seq_cst);
     FutexWake(&seq, kFutexWakeAll);
   }
@@ -98,24 +109,26 @@ bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters, Deadlin
   if (ready()) return true;
   if (deadline.Expired()) return false;
   const int64_t start = MonotonicNowNs();
+  // Poll with a growing gap (1 .. kMaxPauses pauses) so a waiting side does not keep stealing the
+  // cache line the other side is writing.
+  constexpr int kMaxPauses = 16;
+  int pauses = 1;
   for (int i = 1;; ++i) {
-    if (ready()) return true;
-    if ((i & 15) == 0 && (MonotonicNowNs() - start > kSpinNs || deadline.Expired())) break;
-    SpinPause();
-  }
-  for (;;) {
-    const uint32_t s = seq.load(std::memory_order_seq_cst);
-    waiters.fetch_add(1, std::memory_order_seq_cst);
     if (ready()) {
-      waiters.fetch_sub(1, std::memory_order_seq_cst);
+      spin_budget_ns = std::min(kMaxSpinNs, spin_budget_ns * 2);
       return true;
     }
-    if (deadline.Expired()) {
-      waiters.fetch_sub(1, std::memory_order_seq_cst);
-      return ready();
-    }
+    if ((i & 7) == 0 && (MonotonicNowNs() - start > spin_budget_ns || deadline.Expired())) break;
+    for (int k = 0; k < pauses; ++k) SpinPause();
+    pauses = std::min(pauses * 2, kMaxPauses);
+  }
+  spin_budget_ns = std::max(kMinSpinNs, spin_budget_ns / 2);
+  for (;;) {
+    const uint32_t s = seq.load(std::memory_order_seq_cst);
+    waiters.store(1, std::memory_order_seq_cst);
+    if (ready()) return true;
+    if (deadline.Expired()) return ready();
     FutexWait(&seq, s, deadline);
-    waiters.fetch_sub(1, std::memory_order_seq_cst);
     if (ready()) return true;
     if (deadline.Expired()) return false;
   }
@@ -225,7 +238,10 @@ absl::StatusOr<Queue> Queue::FromHandle(const ShmHandle& handle) {
 
 absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* item, bool block,
                              absl::Duration timeout) {
-  if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::Put"); !s.ok()) return s;
+  const bool forever = block && timeout == absl::InfiniteDuration();  // the common case, no checks
+  if (!forever) {
+    if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::Put"); !s.ok()) return s;
+  }
   Shared* s = shared_;
   if (frame_size > s->max_item_size) {
     return absl::InvalidArgumentError(absl::StrCat("Queue::Put: item of ", frame_size,
@@ -240,7 +256,9 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
                                                " bytes is larger than the ", cap,
                                                "-byte ring and cannot be put without blocking"));
   }
-  const Deadline deadline = block ? Deadline::After(timeout) : Deadline::After(absl::ZeroDuration());
+  const Deadline deadline = forever ? Deadline::Never()
+                            : block  ? Deadline::After(timeout)
+                                     : Deadline::After(absl::ZeroDuration());
   const Deadline lock_deadline = block ? deadline : Deadline::Never();
   // The first record's size: the whole item, or the first chunk.
   const size_t chunk_payload = cap / 4 - kRecordHeaderSize;
@@ -352,10 +370,15 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
 // Get.
 
 absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Duration timeout) {
-  if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::Get"); !s.ok()) return s;
+  const bool forever = block && timeout == absl::InfiniteDuration();  // the common case, no checks
+  if (!forever) {
+    if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::Get"); !s.ok()) return s;
+  }
   Shared* s = shared_;
   const uint64_t cap = s->capacity;
-  const Deadline deadline = block ? Deadline::After(timeout) : Deadline::After(absl::ZeroDuration());
+  const Deadline deadline = forever ? Deadline::Never()
+                            : block  ? Deadline::After(timeout)
+                                     : Deadline::After(absl::ZeroDuration());
   const Deadline lock_deadline = block ? deadline : Deadline::Never();
 
   // Advances head past a record of `length` payload bytes, counting an item if `item_done`.

@@ -63,7 +63,8 @@
 //     config: tag, version, capacity, maxsize, max_item_size (immutable after Create)
 //     put side:  put_lock (sync/futex.h owner word), tail = puts << 40 | tail_pos
 //     get side:  get_lock (owner word),               head = gets << 40 | head_pos
-//     events:    data_seq/data_waiters, space_seq/space_waiters, join_seq/join_waiters (eventcounts),
+//     events:    data_seq/data_waiters, space_seq/space_waiters, join_seq/join_waiters (eventcounts:
+//                a futex word and a "somebody may sleep" flag),
 //                tasks_done (24-bit counter), closed
 //   Positions are byte offsets modulo 2^40 (the ring offset is pos & (capacity - 1)); puts/gets are
 //   item counters modulo 2^24. Items in the queue = (puts - gets) mod 2^24, bytes = tail_pos - head_pos.
@@ -98,8 +99,8 @@
 //     counts the item as taken and returns kDataLoss saying so (call Get again for the next item) --
 //     the one case where a committed item is lost, and only for items larger than the ring. Once a consumer took the first chunk it waits for the rest past its
 //     timeout as long as the writer is alive and holds the put side.
-//   * A waiter killed while registered in an eventcount leaves *_waiters too high: harmless (later
-//     wake-ups make one extra futex call).
+//   * A waiter killed while registered in an eventcount leaves its *_waiters flag set: harmless (the
+//     next notifier makes one futex call and clears it).
 //
 // Assumes every process using the queue is in one PID namespace (see sync/futex.h).
 //
