@@ -54,7 +54,8 @@
 // Closing: Close() closes the queue for everybody (not only the calling process, unlike CPython's
 // close()): later Puts are kFailedPrecondition, waiters are woken, Gets drain what is left and then
 // return kOutOfRange ("closed and empty", the end-of-file of a queue) instead of blocking. This is how
-// consumers learn that every producer is done.
+// consumers learn that every producer is done: the queue does not know who its producers are, so
+// without Close() a Get on an empty queue whose producers all exited waits for its timeout.
 //
 // ---------------------------------------------------------------------------------------------------
 // Shared layout and protocol (crash consistency by construction).
