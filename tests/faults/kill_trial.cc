@@ -36,6 +36,7 @@
 #include "sync/futex.h"
 #include "sync/lock.h"
 #include "sync/shm.h"
+#include "tests/faults/fault_util.h"
 
 namespace mp::faults {
 
@@ -56,26 +57,9 @@ constexpr absl::Duration kHang = absl::Seconds(30);
 // ------------------------------------------------------------------------------------------------
 // Deterministic randomness.
 
-uint64_t SplitMix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(SplitMix(seed ^ 0x6d702d6661756c74ull)) {}
-  uint64_t Next() { return state_ = SplitMix(state_); }
-  // Uniform in [lo, hi].
-  uint64_t Range(uint64_t lo, uint64_t hi) { return lo + Next() % (hi - lo + 1); }
-
- private:
-  uint64_t state_;
-};
-
 void Spin(uint64_t iterations) {
-  for (volatile uint64_t i = 0; i < iterations; i = i + 1) {
+  for (uint64_t i = 0; i < iterations; ++i) {
+    asm volatile("" ::: "memory");
   }
 }
 
@@ -836,55 +820,6 @@ absl::Status ConditionTrial(uint64_t seed, Rng& rng) {
 // ------------------------------------------------------------------------------------------------
 // Resource accounting around a trial.
 
-std::set<std::string> OpenFds() {
-  std::set<std::string> fds;
-  DIR* d = opendir("/proc/self/fd");
-  if (d == nullptr) return fds;
-  const int self = dirfd(d);
-  while (dirent* e = readdir(d)) {
-    int fd;
-    if (!absl::SimpleAtoi(e->d_name, &fd) || fd == self) continue;
-    char target[256] = {0};
-    const std::string path = absl::StrCat("/proc/self/fd/", fd);
-    const ssize_t n = readlink(path.c_str(), target, sizeof(target) - 1);
-    fds.insert(absl::StrCat(fd, " -> ", n > 0 ? std::string(target, n) : "?"));
-  }
-  closedir(d);
-  return fds;
-}
-
-int SegmentMappings() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  int n = 0;
-  while (std::getline(maps, line)) n += line.find("memfd:mp-shm") != std::string::npos;
-  return n;
-}
-
-// Entries of /dev/shm whose name starts with "mp". The mp library names nothing (segments are
-// memfds), so none should appear; other programs of the tree (channels_benchmark's Boost queue,
-// "mp_channels_benchmark_<pid>") may run concurrently on a shared machine: a name ending in the pid
-// of another live process is theirs and not counted.
-std::set<std::string> DevShmEntriesOfMp() {
-  std::set<std::string> out;
-  DIR* d = opendir("/dev/shm");
-  if (d == nullptr) return out;
-  while (dirent* e = readdir(d)) {
-    const std::string name = e->d_name;
-    if (name.rfind("mp", 0) != 0) continue;
-    const size_t underscore = name.rfind('_');
-    int pid;
-    if (underscore != std::string::npos &&
-        absl::SimpleAtoi(absl::string_view(name).substr(underscore + 1), &pid) && pid > 0 &&
-        pid != getpid() && kill(pid, 0) == 0) {
-      continue;
-    }
-    out.insert(name);
-  }
-  closedir(d);
-  return out;
-}
-
 absl::Status RunScenario(Scenario scenario, uint64_t seed) {
   Rng rng(seed * kScenarioCount + static_cast<uint64_t>(scenario));
   switch (scenario) {
@@ -936,33 +871,20 @@ Scenario ScenarioForTrial(uint64_t i) { return static_cast<Scenario>(i % kScenar
 
 absl::Status RunKillTrial(Scenario scenario, uint64_t seed) {
   const std::string name = absl::StrCat(ScenarioName(scenario), " trial, seed ", seed, ": ");
-  const std::set<std::string> fds_before = OpenFds();
+  const FdSnapshot fds_before = FdSnapshot::Take();
   const int maps_before = SegmentMappings();
   const std::set<std::string> shm_before = DevShmEntriesOfMp();
   absl::Status s = RunScenario(scenario, seed);
   // Every check below runs whether or not the scenario passed: a failed trial must not leak either.
   std::vector<std::string> problems;
   if (!s.ok()) problems.push_back(std::string(s.message()));
-  errno = 0;
-  const pid_t child = waitpid(-1, nullptr, WNOHANG);
-  if (!(child < 0 && errno == ECHILD)) {
-    problems.push_back(absl::StrCat("a child is left (waitpid(-1) = ", child, ")"));
-    if (child == 0) {
-      while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
-      }
+  if (!NoChildren()) {
+    problems.push_back("a child is left (waitpid(-1) is not ECHILD)");
+    while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
     }
   }
-  const std::set<std::string> fds_after = OpenFds();
-  if (fds_after != fds_before) {
-    std::vector<std::string> extra, gone;
-    for (const std::string& f : fds_after) {
-      if (!fds_before.count(f)) extra.push_back(f);
-    }
-    for (const std::string& f : fds_before) {
-      if (!fds_after.count(f)) gone.push_back(f);
-    }
-    problems.push_back(absl::StrCat("descriptors left: [", absl::StrJoin(extra, ", "),
-                                    "], lost: [", absl::StrJoin(gone, ", "), "]"));
+  if (const FdSnapshot fds_after = FdSnapshot::Take(); !(fds_after == fds_before)) {
+    problems.push_back(absl::StrCat("descriptors ", fds_after.DiffFrom(fds_before)));
   }
   if (const int maps = SegmentMappings(); maps != maps_before) {
     problems.push_back(absl::StrCat(maps - maps_before, " mp segment mappings left"));

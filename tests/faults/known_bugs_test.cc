@@ -1,0 +1,106 @@
+// Copyright 2026 The mp Authors.
+//
+// Failing tests for bugs found by the fault tests in packages owned by other engineers, kept out of
+// `bazel test //...` (tag "manual") until the owner fixes them; then the tag goes and the test stays.
+//
+//   bazel test //tests/faults:known_bugs_test
+//
+// 1. channels/connection.h: Connection::Recv<T> of a complete message whose frame is truncated (its
+//    header claims more payload than the message holds) returns kOutOfRange, straight from the
+//    codec ("mp frame: truncated: header says 12 payload bytes, got 9"). On a Connection kOutOfRange
+//    is documented as end of file (EOFError), so a receive loop that stops at kOutOfRange stops at a
+//    malformed message although the connection is open and usable (the next message arrives fine).
+//    Fix: Recv<T> maps a decode failure's kOutOfRange to kInvalidArgument ("malformed frame").
+// 2. channels/connection.h: Connection::Recv<T> leaks the descriptors attached to a message whose
+//    body never completes (the peer closes mid-message: kDataLoss). RecvFrame has already moved them
+//    out of pending_fds_ into the caller's vector (TakeFds) when FillBuffer/ReadBody fails, and
+//    Recv<T> returns the error without closing that vector; Close() cannot reach them any more.
+//    RecvBytes/RecvBytesInto are fine (CloseFds before reading the body). Fix: close `fds` in
+//    Recv<T> when RecvFrame fails (or take the descriptors only after the body is complete).
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "channels/connection.h"
+#include "gtest/gtest.h"
+#include "serialize/frame.h"
+
+namespace mp::faults {
+namespace {
+
+std::string Prefix(uint32_t length) {
+  std::string p(8, '\0');
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(length >> (8 * i));
+  return p;
+}
+
+TEST(KnownBugsTest, ConnectionRecvOfTruncatedFrameIsNotEndOfFile) {
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe();
+  ASSERT_TRUE(pipe.ok());
+  std::string f = *EncodeFrame(std::string("hello world"));
+  f.resize(f.size() - 3);
+  const std::string good = *EncodeFrame(std::string("next"));
+  const std::string m = Prefix(f.size()) + f + Prefix(good.size()) + good;
+  const int raw = pipe->second.Release();
+  ASSERT_EQ(write(raw, m.data(), m.size()), static_cast<ssize_t>(m.size()));
+  absl::StatusOr<std::string> got = pipe->first.Recv<std::string>();
+  EXPECT_FALSE(got.ok());
+  EXPECT_FALSE(absl::IsOutOfRange(got.status()))
+      << "kOutOfRange means end of file on a Connection: " << got.status();
+  absl::StatusOr<std::string> next = pipe->first.Recv<std::string>();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, "next");
+  close(raw);
+}
+
+int CountFds() {
+  int n = 0;
+  for (int fd = 0; fd < 1024; ++fd) n += fcntl(fd, F_GETFD) >= 0;
+  return n;
+}
+
+TEST(KnownBugsTest, ConnectionRecvOfMessageCutShortClosesItsDescriptors) {
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe();
+  ASSERT_TRUE(pipe.ok());
+  const int raw = pipe->second.Release();
+  const int before = CountFds();
+  {
+    // Prefix: 32 bytes, 1 descriptor; only 2 body bytes follow, then the peer closes.
+    std::string m = Prefix(32);
+    m[4] = 1;
+    m += "xy";
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    char control[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{m.data(), m.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ASSERT_EQ(sendmsg(raw, &msg, 0), static_cast<ssize_t>(m.size()));
+    close(fd);
+    close(raw);
+  }
+  absl::StatusOr<std::string> got = pipe->first.Recv<std::string>();
+  EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
+  pipe->first.Close();
+  // `before` counted the raw end and the connection, both closed now.
+  EXPECT_EQ(CountFds(), before - 2) << "the descriptor that came with the cut-short message leaked";
+}
+
+}  // namespace
+}  // namespace mp::faults
