@@ -17,6 +17,10 @@
 //    Recv<T> returns the error without closing that vector; Close() cannot reach them any more.
 //    RecvBytes/RecvBytesInto are fine (CloseFds before reading the body). Fix: close `fds` in
 //    Recv<T> when RecvFrame fails (or take the descriptors only after the body is complete).
+// 3. sync/shm.h: Lock::FromHandle (and every FromHandle through ShmObject::Check) given a handle
+//    whose segment is empty (ShmSegment(), the documented decode-target state) dereferences a null
+//    mapping in ShmSegment::CheckBlock -> used() -> header(): SIGSEGV instead of kInvalidArgument.
+//    Fix: CheckBlock returns kInvalidArgument ("<what>: empty segment") when !valid().
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -33,6 +37,8 @@
 #include "channels/connection.h"
 #include "gtest/gtest.h"
 #include "serialize/frame.h"
+#include "sync/lock.h"
+#include "sync/shm.h"
 
 namespace mp::faults {
 namespace {
@@ -60,6 +66,15 @@ TEST(KnownBugsTest, ConnectionRecvOfTruncatedFrameIsNotEndOfFile) {
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(*next, "next");
   close(raw);
+}
+
+TEST(KnownBugsTest, FromHandleOfAnEmptySegmentIsAStatus) {
+  EXPECT_EXIT(
+      {
+        absl::StatusOr<Lock> lock = Lock::FromHandle({ShmSegment(), 64});
+        _exit(!lock.ok() && absl::IsInvalidArgument(lock.status()) ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 int CountFds() {
