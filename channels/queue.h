@@ -9,7 +9,7 @@
 // PassedFd). Put encodes the item (serialize/frame.h: 16-byte header with the type fingerprint, then
 // the Codec<T> payload) straight into the ring and Get decodes straight out of it: a Put/Get of a
 // trivially encodable item (integers, fixed arrays, MP_FIELDS structs of those) allocates nothing.
-// Waiting is spin-then-futex (sync/futex.h); nothing polls.
+// Waiting is a short adaptive spin, then a futex sleep (sync/futex.h); there is no timed polling.
 //
 //   absl::StatusOr<mp::Queue> q = mp::Queue::Create({.maxsize = 100});
 //   if (fork() == 0) {
@@ -60,7 +60,8 @@
 // ---------------------------------------------------------------------------------------------------
 // Shared layout and protocol (crash consistency by construction).
 //
-//   Shared (512 bytes, four separate cache lines for the hot words, then the ring):
+//   Shared (512 bytes: config, put side, get side and each eventcount on separate cache lines; then
+//   the ring):
 //     config: tag, version, capacity, maxsize, max_item_size (immutable after Create)
 //     put side:  put_lock (sync/futex.h owner word), tail = puts << 40 | tail_pos
 //     get side:  get_lock (owner word),               head = gets << 40 | head_pos
@@ -70,7 +71,8 @@
 //   Positions are byte offsets modulo 2^40 (the ring offset is pos & (capacity - 1)); puts/gets are
 //   item counters modulo 2^24. Items in the queue = (puts - gets) mod 2^24, bytes = tail_pos - head_pos.
 //
-//   A record at an 8-aligned ring offset: u32 length (payload bytes), u32 kind | writer tid << 8, then
+//   A record at an 8-aligned ring offset: u32 length (payload bytes), u32 kind | writer tid << 8 (tids
+//   are below 2^22 on Linux), then
 //   the payload (wrapping around the ring end if needed), padded to 8. Kinds: 1 whole item, 2 first
 //   chunk, 3 middle chunk, 4 last chunk.
 //
@@ -98,8 +100,9 @@
 //     discards the partial item (it was never counted as put). A consumer that dies mid-item has
 //     already released the earlier chunks' space: the next consumer skips the orphaned chunks,
 //     counts the item as taken and returns kDataLoss saying so (call Get again for the next item) --
-//     the one case where a committed item is lost, and only for items larger than the ring. Once a consumer took the first chunk it waits for the rest past its
-//     timeout as long as the writer is alive and holds the put side.
+//     the one case where a committed item is lost, and only for items larger than the ring. Once a
+//     consumer took the first chunk it waits for the rest past its timeout as long as the writer is
+//     alive and holds the put side.
 //   * A waiter killed while registered in an eventcount leaves its *_waiters flag set: harmless (the
 //     next notifier makes one futex call and clears it).
 //
