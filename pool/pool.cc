@@ -1,0 +1,805 @@
+// Copyright 2026 The mp Authors.
+
+#include "pool/pool.h"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/notification.h"
+#include "channels/connection.h"
+#include "sync/shm.h"
+
+namespace mp {
+namespace pool_internal {
+namespace {
+
+// ---- Task registry ----
+
+struct Registry {
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, TaskFn> by_name ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<const void*, const std::string*> by_key ABSL_GUARDED_BY(mu);
+};
+Registry& GetRegistry() {
+  static Registry* r = new Registry;
+  return *r;
+}
+
+// ---- Wire format between the pool and a worker (over the worker's socketpair) ----
+//
+// Pool -> worker, a chunk:  u8 1 | u64 job | u64 first | u32 count | varint len + function name |
+//                           count x (varint len + encoded arguments)
+// Pool -> worker, stop:     u8 2
+// Worker -> pool, results:  u8 1 | u64 job | u64 first | u32 count | count x result (AppendOk/Error)
+// Worker -> pool, initializer failed: u8 3 | varint code | varint len + message
+constexpr uint8_t kChunk = 1;
+constexpr uint8_t kStop = 2;
+constexpr uint8_t kInitFailed = 3;
+
+// Where a worker records the task it is running, read by the pool after the worker died.
+struct alignas(kShmAlignment) Slot {
+  std::atomic<uint64_t> job;
+  std::atomic<uint64_t> index;
+  std::atomic<uint32_t> running;
+};
+
+void PutU64(std::string& s, uint64_t v) {
+  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutU32(std::string& s, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutVarint(std::string& s, uint64_t v) {
+  while (v >= 0x80) {
+    s.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  s.push_back(static_cast<char>(v));
+}
+
+struct ChunkHeader {
+  uint8_t kind = 0;
+  uint64_t job = 0;
+  uint64_t first = 0;
+  uint32_t count = 0;
+};
+
+absl::Status ReadHeader(ByteReader& r, ChunkHeader* h) {
+  absl::StatusOr<uint8_t> kind = r.ReadByte("message kind");
+  if (!kind.ok()) return kind.status();
+  h->kind = *kind;
+  if (h->kind != kChunk) return absl::OkStatus();
+  if (absl::Status s = r.ReadLE(&h->job, "job id"); !s.ok()) return s;
+  if (absl::Status s = r.ReadLE(&h->first, "first index"); !s.ok()) return s;
+  return r.ReadLE(&h->count, "count");
+}
+
+absl::StatusOr<absl::Span<const uint8_t>> ReadBlob(ByteReader& r, absl::string_view what) {
+  absl::StatusOr<uint64_t> n = r.ReadVarint(what);
+  if (!n.ok()) return n.status();
+  return r.ReadSpan(*n, what);
+}
+
+std::string DescribeExit(int pid, std::optional<int> code) {
+  if (!code.has_value()) return absl::StrCat("worker pid ", pid, " ended");
+  if (*code < 0) return absl::StrCat("worker pid ", pid, " died (signal ", -*code, ")");
+  return absl::StrCat("worker pid ", pid, " exited (code ", *code, ")");
+}
+
+}  // namespace
+
+const std::string* RegisterTask(std::string name, const void* key, TaskFn fn) {
+  Registry& r = GetRegistry();
+  absl::MutexLock lock(&r.mu);
+  if (auto it = r.by_key.find(key); it != r.by_key.end()) return it->second;
+  std::string unique = name;
+  for (int n = 2; r.by_name.contains(unique); ++n) unique = absl::StrCat(name, "#", n);
+  auto [it, inserted] = r.by_name.emplace(unique, fn);
+  const std::string* stored = new std::string(it->first);
+  r.by_key.emplace(key, stored);
+  return stored;
+}
+
+TaskFn FindTask(absl::string_view name) {
+  Registry& r = GetRegistry();
+  absl::MutexLock lock(&r.mu);
+  auto it = r.by_name.find(name);
+  return it == r.by_name.end() ? nullptr : it->second;
+}
+
+void AppendError(std::string& out, const absl::Status& status) {
+  out.push_back(1);
+  PutVarint(out, static_cast<uint64_t>(status.code()));
+  PutVarint(out, status.message().size());
+  out.append(status.message().data(), status.message().size());
+}
+
+// ---- Job ----
+
+void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t offset,
+                 size_t length, absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  Item& item = items_[index];
+  if (item.done) return;
+  item.done = true;
+  item.status = std::move(status);
+  item.blob = std::move(blob);
+  item.offset = static_cast<uint32_t>(offset);
+  item.length = static_cast<uint32_t>(length);
+  completed_.push_back(index);
+}
+
+void Job::FailUnfinished(const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (items_[i].done) continue;
+    items_[i].done = true;
+    items_[i].status = status;
+    completed_.push_back(i);
+  }
+}
+
+bool Job::Ready() const {
+  absl::MutexLock lock(&mu_);
+  return completed_.size() == items_.size();
+}
+
+bool Job::WaitAll(absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto all = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return completed_.size() == items_.size(); };
+  return mu_.AwaitWithTimeout(absl::Condition(&all), timeout);
+}
+
+absl::Status Job::WaitItem(size_t index, absl::Duration timeout, absl::Span<const uint8_t>* payload,
+                           std::shared_ptr<const std::string>* keep) const {
+  absl::MutexLock lock(&mu_);
+  auto done = [this, index]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return items_[index].done; };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&done), timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat(what_, ": task ", index, " not done after ",
+                                                    absl::FormatDuration(timeout)));
+  }
+  const Item& item = items_[index];
+  if (!item.status.ok()) return item.status;
+  *keep = item.blob;
+  *payload = absl::Span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(item.blob->data()) + item.offset, item.length);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> Job::WaitCompleted(size_t position, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto have = [this, position]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return completed_.size() > position;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&have), timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat(what_, ": no further result after ",
+                                                    absl::FormatDuration(timeout)));
+  }
+  return completed_[position];
+}
+
+absl::Status Job::FirstFailure() const {
+  absl::MutexLock lock(&mu_);
+  for (const Item& item : items_) {
+    if (item.done && !item.status.ok()) return item.status;
+  }
+  return absl::OkStatus();
+}
+
+// ---- The worker process ----
+
+// Runs the initializer, then chunks until told to stop, the pool closes its end, or the pool's
+// process dies.
+absl::Status PoolWorkerMain(Connection conn, ShmHandle slots, int64_t slot_index,
+                            std::string init_function, std::string init_args) {
+  Slot* slot = static_cast<Slot*>(slots.segment.At(slots.offset)) + slot_index;
+  if (!init_function.empty()) {
+    TaskFn init = FindTask(init_function);
+    std::string out;
+    absl::Status status;
+    if (init == nullptr) {
+      status = absl::NotFoundError(absl::StrCat("no registered function \"", init_function, "\""));
+    } else {
+      init(AsBytes(init_args), out);
+      if (!out.empty() && out[0] == 1) {
+        ByteReader r(AsBytes(out));
+        r.ReadByte("tag").IgnoreError();
+        absl::StatusOr<uint64_t> code = r.ReadVarint("code");
+        absl::StatusOr<absl::Span<const uint8_t>> msg = ReadBlob(r, "message");
+        status = absl::Status(code.ok() ? static_cast<absl::StatusCode>(*code)
+                                        : absl::StatusCode::kUnknown,
+                              msg.ok() ? absl::string_view(reinterpret_cast<const char*>(msg->data()),
+                                                           msg->size())
+                                       : "initializer failed");
+      }
+    }
+    if (!status.ok()) {
+      std::string m;
+      m.push_back(static_cast<char>(kInitFailed));
+      PutVarint(m, static_cast<uint64_t>(status.code()));
+      PutVarint(m, status.message().size());
+      m.append(status.message().data(), status.message().size());
+      conn.SendBytes(m).IgnoreError();
+      return status;
+    }
+  }
+  const ParentHandle* parent = ParentProcess();
+  const int parent_sentinel = parent != nullptr ? parent->Sentinel() : -1;
+  std::string out;
+  std::string last_name;
+  TaskFn fn = nullptr;
+  for (;;) {
+    if (parent_sentinel >= 0) {
+      std::vector<Waitable> objects = {Waitable(conn), Waitable(parent_sentinel)};
+      absl::StatusOr<std::vector<size_t>> ready = Wait(objects);
+      if (!ready.ok()) return ready.status();
+      if (ready->size() == 1 && (*ready)[0] == 1) return absl::OkStatus();  // the pool died
+    }
+    absl::StatusOr<std::string> msg = conn.RecvBytes();
+    if (!msg.ok()) {
+      return msg.status().code() == absl::StatusCode::kOutOfRange ? absl::OkStatus() : msg.status();
+    }
+    ByteReader r(AsBytes(*msg));
+    ChunkHeader h;
+    if (absl::Status s = ReadHeader(r, &h); !s.ok()) return s;
+    if (h.kind == kStop) return absl::OkStatus();
+    if (h.kind != kChunk) {
+      return absl::InvalidArgumentError(absl::StrCat("Pool worker: unknown message kind ", h.kind));
+    }
+    absl::StatusOr<absl::Span<const uint8_t>> name = ReadBlob(r, "function name");
+    if (!name.ok()) return name.status();
+    const absl::string_view name_view(reinterpret_cast<const char*>(name->data()), name->size());
+    if (fn == nullptr || name_view != last_name) {
+      last_name = std::string(name_view);
+      fn = FindTask(last_name);
+    }
+    out.clear();
+    out.push_back(static_cast<char>(kChunk));
+    PutU64(out, h.job);
+    PutU64(out, h.first);
+    PutU32(out, h.count);
+    for (uint32_t i = 0; i < h.count; ++i) {
+      absl::StatusOr<absl::Span<const uint8_t>> args = ReadBlob(r, "task arguments");
+      if (!args.ok()) return args.status();
+      slot->job.store(h.job, std::memory_order_relaxed);
+      slot->index.store(h.first + i, std::memory_order_relaxed);
+      slot->running.store(1, std::memory_order_release);
+      if (fn == nullptr) {
+        AppendError(out, absl::NotFoundError(absl::StrCat(
+                             "Pool worker: no registered task function \"", last_name, "\"")));
+      } else {
+        fn(*args, out);
+      }
+      slot->running.store(0, std::memory_order_release);
+    }
+    if (absl::Status s = conn.SendBytes(out); !s.ok()) {
+      return s.code() == absl::StatusCode::kAborted ? absl::OkStatus() : s;
+    }
+  }
+}
+
+// ---- The pool's side ----
+
+struct Chunk {
+  std::shared_ptr<Job> job;
+  uint64_t job_id = 0;
+  std::shared_ptr<const Batch> batch;
+  const std::string* function = nullptr;
+  size_t first = 0;  // index of the first item in the job (and in the batch)
+  size_t count = 0;
+};
+
+struct Worker {
+  explicit Worker(Process p) : process(std::move(p)) {}
+  Process process;
+  Connection conn;
+  int slot = 0;
+  int pid = 0;
+  int sentinel = -1;
+  std::deque<Chunk> outstanding;
+  int64_t chunks_done = 0;
+  bool stopping = false;
+};
+
+class PoolImpl {
+ public:
+  PoolImpl(std::shared_ptr<StartMethod> method, PoolOptions options, ShmSegment slots,
+           uint64_t slots_offset, int wake_fd)
+      : method_(std::move(method)),
+        options_(std::move(options)),
+        slots_(std::move(slots)),
+        slots_offset_(slots_offset),
+        wake_fd_(wake_fd) {}
+  ~PoolImpl() {
+    if (thread_.joinable()) {
+      Terminate();
+      thread_.join();
+    }
+    close(wake_fd_);
+  }
+
+  absl::Status StartWorkers() {
+    for (int i = 0; i < options_.processes; ++i) {
+      absl::StatusOr<Worker> w = StartWorker(i);
+      if (!w.ok()) {
+        for (Worker& started : workers_) {
+          started.process.Kill().IgnoreError();
+          started.process.Join().IgnoreError();
+        }
+        workers_.clear();
+        return w.status();
+      }
+      workers_.push_back(*std::move(w));
+    }
+    thread_ = std::thread([this] { Run(); });
+    return absl::OkStatus();
+  }
+
+  absl::Status Submit(std::shared_ptr<Job> job, const std::string& function, Batch batch,
+                      size_t chunksize) {
+    auto shared = std::make_shared<const Batch>(std::move(batch));
+    const uint64_t id = next_job_.fetch_add(1) + 1;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!broken_.ok()) return broken_;
+      if (closed_ || terminated_) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("Pool: ", job->what(), " submitted to a pool that is ",
+                         terminated_ ? "terminated" : "closed", " (Pool not running)"));
+      }
+      for (size_t first = 0; first < shared->size(); first += chunksize) {
+        pending_.push_back(Chunk{job, id, shared, &function, first,
+                                 std::min(chunksize, shared->size() - first)});
+      }
+    }
+    Wake();
+    return absl::OkStatus();
+  }
+
+  void Close() {
+    {
+      absl::MutexLock lock(&mu_);
+      closed_ = true;
+    }
+    Wake();
+  }
+  void Terminate() {
+    {
+      absl::MutexLock lock(&mu_);
+      terminated_ = true;
+    }
+    Wake();
+  }
+  absl::Status Join(absl::Duration timeout) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!closed_ && !terminated_) {
+        return absl::FailedPreconditionError("Pool::Join: call Close or Terminate first");
+      }
+    }
+    if (!done_.WaitForNotificationWithTimeout(timeout)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("Pool::Join: workers still running after ", absl::FormatDuration(timeout)));
+    }
+    absl::MutexLock lock(&join_mu_);
+    if (thread_.joinable()) thread_.join();
+    return absl::OkStatus();
+  }
+
+  int processes() const { return options_.processes; }
+  std::vector<int> WorkerPids() const {
+    absl::MutexLock lock(&mu_);
+    return pids_;
+  }
+
+ private:
+  absl::StatusOr<Worker> StartWorker(int slot) {
+    Slot* s = static_cast<Slot*>(slots_.At(slots_offset_)) + slot;  // the previous worker of this slot is gone
+    s->running.store(0, std::memory_order_relaxed);
+    s->job.store(0, std::memory_order_relaxed);
+    absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true);
+    if (!pipe.ok()) return pipe.status();
+    Connection conn = std::move(pipe->first);
+    absl::StatusOr<Process> p = Process::Create(
+        method_,
+        Call<&PoolWorkerMain>(std::move(pipe->second), ShmHandle{slots_, slots_offset_}, int64_t{slot},
+                              options_.initializer.function, options_.initializer.args),
+        ProcessOptions{.name = absl::StrCat("PoolWorker-", ++worker_count_), .daemon = true});
+    if (!p.ok()) return p.status();
+    if (absl::Status s = p->Start(); !s.ok()) return s;
+    Worker w(*std::move(p));
+    w.slot = slot;
+    w.conn = std::move(conn);
+    w.pid = w.process.Pid().value_or(0);
+    absl::StatusOr<int> sentinel = w.process.Sentinel();
+    if (!sentinel.ok()) return sentinel.status();
+    w.sentinel = *sentinel;
+    absl::MutexLock lock(&mu_);
+    pids_.push_back(w.pid);
+    return w;
+  }
+
+  void Wake() {
+    const uint64_t one = 1;
+    ssize_t n;
+    do {
+      n = write(wake_fd_, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+  }
+
+  std::string ChunkMessage(const Chunk& c) const {
+    const Batch& b = *c.batch;
+    std::string m;
+    m.reserve(32 + c.function->size() + (b.offsets[c.first + c.count] - b.offsets[c.first]) +
+              2 * c.count);
+    m.push_back(static_cast<char>(kChunk));
+    PutU64(m, c.job_id);
+    PutU64(m, c.first);
+    PutU32(m, static_cast<uint32_t>(c.count));
+    PutVarint(m, c.function->size());
+    m.append(*c.function);
+    for (size_t i = c.first; i < c.first + c.count; ++i) {
+      const uint32_t len = b.offsets[i + 1] - b.offsets[i];
+      PutVarint(m, len);
+      m.append(b.bytes.data() + b.offsets[i], len);
+    }
+    return m;
+  }
+
+  // Sends chunks to workers with room, and stop messages to idle workers of a closed pool.
+  void Dispatch() {
+    for (Worker& w : workers_) {
+      if (w.stopping) continue;
+      while (w.outstanding.size() < 2 &&
+             (options_.maxtasksperchild == 0 ||
+              w.chunks_done + static_cast<int64_t>(w.outstanding.size()) < options_.maxtasksperchild)) {
+        Chunk c;
+        {
+          absl::MutexLock lock(&mu_);
+          if (pending_.empty()) break;
+          c = std::move(pending_.front());
+          pending_.pop_front();
+        }
+        absl::Status s = w.conn.SendBytes(ChunkMessage(c));
+        w.outstanding.push_back(std::move(c));
+        if (!s.ok()) break;  // the worker is dying: its sentinel will tell
+      }
+      bool stop = options_.maxtasksperchild > 0 && w.chunks_done >= options_.maxtasksperchild;
+      if (!stop && w.outstanding.empty()) {
+        absl::MutexLock lock(&mu_);
+        stop = closed_ && pending_.empty();
+      }
+      if (stop && w.outstanding.empty()) {
+        std::string m(1, static_cast<char>(kStop));
+        w.conn.SendBytes(m).IgnoreError();
+        w.stopping = true;
+      }
+    }
+  }
+
+  // Delivers one result message from `w`. False when the message is malformed.
+  absl::Status HandleResults(Worker& w, const std::string& msg) {
+    ByteReader r(AsBytes(msg));
+    ChunkHeader h;
+    if (absl::Status s = ReadHeader(r, &h); !s.ok()) return s;
+    if (h.kind == kInitFailed) {
+      absl::StatusOr<uint64_t> code = r.ReadVarint("code");
+      absl::StatusOr<absl::Span<const uint8_t>> text = ReadBlob(r, "message");
+      absl::MutexLock lock(&mu_);
+      broken_ = absl::FailedPreconditionError(absl::StrCat(
+          "Pool: the initializer failed in worker pid ", w.pid, ": ",
+          absl::StatusCodeToString(code.ok() ? static_cast<absl::StatusCode>(*code)
+                                             : absl::StatusCode::kUnknown),
+          ": ",
+          text.ok() ? absl::string_view(reinterpret_cast<const char*>(text->data()), text->size())
+                    : ""));
+      return absl::OkStatus();
+    }
+    if (h.kind != kChunk || w.outstanding.empty() || w.outstanding.front().job_id != h.job ||
+        w.outstanding.front().first != h.first || w.outstanding.front().count != h.count) {
+      return absl::InternalError(absl::StrCat("Pool: unexpected message from worker pid ", w.pid));
+    }
+    Chunk c = std::move(w.outstanding.front());
+    w.outstanding.pop_front();
+    ++w.chunks_done;
+    auto blob = std::make_shared<const std::string>(msg);
+    ByteReader br(AsBytes(*blob));
+    br.ReadSpan(msg.size() - r.remaining(), "header").IgnoreError();
+    for (size_t i = 0; i < c.count; ++i) {
+      absl::StatusOr<uint8_t> tag = br.ReadByte("result tag");
+      if (!tag.ok()) return tag.status();
+      if (*tag == 0) {
+        absl::StatusOr<absl::Span<const uint8_t>> payload = ReadBlob(br, "result");
+        if (!payload.ok()) return payload.status();
+        c.job->Finish(c.first + i, blob,
+                      static_cast<size_t>(payload->data() -
+                                          reinterpret_cast<const uint8_t*>(blob->data())),
+                      payload->size(), absl::OkStatus());
+      } else {
+        absl::StatusOr<uint64_t> code = br.ReadVarint("error code");
+        if (!code.ok()) return code.status();
+        absl::StatusOr<absl::Span<const uint8_t>> text = ReadBlob(br, "error message");
+        if (!text.ok()) return text.status();
+        absl::StatusCode sc = static_cast<absl::StatusCode>(*code);
+        if (sc == absl::StatusCode::kOk) sc = absl::StatusCode::kUnknown;
+        c.job->Finish(c.first + i, nullptr, 0, 0,
+                      absl::Status(sc, absl::string_view(reinterpret_cast<const char*>(text->data()),
+                                                         text->size())));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Reads every message the worker has sent. False when its connection is at its end.
+  bool Drain(Worker& w) {
+    for (;;) {
+      absl::StatusOr<bool> ready = w.conn.Poll(absl::ZeroDuration());
+      if (!ready.ok() || !*ready) return ready.ok();
+      absl::StatusOr<std::string> msg = w.conn.RecvBytes();
+      if (!msg.ok()) return false;
+      if (absl::Status s = HandleResults(w, *msg); !s.ok()) {
+        w.process.Kill().IgnoreError();  // a confused worker is replaced
+        return false;
+      }
+    }
+  }
+
+  // The worker ended: settles its chunks and replaces it if there is work left.
+  void HandleExit(size_t index) {
+    Worker& w = workers_[index];
+    Drain(w);
+    w.process.Join().IgnoreError();
+    absl::StatusOr<std::optional<int>> code = w.process.ExitCode();
+    const std::optional<int> exit_code = code.ok() ? *code : std::nullopt;
+    const bool clean = w.stopping && w.outstanding.empty() && exit_code == 0;
+    if (!clean) {
+      const std::string how = DescribeExit(w.pid, exit_code);
+      const Slot* slot = static_cast<const Slot*>(slots_.At(slots_offset_)) + w.slot;
+      const bool running = slot->running.load(std::memory_order_acquire) != 0;
+      const uint64_t job = slot->job.load(std::memory_order_relaxed);
+      const uint64_t at = slot->index.load(std::memory_order_relaxed);
+      std::deque<Chunk> requeue;
+      for (size_t k = 0; k < w.outstanding.size(); ++k) {
+        Chunk& c = w.outstanding[k];
+        const bool in_chunk = k == 0 && job == c.job_id && at >= c.first && at < c.first + c.count;
+        if (!in_chunk) {
+          requeue.push_back(std::move(c));
+          continue;
+        }
+        // Items before `at` ran (their results are lost), `at` killed the worker if it was running,
+        // the rest never started.
+        const size_t last_started = at;
+        for (size_t i = c.first; i < last_started; ++i) {
+          c.job->Finish(i, nullptr, 0, 0,
+                        absl::AbortedError(absl::StrCat(
+                            "Pool: ", how, " while running task ", last_started, " of ",
+                            c.job->what(), "; the result of task ", i,
+                            " (same chunk) was lost with it")));
+        }
+        if (running) {
+          c.job->Finish(at, nullptr, 0, 0,
+                        absl::AbortedError(absl::StrCat("Pool: ", how, " while running task ", at,
+                                                        " of ", c.job->what())));
+        } else {
+          c.job->Finish(at, nullptr, 0, 0,
+                        absl::AbortedError(absl::StrCat("Pool: ", how, " after running task ", at,
+                                                        " of ", c.job->what(),
+                                                        "; its result was lost")));
+        }
+        if (at + 1 < c.first + c.count) {
+          Chunk rest = c;
+          rest.count = c.first + c.count - (at + 1);
+          rest.first = at + 1;
+          requeue.push_back(std::move(rest));
+        }
+      }
+      absl::MutexLock lock(&mu_);
+      for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) pending_.push_front(*it);
+    }
+    w.outstanding.clear();
+    bool replace;
+    {
+      absl::MutexLock lock(&mu_);
+      pids_.erase(std::remove(pids_.begin(), pids_.end(), w.pid), pids_.end());
+      replace = broken_.ok() && !terminated_ && (!closed_ || !pending_.empty());
+    }
+    const int slot_index = w.slot;
+    w.process.Close().IgnoreError();
+    workers_.erase(workers_.begin() + static_cast<ptrdiff_t>(index));
+    if (replace) {
+      absl::StatusOr<Worker> fresh = StartWorker(slot_index);
+      if (fresh.ok()) {
+        workers_.push_back(*std::move(fresh));
+      } else {
+        absl::MutexLock lock(&mu_);
+        broken_ = absl::FailedPreconditionError(
+            absl::StrCat("Pool: could not start a replacement worker: ", fresh.status().ToString()));
+      }
+    }
+  }
+
+  // Fails every queued and outstanding task with `status`.
+  void FailAll(const absl::Status& status) {
+    std::deque<Chunk> pending;
+    {
+      absl::MutexLock lock(&mu_);
+      pending.swap(pending_);
+    }
+    for (Chunk& c : pending) c.job->FailUnfinished(status);
+    for (Worker& w : workers_) {
+      for (Chunk& c : w.outstanding) c.job->FailUnfinished(status);
+      w.outstanding.clear();
+    }
+  }
+
+  void KillAll() {
+    for (Worker& w : workers_) w.process.Kill().IgnoreError();
+    for (Worker& w : workers_) {
+      w.process.Join().IgnoreError();
+      w.process.Close().IgnoreError();
+    }
+    workers_.clear();
+    absl::MutexLock lock(&mu_);
+    pids_.clear();
+  }
+
+  void Run() {
+    for (;;) {
+      bool terminated, closed;
+      absl::Status broken;
+      {
+        absl::MutexLock lock(&mu_);
+        terminated = terminated_;
+        closed = closed_;
+        broken = broken_;
+      }
+      if (terminated) {
+        FailAll(absl::CancelledError("Pool: terminated before the task finished"));
+        KillAll();
+        break;
+      }
+      if (!broken.ok()) {
+        FailAll(broken);
+        if (closed) {
+          KillAll();
+          break;
+        }
+      }
+      Dispatch();
+      if (closed && workers_.empty()) break;
+      std::vector<Waitable> objects;
+      objects.reserve(2 * workers_.size() + 1);
+      objects.emplace_back(wake_fd_);
+      for (const Worker& w : workers_) {
+        objects.emplace_back(w.conn);
+        objects.emplace_back(w.sentinel);
+      }
+      absl::StatusOr<std::vector<size_t>> ready = Wait(objects);
+      if (!ready.ok()) {
+        absl::MutexLock lock(&mu_);
+        broken_ = absl::InternalError(absl::StrCat("Pool: wait failed: ", ready.status().ToString()));
+        terminated_ = true;
+        continue;
+      }
+      std::vector<size_t> exited;
+      for (size_t i : *ready) {
+        if (i == 0) {
+          uint64_t value;
+          while (read(wake_fd_, &value, sizeof(value)) < 0 && errno == EINTR) {
+          }
+          continue;
+        }
+        const size_t wi = (i - 1) / 2;
+        if ((i - 1) % 2 == 0) {
+          if (!Drain(workers_[wi])) exited.push_back(wi);
+        } else {
+          exited.push_back(wi);
+        }
+      }
+      std::sort(exited.begin(), exited.end());
+      exited.erase(std::unique(exited.begin(), exited.end()), exited.end());
+      for (auto it = exited.rbegin(); it != exited.rend(); ++it) HandleExit(*it);
+    }
+    done_.Notify();
+  }
+
+  const std::shared_ptr<StartMethod> method_;
+  const PoolOptions options_;
+  const ShmSegment slots_;
+  const uint64_t slots_offset_;
+  const int wake_fd_;
+  std::atomic<uint64_t> next_job_{0};
+  int worker_count_ = 0;  // manager thread (and Create) only
+
+  // Manager thread only (after StartWorkers).
+  std::vector<Worker> workers_;
+  std::thread thread_;
+  absl::Mutex join_mu_;
+  absl::Notification done_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Chunk> pending_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool terminated_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> pids_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace pool_internal
+
+absl::StatusOr<Pool> Pool::Create(std::shared_ptr<StartMethod> method, PoolOptions options) {
+  if (method == nullptr) return absl::InvalidArgumentError("Pool::Create: null start method");
+  if (options.processes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Pool::Create: processes must be >= 0 (0: CpuCount()), got ", options.processes));
+  }
+  if (options.maxtasksperchild < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Pool::Create: maxtasksperchild must be >= 0 (0: no limit), got ", options.maxtasksperchild));
+  }
+  if (!options.initializer.function.empty() &&
+      pool_internal::FindTask(options.initializer.function) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Pool::Create: initializer \"", options.initializer.function, "\" is not registered"));
+  }
+  if (options.processes == 0) options.processes = std::max(1, CpuCount());
+  // The workers' slots live in a transferable segment, which every start method can pass.
+  absl::StatusOr<ShmSegment> slots = ShmSegment::Create(
+      ShmDomain::kTransferable, sizeof(pool_internal::Slot) * static_cast<size_t>(options.processes));
+  if (!slots.ok()) return slots.status();
+  absl::StatusOr<uint64_t> slots_offset =
+      slots->Allocate(sizeof(pool_internal::Slot) * static_cast<size_t>(options.processes));
+  if (!slots_offset.ok()) return slots_offset.status();
+  const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake < 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("Pool::Create: eventfd: ", std::strerror(errno)));
+  }
+  auto impl = std::make_unique<pool_internal::PoolImpl>(std::move(method), std::move(options),
+                                                        *std::move(slots), *slots_offset, wake);
+  if (absl::Status s = impl->StartWorkers(); !s.ok()) return s;
+  return Pool(std::move(impl));
+}
+
+Pool::Pool(std::unique_ptr<pool_internal::PoolImpl> impl) : impl_(std::move(impl)) {}
+Pool::Pool(Pool&&) noexcept = default;
+Pool& Pool::operator=(Pool&&) noexcept = default;
+Pool::~Pool() = default;
+
+absl::Status Pool::Submit(std::shared_ptr<pool_internal::Job> job, const std::string& function,
+                          pool_internal::Batch batch, size_t chunksize) {
+  if (impl_ == nullptr) return absl::FailedPreconditionError("Pool: moved-from pool");
+  return impl_->Submit(std::move(job), function, std::move(batch), chunksize);
+}
+
+size_t Pool::DefaultChunksize(size_t items) const {
+  const size_t parts = 4 * static_cast<size_t>(impl_ == nullptr ? 1 : impl_->processes());
+  return std::max<size_t>(1, (items + parts - 1) / parts);
+}
+
+void Pool::Close() {
+  if (impl_ != nullptr) impl_->Close();
+}
+void Pool::Terminate() {
+  if (impl_ != nullptr) impl_->Terminate();
+}
+absl::Status Pool::Join(absl::Duration timeout) {
+  if (impl_ == nullptr) return absl::FailedPreconditionError("Pool: moved-from pool");
+  return impl_->Join(timeout);
+}
+int Pool::processes() const { return impl_ == nullptr ? 0 : impl_->processes(); }
+std::vector<int> Pool::WorkerPids() const {
+  return impl_ == nullptr ? std::vector<int>{} : impl_->WorkerPids();
+}
+
+}  // namespace mp

@@ -1,0 +1,563 @@
+// Copyright 2026 The mp Authors.
+//
+// pool/pool.h — mp::Pool: Python's multiprocessing.Pool (a pool of worker processes running tasks).
+//
+// Tasks are registered functions, as for Process targets (start_methods/target.h): writing
+// Map<&Fn>(...) registers Fn by its qualified name in every process of the program, so the workers
+// of every start method (fork, spawn, forkserver) can run it. Arguments and results travel encoded
+// (serialize/codec.h): every parameter type and the result type need an mp::Codec.
+//
+//   int64_t Square(int64_t x) { return x * x; }          // at namespace scope
+//
+//   absl::StatusOr<mp::Pool> pool = mp::Pool::Create(mp::ForkServerStartMethod(), {.processes = 4});
+//   std::vector<int64_t> xs = {1, 2, 3};
+//   absl::StatusOr<std::vector<int64_t>> squares = pool->Map<&Square>(xs);      // {1, 4, 9}
+//   mp::AsyncResult<int64_t> r = pool->ApplyAsync<&Square>(int64_t{7});
+//   absl::StatusOr<int64_t> v = r.Get(absl::Seconds(5));                          // 49
+//   pool->Close();
+//   pool->Join();
+//
+// CPython -> mp:
+//   Pool(processes, initializer, initargs, maxtasksperchild)
+//                      Pool::Create(method, {.processes, .initializer = PoolInitializer<&Init>(args...),
+//                                           .maxtasksperchild})
+//   apply(f, args)     Apply<&f>(args...)             -> StatusOr<R>
+//   apply_async        ApplyAsync<&f>(args...)        -> AsyncResult<R>
+//   map(f, it, cs)     Map<&f>(items, chunksize)      -> StatusOr<std::vector<R>>
+//   map_async          MapAsync<&f>(items, chunksize) -> AsyncResult<std::vector<R>>
+//   starmap(f, it)     Starmap<&f>(tuples, chunksize) -> StatusOr<std::vector<R>>
+//   imap(f, it, cs)    Imap<&f>(items, chunksize)     -> ImapIterator<R> (results in order)
+//   imap_unordered     ImapUnordered<&f>(items, cs)   -> ImapIterator<R> (in completion order)
+//   AsyncResult.get(timeout) / wait / ready / successful
+//                      Get(timeout) / Wait(timeout) / Ready() / Successful()
+//   close / terminate / join    Close() / Terminate() / Join(timeout)
+// The result type R is Fn's return type; for absl::StatusOr<T> it is T, and for void or absl::Status
+// it is mp::PoolUnit (an empty tuple). chunksize 0 chooses CPython's default for Map/Starmap
+// (ceil(len / (4 * processes))) and 1 for Imap.
+//
+// Failures (the exception CPython would raise -> status):
+//   a task that returns an error status     that status, from AsyncResult::Get, the ImapIterator's
+//                                           Next for that item, or Map (the failure of the lowest
+//                                           index); the other tasks still run
+//   a worker that dies while running a task (SIGKILL, OOM killer, abort, exit): kAborted
+//       "Pool: worker pid N died (signal 9) while running task K of Map<ns::Fn>" -- CPython hangs
+//       forever here (gh-96062). Only that task fails; tasks the worker had been given but not
+//       started go to other workers; results of earlier tasks of the same chunk that the worker had
+//       finished but not yet sent are lost and fail with kAborted saying so (use chunksize 1 when a
+//       task may crash its worker). A new worker takes the dead one's place.
+//   a failing initializer                   every unfinished and later task fails with
+//                                           kFailedPrecondition naming the initializer's status (CPython
+//                                           respawns workers forever)
+//   Get(timeout) / Next(timeout) timing out kDeadlineExceeded (multiprocessing.TimeoutError)
+//   Successful() before Ready()             kFailedPrecondition (ValueError)
+//   submitting after Close or Terminate     kFailedPrecondition ("Pool not running", ValueError)
+//   Join before Close or Terminate          kFailedPrecondition (ValueError)
+//   tasks unfinished at Terminate           kCancelled
+//   arguments holding descriptors or shared objects (Lock, Queue, Connection...)
+//                                           kInvalidArgument (tasks travel as bytes; pass such objects
+//                                           to the initializer's process... see PoolInitializer)
+//   ImapIterator::Next after the last item  kOutOfRange (StopIteration)
+//
+// How it works. Each worker is an mp::Process running a registered worker loop, connected to the pool
+// by its own socketpair (a Connection). A manager thread in the pool's process sends each idle worker a
+// chunk of tasks (at most two chunks outstanding per worker, so a worker never waits for its next
+// chunk), receives a message per finished chunk with every result, and watches every worker's
+// sentinel. Before running each task a worker records the task's index in a slot of shared memory, so
+// when a worker dies the pool knows exactly which task killed it. maxtasksperchild counts chunks, as
+// CPython's does (one Apply is one chunk): after that many the worker is told to exit and replaced.
+//
+// Thread safety: all Pool methods may be called from any thread. AsyncResult and ImapIterator are
+// handles to shared state and are thread-safe too (one consumer per ImapIterator). Destroying a Pool
+// that was not joined terminates it (CPython's __del__/context-manager exit does the same).
+
+#ifndef MP_POOL_POOL_H_
+#define MP_POOL_POOL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "serialize/codec.h"
+#include "serialize/fd.h"
+#include "start_methods/process.h"
+#include "start_methods/start_method.h"
+#include "start_methods/target.h"
+
+namespace mp {
+
+// The result of a task whose function returns void or absl::Status.
+using PoolUnit = std::tuple<>;
+
+namespace pool_internal {
+
+// Runs one task: decodes the arguments, calls the function, appends one encoded result to `out`.
+using TaskFn = void (*)(absl::Span<const uint8_t> args, std::string& out);
+
+// Registry of task functions (by qualified name, with "#2" suffixes on clashes like
+// process_internal::RegisterFunction). Never fails.
+const std::string* RegisterTask(std::string name, const void* key, TaskFn fn);
+// nullptr if no function has that name.
+TaskFn FindTask(absl::string_view name);
+
+// One encoded result: byte 0 (ok) + varint length + Codec payload, or byte 1 + varint code + message.
+void AppendError(std::string& out, const absl::Status& status);
+template <typename T>
+void AppendOk(std::string& out, const T& value) {
+  const size_t size = Codec<T>::Size(value);
+  const size_t at = out.size();
+  out.resize(at + 1 + VarintSize(size) + size);
+  ByteWriter w(reinterpret_cast<uint8_t*>(out.data()) + at, out.size() - at);
+  w.WriteByte(0);
+  w.WriteVarint(size);
+  Codec<T>::Encode(value, w);
+}
+
+template <typename R>
+struct ResultTraits {
+  using Type = std::remove_cvref_t<R>;
+};
+template <>
+struct ResultTraits<void> {
+  using Type = PoolUnit;
+};
+template <>
+struct ResultTraits<absl::Status> {
+  using Type = PoolUnit;
+};
+template <typename T>
+struct ResultTraits<absl::StatusOr<T>> {
+  using Type = T;
+};
+
+template <auto Fn>
+using FnTraits = process_internal::FunctionTraits<decltype(Fn)>;
+template <auto Fn>
+using ResultOf = typename ResultTraits<typename FnTraits<Fn>::Result>::Type;
+template <auto Fn>
+using ArgsOf = typename FnTraits<Fn>::Values;
+
+template <auto Fn>
+void RunTask(absl::Span<const uint8_t> bytes, std::string& out) {
+  using Values = ArgsOf<Fn>;
+  using R = typename FnTraits<Fn>::Result;
+  Values values{};
+  ByteReader r(bytes);
+  if (absl::Status s = Codec<Values>::Decode(r, values); !s.ok() || r.remaining() != 0) {
+    AppendError(out, absl::InvalidArgumentError(absl::StrCat(
+                         "Pool: arguments of ", process_internal::QualifiedName<Fn>(),
+                         " did not decode: ", s.ok() ? "trailing bytes" : s.message())));
+    return;
+  }
+  auto call = [&]() -> decltype(auto) { return std::apply(Fn, std::move(values)); };
+  if constexpr (std::is_void_v<R>) {
+    call();
+    AppendOk(out, PoolUnit{});
+  } else if constexpr (std::is_same_v<std::remove_cvref_t<R>, absl::Status>) {
+    absl::Status s = call();
+    if (s.ok()) {
+      AppendOk(out, PoolUnit{});
+    } else {
+      AppendError(out, s);
+    }
+  } else if constexpr (std::is_same_v<std::remove_cvref_t<R>,
+                                      absl::StatusOr<typename ResultTraits<R>::Type>>) {
+    auto result = call();
+    if (result.ok()) {
+      AppendOk(out, *result);
+    } else {
+      AppendError(out, result.status());
+    }
+  } else {
+    AppendOk(out, call());
+  }
+}
+
+template <auto Fn>
+struct TaskRegistrar {
+  static inline const std::string* const name = RegisterTask(
+      process_internal::QualifiedName<Fn>(), reinterpret_cast<const void*>(Fn), &RunTask<Fn>);
+};
+
+template <auto Fn>
+constexpr void CheckTask() {
+  static_assert(std::is_pointer_v<decltype(Fn)> &&
+                    std::is_function_v<std::remove_pointer_t<decltype(Fn)>>,
+                "mp::Pool: Fn must be a function (at namespace scope or a static member)");
+  RequireCodec<ArgsOf<Fn>>();
+  RequireCodec<ResultOf<Fn>>();
+}
+
+// Encoded arguments of a batch of tasks: item i is bytes [offsets[i], offsets[i+1]).
+struct Batch {
+  std::string bytes;
+  std::vector<uint32_t> offsets{0};
+  size_t size() const { return offsets.size() - 1; }
+};
+
+// Appends one task's arguments, encoded as Fn's parameter tuple. kInvalidArgument if they hold
+// descriptors.
+template <typename T>
+absl::Status AddItem(Batch& batch, const T& args) {
+  FdTable table;
+  {
+    ScopedFdTable scope(&table);
+    const size_t size = Codec<T>::Size(args);
+    const size_t at = batch.bytes.size();
+    batch.bytes.resize(at + size);
+    ByteWriter w(reinterpret_cast<uint8_t*>(batch.bytes.data()) + at, size);
+    Codec<T>::Encode(args, w);
+  }
+  if (!table.fds().empty() || !table.fork_only().empty()) {
+    return absl::InvalidArgumentError(
+        "Pool: task arguments hold descriptors or shared objects (a Lock, Queue, Connection...), "
+        "which tasks cannot carry; give them to the workers through PoolOptions::initializer "
+        "(fork) or a SharedMemory name");
+  }
+  if (batch.bytes.size() > UINT32_MAX) {
+    return absl::InvalidArgumentError("Pool: task arguments above 4 GiB in one call");
+  }
+  batch.offsets.push_back(static_cast<uint32_t>(batch.bytes.size()));
+  return absl::OkStatus();
+}
+
+// The state of one submitted call (Apply, Map, Imap...): one result per item.
+class Job {
+ public:
+  Job(size_t count, std::string what) : what_(std::move(what)), items_(count) {}
+
+  const std::string& what() const { return what_; }
+  size_t size() const { return items_.size(); }
+
+  // Records item `index` (its encoded result, or a status for a failure without a result).
+  void Finish(size_t index, std::shared_ptr<const std::string> blob, size_t offset, size_t length,
+              absl::Status status);
+  // Fails every unfinished item with `status`.
+  void FailUnfinished(const absl::Status& status);
+
+  bool Ready() const;
+  // True once all items are done; false on timeout.
+  bool WaitAll(absl::Duration timeout) const;
+  // Waits for item `index`: its status, or OK with the payload span in *payload.
+  absl::Status WaitItem(size_t index, absl::Duration timeout, absl::Span<const uint8_t>* payload,
+                        std::shared_ptr<const std::string>* keep) const;
+  // Waits for the next item in completion order (for ImapUnordered); `position` counts how many were
+  // taken. Returns the item index.
+  absl::StatusOr<size_t> WaitCompleted(size_t position, absl::Duration timeout) const;
+  // The status of the lowest failed item, OK if none (after WaitAll).
+  absl::Status FirstFailure() const;
+
+ private:
+  struct Item {
+    bool done = false;
+    absl::Status status;
+    std::shared_ptr<const std::string> blob;
+    uint32_t offset = 0;
+    uint32_t length = 0;
+  };
+  const std::string what_;
+  mutable absl::Mutex mu_;
+  std::vector<Item> items_ ABSL_GUARDED_BY(mu_);
+  std::vector<size_t> completed_ ABSL_GUARDED_BY(mu_);
+};
+
+template <typename T>
+absl::StatusOr<T> DecodeResult(absl::Span<const uint8_t> payload) {
+  T out{};
+  ByteReader r(payload);
+  if (absl::Status s = Codec<T>::Decode(r, out); !s.ok()) return s;
+  if (r.remaining() != 0) return absl::InternalError("Pool: trailing bytes after a task result");
+  return out;
+}
+
+template <typename T>
+absl::StatusOr<T> ItemResult(const Job& job, size_t index, absl::Duration timeout) {
+  absl::Span<const uint8_t> payload;
+  std::shared_ptr<const std::string> keep;
+  if (absl::Status s = job.WaitItem(index, timeout, &payload, &keep); !s.ok()) return s;
+  return DecodeResult<T>(payload);
+}
+
+class PoolImpl;
+
+template <typename R>
+inline constexpr bool kIsVector = false;
+template <typename E>
+inline constexpr bool kIsVector<std::vector<E>> = true;
+
+}  // namespace pool_internal
+
+// CPython's Pool(initializer=f, initargs=(...)): a registered function each worker runs once before
+// its first task. If it returns an error status, the pool fails (see the header comment).
+struct PoolInitializer {
+  std::string function;  // registered task name; empty: no initializer
+  std::string args;      // encoded arguments
+};
+template <auto Fn, typename... A>
+absl::StatusOr<PoolInitializer> MakePoolInitializer(A&&... args) {
+  pool_internal::CheckTask<Fn>();
+  pool_internal::ArgsOf<Fn> values(std::forward<A>(args)...);
+  pool_internal::Batch batch;
+  if (absl::Status s = pool_internal::AddItem(batch, values); !s.ok()) return s;
+  return PoolInitializer{*pool_internal::TaskRegistrar<Fn>::name, std::move(batch.bytes)};
+}
+
+struct PoolOptions {
+  // Worker processes; 0 means CpuCount().
+  int processes = 0;
+  PoolInitializer initializer;
+  // Chunks a worker runs before it is replaced; 0 means no limit.
+  int64_t maxtasksperchild = 0;
+};
+
+// The pending result of ApplyAsync (R) or MapAsync (std::vector<R>).
+template <typename R>
+class AsyncResult {
+ public:
+  AsyncResult() = default;
+
+  // The result; waits at most `timeout` (kDeadlineExceeded then). A failed task's status.
+  absl::StatusOr<R> Get(absl::Duration timeout = absl::InfiniteDuration()) const {
+    if (job_ == nullptr) return absl::FailedPreconditionError("AsyncResult: empty");
+    if (!status_.ok()) return status_;
+    if constexpr (pool_internal::kIsVector<R>) {
+      if (many_) {
+      if (!job_->WaitAll(timeout)) return TimeoutError(timeout);
+      if (absl::Status s = job_->FirstFailure(); !s.ok()) return s;
+      R out;
+      out.reserve(job_->size());
+      for (size_t i = 0; i < job_->size(); ++i) {
+        absl::StatusOr<typename R::value_type> v =
+            pool_internal::ItemResult<typename R::value_type>(*job_, i, absl::ZeroDuration());
+        if (!v.ok()) return v.status();
+        out.push_back(*std::move(v));
+      }
+      return out;
+      }
+    }
+    if (!job_->WaitAll(timeout)) return TimeoutError(timeout);
+    return pool_internal::ItemResult<R>(*job_, 0, absl::ZeroDuration());
+  }
+  // Waits until the result is ready or `timeout` passes; returns Ready().
+  bool Wait(absl::Duration timeout = absl::InfiniteDuration()) const {
+    return job_ == nullptr || !status_.ok() || job_->WaitAll(timeout);
+  }
+  bool Ready() const { return job_ == nullptr || !status_.ok() || job_->Ready(); }
+  // Whether every task succeeded; kFailedPrecondition before Ready() (CPython's ValueError).
+  absl::StatusOr<bool> Successful() const {
+    if (!Ready()) {
+      return absl::FailedPreconditionError("AsyncResult::Successful: the result is not ready");
+    }
+    return status_.ok() && job_ != nullptr && job_->FirstFailure().ok();
+  }
+
+ private:
+  friend class Pool;
+  AsyncResult(std::shared_ptr<pool_internal::Job> job, absl::Status status, bool many)
+      : job_(std::move(job)), status_(std::move(status)), many_(many) {}
+  absl::Status TimeoutError(absl::Duration timeout) const {
+    return absl::DeadlineExceededError(
+        absl::StrCat("AsyncResult::Get: ", job_->what(), " not ready after ",
+                     absl::FormatDuration(timeout)));
+  }
+
+  std::shared_ptr<pool_internal::Job> job_;
+  absl::Status status_;  // a submission that failed
+  bool many_ = false;    // one result per item (MapAsync), else one result (ApplyAsync)
+};
+
+// Results of Imap (in submission order) or ImapUnordered (in completion order).
+template <typename R>
+class ImapIterator {
+ public:
+  ImapIterator() = default;
+
+  // The next result (or that task's error). kOutOfRange after the last; kDeadlineExceeded when the
+  // next result is not ready within `timeout` (call again later).
+  absl::StatusOr<R> Next(absl::Duration timeout = absl::InfiniteDuration()) {
+    if (!status_.ok()) return status_;
+    if (job_ == nullptr || position_ >= job_->size()) {
+      return absl::OutOfRangeError("ImapIterator: no more results");
+    }
+    size_t index = position_;
+    if (unordered_) {
+      absl::StatusOr<size_t> next = job_->WaitCompleted(position_, timeout);
+      if (!next.ok()) return next.status();
+      index = *next;
+    }
+    absl::StatusOr<R> v = pool_internal::ItemResult<R>(*job_, index, timeout);
+    if (v.status().code() == absl::StatusCode::kDeadlineExceeded && !job_->Ready()) return v;
+    ++position_;
+    return v;
+  }
+  // Number of results.
+  size_t size() const { return job_ == nullptr ? 0 : job_->size(); }
+
+ private:
+  friend class Pool;
+  ImapIterator(std::shared_ptr<pool_internal::Job> job, bool unordered, absl::Status status)
+      : job_(std::move(job)), unordered_(unordered), status_(std::move(status)) {}
+
+  std::shared_ptr<pool_internal::Job> job_;
+  bool unordered_ = false;
+  absl::Status status_;
+  size_t position_ = 0;
+};
+
+class Pool {
+ public:
+  // Starts the workers with `method`. kInvalidArgument for a null method or negative
+  // processes/maxtasksperchild, or an initializer whose function is not registered; the errors of
+  // Process::Create / Start otherwise.
+  static absl::StatusOr<Pool> Create(std::shared_ptr<StartMethod> method, PoolOptions options = {});
+
+  Pool(Pool&&) noexcept;
+  Pool& operator=(Pool&&) noexcept;
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  // Terminates and joins the pool unless it was joined.
+  ~Pool();
+
+  template <auto Fn, typename... A>
+  AsyncResult<pool_internal::ResultOf<Fn>> ApplyAsync(A&&... args) {
+    pool_internal::CheckTask<Fn>();
+    pool_internal::Batch batch;
+    absl::Status s = pool_internal::AddItem(batch, pool_internal::ArgsOf<Fn>(std::forward<A>(args)...));
+    auto job = std::make_shared<pool_internal::Job>(1, Describe<Fn>("ApplyAsync"));
+    if (s.ok()) s = Submit(job, *pool_internal::TaskRegistrar<Fn>::name, std::move(batch), 1);
+    return AsyncResult<pool_internal::ResultOf<Fn>>(std::move(job), std::move(s), false);
+  }
+  template <auto Fn, typename... A>
+  absl::StatusOr<pool_internal::ResultOf<Fn>> Apply(A&&... args) {
+    return ApplyAsync<Fn>(std::forward<A>(args)...).Get();
+  }
+
+  // One task per item: Fn(item). Items convert to Fn's single parameter type.
+  template <auto Fn, typename T>
+  AsyncResult<std::vector<pool_internal::ResultOf<Fn>>> MapAsync(const std::vector<T>& items,
+                                                                 size_t chunksize = 0) {
+    static_assert(std::tuple_size_v<pool_internal::ArgsOf<Fn>> == 1,
+                  "mp::Pool::Map<&Fn>: Fn must take exactly one parameter (use Starmap)");
+    return SubmitMany<Fn, std::vector<pool_internal::ResultOf<Fn>>, false>(items, chunksize, "Map");
+  }
+  template <auto Fn, typename T>
+  absl::StatusOr<std::vector<pool_internal::ResultOf<Fn>>> Map(const std::vector<T>& items,
+                                                               size_t chunksize = 0) {
+    return MapAsync<Fn>(items, chunksize).Get();
+  }
+  // One task per tuple: std::apply(Fn, item). Items convert to Fn's parameter tuple.
+  template <auto Fn, typename T>
+  AsyncResult<std::vector<pool_internal::ResultOf<Fn>>> StarmapAsync(const std::vector<T>& items,
+                                                                     size_t chunksize = 0) {
+    return SubmitMany<Fn, std::vector<pool_internal::ResultOf<Fn>>, true>(items, chunksize,
+                                                                          "Starmap");
+  }
+  template <auto Fn, typename T>
+  absl::StatusOr<std::vector<pool_internal::ResultOf<Fn>>> Starmap(const std::vector<T>& items,
+                                                                   size_t chunksize = 0) {
+    return StarmapAsync<Fn>(items, chunksize).Get();
+  }
+  template <auto Fn, typename T>
+  ImapIterator<pool_internal::ResultOf<Fn>> Imap(const std::vector<T>& items, size_t chunksize = 1) {
+    return MakeIterator<Fn>(items, chunksize, "Imap", false);
+  }
+  template <auto Fn, typename T>
+  ImapIterator<pool_internal::ResultOf<Fn>> ImapUnordered(const std::vector<T>& items,
+                                                          size_t chunksize = 1) {
+    return MakeIterator<Fn>(items, chunksize, "ImapUnordered", true);
+  }
+
+  // No more tasks; workers exit once the submitted ones are done.
+  void Close();
+  // Stops the workers now (SIGKILL); unfinished tasks fail with kCancelled.
+  void Terminate();
+  // Waits for the workers to exit (after Close or Terminate): kFailedPrecondition before either;
+  // kDeadlineExceeded when `timeout` passes first.
+  absl::Status Join(absl::Duration timeout = absl::InfiniteDuration());
+
+  // Number of worker processes.
+  int processes() const;
+  // Pids of the current workers (for tests and monitoring).
+  std::vector<int> WorkerPids() const;
+
+ private:
+  explicit Pool(std::unique_ptr<pool_internal::PoolImpl> impl);
+
+  template <auto Fn>
+  static std::string Describe(absl::string_view call) {
+    return absl::StrCat(call, "<", process_internal::QualifiedName<Fn>(), ">");
+  }
+
+  absl::Status Submit(std::shared_ptr<pool_internal::Job> job, const std::string& function,
+                      pool_internal::Batch batch, size_t chunksize);
+  size_t DefaultChunksize(size_t items) const;
+
+  template <auto Fn, bool kStar, typename T>
+  absl::Status Encode(pool_internal::Batch& batch, const std::vector<T>& items) {
+    using Args = pool_internal::ArgsOf<Fn>;
+    batch.offsets.reserve(items.size() + 1);
+    for (const T& item : items) {
+      absl::Status s;
+      if constexpr (kStar) {
+        if constexpr (std::is_constructible_v<Args, const T&>) {
+          s = pool_internal::AddItem(batch, Args(item));
+        } else {
+          s = pool_internal::AddItem(batch, std::apply([](const auto&... a) { return Args(a...); }, item));
+        }
+      } else {
+        using P = std::tuple_element_t<0, Args>;
+        if constexpr (std::is_same_v<P, T>) {
+          s = pool_internal::AddItem(batch, item);  // same bytes as std::tuple<P>
+        } else {
+          s = pool_internal::AddItem(batch, static_cast<P>(item));
+        }
+      }
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  template <auto Fn, typename R, bool kStar, typename T>
+  AsyncResult<R> SubmitMany(const std::vector<T>& items, size_t chunksize, absl::string_view call) {
+    pool_internal::CheckTask<Fn>();
+    auto job = std::make_shared<pool_internal::Job>(items.size(), Describe<Fn>(call));
+    pool_internal::Batch batch;
+    absl::Status s = Encode<Fn, kStar>(batch, items);
+    if (s.ok()) {
+      s = Submit(job, *pool_internal::TaskRegistrar<Fn>::name, std::move(batch),
+                 chunksize == 0 ? DefaultChunksize(items.size()) : chunksize);
+    }
+    return AsyncResult<R>(std::move(job), std::move(s), true);
+  }
+
+  template <auto Fn, typename T>
+  ImapIterator<pool_internal::ResultOf<Fn>> MakeIterator(const std::vector<T>& items,
+                                                         size_t chunksize, absl::string_view call,
+                                                         bool unordered) {
+    static_assert(std::tuple_size_v<pool_internal::ArgsOf<Fn>> == 1,
+                  "mp::Pool::Imap<&Fn>: Fn must take exactly one parameter");
+    AsyncResult<std::vector<pool_internal::ResultOf<Fn>>> r =
+        SubmitMany<Fn, std::vector<pool_internal::ResultOf<Fn>>, false>(
+            items, chunksize == 0 ? 1 : chunksize, call);
+    return ImapIterator<pool_internal::ResultOf<Fn>>(std::move(r.job_), unordered,
+                                                     std::move(r.status_));
+  }
+
+  std::unique_ptr<pool_internal::PoolImpl> impl_;
+};
+
+}  // namespace mp
+
+#endif  // MP_POOL_POOL_H_

@@ -1,0 +1,283 @@
+// Copyright 2026 The mp Authors.
+//
+// Pool: every call with every start method, failing tasks, the initializer, maxtasksperchild, a worker
+// SIGKILLed mid-task (deterministic: the task reports its pid through a FIFO and blocks; the test
+// kills it), Close/Terminate/Join rules.
+
+#include "pool/pool.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "start_methods/fork.h"
+#include "start_methods/forkserver.h"
+#include "start_methods/spawn.h"
+
+namespace pool_test {
+
+using ::absl::StatusCode;
+
+int64_t Square(int64_t x) { return x * x; }
+std::string Join2(std::string a, int64_t b) { return absl::StrCat(a, ":", b); }
+absl::StatusOr<int64_t> FailOnSeven(int64_t x) {
+  if (x == 7) return absl::InvalidArgumentError("seven is not allowed");
+  return x;
+}
+absl::Status NothingUnlessNegative(int64_t x) {
+  return x < 0 ? absl::OutOfRangeError(absl::StrCat("negative: ", x)) : absl::OkStatus();
+}
+int64_t Pid(int64_t) { return getpid(); }
+
+int64_t g_init_value = 0;
+absl::Status SetInitValue(int64_t v) {
+  if (v < 0) return absl::PermissionDeniedError("initializer refused");
+  g_init_value = v;
+  return absl::OkStatus();
+}
+int64_t InitValue(int64_t x) { return g_init_value + x; }
+
+// Writes this worker's pid (decimal, newline) into the FIFO at `fifo` and blocks until killed.
+// With an empty path it returns at once.
+absl::StatusOr<int64_t> ReportAndBlock(std::string fifo) {
+  if (fifo.empty()) return int64_t{getpid()};
+  const int fd = open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError("open fifo");
+  const std::string line = absl::StrCat(getpid(), "\n");
+  if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    return absl::InternalError("write fifo");
+  }
+  close(fd);
+  for (;;) pause();
+}
+
+class PoolTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::shared_ptr<mp::StartMethod> method() const {
+    return GetParam() == "fork"    ? mp::ForkStartMethod()
+           : GetParam() == "spawn" ? mp::SpawnStartMethod()
+                                   : mp::ForkServerStartMethod();
+  }
+  mp::Pool MakePool(mp::PoolOptions options = {.processes = 2}) {
+    absl::StatusOr<mp::Pool> pool = mp::Pool::Create(method(), std::move(options));
+    EXPECT_TRUE(pool.ok()) << pool.status();
+    return *std::move(pool);
+  }
+};
+
+// A FIFO in a private directory, removed at the end.
+class Fifo {
+ public:
+  Fifo() {
+    char tmpl[] = "/tmp/mp-pool-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    path_ = dir_ + "/fifo";
+    mkfifo(path_.c_str(), 0600);
+  }
+  ~Fifo() {
+    unlink(path_.c_str());
+    rmdir(dir_.c_str());
+  }
+  const std::string& path() const { return path_; }
+  // Opens the FIFO (blocks until a task opens it for writing) and reads the pid line.
+  int ReadPid() const {
+    const int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    std::string text;
+    char c;
+    while (fd >= 0 && read(fd, &c, 1) == 1 && c != '\n') text.push_back(c);
+    if (fd >= 0) close(fd);
+    int pid = 0;
+    return absl::SimpleAtoi(text, &pid) ? pid : -1;
+  }
+
+ private:
+  std::string dir_, path_;
+};
+
+TEST_P(PoolTest, MapStarmapApply) {
+  mp::Pool pool = MakePool();
+  EXPECT_EQ(pool.processes(), 2);
+  std::vector<int64_t> xs;
+  for (int64_t i = 0; i < 1000; ++i) xs.push_back(i);
+  absl::StatusOr<std::vector<int64_t>> squares = pool.Map<&Square>(xs);
+  ASSERT_TRUE(squares.ok()) << squares.status();
+  ASSERT_EQ(squares->size(), 1000u);
+  for (int64_t i = 0; i < 1000; ++i) EXPECT_EQ((*squares)[i], i * i);
+  // Conversions (int -> int64_t) and chunk sizes that do not divide the input.
+  std::vector<int> small = {1, 2, 3, 4, 5};
+  EXPECT_EQ(*pool.Map<&Square>(small, 2), (std::vector<int64_t>{1, 4, 9, 16, 25}));
+  EXPECT_TRUE(pool.Map<&Square>(std::vector<int64_t>{})->empty());
+  std::vector<std::pair<std::string, int64_t>> pairs = {{"a", 1}, {"b", 2}};
+  EXPECT_EQ(*pool.Starmap<&Join2>(pairs), (std::vector<std::string>{"a:1", "b:2"}));
+  EXPECT_EQ(*pool.Apply<&Join2>(std::string("x"), int64_t{9}), "x:9");
+  mp::AsyncResult<int64_t> r = pool.ApplyAsync<&Square>(int64_t{12});
+  EXPECT_TRUE(r.Wait(absl::Seconds(60)));
+  EXPECT_TRUE(r.Ready());
+  EXPECT_TRUE(*r.Successful());
+  EXPECT_EQ(*r.Get(), 144);
+  pool.Close();
+  EXPECT_TRUE(pool.Join(absl::Seconds(60)).ok());
+}
+
+TEST_P(PoolTest, ImapAndImapUnordered) {
+  mp::Pool pool = MakePool();
+  std::vector<int64_t> xs = {3, 1, 4, 1, 5, 9, 2, 6};
+  mp::ImapIterator<int64_t> it = pool.Imap<&Square>(xs);
+  for (int64_t x : xs) {
+    absl::StatusOr<int64_t> v = it.Next(absl::Seconds(60));
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(*v, x * x);
+  }
+  EXPECT_EQ(it.Next().status().code(), StatusCode::kOutOfRange);
+  mp::ImapIterator<int64_t> un = pool.ImapUnordered<&Square>(xs, 3);
+  std::multiset<int64_t> got;
+  for (size_t i = 0; i < xs.size(); ++i) got.insert(*un.Next(absl::Seconds(60)));
+  std::multiset<int64_t> want;
+  for (int64_t x : xs) want.insert(x * x);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(un.Next().status().code(), StatusCode::kOutOfRange);
+}
+
+TEST_P(PoolTest, FailingTasksReturnTheirStatus) {
+  mp::Pool pool = MakePool();
+  std::vector<int64_t> xs = {1, 7, 3, 7};
+  absl::StatusOr<std::vector<int64_t>> m = pool.Map<&FailOnSeven>(xs, 1);
+  EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(m.status().message(), "seven is not allowed");
+  mp::ImapIterator<int64_t> it = pool.Imap<&FailOnSeven>(xs);
+  EXPECT_EQ(*it.Next(), 1);
+  EXPECT_EQ(it.Next().status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*it.Next(), 3);
+  mp::AsyncResult<mp::PoolUnit> bad = pool.ApplyAsync<&NothingUnlessNegative>(int64_t{-4});
+  EXPECT_EQ(bad.Get().status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(bad.Get().status().message(), "negative: -4");
+  EXPECT_FALSE(*bad.Successful());
+  EXPECT_TRUE(pool.Apply<&NothingUnlessNegative>(int64_t{4}).ok());
+}
+
+TEST_P(PoolTest, Initializer) {
+  absl::StatusOr<mp::PoolInitializer> init = mp::MakePoolInitializer<&SetInitValue>(int64_t{100});
+  ASSERT_TRUE(init.ok());
+  mp::Pool pool = MakePool({.processes = 2, .initializer = *init});
+  EXPECT_EQ(*pool.Map<&InitValue>(std::vector<int64_t>{1, 2}), (std::vector<int64_t>{101, 102}));
+}
+
+TEST_P(PoolTest, FailingInitializerFailsTheTasks) {
+  absl::StatusOr<mp::PoolInitializer> init = mp::MakePoolInitializer<&SetInitValue>(int64_t{-1});
+  ASSERT_TRUE(init.ok());
+  mp::Pool pool = MakePool({.processes = 1, .initializer = *init});
+  absl::StatusOr<int64_t> r = pool.ApplyAsync<&InitValue>(int64_t{1}).Get(absl::Seconds(60));
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_NE(r.status().message().find("initializer refused"), absl::string_view::npos) << r.status();
+  pool.Close();
+  EXPECT_TRUE(pool.Join(absl::Seconds(60)).ok());
+}
+
+TEST_P(PoolTest, MaxTasksPerChildReplacesWorkers) {
+  mp::Pool pool = MakePool({.processes = 1, .maxtasksperchild = 1});
+  std::set<int64_t> pids;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<int64_t> pid = pool.Apply<&Pid>(int64_t{0});
+    ASSERT_TRUE(pid.ok()) << pid.status();
+    pids.insert(*pid);
+  }
+  EXPECT_EQ(pids.size(), 3u);
+  // With chunks: 4 items in chunks of 2 -> 2 workers' worth.
+  absl::StatusOr<std::vector<int64_t>> m = pool.Map<&Pid>(std::vector<int64_t>{0, 0, 0, 0}, 2);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ((*m)[0], (*m)[1]);
+  EXPECT_NE((*m)[1], (*m)[2]);
+  pool.Close();
+  EXPECT_TRUE(pool.Join(absl::Seconds(60)).ok());
+}
+
+TEST_P(PoolTest, KilledWorkerFailsOnlyItsTaskAndIsReplaced) {
+  mp::Pool pool = MakePool();
+  Fifo fifo;
+  std::vector<std::string> args = {"", "", fifo.path(), "", "", ""};
+  mp::ImapIterator<int64_t> it = pool.Imap<&ReportAndBlock>(args, 1);
+  const int victim = fifo.ReadPid();
+  ASSERT_GT(victim, 0);
+  std::vector<int> before = pool.WorkerPids();
+  EXPECT_NE(std::find(before.begin(), before.end(), victim), before.end());
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  for (size_t i = 0; i < args.size(); ++i) {
+    absl::StatusOr<int64_t> v = it.Next(absl::Seconds(60));
+    if (i == 2) {
+      EXPECT_EQ(v.status().code(), StatusCode::kAborted) << v.status();
+      EXPECT_NE(v.status().message().find(absl::StrCat("worker pid ", victim, " died (signal 9)")),
+                absl::string_view::npos)
+          << v.status();
+      EXPECT_NE(v.status().message().find("task 2"), absl::string_view::npos) << v.status();
+    } else {
+      EXPECT_TRUE(v.ok()) << i << ": " << v.status();
+      if (v.ok()) {
+        EXPECT_NE(*v, victim);
+      }
+    }
+  }
+  // A new worker took its place.
+  std::vector<int64_t> pids = *pool.Map<&Pid>(std::vector<int64_t>(20, 0), 1);
+  EXPECT_EQ(std::find(pids.begin(), pids.end(), victim), pids.end());
+  EXPECT_EQ(pool.WorkerPids().size(), 2u);
+  pool.Close();
+  EXPECT_TRUE(pool.Join(absl::Seconds(60)).ok());
+}
+
+TEST_P(PoolTest, TimeoutsAndTerminate) {
+  mp::Pool pool = MakePool({.processes = 1});
+  Fifo fifo;
+  mp::AsyncResult<int64_t> blocked = pool.ApplyAsync<&ReportAndBlock>(fifo.path());
+  mp::AsyncResult<int64_t> queued = pool.ApplyAsync<&Square>(int64_t{3});
+  ASSERT_GT(fifo.ReadPid(), 0);
+  EXPECT_EQ(blocked.Get(absl::ZeroDuration()).status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(blocked.Ready());
+  EXPECT_EQ(blocked.Successful().status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pool.Join().code(), StatusCode::kFailedPrecondition);
+  pool.Terminate();
+  EXPECT_TRUE(pool.Join(absl::Seconds(60)).ok());
+  EXPECT_EQ(blocked.Get().status().code(), StatusCode::kCancelled);
+  EXPECT_EQ(queued.Get().status().code(), StatusCode::kCancelled);
+  EXPECT_EQ(pool.Apply<&Square>(int64_t{1}).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_P(PoolTest, CloseRunsWhatWasSubmitted) {
+  mp::Pool pool = MakePool();
+  mp::AsyncResult<std::vector<int64_t>> r = pool.MapAsync<&Square>(std::vector<int64_t>{1, 2, 3});
+  pool.Close();
+  absl::Status after = pool.Apply<&Square>(int64_t{1}).status();
+  EXPECT_EQ(after.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(after.message().find("closed"), absl::string_view::npos) << after;
+  EXPECT_TRUE(pool.Join(absl::Seconds(60)).ok());
+  EXPECT_EQ(*r.Get(), (std::vector<int64_t>{1, 4, 9}));
+  EXPECT_TRUE(pool.WorkerPids().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, PoolTest, ::testing::Values("fork", "spawn", "forkserver"));
+
+TEST(PoolCreateTest, BadOptions) {
+  EXPECT_EQ(mp::Pool::Create(nullptr).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::Pool::Create(mp::ForkStartMethod(), {.processes = -1}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::Pool::Create(mp::ForkStartMethod(), {.maxtasksperchild = -2}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::Pool::Create(mp::ForkStartMethod(), {.initializer = {"no::Such", ""}}).status().code(),
+            StatusCode::kInvalidArgument);
+  absl::StatusOr<mp::Pool> pool = mp::Pool::Create(mp::ForkStartMethod());
+  ASSERT_TRUE(pool.ok());
+  EXPECT_EQ(pool->processes(), mp::CpuCount());
+}
+
+}  // namespace pool_test
