@@ -139,8 +139,9 @@ bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters, Deadlin
 class SideLock {
  public:
   SideLock(std::atomic<uint32_t>& word, Deadline deadline) : word_(word) {
-    const OwnerLockOutcome o = OwnerLock(word, CurrentThreadId(), /*block=*/true, deadline);
-    held_ = o.result != OwnerLockResult::kTimedOut;
+    const pid_t tid = CurrentThreadId();
+    held_ = OwnerTryLock(word, tid) ||  // inline fast path
+            OwnerLock(word, tid, /*block=*/true, deadline).result != OwnerLockResult::kTimedOut;
   }
   ~SideLock() { Unlock(); }
   SideLock(const SideLock&) = delete;
