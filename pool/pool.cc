@@ -11,11 +11,12 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/notification.h"
 #include "channels/connection.h"
 #include "sync/shm.h"
 
@@ -26,9 +27,9 @@ namespace {
 // ---- Task registry ----
 
 struct Registry {
-  absl::Mutex mu;
-  absl::flat_hash_map<std::string, TaskFn> by_name ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<const void*, const std::string*> by_key ABSL_GUARDED_BY(mu);
+  std::mutex mu;
+  absl::flat_hash_map<std::string, TaskFn> by_name;             // guarded by mu
+  absl::flat_hash_map<const void*, const std::string*> by_key;  // guarded by mu
 };
 Registry& GetRegistry() {
   static Registry* r = new Registry;
@@ -100,7 +101,7 @@ std::string DescribeExit(int pid, std::optional<int> code) {
 
 const std::string* RegisterTask(std::string name, const void* key, TaskFn fn) {
   Registry& r = GetRegistry();
-  absl::MutexLock lock(&r.mu);
+  std::lock_guard<std::mutex> lock(r.mu);
   if (auto it = r.by_key.find(key); it != r.by_key.end()) return it->second;
   std::string unique = name;
   for (int n = 2; r.by_name.contains(unique); ++n) unique = absl::StrCat(name, "#", n);
@@ -112,7 +113,7 @@ const std::string* RegisterTask(std::string name, const void* key, TaskFn fn) {
 
 TaskFn FindTask(absl::string_view name) {
   Registry& r = GetRegistry();
-  absl::MutexLock lock(&r.mu);
+  std::lock_guard<std::mutex> lock(r.mu);
   auto it = r.by_name.find(name);
   return it == r.by_name.end() ? nullptr : it->second;
 }
@@ -126,45 +127,58 @@ void AppendError(std::string& out, const absl::Status& status) {
 
 // ---- Job ----
 
+template <typename Pred>
+bool Job::Await(std::unique_lock<std::mutex>& lock, absl::Duration timeout, Pred pred) const {
+  if (timeout == absl::InfiniteDuration()) {
+    cv_.wait(lock, pred);
+    return true;
+  }
+  return cv_.wait_until(lock, absl::ToChronoTime(absl::Now() + timeout), pred);
+}
+
 void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t offset,
                  size_t length, absl::Status status) {
-  absl::MutexLock lock(&mu_);
-  Item& item = items_[index];
-  if (item.done) return;
-  item.done = true;
-  item.status = std::move(status);
-  item.blob = std::move(blob);
-  item.offset = static_cast<uint32_t>(offset);
-  item.length = static_cast<uint32_t>(length);
-  completed_.push_back(index);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Item& item = items_[index];
+    if (item.done) return;
+    item.done = true;
+    item.status = std::move(status);
+    item.blob = std::move(blob);
+    item.offset = static_cast<uint32_t>(offset);
+    item.length = static_cast<uint32_t>(length);
+    completed_.push_back(index);
+  }
+  cv_.notify_all();
 }
 
 void Job::FailUnfinished(const absl::Status& status) {
-  absl::MutexLock lock(&mu_);
-  for (size_t i = 0; i < items_.size(); ++i) {
-    if (items_[i].done) continue;
-    items_[i].done = true;
-    items_[i].status = status;
-    completed_.push_back(i);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < items_.size(); ++i) {
+      if (items_[i].done) continue;
+      items_[i].done = true;
+      items_[i].status = status;
+      completed_.push_back(i);
+    }
   }
+  cv_.notify_all();
 }
 
 bool Job::Ready() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return completed_.size() == items_.size();
 }
 
 bool Job::WaitAll(absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
-  auto all = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return completed_.size() == items_.size(); };
-  return mu_.AwaitWithTimeout(absl::Condition(&all), timeout);
+  std::unique_lock<std::mutex> lock(mu_);
+  return Await(lock, timeout, [this] { return completed_.size() == items_.size(); });
 }
 
 absl::Status Job::WaitItem(size_t index, absl::Duration timeout, absl::Span<const uint8_t>* payload,
                            std::shared_ptr<const std::string>* keep) const {
-  absl::MutexLock lock(&mu_);
-  auto done = [this, index]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return items_[index].done; };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&done), timeout)) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!Await(lock, timeout, [this, index] { return items_[index].done; })) {
     return absl::DeadlineExceededError(absl::StrCat(what_, ": task ", index, " not done after ",
                                                     absl::FormatDuration(timeout)));
   }
@@ -177,11 +191,8 @@ absl::Status Job::WaitItem(size_t index, absl::Duration timeout, absl::Span<cons
 }
 
 absl::StatusOr<size_t> Job::WaitCompleted(size_t position, absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
-  auto have = [this, position]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return completed_.size() > position;
-  };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&have), timeout)) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!Await(lock, timeout, [this, position] { return completed_.size() > position; })) {
     return absl::DeadlineExceededError(absl::StrCat(what_, ": no further result after ",
                                                     absl::FormatDuration(timeout)));
   }
@@ -189,7 +200,7 @@ absl::StatusOr<size_t> Job::WaitCompleted(size_t position, absl::Duration timeou
 }
 
 absl::Status Job::FirstFailure() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   for (const Item& item : items_) {
     if (item.done && !item.status.ok()) return item.status;
   }
@@ -350,7 +361,7 @@ class PoolImpl {
     auto shared = std::make_shared<const Batch>(std::move(batch));
     const uint64_t id = next_job_.fetch_add(1) + 1;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (!broken_.ok()) return broken_;
       if (closed_ || terminated_) {
         return absl::FailedPreconditionError(
@@ -368,37 +379,48 @@ class PoolImpl {
 
   void Close() {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       closed_ = true;
     }
     Wake();
   }
   void Terminate() {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       terminated_ = true;
     }
     Wake();
   }
   absl::Status Join(absl::Duration timeout) {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (!closed_ && !terminated_) {
         return absl::FailedPreconditionError("Pool::Join: call Close or Terminate first");
       }
     }
-    if (!done_.WaitForNotificationWithTimeout(timeout)) {
+    bool done;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (timeout == absl::InfiniteDuration()) {
+        done_cv_.wait(lock, [this] { return done_; });
+        done = true;
+      } else {
+        done = done_cv_.wait_until(lock, absl::ToChronoTime(absl::Now() + timeout),
+                                   [this] { return done_; });
+      }
+    }
+    if (!done) {
       return absl::DeadlineExceededError(
           absl::StrCat("Pool::Join: workers still running after ", absl::FormatDuration(timeout)));
     }
-    absl::MutexLock lock(&join_mu_);
+    std::lock_guard<std::mutex> lock(join_mu_);
     if (thread_.joinable()) thread_.join();
     return absl::OkStatus();
   }
 
   int processes() const { return options_.processes; }
   std::vector<int> WorkerPids() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return pids_;
   }
 
@@ -424,7 +446,7 @@ class PoolImpl {
     absl::StatusOr<int> sentinel = w.process.Sentinel();
     if (!sentinel.ok()) return sentinel.status();
     w.sentinel = *sentinel;
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     pids_.push_back(w.pid);
     return w;
   }
@@ -465,7 +487,7 @@ class PoolImpl {
               w.chunks_done + static_cast<int64_t>(w.outstanding.size()) < options_.maxtasksperchild)) {
         Chunk c;
         {
-          absl::MutexLock lock(&mu_);
+          std::lock_guard<std::mutex> lock(mu_);
           if (pending_.empty()) break;
           c = std::move(pending_.front());
           pending_.pop_front();
@@ -476,7 +498,7 @@ class PoolImpl {
       }
       bool stop = options_.maxtasksperchild > 0 && w.chunks_done >= options_.maxtasksperchild;
       if (!stop && w.outstanding.empty()) {
-        absl::MutexLock lock(&mu_);
+        std::lock_guard<std::mutex> lock(mu_);
         stop = closed_ && pending_.empty();
       }
       if (stop && w.outstanding.empty()) {
@@ -495,7 +517,7 @@ class PoolImpl {
     if (h.kind == kInitFailed) {
       absl::StatusOr<uint64_t> code = r.ReadVarint("code");
       absl::StatusOr<absl::Span<const uint8_t>> text = ReadBlob(r, "message");
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       broken_ = absl::FailedPreconditionError(absl::StrCat(
           "Pool: the initializer failed in worker pid ", w.pid, ": ",
           absl::StatusCodeToString(code.ok() ? static_cast<absl::StatusCode>(*code)
@@ -603,13 +625,13 @@ class PoolImpl {
           requeue.push_back(std::move(rest));
         }
       }
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) pending_.push_front(*it);
     }
     w.outstanding.clear();
     bool replace;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       pids_.erase(std::remove(pids_.begin(), pids_.end(), w.pid), pids_.end());
       replace = broken_.ok() && !terminated_ && (!closed_ || !pending_.empty());
     }
@@ -621,7 +643,7 @@ class PoolImpl {
       if (fresh.ok()) {
         workers_.push_back(*std::move(fresh));
       } else {
-        absl::MutexLock lock(&mu_);
+        std::lock_guard<std::mutex> lock(mu_);
         broken_ = absl::FailedPreconditionError(
             absl::StrCat("Pool: could not start a replacement worker: ", fresh.status().ToString()));
       }
@@ -632,7 +654,7 @@ class PoolImpl {
   void FailAll(const absl::Status& status) {
     std::deque<Chunk> pending;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       pending.swap(pending_);
     }
     for (Chunk& c : pending) c.job->FailUnfinished(status);
@@ -649,7 +671,7 @@ class PoolImpl {
       w.process.Close().IgnoreError();
     }
     workers_.clear();
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     pids_.clear();
   }
 
@@ -658,7 +680,7 @@ class PoolImpl {
       bool terminated, closed;
       absl::Status broken;
       {
-        absl::MutexLock lock(&mu_);
+        std::lock_guard<std::mutex> lock(mu_);
         terminated = terminated_;
         closed = closed_;
         broken = broken_;
@@ -686,7 +708,7 @@ class PoolImpl {
       }
       absl::StatusOr<std::vector<size_t>> ready = Wait(objects);
       if (!ready.ok()) {
-        absl::MutexLock lock(&mu_);
+        std::lock_guard<std::mutex> lock(mu_);
         broken_ = absl::InternalError(absl::StrCat("Pool: wait failed: ", ready.status().ToString()));
         terminated_ = true;
         continue;
@@ -710,7 +732,11 @@ class PoolImpl {
       exited.erase(std::unique(exited.begin(), exited.end()), exited.end());
       for (auto it = exited.rbegin(); it != exited.rend(); ++it) HandleExit(*it);
     }
-    done_.Notify();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    done_cv_.notify_all();
   }
 
   const std::shared_ptr<StartMethod> method_;
@@ -724,15 +750,17 @@ class PoolImpl {
   // Manager thread only (after StartWorkers).
   std::vector<Worker> workers_;
   std::thread thread_;
-  absl::Mutex join_mu_;
-  absl::Notification done_;
+  std::mutex join_mu_;
 
-  mutable absl::Mutex mu_;
-  std::deque<Chunk> pending_ ABSL_GUARDED_BY(mu_);
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  bool terminated_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status broken_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> pids_ ABSL_GUARDED_BY(mu_);
+  // std::mutex (not absl::Mutex): the system Abseil is not built with TSan, std's is intercepted.
+  mutable std::mutex mu_;
+  std::condition_variable done_cv_;
+  bool done_ = false;               // guarded by mu_: the manager thread has finished
+  std::deque<Chunk> pending_;       // guarded by mu_
+  bool closed_ = false;             // guarded by mu_
+  bool terminated_ = false;         // guarded by mu_
+  absl::Status broken_;             // guarded by mu_
+  std::vector<int> pids_;           // guarded by mu_
 };
 
 }  // namespace pool_internal

@@ -74,8 +74,10 @@
 #define MP_POOL_POOL_H_
 
 #include <cstddef>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -87,7 +89,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "serialize/codec.h"
@@ -267,10 +268,16 @@ class Job {
     uint32_t offset = 0;
     uint32_t length = 0;
   };
+  // Waits on cv_ until pred() or the timeout; returns pred().
+  template <typename Pred>
+  bool Await(std::unique_lock<std::mutex>& lock, absl::Duration timeout, Pred pred) const;
+
   const std::string what_;
-  mutable absl::Mutex mu_;
-  std::vector<Item> items_ ABSL_GUARDED_BY(mu_);
-  std::vector<size_t> completed_ ABSL_GUARDED_BY(mu_);
+  // std::mutex (not absl::Mutex): the system Abseil is not built with TSan, std's is intercepted.
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::vector<Item> items_;          // guarded by mu_
+  std::vector<size_t> completed_;    // guarded by mu_
 };
 
 template <typename T>

@@ -1,0 +1,119 @@
+// Copyright 2026 The mp Authors.
+//
+// listener/listener.h — Listener and Client: Python's multiprocessing.connection.Listener / Client.
+//
+// A Listener is a bound, listening socket; Accept() returns an mp::Connection (channels/connection.h)
+// for each client, and Client(address) returns the client's end. With an authkey, both sides prove
+// they know it (HMAC-SHA256 challenge, both directions) before the Connection is returned.
+//
+//   absl::StatusOr<mp::Listener> listener =
+//       mp::Listener::Create({.address = "127.0.0.1:0", .authkey = "secret"});
+//   std::string address = listener->address();                   // "127.0.0.1:41235"
+//   // in another process:
+//   absl::StatusOr<mp::Connection> c = mp::Client(address, "secret");
+//   c->Send(std::string("hello")).IgnoreError();
+//   // here:
+//   absl::StatusOr<mp::Connection> conn = listener->Accept();
+//   absl::StatusOr<std::string> msg = conn->Recv<std::string>();  // "hello"
+//
+// Addresses (strings; CPython's tuple / str addresses):
+//   ""               Listener only: a new Unix socket "listener-<random>" in a fresh 0700 directory
+//                    /tmp/mp-XXXXXX (CPython's arbitrary_address('AF_UNIX')); removed by Close
+//   "/abs/path"      a Unix socket file (must not exist; created 0700-dir-independent, removed by
+//                    Close of the Listener that created it). At most 107 bytes (sun_path).
+//   "@name" or "\0name"  a Linux abstract-namespace Unix socket (no file); address() uses '@'
+//   "host:port"      TCP over IPv4; host is a dotted IPv4 literal or "localhost" (127.0.0.1), port
+//                    0..65535 (0: the kernel picks; address() tells which). Listeners set
+//                    SO_REUSEADDR, both ends TCP_NODELAY.
+// Anything else is kInvalidArgument naming the address.
+//
+// Authentication (when an authkey is given; CPython's deliver_challenge/answer_challenge, with the
+// messages carried as Connection messages, so the wire is not CPython's):
+//   1. server -> client  "#CHALLENGE#{sha256}" + 32 random bytes (getrandom)
+//   2. client -> server  "{sha256}" + HMAC-SHA256(authkey, "{sha256}" + the 32 bytes)
+//   3. server -> client  "#WELCOME#" or "#FAILURE#"
+//   4-6. the same with the roles swapped (the client checks the server too).
+// Messages in the handshake are at most 256 bytes; each step waits at most auth_timeout.
+// A wrong key is refused on both sides with kUnauthenticated (CPython's AuthenticationError):
+//   server: "Listener::Accept: the client at <peer> failed the authkey challenge (digest mismatch)"
+//   client: "Client: <address> refused our authkey" (or "... failed our authkey challenge" when the
+//           server is the one with the wrong key)
+// A peer that does not speak the protocol (no challenge, a malformed or oversized message, closing
+// mid-handshake) is kUnauthenticated too, naming what arrived; a handshake step that times out is
+// kDeadlineExceeded. The Listener stays usable after a refused client.
+//
+// Other errors: Accept(timeout) with nobody connecting -> kDeadlineExceeded; Client to a Unix path
+// that does not exist -> kNotFound; to an address nobody listens on -> kUnavailable (connection
+// refused); Create on an address in use -> kAlreadyExists; calls on a closed Listener ->
+// kFailedPrecondition.
+//
+// Thread safety: a Listener may be used by one thread at a time (Accept from several threads needs
+// external synchronization); Close must not race with Accept. Client() is thread-safe.
+
+#ifndef MP_LISTENER_LISTENER_H_
+#define MP_LISTENER_LISTENER_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "channels/connection.h"
+
+namespace mp {
+
+struct ListenerOptions {
+  std::string address;                 // see the header comment; "" for a fresh Unix socket
+  std::optional<std::string> authkey;  // nullopt: no authentication (CPython's authkey=None)
+  int backlog = 1;                     // listen(2) backlog, CPython's default
+  absl::Duration auth_timeout = absl::Seconds(20);  // per handshake step
+};
+
+class Listener {
+ public:
+  // Binds and listens. kInvalidArgument for a bad address or backlog < 1 or an empty authkey;
+  // kAlreadyExists when the address is in use.
+  static absl::StatusOr<Listener> Create(ListenerOptions options);
+
+  Listener(Listener&& other) noexcept;
+  Listener& operator=(Listener&& other) noexcept;
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  ~Listener();  // Close()
+
+  // Waits for a client (at most `timeout`) and authenticates it when there is an authkey.
+  absl::StatusOr<Connection> Accept(absl::Duration timeout = absl::InfiniteDuration());
+
+  // The bound address, in the form Client() takes (the real port for "host:0").
+  const std::string& address() const { return address_; }
+  // The peer of the last accepted connection ("ip:port" for TCP, "" for Unix sockets).
+  const std::string& last_accepted() const { return last_accepted_; }
+  // The listening socket (-1 when closed), e.g. for Wait().
+  int fd() const { return fd_; }
+
+  // Closes the socket and removes what Create made on the file system. Idempotent.
+  void Close();
+
+ private:
+  Listener() = default;
+
+  int fd_ = -1;
+  bool tcp_ = false;
+  std::string address_;
+  std::string last_accepted_;
+  std::optional<std::string> authkey_;
+  absl::Duration auth_timeout_;
+  std::string socket_file_;  // to unlink on Close
+  std::string temp_dir_;     // to rmdir on Close
+};
+
+// Connects to a Listener's address and, with an authkey, runs the handshake.
+absl::StatusOr<Connection> Client(absl::string_view address,
+                                  std::optional<std::string> authkey = std::nullopt,
+                                  absl::Duration auth_timeout = absl::Seconds(20));
+
+}  // namespace mp
+
+#endif  // MP_LISTENER_LISTENER_H_
