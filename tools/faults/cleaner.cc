@@ -194,8 +194,8 @@ void FindForkServerProcesses(const CleanerOptions& options, std::vector<Leftover
       if (n > 0) listens |= server_sockets.count(std::string(target, static_cast<size_t>(n))) > 0;
     }
     if (!listens) continue;
-    uid_t uid;
-    pid_t ppid;
+    uid_t uid = static_cast<uid_t>(-1);
+    pid_t ppid = 0;
     if (!StatusOf(options.proc, pid, &uid, &ppid)) continue;  // gone meanwhile
     if (uid != geteuid()) continue;  // not ours: never listed, never touched
     Leftover l{Leftover::Kind::kForkServerProcess, absl::StrCat(options.proc, "/", pid), pid};
