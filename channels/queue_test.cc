@@ -331,6 +331,38 @@ TEST(QueueTest, ThreadsShareOneHandle) {
   EXPECT_TRUE(q.Empty());
 }
 
+TEST(QueueTest, ThreadsShareOneHandleWithChunkedItems) {
+  Queue q = MakeQueue({.capacity_bytes = 4096});
+  constexpr uint32_t kPerProducer = 200;
+  constexpr size_t kBig = 10000;  // larger than the ring: every item travels in chunks
+  std::atomic<int> received{0};
+  std::vector<std::thread> threads;
+  for (uint32_t p = 0; p < 2; ++p) {
+    threads.emplace_back([&q, p] {
+      for (uint32_t i = 0; i < kPerProducer; ++i) {
+        ASSERT_TRUE(q.Put(MakeBlob(p * kPerProducer + i, kBig)).ok());
+      }
+    });
+  }
+  for (int c = 0; c < 2; ++c) {
+    threads.emplace_back([&q, &received] {
+      for (;;) {
+        absl::StatusOr<Blob> b = q.Get<Blob>();
+        if (b.status().code() == absl::StatusCode::kOutOfRange) return;
+        ASSERT_TRUE(b.ok()) << b.status();
+        ASSERT_TRUE(BlobIntact(*b, kBig));
+        received.fetch_add(1);
+      }
+    });
+  }
+  threads[0].join();
+  threads[1].join();
+  q.Close();
+  threads[2].join();
+  threads[3].join();
+  EXPECT_EQ(received.load(), 2 * static_cast<int>(kPerProducer));
+}
+
 TEST(QueueTest, QueueKindsTravelAsTransferableHandles) {
   absl::StatusOr<JoinableQueue> jq = JoinableQueue::Create({.domain = ShmDomain::kTransferable});
   absl::StatusOr<SimpleQueue> sq = SimpleQueue::Create({.domain = ShmDomain::kTransferable});
