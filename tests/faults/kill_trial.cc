@@ -57,6 +57,14 @@ constexpr absl::Duration kHang = absl::Seconds(30);
 // ------------------------------------------------------------------------------------------------
 // Deterministic randomness.
 
+// Where the victim is, written by the victim and read after its death: kOutside, kInside (in the
+// call under test), kHolding (holding the lock between Acquire and Release), kAcquiring (in a lock
+// Acquire that is not the call under test).
+std::atomic<uint32_t>* g_phase = nullptr;
+void Phase(KillPhase p) {
+  if (g_phase != nullptr) g_phase->store(static_cast<uint32_t>(p), std::memory_order_relaxed);
+}
+
 void Spin(uint64_t iterations) {
   for (uint64_t i = 0; i < iterations; ++i) {
     asm volatile("" ::: "memory");
@@ -252,7 +260,11 @@ absl::Status ExpectExit(Child& child, absl::Duration timeout, absl::string_view 
 absl::Status ExpectKilled(Child& victim, bool may_exit = false) {
   absl::StatusOr<int> code = victim.Wait(kHang, "victim");
   if (!code.ok()) return code.status();
-  if (*code == 128 + SIGKILL || (may_exit && *code == 0)) return absl::OkStatus();
+  if (*code == 128 + SIGKILL) return absl::OkStatus();
+  if (may_exit && *code == 0) {
+    Phase(KillPhase::kNotKilled);
+    return absl::OkStatus();
+  }
   return absl::InternalError(absl::StrCat("victim ended with ", *code, " instead of SIGKILL"));
 }
 
@@ -306,8 +318,10 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
   Child victim([&] {
     armed.CloseRead();
     for (uint32_t seq = 0;; ++seq) {
+      Phase(KillPhase::kInside);
       absl::Status s =
           q->Put(Item{0, seq, Payload(0, seq, ItemSize(seed, 0, seq))}, true, kHang);
+      Phase(KillPhase::kOutside);
       if (!s.ok()) return 3;
       report->committed.store(seq + 1, std::memory_order_release);
       if (seq + 1 == trigger) WriteByte(armed.w());
@@ -410,7 +424,9 @@ absl::Status GetTrial(uint64_t seed, Rng& rng) {
   MP_TRY(Check(armed.ok() && go.ok(), "pipe"));
   auto consume = [&](int who, int armed_w) {
     for (;;) {
+      if (who == 0) Phase(KillPhase::kInside);
       absl::StatusOr<Item> item = q->Get<Item>(true, kHang);
+      if (who == 0) Phase(KillPhase::kOutside);
       if (!item.ok()) return absl::IsOutOfRange(item.status()) ? 0 : 5;
       if (item->payload != Payload(0, item->seq, ItemSize(seed, 0, item->seq))) {
         report->torn.store(1);
@@ -493,7 +509,10 @@ absl::Status SendBytesTrial(uint64_t seed, Rng& rng) {
     armed.CloseRead();
     reader.Close();
     for (uint32_t seq = 0;; ++seq) {
-      if (!writer.SendBytes(Message(seed, seq)).ok()) return 3;
+      Phase(KillPhase::kInside);
+      const bool sent = writer.SendBytes(Message(seed, seq)).ok();
+      Phase(KillPhase::kOutside);
+      if (!sent) return 3;
       report->committed.store(seq + 1, std::memory_order_release);
       if (seq + 1 == trigger) WriteByte(armed.w());
     }
@@ -556,7 +575,9 @@ absl::Status RecvBytesTrial(uint64_t seed, Rng& rng) {
     armed.CloseRead();
     writer.Close();
     for (uint32_t seq = 0;; ++seq) {
+      Phase(KillPhase::kInside);
       absl::StatusOr<std::string> m = reader.RecvBytes();
+      Phase(KillPhase::kOutside);
       if (!m.ok()) return 3;
       if (*m != Message(seed, seq)) report->bad.store(seq + 1);
       report->received.store(seq + 1, std::memory_order_release);
@@ -604,12 +625,16 @@ absl::Status LockHoldingTrial(uint64_t seed, Rng& rng) {
   Child victim([&] {
     armed.CloseRead();
     for (uint32_t i = 0;; ++i) {
+      Phase(KillPhase::kInside);
       absl::StatusOr<bool> got = lock->Acquire(true, kHang);
+      Phase(KillPhase::kHolding);
       if (!got.ok() || !*got) return 3;
       report->holding.store(1);
       Spin(hold);
       report->holding.store(0);
-      if (!lock->Release().ok()) return 4;
+      const bool released = lock->Release().ok();
+      Phase(KillPhase::kOutside);
+      if (!released) return 4;
       if (i + 1 == trigger) WriteByte(armed.w());
     }
   });
@@ -664,6 +689,7 @@ absl::Status LockWaitingTrial(uint64_t seed, Rng& rng) {
   Child victim([&] {
     armed.CloseRead();
     WriteByte(armed.w());
+    Phase(KillPhase::kInside);
     absl::StatusOr<bool> got = lock->Acquire(true, kHang);
     // Never reached while the parent holds the lock: getting it is a bug (exit 3).
     return got.ok() && *got ? 3 : 4;
@@ -711,7 +737,11 @@ absl::Status BarrierTrial(uint64_t seed, Rng& rng) {
   auto party = [&](int who, int armed_w) {
     for (;;) {
       const absl::Time start = absl::Now();
+      // Survivors arrive a little later, so the victim is usually asleep in Wait when it dies.
+      if (who != 0) Spin(50000);
+      if (who == 0) Phase(KillPhase::kInside);
       absl::StatusOr<int> index = barrier->Wait(kTimeout);
+      if (who == 0) Phase(KillPhase::kOutside);
       report->last_wait_ms[who].store(absl::ToInt64Milliseconds(absl::Now() - start));
       if (!index.ok()) return absl::IsAborted(index.status()) ? 0 : 3;
       const uint32_t g = report->generations[who].load() + 1;
@@ -761,7 +791,7 @@ absl::Status ConditionTrial(uint64_t seed, Rng& rng) {
   absl::StatusOr<Condition> cond = Condition::Create(*lock);
   if (!cond.ok()) return cond.status();
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 6));
-  const uint64_t spin = rng.Range(0, 600000);
+  const uint64_t spin = rng.Range(20000, 2000000);  // mostly lands inside the 1 ms Wait
   auto acquire = [&]() -> bool {
     absl::StatusOr<bool> got = cond->Acquire(true, kHang);
     return IsOwnerDied(got.status()) || (got.ok() && *got);
@@ -771,10 +801,15 @@ absl::Status ConditionTrial(uint64_t seed, Rng& rng) {
   Child victim([&] {
     armed.CloseRead();
     for (uint32_t i = 0;; ++i) {
+      Phase(KillPhase::kAcquiring);
       if (!acquire()) return 3;
+      Phase(KillPhase::kInside);
       absl::StatusOr<bool> r = cond->Wait(absl::Milliseconds(1));
+      Phase(KillPhase::kHolding);
       if (!r.ok() && !IsOwnerDied(r.status())) return 4;
-      if (!cond->Release().ok()) return 5;
+      const bool released = cond->Release().ok();
+      Phase(KillPhase::kOutside);
+      if (!released) return 5;
       if (i + 1 == trigger) WriteByte(armed.w());
     }
   });
@@ -822,6 +857,7 @@ absl::Status ConditionTrial(uint64_t seed, Rng& rng) {
 
 absl::Status RunScenario(Scenario scenario, uint64_t seed) {
   Rng rng(seed * kScenarioCount + static_cast<uint64_t>(scenario));
+  g_phase->store(static_cast<uint32_t>(KillPhase::kOutside));
   switch (scenario) {
     case Scenario::kPut:
       return PutTrial(seed, rng);
@@ -869,12 +905,38 @@ absl::string_view ScenarioName(Scenario scenario) {
 
 Scenario ScenarioForTrial(uint64_t i) { return static_cast<Scenario>(i % kScenarioCount); }
 
-absl::Status RunKillTrial(Scenario scenario, uint64_t seed) {
+absl::string_view KillPhaseName(KillPhase phase) {
+  switch (phase) {
+    case KillPhase::kOutside:
+      return "between calls";
+    case KillPhase::kInside:
+      return "inside the call";
+    case KillPhase::kHolding:
+      return "holding the lock";
+    case KillPhase::kAcquiring:
+      return "acquiring the lock";
+    case KillPhase::kNotKilled:
+      return "not killed";
+  }
+  return "?";
+}
+
+absl::Status RunKillTrial(Scenario scenario, uint64_t seed, TrialReport* report) {
   const std::string name = absl::StrCat(ScenarioName(scenario), " trial, seed ", seed, ": ");
   const FdSnapshot fds_before = FdSnapshot::Take();
   const int maps_before = SegmentMappings();
   const std::set<std::string> shm_before = DevShmEntriesOfMp();
-  absl::Status s = RunScenario(scenario, seed);
+  absl::Status s;
+  {
+    Shared<std::atomic<uint32_t>> phase;
+    if (!phase.ok()) return absl::ResourceExhaustedError("mmap for the phase word");
+    g_phase = &*phase;
+    s = RunScenario(scenario, seed);
+    g_phase = nullptr;
+    if (report != nullptr) {
+      report->phase = s.ok() ? static_cast<KillPhase>(phase->load()) : KillPhase::kNotKilled;
+    }
+  }
   // Every check below runs whether or not the scenario passed: a failed trial must not leak either.
   std::vector<std::string> problems;
   if (!s.ok()) problems.push_back(std::string(s.message()));

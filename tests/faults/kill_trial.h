@@ -77,10 +77,24 @@ absl::string_view ScenarioName(Scenario scenario);
 // The scenario trial number `i` of a run uses (round robin over all scenarios).
 Scenario ScenarioForTrial(uint64_t i);
 
+// Where the victim was when SIGKILL landed (the victim records it in shared memory as it goes).
+enum class KillPhase : uint32_t {
+  kOutside = 0,    // between calls (the kill still tests the survivors' view of a dead peer)
+  kInside = 1,     // inside the call under test (Put, Get, SendBytes, RecvBytes, Acquire, Wait)
+  kHolding = 2,    // holding the lock (LockHolding, or the condition's lock around Wait)
+  kAcquiring = 3,  // acquiring the condition's lock before Wait
+  kNotKilled = 4,  // the trial failed, or the victim ended on its own (BarrierWait on a slow box)
+};
+absl::string_view KillPhaseName(KillPhase phase);
+
+struct TrialReport {
+  KillPhase phase = KillPhase::kNotKilled;
+};
+
 // Runs one trial; OK if every check passed. Otherwise the status names the scenario, the seed and
 // what went wrong (kInternal for a failed check, kDeadlineExceeded for a hang, or the failing
-// system call's status).
-absl::Status RunKillTrial(Scenario scenario, uint64_t seed);
+// system call's status). `report`, if not null, receives where the kill landed.
+absl::Status RunKillTrial(Scenario scenario, uint64_t seed, TrialReport* report = nullptr);
 
 }  // namespace mp::faults
 

@@ -53,9 +53,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   uint64_t passed = 0, failed = 0;
+  // Where the kills landed, per scenario and phase.
+  uint64_t where[mp::faults::kScenarioCount][5] = {};
   for (uint64_t i = 0; i < trials; ++i) {
     const mp::faults::Scenario scenario = mp::faults::ScenarioForTrial(i);
-    const absl::Status s = mp::faults::RunKillTrial(scenario, seed + i);
+    mp::faults::TrialReport report;
+    const absl::Status s = mp::faults::RunKillTrial(scenario, seed + i, &report);
+    ++where[static_cast<int>(scenario)][static_cast<int>(report.phase)];
     if (s.ok()) {
       ++passed;
     } else {
@@ -69,6 +73,16 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(passed), static_cast<unsigned long long>(failed));
     }
     std::fflush(stdout);
+  }
+  std::printf("where the kills landed:\n");
+  for (int sc = 0; sc < mp::faults::kScenarioCount; ++sc) {
+    std::string line = "  " + std::string(mp::faults::ScenarioName(static_cast<mp::faults::Scenario>(sc))) + ":";
+    for (int ph = 0; ph < 5; ++ph) {
+      if (where[sc][ph] == 0) continue;
+      line += " " + std::to_string(where[sc][ph]) + " " +
+              std::string(mp::faults::KillPhaseName(static_cast<mp::faults::KillPhase>(ph))) + ";";
+    }
+    std::printf("%s\n", line.c_str());
   }
   std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(passed),
               static_cast<unsigned long long>(failed));
