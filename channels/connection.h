@@ -289,11 +289,21 @@ absl::StatusOr<T> Connection::Recv() {
   RequireCodec<T>();
   std::vector<int> fds;
   absl::StatusOr<absl::Span<const uint8_t>> frame = RecvFrame(&fds);
+  // Owns whatever descriptors arrived, also when the body did not: it closes every descriptor the
+  // value does not take.
+  FdTable table(std::move(fds));
   if (!frame.ok()) return frame.status();
-  FdTable table(std::move(fds));  // closes every descriptor the value does not take
   ScopedFdTable scope(&table);
   T out{};
-  if (absl::Status s = DecodeFrameInto(*frame, out, max_message_size_); !s.ok()) return s;
+  if (absl::Status s = DecodeFrameInto(*frame, out, max_message_size_); !s.ok()) {
+    // The message was complete; only its contents are bad. kOutOfRange from the decoder means "the
+    // frame is shorter than it says", which on a Connection must not read as end of file.
+    if (s.code() == absl::StatusCode::kOutOfRange) {
+      return absl::InvalidArgumentError(absl::StrCat("Connection::Recv: malformed message: ",
+                                                     s.message()));
+    }
+    return s;
+  }
   return out;
 }
 

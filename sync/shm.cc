@@ -180,6 +180,7 @@ void* ShmSegment::base() const { return mapping_->base; }
 int ShmSegment::fd() const { return mapping_ ? mapping_->fd : -1; }
 
 uint64_t ShmSegment::used() const {
+  if (!valid()) return 0;
   return mapping_->header()->next.load(std::memory_order_acquire);
 }
 
@@ -188,6 +189,7 @@ void* ShmSegment::At(uint64_t offset) const {
 }
 
 absl::StatusOr<uint64_t> ShmSegment::Allocate(size_t size) {
+  if (!valid()) return absl::FailedPreconditionError("ShmSegment::Allocate: empty segment");
   if (size == 0) return absl::InvalidArgumentError("ShmSegment::Allocate: size must be > 0");
   const uint64_t total = mapping_->size;
   if (size > total) {
@@ -211,6 +213,10 @@ absl::StatusOr<uint64_t> ShmSegment::Allocate(size_t size) {
 
 absl::Status ShmSegment::CheckBlock(uint64_t offset, size_t size, uint32_t tag,
                                     absl::string_view what) const {
+  if (!valid()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": the handle's segment is empty (a default-constructed object)"));
+  }
   const uint64_t used_now = used();
   if (offset < kShmHeaderSize || offset % kShmAlignment != 0 || offset > used_now ||
       used_now - offset < size) {
