@@ -16,6 +16,8 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -35,6 +37,11 @@
 #include "sync/condition.h"
 #include "sync/futex.h"
 #include "sync/lock.h"
+#include "serialize/fd.h"
+#include "start_methods/forkserver.h"
+#include "start_methods/process.h"
+#include "start_methods/spawn.h"
+#include "start_methods/target.h"
 #include "sync/shm.h"
 #include "tests/faults/fault_util.h"
 
@@ -47,6 +54,10 @@ struct Item {
   std::string payload;
 };
 MP_FIELDS(Item, producer, seq, payload);
+
+// The SpawnPut victim, run in a spawn or forkserver child (registered by Call<&SpawnPutVictim>).
+// `words` points at two shared words: [0] Puts that returned OK, [1] the KillPhase.
+int SpawnPutVictim(Queue q, ShmHandle words, PassedFd armed, uint32_t trigger, uint64_t seed);
 
 namespace {
 
@@ -398,6 +409,86 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
   MP_TRY(Check(last->producer == 2, "queue unusable after the kill"));
   MP_TRY(Check(q->Qsize() == 0 && q->put_side_owner() == 0 && q->get_side_owner() == 0,
                "queue not quiet after the trial"));
+  return absl::OkStatus();
+}
+
+absl::Status SpawnPutTrial(uint64_t seed, Rng& rng) {
+  absl::StatusOr<ShmSegment> segment = ShmSegment::Create(ShmDomain::kTransferable, 128);
+  if (!segment.ok()) return segment.status();
+  absl::StatusOr<uint64_t> offset = segment->Allocate(128);
+  if (!offset.ok()) return offset.status();
+  auto* words = static_cast<std::atomic<uint32_t>*>(segment->At(*offset));
+  absl::StatusOr<Queue> q = Queue::Create({.domain = ShmDomain::kTransferable});
+  if (!q.ok()) return q.status();
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 300));
+  const uint64_t spin = rng.Range(0, 300000);
+  // Odd seeds: spawn; even seeds: a private forkserver (stopped at the end of the trial).
+  std::shared_ptr<ForkServer> server;
+  std::shared_ptr<StartMethod> method;
+  if (seed % 2 == 1) {
+    method = SpawnStartMethod();
+  } else {
+    server = std::make_shared<ForkServer>();
+    method = server;
+  }
+  struct StopServer {
+    std::shared_ptr<ForkServer> server;
+    ~StopServer() {
+      if (server) server->Stop();
+    }
+  } stop_server{server};
+  Pipe2 armed;
+  MP_TRY(Check(armed.ok(), "pipe"));
+  absl::StatusOr<Process> victim =
+      Process::Create(method, Call<&SpawnPutVictim>(*q, ShmHandle{*segment, *offset},
+                                                    PassedFd{armed.w()}, trigger, seed));
+  if (!victim.ok()) return victim.status();
+  struct KillAndJoin {
+    Process* p;
+    ~KillAndJoin() {
+      if (absl::StatusOr<bool> alive = p->IsAlive(); alive.ok() && *alive) (void)p->Kill();
+      (void)p->Join();
+      (void)p->Close();
+    }
+  } guard{&*victim};
+  MP_TRY(victim->Start());
+  armed.CloseWrite();
+  pollfd pfd{armed.r(), POLLIN, 0};
+  if (poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(kHang))) != 1) {
+    return absl::DeadlineExceededError("spawned victim never armed the killer");
+  }
+  char c;
+  if (read(armed.r(), &c, 1) != 1) {
+    return absl::InternalError("spawned victim ended before arming the killer");
+  }
+  Spin(spin);
+  MP_TRY(victim->Kill());
+  MP_TRY(victim->Join(kHang));
+  absl::StatusOr<std::optional<int>> code = victim->ExitCode();
+  if (!code.ok()) return code.status();
+  MP_TRY(Check(code->has_value() && **code == -SIGKILL,
+               absl::StrCat("spawned victim ended with ",
+                            code->has_value() ? absl::StrCat(**code) : "nothing (still running)",
+                            " instead of -9")));
+  g_phase->store(words[1].load());
+  Received got;
+  while (true) {
+    absl::StatusOr<Item> item = q->GetNoWait<Item>();
+    if (!item.ok()) {
+      if (!absl::IsUnavailable(item.status())) return item.status();
+      break;
+    }
+    got.Add(seed, *item);
+  }
+  if (!got.error.empty()) return absl::InternalError(got.error);
+  const uint32_t committed = words[0].load();
+  MP_TRY(Check(got.IsPrefix() && (got.seqs.size() == committed || got.seqs.size() == committed + 1),
+               absl::StrCat("spawned victim: ", committed, " Puts returned OK but ",
+                            got.seqs.size(), " items were delivered")));
+  MP_TRY(q->Put(Item{2, 0, ""}, true, absl::Seconds(10)));
+  absl::StatusOr<Item> last = q->Get<Item>(true, absl::Seconds(10));
+  if (!last.ok()) return last.status();
+  MP_TRY(Check(last->producer == 2 && q->put_side_owner() == 0, "queue unusable after the kill"));
   return absl::OkStatus();
 }
 
@@ -875,6 +966,8 @@ absl::Status RunScenario(Scenario scenario, uint64_t seed) {
       return BarrierTrial(seed, rng);
     case Scenario::kConditionWait:
       return ConditionTrial(seed, rng);
+    case Scenario::kSpawnPut:
+      return SpawnPutTrial(seed, rng);
   }
   return absl::InvalidArgumentError("unknown scenario");
 }
@@ -899,6 +992,8 @@ absl::string_view ScenarioName(Scenario scenario) {
       return "BarrierWait";
     case Scenario::kConditionWait:
       return "ConditionWait";
+    case Scenario::kSpawnPut:
+      return "SpawnPut";
   }
   return "?";
 }
@@ -957,6 +1052,22 @@ absl::Status RunKillTrial(Scenario scenario, uint64_t seed, TrialReport* report)
   if (problems.empty()) return absl::OkStatus();
   const absl::StatusCode code = s.ok() ? absl::StatusCode::kInternal : s.code();
   return absl::Status(code, absl::StrCat(name, absl::StrJoin(problems, "; ")));
+}
+
+int SpawnPutVictim(Queue q, ShmHandle words, PassedFd armed, uint32_t trigger, uint64_t seed) {
+  auto* w = static_cast<std::atomic<uint32_t>*>(words.segment.At(words.offset));
+  for (uint32_t seq = 0;; ++seq) {
+    Item item{0, seq, Payload(0, seq, ItemSize(seed, 0, seq))};
+    w[1].store(static_cast<uint32_t>(KillPhase::kInside), std::memory_order_relaxed);
+    absl::Status s = q.Put(item, true, kHang);
+    w[1].store(static_cast<uint32_t>(KillPhase::kOutside), std::memory_order_relaxed);
+    if (!s.ok()) return 3;
+    w[0].store(seq + 1, std::memory_order_release);
+    if (seq + 1 == trigger) {
+      WriteByte(armed.fd);
+      close(armed.fd);
+    }
+  }
 }
 
 }  // namespace mp::faults

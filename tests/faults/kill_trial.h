@@ -20,7 +20,9 @@
 // The scenarios' own checks are listed at Scenario.
 //
 // The victims are forked (fork domain objects, or transferable ones on odd seeds, which exercise the
-// memfd path). Children never return into the caller: they _exit with a code that the parent checks.
+// memfd path), except kSpawnPut's, which mp::Process starts with spawn or a forkserver. Forked
+// children never return into the caller: they _exit with a code that the parent checks. A program
+// running kSpawnPut must call mp::Init(argc, argv) first (tests link //start_methods:test_main).
 //
 // Thread safety: RunKillTrial forks; call it from one thread of a process that has no other children
 // to reap (the "no child left" check counts every child).
@@ -68,8 +70,12 @@ enum class Scenario {
   // Victim killed in Condition::Wait (or holding the condition's lock). Notify(1) skips the dead
   // waiter and wakes the surviving one, which returns true well before its timeout.
   kConditionWait,
+  // Like kPut, but the victim is a spawn child (odd seeds) or a child of a private forkserver (even
+  // seeds) started through mp::Process, putting into a transferable Queue it received as an
+  // argument, and killed with Process::Kill; its exit code must be -9 and it leaves no zombie.
+  kSpawnPut,
 };
-inline constexpr int kScenarioCount = 8;
+inline constexpr int kScenarioCount = 9;
 
 // "Put", "Get", "SendBytes", ...
 absl::string_view ScenarioName(Scenario scenario);

@@ -1,6 +1,6 @@
 // Copyright 2026 The mp Authors.
 //
-// A deterministic slice of the kill trials: each scenario with seeds 1..8 (64 trials). The long run
+// A deterministic slice of the kill trials: each scenario with seeds 1..8 (72 trials). The long run
 // is //tools/faults:kill_trials.
 
 #include "tests/faults/kill_trial.h"
@@ -27,7 +27,7 @@ INSTANTIATE_TEST_SUITE_P(
     AllScenarios, KillTrialTest,
     ::testing::Values(Scenario::kPut, Scenario::kGet, Scenario::kSendBytes, Scenario::kRecvBytes,
                       Scenario::kLockHolding, Scenario::kLockWaiting, Scenario::kBarrierWait,
-                      Scenario::kConditionWait),
+                      Scenario::kConditionWait, Scenario::kSpawnPut),
     [](const ::testing::TestParamInfo<Scenario>& info) {
       return std::string(ScenarioName(info.param));
     });
@@ -35,7 +35,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(KillTrialTest, ScenarioNamesAndRoundRobin) {
   EXPECT_EQ(ScenarioName(ScenarioForTrial(0)), "Put");
   EXPECT_EQ(ScenarioName(ScenarioForTrial(7)), "ConditionWait");
-  EXPECT_EQ(ScenarioForTrial(8), ScenarioForTrial(0));
+  EXPECT_EQ(ScenarioName(ScenarioForTrial(8)), "SpawnPut");
+  EXPECT_EQ(ScenarioForTrial(9), ScenarioForTrial(0));
 }
 
 }  // namespace

@@ -4,8 +4,8 @@
 //
 //   bazel run //tools/faults:kill_trials -- --trials 1000 --seed 1
 //
-// Trial i runs scenario i mod 8 (Put, Get, SendBytes, RecvBytes, LockHolding, LockWaiting,
-// BarrierWait, ConditionWait) with seed (--seed + i), so a failure is reproduced exactly by rerunning
+// Trial i runs scenario i mod 9 (Put, Get, SendBytes, RecvBytes, LockHolding, LockWaiting,
+// BarrierWait, ConditionWait, SpawnPut) with seed (--seed + i), so a failure is reproduced exactly by rerunning
 // with the seed it names. Prints a progress line every --progress trials (default 100), a line per
 // failed trial, and finally "N passed, M failed"; exits 1 if any trial failed, 2 on bad flags.
 
@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
+#include "start_methods/process.h"
 #include "tests/faults/kill_trial.h"
 
 namespace {
@@ -40,6 +41,7 @@ bool ParseFlag(int argc, char** argv, int& i, const char* name, uint64_t& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mp::Init(argc, argv);  // SpawnPut's victims are spawn / forkserver children of this program
   uint64_t trials = 1000, seed = 1, progress = 100;
   for (int i = 1; i < argc; ++i) {
     if (ParseFlag(argc, argv, i, "--trials", trials) || ParseFlag(argc, argv, i, "--seed", seed) ||
