@@ -62,6 +62,10 @@
 // its first bytes) can be read, never reads, and so never consumes part of a message. Wait() waits for
 // many connections and raw descriptors (e.g. process sentinels) at once.
 //
+// Shared objects (Queue, Lock...) travel inside messages over a socket Connection as their segment's
+// descriptor; a fork-domain one (made by the 'fork' context) cannot, and Send refuses it with
+// kFailedPrecondition before sending anything.
+//
 // Passing a Connection to another process: fd() is the descriptor to pass, and a Connection has an
 // mp::Codec that encodes it as an mp::PassedFd (so it travels as a spawn argument or inside a message
 // over a socket Connection); the receiver decodes a Connection that owns the descriptor it received.
@@ -280,6 +284,13 @@ absl::Status Connection::Send(const T& value) {
     if (absl::Status s = EncodeFrameTo(value, absl::Span<uint8_t>(out, frame_size)); !s.ok()) {
       return s;
     }
+  }
+  if (!table.fork_only().empty()) {
+    // Nobody could decode it: a fork-domain object has no descriptor to travel with.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "Connection::Send: the ", TypeName<T>(), " holds a ", table.fork_only().front(),
+        " created by the 'fork' context, which reaches forked children only (by inheritance) and "
+        "cannot travel over a Connection; create it with a 'spawn' or 'forkserver' context"));
   }
   return SendFrameBuffer(table.fds());
 }

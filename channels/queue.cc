@@ -631,33 +631,4 @@ absl::StatusOr<JoinableQueue> JoinableQueue::FromHandle(const ShmHandle& handle)
   return JoinableQueue(*std::move(q));
 }
 
-void Codec<Queue>::Encode(const Queue& q, ByteWriter& w) {
-  Codec<PassedFd>::Encode(PassedFd{q.segment_.has_value() ? q.segment_->fd() : -1}, w);
-  w.WriteLE(q.offset_);
-}
-
-absl::Status Codec<Queue>::Decode(ByteReader& r, Queue& out) {
-  PassedFd fd;
-  if (absl::Status s = Codec<PassedFd>::Decode(r, fd); !s.ok()) {
-    if (s.code() == absl::StatusCode::kFailedPrecondition) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "mp::Decode: a Queue arrived without its shared memory descriptor (a fork-domain queue "
-          "cannot be passed to a spawn or forkserver child; create it in the transferable "
-          "domain). ",
-          s.message()));
-    }
-    return s;
-  }
-  uint64_t offset = 0;
-  absl::Status s = r.ReadLE(&offset, "Queue offset");
-  absl::StatusOr<ShmSegment> segment =
-      s.ok() ? ShmSegment::Attach(fd.fd) : absl::StatusOr<ShmSegment>(s);
-  ::close(fd.fd);  // Attach keeps its own duplicate
-  if (!segment.ok()) return segment.status();
-  absl::StatusOr<Queue> q = Queue::FromHandle({*std::move(segment), offset});
-  if (!q.ok()) return q.status();
-  out = *std::move(q);
-  return absl::OkStatus();
-}
-
 }  // namespace mp

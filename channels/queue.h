@@ -233,8 +233,9 @@ class Queue {
   size_t maxsize() const;          // 0 if unlimited
   size_t capacity_bytes() const;   // the ring size
   size_t max_item_size() const;
-  ShmHandle handle() const { return {*segment_, offset_}; }
-  ShmDomain domain() const { return segment_->domain(); }
+  // An empty handle's segment is empty (ShmSegment()) and its domain kFork.
+  ShmHandle handle() const { return {segment_.value_or(ShmSegment()), offset_}; }
+  ShmDomain domain() const { return segment_ ? segment_->domain() : ShmDomain::kFork; }
 
   // Ring bytes in use (records of committed items and of items being put in chunks); approximate
   // like Qsize().
@@ -250,7 +251,6 @@ class Queue {
   absl::Status JoinImpl(absl::Duration timeout);
 
  private:
-  friend struct Codec<Queue>;
   Queue(ShmSegment segment, uint64_t offset);
 
   // Put of an encoded frame: the encoder writes exactly `frame_size` bytes into the span it is given.
@@ -296,10 +296,10 @@ class SimpleQueue {
   bool Empty() const { return queue_.Empty(); }
   void Close() { queue_.Close(); }
   ShmHandle handle() const { return queue_.handle(); }
+  ShmDomain domain() const { return queue_.domain(); }
   const Queue& queue() const { return queue_; }
 
  private:
-  friend struct Codec<SimpleQueue>;
   explicit SimpleQueue(Queue q) : queue_(std::move(q)) {}
   Queue queue_;
 };
@@ -320,40 +320,18 @@ class JoinableQueue : public Queue {
   size_t Unfinished() const;
 
  private:
-  friend struct Codec<JoinableQueue>;
   explicit JoinableQueue(Queue q) : Queue(std::move(q)) {}
 };
 
-// A queue in the transferable domain travels as its segment's memfd (an mp::PassedFd) and its offset;
-// a fork-domain queue encodes as "no descriptor" and decoding it is kFailedPrecondition.
+// Queues travel to other processes like every shared object (sync/shm.h ShmObjectCodec): a
+// transferable queue as its segment's memfd and offset, to any child; a fork-domain queue notes itself
+// as fork-only, so spawn and forkserver refuse it when the Process is created.
 template <>
-struct Codec<Queue> {
-  static std::string Name() { return "mp::Queue"; }
-  static constexpr size_t kMinSize = Codec<PassedFd>::kMinSize + 8;
-  static size_t Size(const Queue&) { return kMinSize; }
-  static void Encode(const Queue& q, ByteWriter& w);
-  static absl::Status Decode(ByteReader& r, Queue& out);
-};
+struct Codec<Queue> : ShmObjectCodec<Queue, "Queue"> {};
 template <>
-struct Codec<SimpleQueue> {
-  static std::string Name() { return "mp::SimpleQueue"; }
-  static constexpr size_t kMinSize = Codec<Queue>::kMinSize;
-  static size_t Size(const SimpleQueue&) { return kMinSize; }
-  static void Encode(const SimpleQueue& q, ByteWriter& w) { Codec<Queue>::Encode(q.queue_, w); }
-  static absl::Status Decode(ByteReader& r, SimpleQueue& out) {
-    return Codec<Queue>::Decode(r, out.queue_);
-  }
-};
+struct Codec<SimpleQueue> : ShmObjectCodec<SimpleQueue, "SimpleQueue"> {};
 template <>
-struct Codec<JoinableQueue> {
-  static std::string Name() { return "mp::JoinableQueue"; }
-  static constexpr size_t kMinSize = Codec<Queue>::kMinSize;
-  static size_t Size(const JoinableQueue&) { return kMinSize; }
-  static void Encode(const JoinableQueue& q, ByteWriter& w) { Codec<Queue>::Encode(q, w); }
-  static absl::Status Decode(ByteReader& r, JoinableQueue& out) {
-    return Codec<Queue>::Decode(r, out);
-  }
-};
+struct Codec<JoinableQueue> : ShmObjectCodec<JoinableQueue, "JoinableQueue"> {};
 
 // ---------------------------------------------------------------------------------------------------
 // Implementation details.

@@ -292,12 +292,17 @@ TEST(QueueTest, TransferableQueueTravelsOverAConnection) {
   ASSERT_TRUE(other.ok()) << other.status();
   ASSERT_TRUE(other->Put(std::string("through the copy")).ok());
   EXPECT_EQ(*q.Get<std::string>(), "through the copy");
-  // A fork-domain queue carries no descriptor: decoding it is refused with the reason.
+  // A fork-domain queue carries no descriptor: sending it is refused with the reason.
   Queue fork_q = MakeQueue();
-  ASSERT_TRUE(a.Send(fork_q).ok());
-  absl::StatusOr<Queue> refused = b.Recv<Queue>();
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(refused.status().message(), HasSubstr("fork-domain queue"));
+  absl::Status refused = a.Send(fork_q);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.message(), HasSubstr("holds a Queue created by the 'fork' context"));
+  // And bytes that claim one anyway (encoded without a descriptor table) do not decode.
+  ASSERT_TRUE(a.SendBytes(*EncodeFrame(fork_q)).ok());
+  absl::StatusOr<Queue> undecodable = b.Recv<Queue>();
+  EXPECT_EQ(undecodable.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(undecodable.status().message(),
+              HasSubstr("a Queue arrived without its shared memory descriptor"));
   // Re-opening by handle, and a handle that is not a queue.
   absl::StatusOr<Queue> again = Queue::FromHandle(q.handle());
   ASSERT_TRUE(again.ok());

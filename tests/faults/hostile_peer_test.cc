@@ -202,6 +202,11 @@ template <typename T>
 void CheckTyped(Connection& c, const Expected& e, const std::string& where) {
   absl::StatusOr<T> got = c.Recv<T>();
   absl::StatusOr<T> want = DecodeFrame<T>(e.body, c.max_message_size());
+  if (want.status().code() == absl::StatusCode::kOutOfRange) {
+    // A complete message whose frame is cut short is malformed, not end of file (known bug 1).
+    want = absl::InvalidArgumentError(
+        absl::StrCat("Connection::Recv: malformed message: ", want.status().message()));
+  }
   ASSERT_EQ(got.status(), want.status()) << where;
   if (want.ok()) {
     ASSERT_TRUE(*got == *want) << where;
