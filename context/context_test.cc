@@ -115,6 +115,25 @@ TEST_P(ContextRulesTest, ForkDomainObjectOnlyUnderFork) {
   }
 }
 
+int UseQueue(mp::Queue q) { return q.Put(int64_t{1}).ok() ? 0 : 1; }
+
+// Queues follow the same rule as the sync primitives.
+TEST_P(ContextRulesTest, ForkDomainQueueOnlyUnderFork) {
+  absl::StatusOr<mp::Queue> q = (*mp::GetContext("fork"))->Queue();
+  ASSERT_TRUE(q.ok());
+  absl::StatusOr<mp::Process> p = ctx()->Process<&UseQueue>(*q);
+  if (is_fork()) {
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ(RunToExit(*std::move(p)), 0);
+    EXPECT_EQ(*q->Get<int64_t>(true, absl::Seconds(10)), 1);
+  } else {
+    ASSERT_EQ(p.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_TRUE(absl::StrContains(p.status().message(),
+                                  absl::StrCat("mp::GetContext(\"", GetParam(), "\")->Queue()")))
+        << p.status();
+  }
+}
+
 // Nested fork-domain objects are found too.
 TEST_P(ContextRulesTest, NestedForkDomainObjectsAreFound) {
   mp::Context* fork = *mp::GetContext("fork");
