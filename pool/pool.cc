@@ -3,6 +3,7 @@
 #include "pool/pool.h"
 
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -170,6 +171,55 @@ bool Job::Ready() const {
   return completed_.size() == items_.size();
 }
 
+void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& blob,
+                      std::vector<Finished>& results) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t k = 0; k < results.size(); ++k) {
+      Item& item = items_[first + k];
+      if (item.done) continue;
+      item.done = true;
+      item.status = std::move(results[k].status);
+      if (item.status.ok()) item.blob = blob;
+      item.offset = results[k].offset;
+      item.length = results[k].length;
+      completed_.push_back(first + k);
+    }
+  }
+  cv_.notify_all();
+}
+
+absl::Status Job::Payloads(std::vector<absl::Span<const uint8_t>>* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  out->reserve(items_.size());
+  for (const Item& item : items_) {
+    if (!item.done) return absl::InternalError(absl::StrCat(what_, ": not finished"));
+    if (!item.status.ok()) return item.status;
+    out->emplace_back(reinterpret_cast<const uint8_t*>(item.blob->data()) + item.offset,
+                      item.length);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckBatch(const FdTable& table, const Batch& batch) {
+  if (!table.fds().empty() || !table.fork_only().empty()) {
+    return absl::InvalidArgumentError(
+        "Pool: task arguments hold descriptors or shared objects (a Lock, Queue, Connection...), "
+        "which tasks cannot carry; share them with the workers another way (a SharedMemory name, "
+        "a Listener address)");
+  }
+  if (batch.bytes.size() > UINT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Pool: task arguments of ", batch.bytes.size(), " bytes in one call (max 4 GiB)"));
+  }
+  return absl::OkStatus();
+}
+
+bool Job::ItemDone(size_t index) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return items_[index].done;
+}
+
 bool Job::WaitAll(absl::Duration timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
   return Await(lock, timeout, [this] { return completed_.size() == items_.size(); });
@@ -211,8 +261,11 @@ absl::Status Job::FirstFailure() const {
 
 // Runs the initializer, then chunks until told to stop, the pool closes its end, or the pool's
 // process dies.
-absl::Status PoolWorkerMain(Connection conn, ShmHandle slots, int64_t slot_index,
+absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_index,
                             std::string init_function, std::string init_args) {
+  absl::StatusOr<Connection> adopted = Connection::FromFd(conn_fd.fd);
+  if (!adopted.ok()) return adopted.status();
+  Connection conn = *std::move(adopted);
   Slot* slot = static_cast<Slot*>(slots.segment.At(slots.offset)) + slot_index;
   if (!init_function.empty()) {
     TaskFn init = FindTask(init_function);
@@ -313,7 +366,8 @@ struct Chunk {
 struct Worker {
   explicit Worker(Process p) : process(std::move(p)) {}
   Process process;
-  Connection conn;
+  Connection conn;                   // the manager thread receives on it
+  std::shared_ptr<Connection> out;   // a dup of conn's socket: the sender thread sends on it
   int slot = 0;
   int pid = 0;
   int sentinel = -1;
@@ -352,6 +406,7 @@ class PoolImpl {
       }
       workers_.push_back(*std::move(w));
     }
+    sender_ = std::thread([this] { RunSender(); });
     thread_ = std::thread([this] { Run(); });
     return absl::OkStatus();
   }
@@ -432,16 +487,32 @@ class PoolImpl {
     absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true);
     if (!pipe.ok()) return pipe.status();
     Connection conn = std::move(pipe->first);
+    // The worker's end travels as a plain descriptor that this process closes right after Start, so
+    // that a dead worker's socket is closed (sends to it fail instead of blocking).
+    Connection child_end = std::move(pipe->second);
+    const int dup_fd = fcntl(conn.fd(), F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) {
+      return absl::ResourceExhaustedError(absl::StrCat("Pool: dup: ", std::strerror(errno)));
+    }
+    absl::StatusOr<Connection> out = Connection::FromFd(dup_fd);
+    if (!out.ok()) {
+      close(dup_fd);
+      return out.status();
+    }
     absl::StatusOr<Process> p = Process::Create(
         method_,
-        Call<&PoolWorkerMain>(std::move(pipe->second), ShmHandle{slots_, slots_offset_}, int64_t{slot},
-                              options_.initializer.function, options_.initializer.args),
+        Call<&PoolWorkerMain>(PassedFd{child_end.fd()}, ShmHandle{slots_, slots_offset_},
+                              int64_t{slot}, options_.initializer.function,
+                              options_.initializer.args),
         ProcessOptions{.name = absl::StrCat("PoolWorker-", ++worker_count_), .daemon = true});
     if (!p.ok()) return p.status();
-    if (absl::Status s = p->Start(); !s.ok()) return s;
+    absl::Status started = p->Start();
+    child_end.Close();
+    if (!started.ok()) return started;
     Worker w(*std::move(p));
     w.slot = slot;
     w.conn = std::move(conn);
+    w.out = std::make_shared<Connection>(*std::move(out));
     w.pid = w.process.Pid().value_or(0);
     absl::StatusOr<int> sentinel = w.process.Sentinel();
     if (!sentinel.ok()) return sentinel.status();
@@ -449,6 +520,41 @@ class PoolImpl {
     std::lock_guard<std::mutex> lock(mu_);
     pids_.push_back(w.pid);
     return w;
+  }
+
+  // Queues a message for the sender thread. The manager thread never blocks on a send, so a worker
+  // blocked sending its results while its own receive buffer is full always gets drained.
+  void Send(std::shared_ptr<Connection> to, std::string message) {
+    {
+      std::lock_guard<std::mutex> lock(send_mu_);
+      sends_.emplace_back(std::move(to), std::move(message));
+    }
+    send_cv_.notify_one();
+  }
+
+  void RunSender() {
+    for (;;) {
+      std::pair<std::shared_ptr<Connection>, std::string> next;
+      {
+        std::unique_lock<std::mutex> lock(send_mu_);
+        send_cv_.wait(lock, [this] { return !sends_.empty() || stop_sender_; });
+        if (sends_.empty()) return;
+        next = std::move(sends_.front());
+        sends_.pop_front();
+      }
+      // A failed send means the worker is dying; its sentinel tells the manager thread.
+      next.first->SendBytes(next.second).IgnoreError();
+    }
+  }
+
+  void StopSender() {
+    {
+      std::lock_guard<std::mutex> lock(send_mu_);
+      stop_sender_ = true;
+      sends_.clear();
+    }
+    send_cv_.notify_one();
+    if (sender_.joinable()) sender_.join();
   }
 
   void Wake() {
@@ -492,9 +598,8 @@ class PoolImpl {
           c = std::move(pending_.front());
           pending_.pop_front();
         }
-        absl::Status s = w.conn.SendBytes(ChunkMessage(c));
+        Send(w.out, ChunkMessage(c));
         w.outstanding.push_back(std::move(c));
-        if (!s.ok()) break;  // the worker is dying: its sentinel will tell
       }
       bool stop = options_.maxtasksperchild > 0 && w.chunks_done >= options_.maxtasksperchild;
       if (!stop && w.outstanding.empty()) {
@@ -502,15 +607,14 @@ class PoolImpl {
         stop = closed_ && pending_.empty();
       }
       if (stop && w.outstanding.empty()) {
-        std::string m(1, static_cast<char>(kStop));
-        w.conn.SendBytes(m).IgnoreError();
+        Send(w.out, std::string(1, static_cast<char>(kStop)));
         w.stopping = true;
       }
     }
   }
 
   // Delivers one result message from `w`. False when the message is malformed.
-  absl::Status HandleResults(Worker& w, const std::string& msg) {
+  absl::Status HandleResults(Worker& w, std::string msg) {
     ByteReader r(AsBytes(msg));
     ChunkHeader h;
     if (absl::Status s = ReadHeader(r, &h); !s.ok()) return s;
@@ -534,19 +638,20 @@ class PoolImpl {
     Chunk c = std::move(w.outstanding.front());
     w.outstanding.pop_front();
     ++w.chunks_done;
-    auto blob = std::make_shared<const std::string>(msg);
+    const size_t header_size = msg.size() - r.remaining();
+    auto blob = std::make_shared<const std::string>(std::move(msg));
     ByteReader br(AsBytes(*blob));
-    br.ReadSpan(msg.size() - r.remaining(), "header").IgnoreError();
+    br.ReadSpan(header_size, "header").IgnoreError();
+    const uint8_t* base = reinterpret_cast<const uint8_t*>(blob->data());
+    std::vector<Job::Finished> results(c.count);
     for (size_t i = 0; i < c.count; ++i) {
       absl::StatusOr<uint8_t> tag = br.ReadByte("result tag");
       if (!tag.ok()) return tag.status();
       if (*tag == 0) {
         absl::StatusOr<absl::Span<const uint8_t>> payload = ReadBlob(br, "result");
         if (!payload.ok()) return payload.status();
-        c.job->Finish(c.first + i, blob,
-                      static_cast<size_t>(payload->data() -
-                                          reinterpret_cast<const uint8_t*>(blob->data())),
-                      payload->size(), absl::OkStatus());
+        results[i].offset = static_cast<uint32_t>(payload->data() - base);
+        results[i].length = static_cast<uint32_t>(payload->size());
       } else {
         absl::StatusOr<uint64_t> code = br.ReadVarint("error code");
         if (!code.ok()) return code.status();
@@ -554,11 +659,11 @@ class PoolImpl {
         if (!text.ok()) return text.status();
         absl::StatusCode sc = static_cast<absl::StatusCode>(*code);
         if (sc == absl::StatusCode::kOk) sc = absl::StatusCode::kUnknown;
-        c.job->Finish(c.first + i, nullptr, 0, 0,
-                      absl::Status(sc, absl::string_view(reinterpret_cast<const char*>(text->data()),
-                                                         text->size())));
+        results[i].status = absl::Status(
+            sc, absl::string_view(reinterpret_cast<const char*>(text->data()), text->size()));
       }
     }
+    c.job->FinishRange(c.first, blob, results);
     return absl::OkStatus();
   }
 
@@ -569,7 +674,7 @@ class PoolImpl {
       if (!ready.ok() || !*ready) return ready.ok();
       absl::StatusOr<std::string> msg = w.conn.RecvBytes();
       if (!msg.ok()) return false;
-      if (absl::Status s = HandleResults(w, *msg); !s.ok()) {
+      if (absl::Status s = HandleResults(w, *std::move(msg)); !s.ok()) {
         w.process.Kill().IgnoreError();  // a confused worker is replaced
         return false;
       }
@@ -732,6 +837,7 @@ class PoolImpl {
       exited.erase(std::unique(exited.begin(), exited.end()), exited.end());
       for (auto it = exited.rbegin(); it != exited.rend(); ++it) HandleExit(*it);
     }
+    StopSender();
     {
       std::lock_guard<std::mutex> lock(mu_);
       done_ = true;
@@ -751,6 +857,12 @@ class PoolImpl {
   std::vector<Worker> workers_;
   std::thread thread_;
   std::mutex join_mu_;
+
+  std::thread sender_;
+  std::mutex send_mu_;
+  std::condition_variable send_cv_;
+  std::deque<std::pair<std::shared_ptr<Connection>, std::string>> sends_;  // guarded by send_mu_
+  bool stop_sender_ = false;                                                // guarded by send_mu_
 
   // std::mutex (not absl::Mutex): the system Abseil is not built with TSan, std's is intercepted.
   mutable std::mutex mu_;

@@ -208,30 +208,31 @@ struct Batch {
   size_t size() const { return offsets.size() - 1; }
 };
 
-// Appends one task's arguments, encoded as Fn's parameter tuple. kInvalidArgument if they hold
-// descriptors.
+// Appends one task's arguments (encoded as Fn's parameter tuple) under the caller's FdTable scope.
+template <typename T>
+void AppendItem(Batch& batch, const T& args) {
+  const size_t size = Codec<T>::Size(args);
+  const size_t at = batch.bytes.size();
+  if (batch.bytes.capacity() < at + size) batch.bytes.reserve(2 * (at + size));
+  batch.bytes.resize(at + size);
+  ByteWriter w(reinterpret_cast<uint8_t*>(batch.bytes.data()) + at, size);
+  Codec<T>::Encode(args, w);
+  batch.offsets.push_back(static_cast<uint32_t>(batch.bytes.size()));
+}
+
+// kInvalidArgument if the arguments encoded under `table` hold descriptors or fork-only objects, or
+// the batch is above 4 GiB.
+absl::Status CheckBatch(const FdTable& table, const Batch& batch);
+
+// One task's arguments.
 template <typename T>
 absl::Status AddItem(Batch& batch, const T& args) {
   FdTable table;
   {
     ScopedFdTable scope(&table);
-    const size_t size = Codec<T>::Size(args);
-    const size_t at = batch.bytes.size();
-    batch.bytes.resize(at + size);
-    ByteWriter w(reinterpret_cast<uint8_t*>(batch.bytes.data()) + at, size);
-    Codec<T>::Encode(args, w);
+    AppendItem(batch, args);
   }
-  if (!table.fds().empty() || !table.fork_only().empty()) {
-    return absl::InvalidArgumentError(
-        "Pool: task arguments hold descriptors or shared objects (a Lock, Queue, Connection...), "
-        "which tasks cannot carry; give them to the workers through PoolOptions::initializer "
-        "(fork) or a SharedMemory name");
-  }
-  if (batch.bytes.size() > UINT32_MAX) {
-    return absl::InvalidArgumentError("Pool: task arguments above 4 GiB in one call");
-  }
-  batch.offsets.push_back(static_cast<uint32_t>(batch.bytes.size()));
-  return absl::OkStatus();
+  return CheckBatch(table, batch);
 }
 
 // The state of one submitted call (Apply, Map, Imap...): one result per item.
@@ -245,10 +246,22 @@ class Job {
   // Records item `index` (its encoded result, or a status for a failure without a result).
   void Finish(size_t index, std::shared_ptr<const std::string> blob, size_t offset, size_t length,
               absl::Status status);
+  // Records items first, first + 1, ... (one lock for a whole chunk).
+  struct Finished {
+    absl::Status status;
+    uint32_t offset = 0;
+    uint32_t length = 0;
+  };
+  void FinishRange(size_t first, const std::shared_ptr<const std::string>& blob,
+                   std::vector<Finished>& results);
+  // After WaitAll: the payload of every item, or the status of the lowest failed one. The spans stay
+  // valid while the Job lives (finished items never change).
+  absl::Status Payloads(std::vector<absl::Span<const uint8_t>>* out) const;
   // Fails every unfinished item with `status`.
   void FailUnfinished(const absl::Status& status);
 
   bool Ready() const;
+  bool ItemDone(size_t index) const;
   // True once all items are done; false on timeout.
   bool WaitAll(absl::Duration timeout) const;
   // Waits for item `index`: its status, or OK with the payload span in *payload.
@@ -342,12 +355,13 @@ class AsyncResult {
     if constexpr (pool_internal::kIsVector<R>) {
       if (many_) {
       if (!job_->WaitAll(timeout)) return TimeoutError(timeout);
-      if (absl::Status s = job_->FirstFailure(); !s.ok()) return s;
+      std::vector<absl::Span<const uint8_t>> payloads;
+      if (absl::Status s = job_->Payloads(&payloads); !s.ok()) return s;
       R out;
-      out.reserve(job_->size());
-      for (size_t i = 0; i < job_->size(); ++i) {
+      out.reserve(payloads.size());
+      for (absl::Span<const uint8_t> p : payloads) {
         absl::StatusOr<typename R::value_type> v =
-            pool_internal::ItemResult<typename R::value_type>(*job_, i, absl::ZeroDuration());
+            pool_internal::DecodeResult<typename R::value_type>(p);
         if (!v.ok()) return v.status();
         out.push_back(*std::move(v));
       }
@@ -405,7 +419,11 @@ class ImapIterator {
       index = *next;
     }
     absl::StatusOr<R> v = pool_internal::ItemResult<R>(*job_, index, timeout);
-    if (v.status().code() == absl::StatusCode::kDeadlineExceeded && !job_->Ready()) return v;
+    // A wait that timed out leaves the position; a task that itself failed with kDeadlineExceeded
+    // is a result like any other.
+    if (v.status().code() == absl::StatusCode::kDeadlineExceeded && !job_->ItemDone(index)) {
+      return v;
+    }
     ++position_;
     return v;
   }
@@ -515,25 +533,28 @@ class Pool {
   absl::Status Encode(pool_internal::Batch& batch, const std::vector<T>& items) {
     using Args = pool_internal::ArgsOf<Fn>;
     batch.offsets.reserve(items.size() + 1);
-    for (const T& item : items) {
-      absl::Status s;
-      if constexpr (kStar) {
-        if constexpr (std::is_constructible_v<Args, const T&>) {
-          s = pool_internal::AddItem(batch, Args(item));
+    FdTable table;
+    {
+      ScopedFdTable scope(&table);
+      for (const T& item : items) {
+        if constexpr (kStar) {
+          if constexpr (std::is_constructible_v<Args, const T&>) {
+            pool_internal::AppendItem(batch, Args(item));
+          } else {
+            pool_internal::AppendItem(
+                batch, std::apply([](const auto&... a) { return Args(a...); }, item));
+          }
         } else {
-          s = pool_internal::AddItem(batch, std::apply([](const auto&... a) { return Args(a...); }, item));
-        }
-      } else {
-        using P = std::tuple_element_t<0, Args>;
-        if constexpr (std::is_same_v<P, T>) {
-          s = pool_internal::AddItem(batch, item);  // same bytes as std::tuple<P>
-        } else {
-          s = pool_internal::AddItem(batch, static_cast<P>(item));
+          using P = std::tuple_element_t<0, Args>;
+          if constexpr (std::is_same_v<P, T>) {
+            pool_internal::AppendItem(batch, item);  // same bytes as std::tuple<P>
+          } else {
+            pool_internal::AppendItem(batch, static_cast<P>(item));
+          }
         }
       }
-      if (!s.ok()) return s;
     }
-    return absl::OkStatus();
+    return pool_internal::CheckBatch(table, batch);
   }
 
   template <auto Fn, typename R, bool kStar, typename T>

@@ -40,6 +40,7 @@ absl::Status NothingUnlessNegative(int64_t x) {
   return x < 0 ? absl::OutOfRangeError(absl::StrCat("negative: ", x)) : absl::OkStatus();
 }
 int64_t Pid(int64_t) { return getpid(); }
+std::string Echo(std::string s) { return s; }
 
 int64_t g_init_value = 0;
 absl::Status SetInitValue(int64_t v) {
@@ -129,6 +130,17 @@ TEST_P(PoolTest, MapStarmapApply) {
   EXPECT_EQ(*r.Get(), 144);
   pool.Close();
   EXPECT_TRUE(pool.Join(absl::Seconds(60)).ok());
+}
+
+// Chunks and results far larger than a socket buffer, both ways at once: the pool never blocks on a
+// send while the worker blocks sending results.
+TEST_P(PoolTest, LargeChunksBothWays) {
+  mp::Pool pool = MakePool({.processes = 1});
+  std::vector<std::string> items;
+  for (int i = 0; i < 8; ++i) items.push_back(std::string(1 << 20, static_cast<char>('a' + i)));
+  absl::StatusOr<std::vector<std::string>> r = pool.Map<&Echo>(items, 2);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, items);
 }
 
 TEST_P(PoolTest, ImapAndImapUnordered) {
