@@ -9,6 +9,8 @@
 // * Queue small-item throughput between two processes vs Boost.Interprocess message_queue.
 // * Queue round trip (two queues, a child echoing).
 // * Queue 1 MiB items throughput.
+// * Curves for tools/bench: Queue throughput by producer/consumer pairs (1..8) and by item size
+//   (8 B..4 MiB); Connection 1 MiB throughput vs a raw socketpair; memcpy of 1 MiB.
 // * Heap allocations per Put+Get (and Send+Recv) of a trivially encodable item: this binary replaces
 //   operator new and counts (counter "allocs_per_op").
 
@@ -17,7 +19,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -284,6 +290,201 @@ void BM_QueueThroughput1MiB(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kItem));
 }
 BENCHMARK(BM_QueueThroughput1MiB)->UseRealTime()->MinTime(1.0);
+
+// ---- Curves and throughput rows for tools/bench ----------------------------------------------
+//
+// Multi-process rows use manual time: the children are forked and wait at a gate (a pipe whose write
+// end the parent closes), so forking is not measured; the clock runs from the gate until the last
+// consumer has exited.
+
+class Gate {
+ public:
+  Gate() {
+    if (pipe(fds_) != 0) fds_[0] = fds_[1] = -1;
+  }
+  ~Gate() {
+    for (int fd : fds_) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  // In a child: blocks until the parent opens the gate.
+  void Wait() {
+    close(fds_[1]);
+    char c;
+    while (read(fds_[0], &c, 1) > 0) {
+    }
+  }
+  void Open() {
+    close(fds_[1]);
+    fds_[1] = -1;
+  }
+
+ private:
+  int fds_[2];
+};
+
+using Clock = std::chrono::steady_clock;
+
+// `pairs` producer processes each put kPerProducer Small items into one queue; `pairs` consumer
+// processes take them until each gets an end marker.
+void BM_QueueThroughputPairs(benchmark::State& state) {
+  const int pairs = static_cast<int>(state.range(0));
+  constexpr int64_t kPerProducer = 250000;
+  for (auto _ : state) {
+    absl::StatusOr<Queue> q = Queue::Create({.capacity_bytes = 1 << 20});
+    if (!q.ok()) {
+      state.SkipWithError("Queue::Create failed");
+      return;
+    }
+    Gate gate;
+    std::vector<std::unique_ptr<Child>> producers, consumers;
+    for (int i = 0; i < pairs; ++i) {
+      consumers.push_back(std::make_unique<Child>([&] {
+        gate.Wait();
+        for (;;) {
+          absl::StatusOr<Small> s = q->Get<Small>();
+          if (!s.ok()) return 1;
+          if (s->seq < 0) return 0;
+        }
+      }));
+      producers.push_back(std::make_unique<Child>([&] {
+        gate.Wait();
+        for (int64_t n = 0; n < kPerProducer; ++n) {
+          if (!q->Put(Small{n, i}).ok()) return 1;
+        }
+        return 0;
+      }));
+    }
+    const Clock::time_point start = Clock::now();
+    gate.Open();
+    for (auto& p : producers) p->Reap();
+    for (int i = 0; i < pairs; ++i) (void)q->Put(Small{-1, 0});
+    for (auto& c : consumers) c->Reap();
+    state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * pairs * kPerProducer);
+}
+BENCHMARK(BM_QueueThroughputPairs)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->UseManualTime()->Iterations(1);
+
+// One producer (this process) -> one consumer, items of range(0) bytes, about 256 MiB per run.
+void BM_QueueThroughputSize(benchmark::State& state) {
+  const size_t size = static_cast<size_t>(state.range(0));
+  const int64_t count = std::clamp<int64_t>(static_cast<int64_t>((256u << 20) / size), 64, 1000000);
+  const std::string item(size, 'q');
+  for (auto _ : state) {
+    absl::StatusOr<Queue> q = Queue::Create({.capacity_bytes = 16 << 20});
+    if (!q.ok()) {
+      state.SkipWithError("Queue::Create failed");
+      return;
+    }
+    Gate gate;
+    Child consumer([&] {
+      gate.Wait();
+      for (;;) {
+        absl::StatusOr<std::string> s = q->Get<std::string>();
+        if (!s.ok()) return 1;
+        if (s->empty()) return 0;
+      }
+    });
+    const Clock::time_point start = Clock::now();
+    gate.Open();
+    for (int64_t n = 0; n < count; ++n) {
+      if (!q->Put(item).ok()) {
+        state.SkipWithError("Put failed");
+        break;
+      }
+    }
+    (void)q->Put(std::string());
+    consumer.Reap();
+    state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * count);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * count *
+                          static_cast<int64_t>(size));
+}
+BENCHMARK(BM_QueueThroughputSize)
+    ->Arg(8)
+    ->Arg(64)
+    ->Arg(512)
+    ->Arg(4096)
+    ->Arg(32768)
+    ->Arg(262144)
+    ->Arg(1 << 20)
+    ->Arg(4 << 20)
+    ->UseManualTime()
+    ->Iterations(1);
+
+// 1 MiB messages one way over a duplex Connection (CPython's default Pipe) vs raw writes on a
+// socketpair; the child reads until an empty message / end of file.
+void BM_ConnectionThroughput1MiB(benchmark::State& state) {
+  constexpr size_t kSize = 1 << 20;
+  absl::StatusOr<std::pair<Connection, Connection>> p = Pipe();
+  if (!p.ok()) {
+    state.SkipWithError("Pipe failed");
+    return;
+  }
+  Child child([&] {
+    p->first.Close();
+    std::vector<uint8_t> buf(kSize);
+    for (;;) {
+      absl::StatusOr<size_t> n = p->second.RecvBytesInto(absl::MakeSpan(buf));
+      if (!n.ok()) return 1;
+      if (*n == 0) return 0;
+    }
+  });
+  p->second.Close();
+  const std::vector<uint8_t> msg(kSize, 'm');
+  for (auto _ : state) {
+    if (!p->first.SendBytes(msg).ok()) break;
+  }
+  (void)p->first.SendBytes(absl::string_view());
+  child.Reap();
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kSize));
+}
+BENCHMARK(BM_ConnectionThroughput1MiB)->UseRealTime();
+
+void BM_RawSocketThroughput1MiB(benchmark::State& state) {
+  constexpr size_t kSize = 1 << 20;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+    state.SkipWithError("socketpair");
+    return;
+  }
+  Child child([&] {
+    close(sv[0]);
+    std::vector<char> buf(kSize);
+    while (read(sv[1], buf.data(), kSize) > 0) {
+    }
+    return 0;
+  });
+  close(sv[1]);
+  const std::vector<char> msg(kSize, 'm');
+  for (auto _ : state) {
+    size_t off = 0;
+    while (off < kSize) {
+      const ssize_t w = write(sv[0], msg.data() + off, kSize - off);
+      if (w <= 0) break;
+      off += static_cast<size_t>(w);
+    }
+  }
+  close(sv[0]);
+  child.Reap();
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kSize));
+}
+BENCHMARK(BM_RawSocketThroughput1MiB)->UseRealTime();
+
+// The limit for moving 1 MiB items: one memcpy of each (a queue copies in and out: compare with half).
+void BM_Memcpy1MiB(benchmark::State& state) {
+  constexpr size_t kSize = 1 << 20;
+  std::vector<char> src(kSize, 's'), dst(kSize);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), kSize);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kSize));
+}
+BENCHMARK(BM_Memcpy1MiB);
 
 // ---- Heap allocations per operation ----------------------------------------------------------
 
