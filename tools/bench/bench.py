@@ -5,7 +5,7 @@ Runs every workload of workloads.json in one run: the mp, Boost and raw-limit fi
 components' Google Benchmark binaries (built with -c opt by tools/bench/run), the CPython figures from
 cpython_bench.py on the machine's python3. Each figure is the median of --repeats runs.
 
-Writes OUT/bench.json, OUT/bench.md and OUT/bench.svg (gnuplot), prints the table, and with --check
+Writes OUT/bench.json, OUT/bench.md and OUT/bench.png and OUT/curves.png (gnuplot), prints the table, and with --check
 prints each row's target from targets.json, the measurement and whether it is met.
 
 Usage (normally through tools/bench/run):
@@ -127,26 +127,37 @@ def fmt_ratio(r):
     return "—" if r is None else f"{r:.2f}×"
 
 
-def run_cpython(repeats, quick):
-    cmd = [sys.executable if shutil.which("python3") is None else shutil.which("python3"),
+def run_cpython(repeats, quick, scaling=False):
+    cmd = [shutil.which("python3") or sys.executable,
            os.path.join(HERE, "cpython_bench.py"), "--repeats", str(repeats)]
     if quick:
         cmd.append("--quick")
-    progress("running CPython multiprocessing (cpython_bench.py)")
+    if scaling:
+        cmd.append("--scaling")
+    progress("running CPython multiprocessing (cpython_bench.py" + (" --scaling)" if scaling else ")"))
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise SystemExit("bench: cpython_bench.py failed")
     return json.loads(proc.stdout)
 
 
-def measure(workloads, runner, cpython):
-    # One run per binary: gather the names each binary must run.
+def curve_names(curves):
+    """{curve: [(arg, binary, benchmark name)]} for the curves of workloads.json."""
+    return {name: [(a, c["binary"], c["benchmark"].format(a)) for a in c["args"]]
+            for name, c in curves.items()}
+
+
+def measure(workloads, curves, runner, cpython):
+    # One run per binary: gather the names each binary must run, curves included.
     wanted = {}
     for w in workloads:
         for side in ("mp", "boost", "limit"):
             spec = w.get(side)
             if spec:
                 wanted.setdefault(spec["binary"], set()).add(spec["benchmark"])
+    for points in curve_names(curves).values():
+        for _, binary, bench in points:
+            wanted.setdefault(binary, set()).add(bench)
     results = {label: runner.run(label, sorted(names)) for label, names in wanted.items()}
     rows = []
     for w in workloads:
@@ -161,7 +172,14 @@ def measure(workloads, runner, cpython):
         r = ratio(row["mp"], row["limit"], w["unit"])
         row["mp_over_limit"] = None if r is None else 1.0 / r
         rows.append(row)
-    return rows
+    curve_out = {}
+    for name, points in curve_names(curves).items():
+        unit = curves[name]["unit"]
+        curve_out[name] = {
+            "unit": unit,
+            "mp": {str(a): convert(results[b][n], unit) for a, b, n in points},
+        }
+    return rows, curve_out
 
 
 def table(rows):
@@ -214,7 +232,7 @@ def check(rows, targets):
 
 
 def chart(rows, out_dir):
-    """mp vs CPython speed-up per workload, log scale, as SVG (gnuplot)."""
+    """mp vs CPython speed-up per workload, log scale, as PNG (gnuplot)."""
     gnuplot = shutil.which("gnuplot")
     data = [(r["workload"], r["mp_vs_cpython"]) for r in rows if r["mp_vs_cpython"]]
     if not gnuplot or not data:
@@ -224,21 +242,65 @@ def chart(rows, out_dir):
     with open(dat, "w") as f:
         for i, (name, r) in enumerate(data):
             f.write(f'{i} "{name}" {r:.4f}\n')
-    svg = os.path.join(out_dir, "bench.svg")
+    svg = os.path.join(out_dir, "bench.png")
     script = f"""
-set terminal svg size 900,{120 + 28 * len(data)} font 'sans,11' background rgb 'white'
+set terminal pngcairo size 900,{120 + 28 * len(data)} font 'sans,10' background rgb 'white'
 set output '{svg}'
 set title 'mp speed-up over CPython multiprocessing (×, log scale; >1 is faster)'
 set style fill solid 0.8
 set logscale x
-set xrange [0.5:*]
+set xrange [0.3:*]
 set ytics nomirror
 set grid xtics
 unset key
 set yrange [-0.7:{len(data) - 0.3}]
-plot '{dat}' using (($3)/2.0 + 0.5):1:(0.5):($3/2.0 - 0.5):($1-0.35):($1+0.35):ytic(2) with boxxyerror lc rgb '#2a6fb0', \\
+plot '{dat}' using 3:1:($3<1?$3:1):($3<1?1:$3):($1-0.35):($1+0.35):ytic(2) with boxxyerror lc rgb '#2a6fb0', \\
      '{dat}' using 3:1:(sprintf('%.1f×', $3)) with labels left offset 0.5,0
 """
+    proc = subprocess.run([gnuplot], input=script, text=True, capture_output=True)
+    if proc.returncode != 0:
+        progress(f"gnuplot failed: {proc.stderr[-500:]}")
+        return None
+    return svg
+
+
+def curve_chart(curves, cpython_curves, out_dir):
+    """Queue throughput curves, mp beside CPython, as PNG (gnuplot), log-log."""
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        return None
+    files = []
+    for name, xlabel, ylabel, key in (("pairs", "producer/consumer pairs", "msg/s", None),
+                                      ("sizes", "item size (bytes)", "GB/s", "GB/s")):
+        if name not in curves:
+            continue
+        dat = os.path.join(out_dir, f"curve_{name}.dat")
+        cp = (cpython_curves or {}).get(name, {})
+        with open(dat, "w") as f:
+            for x, y in curves[name]["mp"].items():
+                c = cp.get(x)
+                if isinstance(c, dict):
+                    c = c.get(key)
+                f.write(f"{x} {y:.6g} {c if c is not None else 'NaN'}\n")
+        files.append((name, dat, xlabel, ylabel))
+    if not files:
+        return None
+    svg = os.path.join(out_dir, "curves.png")
+    plots = []
+    for i, (name, dat, xlabel, ylabel) in enumerate(files):
+        plots.append(f"""
+set origin {0.5 * i},0
+set size 0.5,1
+set title 'Queue throughput by {xlabel}'
+set xlabel '{xlabel}'
+set ylabel '{ylabel}'
+set logscale xy
+set key bottom right
+plot '{dat}' using 1:2 with linespoints lw 2 title 'mp', \\
+     '{dat}' using 1:3 with linespoints lw 2 title 'CPython'
+""")
+    script = (f"set terminal pngcairo size 1100,420 font 'sans,10' background rgb 'white'\n"
+              f"set output '{svg}'\nset multiplot\n" + "".join(plots) + "unset multiplot\n")
     proc = subprocess.run([gnuplot], input=script, text=True, capture_output=True)
     if proc.returncode != 0:
         progress(f"gnuplot failed: {proc.stderr[-500:]}")
@@ -257,12 +319,15 @@ def main():
     ap.add_argument("--no-cpython", action="store_true")
     args = ap.parse_args()
 
-    workloads = [w for w in load_json("workloads.json")["workloads"]
-                 if re.search(args.only, w["name"])]
+    spec = load_json("workloads.json")
+    workloads = [w for w in spec["workloads"] if re.search(args.only, w["name"])]
+    curves = {} if args.only else spec.get("curves", {})
     os.makedirs(args.out, exist_ok=True)
     runner = GBenchRunner(args.bin_dir, args.repeats, args.quick)
     cpython = None if args.no_cpython else run_cpython(args.repeats, args.quick)
-    rows = measure(workloads, runner, cpython)
+    cpython_curves = (None if args.no_cpython or not curves
+                      else run_cpython(args.repeats, args.quick, scaling=True))
+    rows, curve_rows = measure(workloads, curves, runner, cpython)
 
     head, body = table(rows)
     print()
@@ -272,10 +337,18 @@ def main():
     with open(os.path.join(args.out, "bench.md"), "w") as f:
         f.write(md)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
-        json.dump({"date": stamp, "repeats": args.repeats, "quick": args.quick, "rows": rows}, f,
-                  indent=2)
+        json.dump({"date": stamp, "repeats": args.repeats, "quick": args.quick, "rows": rows,
+                   "curves": curve_rows, "cpython_curves": cpython_curves}, f, indent=2)
     svg = chart(rows, args.out)
-    progress(f"wrote {args.out}/bench.md, bench.json" + (f", {os.path.basename(svg)}" if svg else ""))
+    curves_svg = curve_chart(curve_rows, cpython_curves, args.out)
+    for name, c in curve_rows.items():
+        cp = (cpython_curves or {}).get(name, {})
+        print(f"\ncurve {name} ({c['unit']}): " + ", ".join(
+            f"{x}: mp {fmt(y)}" + (f" / CPython {fmt(cp[x] if not isinstance(cp[x], dict) else cp[x]['GB/s'])}"
+                                   if x in cp else "")
+            for x, y in c["mp"].items()))
+    progress(f"wrote {args.out}/bench.md, bench.json" +
+             "".join(f", {os.path.basename(p)}" for p in (svg, curves_svg) if p))
     if args.check:
         unmet = check(rows, load_json("targets.json"))
         print(f"\n{unmet} target(s) unmet")
