@@ -268,7 +268,9 @@ TEST_F(BadInputTest, FromHandleWithGarbageOffsets) {
   // The wrong kind at a good offset.
   EXPECT_TRUE(Is(Semaphore::FromHandle({*seg, good}).status(), kInvalid));
   EXPECT_TRUE(Is(Queue::FromHandle({*seg, good}).status(), kInvalid));
-  // An empty segment (ShmSegment()) crashes in CheckBlock: known_bugs_test, bug 3.
+  // An empty segment (ShmSegment(), a decode target's state): known_bugs_test, bug 3 (fixed).
+  EXPECT_TRUE(Is(Lock::FromHandle({ShmSegment(), 64}).status(), kInvalid));
+  EXPECT_TRUE(Is(Queue::FromHandle({ShmSegment(), 64}).status(), kInvalid));
 }
 
 TEST_F(BadInputTest, SemaphoreValues) {
