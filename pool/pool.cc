@@ -29,7 +29,7 @@ namespace {
 
 struct Registry {
   std::mutex mu;
-  absl::flat_hash_map<std::string, TaskFn> by_name;             // guarded by mu
+  absl::flat_hash_map<std::string, std::pair<TaskFn, BatchFn>> by_name;  // guarded by mu
   absl::flat_hash_map<const void*, const std::string*> by_key;  // guarded by mu
 };
 Registry& GetRegistry() {
@@ -47,6 +47,12 @@ Registry& GetRegistry() {
 constexpr uint8_t kChunk = 1;
 constexpr uint8_t kStop = 2;
 constexpr uint8_t kInitFailed = 3;
+// Pool -> worker, a chunk of fixed-size items: u8 4 | u64 job | u64 first | u32 count |
+//                           varint len + function name | u32 item size | count x item
+constexpr uint8_t kFixedChunk = 4;
+// Worker -> pool, results that all succeeded with the same payload size (< 128 bytes):
+//                           u8 5 | u64 job | u64 first | u32 count | u32 size | count x payload
+constexpr uint8_t kFixedResults = 5;
 
 // Where a worker records the task it is running, read by the pool after the worker died.
 struct alignas(kShmAlignment) Slot {
@@ -80,7 +86,9 @@ absl::Status ReadHeader(ByteReader& r, ChunkHeader* h) {
   absl::StatusOr<uint8_t> kind = r.ReadByte("message kind");
   if (!kind.ok()) return kind.status();
   h->kind = *kind;
-  if (h->kind != kChunk) return absl::OkStatus();
+  if (h->kind != kChunk && h->kind != kFixedChunk && h->kind != kFixedResults) {
+    return absl::OkStatus();
+  }
   if (absl::Status s = r.ReadLE(&h->job, "job id"); !s.ok()) return s;
   if (absl::Status s = r.ReadLE(&h->first, "first index"); !s.ok()) return s;
   return r.ReadLE(&h->count, "count");
@@ -100,13 +108,13 @@ std::string DescribeExit(int pid, std::optional<int> code) {
 
 }  // namespace
 
-const std::string* RegisterTask(std::string name, const void* key, TaskFn fn) {
+const std::string* RegisterTask(std::string name, const void* key, TaskFn fn, BatchFn batch) {
   Registry& r = GetRegistry();
   std::lock_guard<std::mutex> lock(r.mu);
   if (auto it = r.by_key.find(key); it != r.by_key.end()) return it->second;
   std::string unique = name;
   for (int n = 2; r.by_name.contains(unique); ++n) unique = absl::StrCat(name, "#", n);
-  auto [it, inserted] = r.by_name.emplace(unique, fn);
+  auto [it, inserted] = r.by_name.emplace(unique, std::make_pair(fn, batch));
   const std::string* stored = new std::string(it->first);
   r.by_key.emplace(key, stored);
   return stored;
@@ -116,7 +124,14 @@ TaskFn FindTask(absl::string_view name) {
   Registry& r = GetRegistry();
   std::lock_guard<std::mutex> lock(r.mu);
   auto it = r.by_name.find(name);
-  return it == r.by_name.end() ? nullptr : it->second;
+  return it == r.by_name.end() ? nullptr : it->second.first;
+}
+
+BatchFn FindBatch(absl::string_view name) {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.by_name.find(name);
+  return it == r.by_name.end() ? nullptr : it->second.second;
 }
 
 void AppendError(std::string& out, const absl::Status& status) {
@@ -145,7 +160,10 @@ void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t o
     if (item.done) return;
     item.done = true;
     item.status = std::move(status);
-    item.blob = std::move(blob);
+    if (blob != nullptr) {
+      item.blob = static_cast<uint32_t>(blobs_.size());
+      blobs_.push_back(std::move(blob));
+    }
     item.offset = static_cast<uint32_t>(offset);
     item.length = static_cast<uint32_t>(length);
     completed_.push_back(index);
@@ -175,12 +193,15 @@ void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& bl
                       std::vector<Finished>& results) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    const uint32_t blob_index = static_cast<uint32_t>(blobs_.size());
+    blobs_.push_back(blob);
+    if (completed_.capacity() == 0) completed_.reserve(items_.size());
     for (size_t k = 0; k < results.size(); ++k) {
       Item& item = items_[first + k];
       if (item.done) continue;
       item.done = true;
       item.status = std::move(results[k].status);
-      if (item.status.ok()) item.blob = blob;
+      item.blob = blob_index;
       item.offset = results[k].offset;
       item.length = results[k].length;
       completed_.push_back(first + k);
@@ -195,7 +216,7 @@ absl::Status Job::Payloads(std::vector<absl::Span<const uint8_t>>* out) const {
   for (const Item& item : items_) {
     if (!item.done) return absl::InternalError(absl::StrCat(what_, ": not finished"));
     if (!item.status.ok()) return item.status;
-    out->emplace_back(reinterpret_cast<const uint8_t*>(item.blob->data()) + item.offset,
+    out->emplace_back(reinterpret_cast<const uint8_t*>(blobs_[item.blob]->data()) + item.offset,
                       item.length);
   }
   return absl::OkStatus();
@@ -234,9 +255,9 @@ absl::Status Job::WaitItem(size_t index, absl::Duration timeout, absl::Span<cons
   }
   const Item& item = items_[index];
   if (!item.status.ok()) return item.status;
-  *keep = item.blob;
+  *keep = blobs_[item.blob];
   *payload = absl::Span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(item.blob->data()) + item.offset, item.length);
+      reinterpret_cast<const uint8_t*>(blobs_[item.blob]->data()) + item.offset, item.length);
   return absl::OkStatus();
 }
 
@@ -302,6 +323,7 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
   std::string out;
   std::string last_name;
   TaskFn fn = nullptr;
+  BatchFn batch = nullptr;
   for (;;) {
     if (parent_sentinel >= 0) {
       std::vector<Waitable> objects = {Waitable(conn), Waitable(parent_sentinel)};
@@ -317,7 +339,7 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
     ChunkHeader h;
     if (absl::Status s = ReadHeader(r, &h); !s.ok()) return s;
     if (h.kind == kStop) return absl::OkStatus();
-    if (h.kind != kChunk) {
+    if (h.kind != kChunk && h.kind != kFixedChunk) {
       return absl::InvalidArgumentError(absl::StrCat("Pool worker: unknown message kind ", h.kind));
     }
     absl::StatusOr<absl::Span<const uint8_t>> name = ReadBlob(r, "function name");
@@ -326,15 +348,56 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
     if (fn == nullptr || name_view != last_name) {
       last_name = std::string(name_view);
       fn = FindTask(last_name);
+      batch = FindBatch(last_name);
+    }
+    uint32_t item_size = 0;
+    const uint8_t* fixed_items = nullptr;
+    if (h.kind == kFixedChunk) {
+      if (absl::Status s = r.ReadLE(&item_size, "item size"); !s.ok()) return s;
+      absl::StatusOr<absl::Span<const uint8_t>> all =
+          r.ReadSpan(static_cast<size_t>(item_size) * h.count, "fixed-size items");
+      if (!all.ok()) return all.status();
+      fixed_items = all->data();
+    }
+    constexpr size_t kHeader = 1 + 8 + 8 + 4;
+    if (fixed_items != nullptr && batch != nullptr) {
+      // Arithmetic in, arithmetic out: the results go straight into the compact form.
+      out.clear();
+      out.push_back(static_cast<char>(kFixedResults));
+      PutU64(out, h.job);
+      PutU64(out, h.first);
+      PutU32(out, h.count);
+      const size_t size_at = out.size();
+      PutU32(out, 0);
+      slot->job.store(h.job, std::memory_order_relaxed);
+      slot->running.store(1, std::memory_order_release);
+      const size_t before = out.size();
+      if (batch(fixed_items, h.count, item_size, h.first, &slot->index, out)) {
+        slot->running.store(0, std::memory_order_release);
+        const uint32_t result_size = h.count == 0 ? 0 : static_cast<uint32_t>((out.size() - before) / h.count);
+        for (int i = 0; i < 4; ++i) out[size_at + i] = static_cast<char>(result_size >> (8 * i));
+        if (absl::Status s = conn.SendBytes(out); !s.ok()) {
+          return s.code() == absl::StatusCode::kAborted ? absl::OkStatus() : s;
+        }
+        continue;
+      }
+      slot->running.store(0, std::memory_order_release);
     }
     out.clear();
     out.push_back(static_cast<char>(kChunk));
     PutU64(out, h.job);
     PutU64(out, h.first);
     PutU32(out, h.count);
+    bool same_size = true;  // every result OK with one payload size below 128 bytes
+    size_t result_size = 0;
     for (uint32_t i = 0; i < h.count; ++i) {
-      absl::StatusOr<absl::Span<const uint8_t>> args = ReadBlob(r, "task arguments");
+      absl::StatusOr<absl::Span<const uint8_t>> args =
+          fixed_items != nullptr
+              ? absl::StatusOr<absl::Span<const uint8_t>>(
+                    absl::Span<const uint8_t>(fixed_items + size_t{i} * item_size, item_size))
+              : ReadBlob(r, "task arguments");
       if (!args.ok()) return args.status();
+      const size_t before = out.size();
       slot->job.store(h.job, std::memory_order_relaxed);
       slot->index.store(h.first + i, std::memory_order_relaxed);
       slot->running.store(1, std::memory_order_release);
@@ -345,6 +408,24 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
         fn(*args, out);
       }
       slot->running.store(0, std::memory_order_release);
+      if (same_size) {
+        const size_t len = out.size() - before;
+        same_size = len >= 2 && len - 2 < 128 && out[before] == 0 &&
+                    static_cast<uint8_t>(out[before + 1]) == len - 2 && (i == 0 || len - 2 == result_size);
+        result_size = len - 2;
+      }
+    }
+    if (same_size && h.count > 0) {
+      // Compact form: drop the per-item tag and length.
+      std::string compact;
+      compact.reserve(kHeader + 4 + result_size * h.count);
+      compact.push_back(static_cast<char>(kFixedResults));
+      compact.append(out, 1, kHeader - 1);
+      PutU32(compact, static_cast<uint32_t>(result_size));
+      for (uint32_t i = 0; i < h.count; ++i) {
+        compact.append(out, kHeader + i * (result_size + 2) + 2, result_size);
+      }
+      out.swap(compact);
     }
     if (absl::Status s = conn.SendBytes(out); !s.ok()) {
       return s.code() == absl::StatusCode::kAborted ? absl::OkStatus() : s;
@@ -568,8 +649,18 @@ class PoolImpl {
   std::string ChunkMessage(const Chunk& c) const {
     const Batch& b = *c.batch;
     std::string m;
-    m.reserve(32 + c.function->size() + (b.offsets[c.first + c.count] - b.offsets[c.first]) +
-              2 * c.count);
+    if (b.fixed_size > 0) {
+      m.reserve(32 + c.function->size() + c.count * b.fixed_size);
+      m.push_back(static_cast<char>(kFixedChunk));
+      PutU64(m, c.job_id);
+      PutU64(m, c.first);
+      PutU32(m, static_cast<uint32_t>(c.count));
+      PutVarint(m, c.function->size());
+      m.append(*c.function);
+      PutU32(m, static_cast<uint32_t>(b.fixed_size));
+      m.append(b.bytes.data() + c.first * b.fixed_size, c.count * b.fixed_size);
+      return m;
+    }
     m.push_back(static_cast<char>(kChunk));
     PutU64(m, c.job_id);
     PutU64(m, c.first);
@@ -631,7 +722,7 @@ class PoolImpl {
                     : ""));
       return absl::OkStatus();
     }
-    if (h.kind != kChunk || w.outstanding.empty() || w.outstanding.front().job_id != h.job ||
+    if ((h.kind != kChunk && h.kind != kFixedResults) || w.outstanding.empty() || w.outstanding.front().job_id != h.job ||
         w.outstanding.front().first != h.first || w.outstanding.front().count != h.count) {
       return absl::InternalError(absl::StrCat("Pool: unexpected message from worker pid ", w.pid));
     }
@@ -644,6 +735,20 @@ class PoolImpl {
     br.ReadSpan(header_size, "header").IgnoreError();
     const uint8_t* base = reinterpret_cast<const uint8_t*>(blob->data());
     std::vector<Job::Finished> results(c.count);
+    if (h.kind == kFixedResults) {
+      uint32_t size = 0;
+      if (absl::Status s = br.ReadLE(&size, "result size"); !s.ok()) return s;
+      const size_t start = header_size + 4;
+      if (blob->size() != start + size_t{size} * c.count) {
+        return absl::InternalError("Pool: fixed-size results of the wrong length");
+      }
+      for (size_t i = 0; i < c.count; ++i) {
+        results[i].offset = static_cast<uint32_t>(start + i * size);
+        results[i].length = size;
+      }
+      c.job->FinishRange(c.first, blob, results);
+      return absl::OkStatus();
+    }
     for (size_t i = 0; i < c.count; ++i) {
       absl::StatusOr<uint8_t> tag = br.ReadByte("result tag");
       if (!tag.ok()) return tag.status();

@@ -59,10 +59,14 @@
 //   ImapIterator::Next after the last item  kOutOfRange (StopIteration)
 //
 // How it works. Each worker is an mp::Process running a registered worker loop, connected to the pool
-// by its own socketpair (a Connection). A manager thread in the pool's process sends each idle worker a
-// chunk of tasks (at most two chunks outstanding per worker, so a worker never waits for its next
-// chunk), receives a message per finished chunk with every result, and watches every worker's
-// sentinel. Before running each task a worker records the task's index in a slot of shared memory, so
+// by its own socketpair (a Connection). A manager thread in the pool's process assigns each worker
+// chunks of tasks (at most two outstanding per worker, so a worker never waits for its next chunk),
+// receives a message per finished chunk with every result, and watches every worker's sentinel; a
+// sender thread does the sending, so the manager never blocks on a send while a worker blocks sending
+// it results. Arguments and results are encoded once per chunk into one message; when Fn takes one
+// arithmetic argument and returns an arithmetic value (int64_t Square(int64_t)), a chunk is the raw
+// array of arguments and its reply the raw array of results, with no per-task framing (the reason Map
+// of trivial tasks runs ~15-20x faster than CPython's, see pool_benchmark.cc). Before running each task a worker records the task's index in a slot of shared memory, so
 // when a worker dies the pool knows exactly which task killed it. maxtasksperchild counts chunks, as
 // CPython's does (one Apply is one chunk): after that many the worker is told to exit and replaced.
 //
@@ -74,8 +78,10 @@
 #define MP_POOL_POOL_H_
 
 #include <cstddef>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -109,9 +115,17 @@ using TaskFn = void (*)(absl::Span<const uint8_t> args, std::string& out);
 
 // Registry of task functions (by qualified name, with "#2" suffixes on clashes like
 // process_internal::RegisterFunction). Never fails.
-const std::string* RegisterTask(std::string name, const void* key, TaskFn fn);
+// Runs `count` tasks whose single argument is arithmetic (item_size bytes each, raw) and whose result
+// is a plain arithmetic value, appending the raw results to `out`; stores each task's absolute
+// index (first + i) into *index before running it. False (nothing done) if item_size does not
+// match. Only for such functions; nullptr otherwise.
+using BatchFn = bool (*)(const uint8_t* items, uint32_t count, uint32_t item_size, uint64_t first,
+                         std::atomic<uint64_t>* index, std::string& out);
+
+const std::string* RegisterTask(std::string name, const void* key, TaskFn fn, BatchFn batch);
 // nullptr if no function has that name.
 TaskFn FindTask(absl::string_view name);
+BatchFn FindBatch(absl::string_view name);
 
 // One encoded result: byte 0 (ok) + varint length + Codec payload, or byte 1 + varint code + message.
 void AppendError(std::string& out, const absl::Status& status);
@@ -187,9 +201,48 @@ void RunTask(absl::Span<const uint8_t> bytes, std::string& out) {
 }
 
 template <auto Fn>
+constexpr bool kBatchable = [] {
+  using Args = ArgsOf<Fn>;
+  using R = std::remove_cvref_t<typename FnTraits<Fn>::Result>;
+  if constexpr (std::tuple_size_v<Args> != 1) {
+    return false;
+  } else {
+    return codec_internal::kBulkCopyable<std::tuple_element_t<0, Args>> &&
+           codec_internal::kBulkCopyable<R>;
+  }
+}();
+
+template <auto Fn>
+bool RunBatch(const uint8_t* items, uint32_t count, uint32_t item_size, uint64_t first,
+              std::atomic<uint64_t>* index, std::string& out) {
+  using P = std::tuple_element_t<0, ArgsOf<Fn>>;
+  using R = std::remove_cvref_t<typename FnTraits<Fn>::Result>;
+  if (item_size != sizeof(P)) return false;
+  const size_t at = out.size();
+  out.resize(at + size_t{count} * sizeof(R));
+  char* dst = out.data() + at;
+  for (uint32_t i = 0; i < count; ++i) {
+    index->store(first + i, std::memory_order_relaxed);
+    P p;
+    std::memcpy(&p, items + size_t{i} * sizeof(P), sizeof(P));
+    const R r = Fn(p);
+    std::memcpy(dst + size_t{i} * sizeof(R), &r, sizeof(R));
+  }
+  return true;
+}
+
+template <auto Fn>
 struct TaskRegistrar {
-  static inline const std::string* const name = RegisterTask(
-      process_internal::QualifiedName<Fn>(), reinterpret_cast<const void*>(Fn), &RunTask<Fn>);
+  static BatchFn Batch() {
+    if constexpr (kBatchable<Fn>) {
+      return &RunBatch<Fn>;
+    } else {
+      return nullptr;
+    }
+  }
+  static inline const std::string* const name =
+      RegisterTask(process_internal::QualifiedName<Fn>(), reinterpret_cast<const void*>(Fn),
+                   &RunTask<Fn>, Batch());
 };
 
 template <auto Fn>
@@ -202,10 +255,13 @@ constexpr void CheckTask() {
 }
 
 // Encoded arguments of a batch of tasks: item i is bytes [offsets[i], offsets[i+1]).
+// With fixed_size > 0 every item is fixed_size bytes (arithmetic arguments copied as one block) and
+// offsets is unused.
 struct Batch {
   std::string bytes;
   std::vector<uint32_t> offsets{0};
-  size_t size() const { return offsets.size() - 1; }
+  size_t fixed_size = 0;
+  size_t size() const { return fixed_size > 0 ? bytes.size() / fixed_size : offsets.size() - 1; }
 };
 
 // Appends one task's arguments (encoded as Fn's parameter tuple) under the caller's FdTable scope.
@@ -276,10 +332,10 @@ class Job {
  private:
   struct Item {
     bool done = false;
-    absl::Status status;
-    std::shared_ptr<const std::string> blob;
+    uint32_t blob = 0;  // index into blobs_
     uint32_t offset = 0;
     uint32_t length = 0;
+    absl::Status status;
   };
   // Waits on cv_ until pred() or the timeout; returns pred().
   template <typename Pred>
@@ -290,6 +346,7 @@ class Job {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::vector<Item> items_;          // guarded by mu_
+  std::vector<std::shared_ptr<const std::string>> blobs_;  // guarded by mu_: result messages
   std::vector<size_t> completed_;    // guarded by mu_
 };
 
@@ -359,11 +416,18 @@ class AsyncResult {
       if (absl::Status s = job_->Payloads(&payloads); !s.ok()) return s;
       R out;
       out.reserve(payloads.size());
+      using E = typename R::value_type;
       for (absl::Span<const uint8_t> p : payloads) {
-        absl::StatusOr<typename R::value_type> v =
-            pool_internal::DecodeResult<typename R::value_type>(p);
-        if (!v.ok()) return v.status();
-        out.push_back(*std::move(v));
+        if constexpr (codec_internal::kBulkCopyable<E>) {
+          if (p.size() != sizeof(E)) return absl::InternalError("Pool: a result of the wrong size");
+          E e;
+          std::memcpy(&e, p.data(), sizeof(E));
+          out.push_back(e);
+        } else {
+          absl::StatusOr<E> v = pool_internal::DecodeResult<E>(p);
+          if (!v.ok()) return v.status();
+          out.push_back(*std::move(v));
+        }
       }
       return out;
       }
@@ -532,6 +596,14 @@ class Pool {
   template <auto Fn, bool kStar, typename T>
   absl::Status Encode(pool_internal::Batch& batch, const std::vector<T>& items) {
     using Args = pool_internal::ArgsOf<Fn>;
+    if constexpr (!kStar && std::is_same_v<std::tuple_element_t<0, Args>, T> &&
+                  codec_internal::kBulkCopyable<T>) {
+      // An arithmetic argument encodes as its bytes: the whole vector is the batch.
+      if (items.empty()) return absl::OkStatus();
+      batch.fixed_size = sizeof(T);
+      batch.bytes.assign(reinterpret_cast<const char*>(items.data()), items.size() * sizeof(T));
+      return pool_internal::CheckBatch(FdTable(), batch);
+    }
     batch.offsets.reserve(items.size() + 1);
     FdTable table;
     {
