@@ -418,10 +418,13 @@ absl::Status SpawnPutTrial(uint64_t seed, Rng& rng) {
   absl::StatusOr<uint64_t> offset = segment->Allocate(128);
   if (!offset.ok()) return offset.status();
   auto* words = static_cast<std::atomic<uint32_t>*>(segment->At(*offset));
-  absl::StatusOr<Queue> q = Queue::Create({.domain = ShmDomain::kTransferable});
+  // A 64 KiB ring: the victim arms after at most 60 items (< 44 KiB, so it never blocks before),
+  // then fills the ring and usually dies blocked in Put, waiting for room.
+  absl::StatusOr<Queue> q =
+      Queue::Create({.capacity_bytes = size_t{64} << 10, .domain = ShmDomain::kTransferable});
   if (!q.ok()) return q.status();
-  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 300));
-  const uint64_t spin = rng.Range(0, 300000);
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 60));
+  const uint64_t spin = rng.Range(0, 3000000);
   // Odd seeds: spawn; even seeds: a private forkserver (stopped at the end of the trial).
   std::shared_ptr<ForkServer> server;
   std::shared_ptr<StartMethod> method;
