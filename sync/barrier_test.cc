@@ -31,6 +31,18 @@ bool AwaitWaiters(const Barrier& barrier, int n) {
   return false;
 }
 
+// Three threads pass a 3-party barrier once: each gets a distinct arrival index.
+void ExpectOneFullGeneration(Barrier& barrier) {
+  std::vector<std::thread> threads;
+  std::vector<int> results(3, -1);
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] { results[i] = barrier.Wait(absl::Seconds(60)).value_or(-1); });
+  }
+  for (auto& t : threads) t.join();
+  std::sort(results.begin(), results.end());
+  EXPECT_EQ(results, (std::vector<int>{0, 1, 2}));
+}
+
 TEST(BarrierTest, BadArguments) {
   EXPECT_EQ(Barrier::Create(ShmDomain::kFork, 0).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -153,14 +165,7 @@ TEST(BarrierTest, AbortWakesWaitersAndResetRestores) {
   EXPECT_EQ(barrier->NWaiting(), 0);
   barrier->Reset();
   EXPECT_FALSE(barrier->Broken());
-  std::vector<std::thread> threads;
-  std::vector<int> results(3, -1);
-  for (int i = 0; i < 3; ++i) {
-    threads.emplace_back([&, i] { results[i] = barrier->Wait(absl::Seconds(60)).value_or(-1); });
-  }
-  for (auto& t : threads) t.join();
-  std::sort(results.begin(), results.end());
-  EXPECT_EQ(results, (std::vector<int>{0, 1, 2}));
+  ExpectOneFullGeneration(*barrier);
 }
 
 TEST(BarrierTest, ResetWhileWaitingBreaksCurrentWaiters) {
@@ -222,14 +227,7 @@ TEST(BarrierDeathTest, DeadWaiterBreaksTheBarrier) {
   // The dead party was removed, so Reset gives a fully working barrier.
   EXPECT_EQ(barrier->NWaiting(), 0);
   barrier->Reset();
-  std::vector<std::thread> threads;
-  std::vector<int> results(3, -1);
-  for (int i = 0; i < 3; ++i) {
-    threads.emplace_back([&, i] { results[i] = barrier->Wait(absl::Seconds(60)).value_or(-1); });
-  }
-  for (auto& t : threads) t.join();
-  std::sort(results.begin(), results.end());
-  EXPECT_EQ(results, (std::vector<int>{0, 1, 2}));
+  ExpectOneFullGeneration(*barrier);
 }
 
 TEST(BarrierHandleTest, FromHandleInAnotherProcess) {
