@@ -19,8 +19,9 @@
 // Addresses (strings; CPython's tuple / str addresses):
 //   ""               Listener only: a new Unix socket "listener-<random>" in a fresh 0700 directory
 //                    /tmp/mp-XXXXXX (CPython's arbitrary_address('AF_UNIX')); removed by Close
-//   "/abs/path"      a Unix socket file (must not exist; created 0700-dir-independent, removed by
-//                    Close of the Listener that created it). At most 107 bytes (sun_path).
+//   "/abs/path"      a Unix socket file (must not exist; removed by Close of the Listener that
+//                    created it; protect it with the directory's permissions). At most 107 bytes
+//                    (sun_path).
 //   "@name" or "\0name"  a Linux abstract-namespace Unix socket (no file); address() uses '@'
 //   "host:port"      TCP over IPv4; host is a dotted IPv4 literal or "localhost" (127.0.0.1), port
 //                    0..65535 (0: the kernel picks; address() tells which). Listeners set

@@ -70,6 +70,11 @@
 // when a worker dies the pool knows exactly which task killed it. maxtasksperchild counts chunks, as
 // CPython's does (one Apply is one chunk): after that many the worker is told to exit and replaced.
 //
+// Workers are daemon processes (as in CPython): a task cannot start processes of its own, and workers
+// are terminated if the pool's process exits without joining them; a worker also exits when the pool's
+// process dies. Tasks cannot carry descriptors or shared objects (kInvalidArgument): share those
+// through a SharedMemory name, a Listener address, or objects the workers inherit (fork).
+//
 // Thread safety: all Pool methods may be called from any thread. AsyncResult and ImapIterator are
 // handles to shared state and are thread-safe too (one consumer per ImapIterator). Destroying a Pool
 // that was not joined terminates it (CPython's __del__/context-manager exit does the same).
