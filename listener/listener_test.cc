@@ -6,6 +6,7 @@
 
 #include "listener/listener.h"
 
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,7 +77,11 @@ TEST(ListenerTest, TcpWithAuthkey) {
 }
 
 TEST(ListenerTest, AbstractUnixWithAuthkey) {
-  const std::string name = absl::StrCat("@mp-listener-test-", getpid());
+  // Random, not the pid: sandboxed tests may share a pid in separate pid namespaces but share the
+  // abstract socket namespace.
+  uint64_t r = 0;
+  ASSERT_EQ(getrandom(&r, sizeof(r), 0), static_cast<ssize_t>(sizeof(r)));
+  const std::string name = absl::StrCat("@mp-listener-test-", absl::Hex(r));
   absl::StatusOr<mp::Listener> l = mp::Listener::Create({.address = name, .authkey = "k"});
   ASSERT_TRUE(l.ok()) << l.status();
   EXPECT_EQ(l->address(), name);

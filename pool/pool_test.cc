@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -65,14 +66,14 @@ absl::StatusOr<int64_t> ReportAndBlock(std::string fifo) {
   for (;;) pause();
 }
 
-// Arithmetic in and out (the batched fast path): task 3 reports its pid through the FIFO named by
-// FifoPathFor(the pool's pid) and blocks until killed.
-std::string FifoPathFor(int pid);
+std::string FifoPathFor(int64_t token);
+constexpr int64_t kMinToken = int64_t{1} << 40;
 
-int64_t BlockAtThree(int64_t x) {
-  if (x == 3) {
-    const mp::ParentHandle* parent = mp::ParentProcess();
-    absl::StatusOr<int64_t> never = ReportAndBlock(FifoPathFor(parent != nullptr ? parent->Pid() : 0));
+// Arithmetic in and out (the batched fast path): a task whose argument is a token (>= kMinToken)
+// reports its pid through FifoPathFor(token) and blocks until killed.
+int64_t BlockAtToken(int64_t x) {
+  if (x >= kMinToken) {
+    absl::StatusOr<int64_t> never = ReportAndBlock(FifoPathFor(x));
     return never.ok() ? *never : -1;
   }
   return x * 10;
@@ -92,9 +93,9 @@ class PoolTest : public ::testing::TestWithParam<std::string> {
   }
 };
 
-// The FIFO BlockAtThree uses: named after the pool's process, which every worker knows as its
-// parent (an environment variable would not reach forkserver children).
-std::string FifoPathFor(int pid) { return absl::StrCat("/tmp/mp-pool-test-fifo-", pid); }
+// The FIFO BlockAtToken uses, named after a random token that travels as the task's argument (an
+// environment variable would not reach forkserver children; pids repeat across sandboxed runs).
+std::string FifoPathFor(int64_t token) { return absl::StrCat("/tmp/mp-pool-test-fifo-", token); }
 
 // A FIFO, removed at the end.
 class Fifo {
@@ -282,20 +283,22 @@ TEST_P(PoolTest, KilledWorkerFailsOnlyItsTaskAndIsReplaced) {
 }
 
 TEST_P(PoolTest, KilledWorkerInABatchedChunk) {
-  Fifo fifo(FifoPathFor(getpid()));
+  absl::BitGen gen;
+  const int64_t token = absl::Uniform<int64_t>(gen, kMinToken, kMinToken << 10);
+  Fifo fifo(FifoPathFor(token));
   mp::Pool pool = MakePool({.processes = 1});
-  std::vector<int64_t> xs = {0, 1, 2, 3, 4, 5, 6, 7};
-  mp::ImapIterator<int64_t> it = pool.Imap<&BlockAtThree>(xs, /*chunksize=*/8);
+  std::vector<int64_t> xs = {0, 1, 2, token, 4, 5, 6, 7};
+  mp::ImapIterator<int64_t> it = pool.Imap<&BlockAtToken>(xs, /*chunksize=*/8);
   const int victim = fifo.ReadPid();
   ASSERT_GT(victim, 0);
   ASSERT_EQ(kill(victim, SIGKILL), 0);
   for (int64_t x : xs) {
     absl::StatusOr<int64_t> v = it.Next(absl::Seconds(60));
-    if (x < 3) {
+    if (x < 3) {  // the items before the token
       // Ran in the same chunk before the crash: their results died with the worker.
       EXPECT_EQ(v.status().code(), StatusCode::kAborted) << v.status();
       EXPECT_NE(v.status().message().find("was lost"), absl::string_view::npos) << v.status();
-    } else if (x == 3) {
+    } else if (x == token) {
       EXPECT_EQ(v.status().code(), StatusCode::kAborted) << v.status();
       EXPECT_NE(v.status().message().find("died (signal 9) while running task 3"),
                 absl::string_view::npos)

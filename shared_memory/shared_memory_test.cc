@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -38,9 +39,10 @@ const bool kRegistrySet = [] {
   return true;
 }();
 
+// Random, not the pid: sandboxed test runs may share a pid (separate pid namespaces) and /dev/shm.
 std::string UniqueName(absl::string_view what) {
-  static int n = 0;
-  return absl::StrCat("mp_test_", getpid(), "_", what, "_", n++);
+  static absl::BitGen gen;
+  return absl::StrCat("mp_test_", what, "_", absl::Hex(absl::Uniform<uint64_t>(gen)));
 }
 
 // Unlinks every name added to it, whatever happened in the test.
