@@ -210,18 +210,6 @@ void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& bl
   cv_.notify_all();
 }
 
-absl::Status Job::Payloads(std::vector<absl::Span<const uint8_t>>* out) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  out->reserve(items_.size());
-  for (const Item& item : items_) {
-    if (!item.done) return absl::InternalError(absl::StrCat(what_, ": not finished"));
-    if (!item.status.ok()) return item.status;
-    out->emplace_back(reinterpret_cast<const uint8_t*>(blobs_[item.blob]->data()) + item.offset,
-                      item.length);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckBatch(const FdTable& table, const Batch& batch) {
   if (!table.fds().empty() || !table.fork_only().empty()) {
     return absl::InvalidArgumentError(

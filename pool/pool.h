@@ -315,9 +315,25 @@ class Job {
   };
   void FinishRange(size_t first, const std::shared_ptr<const std::string>& blob,
                    std::vector<Finished>& results);
-  // After WaitAll: the payload of every item, or the status of the lowest failed one. The spans stay
-  // valid while the Job lives (finished items never change).
-  absl::Status Payloads(std::vector<absl::Span<const uint8_t>>* out) const;
+  // After WaitAll: calls f(payload) for every item in order (under the lock), or returns the status
+  // of the lowest failed item without calling f.
+  template <typename F>
+  absl::Status ForEachPayload(F&& f) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Item& item : items_) {
+      if (!item.done) return absl::InternalError(what_ + ": not finished");
+      if (!item.status.ok()) return item.status;
+    }
+    for (const Item& item : items_) {
+      if (absl::Status s = f(absl::Span<const uint8_t>(
+              reinterpret_cast<const uint8_t*>(blobs_[item.blob]->data()) + item.offset,
+              item.length));
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
   // Fails every unfinished item with `status`.
   void FailUnfinished(const absl::Status& status);
 
@@ -417,12 +433,10 @@ class AsyncResult {
     if constexpr (pool_internal::kIsVector<R>) {
       if (many_) {
       if (!job_->WaitAll(timeout)) return TimeoutError(timeout);
-      std::vector<absl::Span<const uint8_t>> payloads;
-      if (absl::Status s = job_->Payloads(&payloads); !s.ok()) return s;
       R out;
-      out.reserve(payloads.size());
+      out.reserve(job_->size());
       using E = typename R::value_type;
-      for (absl::Span<const uint8_t> p : payloads) {
+      absl::Status s = job_->ForEachPayload([&out](absl::Span<const uint8_t> p) -> absl::Status {
         if constexpr (codec_internal::kBulkCopyable<E>) {
           if (p.size() != sizeof(E)) return absl::InternalError("Pool: a result of the wrong size");
           E e;
@@ -433,7 +447,9 @@ class AsyncResult {
           if (!v.ok()) return v.status();
           out.push_back(*std::move(v));
         }
-      }
+        return absl::OkStatus();
+      });
+      if (!s.ok()) return s;
       return out;
       }
     }
