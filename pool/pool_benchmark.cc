@@ -8,6 +8,14 @@
 //
 //   bazel run -c opt //pool:pool_benchmark
 //   python3 pool/pool_map.py 2 fork
+//
+// Measured 2026-11-25 on a 2-core VM shared with other builds (median of 3; CPython 3.11.7, same
+// worker count and start method, default chunksize):
+//                               mp                          CPython       ratio
+//   Map 100,000 trivial tasks   1.51 ms (load 1.4)          24.7 ms       16x
+//                               1.89-2.17 ms (load 4)       24.1 ms       11-13x
+//   Map 1,000 x 1 ms tasks      502 ms (load 1.4)           968 ms        (CPU-bound: both ~2 cores)
+//                               966-981 ms (load 4)         996 ms
 
 #include <chrono>
 #include <cstdint>
