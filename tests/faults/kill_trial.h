@@ -16,7 +16,10 @@
 //   * no child is left (waitpid(-1, WNOHANG) is ECHILD) and /proc/self/fd holds exactly the
 //     descriptors it held before the trial;
 //   * no mp segment is still mapped (/proc/self/maps has no "memfd:mp-shm" mapping once the trial's
-//     objects are destroyed) and no /dev/shm entry named mp* appeared (mp names nothing).
+//     objects are destroyed). The objects under test live in memfds or anonymous memory, never in
+//     /dev/shm, so there is nothing there to check per trial (and /dev/shm is shared with tests
+//     running in parallel, e.g. shared_memory's named segments, so a before/after diff would be
+//     racy). kSharedMemory covers mp's one /dev/shm user.
 // The scenarios' own checks are listed at Scenario.
 //
 // The victims are forked (fork domain objects, or transferable ones on odd seeds, which exercise the
@@ -74,8 +77,13 @@ enum class Scenario {
   // seeds) started through mp::Process, putting into a transferable Queue it received as an
   // argument, and killed with Process::Kill; its exit code must be -9 and it leaves no zombie.
   kSpawnPut,
+  // Victim creating named SharedMemory segments (tracked, never unlinked) killed inside or between
+  // Creates. After SharedMemory::ReclaimOrphans() no segment whose Create returned is left in
+  // /dev/shm; the interrupted one may be left only in shared_memory.h's documented window (killed
+  // between shm_open and its registry entry), and the trial removes it.
+  kSharedMemory,
 };
-inline constexpr int kScenarioCount = 9;
+inline constexpr int kScenarioCount = 10;
 
 // "Put", "Get", "SendBytes", ...
 absl::string_view ScenarioName(Scenario scenario);

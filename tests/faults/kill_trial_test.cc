@@ -1,6 +1,6 @@
 // Copyright 2026 The mp Authors.
 //
-// A deterministic slice of the kill trials: each scenario with seeds 1..8 (72 trials). The long run
+// A deterministic slice of the kill trials: each scenario with seeds 1..8 (80 trials). The long run
 // is //tools/faults:kill_trials.
 
 #include "tests/faults/kill_trial.h"
@@ -27,7 +27,8 @@ INSTANTIATE_TEST_SUITE_P(
     AllScenarios, KillTrialTest,
     ::testing::Values(Scenario::kPut, Scenario::kGet, Scenario::kSendBytes, Scenario::kRecvBytes,
                       Scenario::kLockHolding, Scenario::kLockWaiting, Scenario::kBarrierWait,
-                      Scenario::kConditionWait, Scenario::kSpawnPut),
+                      Scenario::kConditionWait, Scenario::kSpawnPut,
+                      Scenario::kSharedMemory),
     [](const ::testing::TestParamInfo<Scenario>& info) {
       return std::string(ScenarioName(info.param));
     });
@@ -36,7 +37,8 @@ TEST(KillTrialTest, ScenarioNamesAndRoundRobin) {
   EXPECT_EQ(ScenarioName(ScenarioForTrial(0)), "Put");
   EXPECT_EQ(ScenarioName(ScenarioForTrial(7)), "ConditionWait");
   EXPECT_EQ(ScenarioName(ScenarioForTrial(8)), "SpawnPut");
-  EXPECT_EQ(ScenarioForTrial(9), ScenarioForTrial(0));
+  EXPECT_EQ(ScenarioName(ScenarioForTrial(9)), "SharedMemory");
+  EXPECT_EQ(ScenarioForTrial(10), ScenarioForTrial(0));
 }
 
 }  // namespace

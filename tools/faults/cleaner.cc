@@ -28,6 +28,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "shared_memory/shared_memory.h"
 
 namespace mp::faults {
 namespace {
@@ -216,10 +217,18 @@ void FindForkServerProcesses(const CleanerOptions& options, std::vector<Leftover
 void FindDevShm(const CleanerOptions& options, std::vector<Leftover>* out) {
   int err = 0;
   for (const std::string& name : ListDir(options.dev_shm, &err)) {
-    if (!absl::StartsWith(name, "mp")) continue;
+    const bool psm = absl::StartsWith(name, "psm_");
+    if (!absl::StartsWith(name, "mp") && !psm) continue;
     Leftover l{Leftover::Kind::kDevShmEntry, options.dev_shm + "/" + name};
     struct stat st {};
     if (lstat(l.path.c_str(), &st) != 0) continue;
+    if (psm) {
+      l.reason =
+          "a SharedMemory segment with a random name: reclaimed by --remove if tracked and its "
+          "creator died, else left alone (owner unknown)";
+      out->push_back(std::move(l));
+      continue;
+    }
     const size_t underscore = name.rfind('_');
     pid_t pid = 0;
     const bool has_pid = underscore != std::string::npos &&
@@ -249,6 +258,8 @@ absl::string_view LeftoverKindName(Leftover::Kind kind) {
       return "forkserver process";
     case Leftover::Kind::kDevShmEntry:
       return "/dev/shm entry";
+    case Leftover::Kind::kSharedMemoryEntry:
+      return "SharedMemory registry entry";
   }
   return "?";
 }
@@ -263,7 +274,21 @@ absl::StatusOr<std::vector<Leftover>> FindLeftovers(const CleanerOptions& option
     if (!status.ok()) return status;
   }
   FindDevShm(options, &out);
+  if (options.shared_memory_registry) {
+    const std::string registry = SharedMemory::RegistryDirectory();
+    int err = 0;
+    for (const std::string& name : ListDir(registry, &err)) {
+      Leftover l{Leftover::Kind::kSharedMemoryEntry, registry + "/" + name};
+      l.reason = "tracks a named segment; --remove runs SharedMemory::ReclaimOrphans(), which "
+                 "unlinks it if its creator died";
+      out.push_back(std::move(l));
+    }
+  }
   return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ReclaimSharedMemory() {
+  return SharedMemory::ReclaimOrphans();
 }
 
 absl::Status RemoveLeftover(const Leftover& leftover) {
@@ -301,6 +326,8 @@ absl::Status RemoveLeftover(const Leftover& leftover) {
         return Errno(absl::StrCat("kill(", leftover.pid, ", SIGKILL)"), errno);
       }
       return absl::OkStatus();
+    case Leftover::Kind::kSharedMemoryEntry:
+      return absl::FailedPreconditionError("registry entries are handled by ReclaimSharedMemory()");
   }
   return absl::InvalidArgumentError("unknown leftover kind");
 }

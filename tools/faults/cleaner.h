@@ -3,11 +3,16 @@
 // tools/faults/cleaner.h — finds (and removes) what a crashed mp program can leave behind.
 //
 // What mp can leave, and why so little:
-//   * Shared segments: nothing. Every segment is anonymous MAP_SHARED memory or a memfd
-//     (sync/shm.h); the kernel frees it with the last mapping / descriptor, SIGKILL included.
-//     Nothing is ever created in /dev/shm. The cleaner still lists /dev/shm entries whose name
-//     starts with "mp" (only channels_benchmark's Boost.Interprocess queue,
-//     "mp_channels_benchmark_<pid>", creates one) and removes those whose <pid> is dead.
+//   * Segments of sync/, channels/ and shared_memory's Value/Array: nothing. They are anonymous
+//     MAP_SHARED memory or memfds (sync/shm.h); the kernel frees them with the last mapping or
+//     descriptor, SIGKILL included.
+//   * Named SharedMemory segments (shared_memory/shared_memory.h, /dev/shm/<name>): tracked ones have
+//     an entry in the registry (SharedMemory::RegistryDirectory()); SharedMemory::ReclaimOrphans()
+//     unlinks those whose creator died, and mp_cleaner --remove runs it (the rule lives there, not
+//     here). The cleaner lists the registry entries, and /dev/shm entries named "psm_*" (random
+//     SharedMemory names) for information only: an untracked segment's owner cannot be known.
+//   * /dev/shm entries named "mp*": channels_benchmark's Boost.Interprocess queue,
+//     "mp_channels_benchmark_<pid>", is removed when its <pid> is dead.
 //   * Forkserver directories, /tmp/mp-forkserver-XXXXXX (start_methods/forkserver.cc), holding the
 //     socket "s". The server removes its directory when its owner stops it or dies (the lifeline
 //     pipe); only if the server itself is SIGKILLed (or the machine loses power) does the directory
@@ -59,10 +64,12 @@ struct CleanerOptions {
   absl::Duration min_age = absl::Seconds(60);
   // Whether to look for orphaned forkserver processes.
   bool processes = true;
+  // Whether to list the SharedMemory registry's entries (SharedMemory::RegistryDirectory()).
+  bool shared_memory_registry = true;
 };
 
 struct Leftover {
-  enum class Kind { kForkServerDirectory, kForkServerProcess, kDevShmEntry };
+  enum class Kind { kForkServerDirectory, kForkServerProcess, kDevShmEntry, kSharedMemoryEntry };
   Kind kind;
   std::string path;  // the directory or /dev/shm entry; /proc/<pid> for a process
   pid_t pid = 0;     // kForkServerProcess only
@@ -70,12 +77,16 @@ struct Leftover {
   std::string reason;  // why it is (not) stale
 };
 
-// "forkserver directory", "forkserver process", "/dev/shm entry".
+// "forkserver directory", "forkserver process", "/dev/shm entry", "SharedMemory registry entry".
 absl::string_view LeftoverKindName(Leftover::Kind kind);
 
 // Lists everything of mp's found under the options' paths. Errors only when a directory that must
 // exist cannot be read (tmp_dir, proc); a missing /dev/shm is not an error.
 absl::StatusOr<std::vector<Leftover>> FindLeftovers(const CleanerOptions& options);
+
+// Runs SharedMemory::ReclaimOrphans() (tracked named segments of dead creators) and returns the
+// names it unlinked.
+absl::StatusOr<std::vector<std::string>> ReclaimSharedMemory();
 
 // Removes one stale leftover: a directory with its socket (unlink + rmdir, nothing else inside is
 // touched: kFailedPrecondition if the directory holds anything but "s"), a /dev/shm entry (unlink),

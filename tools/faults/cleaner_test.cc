@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -18,9 +19,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "shared_memory/shared_memory.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/process.h"
 #include "start_methods/target.h"
@@ -65,6 +68,7 @@ class CleanerTest : public ::testing::Test {
     options_.tmp_dir = root_;
     options_.min_age = absl::ZeroDuration();
     options_.processes = false;
+    options_.shared_memory_registry = false;
   }
   void TearDown() override {
     // Remove whatever a failing test left, our own scratch directory included.
@@ -154,6 +158,35 @@ TEST_F(CleanerTest, LeavesYoungForeignOddAndNonDirectoryEntriesAlone) {
 TEST_F(CleanerTest, MissingTmpDirIsAStatus) {
   options_.tmp_dir = root_ + "/nope";
   EXPECT_TRUE(absl::IsNotFound(FindLeftovers(options_).status()));
+}
+
+// A tracked SharedMemory segment whose creator died is listed and reclaimed.
+TEST(CleanerSharedMemoryTest, SegmentOfADeadCreatorIsReclaimed) {
+  const std::string name = absl::StrCat("mp_cleaner_test_", getpid(), "_", absl::ToUnixNanos(absl::Now()));
+  const pid_t creator = fork();
+  if (creator == 0) {
+    absl::StatusOr<SharedMemory> shm = SharedMemory::Create(name, 4096);
+    _exit(shm.ok() ? 0 : 1);  // dies without Unlink
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(creator, &status, 0), creator);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_TRUE(Exists("/dev/shm/" + name));
+  CleanerOptions options;
+  options.tmp_dir = "/tmp";
+  options.processes = false;
+  absl::StatusOr<std::vector<Leftover>> found = FindLeftovers(options);
+  ASSERT_TRUE(found.ok()) << found.status();
+  const Leftover* entry = nullptr;
+  for (const Leftover& l : *found) {
+    if (l.kind == Leftover::Kind::kSharedMemoryEntry && absl::EndsWith(l.path, name)) entry = &l;
+  }
+  ASSERT_NE(entry, nullptr) << "the registry entry is listed";
+  EXPECT_TRUE(absl::StartsWith(entry->path, SharedMemory::RegistryDirectory() + "/"));
+  absl::StatusOr<std::vector<std::string>> reclaimed = ReclaimSharedMemory();
+  ASSERT_TRUE(reclaimed.ok()) << reclaimed.status();
+  EXPECT_NE(std::find(reclaimed->begin(), reclaimed->end(), name), reclaimed->end());
+  EXPECT_FALSE(Exists("/dev/shm/" + name));
 }
 
 // The real thing: a forkserver SIGKILLed leaves its directory; the cleaner finds it stale and

@@ -4,8 +4,8 @@
 //
 //   bazel run //tools/faults:kill_trials -- --trials 1000 --seed 1
 //
-// Trial i runs scenario i mod 9 (Put, Get, SendBytes, RecvBytes, LockHolding, LockWaiting,
-// BarrierWait, ConditionWait, SpawnPut) with seed (--seed + i), so a failure is reproduced exactly by rerunning
+// Trial i runs scenario i mod 10 (Put, Get, SendBytes, RecvBytes, LockHolding, LockWaiting,
+// BarrierWait, ConditionWait, SpawnPut, SharedMemory) with seed (--seed + i), so a failure is reproduced exactly by rerunning
 // with the seed it names. Prints a progress line every --progress trials (default 100), a line per
 // failed trial, and finally "N passed, M failed"; exits 1 if any trial failed, 2 on bad flags.
 

@@ -1,8 +1,9 @@
 // Copyright 2026 The mp Authors.
 //
 // mp_cleaner — lists (and with --remove, removes) what crashed mp programs left behind: forkserver
-// directories whose server died, forkserver processes whose owner died, /dev/shm entries named mp*
-// whose creator is gone. See tools/faults/cleaner.h for what counts as stale and why nothing live
+// directories whose server died, forkserver processes whose owner died, tracked SharedMemory segments
+// whose creator died (SharedMemory::ReclaimOrphans), /dev/shm entries named mp* whose creator is
+// gone. See tools/faults/cleaner.h for what counts as stale and why nothing live
 // is ever touched.
 //
 //   bazel run //tools/faults:mp_cleaner               # list
@@ -69,6 +70,18 @@ int main(int argc, char** argv) {
     }
     std::printf("%s %s: %s%s\n", std::string(mp::faults::LeftoverKindName(l.kind)).c_str(),
                 l.path.c_str(), l.reason.c_str(), action.c_str());
+  }
+  if (remove) {
+    absl::StatusOr<std::vector<std::string>> reclaimed = mp::faults::ReclaimSharedMemory();
+    if (!reclaimed.ok()) {
+      ++failed;
+      std::printf("SharedMemory::ReclaimOrphans: %s\n", reclaimed.status().ToString().c_str());
+    } else {
+      for (const std::string& name : *reclaimed) {
+        std::printf("SharedMemory segment /dev/shm/%s: its creator died -> removed\n", name.c_str());
+        ++removed;
+      }
+    }
   }
   std::printf("%zu found, %d stale, %d removed%s\n", found->size(), stale, removed,
               remove ? "" : " (list only; --remove removes the stale ones)");
