@@ -5,6 +5,8 @@
 
 #include "shared_memory/value.h"
 
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
@@ -101,6 +103,34 @@ TEST(ArrayTest, SharesASegment) {
   EXPECT_TRUE(a->handle().segment.SameMapping(v->handle().segment));
   std::vector<int32_t> huge(10000);
   EXPECT_EQ(mp::Array<int32_t>::Create(*seg, huge).status().code(), StatusCode::kResourceExhausted);
+}
+
+// A holder SIGKILLed with the lock held: Get recovers the lock and says the data may be torn
+// (kAborted), then works normally.
+TEST(ValueTest, DeadLockHolder) {
+  absl::StatusOr<mp::Value<int64_t>> v = mp::Value<int64_t>::Create(mp::ShmDomain::kFork, 7);
+  ASSERT_TRUE(v.ok());
+  mp::testing::TestPipe ready;
+  mp::testing::ChildGuard guard;
+  absl::StatusOr<mp::Process> p =
+      mp::Process::Create(mp::ForkStartMethod(), mp::Target::Callable([&]() -> int {
+                            absl::StatusOr<bool> got = v->GetLock()->Acquire();
+                            if (!got.ok() || !*got) return 1;
+                            mp::testing::WriteAllOrDie(ready.w(), "r");
+                            for (;;) pause();
+                          }));
+  ASSERT_TRUE(p.ok());
+  mp::Process child = guard.Add(*p);
+  ASSERT_TRUE(child.Start().ok());
+  ASSERT_TRUE(mp::testing::ReadExactly(ready.r(), 1).ok());
+  ASSERT_TRUE(child.Kill().ok());
+  ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
+  absl::StatusOr<int64_t> torn = v->Get();
+  EXPECT_EQ(torn.status().code(), StatusCode::kAborted) << torn.status();
+  EXPECT_NE(torn.status().message().find("died"), absl::string_view::npos) << torn.status();
+  EXPECT_EQ(*v->Get(), 7);
+  EXPECT_TRUE(v->Set(8).ok());
+  EXPECT_EQ(*v->Get(), 8);
 }
 
 // Registered targets.
