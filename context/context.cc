@@ -169,4 +169,19 @@ absl::StatusOr<mp::Barrier> Context::Barrier(int parties, mp::Barrier::Action ac
   return mp::Barrier::Create(domain_, parties, std::move(action), timeout);
 }
 
+absl::StatusOr<mp::Pool> Context::Pool(PoolOptions options) const {
+  return mp::Pool::Create(start_method_, std::move(options));
+}
+
+absl::StatusOr<mp::Pool> Context::Pool(int processes) const {
+  PoolOptions options;
+  options.processes = processes;
+  return Pool(std::move(options));
+}
+
+absl::StatusOr<mp::SharedMemory> Context::SharedMemory(std::optional<std::string> name, bool create,
+                                                       int64_t size) const {
+  return mp::SharedMemory::Open(std::move(name), create, size);
+}
+
 }  // namespace mp

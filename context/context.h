@@ -4,8 +4,8 @@
 //
 // A Context binds one start method ("fork", "spawn" or "forkserver") and is the factory for
 // everything: Process, Pipe, Queue, SimpleQueue, JoinableQueue, Lock, RLock, Semaphore,
-// BoundedSemaphore, Event, Condition, Barrier. What a context makes can go to the processes it
-// starts:
+// BoundedSemaphore, Event, Condition, Barrier, Pool, SharedMemory, Value, Array. What a context makes
+// can go to the processes it starts:
 //
 //   mp::Context* ctx = *mp::GetContext("spawn");
 //   absl::StatusOr<mp::Queue> q = ctx->Queue();
@@ -62,6 +62,9 @@
 #include "absl/time/time.h"
 #include "channels/connection.h"
 #include "channels/queue.h"
+#include "pool/pool.h"
+#include "shared_memory/shared_memory.h"
+#include "shared_memory/value.h"
 #include "start_methods/process.h"
 #include "start_methods/start_method.h"
 #include "start_methods/target.h"
@@ -128,6 +131,31 @@ class Context {
   absl::StatusOr<mp::Condition> Condition(const mp::RLock& lock) const;
   absl::StatusOr<mp::Barrier> Barrier(int parties, mp::Barrier::Action action = nullptr,
                                       absl::Duration timeout = absl::InfiniteDuration()) const;
+
+  // ---- Pools and shared data ----
+
+  // Workers started by this context's start method (tasks are registered functions, so every
+  // method runs them). processes 0 means CpuCount().
+  absl::StatusOr<mp::Pool> Pool(PoolOptions options = {}) const;
+  absl::StatusOr<mp::Pool> Pool(int processes) const;
+  // Named POSIX shared memory (multiprocessing.shared_memory.SharedMemory): travels by name, so
+  // every start method takes it. See shared_memory/shared_memory.h for names and reclamation.
+  absl::StatusOr<mp::SharedMemory> SharedMemory(std::optional<std::string> name, bool create = false,
+                                                int64_t size = 0) const;
+  // Value(typecode, v, lock) / Array(typecode, n or sequence, lock) of this context's domain;
+  // lock = false is RawValue / RawArray.
+  template <typename T>
+  absl::StatusOr<mp::Value<T>> Value(const T& initial = T{}, bool lock = true) const {
+    return mp::Value<T>::Create(domain_, initial, lock);
+  }
+  template <typename T>
+  absl::StatusOr<mp::Array<T>> Array(size_t length, bool lock = true) const {
+    return mp::Array<T>::Create(domain_, length, lock);
+  }
+  template <typename T>
+  absl::StatusOr<mp::Array<T>> Array(absl::Span<const T> init, bool lock = true) const {
+    return mp::Array<T>::Create(domain_, init, lock);
+  }
 
  private:
   friend absl::StatusOr<Context*> GetContext(absl::string_view method);

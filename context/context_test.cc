@@ -203,6 +203,56 @@ TEST_P(ContextRulesTest, EveryFactoryWorks) {
   EXPECT_EQ(ctx()->Barrier(0).status().code(), StatusCode::kInvalidArgument);
 }
 
+int64_t Square(int64_t x) { return x * x; }
+absl::Status AddToValue(mp::Value<int64_t> v, int64_t n) {
+  absl::StatusOr<int64_t> old = v.Get();
+  if (!old.ok()) return old.status();
+  return v.Set(*old + n);
+}
+
+TEST_P(ContextRulesTest, PoolRunsWithTheContextsStartMethod) {
+  absl::StatusOr<mp::Pool> pool = ctx()->Pool(2);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  absl::StatusOr<std::vector<int64_t>> squares = pool->Map<&Square>(std::vector<int64_t>{1, 2, 3});
+  ASSERT_TRUE(squares.ok()) << squares.status();
+  EXPECT_EQ(*squares, (std::vector<int64_t>{1, 4, 9}));
+  pool->Close();
+  ASSERT_TRUE(pool->Join(absl::Seconds(60)).ok());
+}
+
+// Value/Array follow the domain rules like every shared object.
+TEST_P(ContextRulesTest, ValueOfTheContextGoesToItsChildren) {
+  absl::StatusOr<mp::Value<int64_t>> v = ctx()->Value<int64_t>(40);
+  ASSERT_TRUE(v.ok()) << v.status();
+  absl::StatusOr<mp::Process> p = ctx()->Process<&AddToValue>(*v, int64_t{2});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(RunToExit(*std::move(p)), 0);
+  EXPECT_EQ(*v->Get(), 42);
+  absl::StatusOr<mp::Array<double>> a = ctx()->Array<double>(3);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->size(), 3u);
+
+  absl::StatusOr<mp::Value<int64_t>> fork_value = (*mp::GetContext("fork"))->Value<int64_t>(1);
+  absl::StatusOr<mp::Process> q = ctx()->Process<&AddToValue>(*fork_value, int64_t{1});
+  if (is_fork()) {
+    EXPECT_TRUE(q.ok()) << q.status();
+  } else {
+    EXPECT_EQ(q.status().code(), StatusCode::kFailedPrecondition) << q.status();
+  }
+}
+
+TEST_P(ContextRulesTest, SharedMemoryIsNamed) {
+  absl::StatusOr<mp::SharedMemory> shm = ctx()->SharedMemory(std::nullopt, /*create=*/true, 4096);
+  ASSERT_TRUE(shm.ok()) << shm.status();
+  absl::StatusOr<mp::SharedMemory> again = ctx()->SharedMemory(std::string(shm->name()));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->size(), shm->size());
+  EXPECT_EQ(ctx()->SharedMemory(std::string(shm->name()), /*create=*/true, 4096).status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_TRUE(shm->Unlink().ok());
+  EXPECT_EQ(ctx()->SharedMemory(std::string(shm->name())).status().code(), StatusCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllMethods, ContextRulesTest,
                          ::testing::Values("fork", "spawn", "forkserver"),
                          [](const auto& info) { return info.param; });

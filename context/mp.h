@@ -23,10 +23,14 @@
 #include "channels/connection.h"     // IWYU pragma: export
 #include "channels/queue.h"          // IWYU pragma: export
 #include "context/context.h"         // IWYU pragma: export
+#include "listener/listener.h"       // IWYU pragma: export
+#include "pool/pool.h"               // IWYU pragma: export
 #include "serialize/codec.h"         // IWYU pragma: export
 #include "serialize/fd.h"            // IWYU pragma: export
 #include "serialize/flat.h"          // IWYU pragma: export
 #include "serialize/frame.h"         // IWYU pragma: export
+#include "shared_memory/shared_memory.h"  // IWYU pragma: export
+#include "shared_memory/value.h"     // IWYU pragma: export
 #include "start_methods/fork.h"      // IWYU pragma: export
 #include "start_methods/forkserver.h"  // IWYU pragma: export
 #include "start_methods/process.h"   // IWYU pragma: export
