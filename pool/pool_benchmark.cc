@@ -1,13 +1,13 @@
 // Copyright 2026 The mp Authors.
 //
-// Pool::Map throughput vs CPython's Pool.map (pool/pool_map.py runs the same workloads):
+// Pool::Map throughput vs CPython's Pool.map (tools/bench/cpython_bench.py runs the same workloads):
 //   BM_MapTrivial/100000   Map of 100,000 trivial tasks (x * x), default chunksize (CPython's rule)
 //   BM_MapOneMs/1000       Map of 1,000 tasks that each spin for 1 ms
 // Two workers (the machine has 2 cores), fork start method; the pool is created once per benchmark,
-// outside the timed loop, as pool_map.py does.
+// outside the timed loop, as cpython_bench.py does.
 //
 //   bazel run -c opt //pool:pool_benchmark
-//   python3 pool/pool_map.py 2 fork
+//   bash tools/bench/run --only Pool   # both sides, side by side
 //
 // Measured 2026-11-25 on a 2-core VM shared with other builds (median of 3; CPython 3.11.7, same
 // worker count and start method, default chunksize):

@@ -7,12 +7,14 @@ median of --repeats runs. Units match the mp side of tools/bench:
   msg/s    messages per second (higher is better)
   GB/s     gigabytes per second (higher is better)
   ns/op    nanoseconds per operation (lower is better)
+  ms/op    milliseconds per operation (lower is better)
 
 Usage: python3 tools/bench/cpython_bench.py [--repeats N] [--quick]
 """
 
 import argparse
 import json
+import re
 import multiprocessing as mp
 import statistics
 import sys
@@ -225,10 +227,32 @@ def scaling(args, n):
     return {"pairs": pairs, "sizes": sizes}
 
 
+def _square(x):
+    return x * x
+
+
+def _busy_1ms(x):
+    end = time.perf_counter() + 0.001
+    while time.perf_counter() < end:
+        pass
+    return x
+
+
+def pool_map(fn, n, processes=2):
+    """Pool(processes).map(fn, range(n)) with the default chunksize, after a warm-up (the same
+    workload as //pool:pool_benchmark); ms per map."""
+    with mp.get_context("fork").Pool(processes) as pool:
+        pool.map(fn, range(100))
+        t0 = time.perf_counter()
+        pool.map(fn, range(n))
+        return (time.perf_counter() - t0) * 1e3
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    parser.add_argument("--only", default="", help="regex of workload names to run")
     parser.add_argument("--scaling", action="store_true",
                         help="print the scaling curves instead of the workloads")
     args = parser.parse_args()
@@ -254,9 +278,13 @@ def main():
         ("Lock uncontended", "ns/op", lambda: lock_uncontended(n(1000000))),
         ("Lock contended 2 procs", "ns/op", lambda: lock_contended(n(200000))),
         ("Event ping-pong", "us/op", lambda: event_pingpong(n(10000))),
+        ("Pool.map 100,000 trivial tasks", "ms/op", lambda: pool_map(_square, 100000)),
+        ("Pool.map 1,000 1 ms tasks", "ms/op", lambda: pool_map(_busy_1ms, 1000)),
     ]
     out = {}
     for name, unit, fn in workloads:
+        if not re.search(args.only, name):
+            continue
         values = [fn() for _ in range(args.repeats)]
         out[name] = {"value": statistics.median(values), "unit": unit}
         print(f"cpython: {name}: {out[name]['value']:.4g} {unit}", file=sys.stderr, flush=True)
