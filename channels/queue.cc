@@ -19,7 +19,7 @@ using queue_internal::kRecordHeaderSize;
 using queue_internal::Shared;
 
 constexpr uint32_t kTag = 0x51757071;  // "qpuQ"
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: owner and position words on separate lines
 constexpr size_t kMinCapacity = size_t{4} << 10;
 constexpr size_t kMaxCapacity = size_t{1} << 32;
 // The smallest record: header + an empty frame.
@@ -74,8 +74,9 @@ struct RecordHeader {
   uint32_t writer() const { return meta >> 8; }
 };
 
-void WriteHeader(uint8_t* ring, uint64_t cap, uint64_t pos, uint32_t length, uint32_t kind) {
-  const uint32_t meta = kind | (static_cast<uint32_t>(CurrentThreadId()) << 8);
+void WriteHeader(uint8_t* ring, uint64_t cap, uint64_t pos, uint32_t length, uint32_t kind,
+                 pid_t writer = CurrentThreadId()) {
+  const uint32_t meta = kind | (static_cast<uint32_t>(writer) << 8);
   uint8_t* at = ring + (pos & (cap - 1));  // 8-aligned, so never split by the ring end
   std::memcpy(at, &length, 4);
   std::memcpy(at + 4, &meta, 4);
@@ -87,6 +88,34 @@ RecordHeader ReadHeader(const uint8_t* ring, uint64_t cap, uint64_t pos) {
   std::memcpy(&h.length, at, 4);
   std::memcpy(&h.meta, at + 4, 4);
   return h;
+}
+
+// Room for `rec` more bytes (and, if `new_item`, one more item) between head word `h` and tail word
+// `t`. `h` may be a stale (older) head: then used is too large, which only errs on "no room"; and a
+// head more than a ring behind makes used > cap, also "no room", so the caller refreshes it.
+inline bool HasRoom(const Shared& s, uint64_t t, uint64_t h, size_t rec, bool new_item) {
+  const uint64_t used = (Pos(t) - Pos(h)) & kPosMask;
+  if (used > s.capacity) return false;
+  const uint64_t items = (Count(t) - Count(h)) & kCountMask;
+  return s.capacity - used >= rec && (!new_item || items < s.maxsize);
+}
+
+// Runs `encode` with a per-thread descriptor table in scope, so an item holding an mp::PassedFd is
+// refused (a ring cannot carry descriptors). The table is reused: no allocation per Put.
+absl::Status EncodeNoFds(absl::Status (*encode)(const void*, absl::Span<uint8_t>), const void* item,
+                         absl::Span<uint8_t> out) {
+  thread_local FdTable table;
+  ScopedFdTable scope(&table);
+  absl::Status s = encode(item, out);
+  if (table.size() != 0) {
+    table = FdTable();
+    if (s.ok()) {
+      return absl::FailedPreconditionError(
+          "Queue::Put: items cannot carry file descriptors (mp::PassedFd); send them over a "
+          "duplex Connection");
+    }
+  }
+  return s;
 }
 
 // Eventcounts: `seq` is the futex word, `waiters` a flag "somebody may sleep on seq". A waiter reads
@@ -237,6 +266,40 @@ absl::StatusOr<Queue> Queue::FromHandle(const ShmHandle& handle) {
 // ---------------------------------------------------------------------------------------------------
 // Put.
 
+// The common Put, done without the general path's bookkeeping: the put side is free, the queue open,
+// and the whole record fits, in one piece, in the room the cached head already shows (or shows once
+// refreshed). Same protocol as the general path: encode beyond tail, one tail store, release.
+bool Queue::TryPutFast(size_t frame_size, EncodeFn encode, const void* item, absl::Status* result) {
+  Shared* s = shared_;
+  const uint64_t cap = s->capacity;
+  const size_t record = Align8(kRecordHeaderSize + frame_size);
+  if (frame_size > s->max_item_size || record > cap) return false;
+  const pid_t tid = CurrentThreadId();
+  if (!OwnerTryLock(s->put_lock, tid)) return false;
+  const uint64_t t = s->tail.load(std::memory_order_relaxed);
+  const uint64_t pos = Pos(t);
+  const uint64_t payload_off = (pos + kRecordHeaderSize) & (cap - 1);
+  bool go = s->closed.load(std::memory_order_acquire) == 0 && payload_off + frame_size <= cap;
+  if (go && !HasRoom(*s, t, cache_->head, record, true)) {
+    cache_->head = s->head.load(std::memory_order_acquire);
+    go = HasRoom(*s, t, cache_->head, record, true);
+  }
+  if (!go) {
+    OwnerUnlock(s->put_lock);
+    return false;
+  }
+  *result = EncodeNoFds(encode, item, absl::Span<uint8_t>(ring_ + payload_off, frame_size));
+  if (!result->ok()) {  // nothing was published
+    OwnerUnlock(s->put_lock);
+    return true;
+  }
+  WriteHeader(ring_, cap, pos, static_cast<uint32_t>(frame_size), kWhole, tid);
+  s->tail.store(Pack(pos + record, Count(t) + 1), std::memory_order_seq_cst);  // commit
+  OwnerUnlock(s->put_lock);
+  Notify(s->data_seq, s->data_waiters);
+  return true;
+}
+
 absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* item, bool block,
                              absl::Duration timeout) {
   const bool forever = block && timeout == absl::InfiniteDuration();  // the common case, no checks
@@ -265,14 +328,8 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
   const size_t chunk_payload = cap / 4 - kRecordHeaderSize;
   const size_t first_record = chunked ? cap / 4 : record;
 
-  // Room for `rec` bytes (and, if `new_item`, one more item) given tail word `t`.
-  auto has_room = [&](uint64_t t, uint64_t h, size_t rec, bool new_item) {
-    // `h` may be a stale (older) head: then used is too large, which only errs on "no room"; and a
-    // head more than a ring behind makes used > cap, also "no room", so the caller refreshes it.
-    const uint64_t used = (Pos(t) - Pos(h)) & kPosMask;
-    if (used > cap) return false;
-    const uint64_t items = (Count(t) - Count(h)) & kCountMask;
-    return cap - used >= rec && (!new_item || items < s->maxsize);
+  auto has_room = [s](uint64_t t, uint64_t h, size_t rec, bool new_item) {
+    return HasRoom(*s, t, h, rec, new_item);
   };
   // Waits (without the put side) until there is room for `rec` bytes, or the queue closes.
   auto wait_room = [&](size_t rec, bool new_item) {
@@ -317,11 +374,11 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
       const uint64_t payload_off = (pos + kRecordHeaderSize) & (cap - 1);
       absl::Status st;
       if (payload_off + frame_size <= cap) {
-        st = encode(item, absl::Span<uint8_t>(ring_ + payload_off, frame_size));
+        st = EncodeNoFds(encode, item, absl::Span<uint8_t>(ring_ + payload_off, frame_size));
       } else {
         std::vector<uint8_t>& scratch = Scratch();
         if (scratch.size() < frame_size) scratch.resize(frame_size);
-        st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size));
+        st = EncodeNoFds(encode, item, absl::Span<uint8_t>(scratch.data(), frame_size));
         if (st.ok()) CopyIn(ring_, cap, pos + kRecordHeaderSize, scratch.data(), frame_size);
       }
       if (!st.ok()) return st;  // nothing was published
@@ -335,7 +392,8 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
     // Larger than the ring: encode once, then publish chunk by chunk, holding the put side.
     std::vector<uint8_t>& scratch = Scratch();
     if (scratch.size() < frame_size) scratch.resize(frame_size);
-    if (absl::Status st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size)); !st.ok()) {
+    if (absl::Status st = EncodeNoFds(encode, item, absl::Span<uint8_t>(scratch.data(), frame_size));
+        !st.ok()) {
       return st;
     }
     for (size_t done = 0; done < frame_size;) {
@@ -369,6 +427,39 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
 
 // ---------------------------------------------------------------------------------------------------
 // Get.
+
+// The common Get: the get side is free and the record at head is a whole item in one piece. Same
+// protocol as the general path: decode in place, one head store, release.
+bool Queue::TryGetFast(DecodeFn decode, void* out, absl::Status* result) {
+  Shared* s = shared_;
+  const uint64_t cap = s->capacity;
+  // An empty queue (the usual state of a consumer that keeps up) is left to the general path, which
+  // waits, without taking the get side here first.
+  if (Pos(s->tail.load(std::memory_order_acquire)) == Pos(s->head.load(std::memory_order_relaxed))) {
+    return false;
+  }
+  if (!OwnerTryLock(s->get_lock, CurrentThreadId())) return false;
+  const uint64_t h = s->head.load(std::memory_order_relaxed);
+  // The cached tail is stale when other consumers took items past it (it is then behind h).
+  uint64_t ahead = (Pos(cache_->tail) - Pos(h)) & kPosMask;
+  if (ahead == 0 || ahead > cap) {
+    cache_->tail = s->tail.load(std::memory_order_acquire);
+    ahead = (Pos(cache_->tail) - Pos(h)) & kPosMask;
+  }
+  const RecordHeader r = ahead != 0 && ahead <= cap ? ReadHeader(ring_, cap, Pos(h)) : RecordHeader{};
+  const uint64_t off = (Pos(h) + kRecordHeaderSize) & (cap - 1);
+  if (r.kind() != kWhole || r.length > cap - kRecordHeaderSize || off + r.length > cap) {
+    OwnerUnlock(s->get_lock);  // empty, chunked, wrapped or corrupt: the general path handles it
+    return false;
+  }
+  *result = decode(absl::Span<const uint8_t>(ring_ + off, r.length), out);
+  // Commit: the item is taken (also when it failed to decode).
+  s->head.store(Pack(Pos(h) + Align8(kRecordHeaderSize + r.length), Count(h) + 1),
+                std::memory_order_seq_cst);
+  OwnerUnlock(s->get_lock);
+  Notify(s->space_seq, s->space_waiters);
+  return true;
+}
 
 absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Duration timeout) {
   const bool forever = block && timeout == absl::InfiniteDuration();  // the common case, no checks

@@ -60,8 +60,8 @@
 // ---------------------------------------------------------------------------------------------------
 // Shared layout and protocol (crash consistency by construction).
 //
-//   Shared (512 bytes: config, put side, get side and each eventcount on separate cache lines; then
-//   the ring):
+//   Shared (512 bytes: config, put_lock, tail, get_lock, head and each eventcount on separate cache
+//   lines; then the ring):
 //     config: tag, version, capacity, maxsize, max_item_size (immutable after Create)
 //     put side:  put_lock (sync/futex.h owner word), tail = puts << 40 | tail_pos
 //     get side:  get_lock (owner word),               head = gets << 40 | head_pos
@@ -82,7 +82,8 @@
 //   read the record at head (committed because head < tail, which was loaded with acquire); decode;
 //   then ONE atomic store of head advancing head_pos and gets; release; wake space waiters if any.
 //   Locks are never held while sleeping for data or space (except between the chunks of one large
-//   item).
+//   item). The common case (a free side, a whole record in one piece, no waiting) runs a lean copy
+//   of the same steps (TryPutFast/TryGetFast); everything else takes the general path.
 //
 //   Why a crash cannot tear or lose anything:
 //   * A producer SIGKILLed mid-Put dies before its single tail store, so its half-written bytes are
@@ -117,6 +118,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -158,19 +160,19 @@ struct alignas(64) Shared {
   uint64_t capacity;
   uint64_t maxsize;  // effective: 1 .. kCountMask
   uint64_t max_item_size;
-  // Line 1: put side.
+  // Lines 1-4: each side's owner word apart from its position word, so taking and releasing a side
+  // does not steal the line the other side polls (tail for consumers, head for producers).
   alignas(64) std::atomic<uint32_t> put_lock;
-  std::atomic<uint64_t> tail;
-  // Line 2: get side.
+  alignas(64) std::atomic<uint64_t> tail;
   alignas(64) std::atomic<uint32_t> get_lock;
-  std::atomic<uint64_t> head;
-  // Line 3: data-available eventcount.
+  alignas(64) std::atomic<uint64_t> head;
+  // Line 5: data-available eventcount.
   alignas(64) std::atomic<uint32_t> data_seq;
   std::atomic<uint32_t> data_waiters;
-  // Line 4: space-available eventcount.
+  // Line 6: space-available eventcount.
   alignas(64) std::atomic<uint32_t> space_seq;
   std::atomic<uint32_t> space_waiters;
-  // Line 5: JoinableQueue, close.
+  // Line 7: JoinableQueue, close.
   alignas(64) std::atomic<uint32_t> tasks_done;
   std::atomic<uint32_t> join_seq;
   std::atomic<uint32_t> join_waiters;
@@ -260,6 +262,11 @@ class Queue {
   // Get of one frame; `decode` is called (holding the get side) with the frame in one piece.
   using DecodeFn = absl::Status (*)(absl::Span<const uint8_t> frame, void* out);
   absl::Status GetFrame(DecodeFn decode, void* out, bool block, absl::Duration timeout);
+  // PutFrame/GetFrame's common case (uncontended side, a whole item in one piece, no waiting).
+  // Returns false, having changed nothing and holding nothing, when the general path must run;
+  // otherwise the operation's status is in *result.
+  bool TryPutFast(size_t frame_size, EncodeFn encode, const void* item, absl::Status* result);
+  bool TryGetFast(DecodeFn decode, void* out, absl::Status* result);
 
   queue_internal::Shared* shared() const { return shared_; }
   uint8_t* ring() const { return ring_; }
@@ -340,31 +347,39 @@ template <typename T>
 absl::Status Queue::Put(const T& item, bool block, absl::Duration timeout) {
   RequireCodec<T>();
   const size_t frame_size = FrameSize(item);
-  return PutFrame(
-      frame_size,
-      [](const void* v, absl::Span<uint8_t> out) -> absl::Status {
-        FdTable table;
-        ScopedFdTable scope(&table);
-        absl::Status s = EncodeFrameTo(*static_cast<const T*>(v), out);
-        if (s.ok() && table.size() != 0) {
-          return absl::FailedPreconditionError(
-              "Queue::Put: items cannot carry file descriptors (mp::PassedFd); send them over a "
-              "duplex Connection");
-        }
-        return s;
-      },
-      &item, block, timeout);
+  // Called with a descriptor table in scope: items holding an mp::PassedFd are refused.
+  constexpr EncodeFn encode = [](const void* v, absl::Span<uint8_t> out) -> absl::Status {
+    return EncodeFrameTo(*static_cast<const T*>(v), out);
+  };
+  if (timeout == absl::InfiniteDuration()) {  // valid arguments whatever `block` is
+    absl::Status result;
+    if (TryPutFast(frame_size, encode, &item, &result)) return result;
+  }
+  return PutFrame(frame_size, encode, &item, block, timeout);
 }
 
 template <typename T>
 absl::StatusOr<T> Queue::Get(bool block, absl::Duration timeout) {
   RequireCodec<T>();
+  constexpr DecodeFn decode = [](absl::Span<const uint8_t> frame, void* o) -> absl::Status {
+    // The frame is almost always exactly the header a T of this size gets: compare it whole, and
+    // leave every other case (and its precise error) to DecodeFrameInto.
+    const size_t payload = frame.size() - kFrameHeaderSize;
+    if (frame.size() >= kFrameHeaderSize && payload <= kMaxFramePayload) {
+      uint8_t expected[kFrameHeaderSize];
+      WriteFrameHeader({static_cast<uint32_t>(payload), TypeFingerprint<T>()},
+                       absl::Span<uint8_t>(expected, kFrameHeaderSize));
+      if (std::memcmp(expected, frame.data(), kFrameHeaderSize) == 0) {
+        return DecodeInto(frame.subspan(kFrameHeaderSize), *static_cast<T*>(o));
+      }
+    }
+    return DecodeFrameInto(frame, *static_cast<T*>(o), kMaxFramePayload);
+  };
   T out{};
-  absl::Status s = GetFrame(
-      [](absl::Span<const uint8_t> frame, void* o) -> absl::Status {
-        return DecodeFrameInto(frame, *static_cast<T*>(o), kMaxFramePayload);
-      },
-      &out, block, timeout);
+  absl::Status s;
+  if (timeout != absl::InfiniteDuration() || !TryGetFast(decode, &out, &s)) {
+    s = GetFrame(decode, &out, block, timeout);
+  }
   if (!s.ok()) return s;
   return out;
 }
