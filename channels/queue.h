@@ -267,6 +267,10 @@ class Queue {
   // otherwise the operation's status is in *result.
   bool TryPutFast(size_t frame_size, EncodeFn encode, const void* item, absl::Status* result);
   bool TryGetFast(DecodeFn decode, void* out, absl::Status* result);
+  // Whether (block, timeout) passes CheckAcquireArgs (sync/futex.h), without building a status.
+  static bool ValidWaitArgs(bool block, absl::Duration timeout) {
+    return timeout >= absl::ZeroDuration() && (block || timeout == absl::InfiniteDuration());
+  }
 
   queue_internal::Shared* shared() const { return shared_; }
   uint8_t* ring() const { return ring_; }
@@ -351,7 +355,7 @@ absl::Status Queue::Put(const T& item, bool block, absl::Duration timeout) {
   constexpr EncodeFn encode = [](const void* v, absl::Span<uint8_t> out) -> absl::Status {
     return EncodeFrameTo(*static_cast<const T*>(v), out);
   };
-  if (timeout == absl::InfiniteDuration()) {  // valid arguments whatever `block` is
+  if (ValidWaitArgs(block, timeout)) {  // invalid ones get their error from PutFrame
     absl::Status result;
     if (TryPutFast(frame_size, encode, &item, &result)) return result;
   }
@@ -377,7 +381,7 @@ absl::StatusOr<T> Queue::Get(bool block, absl::Duration timeout) {
   };
   T out{};
   absl::Status s;
-  if (timeout != absl::InfiniteDuration() || !TryGetFast(decode, &out, &s)) {
+  if (!ValidWaitArgs(block, timeout) || !TryGetFast(decode, &out, &s)) {
     s = GetFrame(decode, &out, block, timeout);
   }
   if (!s.ok()) return s;
