@@ -1,0 +1,81 @@
+// Copyright 2026 The mp Authors.
+//
+// Reproduces a leak found by mp_cleaner on the shared build machine: /tmp/mp-forkserver-* directories
+// whose server was gone. The forkserver runs in its owner's process group and keeps SIGINT's
+// default action, so a Ctrl-C in a terminal (SIGINT to the foreground process group) or a killpg()
+// (bazel's test timeout, a job control kill) ends the server together with its owner, and neither
+// removes the directory. CPython's forkserver ignores SIGINT for this reason. Tagged "manual" until
+// start_methods/ decides the fix (ignore SIGINT in the server, put it in its own process group, or
+// use an abstract-namespace socket so that there is no directory to leak); until then mp_cleaner
+// --remove cleans up.
+//
+//   bazel test //tests/faults:forkserver_sigint_test
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "start_methods/forkserver.h"
+#include "start_methods/process.h"
+#include "start_methods/target.h"
+
+namespace mp::faults {
+
+int SigintReturn(int code) { return code; }
+
+namespace {
+
+TEST(ForkServerSigintTest, CtrlCOfTheOwnerLeavesNoDirectory) {
+  int info[2];
+  ASSERT_EQ(pipe(info), 0);
+  const pid_t owner = fork();
+  if (owner == 0) {
+    close(info[0]);
+    setpgid(0, 0);  // a process group of its own, like a job in a shell
+    auto server = std::make_shared<ForkServer>();
+    absl::StatusOr<Process> p = Process::Create(server, Call<&SigintReturn>(0));
+    if (!p.ok() || !p->Start().ok() || !p->Join().ok()) _exit(1);
+    const std::string msg = absl::StrCat(*server->ServerPid(), " ", server->SocketDirectory());
+    (void)!write(info[1], msg.data(), msg.size());
+    close(info[1]);
+    pause();  // until the SIGINT
+    _exit(2);
+  }
+  close(info[1]);
+  char buf[256] = {};
+  ssize_t n = read(info[0], buf, sizeof(buf) - 1);
+  close(info[0]);
+  ASSERT_GT(n, 0);
+  pid_t server_pid = 0;
+  char dir[200] = {};
+  ASSERT_EQ(sscanf(buf, "%d %199s", &server_pid, dir), 2);
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, server_pid, 0));
+  ASSERT_GE(pidfd, 0);
+  ASSERT_EQ(kill(-owner, SIGINT), 0);  // Ctrl-C
+  int status = 0;
+  ASSERT_EQ(waitpid(owner, &status, 0), owner);
+  pollfd p{pidfd, POLLIN, 0};
+  const bool server_ended = poll(&p, 1, 10000) == 1;
+  close(pidfd);
+  struct stat st {};
+  const bool leaked = stat(dir, &st) == 0;
+  if (leaked) {  // clean up after the reproduction
+    unlink(absl::StrCat(dir, "/s").c_str());
+    rmdir(dir);
+  }
+  if (!server_ended) kill(server_pid, SIGKILL);
+  EXPECT_FALSE(leaked) << dir << " outlived its owner and server after a Ctrl-C (server "
+                       << (server_ended ? "died with its owner" : "still running") << ")";
+}
+
+}  // namespace
+}  // namespace mp::faults
