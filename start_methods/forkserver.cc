@@ -152,6 +152,9 @@ struct Running {
   _exit(code);
 }
 
+// SIGINT's disposition when the server started, restored in every child it forks.
+struct sigaction g_owner_sigint {};
+
 // Serves one connection: authenticates it, reads the request and forks the child.
 void ServeConnection(int conn, int lifeline, int listener, const std::string& key,
                      std::vector<Running>* running) {
@@ -193,6 +196,9 @@ void ServeConnection(int conn, int lifeline, int listener, const std::string& ke
     return drop();
   }
   if (pid == 0) {
+    // The child gets the SIGINT disposition the server started with (the owner's), not the
+    // server's SIG_IGN (see ForkServerEntry).
+    sigaction(SIGINT, &g_owner_sigint, nullptr);
     close(lifeline);
     close(listener);
     for (const Running& r : *running) {
@@ -221,6 +227,13 @@ void ServeConnection(int conn, int lifeline, int listener, const std::string& ke
 }
 
 [[noreturn]] void ForkServerEntry(absl::string_view argument) {
+  // Like CPython's forkserver, ignore SIGINT: a Ctrl-C reaches the whole foreground process group,
+  // server included, and a server killed by it could not remove its directory. The owner's death
+  // (from that same Ctrl-C) closes the lifeline, and the server then exits cleanly.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  sigaction(SIGINT, &ignore, &g_owner_sigint);
   std::vector<std::string> parts = absl::StrSplit(argument, ':');
   int lifeline = -1;
   int listener = -1;

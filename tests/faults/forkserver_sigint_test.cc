@@ -1,13 +1,12 @@
 // Copyright 2026 The mp Authors.
 //
-// Reproduces a leak found by mp_cleaner on the shared build machine: /tmp/mp-forkserver-* directories
-// whose server was gone. The forkserver runs in its owner's process group and keeps SIGINT's
-// default action, so a Ctrl-C in a terminal (SIGINT to the foreground process group) or a killpg()
-// (bazel's test timeout, a job control kill) ends the server together with its owner, and neither
-// removes the directory. CPython's forkserver ignores SIGINT for this reason. Tagged "manual" until
-// start_methods/ decides the fix (ignore SIGINT in the server, put it in its own process group, or
-// use an abstract-namespace socket so that there is no directory to leak); until then mp_cleaner
-// --remove cleans up.
+// Regression test for a leak mp_cleaner found on the shared build machine: /tmp/mp-forkserver-*
+// directories whose server was gone. The forkserver runs in its owner's process group; with SIGINT's
+// default action, a Ctrl-C in a terminal (SIGINT to the foreground process group) ended the server
+// together with its owner, and neither removed the directory. Fixed in start_methods/forkserver.cc:
+// the server ignores SIGINT (as CPython's does) and exits cleanly when its owner's death closes the
+// lifeline; the children it forks get the owner's SIGINT disposition back. (A killpg(SIGKILL), e.g.
+// bazel's test timeout, still leaks the directory: mp_cleaner --remove cleans that up.)
 //
 //   bazel test //tests/faults:forkserver_sigint_test
 
