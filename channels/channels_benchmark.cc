@@ -14,7 +14,9 @@
 // * Heap allocations per Put+Get (and Send+Recv) of a trivially encodable item: this binary replaces
 //   operator new and counts (counter "allocs_per_op").
 
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -472,6 +474,53 @@ void BM_RawSocketThroughput1MiB(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kSize));
 }
 BENCHMARK(BM_RawSocketThroughput1MiB)->UseRealTime();
+
+// The raw limit for small items between two processes: a single-producer single-consumer ring of
+// 16-byte slots in shared memory, with acquire/release indices, each side caching the other's index
+// and spinning (no framing, no locks, no sleeping, no crash consistency), moving the same Small items
+// as BM_QueueThroughputSmall.
+void BM_RawSpscRingThroughput(benchmark::State& state) {
+  constexpr uint64_t kSlots = 1 << 16;  // 1 MiB of slots, like the Queue's default ring
+  struct Ring {
+    alignas(64) std::atomic<uint64_t> head;
+    alignas(64) std::atomic<uint64_t> tail;
+    alignas(64) Small slots[kSlots];
+  };
+  void* mem = mmap(nullptr, sizeof(Ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    state.SkipWithError("mmap");
+    return;
+  }
+  Ring* ring = new (mem) Ring();
+  Child consumer([&] {
+    uint64_t head = 0, tail = 0;  // tail: the consumer's cached copy
+    for (;;) {
+      while (tail == head) {
+        tail = ring->tail.load(std::memory_order_acquire);
+        if (tail == head) sched_yield();  // if both sides share a core, let the other run
+      }
+      const Small s = ring->slots[head % kSlots];
+      ring->head.store(++head, std::memory_order_release);
+      if (s.seq < 0) return 0;
+    }
+  });
+  uint64_t tail = 0, head = 0;  // head: the producer's cached copy
+  auto put = [&](Small s) {
+    while (tail - head == kSlots) {
+      head = ring->head.load(std::memory_order_acquire);
+      if (tail - head == kSlots) sched_yield();
+    }
+    ring->slots[tail % kSlots] = s;
+    ring->tail.store(++tail, std::memory_order_release);
+  };
+  int64_t i = 0;
+  for (auto _ : state) put(Small{i++, 42});
+  put(Small{-1, 0});
+  consumer.Reap();
+  munmap(mem, sizeof(Ring));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_RawSpscRingThroughput)->UseRealTime()->MinTime(1.0);
 
 // The limit for moving 1 MiB items: one memcpy of each (a queue copies in and out: compare with half).
 void BM_Memcpy1MiB(benchmark::State& state) {

@@ -143,6 +143,22 @@ void BM_BoostInterprocessMutex_Contended2Proc(benchmark::State& state) {
 }
 BENCHMARK(BM_BoostInterprocessMutex_Contended2Proc)->UseRealTime();
 
+// The raw limit: a test-and-set spin lock on one shared word (no owner, no sleeping, no death
+// detection), hammered by the same two processes.
+void BM_RawSpinlock_Contended2Proc(benchmark::State& state) {
+  Control* shared = NewControl();
+  auto acquire = [&] {
+    uint32_t expected = 0;
+    while (!shared->word.compare_exchange_weak(expected, 1, std::memory_order_acquire)) {
+      expected = 0;
+      SpinPause();
+    }
+  };
+  Contended(state, acquire, [&] { shared->word.store(0, std::memory_order_release); });
+  DeleteControl(shared);
+}
+BENCHMARK(BM_RawSpinlock_Contended2Proc)->UseRealTime();
+
 void BM_Event_PingPong(benchmark::State& state) {
   ShmSegment seg = *ShmSegment::Create(ShmDomain::kFork, 4096);
   Event ping = *Event::Create(seg);
