@@ -6,11 +6,14 @@
 //
 // * Connection 64-byte round trip (duplex socketpair and one-way pipe pair) vs a raw pipe / socketpair
 //   ping-pong between the same two processes.
-// * Queue small-item throughput between two processes vs Boost.Interprocess message_queue.
+// * Queue small-item throughput between two processes vs Boost.Interprocess message_queue, and the
+//   raw limit: a shared-memory SPSC ring (RawSpscRing) between the same two processes.
 // * Queue round trip (two queues, a child echoing).
 // * Queue 1 MiB items throughput.
 // * Curves for tools/bench: Queue throughput by producer/consumer pairs (1..8) and by item size
 //   (8 B..4 MiB); Connection 1 MiB throughput vs a raw socketpair; memcpy of 1 MiB.
+// * The raw limit of the 4->4 row (BM_QueueThroughputPairs/4): BM_RawSpscRingPairs/4, four
+//   independent RawSpscRings, each between its own producer and consumer process (8 processes).
 // * Heap allocations per Put+Get (and Send+Recv) of a trivially encodable item: this binary replaces
 //   operator new and counts (counter "allocs_per_op").
 
@@ -97,6 +100,75 @@ bool ReadFull(int fd, char* buf, size_t n) {
   }
   return true;
 }
+
+// ---- Raw limit helper: a shared-memory SPSC ring ---------------------------------------------
+
+// The raw floor for moving Small items between two processes: a single-producer single-consumer
+// ring of 16-byte slots in a MAP_SHARED anonymous mapping (inherited by fork), with acquire/release
+// indices, each side caching the other's index and spinning (no framing, no locks, no sleeping, no
+// crash consistency). Only for fork-shared use: Create before forking, Destroy after reaping.
+//
+//   RawSpscRing* ring = RawSpscRing::Create();
+//   Child consumer([&] { return ring->ConsumeUntilEnd(); });
+//   RawSpscRing::Producer producer(ring);
+//   producer.Put(Small{1, 2});
+//   producer.Put(Small{-1, 0});  // end marker
+//   consumer.Reap();
+//   RawSpscRing::Destroy(ring);
+//
+// Exactly one producer process and one consumer process per ring.
+class RawSpscRing {
+ public:
+  static constexpr uint64_t kSlots = 1 << 16;  // 1 MiB of slots, like the Queue's default ring
+
+  // Maps a new empty ring; nullptr if mmap fails.
+  static RawSpscRing* Create() {
+    void* mem = mmap(nullptr, sizeof(RawSpscRing), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return mem == MAP_FAILED ? nullptr : new (mem) RawSpscRing();
+  }
+  static void Destroy(RawSpscRing* ring) { munmap(ring, sizeof(RawSpscRing)); }
+
+  // The producer's side: its own tail and a cached copy of the consumer's head.
+  class Producer {
+   public:
+    explicit Producer(RawSpscRing* ring) : ring_(ring) {}
+    void Put(const Small& s) {
+      while (tail_ - head_ == kSlots) {
+        head_ = ring_->head_.load(std::memory_order_acquire);
+        if (tail_ - head_ == kSlots) sched_yield();  // on a shared core, let the consumer run
+      }
+      ring_->slots_[tail_ % kSlots] = s;
+      ring_->tail_.store(++tail_, std::memory_order_release);
+    }
+
+   private:
+    RawSpscRing* ring_;
+    uint64_t tail_ = 0;
+    uint64_t head_ = 0;
+  };
+
+  // The consumer's side: takes items until one with seq < 0 (the end marker); returns 0.
+  int ConsumeUntilEnd() {
+    uint64_t head = 0, tail = 0;  // tail: the consumer's cached copy
+    for (;;) {
+      while (tail == head) {
+        tail = tail_.load(std::memory_order_acquire);
+        if (tail == head) sched_yield();
+      }
+      const Small s = slots_[head % kSlots];
+      head_.store(++head, std::memory_order_release);
+      if (s.seq < 0) return 0;
+    }
+  }
+
+ private:
+  RawSpscRing() = default;
+
+  alignas(64) std::atomic<uint64_t> head_{0};
+  alignas(64) std::atomic<uint64_t> tail_{0};
+  alignas(64) Small slots_[kSlots];
+};
 
 // ---- Baselines: raw ping-pong ----------------------------------------------------------------
 
@@ -327,11 +399,13 @@ class Gate {
 
 using Clock = std::chrono::steady_clock;
 
-// `pairs` producer processes each put kPerProducer Small items into one queue; `pairs` consumer
-// processes take them until each gets an end marker.
+// Small items each producer moves in BM_QueueThroughputPairs and its limit BM_RawSpscRingPairs.
+constexpr int64_t kPairsItemsPerProducer = 250000;
+
+// `pairs` producer processes each put kPairsItemsPerProducer Small items into one queue; `pairs`
+// consumer processes take them until each gets an end marker.
 void BM_QueueThroughputPairs(benchmark::State& state) {
   const int pairs = static_cast<int>(state.range(0));
-  constexpr int64_t kPerProducer = 250000;
   for (auto _ : state) {
     absl::StatusOr<Queue> q = Queue::Create({.capacity_bytes = 1 << 20});
     if (!q.ok()) {
@@ -351,7 +425,7 @@ void BM_QueueThroughputPairs(benchmark::State& state) {
       }));
       producers.push_back(std::make_unique<Child>([&] {
         gate.Wait();
-        for (int64_t n = 0; n < kPerProducer; ++n) {
+        for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) {
           if (!q->Put(Small{n, i}).ok()) return 1;
         }
         return 0;
@@ -364,7 +438,8 @@ void BM_QueueThroughputPairs(benchmark::State& state) {
     for (auto& c : consumers) c->Reap();
     state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
   }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * pairs * kPerProducer);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * pairs *
+                          kPairsItemsPerProducer);
 }
 BENCHMARK(BM_QueueThroughputPairs)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->UseManualTime()->Iterations(1);
 
@@ -475,52 +550,72 @@ void BM_RawSocketThroughput1MiB(benchmark::State& state) {
 }
 BENCHMARK(BM_RawSocketThroughput1MiB)->UseRealTime();
 
-// The raw limit for small items between two processes: a single-producer single-consumer ring of
-// 16-byte slots in shared memory, with acquire/release indices, each side caching the other's index
-// and spinning (no framing, no locks, no sleeping, no crash consistency), moving the same Small items
-// as BM_QueueThroughputSmall.
+// The raw limit for small items between two processes: BM_QueueThroughputSmall's Small items
+// through one RawSpscRing, this process producing, a forked child consuming.
 void BM_RawSpscRingThroughput(benchmark::State& state) {
-  constexpr uint64_t kSlots = 1 << 16;  // 1 MiB of slots, like the Queue's default ring
-  struct Ring {
-    alignas(64) std::atomic<uint64_t> head;
-    alignas(64) std::atomic<uint64_t> tail;
-    alignas(64) Small slots[kSlots];
-  };
-  void* mem = mmap(nullptr, sizeof(Ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) {
-    state.SkipWithError("mmap");
+  RawSpscRing* ring = RawSpscRing::Create();
+  if (ring == nullptr) {
+    state.SkipWithError("mmap of the ring failed");
     return;
   }
-  Ring* ring = new (mem) Ring();
-  Child consumer([&] {
-    uint64_t head = 0, tail = 0;  // tail: the consumer's cached copy
-    for (;;) {
-      while (tail == head) {
-        tail = ring->tail.load(std::memory_order_acquire);
-        if (tail == head) sched_yield();  // if both sides share a core, let the other run
-      }
-      const Small s = ring->slots[head % kSlots];
-      ring->head.store(++head, std::memory_order_release);
-      if (s.seq < 0) return 0;
-    }
-  });
-  uint64_t tail = 0, head = 0;  // head: the producer's cached copy
-  auto put = [&](Small s) {
-    while (tail - head == kSlots) {
-      head = ring->head.load(std::memory_order_acquire);
-      if (tail - head == kSlots) sched_yield();
-    }
-    ring->slots[tail % kSlots] = s;
-    ring->tail.store(++tail, std::memory_order_release);
-  };
+  Child consumer([&] { return ring->ConsumeUntilEnd(); });
+  RawSpscRing::Producer producer(ring);
   int64_t i = 0;
-  for (auto _ : state) put(Small{i++, 42});
-  put(Small{-1, 0});
+  for (auto _ : state) producer.Put(Small{i++, 42});
+  producer.Put(Small{-1, 0});
   consumer.Reap();
-  munmap(mem, sizeof(Ring));
+  RawSpscRing::Destroy(ring);
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(BM_RawSpscRingThroughput)->UseRealTime()->MinTime(1.0);
+
+// The raw limit for BM_QueueThroughputPairs: `pairs` independent RawSpscRings, each between its own
+// producer process and consumer process (2 * pairs children, no sharing between pairs, no
+// contention), each producer moving kPairsItemsPerProducer Small items; same gate and clock as
+// BM_QueueThroughputPairs. An N->N Queue cannot beat this: it does strictly more (one shared ring,
+// multi-producer/multi-consumer ordering, framing, sleeping).
+void BM_RawSpscRingPairs(benchmark::State& state) {
+  const int pairs = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    std::vector<RawSpscRing*> rings;
+    for (int i = 0; i < pairs; ++i) {
+      rings.push_back(RawSpscRing::Create());
+      if (rings.back() == nullptr) {
+        rings.pop_back();
+        for (RawSpscRing* r : rings) RawSpscRing::Destroy(r);
+        state.SkipWithError("mmap of a ring failed");
+        return;
+      }
+    }
+    {
+      Gate gate;
+      std::vector<std::unique_ptr<Child>> producers, consumers;
+      for (int i = 0; i < pairs; ++i) {
+        RawSpscRing* ring = rings[static_cast<size_t>(i)];
+        consumers.push_back(std::make_unique<Child>([&gate, ring] {
+          gate.Wait();
+          return ring->ConsumeUntilEnd();
+        }));
+        producers.push_back(std::make_unique<Child>([&gate, ring, i] {
+          gate.Wait();
+          RawSpscRing::Producer producer(ring);
+          for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) producer.Put(Small{n, i});
+          producer.Put(Small{-1, 0});
+          return 0;
+        }));
+      }
+      const Clock::time_point start = Clock::now();
+      gate.Open();
+      for (auto& p : producers) p->Reap();
+      for (auto& c : consumers) c->Reap();
+      state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    for (RawSpscRing* r : rings) RawSpscRing::Destroy(r);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * pairs *
+                          kPairsItemsPerProducer);
+}
+BENCHMARK(BM_RawSpscRingPairs)->Arg(4)->UseManualTime()->Iterations(1);
 
 // The limit for moving 1 MiB items: one memcpy of each (a queue copies in and out: compare with half).
 void BM_Memcpy1MiB(benchmark::State& state) {
