@@ -152,21 +152,124 @@ bool Job::Await(std::unique_lock<std::mutex>& lock, absl::Duration timeout, Pred
   return cv_.wait_until(lock, absl::ToChronoTime(absl::Now() + timeout), pred);
 }
 
+uint32_t Job::AddBlobLocked(const std::shared_ptr<const std::string>& blob) {
+  blobs_.push_back(blob);
+  return static_cast<uint32_t>(blobs_.size() - 1);
+}
+
+void Job::AddLocked(size_t first, Segment seg) {
+  const size_t count = seg.count;
+  if (count == 0) return;
+  std::memset(done_.data() + first, 1, count);
+  done_count_ += count;
+  if (!seg.status.ok()) ++failed_;
+  segments_.emplace(first, std::move(seg));
+  completed_.emplace_back(first, count);
+  completed_end_.push_back(done_count_);
+}
+
+void Job::FailRunsLocked(size_t first, size_t count, const absl::Status& status) {
+  size_t i = first;
+  const size_t end = first + count;
+  while (i < end) {
+    if (done_[i]) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < end && !done_[j]) ++j;
+    Segment seg;
+    seg.count = j - i;
+    seg.status = status;
+    AddLocked(i, std::move(seg));
+    i = j;
+  }
+}
+
+const Job::Segment& Job::SegmentOfLocked(size_t index, size_t* first) const {
+  auto it = segments_.upper_bound(index);
+  --it;  // done items always lie in a segment starting at or before them
+  *first = it->first;
+  return it->second;
+}
+
 void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t offset,
                  size_t length, absl::Status status) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    Item& item = items_[index];
-    if (item.done) return;
-    item.done = true;
-    item.status = std::move(status);
-    if (blob != nullptr) {
-      item.blob = static_cast<uint32_t>(blobs_.size());
-      blobs_.push_back(std::move(blob));
+    if (done_[index]) return;
+    Segment seg;
+    seg.count = 1;
+    if (!status.ok() || blob == nullptr) {
+      seg.status = status.ok() ? absl::InternalError(what_ + ": a result without its message")
+                               : std::move(status);
+    } else {
+      seg.blob = AddBlobLocked(blob);
+      seg.spans.emplace_back(static_cast<uint32_t>(offset), static_cast<uint32_t>(length));
     }
-    item.offset = static_cast<uint32_t>(offset);
-    item.length = static_cast<uint32_t>(length);
-    completed_.push_back(index);
+    AddLocked(index, std::move(seg));
+  }
+  cv_.notify_all();
+}
+
+void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const std::string>& blob,
+                      size_t offset, size_t stride) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint32_t b = AddBlobLocked(blob);
+    // Items a failure already settled (a worker death) keep that outcome: add the undone runs.
+    size_t i = first;
+    const size_t end = first + count;
+    while (i < end) {
+      if (done_[i]) {
+        ++i;
+        continue;
+      }
+      const void* next_done = std::memchr(done_.data() + i, 1, end - i);
+      const size_t j =
+          next_done == nullptr ? end : static_cast<const uint8_t*>(next_done) - done_.data();
+      Segment seg;
+      seg.count = j - i;
+      seg.blob = b;
+      seg.fixed = true;
+      seg.offset = static_cast<uint32_t>(offset + (i - first) * stride);
+      seg.stride = static_cast<uint32_t>(stride);
+      AddLocked(i, std::move(seg));
+      i = j;
+    }
+  }
+  cv_.notify_all();
+}
+
+void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& blob,
+                      std::vector<Finished>& results) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint32_t b = AddBlobLocked(blob);
+    size_t i = 0;
+    while (i < results.size()) {
+      if (done_[first + i]) {
+        ++i;
+        continue;
+      }
+      Segment seg;
+      if (!results[i].status.ok()) {  // a failed task: a segment of its own
+        seg.count = 1;
+        seg.status = std::move(results[i].status);
+        AddLocked(first + i, std::move(seg));
+        ++i;
+        continue;
+      }
+      size_t j = i;
+      seg.blob = b;
+      while (j < results.size() && !done_[first + j] && results[j].status.ok()) {
+        seg.spans.emplace_back(results[j].offset, results[j].length);
+        ++j;
+      }
+      seg.count = j - i;
+      AddLocked(first + i, std::move(seg));
+      i = j;
+    }
   }
   cv_.notify_all();
 }
@@ -174,40 +277,15 @@ void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t o
 void Job::FailUnfinished(const absl::Status& status) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = 0; i < items_.size(); ++i) {
-      if (items_[i].done) continue;
-      items_[i].done = true;
-      items_[i].status = status;
-      completed_.push_back(i);
-    }
+    if (done_count_ == done_.size()) return;
+    FailRunsLocked(0, done_.size(), status);
   }
   cv_.notify_all();
 }
 
 bool Job::Ready() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return completed_.size() == items_.size();
-}
-
-void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& blob,
-                      std::vector<Finished>& results) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const uint32_t blob_index = static_cast<uint32_t>(blobs_.size());
-    blobs_.push_back(blob);
-    if (completed_.capacity() == 0) completed_.reserve(items_.size());
-    for (size_t k = 0; k < results.size(); ++k) {
-      Item& item = items_[first + k];
-      if (item.done) continue;
-      item.done = true;
-      item.status = std::move(results[k].status);
-      item.blob = blob_index;
-      item.offset = results[k].offset;
-      item.length = results[k].length;
-      completed_.push_back(first + k);
-    }
-  }
-  cv_.notify_all();
+  return done_count_ == done_.size();
 }
 
 absl::Status CheckBatch(const FdTable& table, const Batch& batch) {
@@ -226,42 +304,48 @@ absl::Status CheckBatch(const FdTable& table, const Batch& batch) {
 
 bool Job::ItemDone(size_t index) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return items_[index].done;
+  return done_[index] != 0;
 }
 
 bool Job::WaitAll(absl::Duration timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
-  return Await(lock, timeout, [this] { return completed_.size() == items_.size(); });
+  return Await(lock, timeout, [this] { return done_count_ == done_.size(); });
 }
 
 absl::Status Job::WaitItem(size_t index, absl::Duration timeout, absl::Span<const uint8_t>* payload,
                            std::shared_ptr<const std::string>* keep) const {
   std::unique_lock<std::mutex> lock(mu_);
-  if (!Await(lock, timeout, [this, index] { return items_[index].done; })) {
+  if (!Await(lock, timeout, [this, index] { return done_[index] != 0; })) {
     return absl::DeadlineExceededError(absl::StrCat(what_, ": task ", index, " not done after ",
                                                     absl::FormatDuration(timeout)));
   }
-  const Item& item = items_[index];
-  if (!item.status.ok()) return item.status;
-  *keep = blobs_[item.blob];
-  *payload = absl::Span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(blobs_[item.blob]->data()) + item.offset, item.length);
+  size_t first = 0;
+  const Segment& seg = SegmentOfLocked(index, &first);
+  if (!seg.status.ok()) return seg.status;
+  *keep = blobs_[seg.blob];
+  *payload = RunOfLocked(first, seg).Payload(index - first);
   return absl::OkStatus();
 }
 
 absl::StatusOr<size_t> Job::WaitCompleted(size_t position, absl::Duration timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
-  if (!Await(lock, timeout, [this, position] { return completed_.size() > position; })) {
+  if (!Await(lock, timeout, [this, position] { return done_count_ > position; })) {
     return absl::DeadlineExceededError(absl::StrCat(what_, ": no further result after ",
                                                     absl::FormatDuration(timeout)));
   }
-  return completed_[position];
+  // The run holding the position-th completion: the first whose running total exceeds it.
+  const size_t k = static_cast<size_t>(
+      std::upper_bound(completed_end_.begin(), completed_end_.end(), position) -
+      completed_end_.begin());
+  const size_t before = k == 0 ? 0 : completed_end_[k - 1];
+  return completed_[k].first + (position - before);
 }
 
 absl::Status Job::FirstFailure() const {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const Item& item : items_) {
-    if (item.done && !item.status.ok()) return item.status;
+  if (failed_ == 0) return absl::OkStatus();
+  for (const auto& [first, seg] : segments_) {
+    if (!seg.status.ok()) return seg.status;
   }
   return absl::OkStatus();
 }
@@ -722,7 +806,6 @@ class PoolImpl {
     ByteReader br(AsBytes(*blob));
     br.ReadSpan(header_size, "header").IgnoreError();
     const uint8_t* base = reinterpret_cast<const uint8_t*>(blob->data());
-    std::vector<Job::Finished> results(c.count);
     if (h.kind == kFixedResults) {
       uint32_t size = 0;
       if (absl::Status s = br.ReadLE(&size, "result size"); !s.ok()) return s;
@@ -730,13 +813,10 @@ class PoolImpl {
       if (blob->size() != start + size_t{size} * c.count) {
         return absl::InternalError("Pool: fixed-size results of the wrong length");
       }
-      for (size_t i = 0; i < c.count; ++i) {
-        results[i].offset = static_cast<uint32_t>(start + i * size);
-        results[i].length = size;
-      }
-      c.job->FinishRange(c.first, blob, results);
+      c.job->FinishFixed(c.first, c.count, blob, start, size);
       return absl::OkStatus();
     }
+    std::vector<Job::Finished> results(c.count);
     for (size_t i = 0; i < c.count; ++i) {
       absl::StatusOr<uint8_t> tag = br.ReadByte("result tag");
       if (!tag.ok()) return tag.status();

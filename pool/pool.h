@@ -87,6 +87,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -297,17 +298,27 @@ absl::Status AddItem(Batch& batch, const T& args) {
 }
 
 // The state of one submitted call (Apply, Map, Imap...): one result per item.
+//
+// Results are recorded by runs, not by item: a chunk of fixed-size results is one Segment (the
+// reply message it lives in, an offset and a stride), so a Map of 100,000 trivial tasks costs a few
+// segments and one byte per item (its done flag), not a record, a status and a completion entry per
+// item. Failures are segments too (one status for a run of items).
 class Job {
  public:
-  Job(size_t count, std::string what) : what_(std::move(what)), items_(count) {}
+  Job(size_t count, std::string what) : what_(std::move(what)), done_(count, 0) {}
 
   const std::string& what() const { return what_; }
-  size_t size() const { return items_.size(); }
+  size_t size() const { return done_.size(); }
 
-  // Records item `index` (its encoded result, or a status for a failure without a result).
+  // Records item `index`: its encoded result at [offset, offset + length) of `blob`, or, when
+  // `status` is not OK, that failure (blob may be null). Items already done are left alone.
   void Finish(size_t index, std::shared_ptr<const std::string> blob, size_t offset, size_t length,
               absl::Status status);
-  // Records items first, first + 1, ... (one lock for a whole chunk).
+  // Records items first .. first + count - 1, all OK, item k's payload at offset + k * stride of
+  // `blob` (stride bytes each).
+  void FinishFixed(size_t first, size_t count, const std::shared_ptr<const std::string>& blob,
+                   size_t offset, size_t stride);
+  // Records items first, first + 1, ... (one lock for a whole chunk): a status, or OK with a span.
   struct Finished {
     absl::Status status;
     uint32_t offset = 0;
@@ -315,28 +326,40 @@ class Job {
   };
   void FinishRange(size_t first, const std::shared_ptr<const std::string>& blob,
                    std::vector<Finished>& results);
-  // After WaitAll: calls f(payload) for every item in order (under the lock), or returns the status
-  // of the lowest failed item without calling f.
-  template <typename F>
-  absl::Status ForEachPayload(F&& f) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const Item& item : items_) {
-      if (!item.done) return absl::InternalError(what_ + ": not finished");
-      if (!item.status.ok()) return item.status;
-    }
-    for (const Item& item : items_) {
-      if (absl::Status s = f(absl::Span<const uint8_t>(
-              reinterpret_cast<const uint8_t*>(blobs_[item.blob]->data()) + item.offset,
-              item.length));
-          !s.ok()) {
-        return s;
-      }
-    }
-    return absl::OkStatus();
-  }
   // Fails every unfinished item with `status`.
   void FailUnfinished(const absl::Status& status);
 
+  // A run of finished items as ForEachRun shows it: item first + k's payload is
+  // data + k * stride (stride bytes, possibly 0) when fixed, else data + spans[k].first
+  // (spans[k].second bytes).
+  struct Run {
+    size_t first = 0;
+    size_t count = 0;
+    const uint8_t* data = nullptr;
+    bool fixed = false;
+    uint32_t stride = 0;
+    const std::vector<std::pair<uint32_t, uint32_t>>* spans = nullptr;
+    absl::Span<const uint8_t> Payload(size_t k) const {
+      return fixed ? absl::Span<const uint8_t>(data + k * stride, stride)
+                   : absl::Span<const uint8_t>(data + (*spans)[k].first, (*spans)[k].second);
+    }
+  };
+  // After WaitAll: the status of the lowest failed item if any (without calling f); otherwise calls
+  // f(run) for every run in item order (under the lock) and returns the first error f returns.
+  template <typename F>
+  absl::Status ForEachRun(F&& f) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (done_count_ != done_.size()) return absl::InternalError(what_ + ": not finished");
+    if (failed_ > 0) {
+      for (const auto& [first, seg] : segments_) {
+        if (!seg.status.ok()) return seg.status;
+      }
+    }
+    for (const auto& [first, seg] : segments_) {
+      if (absl::Status s = f(RunOfLocked(first, seg)); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
   bool Ready() const;
   bool ItemDone(size_t index) const;
   // True once all items are done; false on timeout.
@@ -351,24 +374,47 @@ class Job {
   absl::Status FirstFailure() const;
 
  private:
-  struct Item {
-    bool done = false;
-    uint32_t blob = 0;  // index into blobs_
-    uint32_t offset = 0;
-    uint32_t length = 0;
+  // A run of items finished together: failed with `status`, or OK with payloads in blobs_[blob]
+  // (fixed: at offset + k * stride; else at spans[k]).
+  struct Segment {
+    size_t count = 0;
     absl::Status status;
+    uint32_t blob = 0;
+    bool fixed = false;
+    uint32_t offset = 0;
+    uint32_t stride = 0;
+    std::vector<std::pair<uint32_t, uint32_t>> spans;
   };
+  Run RunOfLocked(size_t first, const Segment& seg) const {
+    Run run{first, seg.count, reinterpret_cast<const uint8_t*>(blobs_[seg.blob]->data()),
+            seg.fixed, seg.stride, &seg.spans};
+    if (seg.fixed) run.data += seg.offset;
+    return run;
+  }
   // Waits on cv_ until pred() or the timeout; returns pred().
   template <typename Pred>
   bool Await(std::unique_lock<std::mutex>& lock, absl::Duration timeout, Pred pred) const;
+  // Under mu_: marks items [first, first + count) done (all must be undone), adds `seg` for them and
+  // records them as completed.
+  void AddLocked(size_t first, Segment seg);
+  // Under mu_: the segment holding done item `index`.
+  const Segment& SegmentOfLocked(size_t index, size_t* first) const;
+  // Under mu_: adds a failure segment for each run of undone items in [first, first + count).
+  void FailRunsLocked(size_t first, size_t count, const absl::Status& status);
+  uint32_t AddBlobLocked(const std::shared_ptr<const std::string>& blob);
 
   const std::string what_;
   // std::mutex (not absl::Mutex): the system Abseil is not built with TSan, std's is intercepted.
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  std::vector<Item> items_;          // guarded by mu_
+  std::vector<uint8_t> done_;                    // guarded by mu_: 1 per finished item
+  size_t done_count_ = 0;                        // guarded by mu_
+  size_t failed_ = 0;                            // guarded by mu_: failure segments
+  std::map<size_t, Segment> segments_;           // guarded by mu_: by first item
   std::vector<std::shared_ptr<const std::string>> blobs_;  // guarded by mu_: result messages
-  std::vector<size_t> completed_;    // guarded by mu_
+  // guarded by mu_: runs in completion order (first, count) and the running total after each.
+  std::vector<std::pair<size_t, size_t>> completed_;
+  std::vector<size_t> completed_end_;
 };
 
 template <typename T>
@@ -436,14 +482,17 @@ class AsyncResult {
       R out;
       out.reserve(job_->size());
       using E = typename R::value_type;
-      absl::Status s = job_->ForEachPayload([&out](absl::Span<const uint8_t> p) -> absl::Status {
+      absl::Status s = job_->ForEachRun([&out](const pool_internal::Job::Run& run) -> absl::Status {
         if constexpr (codec_internal::kBulkCopyable<E>) {
-          if (p.size() != sizeof(E)) return absl::InternalError("Pool: a result of the wrong size");
-          E e;
-          std::memcpy(&e, p.data(), sizeof(E));
-          out.push_back(e);
-        } else {
-          absl::StatusOr<E> v = pool_internal::DecodeResult<E>(p);
+          if (run.fixed && run.stride == sizeof(E)) {  // a chunk of raw results: one copy
+            const size_t at = out.size();
+            out.resize(at + run.count);
+            std::memcpy(out.data() + at, run.data, run.count * sizeof(E));
+            return absl::OkStatus();
+          }
+        }
+        for (size_t k = 0; k < run.count; ++k) {
+          absl::StatusOr<E> v = pool_internal::DecodeResult<E>(run.Payload(k));
           if (!v.ok()) return v.status();
           out.push_back(*std::move(v));
         }

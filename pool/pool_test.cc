@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 #include <utility>
@@ -211,6 +212,52 @@ TEST_P(PoolTest, FailingTasksReturnTheirStatus) {
   EXPECT_EQ(bad.Get().status().message(), "negative: -4");
   EXPECT_FALSE(*bad.Successful());
   EXPECT_TRUE(pool.Apply<&NothingUnlessNegative>(int64_t{4}).ok());
+}
+
+// Results are kept by runs (one per chunk, split around failures); check the bookkeeping on many
+// items: results in order, the lowest failure wins, empty (PoolUnit) results, every index of an
+// unordered iteration exactly once.
+TEST_P(PoolTest, ManyItemsInRunsAroundFailures) {
+  mp::Pool pool = MakePool();
+  std::vector<int64_t> xs(1000);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<int64_t>(i);
+  absl::StatusOr<std::vector<int64_t>> squares = pool.Map<&Square>(xs, 7);
+  ASSERT_TRUE(squares.ok()) << squares.status();
+  ASSERT_EQ(squares->size(), xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) ASSERT_EQ((*squares)[i], xs[i] * xs[i]) << i;
+
+  absl::StatusOr<std::vector<mp::PoolUnit>> units = pool.Map<&NothingUnlessNegative>(xs, 9);
+  ASSERT_TRUE(units.ok()) << units.status();
+  EXPECT_EQ(units->size(), xs.size());
+
+  std::vector<int64_t> some_negative = xs;
+  some_negative[500] = -500;
+  some_negative[123] = -123;
+  mp::AsyncResult<std::vector<mp::PoolUnit>> failed =
+      pool.MapAsync<&NothingUnlessNegative>(some_negative, 50);
+  EXPECT_EQ(failed.Get().status().message(), "negative: -123");
+  EXPECT_FALSE(*failed.Successful());
+
+  // A failure in the middle of a chunk splits its run: the items around it keep their results.
+  std::vector<int64_t> with_seven = {5, 6, 7, 8, 9};
+  mp::ImapIterator<int64_t> around = pool.Imap<&FailOnSeven>(with_seven, 5);
+  EXPECT_EQ(*around.Next(), 5);
+  EXPECT_EQ(*around.Next(), 6);
+  EXPECT_EQ(around.Next().status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*around.Next(), 8);
+  EXPECT_EQ(*around.Next(), 9);
+
+  mp::ImapIterator<int64_t> un = pool.ImapUnordered<&Square>(xs, 13);
+  std::vector<int> seen(xs.size(), 0);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    absl::StatusOr<int64_t> v = un.Next(absl::Seconds(60));
+    ASSERT_TRUE(v.ok()) << v.status();
+    const int64_t root = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(*v))));
+    ASSERT_EQ(root * root, *v);
+    ++seen[static_cast<size_t>(root)];
+  }
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], 1) << i;
+  EXPECT_EQ(un.Next().status().code(), StatusCode::kOutOfRange);
 }
 
 TEST_P(PoolTest, Initializer) {
