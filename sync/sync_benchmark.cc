@@ -9,8 +9,12 @@
 // BM_*_Contended2Proc: this process and a forked child both loop acquire + release on one lock; the
 //   time is per acquire + release of this process; "total_ops" counts both processes' pairs per second.
 // BM_*_PingPong: one round trip per iteration between this process and a forked child.
+//   BM_RawSpin_PingPong (spinning on one shared word) is the floor of any round trip between two
+//   processes, the raw limit of tools/bench's "Queue round trip" and "Event ping-pong" rows;
+//   BM_RawFutex_PingPong (always sleeps in FUTEX_WAIT) is the cost of a round trip that sleeps.
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -216,6 +220,44 @@ void BM_RawFutex_PingPong(benchmark::State& state) {
   DeleteControl(c);
 }
 BENCHMARK(BM_RawFutex_PingPong)->UseRealTime();
+
+// The true floor of a round trip between two processes (the raw limit of tools/bench's "Queue round
+// trip" and "Event ping-pong" rows): one shared word goes 0 -> 1 (parent) -> 0 (child) with both
+// sides spinning on it (a load and SpinPause, no futex, no sleeping), so a round trip is the cache
+// line moving to the other core and back; 2 tells the child to stop. One word beats a ping word and
+// a pong word on separate lines here (~60 vs ~100 ns per round trip, AMD EPYC VM, idle). A waiter
+// that has spun kYieldAfter pauses (~13 us, like Event::Wait's spin) calls sched_yield(): with the
+// partner running on the other core that never happens, so on an idle machine this is pure
+// spinning; when the cores are oversubscribed it hands the core to the partner instead of burning
+// the rest of its time slice, which would make this "floor" slower than mp's spin-then-sleep waits.
+void BM_RawSpin_PingPong(benchmark::State& state) {
+  constexpr int kYieldAfter = 2 * kSpinIterations;
+  Control* c = NewControl();
+  std::atomic<uint32_t>* word = &c->word;
+  // Spins until *word != v; returns the new value.
+  auto spin_while = [](std::atomic<uint32_t>* w, uint32_t v) {
+    uint32_t seen;
+    for (int spins = 0; (seen = w->load(std::memory_order_acquire)) == v; ++spins) {
+      if (spins < kYieldAfter) {
+        SpinPause();
+      } else {
+        sched_yield();
+      }
+    }
+    return seen;
+  };
+  const pid_t child = ForkChild([&] {
+    while (spin_while(word, 0) != 2) word->store(0, std::memory_order_release);
+  });
+  for (auto _ : state) {
+    word->store(1, std::memory_order_release);
+    spin_while(word, 1);
+  }
+  word->store(2, std::memory_order_release);
+  Reap(child);
+  DeleteControl(c);
+}
+BENCHMARK(BM_RawSpin_PingPong)->UseRealTime();
 
 }  // namespace
 }  // namespace mp
