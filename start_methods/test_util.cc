@@ -17,22 +17,6 @@
 
 namespace mp::testing {
 
-TestPipe::TestPipe() {
-  if (pipe2(fds_, O_CLOEXEC) != 0) std::abort();
-}
-TestPipe::~TestPipe() {
-  CloseRead();
-  CloseWrite();
-}
-void TestPipe::CloseRead() {
-  if (fds_[0] >= 0) close(fds_[0]);
-  fds_[0] = -1;
-}
-void TestPipe::CloseWrite() {
-  if (fds_[1] >= 0) close(fds_[1]);
-  fds_[1] = -1;
-}
-
 namespace {
 absl::Status WaitReadable(int fd, absl::Time deadline) {
   for (;;) {

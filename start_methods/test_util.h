@@ -14,24 +14,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "start_methods/process.h"
+#include "testing/test_pipe.h"
 
 namespace mp::testing {
 
-// A pipe whose ends are closed on destruction (either may be closed earlier with Close*).
-class TestPipe {
- public:
-  TestPipe();
-  ~TestPipe();
-  TestPipe(const TestPipe&) = delete;
-  TestPipe& operator=(const TestPipe&) = delete;
-  int r() const { return fds_[0]; }
-  int w() const { return fds_[1]; }
-  void CloseRead();
-  void CloseWrite();
-
- private:
-  int fds_[2];
-};
+// TestPipe (testing/test_pipe.h): a pipe whose ends are closed on destruction.
 
 // Reads until end of file; kDeadlineExceeded when it does not come within `timeout`.
 absl::StatusOr<std::string> ReadToEof(int fd, absl::Duration timeout = absl::Seconds(60));

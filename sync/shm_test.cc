@@ -126,11 +126,11 @@ TEST(ShmSegmentTest, AttachRejectsBadFds) {
 
   TestPipe pipe;
   ASSERT_TRUE(pipe.ok());
-  absl::Status not_file = ShmSegment::Attach(pipe.read_fd()).status();
+  absl::Status not_file = ShmSegment::Attach(pipe.r()).status();
   EXPECT_EQ(not_file.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(not_file.message().find("not a shared memory file"), std::string::npos) << not_file;
 
-  const int closed = dup(pipe.read_fd());
+  const int closed = dup(pipe.r());
   close(closed);
   absl::Status bad_fd = ShmSegment::Attach(closed).status();
   EXPECT_EQ(bad_fd.code(), absl::StatusCode::kInvalidArgument) << bad_fd;

@@ -7,8 +7,7 @@
 // failing assertion in the parent never leaves a child behind. Children never run gtest assertions;
 // they report through their exit code (0 = success) and pipes.
 //
-// TestPipe is a pipe with RAII ends and byte-sized Send/Receive used to sequence processes without
-// sleeping.
+// Processes are sequenced with mp::testing::TestPipe (testing/test_pipe.h), included here.
 
 #ifndef MP_SYNC_TEST_CHILD_H_
 #define MP_SYNC_TEST_CHILD_H_
@@ -22,6 +21,8 @@
 #include <cstdlib>
 #include <functional>
 #include <utility>
+
+#include "testing/test_pipe.h"
 
 namespace mp::testing {
 
@@ -78,49 +79,6 @@ class TestChild {
     }
   }
   pid_t pid_ = -1;
-};
-
-class TestPipe {
- public:
-  TestPipe() {
-    if (pipe(fds_) != 0) fds_[0] = fds_[1] = -1;
-  }
-  TestPipe(const TestPipe&) = delete;
-  TestPipe& operator=(const TestPipe&) = delete;
-  ~TestPipe() {
-    CloseRead();
-    CloseWrite();
-  }
-  bool ok() const { return fds_[0] >= 0; }
-  int read_fd() const { return fds_[0]; }
-  int write_fd() const { return fds_[1]; }
-  void CloseRead() {
-    if (fds_[0] >= 0) close(fds_[0]);
-    fds_[0] = -1;
-  }
-  void CloseWrite() {
-    if (fds_[1] >= 0) close(fds_[1]);
-    fds_[1] = -1;
-  }
-  bool Send(char c = 'x') const {
-    ssize_t n;
-    do {
-      n = write(fds_[1], &c, 1);
-    } while (n < 0 && errno == EINTR);
-    return n == 1;
-  }
-  // Blocks for one byte; returns -1 at EOF or on error.
-  int Receive() const {
-    char c;
-    ssize_t n;
-    do {
-      n = read(fds_[0], &c, 1);
-    } while (n < 0 && errno == EINTR);
-    return n == 1 ? static_cast<unsigned char>(c) : -1;
-  }
-
- private:
-  int fds_[2];
 };
 
 }  // namespace mp::testing

@@ -45,9 +45,12 @@
 #include "start_methods/spawn.h"
 #include "start_methods/target.h"
 #include "sync/shm.h"
+#include "testing/test_pipe.h"
 #include "tests/faults/fault_util.h"
 
 namespace mp::faults {
+
+using ::mp::testing::TestPipe;
 
 // A numbered queue item: producer, sequence number and a payload derived from both (torn check).
 struct Item {
@@ -123,34 +126,6 @@ absl::Status Check(bool ok, absl::string_view what) {
   do {                                                 \
     if (absl::Status _s = (expr); !_s.ok()) return _s; \
   } while (0)
-
-// A pipe with close-on-exec ends closed on destruction.
-class Pipe2 {
- public:
-  Pipe2() {
-    if (pipe2(fds_, O_CLOEXEC) != 0) fds_[0] = fds_[1] = -1;
-  }
-  ~Pipe2() {
-    CloseRead();
-    CloseWrite();
-  }
-  Pipe2(const Pipe2&) = delete;
-  Pipe2& operator=(const Pipe2&) = delete;
-  bool ok() const { return fds_[0] >= 0; }
-  int r() const { return fds_[0]; }
-  int w() const { return fds_[1]; }
-  void CloseRead() {
-    if (fds_[0] >= 0) close(fds_[0]);
-    fds_[0] = -1;
-  }
-  void CloseWrite() {
-    if (fds_[1] >= 0) close(fds_[1]);
-    fds_[1] = -1;
-  }
-
- private:
-  int fds_[2];
-};
 
 void WriteByte(int fd) {
   char c = 'k';
@@ -326,7 +301,7 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
   const uint64_t spin = rng.Range(0, 300000);
   constexpr uint32_t kSurvivorItems = 200;
 
-  Pipe2 armed;
+  TestPipe armed;
   MP_TRY(Check(armed.ok(), "pipe"));
   Child victim([&] {
     armed.CloseRead();
@@ -442,7 +417,7 @@ absl::Status SpawnPutTrial(uint64_t seed, Rng& rng) {
       if (server) server->Stop();
     }
   } stop_server{server};
-  Pipe2 armed;
+  TestPipe armed;
   MP_TRY(Check(armed.ok(), "pipe"));
   absl::StatusOr<Process> victim =
       Process::Create(method, Call<&SpawnPutVictim>(*q, ShmHandle{*segment, *offset},
@@ -516,7 +491,7 @@ absl::Status SharedMemoryTrial(uint64_t seed, Rng& rng) {
   MP_TRY(Check(report.ok(), "mmap for the report"));
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 40));
   const uint64_t spin = rng.Range(0, 400000);
-  Pipe2 armed, park;
+  TestPipe armed, park;
   MP_TRY(Check(armed.ok() && park.ok(), "pipe"));
   Child victim([&] {
     armed.CloseRead();
@@ -580,7 +555,7 @@ absl::Status GetTrial(uint64_t seed, Rng& rng) {
   const uint64_t spin = rng.Range(0, 200000);
   // The survivor starts consuming once the victim armed the killer, so the victim always reaches
   // its trigger and both consume while the killer spins.
-  Pipe2 armed, go;
+  TestPipe armed, go;
   MP_TRY(Check(armed.ok() && go.ok(), "pipe"));
   auto consume = [&](int who, int armed_w) {
     for (;;) {
@@ -663,7 +638,7 @@ absl::Status SendBytesTrial(uint64_t seed, Rng& rng) {
   Connection& writer = pipe->second;
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 60));
   const uint64_t spin = rng.Range(0, 400000);
-  Pipe2 armed;
+  TestPipe armed;
   MP_TRY(Check(armed.ok(), "pipe"));
   Child victim([&] {
     armed.CloseRead();
@@ -729,7 +704,7 @@ absl::Status RecvBytesTrial(uint64_t seed, Rng& rng) {
   Connection& writer = pipe->second;
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 60));
   const uint64_t spin = rng.Range(0, 400000);
-  Pipe2 armed;
+  TestPipe armed;
   MP_TRY(Check(armed.ok(), "pipe"));
   Child victim([&] {
     armed.CloseRead();
@@ -780,7 +755,7 @@ absl::Status LockHoldingTrial(uint64_t seed, Rng& rng) {
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 200));
   const uint64_t spin = rng.Range(0, 300000);
   const uint64_t hold = rng.Range(0, 3000);
-  Pipe2 armed;
+  TestPipe armed;
   MP_TRY(Check(armed.ok(), "pipe"));
   Child victim([&] {
     armed.CloseRead();
@@ -844,7 +819,7 @@ absl::Status LockWaitingTrial(uint64_t seed, Rng& rng) {
   if (!held.ok()) return held.status();
   MP_TRY(Check(*held, "fresh lock busy"));
   const uint64_t spin = rng.Range(0, 500000);
-  Pipe2 armed, waiting;
+  TestPipe armed, waiting;
   MP_TRY(Check(armed.ok() && waiting.ok(), "pipe"));
   Child victim([&] {
     armed.CloseRead();
@@ -909,7 +884,7 @@ absl::Status BarrierTrial(uint64_t seed, Rng& rng) {
       if (armed_w >= 0 && g == trigger) WriteByte(armed_w);
     }
   };
-  Pipe2 armed;
+  TestPipe armed;
   MP_TRY(Check(armed.ok(), "pipe"));
   Child victim([&] {
     armed.CloseRead();
@@ -956,7 +931,7 @@ absl::Status ConditionTrial(uint64_t seed, Rng& rng) {
     absl::StatusOr<bool> got = cond->Acquire(true, kHang);
     return IsOwnerDied(got.status()) || (got.ok() && *got);
   };
-  Pipe2 armed, waiting;
+  TestPipe armed, waiting;
   MP_TRY(Check(armed.ok() && waiting.ok(), "pipe"));
   Child victim([&] {
     armed.CloseRead();
