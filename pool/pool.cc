@@ -168,22 +168,29 @@ void Job::AddLocked(size_t first, Segment seg) {
   completed_end_.push_back(done_count_);
 }
 
-void Job::FailRunsLocked(size_t first, size_t count, const absl::Status& status) {
-  size_t i = first;
+template <typename F>
+void Job::ForEachUndoneRunLocked(size_t first, size_t count, F f) {
   const size_t end = first + count;
+  size_t i = first;
   while (i < end) {
-    if (done_[i]) {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    while (j < end && !done_[j]) ++j;
+    const void* undone = std::memchr(done_.data() + i, 0, end - i);
+    if (undone == nullptr) return;
+    i = static_cast<const uint8_t*>(undone) - done_.data();
+    const void* next_done = std::memchr(done_.data() + i, 1, end - i);
+    const size_t j =
+        next_done == nullptr ? end : static_cast<const uint8_t*>(next_done) - done_.data();
+    f(i, j);  // may mark [i, j) done
+    i = j;
+  }
+}
+
+void Job::FailRunsLocked(size_t first, size_t count, const absl::Status& status) {
+  ForEachUndoneRunLocked(first, count, [&](size_t i, size_t j) {
     Segment seg;
     seg.count = j - i;
     seg.status = status;
     AddLocked(i, std::move(seg));
-    i = j;
-  }
+  });
 }
 
 const Job::Segment& Job::SegmentOfLocked(size_t index, size_t* first) const {
@@ -218,16 +225,7 @@ void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const st
     std::lock_guard<std::mutex> lock(mu_);
     const uint32_t b = AddBlobLocked(blob);
     // Items a failure already settled (a worker death) keep that outcome: add the undone runs.
-    size_t i = first;
-    const size_t end = first + count;
-    while (i < end) {
-      if (done_[i]) {
-        ++i;
-        continue;
-      }
-      const void* next_done = std::memchr(done_.data() + i, 1, end - i);
-      const size_t j =
-          next_done == nullptr ? end : static_cast<const uint8_t*>(next_done) - done_.data();
+    ForEachUndoneRunLocked(first, count, [&](size_t i, size_t j) {
       Segment seg;
       seg.count = j - i;
       seg.blob = b;
@@ -235,8 +233,7 @@ void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const st
       seg.offset = static_cast<uint32_t>(offset + (i - first) * stride);
       seg.stride = static_cast<uint32_t>(stride);
       AddLocked(i, std::move(seg));
-      i = j;
-    }
+    });
   }
   cv_.notify_all();
 }

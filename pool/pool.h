@@ -399,6 +399,9 @@ class Job {
   void AddLocked(size_t first, Segment seg);
   // Under mu_: the segment holding done item `index`.
   const Segment& SegmentOfLocked(size_t index, size_t* first) const;
+  // Under mu_: f(i, j) for each maximal run [i, j) of undone items in [first, first + count).
+  template <typename F>
+  void ForEachUndoneRunLocked(size_t first, size_t count, F f);
   // Under mu_: adds a failure segment for each run of undone items in [first, first + count).
   void FailRunsLocked(size_t first, size_t count, const absl::Status& status);
   uint32_t AddBlobLocked(const std::shared_ptr<const std::string>& blob);
