@@ -617,7 +617,8 @@ void BM_RawSpscRingPairs(benchmark::State& state) {
 }
 BENCHMARK(BM_RawSpscRingPairs)->Arg(4)->UseManualTime()->Iterations(1);
 
-// The limit for moving 1 MiB items: one memcpy of each (a queue copies in and out: compare with half).
+// The limit for moving 1 MiB items: one memcpy of each (a queue copies in and out: compare with
+// half).
 void BM_Memcpy1MiB(benchmark::State& state) {
   constexpr size_t kSize = 1 << 20;
   std::vector<char> src(kSize, 's'), dst(kSize);
