@@ -143,6 +143,11 @@ class Child {
   }
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
+  Child(Child&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
+  Child& operator=(Child&& other) noexcept {
+    std::swap(pid_, other.pid_);  // the old child, if any, is reaped by other's destructor
+    return *this;
+  }
   ~Child() {
     if (pid_ > 0) {
       kill(pid_, SIGKILL);
@@ -194,9 +199,12 @@ class Child {
 };
 
 // The killer: waits for the victim's "armed" byte on `armed_r`, spins `spin` iterations, SIGKILLs
-// `victim`. End of file on the pipe (the victim ended some other way) means no kill.
+// `victim`. End of file on the pipe (the victim ended some other way) means no kill. It closes every
+// other descriptor it inherited first, so it never holds a pipe or socket end open for the others.
 Child StartKiller(int armed_r, pid_t victim, uint64_t spin) {
   return Child([armed_r, victim, spin] {
+    if (armed_r > 3) close_range(3, static_cast<unsigned>(armed_r) - 1, 0);
+    close_range(static_cast<unsigned>(armed_r) + 1, ~0U, 0);
     char c;
     ssize_t n;
     do {
@@ -208,6 +216,42 @@ Child StartKiller(int armed_r, pid_t victim, uint64_t spin) {
     return 0;
   });
 }
+
+// What a victim calls once it reached its trigger: the killer starts its countdown.
+using Arm = std::function<void()>;
+
+// A victim and its killer: the victim (a forked child) runs body(arm) and calls arm() once it
+// reached its trigger; the killer then spins `spin` iterations and SIGKILLs it. Both are killed and
+// reaped on destruction if still there.
+class Victim {
+ public:
+  Victim(uint64_t spin, const std::function<int(const Arm&)>& body)
+      : victim_([&] {
+          armed_.CloseRead();
+          const int w = armed_.w();
+          return body([w] { WriteByte(w); });
+        }) {
+    armed_.CloseWrite();
+    if (armed_.ok()) killer_ = StartKiller(armed_.r(), victim_.pid(), spin);
+    armed_.CloseRead();
+  }
+  // Whether both started.
+  absl::Status status() const {
+    return victim_.pid() > 0 && killer_.pid() > 0
+               ? absl::OkStatus()
+               : absl::InternalError("could not start the victim and its killer (pipe or fork)");
+  }
+  pid_t pid() const { return victim_.pid(); }
+  Child& child() { return victim_; }
+  Child& killer() { return killer_; }
+  // The victim was SIGKILLed (or, with may_exit, exited 0) and the killer finished.
+  absl::Status ExpectKilled(bool may_exit = false);
+
+ private:
+  TestPipe armed_;  // constructed before victim_ (declaration order)
+  Child victim_;
+  Child killer_;
+};
 
 // Memory shared by the parent and its forked children for their reports (a fixed anonymous mapping).
 template <typename T>
@@ -256,6 +300,11 @@ absl::Status ExpectKilled(Child& victim, bool may_exit = false) {
   return absl::InternalError(absl::StrCat("victim ended with ", *code, " instead of SIGKILL"));
 }
 
+absl::Status Victim::ExpectKilled(bool may_exit) {
+  MP_TRY(::mp::faults::ExpectKilled(victim_, may_exit));
+  return ExpectExit(killer_, kHang, "killer");
+}
+
 ShmDomain DomainFor(uint64_t seed) {
   return seed % 2 == 1 ? ShmDomain::kTransferable : ShmDomain::kFork;
 }
@@ -301,10 +350,7 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
   const uint64_t spin = rng.Range(0, 300000);
   constexpr uint32_t kSurvivorItems = 200;
 
-  TestPipe armed;
-  MP_TRY(Check(armed.ok(), "pipe"));
-  Child victim([&] {
-    armed.CloseRead();
+  Victim victim(spin, [&](const Arm& arm) {
     for (uint32_t seq = 0;; ++seq) {
       Phase(KillPhase::kInside);
       absl::Status s =
@@ -312,12 +358,10 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
       Phase(KillPhase::kOutside);
       if (!s.ok()) return 3;
       report->committed.store(seq + 1, std::memory_order_release);
-      if (seq + 1 == trigger) WriteByte(armed.w());
+      if (seq + 1 == trigger) arm();
     }
   });
-  armed.CloseWrite();
-  Child killer = StartKiller(armed.r(), victim.pid(), spin);
-  armed.CloseRead();
+  MP_TRY(victim.status());
   Child survivor([&] {
     for (uint32_t seq = 0; seq < kSurvivorItems; ++seq) {
       absl::Status s =
@@ -344,7 +388,7 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
     int status;
     if (victim_code < 0 && victim.pid() > 0 && waitpid(victim.pid(), &status, WNOHANG) == victim.pid()) {
       victim_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-      victim.MarkReaped();
+      victim.child().MarkReaped();
     }
     if (survivor_code < 0 && survivor.pid() > 0 && waitpid(survivor.pid(), &status, WNOHANG) == survivor.pid()) {
       survivor_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
@@ -353,7 +397,7 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
     if (victim_code >= 0 && survivor_code >= 0) break;
   }
   // Reaped by hand above; the Child destructors must not touch these pids again.
-  victim.MarkReaped();
+  victim.child().MarkReaped();
   survivor.MarkReaped();
   // Whatever is left (non-blocking).
   while (true) {
@@ -364,7 +408,7 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
     }
     got[item->producer].Add(seed, *item);
   }
-  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(ExpectExit(victim.killer(), kHang, "killer"));
   MP_TRY(Check(victim_code == 128 + SIGKILL,
                absl::StrCat("victim ended with ", victim_code, " instead of SIGKILL")));
   MP_TRY(Check(survivor_code == 0, absl::StrCat("surviving producer exited with ", survivor_code)));
@@ -491,10 +535,9 @@ absl::Status SharedMemoryTrial(uint64_t seed, Rng& rng) {
   MP_TRY(Check(report.ok(), "mmap for the report"));
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 40));
   const uint64_t spin = rng.Range(0, 400000);
-  TestPipe armed, park;
-  MP_TRY(Check(armed.ok() && park.ok(), "pipe"));
-  Child victim([&] {
-    armed.CloseRead();
+  TestPipe park;
+  MP_TRY(Check(park.ok(), "pipe"));
+  Victim victim(spin, [&](const Arm& arm) {
     park.CloseWrite();
     for (uint32_t i = 0; i < kMaxSegments; ++i) {
       Phase(KillPhase::kInside);
@@ -503,7 +546,7 @@ absl::Status SharedMemoryTrial(uint64_t seed, Rng& rng) {
       if (!shm.ok()) return 3;
       shm->buf()[0] = 1;
       report->created.store(i + 1, std::memory_order_release);
-      if (i + 1 == trigger) WriteByte(armed.w());
+      if (i + 1 == trigger) arm();
       shm->Close();  // the name stays: nobody unlinks it, the registry must reclaim it
     }
     char c;
@@ -511,13 +554,10 @@ absl::Status SharedMemoryTrial(uint64_t seed, Rng& rng) {
     }
     return 0;
   });
-  armed.CloseWrite();
   park.CloseRead();
-  Child killer = StartKiller(armed.r(), victim.pid(), spin);
-  armed.CloseRead();
+  MP_TRY(victim.status());
   const pid_t victim_pid = victim.pid();
-  MP_TRY(ExpectKilled(victim));  // reaped: a zombie would still count as alive
-  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(victim.ExpectKilled());  // reaped: a zombie would still count as alive
   absl::StatusOr<std::vector<std::string>> reclaimed = SharedMemory::ReclaimOrphans();
   if (!reclaimed.ok()) return reclaimed.status();
   const uint32_t created = report->created.load();
@@ -555,9 +595,9 @@ absl::Status GetTrial(uint64_t seed, Rng& rng) {
   const uint64_t spin = rng.Range(0, 200000);
   // The survivor starts consuming once the victim armed the killer, so the victim always reaches
   // its trigger and both consume while the killer spins.
-  TestPipe armed, go;
-  MP_TRY(Check(armed.ok() && go.ok(), "pipe"));
-  auto consume = [&](int who, int armed_w) {
+  TestPipe go;
+  MP_TRY(Check(go.ok(), "pipe"));
+  auto consume = [&](int who, const Arm* arm) {
     for (;;) {
       if (who == 0) Phase(KillPhase::kInside);
       absl::StatusOr<Item> item = q->Get<Item>(true, kHang);
@@ -570,33 +610,29 @@ absl::Status GetTrial(uint64_t seed, Rng& rng) {
       if (n >= kItems) return 6;
       report->seqs[who][n] = item->seq;
       report->count[who].store(n + 1, std::memory_order_release);
-      if (armed_w >= 0 && n + 1 == trigger) {
-        WriteByte(armed_w);
+      if (arm != nullptr && n + 1 == trigger) {
+        (*arm)();
         WriteByte(go.w());
       }
     }
   };
-  Child victim([&] {
-    armed.CloseRead();
+  Victim victim(spin, [&](const Arm& arm) {
     go.CloseRead();
-    return consume(0, armed.w());
+    return consume(0, &arm);
   });
-  armed.CloseWrite();
   go.CloseWrite();
-  Child killer = StartKiller(armed.r(), victim.pid(), spin);
-  armed.CloseRead();
+  MP_TRY(victim.status());
   Child survivor([&] {
     char c;
     ssize_t n;
     do {
       n = read(go.r(), &c, 1);
     } while (n < 0 && errno == EINTR);
-    return consume(1, -1);
+    return consume(1, nullptr);
   });
   go.CloseRead();
   // If the victim takes every item left before the killer fires, it is killed blocked in Get.
-  MP_TRY(ExpectKilled(victim));
-  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(victim.ExpectKilled());
   q->Close();  // the survivor drains what is left and gets kOutOfRange
   MP_TRY(ExpectExit(survivor, kHang, "surviving consumer"));
   MP_TRY(Check(report->torn.load() == 0, "a consumer received a torn item"));
@@ -638,10 +674,7 @@ absl::Status SendBytesTrial(uint64_t seed, Rng& rng) {
   Connection& writer = pipe->second;
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 60));
   const uint64_t spin = rng.Range(0, 400000);
-  TestPipe armed;
-  MP_TRY(Check(armed.ok(), "pipe"));
-  Child victim([&] {
-    armed.CloseRead();
+  Victim victim(spin, [&](const Arm& arm) {
     reader.Close();
     for (uint32_t seq = 0;; ++seq) {
       Phase(KillPhase::kInside);
@@ -649,13 +682,11 @@ absl::Status SendBytesTrial(uint64_t seed, Rng& rng) {
       Phase(KillPhase::kOutside);
       if (!sent) return 3;
       report->committed.store(seq + 1, std::memory_order_release);
-      if (seq + 1 == trigger) WriteByte(armed.w());
+      if (seq + 1 == trigger) arm();
     }
   });
   writer.Close();
-  armed.CloseWrite();
-  Child killer = StartKiller(armed.r(), victim.pid(), spin);
-  armed.CloseRead();
+  MP_TRY(victim.status());
   uint32_t received = 0;
   absl::Status end;
   while (true) {
@@ -673,8 +704,7 @@ absl::Status SendBytesTrial(uint64_t seed, Rng& rng) {
     }
     ++received;
   }
-  MP_TRY(ExpectKilled(victim));
-  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(victim.ExpectKilled());
   MP_TRY(Check(absl::IsOutOfRange(end) || absl::IsDataLoss(end),
                absl::StrCat("receiver ended with ", end.ToString(),
                             ", expected kOutOfRange or kDataLoss")));
@@ -704,10 +734,7 @@ absl::Status RecvBytesTrial(uint64_t seed, Rng& rng) {
   Connection& writer = pipe->second;
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 60));
   const uint64_t spin = rng.Range(0, 400000);
-  TestPipe armed;
-  MP_TRY(Check(armed.ok(), "pipe"));
-  Child victim([&] {
-    armed.CloseRead();
+  Victim victim(spin, [&](const Arm& arm) {
     writer.Close();
     for (uint32_t seq = 0;; ++seq) {
       Phase(KillPhase::kInside);
@@ -716,13 +743,11 @@ absl::Status RecvBytesTrial(uint64_t seed, Rng& rng) {
       if (!m.ok()) return 3;
       if (*m != Message(seed, seq)) report->bad.store(seq + 1);
       report->received.store(seq + 1, std::memory_order_release);
-      if (seq + 1 == trigger) WriteByte(armed.w());
+      if (seq + 1 == trigger) arm();
     }
   });
   reader.Close();
-  armed.CloseWrite();
-  Child killer = StartKiller(armed.r(), victim.pid(), spin);
-  armed.CloseRead();
+  MP_TRY(victim.status());
   uint32_t sent = 0;
   absl::Status end;
   // Each send either completes or fails once the victim is gone; the bound only catches a bug.
@@ -731,8 +756,7 @@ absl::Status RecvBytesTrial(uint64_t seed, Rng& rng) {
     if (!end.ok()) break;
     ++sent;
   }
-  MP_TRY(ExpectKilled(victim));
-  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(victim.ExpectKilled());
   MP_TRY(Check(absl::IsAborted(end), absl::StrCat("sender ended with ", end.ToString(),
                                                   ", expected kAborted (broken pipe)")));
   MP_TRY(Check(report->bad.load() == 0,
@@ -755,10 +779,7 @@ absl::Status LockHoldingTrial(uint64_t seed, Rng& rng) {
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 200));
   const uint64_t spin = rng.Range(0, 300000);
   const uint64_t hold = rng.Range(0, 3000);
-  TestPipe armed;
-  MP_TRY(Check(armed.ok(), "pipe"));
-  Child victim([&] {
-    armed.CloseRead();
+  Victim victim(spin, [&](const Arm& arm) {
     for (uint32_t i = 0;; ++i) {
       Phase(KillPhase::kInside);
       absl::StatusOr<bool> got = lock->Acquire(true, kHang);
@@ -770,12 +791,10 @@ absl::Status LockHoldingTrial(uint64_t seed, Rng& rng) {
       const bool released = lock->Release().ok();
       Phase(KillPhase::kOutside);
       if (!released) return 4;
-      if (i + 1 == trigger) WriteByte(armed.w());
+      if (i + 1 == trigger) arm();
     }
   });
-  armed.CloseWrite();
-  Child killer = StartKiller(armed.r(), victim.pid(), spin);
-  armed.CloseRead();
+  MP_TRY(victim.status());
   Child survivor([&] {
     while (report->stop.load() == 0) {
       absl::StatusOr<bool> got = lock->Acquire(true, kHang);
@@ -789,8 +808,7 @@ absl::Status LockHoldingTrial(uint64_t seed, Rng& rng) {
     }
     return 0;
   });
-  MP_TRY(ExpectKilled(victim));
-  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(victim.ExpectKilled());
   report->stop.store(1);
   MP_TRY(ExpectExit(survivor, kHang, "surviving locker"));
   absl::StatusOr<bool> got = lock->Acquire(true, absl::Seconds(10));
@@ -819,19 +837,16 @@ absl::Status LockWaitingTrial(uint64_t seed, Rng& rng) {
   if (!held.ok()) return held.status();
   MP_TRY(Check(*held, "fresh lock busy"));
   const uint64_t spin = rng.Range(0, 500000);
-  TestPipe armed, waiting;
-  MP_TRY(Check(armed.ok() && waiting.ok(), "pipe"));
-  Child victim([&] {
-    armed.CloseRead();
-    WriteByte(armed.w());
+  TestPipe waiting;
+  MP_TRY(Check(waiting.ok(), "pipe"));
+  Victim victim(spin, [&](const Arm& arm) {
+    arm();
     Phase(KillPhase::kInside);
     absl::StatusOr<bool> got = lock->Acquire(true, kHang);
     // Never reached while the parent holds the lock: getting it is a bug (exit 3).
     return got.ok() && *got ? 3 : 4;
   });
-  armed.CloseWrite();
-  Child killer = StartKiller(armed.r(), victim.pid(), spin);
-  armed.CloseRead();
+  MP_TRY(victim.status());
   Child survivor([&] {
     waiting.CloseRead();
     WriteByte(waiting.w());
@@ -844,8 +859,7 @@ absl::Status LockWaitingTrial(uint64_t seed, Rng& rng) {
   char c;
   while (read(waiting.r(), &c, 1) < 0 && errno == EINTR) {
   }
-  MP_TRY(ExpectKilled(victim));
-  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(victim.ExpectKilled());
   MP_TRY(lock->Release());
   absl::StatusOr<int> code = survivor.Wait(kHang, "surviving waiter");
   if (!code.ok()) return code.status();
@@ -869,7 +883,7 @@ absl::Status BarrierTrial(uint64_t seed, Rng& rng) {
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 40));
   const uint64_t spin = rng.Range(0, 200000);
   // Party 0 is the victim; 1 and 2 survive. Each waits until the barrier breaks.
-  auto party = [&](int who, int armed_w) {
+  auto party = [&](int who, const Arm* arm) {
     for (;;) {
       const absl::Time start = absl::Now();
       // Survivors arrive a little later, so the victim is usually asleep in Wait when it dies.
@@ -881,22 +895,14 @@ absl::Status BarrierTrial(uint64_t seed, Rng& rng) {
       if (!index.ok()) return absl::IsAborted(index.status()) ? 0 : 3;
       const uint32_t g = report->generations[who].load() + 1;
       report->generations[who].store(g);
-      if (armed_w >= 0 && g == trigger) WriteByte(armed_w);
+      if (arm != nullptr && g == trigger) (*arm)();
     }
   };
-  TestPipe armed;
-  MP_TRY(Check(armed.ok(), "pipe"));
-  Child victim([&] {
-    armed.CloseRead();
-    return party(0, armed.w());
-  });
-  armed.CloseWrite();
-  Child killer = StartKiller(armed.r(), victim.pid(), spin);
-  armed.CloseRead();
-  Child s1([&] { return party(1, -1); });
-  Child s2([&] { return party(2, -1); });
-  MP_TRY(ExpectKilled(victim, /*may_exit=*/true));  // its own Wait may time out first on a slow box
-  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  Victim victim(spin, [&](const Arm& arm) { return party(0, &arm); });
+  MP_TRY(victim.status());
+  Child s1([&] { return party(1, nullptr); });
+  Child s2([&] { return party(2, nullptr); });
+  MP_TRY(victim.ExpectKilled(/*may_exit=*/true));  // its own Wait may time out first on a slow box
   MP_TRY(ExpectExit(s1, kHang, "survivor 1 (expects kAborted)"));
   MP_TRY(ExpectExit(s2, kHang, "survivor 2 (expects kAborted)"));
   const int64_t limit_ms = absl::ToInt64Milliseconds(kTimeout + absl::Seconds(10));
@@ -931,10 +937,9 @@ absl::Status ConditionTrial(uint64_t seed, Rng& rng) {
     absl::StatusOr<bool> got = cond->Acquire(true, kHang);
     return IsOwnerDied(got.status()) || (got.ok() && *got);
   };
-  TestPipe armed, waiting;
-  MP_TRY(Check(armed.ok() && waiting.ok(), "pipe"));
-  Child victim([&] {
-    armed.CloseRead();
+  TestPipe waiting;
+  MP_TRY(Check(waiting.ok(), "pipe"));
+  Victim victim(spin, [&](const Arm& arm) {
     for (uint32_t i = 0;; ++i) {
       Phase(KillPhase::kAcquiring);
       if (!acquire()) return 3;
@@ -945,12 +950,10 @@ absl::Status ConditionTrial(uint64_t seed, Rng& rng) {
       const bool released = cond->Release().ok();
       Phase(KillPhase::kOutside);
       if (!released) return 5;
-      if (i + 1 == trigger) WriteByte(armed.w());
+      if (i + 1 == trigger) arm();
     }
   });
-  armed.CloseWrite();
-  Child killer = StartKiller(armed.r(), victim.pid(), spin);
-  armed.CloseRead();
+  MP_TRY(victim.status());
   Child survivor([&] {
     waiting.CloseRead();
     if (!acquire()) return 3;
@@ -972,8 +975,7 @@ absl::Status ConditionTrial(uint64_t seed, Rng& rng) {
   char c;
   while (read(waiting.r(), &c, 1) < 0 && errno == EINTR) {
   }
-  MP_TRY(ExpectKilled(victim));
-  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  MP_TRY(victim.ExpectKilled());
   if (!acquire()) return absl::InternalError("parent could not take the condition's lock");
   report->flag.store(1);
   // Notify(1): the dead waiter, if still registered, must be skipped, not counted.
