@@ -100,29 +100,21 @@ inline bool HasRoom(const Shared& s, uint64_t t, uint64_t h, size_t rec, bool ne
   return s.capacity - used >= rec && (!new_item || items < s.maxsize);
 }
 
-// Runs `encode` with a per-thread descriptor table in scope, so an item holding an mp::PassedFd is
-// refused (a ring cannot carry descriptors). The table is reused: no allocation per Put.
-absl::Status EncodeNoFds(absl::Status (*encode)(const void*, absl::Span<uint8_t>), const void* item,
-                         absl::Span<uint8_t> out) {
-  thread_local FdTable table;
-  ScopedFdTable scope(&table);
-  absl::Status s = encode(item, out);
-  if (table.size() != 0) {
-    table = FdTable();
-    if (s.ok()) {
-      return absl::FailedPreconditionError(
-          "Queue::Put: items cannot carry file descriptors (mp::PassedFd); send them over a "
-          "duplex Connection");
-    }
-  }
-  return s;
-}
-
 // Eventcounts: `seq` is the futex word, `waiters` a flag "somebody may sleep on seq". A waiter reads
 // seq, sets the flag, re-checks its condition and sleeps on the seq it read. A notifier publishes its
 // change, then (seq_cst, so one of the two sees the other's write) clears the flag and, if it was
 // set, bumps seq and wakes every sleeper. Clearing the flag means a burst of Puts to a consumer that
 // was woken but has not run yet costs one wake-up, not one per Put.
+//
+// Two ways to publish before notifying, both pairing with a waiter that stores its flag, then makes an
+// RMW on the notifier side's owner word (`fence_word`, see WaitFor), then re-checks:
+// * Whole-record commits (the hot path) store tail/head with release only and call UnlockAndNotify:
+//   the owner word's release exchange is an RMW on the same word as the waiter's, so either the
+//   waiter's RMW comes first (the exchange reads it; the acquire fence then makes the flag visible
+//   here) or the exchange does (the waiter's RMW reads it and sees the commit). No full barrier or
+//   atomic RMW beyond the lock's own two per operation.
+// * Chunk commits (made while holding the side) store with seq_cst and call Notify directly: the
+//   waiter's seq_cst flag store and re-check order against them.
 void Notify(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters) {
   if (waiters.load(std::memory_order_seq_cst) != 0 &&
       waiters.exchange(0, std::memory_order_seq_cst) != 0) {
@@ -131,10 +123,21 @@ void Notify(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters) {
   }
 }
 
+// Releases the side held in `lock_word` after a release-store commit, then wakes the other side's
+// waiters if any (see above).
+inline void UnlockAndNotify(std::atomic<uint32_t>& lock_word, std::atomic<uint32_t>& seq,
+                            std::atomic<uint32_t>& waiters) {
+  OwnerUnlock(lock_word);
+  std::atomic_thread_fence(std::memory_order_acquire);  // no instruction on x86
+  Notify(seq, waiters);
+}
+
 // Waits until ready() (re-evaluated after every wake-up) or `deadline`. Returns ready().
+// `fence_word` is the owner word of the side whose commits this waiter waits for (put_lock for data,
+// get_lock for space; nullptr when every notifier publishes with seq_cst, as TaskDone does).
 template <typename Ready>
-bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters, Deadline deadline,
-             Ready ready) {
+bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters,
+             std::atomic<uint32_t>* fence_word, Deadline deadline, Ready ready) {
   if (ready()) return true;
   if (deadline.Expired()) return false;
   const int64_t start = MonotonicNowNs();
@@ -155,6 +158,8 @@ bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters, Deadlin
   for (;;) {
     const uint32_t s = seq.load(std::memory_order_seq_cst);
     waiters.store(1, std::memory_order_seq_cst);
+    // An RMW that changes nothing, ordered with the notifier's unlock exchange (see Notify).
+    if (fence_word != nullptr) fence_word->fetch_or(0, std::memory_order_seq_cst);
     if (ready()) return true;
     if (deadline.Expired()) return ready();
     FutexWait(&seq, s, deadline);
@@ -180,6 +185,8 @@ class SideLock {
     if (held_) OwnerUnlock(word_);
     held_ = false;
   }
+  // Forgets the side without unlocking it: the caller unlocks it (UnlockAndNotify).
+  void Release() { held_ = false; }
 
  private:
   std::atomic<uint32_t>& word_;
@@ -266,6 +273,24 @@ absl::StatusOr<Queue> Queue::FromHandle(const ShmHandle& handle) {
 // ---------------------------------------------------------------------------------------------------
 // Put.
 
+// The table is reused: no allocation per Put. It also collects fork-only notes (a fork-domain Lock
+// inside an item is fine in a queue, which only forked children share); they are dropped each time.
+absl::Status Queue::EncodeRefusingFds(EncodeFn encode, const void* item, absl::Span<uint8_t> out) {
+  thread_local FdTable table;
+  ScopedFdTable scope(&table);
+  absl::Status s = encode(item, out);
+  if (table.size() != 0 || !table.fork_only().empty()) {
+    const bool had_fds = table.size() != 0;
+    table = FdTable();
+    if (s.ok() && had_fds) {
+      return absl::FailedPreconditionError(
+          "Queue::Put: items cannot carry file descriptors (mp::PassedFd); send them over a "
+          "duplex Connection");
+    }
+  }
+  return s;
+}
+
 // The common Put, done without the general path's bookkeeping: the put side is free, the queue open,
 // and the whole record fits, in one piece, in the room the cached head already shows (or shows once
 // refreshed). Same protocol as the general path: encode beyond tail, one tail store, release.
@@ -280,23 +305,23 @@ bool Queue::TryPutFast(size_t frame_size, EncodeFn encode, const void* item, abs
   const uint64_t pos = Pos(t);
   const uint64_t payload_off = (pos + kRecordHeaderSize) & (cap - 1);
   bool go = s->closed.load(std::memory_order_acquire) == 0 && payload_off + frame_size <= cap;
-  if (go && !HasRoom(*s, t, cache_->head, record, true)) {
-    cache_->head = s->head.load(std::memory_order_acquire);
-    go = HasRoom(*s, t, cache_->head, record, true);
+  if (go && !HasRoom(*s, t, cache_->head.load(std::memory_order_relaxed), record, true)) {
+    const uint64_t h = s->head.load(std::memory_order_acquire);
+    cache_->head.store(h, std::memory_order_relaxed);
+    go = HasRoom(*s, t, h, record, true);
   }
   if (!go) {
     OwnerUnlock(s->put_lock);
     return false;
   }
-  *result = EncodeNoFds(encode, item, absl::Span<uint8_t>(ring_ + payload_off, frame_size));
+  *result = encode(item, absl::Span<uint8_t>(ring_ + payload_off, frame_size));
   if (!result->ok()) {  // nothing was published
     OwnerUnlock(s->put_lock);
     return true;
   }
   WriteHeader(ring_, cap, pos, static_cast<uint32_t>(frame_size), kWhole, tid);
-  s->tail.store(Pack(pos + record, Count(t) + 1), std::memory_order_seq_cst);  // commit
-  OwnerUnlock(s->put_lock);
-  Notify(s->data_seq, s->data_waiters);
+  s->tail.store(Pack(pos + record, Count(t) + 1), std::memory_order_release);  // commit
+  UnlockAndNotify(s->put_lock, s->data_seq, s->data_waiters);
   return true;
 }
 
@@ -333,7 +358,7 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
   };
   // Waits (without the put side) until there is room for `rec` bytes, or the queue closes.
   auto wait_room = [&](size_t rec, bool new_item) {
-    return WaitFor(s->space_seq, s->space_waiters, deadline, [&] {
+    return WaitFor(s->space_seq, s->space_waiters, &s->get_lock, deadline, [&] {
       return s->closed.load(std::memory_order_acquire) != 0 ||
              has_room(s->tail.load(std::memory_order_seq_cst),
                       s->head.load(std::memory_order_seq_cst), rec, new_item);
@@ -360,10 +385,10 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
     }
     if (s->closed.load(std::memory_order_acquire) != 0) return closed_error();
     uint64_t t = s->tail.load(std::memory_order_relaxed);
-    if (!has_room(t, cache_->head, first_record, true)) {
-      cache_->head = s->head.load(std::memory_order_acquire);
-      if (!has_room(t, cache_->head, first_record, true)) {
-        const uint64_t h = cache_->head;  // read while holding the put side
+    if (!has_room(t, cache_->head.load(std::memory_order_relaxed), first_record, true)) {
+      const uint64_t h = s->head.load(std::memory_order_acquire);  // read holding the put side
+      cache_->head.store(h, std::memory_order_relaxed);
+      if (!has_room(t, h, first_record, true)) {
         lock.Unlock();
         if (!block || !wait_room(first_record, true)) return full_error(t, h);
         continue;
@@ -374,25 +399,25 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
       const uint64_t payload_off = (pos + kRecordHeaderSize) & (cap - 1);
       absl::Status st;
       if (payload_off + frame_size <= cap) {
-        st = EncodeNoFds(encode, item, absl::Span<uint8_t>(ring_ + payload_off, frame_size));
+        st = encode(item, absl::Span<uint8_t>(ring_ + payload_off, frame_size));
       } else {
         std::vector<uint8_t>& scratch = Scratch();
         if (scratch.size() < frame_size) scratch.resize(frame_size);
-        st = EncodeNoFds(encode, item, absl::Span<uint8_t>(scratch.data(), frame_size));
+        st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size));
         if (st.ok()) CopyIn(ring_, cap, pos + kRecordHeaderSize, scratch.data(), frame_size);
       }
       if (!st.ok()) return st;  // nothing was published
       WriteHeader(ring_, cap, pos, static_cast<uint32_t>(frame_size), kWhole);
-      s->tail.store(Pack(pos + record, Count(t) + 1), std::memory_order_seq_cst);  // commit
-      lock.Unlock();
-      Notify(s->data_seq, s->data_waiters);
+      s->tail.store(Pack(pos + record, Count(t) + 1), std::memory_order_release);  // commit
+      lock.Release();
+      UnlockAndNotify(s->put_lock, s->data_seq, s->data_waiters);
       return absl::OkStatus();
     }
 
     // Larger than the ring: encode once, then publish chunk by chunk, holding the put side.
     std::vector<uint8_t>& scratch = Scratch();
     if (scratch.size() < frame_size) scratch.resize(frame_size);
-    if (absl::Status st = EncodeNoFds(encode, item, absl::Span<uint8_t>(scratch.data(), frame_size));
+    if (absl::Status st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size));
         !st.ok()) {
       return st;
     }
@@ -400,11 +425,11 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
       const size_t len = std::min(chunk_payload, frame_size - done);
       const uint32_t kind = done == 0 ? kFirst : done + len == frame_size ? kLast : kMiddle;
       const size_t rec = Align8(kRecordHeaderSize + len);
-      while (!has_room(t, cache_->head, rec, false)) {
-        cache_->head = s->head.load(std::memory_order_acquire);
-        if (has_room(t, cache_->head, rec, false)) break;
+      while (!has_room(t, cache_->head.load(std::memory_order_relaxed), rec, false)) {
+        cache_->head.store(s->head.load(std::memory_order_acquire), std::memory_order_relaxed);
+        if (has_room(t, cache_->head.load(std::memory_order_relaxed), rec, false)) break;
         // Consumers see that we still hold the put side and wait for the rest of the item.
-        if (!WaitFor(s->space_seq, s->space_waiters, deadline, [&] {
+        if (!WaitFor(s->space_seq, s->space_waiters, &s->get_lock, deadline, [&] {
               return has_room(t, s->head.load(std::memory_order_seq_cst), rec, false);
             })) {
           // Abandoned: consumers discard the partial item once we release the put side.
@@ -434,17 +459,26 @@ bool Queue::TryGetFast(DecodeFn decode, void* out, absl::Status* result) {
   Shared* s = shared_;
   const uint64_t cap = s->capacity;
   // An empty queue (the usual state of a consumer that keeps up) is left to the general path, which
-  // waits, without taking the get side here first.
-  if (Pos(s->tail.load(std::memory_order_acquire)) == Pos(s->head.load(std::memory_order_relaxed))) {
-    return false;
+  // waits, without taking the get side here first. The cached tail answers "not empty" without
+  // reading the tail word, which the producer is writing (a line moved between cores per read).
+  {
+    const uint64_t h = s->head.load(std::memory_order_relaxed);
+    const uint64_t ahead = (Pos(cache_->tail.load(std::memory_order_relaxed)) - Pos(h)) & kPosMask;
+    if ((ahead == 0 || ahead > cap) && Pos(s->tail.load(std::memory_order_acquire)) == Pos(h)) {
+      return false;
+    }
+    // The record is most likely still in the producer's cache: start fetching it now, so the miss
+    // overlaps the lock's atomic instruction instead of following it.
+    __builtin_prefetch(ring_ + (Pos(h) & (cap - 1)));
   }
   if (!OwnerTryLock(s->get_lock, CurrentThreadId())) return false;
   const uint64_t h = s->head.load(std::memory_order_relaxed);
   // The cached tail is stale when other consumers took items past it (it is then behind h).
-  uint64_t ahead = (Pos(cache_->tail) - Pos(h)) & kPosMask;
+  uint64_t ahead = (Pos(cache_->tail.load(std::memory_order_relaxed)) - Pos(h)) & kPosMask;
   if (ahead == 0 || ahead > cap) {
-    cache_->tail = s->tail.load(std::memory_order_acquire);
-    ahead = (Pos(cache_->tail) - Pos(h)) & kPosMask;
+    const uint64_t t = s->tail.load(std::memory_order_acquire);
+    cache_->tail.store(t, std::memory_order_relaxed);
+    ahead = (Pos(t) - Pos(h)) & kPosMask;
   }
   const RecordHeader r = ahead != 0 && ahead <= cap ? ReadHeader(ring_, cap, Pos(h)) : RecordHeader{};
   const uint64_t off = (Pos(h) + kRecordHeaderSize) & (cap - 1);
@@ -455,9 +489,8 @@ bool Queue::TryGetFast(DecodeFn decode, void* out, absl::Status* result) {
   *result = decode(absl::Span<const uint8_t>(ring_ + off, r.length), out);
   // Commit: the item is taken (also when it failed to decode).
   s->head.store(Pack(Pos(h) + Align8(kRecordHeaderSize + r.length), Count(h) + 1),
-                std::memory_order_seq_cst);
-  OwnerUnlock(s->get_lock);
-  Notify(s->space_seq, s->space_waiters);
+                std::memory_order_release);
+  UnlockAndNotify(s->get_lock, s->space_seq, s->space_waiters);
   return true;
 }
 
@@ -474,19 +507,23 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
   const Deadline lock_deadline = block ? deadline : Deadline::Never();
 
   // Advances head past a record of `length` payload bytes, counting an item if `item_done`.
-  auto advance = [&](uint64_t h, uint32_t length, bool item_done) {
+  // Chunks are committed with seq_cst (their Notify runs while holding the side, see Notify); a whole
+  // record with release, followed by UnlockAndNotify.
+  auto advance = [&](uint64_t h, uint32_t length, bool item_done,
+                     std::memory_order order = std::memory_order_seq_cst) {
     const uint64_t next = Pack(Pos(h) + Align8(kRecordHeaderSize + length),
                                Count(h) + (item_done ? 1 : 0));
-    s->head.store(next, std::memory_order_seq_cst);
+    s->head.store(next, order);
     return next;
   };
   // Whether a record is available at head `h` (refreshing the cached tail if needed).
   // The cached tail is stale when other consumers took items past it (it is then behind h).
   auto available = [&](uint64_t h) {
-    const uint64_t ahead = (Pos(cache_->tail) - Pos(h)) & kPosMask;
+    const uint64_t ahead = (Pos(cache_->tail.load(std::memory_order_relaxed)) - Pos(h)) & kPosMask;
     if (ahead != 0 && ahead <= cap) return true;
-    cache_->tail = s->tail.load(std::memory_order_acquire);
-    return Pos(h) != Pos(cache_->tail);
+    const uint64_t t = s->tail.load(std::memory_order_acquire);
+    cache_->tail.store(t, std::memory_order_relaxed);
+    return Pos(h) != Pos(t);
   };
   auto corrupt = [&](uint64_t h, const RecordHeader& r) {
     return absl::DataLossError(absl::StrCat(
@@ -520,9 +557,10 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
           CopyOut(ring_, cap, payload_pos, scratch.data(), r.length);
           st = decode(absl::Span<const uint8_t>(scratch.data(), r.length), out);
         }
-        advance(h, r.length, true);  // commit: the item is taken (also when it failed to decode)
-        lock.Unlock();
-        Notify(s->space_seq, s->space_waiters);
+        // Commit: the item is taken (also when it failed to decode).
+        advance(h, r.length, true, std::memory_order_release);
+        lock.Release();
+        UnlockAndNotify(s->get_lock, s->space_seq, s->space_waiters);
         return st;
       }
       if (r.kind() != kFirst) {
@@ -556,7 +594,7 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
         // Wait for the next chunk while the writer is alive and still holds the put side.
         bool abandoned = false;
         while (!available(h)) {
-          WaitFor(s->data_seq, s->data_waiters, Deadline::After(kWriterCheckSlice),
+          WaitFor(s->data_seq, s->data_waiters, &s->put_lock, Deadline::After(kWriterCheckSlice),
                   [&] { return Pos(s->tail.load(std::memory_order_seq_cst)) != Pos(h); });
           if (available(h)) break;
           const uint32_t owner = OwnerOf(s->put_lock.load(std::memory_order_acquire));
@@ -588,7 +626,7 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
       return absl::OutOfRangeError("Queue::Get: the queue is closed and empty");
     }
     if (!block) return absl::UnavailableError("Queue::Get: the queue is empty");
-    if (!WaitFor(s->data_seq, s->data_waiters, deadline, [&] {
+    if (!WaitFor(s->data_seq, s->data_waiters, &s->put_lock, deadline, [&] {
           return s->closed.load(std::memory_order_acquire) != 0 ||
                  Pos(s->tail.load(std::memory_order_seq_cst)) !=
                      Pos(s->head.load(std::memory_order_seq_cst));
@@ -679,7 +717,7 @@ absl::Status Queue::JoinImpl(absl::Duration timeout) {
              s->tasks_done.load(std::memory_order_seq_cst)) &
             kCountMask) == 0;
   };
-  if (!WaitFor(s->join_seq, s->join_waiters, Deadline::After(timeout), all_done)) {
+  if (!WaitFor(s->join_seq, s->join_waiters, nullptr, Deadline::After(timeout), all_done)) {
     return absl::DeadlineExceededError(
         absl::StrCat("JoinableQueue::Join: tasks still unfinished after ",
                      DescribeTimeout(timeout)));

@@ -79,11 +79,21 @@
 //   Put: take put_lock; check space against head (a per-handle cached copy, refreshed only when it
 //   looks full); write the record(s) beyond tail; then publish with ONE atomic store of tail that
 //   advances both tail_pos and puts; release put_lock; wake data waiters if any. Get: take get_lock;
-//   read the record at head (committed because head < tail, which was loaded with acquire); decode;
-//   then ONE atomic store of head advancing head_pos and gets; release; wake space waiters if any.
+//   read the record at head (committed because head < tail, which was loaded with acquire; a
+//   per-handle cached tail is used until head reaches it); decode; then ONE atomic store of head
+//   advancing head_pos and gets; release; wake space waiters if any.
 //   Locks are never held while sleeping for data or space (except between the chunks of one large
 //   item). The common case (a free side, a whole record in one piece, no waiting) runs a lean copy
 //   of the same steps (TryPutFast/TryGetFast); everything else takes the general path.
+//
+//   Wake-ups cost no fence on the common path: a whole-record commit is a release store, and the
+//   owner word's release exchange (which every unlock makes anyway) orders it against the waiters
+//   flag. A side about to sleep sets its eventcount's waiters flag, then makes a no-op atomic RMW on
+//   the other side's owner word, then re-checks: the two RMWs on one word are ordered, so either the
+//   committer's unlock sees the flag (and wakes) or the waiter's re-check sees the commit. Chunks are
+//   committed with seq_cst stores while holding the side, and their wake-up orders the same way
+//   through the seq_cst flag store and re-check. Only a side that finds its waiters flag set makes
+//   the futex wake system call.
 //
 //   Why a crash cannot tear or lose anything:
 //   * A producer SIGKILLed mid-Put dies before its single tail store, so its half-written bytes are
@@ -119,9 +129,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -180,6 +195,25 @@ struct alignas(64) Shared {
 };
 inline constexpr size_t kSharedSize = 512;
 static_assert(sizeof(Shared) <= kSharedSize);
+
+// Items that can hold neither an mp::PassedFd nor a shared object (arithmetic types, enums, strings,
+// and MP_FIELDS structs, pairs, tuples, arrays and vectors of those): Put encodes them directly,
+// without the per-thread descriptor table that refuses descriptors (see Queue::Put).
+template <typename T>
+struct PlainItem : std::bool_constant<std::is_arithmetic_v<T> || std::is_enum_v<T>> {};
+template <>
+struct PlainItem<std::string> : std::true_type {};
+template <typename E>
+struct PlainItem<std::vector<E>> : PlainItem<E> {};
+template <typename E, size_t N>
+struct PlainItem<std::array<E, N>> : PlainItem<E> {};
+template <typename A, typename B>
+struct PlainItem<std::pair<A, B>> : std::bool_constant<PlainItem<A>::value && PlainItem<B>::value> {};
+template <typename... Ts>
+struct PlainItem<std::tuple<Ts...>> : std::bool_constant<(PlainItem<Ts>::value && ...)> {};
+template <typename T>
+  requires HasMpFields<T>
+struct PlainItem<T> : PlainItem<typename Codec<T>::Values> {};
 
 // Where a Get's frame is: in the ring (one or two pieces) or assembled elsewhere.
 struct FrameView {
@@ -257,6 +291,20 @@ class Queue {
 
   // Put of an encoded frame: the encoder writes exactly `frame_size` bytes into the span it is given.
   using EncodeFn = absl::Status (*)(const void* item, absl::Span<uint8_t> out);
+  // EncodeFrameTo for a T, refusing descriptors unless T is a PlainItem.
+  template <typename T>
+  static absl::Status EncodeItem(const void* item, absl::Span<uint8_t> out) {
+    if constexpr (queue_internal::PlainItem<T>::value) {
+      return EncodeFrameTo(*static_cast<const T*>(item), out);
+    } else {
+      return EncodeRefusingFds(
+          [](const void* v, absl::Span<uint8_t> o) { return EncodeFrameTo(*static_cast<const T*>(v), o); },
+          item, out);
+    }
+  }
+  // Runs `encode` with a per-thread descriptor table in scope and fails if the item held a
+  // descriptor (a ring cannot carry them).
+  static absl::Status EncodeRefusingFds(EncodeFn encode, const void* item, absl::Span<uint8_t> out);
   absl::Status PutFrame(size_t frame_size, EncodeFn encode, const void* item, bool block,
                         absl::Duration timeout);
   // Get of one frame; `decode` is called (holding the get side) with the frame in one piece.
@@ -279,11 +327,12 @@ class Queue {
   uint64_t offset_ = 0;
   queue_internal::Shared* shared_ = nullptr;
   uint8_t* ring_ = nullptr;
-  // Lower bounds of the other side's word, only read/written while holding the put (head) or get
-  // (tail) side. Shared by the threads using this handle, protected by those shared locks.
+  // Lower bounds of the other side's word, only written while holding the put (head) or get (tail)
+  // side. Shared by the threads using this handle. Atomic (relaxed) because TryGetFast reads the
+  // cached tail as a hint before taking the get side.
   struct Cache {
-    uint64_t head = 0;  // put side's view of head
-    uint64_t tail = 0;  // get side's view of tail
+    std::atomic<uint64_t> head{0};  // put side's view of head
+    std::atomic<uint64_t> tail{0};  // get side's view of tail
   };
   std::unique_ptr<Cache> cache_;
 };
@@ -351,10 +400,7 @@ template <typename T>
 absl::Status Queue::Put(const T& item, bool block, absl::Duration timeout) {
   RequireCodec<T>();
   const size_t frame_size = FrameSize(item);
-  // Called with a descriptor table in scope: items holding an mp::PassedFd are refused.
-  constexpr EncodeFn encode = [](const void* v, absl::Span<uint8_t> out) -> absl::Status {
-    return EncodeFrameTo(*static_cast<const T*>(v), out);
-  };
+  constexpr EncodeFn encode = &EncodeItem<T>;  // items holding an mp::PassedFd are refused
   if (ValidWaitArgs(block, timeout)) {  // invalid ones get their error from PutFrame
     absl::Status result;
     if (TryPutFast(frame_size, encode, &item, &result)) return result;
