@@ -4,7 +4,10 @@
 
 #include <signal.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -202,6 +205,7 @@ const Job::Segment& Job::SegmentOfLocked(size_t index, size_t* first) const {
 
 void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t offset,
                  size_t length, absl::Status status) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (done_[index]) return;
@@ -215,12 +219,14 @@ void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t o
       seg.spans.emplace_back(static_cast<uint32_t>(offset), static_cast<uint32_t>(length));
     }
     AddLocked(index, std::move(seg));
+    wake = WakeNeededLocked();
   }
-  cv_.notify_all();
+  if (wake) cv_.notify_all();
 }
 
 void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const std::string>& blob,
                       size_t offset, size_t stride) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint32_t b = AddBlobLocked(blob);
@@ -234,12 +240,14 @@ void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const st
       seg.stride = static_cast<uint32_t>(stride);
       AddLocked(i, std::move(seg));
     });
+    wake = WakeNeededLocked();
   }
-  cv_.notify_all();
+  if (wake) cv_.notify_all();
 }
 
 void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& blob,
                       std::vector<Finished>& results) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint32_t b = AddBlobLocked(blob);
@@ -267,17 +275,20 @@ void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& bl
       AddLocked(first + i, std::move(seg));
       i = j;
     }
+    wake = WakeNeededLocked();
   }
-  cv_.notify_all();
+  if (wake) cv_.notify_all();
 }
 
 void Job::FailUnfinished(const absl::Status& status) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (done_count_ == done_.size()) return;
     FailRunsLocked(0, done_.size(), status);
+    wake = WakeNeededLocked();
   }
-  cv_.notify_all();
+  if (wake) cv_.notify_all();
 }
 
 bool Job::Ready() const {
@@ -312,7 +323,10 @@ bool Job::WaitAll(absl::Duration timeout) const {
 absl::Status Job::WaitItem(size_t index, absl::Duration timeout, absl::Span<const uint8_t>* payload,
                            std::shared_ptr<const std::string>* keep) const {
   std::unique_lock<std::mutex> lock(mu_);
-  if (!Await(lock, timeout, [this, index] { return done_[index] != 0; })) {
+  ++item_waiters_;
+  const bool done = Await(lock, timeout, [this, index] { return done_[index] != 0; });
+  --item_waiters_;
+  if (!done) {
     return absl::DeadlineExceededError(absl::StrCat(what_, ": task ", index, " not done after ",
                                                     absl::FormatDuration(timeout)));
   }
@@ -326,7 +340,10 @@ absl::Status Job::WaitItem(size_t index, absl::Duration timeout, absl::Span<cons
 
 absl::StatusOr<size_t> Job::WaitCompleted(size_t position, absl::Duration timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
-  if (!Await(lock, timeout, [this, position] { return done_count_ > position; })) {
+  ++item_waiters_;
+  const bool done = Await(lock, timeout, [this, position] { return done_count_ > position; });
+  --item_waiters_;
+  if (!done) {
     return absl::DeadlineExceededError(absl::StrCat(what_, ": no further result after ",
                                                     absl::FormatDuration(timeout)));
   }
@@ -513,11 +530,30 @@ struct Chunk {
   size_t count = 0;
 };
 
+// The sending side of a worker's socket (a dup of Worker::conn's descriptor).
+struct Outbox {
+  explicit Outbox(Connection c) : conn(std::move(c)) {}
+  Connection conn;
+  size_t sndbuf = 0;  // the socket's send buffer (SO_SNDBUF, as the kernel counts it)
+  int queued = 0;     // guarded by PoolImpl::send_mu_: its messages queued for or in the sender
+};
+
+// Whether `size` more bytes fit in the socket's send buffer now, so that a send cannot block: the
+// bytes already queued (SIOCOUTQ, which counts as the kernel's limit does) plus the message plus a
+// slack for the kernel's per-buffer overhead stay below SO_SNDBUF. Only the pool sends on the
+// socket, and the worker only drains it, so the room can only grow until the pool sends again.
+bool FitsWithoutBlocking(const Outbox& out, size_t size) {
+  constexpr size_t kSlack = size_t{64} << 10;
+  int queued = 0;
+  if (ioctl(out.conn.fd(), SIOCOUTQ, &queued) != 0 || queued < 0) return false;
+  return size + static_cast<size_t>(queued) + kSlack <= out.sndbuf;
+}
+
 struct Worker {
   explicit Worker(Process p) : process(std::move(p)) {}
   Process process;
-  Connection conn;                   // the manager thread receives on it
-  std::shared_ptr<Connection> out;   // a dup of conn's socket: the sender thread sends on it
+  Connection conn;                // the manager thread receives on it
+  std::shared_ptr<Outbox> out;    // the manager or the sender thread sends on it
   int slot = 0;
   int pid = 0;
   int sentinel = -1;
@@ -662,7 +698,16 @@ class PoolImpl {
     Worker w(*std::move(p));
     w.slot = slot;
     w.conn = std::move(conn);
-    w.out = std::make_shared<Connection>(*std::move(out));
+    w.out = std::make_shared<Outbox>(*std::move(out));
+    // Room for two outstanding chunks of the common sizes, so most sends need no thread hop (the
+    // kernel caps the request at net.core.wmem_max and doubles it).
+    const int want = 1 << 20;
+    setsockopt(w.out->conn.fd(), SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+    int sndbuf = 0;
+    socklen_t len = sizeof(sndbuf);
+    if (getsockopt(w.out->conn.fd(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 && sndbuf > 0) {
+      w.out->sndbuf = static_cast<size_t>(sndbuf);
+    }
     w.pid = w.process.Pid().value_or(0);
     absl::StatusOr<int> sentinel = w.process.Sentinel();
     if (!sentinel.ok()) return sentinel.status();
@@ -672,19 +717,28 @@ class PoolImpl {
     return w;
   }
 
-  // Queues a message for the sender thread. The manager thread never blocks on a send, so a worker
-  // blocked sending its results while its own receive buffer is full always gets drained.
-  void Send(std::shared_ptr<Connection> to, std::string message) {
+  // Sends `message` to a worker without ever blocking the manager thread (a worker blocked sending
+  // its results while its own receive buffer is full must always get drained): directly when the
+  // socket has room and nothing of this worker's is queued before it (no thread hop: the common
+  // case), otherwise through the sender thread, in order.
+  void Send(const std::shared_ptr<Outbox>& to, std::string message) {
     {
       std::lock_guard<std::mutex> lock(send_mu_);
-      sends_.emplace_back(std::move(to), std::move(message));
+      if (to->queued > 0 || !FitsWithoutBlocking(*to, message.size())) {
+        ++to->queued;
+        sends_.emplace_back(to, std::move(message));
+        send_cv_.notify_one();
+        return;
+      }
     }
-    send_cv_.notify_one();
+    // Nothing for this worker is queued or being sent, and only this thread queues: send here.
+    // A failed send means the worker is dying; its sentinel tells the manager thread.
+    to->conn.SendBytes(message).IgnoreError();
   }
 
   void RunSender() {
     for (;;) {
-      std::pair<std::shared_ptr<Connection>, std::string> next;
+      std::pair<std::shared_ptr<Outbox>, std::string> next;
       {
         std::unique_lock<std::mutex> lock(send_mu_);
         send_cv_.wait(lock, [this] { return !sends_.empty() || stop_sender_; });
@@ -693,7 +747,9 @@ class PoolImpl {
         sends_.pop_front();
       }
       // A failed send means the worker is dying; its sentinel tells the manager thread.
-      next.first->SendBytes(next.second).IgnoreError();
+      next.first->conn.SendBytes(next.second).IgnoreError();
+      std::lock_guard<std::mutex> lock(send_mu_);
+      --next.first->queued;  // only now may the manager send to this worker directly again
     }
   }
 
@@ -1031,7 +1087,7 @@ class PoolImpl {
   std::thread sender_;
   std::mutex send_mu_;
   std::condition_variable send_cv_;
-  std::deque<std::pair<std::shared_ptr<Connection>, std::string>> sends_;  // guarded by send_mu_
+  std::deque<std::pair<std::shared_ptr<Outbox>, std::string>> sends_;  // guarded by send_mu_
   bool stop_sender_ = false;                                                // guarded by send_mu_
 
   // std::mutex (not absl::Mutex): the system Abseil is not built with TSan, std's is intercepted.

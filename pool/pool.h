@@ -405,6 +405,9 @@ class Job {
   // Under mu_: adds a failure segment for each run of undone items in [first, first + count).
   void FailRunsLocked(size_t first, size_t count, const absl::Status& status);
   uint32_t AddBlobLocked(const std::shared_ptr<const std::string>& blob);
+  // Under mu_: whether a change must wake the waiters: everything is done (WaitAll), or someone
+  // waits for single items (WaitItem, WaitCompleted). A Map's caller is woken once, not per chunk.
+  bool WakeNeededLocked() const { return done_count_ == done_.size() || item_waiters_ > 0; }
 
   const std::string what_;
   // std::mutex (not absl::Mutex): the system Abseil is not built with TSan, std's is intercepted.
@@ -418,6 +421,7 @@ class Job {
   // guarded by mu_: runs in completion order (first, count) and the running total after each.
   std::vector<std::pair<size_t, size_t>> completed_;
   std::vector<size_t> completed_end_;
+  mutable int item_waiters_ = 0;  // guarded by mu_: threads in WaitItem or WaitCompleted
 };
 
 template <typename T>
