@@ -9,12 +9,12 @@
 // BM_*_Contended2Proc: this process and a forked child both loop acquire + release on one lock; the
 //   time is per acquire + release of this process; "total_ops" counts both processes' pairs per second.
 // BM_*_PingPong: one round trip per iteration between this process and a forked child.
-//   BM_RawSpin_PingPong (spinning on one shared word) is the floor of any round trip between two
-//   processes, the raw limit of tools/bench's "Queue round trip" and "Event ping-pong" rows;
+//   BM_RawSpin_PingPong (spinning on one shared word; it sleeps only after ~13 us, which on an idle
+//   machine never happens) is the floor of any round trip between two processes, the raw limit of
+//   tools/bench's "Queue round trip" and "Event ping-pong" rows;
 //   BM_RawFutex_PingPong (always sleeps in FUTEX_WAIT) is the cost of a round trip that sleeps.
 
 #include <linux/futex.h>
-#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -222,38 +222,48 @@ void BM_RawFutex_PingPong(benchmark::State& state) {
 BENCHMARK(BM_RawFutex_PingPong)->UseRealTime();
 
 // The true floor of a round trip between two processes (the raw limit of tools/bench's "Queue round
-// trip" and "Event ping-pong" rows): one shared word goes 0 -> 1 (parent) -> 0 (child) with both
-// sides spinning on it (a load and SpinPause, no futex, no sleeping), so a round trip is the cache
-// line moving to the other core and back; 2 tells the child to stop. One word beats a ping word and
-// a pong word on separate lines here (~60 vs ~100 ns per round trip, AMD EPYC VM, idle). A waiter
-// that has spun kYieldAfter pauses (~13 us, like Event::Wait's spin) calls sched_yield(): with the
-// partner running on the other core that never happens, so on an idle machine this is pure
-// spinning; when the cores are oversubscribed it hands the core to the partner instead of burning
-// the rest of its time slice, which would make this "floor" slower than mp's spin-then-sleep waits.
+// trip" and "Event ping-pong" rows): one shared word goes 0 -> 1 (parent) -> 0 (child), each side
+// spinning on it (a load and SpinPause), so a round trip is the cache line moving to the other core
+// and back; 2 tells the child to stop. One word beats a ping word and a pong word on separate lines
+// here (~60 vs ~100 ns per round trip, AMD EPYC VM, idle). A waiter that has spun kSpinFor pauses
+// (~13 us, Event::Wait's spin) marks the word (kSleeper) and sleeps in FUTEX_WAIT; the other side
+// sets the word with an exchange and wakes it only if marked. While the partner runs on the other
+// core the futex is never reached, so on an idle machine this is pure spinning (the exchange costs
+// nothing measurable: 61-65 ns per round trip with or without it). When the cores are
+// oversubscribed, pure spinning (or spinning and sched_yield) burns the time slice the partner
+// needs and measured slower than mp's spin-then-sleep waits (24 us against 15 us at load 4);
+// sleeping keeps this a floor there too.
 void BM_RawSpin_PingPong(benchmark::State& state) {
-  constexpr int kYieldAfter = 2 * kSpinIterations;
+  constexpr int kSpinFor = 2 * kSpinIterations;
+  constexpr uint32_t kSleeper = 0x80000000u;
   Control* c = NewControl();
   std::atomic<uint32_t>* word = &c->word;
-  // Spins until *word != v; returns the new value.
-  auto spin_while = [](std::atomic<uint32_t>* w, uint32_t v) {
+  // Waits until *word (without kSleeper) != v; returns the new value.
+  auto wait_while = [](std::atomic<uint32_t>* w, uint32_t v) {
     uint32_t seen;
-    for (int spins = 0; (seen = w->load(std::memory_order_acquire)) == v; ++spins) {
-      if (spins < kYieldAfter) {
+    for (int spins = 0; ((seen = w->load(std::memory_order_acquire)) & ~kSleeper) == v; ++spins) {
+      if (spins < kSpinFor) {
         SpinPause();
-      } else {
-        sched_yield();
+      } else if ((seen & kSleeper) != 0 || w->compare_exchange_strong(seen, v | kSleeper)) {
+        syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAIT, v | kSleeper, nullptr,
+                nullptr, 0);
       }
     }
-    return seen;
+    return seen & ~kSleeper;
+  };
+  auto set = [](std::atomic<uint32_t>* w, uint32_t v) {
+    if ((w->exchange(v, std::memory_order_acq_rel) & kSleeper) != 0) {
+      syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    }
   };
   const pid_t child = ForkChild([&] {
-    while (spin_while(word, 0) != 2) word->store(0, std::memory_order_release);
+    while (wait_while(word, 0) != 2) set(word, 0);
   });
   for (auto _ : state) {
-    word->store(1, std::memory_order_release);
-    spin_while(word, 1);
+    set(word, 1);
+    wait_while(word, 1);
   }
-  word->store(2, std::memory_order_release);
+  set(word, 2);
   Reap(child);
   DeleteControl(c);
 }
