@@ -392,11 +392,18 @@ absl::Status RecvReused(Connection& conn, std::string& buffer, size_t* length) {
 // trivial tasks on a VM, where a fault costs microseconds). Thread-safe.
 class Buffers : public std::enable_shared_from_this<Buffers> {
  public:
-  // A buffer whose size() is its whole capacity (empty when none is kept).
-  std::string Take() {
+  // A kept buffer whose size() is its whole capacity: the smallest of at least `size` bytes, else
+  // the largest (empty when none is kept).
+  std::string Take(size_t size = 0) {
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.empty()) return std::string();
-    std::string b = std::move(free_.back());
+    size_t pick = 0;
+    for (size_t i = 1; i < free_.size(); ++i) {
+      const size_t have = free_[i].capacity(), best = free_[pick].capacity();
+      if (best < size ? have > best : (have >= size && have < best)) pick = i;
+    }
+    std::string b = std::move(free_[pick]);
+    free_[pick] = std::move(free_.back());
     free_.pop_back();
     kept_bytes_ -= b.capacity();
     return b;
@@ -627,6 +634,7 @@ struct Worker {
   int pid = 0;
   int sentinel = -1;
   std::deque<Chunk> outstanding;
+  size_t last_length = 0;  // of its last message: the size of buffer to receive the next one in
   int64_t chunks_done = 0;
   bool stopping = false;
 };
@@ -668,7 +676,13 @@ class PoolImpl {
 
   absl::Status Submit(std::shared_ptr<Job> job, const std::string& function, Batch batch,
                       size_t chunksize) {
-    auto shared = std::make_shared<const Batch>(std::move(batch));
+    std::weak_ptr<Buffers> buffers = buffers_;
+    std::shared_ptr<const Batch> shared(new Batch(std::move(batch)), [buffers](const Batch* b) {
+      if (std::shared_ptr<Buffers> keep = buffers.lock()) {
+        keep->Give(std::move(const_cast<Batch*>(b)->bytes));
+      }
+      delete b;
+    });
     const uint64_t id = next_job_.fetch_add(1) + 1;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -686,6 +700,8 @@ class PoolImpl {
     Wake();
     return absl::OkStatus();
   }
+
+  std::string TakeBuffer(size_t size) { return buffers_->Take(size); }
 
   void Close() {
     {
@@ -844,7 +860,9 @@ class PoolImpl {
 
   std::string ChunkMessage(const Chunk& c) const {
     const Batch& b = *c.batch;
-    std::string m = buffers_->Take();
+    std::string m = buffers_->Take(
+        32 + c.function->size() +
+        (b.fixed_size > 0 ? c.count * b.fixed_size : b.offsets[c.first + c.count] - b.offsets[c.first]));
     m.clear();
     if (b.fixed_size > 0) {
       m.reserve(32 + c.function->size() + c.count * b.fixed_size);
@@ -970,9 +988,10 @@ class PoolImpl {
     for (;;) {
       absl::StatusOr<bool> ready = w.conn.Poll(absl::ZeroDuration());
       if (!ready.ok() || !*ready) return ready.ok();
-      std::string msg = buffers_->Take();
+      std::string msg = buffers_->Take(w.last_length);
       size_t length = 0;
       if (!RecvReused(w.conn, msg, &length).ok()) return false;
+      w.last_length = length;
       if (absl::Status s = HandleResults(w, std::move(msg), length); !s.ok()) {
         w.process.Kill().IgnoreError();  // a confused worker is replaced
         return false;
@@ -1220,6 +1239,12 @@ absl::Status Pool::Submit(std::shared_ptr<pool_internal::Job> job, const std::st
                           pool_internal::Batch batch, size_t chunksize) {
   if (impl_ == nullptr) return absl::FailedPreconditionError("Pool: moved-from pool");
   return impl_->Submit(std::move(job), function, std::move(batch), chunksize);
+}
+
+std::string Pool::TakeBuffer(size_t size) {
+  std::string b = impl_ == nullptr ? std::string() : impl_->TakeBuffer(size);
+  b.clear();
+  return b;
 }
 
 size_t Pool::DefaultChunksize(size_t items) const {

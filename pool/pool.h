@@ -61,14 +61,19 @@
 // How it works. Each worker is an mp::Process running a registered worker loop, connected to the pool
 // by its own socketpair (a Connection). A manager thread in the pool's process assigns each worker
 // chunks of tasks (at most two outstanding per worker, so a worker never waits for its next chunk),
-// receives a message per finished chunk with every result, and watches every worker's sentinel; a
-// sender thread does the sending, so the manager never blocks on a send while a worker blocks sending
-// it results. Arguments and results are encoded once per chunk into one message; when Fn takes one
-// arithmetic argument and returns an arithmetic value (int64_t Square(int64_t)), a chunk is the raw
-// array of arguments and its reply the raw array of results, with no per-task framing (Map of 100,000 trivial tasks: 1.5-2.2 ms against
-// CPython's 24-26 ms on a shared 2-core machine, see pool_benchmark.cc). Before running each task a worker records the task's index in a slot of shared memory, so
-// when a worker dies the pool knows exactly which task killed it. maxtasksperchild counts chunks, as
-// CPython's does (one Apply is one chunk): after that many the worker is told to exit and replaced.
+// receives a message per finished chunk with every result, and watches every worker's sentinel. The
+// manager never blocks on a send (a worker may be blocked sending it results): it sends a chunk
+// itself when the worker's socket has room for it (SIOCOUTQ against SO_SNDBUF), and otherwise hands
+// it, in order, to a sender thread. Arguments and results are encoded once per chunk into one
+// message; when Fn takes one arithmetic argument and returns an arithmetic value (int64_t
+// Square(int64_t)), a chunk is the raw array of arguments and its reply the raw array of results,
+// with no per-task framing, and a Job records results by runs (one per chunk), not per task.
+// Message buffers are reused rather than allocated per message (fresh pages fault, and glibc gives a
+// thread's freed memory back to the kernel). Map of 100,000 trivial tasks: see the README's benchmark
+// table (tools/bench: mp, CPython's Pool.map and a hand-rolled raw pool, pool_benchmark.cc). Before
+// running each task a worker records the task's index in a slot of shared memory, so when a worker
+// dies the pool knows exactly which task killed it. maxtasksperchild counts chunks, as CPython's does
+// (one Apply is one chunk): after that many the worker is told to exit and replaced.
 //
 // Workers are daemon processes (as in CPython): a task cannot start processes of its own, and workers
 // are terminated if the pool's process exits without joining them; a worker also exits when the pool's
@@ -668,6 +673,8 @@ class Pool {
 
   absl::Status Submit(std::shared_ptr<pool_internal::Job> job, const std::string& function,
                       pool_internal::Batch batch, size_t chunksize);
+  // An empty string with room for `size` bytes when the pool keeps one (see Buffers in pool.cc).
+  std::string TakeBuffer(size_t size);
   size_t DefaultChunksize(size_t items) const;
 
   template <auto Fn, bool kStar, typename T>
@@ -678,6 +685,7 @@ class Pool {
       // An arithmetic argument encodes as its bytes: the whole vector is the batch.
       if (items.empty()) return absl::OkStatus();
       batch.fixed_size = sizeof(T);
+      batch.bytes = TakeBuffer(items.size() * sizeof(T));  // reused memory: no fresh pages
       batch.bytes.assign(reinterpret_cast<const char*>(items.data()), items.size() * sizeof(T));
       return pool_internal::CheckBatch(FdTable(), batch);
     }
