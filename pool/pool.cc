@@ -616,8 +616,9 @@ struct Outbox {
 
 // Whether `size` more bytes fit in the socket's send buffer now, so that a send cannot block: the
 // bytes already queued (SIOCOUTQ, which counts as the kernel's limit does) plus the message plus a
-// slack for the kernel's per-buffer overhead stay below SO_SNDBUF. Only the pool sends on the
-// socket, and the worker only drains it, so the room can only grow until the pool sends again.
+// slack for the kernel's per-buffer overhead stay below SO_SNDBUF (a Unix stream socket blocks a
+// send only when the bytes it holds reach SO_SNDBUF). Only the pool sends on the socket, and the
+// worker only drains it, so the room can only grow until the pool sends again.
 bool FitsWithoutBlocking(const Outbox& out, size_t size) {
   constexpr size_t kSlack = size_t{64} << 10;
   int queued = 0;
