@@ -22,7 +22,10 @@
 namespace mp {
 namespace {
 
-// Initial receive buffer; a message larger than this is read straight into its destination.
+// Receive buffer. A read for a prefix asks for this much, so the small messages behind it arrive with
+// the same system call; a message at least this long is read straight into its destination, and the
+// prefix after it is read alone (see ReadPrefix), so the next large body is not pulled into the
+// buffer only to be copied out again.
 constexpr size_t kReceiveBufferSize = 64 * 1024;
 
 absl::Status ErrnoStatus(absl::string_view what, int err) {
@@ -126,6 +129,7 @@ Connection::Connection(Connection&& other) noexcept
       rbuf_(std::move(other.rbuf_)),
       rpos_(std::exchange(other.rpos_, 0)),
       rend_(std::exchange(other.rend_, 0)),
+      prefix_alone_(std::exchange(other.prefix_alone_, false)),
       pending_fds_(std::move(other.pending_fds_)),
       sbuf_(std::move(other.sbuf_)) {
   other.pending_fds_.clear();
@@ -142,6 +146,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
     rbuf_ = std::move(other.rbuf_);
     rpos_ = std::exchange(other.rpos_, 0);
     rend_ = std::exchange(other.rend_, 0);
+    prefix_alone_ = std::exchange(other.prefix_alone_, false);
     pending_fds_ = std::move(other.pending_fds_);
     other.pending_fds_.clear();
     sbuf_ = std::move(other.sbuf_);
@@ -201,6 +206,7 @@ void Connection::Close() {
   for (int fd : pending_fds_) ::close(fd);
   pending_fds_.clear();
   rpos_ = rend_ = 0;
+  prefix_alone_ = false;
 }
 
 absl::Status Connection::set_max_message_size(size_t size) {
@@ -408,7 +414,7 @@ absl::StatusOr<size_t> Connection::ReadSome(uint8_t* out, size_t n) {
   }
 }
 
-absl::Status Connection::FillBuffer(size_t n) {
+absl::Status Connection::FillBuffer(size_t n, bool exact) {
   if (buffered() >= n) return absl::OkStatus();
   if (rbuf_.size() < std::max(n, kReceiveBufferSize)) {
     rbuf_.resize(std::max(n, kReceiveBufferSize));
@@ -419,7 +425,8 @@ absl::Status Connection::FillBuffer(size_t n) {
     rpos_ = 0;
   }
   while (buffered() < n) {
-    absl::StatusOr<size_t> got = ReadSome(rbuf_.data() + rend_, rbuf_.size() - rend_);
+    absl::StatusOr<size_t> got =
+        ReadSome(rbuf_.data() + rend_, exact ? n - buffered() : rbuf_.size() - rend_);
     if (!got.ok()) return Fail(got.status());
     if (*got == 0) {
       return absl::OutOfRangeError("");  // caller words it: between or inside a message
@@ -433,7 +440,7 @@ absl::StatusOr<Connection::Prefix> Connection::ReadPrefix() {
   if (absl::Status s = CheckReadable(); !s.ok()) return s;
   if (rpos_ == rend_) rpos_ = rend_ = 0;
   const size_t had = buffered();
-  if (absl::Status s = FillBuffer(kConnectionPrefixSize); !s.ok()) {
+  if (absl::Status s = FillBuffer(kConnectionPrefixSize, /*exact=*/prefix_alone_); !s.ok()) {
     if (s.code() != absl::StatusCode::kOutOfRange) return s;
     if (had == 0 && buffered() == 0) {
       return absl::OutOfRangeError("Connection: end of file (the peer closed its end)");
@@ -464,6 +471,7 @@ absl::StatusOr<Connection::Prefix> Connection::ReadPrefix() {
         pending_fds_.size(), " arrived; the connection is closed")));
   }
   rpos_ += kConnectionPrefixSize;
+  prefix_alone_ = p.length >= kReceiveBufferSize;
   return p;
 }
 
@@ -476,23 +484,17 @@ absl::Status Connection::ReadBody(uint8_t* out, size_t n) {
   if (out != nullptr) out += from_buffer;
   while (n > 0) {
     absl::StatusOr<size_t> got;
-    if (out != nullptr && n >= kReceiveBufferSize) {
-      got = ReadSome(out, n);  // large remainder: straight into the destination, never past it
+    if (out != nullptr) {
+      got = ReadSome(out, n);  // straight into the destination, never past the message
       if (got.ok()) {
         out += *got;
         n -= *got;
       }
-    } else {
+    } else {  // discarding
       rpos_ = rend_ = 0;
       if (rbuf_.size() < kReceiveBufferSize) rbuf_.resize(kReceiveBufferSize);
       got = ReadSome(rbuf_.data(), std::min(n, rbuf_.size()));
-      if (got.ok()) {
-        if (out != nullptr) {
-          std::memcpy(out, rbuf_.data(), *got);
-          out += *got;
-        }
-        n -= *got;
-      }
+      if (got.ok()) n -= *got;
     }
     if (!got.ok()) return Fail(got.status());
     if (*got == 0) {

@@ -195,8 +195,9 @@ class Connection {
   absl::StatusOr<Prefix> ReadPrefix();
   // Reads exactly `n` body bytes into `out` (out == nullptr: discards them).
   absl::Status ReadBody(uint8_t* out, size_t n);
-  // Makes the next `n` buffered bytes contiguous at rbuf_[rpos_] (reading as needed).
-  absl::Status FillBuffer(size_t n);
+  // Makes the next `n` buffered bytes contiguous at rbuf_[rpos_] (reading as needed). exact: never
+  // reads past those n bytes (otherwise reads as much as the buffer holds).
+  absl::Status FillBuffer(size_t n, bool exact = false);
   // One read()/recvmsg() into the receive buffer; descriptors go to pending_fds_. 0 bytes: EOF.
   absl::StatusOr<size_t> ReadSome(uint8_t* out, size_t n);
   // Takes the first `count` pending descriptors (received with the current message).
@@ -219,6 +220,8 @@ class Connection {
   std::vector<uint8_t> rbuf_;
   size_t rpos_ = 0;
   size_t rend_ = 0;
+  // The last message was large (read straight into its destination): read the next prefix alone.
+  bool prefix_alone_ = false;
   // Descriptors received (in order) and not yet handed to a message.
   std::vector<int> pending_fds_;
   // Reused encode buffer for typed sends: prefix + frame.
