@@ -189,7 +189,8 @@ class Connection {
 
   absl::Status CheckReadable() const;
   absl::Status CheckWritable() const;
-  // Writes prefix + body (two pieces, gathered) with `fds` attached to the first byte.
+  // Writes prefix + body (one piece if the body is small, else gathered) with `fds` attached to the
+  // first byte.
   absl::Status WriteMessage(absl::Span<const uint8_t> body, absl::Span<const int> fds);
   // Reads the next prefix; on success the message's descriptors are at the front of pending_fds_.
   absl::StatusOr<Prefix> ReadPrefix();
