@@ -39,27 +39,49 @@ def start_join(method, n):
     return (time.perf_counter() - t0) / n * 1e6  # us/op
 
 
+def _timed_round_trips(target, args, round_trip, n, warmup=100):
+    """Starts target(*args) in a forked process, runs round_trip() `warmup` times, then times n
+    calls of it; microseconds per call."""
+    p = mp.get_context("fork").Process(target=target, args=args)
+    p.start()
+    for _ in range(warmup):
+        round_trip()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        round_trip()
+    dt = time.perf_counter() - t0
+    p.join()
+    return dt / n * 1e6
+
+
+def _timed_stream(target, args, send, n, finish):
+    """Starts target(*args) (a sink) in a forked process, then times n calls of send() followed by
+    finish() (which waits until the sink has everything); seconds."""
+    p = mp.get_context("fork").Process(target=target, args=args)
+    p.start()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        send()
+    finish()
+    dt = time.perf_counter() - t0
+    p.join()
+    return dt
+
+
 def _pipe_echo(conn, n):
     for _ in range(n):
         conn.send_bytes(conn.recv_bytes())
 
 
 def pipe_roundtrip(n):
-    ctx = mp.get_context("fork")
-    a, b = ctx.Pipe()
-    p = ctx.Process(target=_pipe_echo, args=(b, n + 100))
-    p.start()
+    a, b = mp.get_context("fork").Pipe()
     msg = b"x" * 64
-    for _ in range(100):
+
+    def round_trip():
         a.send_bytes(msg)
         a.recv_bytes()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        a.send_bytes(msg)
-        a.recv_bytes()
-    dt = time.perf_counter() - t0
-    p.join()
-    return dt / n * 1e6  # us/op
+
+    return _timed_round_trips(_pipe_echo, (b, n + 100), round_trip, n)  # us/op
 
 
 def _pipe_sink(conn, n):
@@ -69,17 +91,9 @@ def _pipe_sink(conn, n):
 
 
 def pipe_throughput(n, size=1 << 20):
-    ctx = mp.get_context("fork")
-    a, b = ctx.Pipe()
-    p = ctx.Process(target=_pipe_sink, args=(b, n))
-    p.start()
+    a, b = mp.get_context("fork").Pipe()
     msg = b"y" * size
-    t0 = time.perf_counter()
-    for _ in range(n):
-        a.send_bytes(msg)
-    a.recv_bytes()
-    dt = time.perf_counter() - t0
-    p.join()
+    dt = _timed_stream(_pipe_sink, (b, n), lambda: a.send_bytes(msg), n, a.recv_bytes)
     return n * size / dt / 1e9  # GB/s
 
 
@@ -122,18 +136,12 @@ def _queue_echo(qin, qout, n):
 def queue_roundtrip(n):
     ctx = mp.get_context("fork")
     qin, qout = ctx.Queue(), ctx.Queue()
-    p = ctx.Process(target=_queue_echo, args=(qin, qout, n + 100))
-    p.start()
-    for _ in range(100):
+
+    def round_trip():
         qin.put(1)
         qout.get()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        qin.put(1)
-        qout.get()
-    dt = time.perf_counter() - t0
-    p.join()
-    return dt / n * 1e6  # us/op
+
+    return _timed_round_trips(_queue_echo, (qin, qout, n + 100), round_trip, n)  # us/op
 
 
 def lock_uncontended(n):
@@ -198,15 +206,8 @@ def queue_size_throughput(size, budget_bytes):
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     done = ctx.Queue()
-    c = ctx.Process(target=_queue_consumer, args=(q, n, done))
-    c.start()
     item = b"s" * size
-    t0 = time.perf_counter()
-    for _ in range(n):
-        q.put(item)
-    done.get()
-    dt = time.perf_counter() - t0
-    c.join()
+    dt = _timed_stream(_queue_consumer, (q, n, done), lambda: q.put(item), n, done.get)
     return n / dt, n * size / dt / 1e9
 
 
