@@ -3,12 +3,12 @@
 // Start + Join of a trivial target per start method, next to the raw system calls it is built on,
 // measured in the same binary:
 //   BM_RawForkWaitpid      fork(); child _exit(0); waitpid
-//   BM_RawPosixSpawn       posix_spawn(/proc/self/exe) of this binary, whose main returns at once
-//                          (MP_BENCH_RAW_CHILD); waitpid
+//   BM_RawPosixSpawn       posix_spawn(/proc/self/exe --mp-bench-raw-child), descriptors 0-2 only;
+//                          the child's main calls _exit(0) first thing; waitpid
 //   BM_Fork / BM_Spawn / BM_ForkServer   mp::Process Create + Start + Join + Close
 // Targets: fork <= 1.3x raw fork, spawn <= 1.5x raw posix_spawn, forkserver <= 2x raw fork.
 //
-//   bazel run -c opt //start_methods:start_methods_benchmark -- --benchmark_repetitions=10 \
+//   bazel run -c opt //start_methods:start_methods_benchmark -- --benchmark_repetitions=10
 //       --benchmark_min_time=0.5 --benchmark_report_aggregates_only=true
 //
 // Measured 2026-11-25 on the shared 2-core machine (medians of 10 repetitions, two runs):
@@ -19,13 +19,14 @@
 // A spawn child costs what exec + dynamic loading of this binary cost; mp adds one socketpair, the
 // launch record and one acknowledgement round trip.
 
+#include <errno.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
-#include <vector>
 
 #include "benchmark/benchmark.h"
 #include "start_methods/fork.h"
@@ -39,20 +40,19 @@ namespace {
 
 int Trivial() { return 0; }
 
-// argv and environment (this program's, plus MP_BENCH_RAW_CHILD=1) for a raw re-execution of this
-// binary whose main exits at once.
-struct RawChildExec {
-  RawChildExec() {
-    for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-    env_strings.emplace_back("MP_BENCH_RAW_CHILD=1");
-    for (std::string& e : env_strings) env.push_back(e.data());
-    env.push_back(nullptr);
-  }
-  char* const* envp() { return env.data(); }
-  std::vector<std::string> env_strings;
-  std::vector<char*> env;
-  char arg0[10] = "raw-child";
-  char* argv[2] = {arg0, nullptr};
+// The argument that makes this binary a raw child: main checks it before anything else (before
+// mp::Init) and calls _exit(0) at once (no static destructors, no exit handlers). What remains is the
+// cost every re-execution of this binary pays, mp's spawn children included: exec, dynamic loading
+// and static initialization.
+constexpr char kRawChildArg[] = "--mp-bench-raw-child";
+
+// argv of a raw child; the environment is this process's own (mp's spawn child gets the same plus
+// one variable).
+struct RawChildArgv {
+  char arg0[32] = "start_methods_benchmark";
+  char arg1[sizeof(kRawChildArg)];
+  char* argv[3] = {arg0, arg1, nullptr};
+  RawChildArgv() { std::memcpy(arg1, kRawChildArg, sizeof(kRawChildArg)); }
 };
 
 void BM_RawForkWaitpid(benchmark::State& state) {
@@ -65,31 +65,50 @@ void BM_RawForkWaitpid(benchmark::State& state) {
 }
 BENCHMARK(BM_RawForkWaitpid)->UseRealTime();
 
+// The floor of spawn: posix_spawn this binary as a raw child and wait for it. Like mp's spawn child
+// it inherits descriptors 0, 1 and 2 only (mp's also gets its control socket as 3).
 void BM_RawPosixSpawn(benchmark::State& state) {
-  RawChildExec exec;
+  RawChildArgv child;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   for (auto _ : state) {
     pid_t pid;
-    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, exec.argv, exec.envp()) != 0) {
-      state.SkipWithError("posix_spawn failed");
+    if (int rc = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, child.argv, environ);
+        rc != 0) {
+      state.SkipWithError(("posix_spawn(/proc/self/exe): " + std::string(strerror(rc))).c_str());
       break;
     }
     int status;
-    waitpid(pid, &status, 0);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      state.SkipWithError("the raw posix_spawn child did not exit with 0");
+      break;
+    }
   }
+  posix_spawn_file_actions_destroy(&actions);
 }
 BENCHMARK(BM_RawPosixSpawn)->UseRealTime();
 
-// The alternative spawn could use: fork + execve. Its cost grows with the parent's page tables.
+// The alternative spawn could use: fork + execve (same child, same descriptors). Its cost grows with
+// the parent's page tables.
 void BM_RawForkExec(benchmark::State& state) {
-  RawChildExec exec;
+  RawChildArgv child;
   for (auto _ : state) {
     pid_t pid = fork();
     if (pid == 0) {
-      execve("/proc/self/exe", exec.argv, exec.envp());
+      close_range(3, ~0u, 0);
+      execve("/proc/self/exe", child.argv, environ);
       _exit(127);
     }
     int status;
-    waitpid(pid, &status, 0);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      state.SkipWithError("the raw fork+execve child did not exit with 0");
+      break;
+    }
   }
 }
 BENCHMARK(BM_RawForkExec)->UseRealTime();
@@ -122,7 +141,8 @@ BENCHMARK(BM_ForkServer)->UseRealTime();
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (getenv("MP_BENCH_RAW_CHILD") != nullptr) return 0;
+  // Raw baselines' children, first thing: before mp::Init and anything else of main.
+  if (argc == 2 && std::strcmp(argv[1], kRawChildArg) == 0) _exit(0);
   mp::Init(argc, argv);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
