@@ -20,11 +20,14 @@
 // launch record and one acknowledgement round trip.
 
 #include <errno.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -54,6 +57,136 @@ struct RawChildArgv {
   char* argv[3] = {arg0, arg1, nullptr};
   RawChildArgv() { std::memcpy(arg1, kRawChildArg, sizeof(kRawChildArg)); }
 };
+
+// The argument that makes this binary a raw fork server (checked in main right after kRawChildArg):
+// single-threaded, freshly exec'd, it reads one request byte from descriptor kRawServerFd, forks a
+// child that calls _exit(0), waits for it and writes the 4-byte wait status back; it exits at end of
+// file (its client closed the socket or died). A failed fork is reported as status -1.
+constexpr char kRawForkServerArg[] = "--mp-bench-raw-fork-server";
+constexpr int kRawServerFd = 3;
+
+[[noreturn]] void RawForkServerMain() {
+  for (;;) {
+    char request;
+    ssize_t n = read(kRawServerFd, &request, 1);
+    if (n == 0) _exit(0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      _exit(1);
+    }
+    int32_t status = -1;
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid > 0) {
+      int s;
+      while (waitpid(pid, &s, 0) < 0 && errno == EINTR) {
+      }
+      status = s;
+    }
+    const char* p = reinterpret_cast<const char*>(&status);
+    size_t left = sizeof(status);
+    while (left > 0) {
+      ssize_t w = send(kRawServerFd, p, left, MSG_NOSIGNAL);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) _exit(1);
+      p += w;
+      left -= static_cast<size_t>(w);
+    }
+  }
+}
+
+// The client of one raw fork server: Start spawns it; the destructor closes the socket, kills the
+// server and reaps it, so no server outlives a benchmark, failed or not. (Should this process die
+// first, the server sees end of file and exits.)
+class RawForkServer {
+ public:
+  RawForkServer() = default;
+  RawForkServer(const RawForkServer&) = delete;
+  RawForkServer& operator=(const RawForkServer&) = delete;
+  ~RawForkServer() {
+    if (fd_ >= 0) close(fd_);
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+
+  // Empty on success, else what failed.
+  std::string Start() {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return std::string("socketpair: ") + strerror(errno);
+    }
+    fd_ = sv[0];
+    char arg0[] = "start_methods_benchmark";
+    char arg1[sizeof(kRawForkServerArg)];
+    std::memcpy(arg1, kRawForkServerArg, sizeof(kRawForkServerArg));
+    char* argv[] = {arg0, arg1, nullptr};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    // glibc clears close-on-exec when source and target are equal (sv[1] may be 3 already).
+    posix_spawn_file_actions_adddup2(&actions, sv[1], kRawServerFd);
+    posix_spawn_file_actions_addclosefrom_np(&actions, kRawServerFd + 1);
+    pid_t pid;
+    int rc = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(sv[1]);
+    if (rc != 0) return std::string("posix_spawn(/proc/self/exe): ") + strerror(rc);
+    pid_ = pid;
+    return "";
+  }
+
+  // One child: ask, and wait for its wait status. Empty on success (the child exited with 0).
+  std::string ForkOne() {
+    const char request = 'F';
+    ssize_t w;
+    do {
+      w = send(fd_, &request, 1, MSG_NOSIGNAL);
+    } while (w < 0 && errno == EINTR);
+    if (w != 1) return std::string("send to the raw fork server: ") + strerror(errno);
+    int32_t status;
+    char* p = reinterpret_cast<char*>(&status);
+    size_t left = sizeof(status);
+    while (left > 0) {
+      ssize_t n = read(fd_, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return std::string("read from the raw fork server: ") + strerror(errno);
+      if (n == 0) return "the raw fork server closed the connection";
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    if (status == -1) return "fork failed in the raw fork server";
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      return "the raw fork server's child did not exit with 0 (status " + std::to_string(status) +
+             ")";
+    }
+    return "";
+  }
+
+ private:
+  int fd_ = -1;
+  pid_t pid_ = -1;
+};
+
+// The floor of forkserver: ask a clean, single-threaded server (this binary, freshly exec'd) to fork
+// a child, and learn when it ended; the server and its socket persist across iterations.
+void BM_RawForkServer(benchmark::State& state) {
+  RawForkServer server;
+  std::string error = server.Start();
+  if (error.empty()) error = server.ForkOne();  // warm-up: the server is up and serving
+  if (!error.empty()) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    if (error = server.ForkOne(); !error.empty()) {
+      state.SkipWithError(error.c_str());
+      break;
+    }
+  }
+}
+BENCHMARK(BM_RawForkServer)->UseRealTime();
 
 void BM_RawForkWaitpid(benchmark::State& state) {
   for (auto _ : state) {
@@ -143,6 +276,7 @@ BENCHMARK(BM_ForkServer)->UseRealTime();
 int main(int argc, char** argv) {
   // Raw baselines' children, first thing: before mp::Init and anything else of main.
   if (argc == 2 && std::strcmp(argv[1], kRawChildArg) == 0) _exit(0);
+  if (argc == 2 && std::strcmp(argv[1], kRawForkServerArg) == 0) RawForkServerMain();
   mp::Init(argc, argv);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
