@@ -124,6 +124,70 @@ TEST(ConnectionTest, EmptyMessagesAndNoMergingOrSplitting) {
   }
 }
 
+// Sizes on both sides of the receive buffer (64 KiB) and of the one-write limit (1 KiB), so the
+// receiver switches between buffered prefixes and prefixes read alone after large bodies, through
+// every receive call, with descriptors on a message that follows a large one.
+TEST(ConnectionTest, MixedSizesAroundTheReceiveBufferNeverMergeOrSplit) {
+  const std::vector<size_t> sizes = {100000, 5,      0,    70000, 65536,   65535,  65537, 3,
+                                     1 << 20, 8,     1024, 1025,  200000,  131072, 0,     1000,
+                                     65536,   100000, 7,    1 << 20, 1 << 20, 64};
+  auto message = [](size_t i, size_t size) {
+    std::string m(size, '\0');
+    for (size_t k = 0; k < size; ++k) m[k] = static_cast<char>(i * 7 + k * 131 + (k >> 9));
+    return m;
+  };
+  for (bool duplex : {true, false}) {
+    SCOPED_TRACE(duplex ? "duplex" : "one-way");
+    auto [rx, tx] = MakePipe(duplex);
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    TestChild child([&] {
+      rx.Close();
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        const std::string m = message(i, sizes[i]);
+        const absl::Status s = i % 3 == 2 ? tx.Send(m) : tx.SendBytes(m);
+        if (!s.ok()) return 1;
+        // A descriptor right behind a large body, read by a receiver reading that prefix alone.
+        if (duplex && i == 4 && !tx.SendFd(fds[0]).ok()) return 2;
+      }
+      return 0;
+    });
+    tx.Close();
+    std::vector<uint8_t> buffer((1 << 20) + 16);
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      SCOPED_TRACE(absl::StrCat("message ", i, " of ", sizes[i], " bytes"));
+      const std::string want = message(i, sizes[i]);
+      if (i % 3 == 2) {  // typed
+        absl::StatusOr<std::string> got = rx.Recv<std::string>();
+        ASSERT_TRUE(got.ok()) << got.status();
+        EXPECT_TRUE(*got == want);
+      } else if (i % 2 == 0) {
+        absl::StatusOr<std::string> got = rx.RecvBytes();
+        ASSERT_TRUE(got.ok()) << got.status();
+        EXPECT_TRUE(*got == want);
+      } else {
+        absl::StatusOr<size_t> n = rx.RecvBytesInto(absl::MakeSpan(buffer), 16);
+        ASSERT_TRUE(n.ok()) << n.status();
+        ASSERT_EQ(*n, sizes[i]);
+        EXPECT_EQ(std::memcmp(buffer.data() + 16, want.data(), want.size()), 0);
+      }
+      if (duplex && i == 4) {
+        absl::StatusOr<int> fd = rx.RecvFd();
+        ASSERT_TRUE(fd.ok()) << fd.status();
+        ASSERT_EQ(::write(fds[1], "z", 1), 1);
+        char c = 0;
+        EXPECT_EQ(::read(*fd, &c, 1), 1);
+        EXPECT_EQ(c, 'z');
+        ::close(*fd);
+      }
+    }
+    EXPECT_EQ(rx.RecvBytes().status().code(), absl::StatusCode::kOutOfRange);
+    EXPECT_EQ(child.Wait(), 0);
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+}
+
 TEST(ConnectionTest, SixteenMiBRoundTripAcrossFork) {
   for (bool typed : {false, true}) {
     auto [parent, child_end] = MakePipe();

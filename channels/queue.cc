@@ -273,22 +273,26 @@ absl::StatusOr<Queue> Queue::FromHandle(const ShmHandle& handle) {
 // ---------------------------------------------------------------------------------------------------
 // Put.
 
-// The table is reused: no allocation per Put. It also collects fork-only notes (a fork-domain Lock
-// inside an item is fine in a queue, which only forked children share); they are dropped each time.
+// The table is reused: no allocation per Put (except to report a refusal).
 absl::Status Queue::EncodeRefusingFds(EncodeFn encode, const void* item, absl::Span<uint8_t> out) {
   thread_local FdTable table;
   ScopedFdTable scope(&table);
   absl::Status s = encode(item, out);
-  if (table.size() != 0 || !table.fork_only().empty()) {
-    const bool had_fds = table.size() != 0;
-    table = FdTable();
-    if (s.ok() && had_fds) {
-      return absl::FailedPreconditionError(
-          "Queue::Put: items cannot carry file descriptors (mp::PassedFd); send them over a "
-          "duplex Connection");
-    }
+  if (table.size() == 0 && table.fork_only().empty()) return s;
+  const bool had_fds = table.size() != 0;
+  const std::string fork_only = table.fork_only().empty() ? "" : table.fork_only().front();
+  table = FdTable();
+  if (!s.ok()) return s;
+  if (had_fds) {
+    return absl::FailedPreconditionError(
+        "Queue::Put: items cannot carry file descriptors (mp::PassedFd) or transferable shared "
+        "objects; send them over a duplex Connection");
   }
-  return s;
+  // A fork-domain object's handle has no descriptor, so no Get could ever decode it.
+  return absl::FailedPreconditionError(absl::StrCat(
+      "Queue::Put: the item holds a ", fork_only,
+      " created by the 'fork' context, which reaches forked children only by inheritance (pass it "
+      "when the child is created) and cannot travel inside a queued item"));
 }
 
 // The common Put, done without the general path's bookkeeping: the put side is free, the queue open,

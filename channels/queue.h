@@ -33,6 +33,10 @@
 // Crashed peers need no error: a dead producer's or consumer's half-done operation is invisible or
 // undone (see the protocol below) and its side is taken over. The one exception is kDataLoss from the
 // Get that finds an item larger than the ring half-taken by a consumer that died.
+// An item holding a descriptor (mp::PassedFd) or a shared object (Lock, Queue...: a transferable one
+// is a descriptor, a fork-domain one has none to travel with) cannot be carried by a ring: Put is
+// kFailedPrecondition and puts nothing; send those over a duplex Connection, or pass fork-domain
+// objects to the child when it is created.
 // Bad arguments (negative timeout, a timeout with block = false, items above max_item_size) are
 // kInvalidArgument. block = false never waits for room or for an item; like CPython's put_nowait it
 // may still wait for another producer's (consumer's) operation in progress on the same side, which
@@ -197,14 +201,16 @@ inline constexpr size_t kSharedSize = 512;
 static_assert(sizeof(Shared) <= kSharedSize);
 
 // Items that can hold neither an mp::PassedFd nor a shared object (arithmetic types, enums, strings,
-// and MP_FIELDS structs, pairs, tuples, arrays and vectors of those): Put encodes them directly,
-// without the per-thread descriptor table that refuses descriptors (see Queue::Put).
+// and MP_FIELDS structs, pairs, tuples, arrays, vectors and optionals of those): Put encodes them
+// directly, without the per-thread descriptor table that refuses descriptors (see Queue::Put).
 template <typename T>
 struct PlainItem : std::bool_constant<std::is_arithmetic_v<T> || std::is_enum_v<T>> {};
 template <>
 struct PlainItem<std::string> : std::true_type {};
 template <typename E>
 struct PlainItem<std::vector<E>> : PlainItem<E> {};
+template <typename E>
+struct PlainItem<std::optional<E>> : PlainItem<E> {};
 template <typename E, size_t N>
 struct PlainItem<std::array<E, N>> : PlainItem<E> {};
 template <typename A, typename B>
@@ -303,7 +309,7 @@ class Queue {
     }
   }
   // Runs `encode` with a per-thread descriptor table in scope and fails if the item held a
-  // descriptor (a ring cannot carry them).
+  // descriptor or a fork-domain shared object (a ring cannot carry them).
   static absl::Status EncodeRefusingFds(EncodeFn encode, const void* item, absl::Span<uint8_t> out);
   absl::Status PutFrame(size_t frame_size, EncodeFn encode, const void* item, bool block,
                         absl::Duration timeout);

@@ -6,13 +6,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -280,6 +284,72 @@ TEST(QueueTest, QueueRefusesDescriptors) {
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("cannot carry file descriptors"));
   EXPECT_TRUE(q.Empty());
+}
+
+// Which items skip the descriptor table (queue_internal::PlainItem): only those that cannot hold a
+// PassedFd or a shared object.
+static_assert(queue_internal::PlainItem<int>::value);
+static_assert(queue_internal::PlainItem<std::string>::value);
+static_assert(queue_internal::PlainItem<Msg>::value);
+static_assert(queue_internal::PlainItem<Blob>::value);
+static_assert(queue_internal::PlainItem<std::optional<std::array<int64_t, 4>>>::value);
+static_assert(!queue_internal::PlainItem<std::optional<WithFd>>::value);
+static_assert(queue_internal::PlainItem<std::pair<Msg, std::vector<std::string>>>::value);
+static_assert(!queue_internal::PlainItem<PassedFd>::value);
+static_assert(!queue_internal::PlainItem<WithFd>::value);
+static_assert(!queue_internal::PlainItem<std::vector<WithFd>>::value);
+static_assert(!queue_internal::PlainItem<std::tuple<int, WithFd>>::value);
+static_assert(!queue_internal::PlainItem<Queue>::value);
+
+TEST(QueueTest, DescriptorsInsideContainersAreRefusedToo) {
+  Queue q = MakeQueue();
+  EXPECT_EQ(q.Put(std::vector<WithFd>{WithFd{PassedFd{0}}}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(q.Put(std::make_pair(1, PassedFd{0})).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(q.Empty());
+  // The refusal leaves nothing behind: the next items go through.
+  ASSERT_TRUE(q.Put(std::vector<WithFd>{}).ok());
+  ASSERT_TRUE(q.Put(Msg{1, 2}).ok());
+  EXPECT_TRUE(q.Get<std::vector<WithFd>>()->empty());
+  EXPECT_EQ(q.Get<Msg>()->seq, 2u);
+}
+
+// A fork-domain object inside an item could never be decoded (its handle has no descriptor): Put
+// refuses it by name, every time, and the queue stays usable.
+TEST(QueueTest, ForkDomainObjectsAreRefused) {
+  Queue q = MakeQueue();
+  Queue inner = MakeQueue({.capacity_bytes = 4096});
+  for (int i = 0; i < 100; ++i) {
+    absl::Status s = q.Put(std::make_pair(i, inner));
+    ASSERT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    EXPECT_THAT(s.message(), HasSubstr("holds a Queue created by the 'fork' context"));
+  }
+  EXPECT_TRUE(q.Empty());
+  ASSERT_TRUE(q.Put(7).ok());
+  EXPECT_EQ(*q.Get<int>(), 7);
+}
+
+// Two processes hand one item back and forth, each sleeping in Get until the other's Put: a lost
+// wake-up (a Put that commits while the other side is about to sleep and does not wake it) hangs.
+TEST(QueueTest, PingPongNeverLosesAWakeUp) {
+  Queue ping = MakeQueue({.capacity_bytes = 4096});
+  Queue pong = MakeQueue({.maxsize = 1, .capacity_bytes = 4096});
+  constexpr int kRounds = 5000;
+  TestChild child([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      absl::StatusOr<int> v = ping.Get<int>();
+      if (!v.ok() || *v != i) return 1;
+      if (!pong.Put(i).ok()) return 2;
+    }
+    return 0;
+  });
+  for (int i = 0; i < kRounds; ++i) {
+    ASSERT_TRUE(ping.Put(i).ok());
+    absl::StatusOr<int> v = pong.Get<int>(true, absl::Seconds(60));
+    ASSERT_TRUE(v.ok()) << v.status();
+    ASSERT_EQ(*v, i);
+  }
+  EXPECT_EQ(child.Wait(), 0);
 }
 
 TEST(QueueTest, TransferableQueueTravelsOverAConnection) {
