@@ -42,6 +42,7 @@
 #include "boost/interprocess/ipc/message_queue.hpp"
 #include "channels/connection.h"
 #include "channels/queue.h"
+#include "testing/pin.h"
 
 namespace {
 std::atomic<uint64_t> g_allocations{0};
@@ -68,13 +69,20 @@ MP_FIELDS(Small, seq, value);
 
 namespace {
 
-// Forks `body` into a child that _exits with its result; Reap() returns that result.
+// The benchmark process runs on the first CPU, its children elsewhere (testing/pin.h).
+const bool kPinned = testing::PinSelf(0);
+
+// Forks `body` into a child that _exits with its result; Reap() returns that result. The child runs
+// on CPU `cpu` (testing/pin.h: 1 = another core than this process's).
 class Child {
  public:
   template <typename F>
-  explicit Child(F body) {
+  explicit Child(F body, int cpu = 1) {
     pid_ = fork();
-    if (pid_ == 0) _exit(body());
+    if (pid_ == 0) {
+      testing::PinSelf(cpu);
+      _exit(body());
+    }
   }
   ~Child() {
     if (pid_ > 0) {
@@ -425,6 +433,7 @@ void BM_QueueThroughputPairs(benchmark::State& state) {
     Gate gate;
     std::vector<std::unique_ptr<Child>> producers, consumers;
     for (int i = 0; i < pairs; ++i) {
+      // Pair i's consumer and producer on different cores.
       consumers.push_back(std::make_unique<Child>([&] {
         gate.Wait();
         for (;;) {
@@ -432,14 +441,14 @@ void BM_QueueThroughputPairs(benchmark::State& state) {
           if (!s.ok()) return 1;
           if (s->seq < 0) return 0;
         }
-      }));
+      }, 2 * i + 1));
       producers.push_back(std::make_unique<Child>([&] {
         gate.Wait();
         for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) {
           if (!q->Put(Small{n, i}).ok()) return 1;
         }
         return 0;
-      }));
+      }, 2 * i + 2));
     }
     const Clock::time_point start = Clock::now();
     gate.Open();
@@ -605,14 +614,14 @@ void BM_RawSpscRingPairs(benchmark::State& state) {
         consumers.push_back(std::make_unique<Child>([&gate, ring] {
           gate.Wait();
           return ring->ConsumeUntilEnd();
-        }));
+        }, 2 * i + 1));
         producers.push_back(std::make_unique<Child>([&gate, ring, i] {
           gate.Wait();
           RawSpscRing::Producer producer(ring);
           for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) producer.Put(Small{n, i});
           producer.Put(Small{-1, 0});
           return 0;
-        }));
+        }, 2 * i + 2));
       }
       const Clock::time_point start = Clock::now();
       gate.Open();

@@ -31,6 +31,7 @@
 #include "sync/futex.h"
 #include "sync/lock.h"
 #include "sync/shm.h"
+#include "testing/pin.h"
 
 namespace mp {
 namespace {
@@ -56,11 +57,16 @@ void DeleteControl(Control* c) {
   munmap(c, sizeof(Control));
 }
 
-// Forks a child running `body` (which must return when c->stop is set); returns its pid.
+// The benchmark process runs on the first CPU, its children on another (testing/pin.h).
+const bool kPinned = testing::PinSelf(0);
+
+// Forks a child running `body` (which must return when c->stop is set) on another core than this
+// process's; returns its pid.
 template <typename Body>
 pid_t ForkChild(Body body) {
   const pid_t pid = fork();
   if (pid == 0) {
+    testing::PinSelf(1);
     body();
     _exit(0);
   }

@@ -13,12 +13,47 @@ Usage: python3 tools/bench/cpython_bench.py [--repeats N] [--quick]
 """
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import multiprocessing as mp
 import statistics
 import sys
 import time
+
+
+# CPU placement, as the C++ benchmarks do it (testing/pin.h): in a multi-process workload this
+# process runs on the first allowed CPU and its k-th child on CPU k (mod the count), so two talking
+# processes always run on two different cores. MP_BENCH_NO_PIN=1 leaves placement to the scheduler.
+CPUS = sorted(os.sched_getaffinity(0))
+PIN = len(CPUS) >= 2 and not os.environ.get("MP_BENCH_NO_PIN")
+
+
+def _pin(k):
+    if PIN:
+        os.sched_setaffinity(0, {CPUS[k % len(CPUS)]})
+
+
+@contextlib.contextmanager
+def _placed():
+    """This process on the first CPU for the duration; every allowed CPU again afterwards."""
+    _pin(0)
+    try:
+        yield
+    finally:
+        if PIN:
+            os.sched_setaffinity(0, CPUS)
+
+
+def _on_cpu(k, target, *args):
+    _pin(k)
+    target(*args)
+
+
+def _child(ctx, k, target, *args):
+    """A Process running target(*args) on CPU k (see _pin)."""
+    return ctx.Process(target=_on_cpu, args=(k, target) + tuple(args))
 
 
 def _trivial():
@@ -42,29 +77,31 @@ def start_join(method, n):
 def _timed_round_trips(target, args, round_trip, n, warmup=100):
     """Starts target(*args) in a forked process, runs round_trip() `warmup` times, then times n
     calls of it; microseconds per call."""
-    p = mp.get_context("fork").Process(target=target, args=args)
-    p.start()
-    for _ in range(warmup):
-        round_trip()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        round_trip()
-    dt = time.perf_counter() - t0
-    p.join()
+    with _placed():
+        p = _child(mp.get_context("fork"), 1, target, *args)
+        p.start()
+        for _ in range(warmup):
+            round_trip()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            round_trip()
+        dt = time.perf_counter() - t0
+        p.join()
     return dt / n * 1e6
 
 
 def _timed_stream(target, args, send, n, finish):
     """Starts target(*args) (a sink) in a forked process, then times n calls of send() followed by
     finish() (which waits until the sink has everything); seconds."""
-    p = mp.get_context("fork").Process(target=target, args=args)
-    p.start()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        send()
-    finish()
-    dt = time.perf_counter() - t0
-    p.join()
+    with _placed():
+        p = _child(mp.get_context("fork"), 1, target, *args)
+        p.start()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            send()
+        finish()
+        dt = time.perf_counter() - t0
+        p.join()
     return dt
 
 
@@ -113,18 +150,20 @@ def queue_throughput(n, pairs, item=b"12345678"):
     q = ctx.Queue()
     done = ctx.Queue()
     per = n // pairs
-    consumers = [ctx.Process(target=_queue_consumer, args=(q, per, done)) for _ in range(pairs)]
-    producers = [ctx.Process(target=_queue_producer, args=(q, per, item)) for _ in range(pairs)]
-    for c in consumers:
-        c.start()
-    t0 = time.perf_counter()
-    for p in producers:
-        p.start()
-    for _ in range(pairs):
-        done.get()
-    dt = time.perf_counter() - t0
-    for p in producers + consumers:
-        p.join()
+    # Pair i's consumer and producer on different cores.
+    consumers = [_child(ctx, 2 * i + 1, _queue_consumer, q, per, done) for i in range(pairs)]
+    producers = [_child(ctx, 2 * i + 2, _queue_producer, q, per, item) for i in range(pairs)]
+    with _placed():
+        for c in consumers:
+            c.start()
+        t0 = time.perf_counter()
+        for p in producers:
+            p.start()
+        for _ in range(pairs):
+            done.get()
+        dt = time.perf_counter() - t0
+        for p in producers + consumers:
+            p.join()
     return per * pairs / dt  # msg/s
 
 
@@ -162,13 +201,15 @@ def _lock_hammer(lock, n):
 def lock_contended(n):
     ctx = mp.get_context("fork")
     lock = ctx.Lock()
-    procs = [ctx.Process(target=_lock_hammer, args=(lock, n)) for _ in range(2)]
-    t0 = time.perf_counter()
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    return (time.perf_counter() - t0) / (2 * n) * 1e9  # ns/op
+    procs = [_child(ctx, k, _lock_hammer, lock, n) for k in (1, 2)]  # two cores
+    with _placed():
+        t0 = time.perf_counter()
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        dt = time.perf_counter() - t0
+    return dt / (2 * n) * 1e9  # ns/op
 
 
 def _event_pong(ping, pong, n):
@@ -181,15 +222,16 @@ def _event_pong(ping, pong, n):
 def event_pingpong(n):
     ctx = mp.get_context("fork")
     ping, pong = ctx.Event(), ctx.Event()
-    p = ctx.Process(target=_event_pong, args=(ping, pong, n))
-    p.start()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        ping.set()
-        pong.wait()
-        pong.clear()
-    dt = time.perf_counter() - t0
-    p.join()
+    with _placed():
+        p = _child(ctx, 1, _event_pong, ping, pong, n)
+        p.start()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            ping.set()
+            pong.wait()
+            pong.clear()
+        dt = time.perf_counter() - t0
+        p.join()
     return dt / n * 1e6  # us/op
 
 
