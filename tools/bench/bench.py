@@ -88,9 +88,15 @@ TIME_SCALE = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 UNIT_SCALE = {"ns/op": 1e-9, "us/op": 1e-6, "ms/op": 1e-3}
 
 
-def convert(bench, unit):
-    """Google Benchmark result -> value in the workload's unit."""
+def convert(bench, unit, rate=None):
+    """Google Benchmark result -> value in the workload's unit. With `rate` (the name of a rate
+    counter, e.g. "total_ops" of a benchmark whose processes all work), a per-op unit is the time per
+    op across all of them, 1 / rate, as cpython_bench.py measures it; else the timed loop's time."""
     if unit in UNIT_SCALE:
+        if rate is not None:
+            if not bench.get(rate):
+                raise SystemExit(f"bench: {bench.get('name')} has no counter {rate!r}")
+            return 1.0 / bench[rate] / UNIT_SCALE[unit]
         seconds = bench["real_time"] * TIME_SCALE[bench["time_unit"]]
         return seconds / UNIT_SCALE[unit]
     if unit == "msg/s":
@@ -164,7 +170,8 @@ def measure(workloads, curves, runner, cpython):
         row = {"workload": w["name"], "unit": w["unit"]}
         for side in ("mp", "boost", "limit"):
             spec = w.get(side)
-            row[side] = convert(results[spec["binary"]][spec["benchmark"]], w["unit"]) if spec else None
+            row[side] = (convert(results[spec["binary"]][spec["benchmark"]], w["unit"],
+                                 spec.get("rate")) if spec else None)
         cp = cpython.get(w.get("cpython", w["name"])) if cpython else None
         row["cpython"] = cp["value"] if cp else None
         # Ratios: how many times faster than CPython; mp's cost relative to the limit.
