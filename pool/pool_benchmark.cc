@@ -14,16 +14,13 @@
 //   bazel run -c opt //pool:pool_benchmark
 //   bash tools/bench/run --only Pool   # mp, CPython and the limit, side by side
 //
-// Measured 2026-11-25 on a 2-core VM shared with other builds (median of 3; CPython 3.11.7, same
-// worker count and start method, default chunksize):
-//                               mp                          CPython       ratio
-//   Map 100,000 trivial tasks   1.51 ms (load 1.4)          24.7 ms       16x
-//                               1.89-2.17 ms (load 4)       24.1 ms       11-13x
-//   Map 1,000 x 1 ms tasks      502 ms (load 1.4)           968 ms        (CPU-bound: both ~2 cores)
-//                               966-981 ms (load 4)         996 ms
-// Raw limit (RawPool) against mp in the same runs, 2026-11-25, load 3-4 (single runs vary by 20%):
-//   Map 100,000 trivial tasks   raw 0.40-0.46 ms            mp 0.48-0.70 ms
-//   Map 1,000 x 1 ms tasks      raw 979-985 ms              mp 976-981 ms  (one core's worth free)
+// Measured 2026-11-25 with bash tools/bench/run (median of 3; CPython 3.11.7, same worker count,
+// start method and default chunksize), the 2-core VM quiet:
+//                               mp          raw limit     CPython      mp vs CPython
+//   Map 100,000 trivial tasks   0.41 ms     0.33 ms       17.5 ms      42x
+//   Map 1,000 x 1 ms tasks      505 ms      503 ms        507 ms       1.0x (CPU-bound: 2 cores)
+// (Before this session's changes -- Job results by runs, no sender-thread hop, reused buffers --
+// the trivial map took 1.4-1.8 ms.)
 
 #include <fcntl.h>
 #include <poll.h>
