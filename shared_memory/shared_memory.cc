@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <utility>
 #include <vector>
@@ -178,11 +179,22 @@ absl::Status WriteEntry(absl::string_view name, uint64_t inode) {
   if (!dir.ok()) return dir.status();
   absl::StatusOr<ProcStat> self = ReadProcStat(getpid());
   if (!self.ok()) return self.status();
+  // The temporary name must not collide with another creator's, nor with the leftover of a creator
+  // killed between creating and renaming it: pids repeat across PID namespaces (every sandboxed
+  // test starts from the same pids), so the name carries 64 random bits as well.
   static std::atomic<uint64_t> counter{0};
-  const std::string temp = absl::StrCat(*dir, "/", kTempPrefix, getpid(), "-", counter++);
+  absl::BitGen gen;
   const std::string text = FormatEntry({getpid(), self->start_time, PidNamespace(), inode});
-  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(absl::StrCat("SharedMemory registry: create ", temp), errno);
+  std::string temp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0; ++attempt) {
+    temp = absl::StrCat(*dir, "/", kTempPrefix, getpid(), "-", counter++, "-",
+                        absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+    fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno != EEXIST || attempt >= 8)) {
+      return ErrnoStatus(absl::StrCat("SharedMemory registry: create ", temp), errno);
+    }
+  }
   const bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   const int err = errno;
   close(fd);
@@ -280,13 +292,22 @@ absl::StatusOr<std::vector<std::string>> SharedMemory::ReclaimOrphans() {
   DIR* d = opendir(dir->c_str());
   if (d == nullptr) return ErrnoStatus(absl::StrCat("SharedMemory registry: opendir ", *dir), errno);
   std::vector<std::string> names;
+  std::vector<std::string> stale_temps;
+  const time_t now = time(nullptr);
   while (dirent* ent = readdir(d)) {
     absl::string_view file(ent->d_name);
     if (file.substr(0, kEntryPrefix.size()) == kEntryPrefix) {
       names.emplace_back(file.substr(kEntryPrefix.size()));
+    } else if (file.substr(0, kTempPrefix.size()) == kTempPrefix) {
+      // A creator holds its temporary entry for microseconds; one a minute old was left by a
+      // creator killed before renaming it.
+      struct stat st;
+      const std::string path = absl::StrCat(*dir, "/", file);
+      if (lstat(path.c_str(), &st) == 0 && now - st.st_mtime > 60) stale_temps.push_back(path);
     }
   }
   closedir(d);
+  for (const std::string& path : stale_temps) unlink(path.c_str());
   const std::string my_ns = PidNamespace();
   std::vector<std::string> unlinked;
   for (const std::string& name : names) {

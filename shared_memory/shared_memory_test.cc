@@ -241,6 +241,37 @@ TEST(SharedMemoryTest, RegistryWithWrongModeIsRefused) {
   EXPECT_TRUE(mp::SharedMemory::ReclaimOrphans().ok());
 }
 
+// A creator SIGKILLed between writing its temporary registry entry and renaming it leaves the
+// temporary file behind. Found by the kill trials: with pids repeating across PID namespaces (every
+// sandboxed test starts from the same pids), a later creator picked the same temporary name and
+// Create failed with "File exists". Temporary names are now random, and stale ones are removed.
+TEST(SharedMemoryTest, StaleTemporaryRegistryEntriesDoNotBlockCreate) {
+  const std::string dir = mp::SharedMemory::RegistryDirectory();
+  ASSERT_TRUE(mp::SharedMemory::ReclaimOrphans().ok());  // creates it
+  // Leftovers named as the old scheme named them (t-<pid>-<counter>), for this pid: one old, one
+  // fresh (a creator may be between its two steps right now).
+  std::vector<std::string> temps;
+  for (int counter = 0; counter < 64; ++counter) {
+    temps.push_back(absl::StrCat(dir, "/t-", getpid(), "-", counter));
+    const int fd = open(temps.back().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0) << temps.back();
+    close(fd);
+  }
+  const std::string old_one = temps[0];
+  struct timespec times[2] = {{time(nullptr) - 120, 0}, {time(nullptr) - 120, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, old_one.c_str(), times, 0), 0);
+
+  absl::StatusOr<mp::SharedMemory> shm = mp::SharedMemory::Create("", 4096);
+  ASSERT_TRUE(shm.ok()) << shm.status();
+  shm->Unlink().IgnoreError();
+  shm->Close();
+
+  struct stat st;
+  EXPECT_NE(lstat(old_one.c_str(), &st), 0) << "a two-minute-old temporary entry was not removed";
+  EXPECT_EQ(lstat(temps[1].c_str(), &st), 0) << "a fresh temporary entry was removed";
+  for (const std::string& t : temps) unlink(t.c_str());
+}
+
 // A child of every start method attaches by name (the Codec) and writes into the segment.
 int WriteThrough(mp::SharedMemory shm, int64_t value) {
   if (shm.size() < 8) return 3;
