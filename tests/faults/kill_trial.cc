@@ -14,11 +14,13 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
@@ -517,8 +519,12 @@ absl::Status SpawnPutTrial(uint64_t seed, Rng& rng) {
 }
 
 // Names of the SharedMemory trial's segments: unique per victim pid and seed.
+// Chosen once per process, before any fork: two trial runs in different PID namespaces (sandboxed
+// tests run side by side) see the same pids, and must not see each other's segment names.
+const uint32_t kRunToken = std::random_device{}();
+
 std::string SegmentName(pid_t victim, uint64_t seed, uint32_t i) {
-  return absl::StrCat("mp_faults_", victim, "_", seed, "_", i);
+  return absl::StrCat("mp_faults_", absl::Hex(kRunToken), "_", victim, "_", seed, "_", i);
 }
 
 bool DevShmHas(const std::string& name) {
@@ -543,7 +549,11 @@ absl::Status SharedMemoryTrial(uint64_t seed, Rng& rng) {
       Phase(KillPhase::kInside);
       absl::StatusOr<SharedMemory> shm = SharedMemory::Create(SegmentName(getpid(), seed, i), 4096);
       Phase(KillPhase::kOutside);
-      if (!shm.ok()) return 3;
+      if (!shm.ok()) {
+        std::fprintf(stderr, "kill trial victim: SharedMemory::Create failed: %s\n",
+                     shm.status().ToString().c_str());
+        return 3;
+      }
       shm->buf()[0] = 1;
       report->created.store(i + 1, std::memory_order_release);
       if (i + 1 == trigger) arm();
