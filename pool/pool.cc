@@ -251,30 +251,30 @@ void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& bl
   {
     std::lock_guard<std::mutex> lock(mu_);
     const uint32_t b = AddBlobLocked(blob);
-    size_t i = 0;
-    while (i < results.size()) {
-      if (done_[first + i]) {
-        ++i;
-        continue;
-      }
-      Segment seg;
-      if (!results[i].status.ok()) {  // a failed task: a segment of its own
-        seg.count = 1;
-        seg.status = std::move(results[i].status);
+    // Within each run of undone items: a failed task is a segment of its own, and each stretch of
+    // successful ones is one segment of spans.
+    ForEachUndoneRunLocked(first, results.size(), [&](size_t run_begin, size_t run_end) {
+      size_t i = run_begin - first;
+      const size_t end = run_end - first;
+      while (i < end) {
+        Segment seg;
+        if (!results[i].status.ok()) {
+          seg.count = 1;
+          seg.status = std::move(results[i].status);
+          AddLocked(first + i, std::move(seg));
+          ++i;
+          continue;
+        }
+        size_t j = i;
+        seg.blob = b;
+        for (; j < end && results[j].status.ok(); ++j) {
+          seg.spans.emplace_back(results[j].offset, results[j].length);
+        }
+        seg.count = j - i;
         AddLocked(first + i, std::move(seg));
-        ++i;
-        continue;
+        i = j;
       }
-      size_t j = i;
-      seg.blob = b;
-      while (j < results.size() && !done_[first + j] && results[j].status.ok()) {
-        seg.spans.emplace_back(results[j].offset, results[j].length);
-        ++j;
-      }
-      seg.count = j - i;
-      AddLocked(first + i, std::move(seg));
-      i = j;
-    }
+    });
     wake = WakeNeededLocked();
   }
   if (wake) cv_.notify_all();
@@ -418,14 +418,15 @@ class Buffers : public std::enable_shared_from_this<Buffers> {
     kept_bytes_ += capacity;
     free_.push_back(std::move(buffer));
   }
+  // Give to `pool` if it still exists (a blob or batch may outlive its Pool).
+  static void GiveBack(const std::weak_ptr<Buffers>& pool, std::string buffer) {
+    if (std::shared_ptr<Buffers> alive = pool.lock()) alive->Give(std::move(buffer));
+  }
   // `buffer` as a shared blob that comes back here when its last reference goes.
   std::shared_ptr<const std::string> Share(std::string buffer) {
-    std::weak_ptr<Buffers> self = weak_from_this();
     return std::shared_ptr<const std::string>(
-        new std::string(std::move(buffer)), [self](const std::string* b) {
-          if (std::shared_ptr<Buffers> pool = self.lock()) {
-            pool->Give(std::move(*const_cast<std::string*>(b)));
-          }
+        new std::string(std::move(buffer)), [self = weak_from_this()](const std::string* b) {
+          GiveBack(self, std::move(*const_cast<std::string*>(b)));
           delete b;
         });
   }
@@ -677,13 +678,12 @@ class PoolImpl {
 
   absl::Status Submit(std::shared_ptr<Job> job, const std::string& function, Batch batch,
                       size_t chunksize) {
-    std::weak_ptr<Buffers> buffers = buffers_;
-    std::shared_ptr<const Batch> shared(new Batch(std::move(batch)), [buffers](const Batch* b) {
-      if (std::shared_ptr<Buffers> keep = buffers.lock()) {
-        keep->Give(std::move(const_cast<Batch*>(b)->bytes));
-      }
-      delete b;
-    });
+    // The batch's bytes go back to the buffers when its last chunk is done.
+    std::shared_ptr<const Batch> shared(
+        new Batch(std::move(batch)), [buffers = std::weak_ptr<Buffers>(buffers_)](const Batch* b) {
+          Buffers::GiveBack(buffers, std::move(const_cast<Batch*>(b)->bytes));
+          delete b;
+        });
     const uint64_t id = next_job_.fetch_add(1) + 1;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -861,28 +861,25 @@ class PoolImpl {
 
   std::string ChunkMessage(const Chunk& c) const {
     const Batch& b = *c.batch;
-    std::string m = buffers_->Take(
-        32 + c.function->size() +
-        (b.fixed_size > 0 ? c.count * b.fixed_size : b.offsets[c.first + c.count] - b.offsets[c.first]));
+    // Header and name, then the items (fixed: raw; else each behind a varint of at most 5 bytes).
+    const size_t size = 32 + c.function->size() +
+                        (b.fixed_size > 0 ? c.count * b.fixed_size
+                                          : b.offsets[c.first + c.count] - b.offsets[c.first] +
+                                                5 * c.count);
+    std::string m = buffers_->Take(size);
     m.clear();
-    if (b.fixed_size > 0) {
-      m.reserve(32 + c.function->size() + c.count * b.fixed_size);
-      m.push_back(static_cast<char>(kFixedChunk));
-      PutU64(m, c.job_id);
-      PutU64(m, c.first);
-      PutU32(m, static_cast<uint32_t>(c.count));
-      PutVarint(m, c.function->size());
-      m.append(*c.function);
-      PutU32(m, static_cast<uint32_t>(b.fixed_size));
-      m.append(b.bytes.data() + c.first * b.fixed_size, c.count * b.fixed_size);
-      return m;
-    }
-    m.push_back(static_cast<char>(kChunk));
+    m.reserve(size);
+    m.push_back(static_cast<char>(b.fixed_size > 0 ? kFixedChunk : kChunk));
     PutU64(m, c.job_id);
     PutU64(m, c.first);
     PutU32(m, static_cast<uint32_t>(c.count));
     PutVarint(m, c.function->size());
     m.append(*c.function);
+    if (b.fixed_size > 0) {
+      PutU32(m, static_cast<uint32_t>(b.fixed_size));
+      m.append(b.bytes.data() + c.first * b.fixed_size, c.count * b.fixed_size);
+      return m;
+    }
     for (size_t i = c.first; i < c.first + c.count; ++i) {
       const uint32_t len = b.offsets[i + 1] - b.offsets[i];
       PutVarint(m, len);
