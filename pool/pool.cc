@@ -357,11 +357,7 @@ absl::StatusOr<size_t> Job::WaitCompleted(size_t position, absl::Duration timeou
 
 absl::Status Job::FirstFailure() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (failed_ == 0) return absl::OkStatus();
-  for (const auto& [first, seg] : segments_) {
-    if (!seg.status.ok()) return seg.status;
-  }
-  return absl::OkStatus();
+  return FirstFailureLocked();
 }
 
 // ---- Message buffers ----

@@ -355,11 +355,7 @@ class Job {
   absl::Status ForEachRun(F&& f) const {
     std::lock_guard<std::mutex> lock(mu_);
     if (done_count_ != done_.size()) return absl::InternalError(what_ + ": not finished");
-    if (failed_ > 0) {
-      for (const auto& [first, seg] : segments_) {
-        if (!seg.status.ok()) return seg.status;
-      }
-    }
+    if (absl::Status failure = FirstFailureLocked(); !failure.ok()) return failure;
     for (const auto& [first, seg] : segments_) {
       if (absl::Status s = f(RunOfLocked(first, seg)); !s.ok()) return s;
     }
@@ -390,6 +386,14 @@ class Job {
     uint32_t stride = 0;
     std::vector<std::pair<uint32_t, uint32_t>> spans;
   };
+  // Under mu_: the status of the lowest failed item, OK if none.
+  absl::Status FirstFailureLocked() const {
+    if (failed_ == 0) return absl::OkStatus();
+    for (const auto& [first, seg] : segments_) {
+      if (!seg.status.ok()) return seg.status;
+    }
+    return absl::OkStatus();
+  }
   Run RunOfLocked(size_t first, const Segment& seg) const {
     Run run{first, seg.count, reinterpret_cast<const uint8_t*>(blobs_[seg.blob]->data()),
             seg.fixed, seg.stride, &seg.spans};
