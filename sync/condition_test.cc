@@ -272,25 +272,32 @@ TEST(ConditionDeathTest, LockHolderDiesWhileWaiterReacquires) {
   EXPECT_TRUE(lock->Release().ok());
 }
 
+// A child with kConditionMaxWaiters threads, each of which acquires `cond`, releases `registered`
+// once and Waits (then releases `cond` when `release_after_wait`): every waiter slot taken. The
+// caller acquires `registered` kConditionMaxWaiters times to know they all got there.
+TestChild StartWaiterInEverySlot(Condition& cond, Semaphore& registered, bool release_after_wait) {
+  return TestChild([&cond, &registered, release_after_wait] {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kConditionMaxWaiters; ++i) {
+      threads.emplace_back([&] {
+        if (!cond.Acquire().value_or(false)) return;
+        registered.Release().IgnoreError();
+        cond.Wait().IgnoreError();
+        if (release_after_wait) cond.Release().IgnoreError();
+      });
+    }
+    for (auto& t : threads) t.join();
+    return 0;
+  });
+}
+
 TEST(ConditionTest, TooManyWaiters) {
   absl::StatusOr<Condition> cond = Condition::Create(ShmDomain::kFork);
   ASSERT_TRUE(cond.ok());
   // Fill every slot with waiters (threads of a child); one more is refused.
   absl::StatusOr<Semaphore> registered = Semaphore::Create(ShmDomain::kFork, 0);
   ASSERT_TRUE(registered.ok());
-  TestChild child([&] {
-    std::vector<std::thread> threads;
-    for (int i = 0; i < kConditionMaxWaiters; ++i) {
-      threads.emplace_back([&] {
-        if (!cond->Acquire().value_or(false)) return;
-        registered->Release().IgnoreError();
-        cond->Wait().IgnoreError();
-        cond->Release().IgnoreError();
-      });
-    }
-    for (auto& t : threads) t.join();
-    return 0;
-  });
+  TestChild child = StartWaiterInEverySlot(*cond, *registered, /*release_after_wait=*/true);
   for (int i = 0; i < kConditionMaxWaiters; ++i) {
     ASSERT_TRUE(registered->Acquire(true, absl::Seconds(60)).value());
   }
@@ -307,18 +314,7 @@ TEST(ConditionDeathTest, SlotsOfDeadWaitersAreReclaimed) {
   absl::StatusOr<Condition> cond = Condition::Create(ShmDomain::kFork);
   absl::StatusOr<Semaphore> registered = Semaphore::Create(ShmDomain::kFork, 0);
   ASSERT_TRUE(cond.ok() && registered.ok());
-  TestChild child([&] {
-    std::vector<std::thread> threads;
-    for (int i = 0; i < kConditionMaxWaiters; ++i) {
-      threads.emplace_back([&] {
-        if (!cond->Acquire().value_or(false)) return;
-        registered->Release().IgnoreError();
-        cond->Wait().IgnoreError();
-      });
-    }
-    for (auto& t : threads) t.join();
-    return 0;
-  });
+  TestChild child = StartWaiterInEverySlot(*cond, *registered, /*release_after_wait=*/false);
   for (int i = 0; i < kConditionMaxWaiters; ++i) {
     ASSERT_TRUE(registered->Acquire(true, absl::Seconds(60)).value());
   }
