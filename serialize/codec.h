@@ -686,6 +686,9 @@ absl::Status DecodeInto(absl::Span<const uint8_t> in, T& out) {
 
 template <typename T>
 absl::StatusOr<T> Decode(absl::Span<const uint8_t> in) {
+  static_assert(!std::is_same_v<T, absl::Status>,
+                "mp: StatusOr<absl::Status> cannot tell a decoded status from a failed decode; "
+                "use DecodeInto(bytes, status)");
   T out{};
   if (absl::Status s = DecodeInto(in, out); !s.ok()) return s;
   return out;

@@ -48,28 +48,6 @@ bool ProcIsOurs() {
 
 }  // namespace
 
-int64_t MonotonicNowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-Deadline Deadline::After(absl::Duration timeout) {
-  if (timeout == absl::InfiniteDuration()) return Never();
-  const int64_t now = MonotonicNowNs();
-  if (timeout <= absl::ZeroDuration()) return Deadline(now);
-  const int64_t ns = absl::ToInt64Nanoseconds(timeout);  // saturates
-  if (ns >= kNever - now) return Never();
-  return Deadline(now + ns);
-}
-
-bool Deadline::Expired() const { return !IsNever() && MonotonicNowNs() >= ns_; }
-
-Deadline Deadline::CappedAfter(absl::Duration slice) const {
-  const int64_t capped = MonotonicNowNs() + absl::ToInt64Nanoseconds(slice);
-  return Deadline(std::min(ns_, capped));
-}
-
 FutexWaitResult FutexWait(const std::atomic<uint32_t>* word, uint32_t expected, Deadline deadline) {
   struct timespec ts;
   struct timespec* tsp = nullptr;

@@ -1,7 +1,7 @@
 // Copyright 2026 The mp Authors.
 //
 // sync/futex.h — the building blocks under every mp synchronization primitive: futex words in
-// process-shared memory, monotonic deadlines, thread identity and liveness, and the "owner word", a
+// process-shared memory, thread identity and liveness, and the "owner word", a
 // 32-bit mutex word that records its holder's thread id so a waiter can take over the lock of a
 // holder that died.
 //
@@ -44,31 +44,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/deadline.h"
 
 namespace mp {
-
-// A point in time on CLOCK_MONOTONIC, or never.
-class Deadline {
- public:
-  static Deadline Never() { return Deadline(kNever); }
-  // Now plus `timeout`; absl::InfiniteDuration() gives Never(), a negative timeout gives now.
-  static Deadline After(absl::Duration timeout);
-
-  bool IsNever() const { return ns_ == kNever; }
-  bool Expired() const;
-  // The earlier of this deadline and now + `slice`.
-  Deadline CappedAfter(absl::Duration slice) const;
-  // Nanoseconds on CLOCK_MONOTONIC.
-  int64_t ns() const { return ns_; }
-
- private:
-  static constexpr int64_t kNever = INT64_MAX;
-  explicit Deadline(int64_t ns) : ns_(ns) {}
-  int64_t ns_;
-};
-
-// Nanoseconds on CLOCK_MONOTONIC.
-int64_t MonotonicNowNs();
 
 enum class FutexWaitResult {
   kWoken,      // FUTEX_WAKE, or a spurious wake-up: re-check the word
