@@ -28,17 +28,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/errno_status.h"
 #include "shared_memory/shared_memory.h"
 
 namespace mp::faults {
 namespace {
-
-absl::Status Errno(absl::string_view what, int err) {
-  return absl::Status(err == ENOENT   ? absl::StatusCode::kNotFound
-                      : err == EACCES || err == EPERM ? absl::StatusCode::kPermissionDenied
-                                                      : absl::StatusCode::kInternal,
-                      absl::StrCat(what, ": ", std::strerror(err)));
-}
 
 std::vector<std::string> ListDir(const std::string& dir, int* err) {
   std::vector<std::string> names;
@@ -95,7 +89,7 @@ void FindForkServerDirectories(const CleanerOptions& options, std::vector<Leftov
   int err = 0;
   const std::vector<std::string> names = ListDir(options.tmp_dir, &err);
   if (err != 0) {
-    *status = Errno(absl::StrCat("opendir(", options.tmp_dir, ")"), err);
+    *status = ErrnoStatus(err, absl::StrCat("opendir(", options.tmp_dir, ")"));
     return;
   }
   const std::map<std::string, std::string> listening = ListeningUnixPaths(options.proc);
@@ -167,7 +161,7 @@ void FindForkServerProcesses(const CleanerOptions& options, std::vector<Leftover
   int err = 0;
   const std::vector<std::string> names = ListDir(options.proc, &err);
   if (err != 0) {
-    *status = Errno(absl::StrCat("opendir(", options.proc, ")"), err);
+    *status = ErrnoStatus(err, absl::StrCat("opendir(", options.proc, ")"));
     return;
   }
   std::set<std::string> server_sockets;  // "socket:[inode]" of listening forkserver sockets
@@ -306,24 +300,24 @@ absl::Status RemoveLeftover(const Leftover& leftover) {
               leftover.path, " holds '", name, "', which no forkserver makes; not removing it"));
         }
       }
-      if (err != 0) return Errno(absl::StrCat("opendir(", leftover.path, ")"), err);
+      if (err != 0) return ErrnoStatus(err, absl::StrCat("opendir(", leftover.path, ")"));
       const std::string socket_path = leftover.path + "/s";
       if (unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
-        return Errno(absl::StrCat("unlink(", socket_path, ")"), errno);
+        return ErrnoStatus(errno, absl::StrCat("unlink(", socket_path, ")"));
       }
       if (rmdir(leftover.path.c_str()) != 0) {
-        return Errno(absl::StrCat("rmdir(", leftover.path, ")"), errno);
+        return ErrnoStatus(errno, absl::StrCat("rmdir(", leftover.path, ")"));
       }
       return absl::OkStatus();
     }
     case Leftover::Kind::kDevShmEntry:
       if (unlink(leftover.path.c_str()) != 0) {
-        return Errno(absl::StrCat("unlink(", leftover.path, ")"), errno);
+        return ErrnoStatus(errno, absl::StrCat("unlink(", leftover.path, ")"));
       }
       return absl::OkStatus();
     case Leftover::Kind::kForkServerProcess:
       if (kill(leftover.pid, SIGKILL) != 0 && errno != ESRCH) {
-        return Errno(absl::StrCat("kill(", leftover.pid, ", SIGKILL)"), errno);
+        return ErrnoStatus(errno, absl::StrCat("kill(", leftover.pid, ", SIGKILL)"));
       }
       return absl::OkStatus();
     case Leftover::Kind::kSharedMemoryEntry:

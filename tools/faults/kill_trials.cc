@@ -7,53 +7,37 @@
 // Trial i runs scenario i mod 10 (Put, Get, SendBytes, RecvBytes, LockHolding, LockWaiting,
 // BarrierWait, ConditionWait, SpawnPut, SharedMemory) with seed (--seed + i), so a failure is reproduced exactly by rerunning
 // with the seed it names. Prints a progress line every --progress trials (default 100), a line per
-// failed trial, and finally "N passed, M failed"; exits 1 if any trial failed, 2 on bad flags.
+// failed trial, and finally "N passed, M failed"; exits 1 if any trial failed or a flag is bad
+// (absl::flags), 2 on a stray argument.
 
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <string>
+#include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "start_methods/process.h"
 #include "tests/faults/kill_trial.h"
 
-namespace {
-
-bool ParseFlag(int argc, char** argv, int& i, const char* name, uint64_t& out) {
-  const size_t len = std::strlen(name);
-  const char* value = nullptr;
-  if (std::strcmp(argv[i], name) == 0 && i + 1 < argc) {
-    value = argv[++i];
-  } else if (std::strncmp(argv[i], name, len) == 0 && argv[i][len] == '=') {
-    value = argv[i] + len + 1;
-  } else {
-    return false;
-  }
-  if (!absl::SimpleAtoi(value, &out)) {
-    std::fprintf(stderr, "kill_trials: %s wants a non-negative integer, got '%s'\n", name, value);
-    std::exit(2);
-  }
-  return true;
-}
-
-}  // namespace
+ABSL_FLAG(uint64_t, trials, 1000, "number of kill trials to run");
+ABSL_FLAG(uint64_t, seed, 1, "seed of trial 0; trial i uses seed + i");
+ABSL_FLAG(uint64_t, progress, 100, "print a progress line every this many trials (0: never)");
 
 int main(int argc, char** argv) {
   mp::Init(argc, argv);  // SpawnPut's victims are spawn / forkserver children of this program
-  uint64_t trials = 1000, seed = 1, progress = 100;
-  for (int i = 1; i < argc; ++i) {
-    if (ParseFlag(argc, argv, i, "--trials", trials) || ParseFlag(argc, argv, i, "--seed", seed) ||
-        ParseFlag(argc, argv, i, "--progress", progress)) {
-      continue;
-    }
-    std::fprintf(stderr,
-                 "kill_trials: unknown argument '%s'\n"
-                 "usage: kill_trials [--trials N (1000)] [--seed S (1)] [--progress P (100)]\n",
-                 argv[i]);
+  absl::SetProgramUsageMessage("kill_trials [--trials N] [--seed S] [--progress P]");
+  const std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    std::fprintf(stderr, "kill_trials: unexpected argument '%s' (flags only; see --help)\n",
+                 rest[1]);
     return 2;
   }
+  const uint64_t trials = absl::GetFlag(FLAGS_trials);
+  const uint64_t seed = absl::GetFlag(FLAGS_seed);
+  const uint64_t progress = absl::GetFlag(FLAGS_progress);
   uint64_t passed = 0, failed = 0;
   // Where the kills landed, per scenario and phase.
   uint64_t where[mp::faults::kScenarioCount][5] = {};

@@ -9,44 +9,47 @@
 //   bazel run //tools/faults:mp_cleaner               # list
 //   bazel run //tools/faults:mp_cleaner -- --remove   # remove the stale ones
 //
-// Flags: --remove, --tmp_dir=DIR (default /tmp), --min_age_seconds=N (default 60),
-// --no_processes. Exit code: 0, 1 if a removal failed, 2 on bad flags or unreadable directories.
+// Flags (absl::flags; --help lists them): --remove, --tmp_dir=DIR (default /tmp),
+// --min_age_seconds=N (default 60), --noprocesses. Exit code: 0; 1 if a removal failed or a flag
+// is malformed; 2 on a stray argument, a negative age or unreadable directories.
 
+#include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/time/time.h"
 #include "tools/faults/cleaner.h"
 
+ABSL_FLAG(bool, remove, false, "remove the stale leftovers (default: only list them)");
+ABSL_FLAG(std::string, tmp_dir, "/tmp", "where forkserver and Listener directories live");
+ABSL_FLAG(int64_t, min_age_seconds, 60,
+          "leftovers younger than this are never stale (a program may be starting up)");
+ABSL_FLAG(bool, processes, true, "also look for forkserver processes whose owner died");
+
 int main(int argc, char** argv) {
-  mp::faults::CleanerOptions options;
-  bool remove = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    int64_t seconds;
-    if (a == "--remove") {
-      remove = true;
-    } else if (a == "--no_processes") {
-      options.processes = false;
-    } else if (absl::StartsWith(a, "--tmp_dir=")) {
-      options.tmp_dir = a.substr(std::strlen("--tmp_dir="));
-    } else if (absl::StartsWith(a, "--min_age_seconds=") &&
-               absl::SimpleAtoi(a.substr(std::strlen("--min_age_seconds=")), &seconds) &&
-               seconds >= 0) {
-      options.min_age = absl::Seconds(seconds);
-    } else {
-      std::fprintf(stderr,
-                   "mp_cleaner: bad argument '%s'\nusage: mp_cleaner [--remove] [--tmp_dir=DIR] "
-                   "[--min_age_seconds=N] [--no_processes]\n",
-                   a.c_str());
-      return 2;
-    }
+  absl::SetProgramUsageMessage(
+      "mp_cleaner [--remove] [--tmp_dir=DIR] [--min_age_seconds=N] [--noprocesses]");
+  const std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    std::fprintf(stderr, "mp_cleaner: unexpected argument '%s' (flags only; see --help)\n",
+                 rest[1]);
+    return 2;
   }
+  if (absl::GetFlag(FLAGS_min_age_seconds) < 0) {
+    std::fprintf(stderr, "mp_cleaner: --min_age_seconds must be >= 0, got %lld\n",
+                 static_cast<long long>(absl::GetFlag(FLAGS_min_age_seconds)));
+    return 2;
+  }
+  mp::faults::CleanerOptions options;
+  options.tmp_dir = absl::GetFlag(FLAGS_tmp_dir);
+  options.min_age = absl::Seconds(absl::GetFlag(FLAGS_min_age_seconds));
+  options.processes = absl::GetFlag(FLAGS_processes);
+  const bool remove = absl::GetFlag(FLAGS_remove);
   absl::StatusOr<std::vector<mp::faults::Leftover>> found = mp::faults::FindLeftovers(options);
   if (!found.ok()) {
     std::fprintf(stderr, "mp_cleaner: %s\n", found.status().ToString().c_str());
