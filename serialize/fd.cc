@@ -19,8 +19,8 @@ FdTable::FdTable(std::vector<int> received)
 
 FdTable::FdTable(FdTable&& other) noexcept
     : fds_(std::move(other.fds_)),
-      owned_(std::move(other.owned_)),
-      fork_only_(std::move(other.fork_only_)) {
+      fork_only_(std::move(other.fork_only_)),
+      owned_(std::move(other.owned_)) {
   other.fds_.clear();
   other.owned_.clear();
   other.fork_only_.clear();
