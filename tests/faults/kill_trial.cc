@@ -33,6 +33,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/deadline.h"
 #include "channels/connection.h"
 #include "channels/queue.h"
 #include "serialize/codec.h"
@@ -167,16 +168,10 @@ class Child {
     if (pid_ <= 0) return absl::InternalError(absl::StrCat(who, ": no child"));
     const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
     if (pidfd >= 0) {
-      const absl::Time deadline = absl::Now() + timeout;
-      int r;
-      do {
-        const int ms = static_cast<int>(
-            std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
-        pollfd p{pidfd, POLLIN, 0};
-        r = poll(&p, 1, ms);
-      } while (r < 0 && errno == EINTR);
+      absl::StatusOr<short> ready = PollUntil(pidfd, POLLIN, Deadline::After(timeout));
       close(pidfd);
-      if (r == 0) {
+      if (!ready.ok()) return ready.status();
+      if (*ready == 0) {
         kill(pid_, SIGKILL);
         while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
         }
@@ -375,7 +370,7 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
 
   // Consume until both producers are done and the queue is empty.
   Received got[2];
-  const absl::Time give_up = absl::Now() + kHang;
+  const Deadline give_up = Deadline::After(kHang);
   int victim_code = -1, survivor_code = -1;
   while (true) {
     absl::StatusOr<Item> item = q->Get<Item>(true, absl::Milliseconds(20));
@@ -385,7 +380,7 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
       continue;
     }
     if (!absl::IsDeadlineExceeded(item.status())) return item.status();
-    if (absl::Now() > give_up) return absl::DeadlineExceededError("consumer: producers never ended");
+    if (give_up.Expired()) return absl::DeadlineExceededError("consumer: producers never ended");
     // Nothing for a while: are both producers done?
     int status;
     if (victim_code < 0 && victim.pid() > 0 && waitpid(victim.pid(), &status, WNOHANG) == victim.pid()) {
@@ -895,13 +890,13 @@ absl::Status BarrierTrial(uint64_t seed, Rng& rng) {
   // Party 0 is the victim; 1 and 2 survive. Each waits until the barrier breaks.
   auto party = [&](int who, const Arm* arm) {
     for (;;) {
-      const absl::Time start = absl::Now();
+      const int64_t start_ns = MonotonicNowNs();
       // Survivors arrive a little later, so the victim is usually asleep in Wait when it dies.
       if (who != 0) Spin(50000);
       if (who == 0) Phase(KillPhase::kInside);
       absl::StatusOr<int> index = barrier->Wait(kTimeout);
       if (who == 0) Phase(KillPhase::kOutside);
-      report->last_wait_ms[who].store(absl::ToInt64Milliseconds(absl::Now() - start));
+      report->last_wait_ms[who].store((MonotonicNowNs() - start_ns) / 1'000'000);
       if (!index.ok()) return absl::IsAborted(index.status()) ? 0 : 3;
       const uint32_t g = report->generations[who].load() + 1;
       report->generations[who].store(g);
