@@ -5,14 +5,20 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "base/deadline.h"
 
 namespace mp {
 namespace {
 
+using queue_internal::Config;
 using queue_internal::kCountMask;
 using queue_internal::kPosMask;
 using queue_internal::kRecordHeaderSize;
@@ -47,10 +53,21 @@ inline uint64_t Pack(uint64_t pos, uint64_t count) {
 inline size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
 // Per-thread buffer for frames that wrap around the ring end or span chunks. Grows to the largest
-// such frame this thread handled, then never allocates again.
+// such frame this thread handled, up to kScratchKeepBytes; a larger one is given back (TrimScratch)
+// once its operation is done, so one huge item does not pin its size for the thread's lifetime.
 std::vector<uint8_t>& Scratch() {
   thread_local std::vector<uint8_t> scratch;
   return scratch;
+}
+
+void TrimScratch(std::vector<uint8_t>& scratch) {
+  if (scratch.capacity() > queue_internal::kScratchKeepBytes) std::vector<uint8_t>().swap(scratch);
+}
+
+// Reads a configuration word in shared memory exactly once (the compiler cannot load it again).
+template <typename T>
+T ReadOnce(T& word) {
+  return std::atomic_ref<T>(word).load(std::memory_order_relaxed);
 }
 
 void CopyIn(uint8_t* ring, uint64_t cap, uint64_t pos, const uint8_t* src, size_t n) {
@@ -93,11 +110,45 @@ RecordHeader ReadHeader(const uint8_t* ring, uint64_t cap, uint64_t pos) {
 // Room for `rec` more bytes (and, if `new_item`, one more item) between head word `h` and tail word
 // `t`. `h` may be a stale (older) head: then used is too large, which only errs on "no room"; and a
 // head more than a ring behind makes used > cap, also "no room", so the caller refreshes it.
-inline bool HasRoom(const Shared& s, uint64_t t, uint64_t h, size_t rec, bool new_item) {
+inline bool HasRoom(const Config& c, uint64_t t, uint64_t h, size_t rec, bool new_item) {
   const uint64_t used = (Pos(t) - Pos(h)) & kPosMask;
-  if (used > s.capacity) return false;
+  if (used > c.capacity) return false;
   const uint64_t items = (Count(t) - Count(h)) & kCountMask;
-  return s.capacity - used >= rec && (!new_item || items < s.maxsize);
+  return c.capacity - used >= rec && (!new_item || items < c.maxsize);
+}
+
+// Whether tail word `t` and head word `h` are as Put and Get leave them: both positions 8-aligned,
+// at most a ring and at most maxsize items apart. True of the tail read holding the put side with
+// any head read after it, and of the head read holding the get side with any tail read after it:
+// head never passes a tail, and a producer never writes more than a ring (or maxsize items) past a
+// head it read. Anything else was written by a process that broke the protocol.
+inline bool WordsConsistent(const Config& c, uint64_t t, uint64_t h) {
+  return ((Pos(t) | Pos(h)) & 7) == 0 && ((Pos(t) - Pos(h)) & kPosMask) <= c.capacity &&
+         ((Count(t) - Count(h)) & kCountMask) <= c.maxsize;
+}
+
+constexpr absl::string_view kOverwritten = "; another process overwrote the queue's shared memory";
+
+// kDataLoss for a position word (`name`: "tail" or "head") off the 8-byte grid.
+absl::Status MisalignedWord(absl::string_view op, absl::string_view name, uint64_t w) {
+  return absl::DataLossError(absl::StrCat(op, ": the shared ", name, " word (position ", Pos(w),
+                                          ") is not 8-aligned", kOverwritten));
+}
+
+// OK when WordsConsistent(c, t, h), else kDataLoss naming what is wrong.
+absl::Status CheckWords(absl::string_view op, const Config& c, uint64_t t, uint64_t h) {
+  if (WordsConsistent(c, t, h)) return absl::OkStatus();
+  if ((Pos(t) & 7) != 0) return MisalignedWord(op, "tail", t);
+  if ((Pos(h) & 7) != 0) return MisalignedWord(op, "head", h);
+  if (((Pos(t) - Pos(h)) & kPosMask) > c.capacity) {
+    return absl::DataLossError(absl::StrCat(op, ": the shared tail and head words (tail position ",
+                                            Pos(t), ", head position ", Pos(h),
+                                            ") are more than the ", c.capacity, "-byte ring apart",
+                                            kOverwritten));
+  }
+  return absl::DataLossError(absl::StrCat(
+      op, ": the shared tail and head words count ", (Count(t) - Count(h)) & kCountMask,
+      " items between them, above maxsize ", c.maxsize, kOverwritten));
 }
 
 // Eventcounts: `seq` is the futex word, `waiters` a flag "somebody may sleep on seq". A waiter reads
@@ -197,18 +248,21 @@ std::string DescribeTimeout(absl::Duration timeout) { return absl::FormatDuratio
 
 }  // namespace
 
+size_t queue_internal::ScratchCapacityForTesting() { return Scratch().capacity(); }
+
 // ---------------------------------------------------------------------------------------------------
 // Construction.
 
-Queue::Queue(ShmSegment segment, uint64_t offset)
+Queue::Queue(ShmSegment segment, uint64_t offset, const Config& config)
     : segment_(std::move(segment)),
       offset_(offset),
       shared_(static_cast<Shared*>(segment_->At(offset))),
       ring_(static_cast<uint8_t*>(segment_->At(offset)) + queue_internal::kSharedSize),
+      config_(config),
       cache_(std::make_unique<Cache>()) {}
 
 Queue::Queue(const Queue& other) {
-  if (other.shared_ != nullptr) *this = Queue(*other.segment_, other.offset_);
+  if (other.shared_ != nullptr) *this = Queue(*other.segment_, other.offset_, other.config_);
 }
 
 Queue& Queue::operator=(const Queue& other) {
@@ -236,13 +290,16 @@ absl::StatusOr<Queue> Queue::Create(const QueueOptions& options) {
   if (!segment.ok()) return segment.status();
   absl::StatusOr<uint64_t> offset = segment->Allocate(total);
   if (!offset.ok()) return offset.status();
+  const Config config{.capacity = cap,
+                      .maxsize = options.maxsize == 0 ? kCountMask : options.maxsize,
+                      .max_item_size = options.max_item_size};
   Shared* s = static_cast<Shared*>(segment->At(*offset));
   s->version = kVersion;
-  s->capacity = cap;
-  s->maxsize = options.maxsize == 0 ? kCountMask : options.maxsize;
-  s->max_item_size = options.max_item_size;
+  s->capacity = config.capacity;
+  s->maxsize = config.maxsize;
+  s->max_item_size = config.max_item_size;
   s->tag.store(kTag, std::memory_order_release);  // everything else is zero-filled
-  return Queue(*std::move(segment), *offset);
+  return Queue(*std::move(segment), *offset, config);
 }
 
 absl::StatusOr<Queue> Queue::FromHandle(const ShmHandle& handle) {
@@ -251,23 +308,36 @@ absl::StatusOr<Queue> Queue::FromHandle(const ShmHandle& handle) {
       !s.ok()) {
     return s;
   }
-  const Shared* s = static_cast<const Shared*>(handle.segment.At(handle.offset));
-  if (s->version != kVersion) {
+  // Each configuration word is read once; the handle keeps these copies (see Config).
+  Shared* s = static_cast<Shared*>(handle.segment.At(handle.offset));
+  const uint32_t version = ReadOnce(s->version);
+  if (version != kVersion) {
     return absl::InvalidArgumentError(
-        absl::StrCat("Queue: shared layout version ", s->version, ", this build reads ", kVersion));
+        absl::StrCat("Queue: shared layout version ", version, ", this build reads ", kVersion));
   }
-  const uint64_t cap = s->capacity;
-  if (cap < kMinCapacity || cap > kMaxCapacity || (cap & (cap - 1)) != 0 || s->maxsize == 0 ||
-      s->maxsize > kCountMask || s->max_item_size == 0 || s->max_item_size > kMaxFramePayload) {
-    return absl::InvalidArgumentError(absl::StrCat("Queue: corrupt header (capacity ", cap,
-                                                   ", maxsize ", s->maxsize, ")"));
+  const Config config{.capacity = ReadOnce(s->capacity),
+                      .maxsize = ReadOnce(s->maxsize),
+                      .max_item_size = ReadOnce(s->max_item_size)};
+  const uint64_t cap = config.capacity;
+  if (cap < kMinCapacity || cap > kMaxCapacity || (cap & (cap - 1)) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Queue: corrupt header (capacity ", cap, " is not a power of two in [4 KiB, 4 GiB])"));
+  }
+  if (config.maxsize == 0 || config.maxsize > kCountMask) {
+    return absl::InvalidArgumentError(absl::StrCat("Queue: corrupt header (maxsize ",
+                                                   config.maxsize, " is not in [1, 2^24 - 1])"));
+  }
+  if (config.max_item_size == 0 || config.max_item_size > kMaxFramePayload) {
+    return absl::InvalidArgumentError(absl::StrCat("Queue: corrupt header (max_item_size ",
+                                                   config.max_item_size,
+                                                   " is not in [1, 2^32 - 1])"));
   }
   if (absl::Status st = handle.segment.CheckBlock(
           handle.offset, queue_internal::kSharedSize + cap, kTag, "Queue");
       !st.ok()) {
     return st;
   }
-  return Queue(handle.segment, handle.offset);
+  return Queue(handle.segment, handle.offset, config);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -300,19 +370,22 @@ absl::Status Queue::EncodeRefusingFds(EncodeFn encode, const void* item, absl::S
 // refreshed). Same protocol as the general path: encode beyond tail, one tail store, release.
 bool Queue::TryPutFast(size_t frame_size, EncodeFn encode, const void* item, absl::Status* result) {
   Shared* s = shared_;
-  const uint64_t cap = s->capacity;
+  const uint64_t cap = config_.capacity;
   const size_t record = Align8(kRecordHeaderSize + frame_size);
-  if (frame_size > s->max_item_size || record > cap) return false;
+  if (frame_size > config_.max_item_size || record > cap) return false;
   const pid_t tid = CurrentThreadId();
   if (!OwnerTryLock(s->put_lock, tid)) return false;
   const uint64_t t = s->tail.load(std::memory_order_relaxed);
   const uint64_t pos = Pos(t);
   const uint64_t payload_off = (pos + kRecordHeaderSize) & (cap - 1);
-  bool go = s->closed.load(std::memory_order_acquire) == 0 && payload_off + frame_size <= cap;
-  if (go && !HasRoom(*s, t, cache_->head.load(std::memory_order_relaxed), record, true)) {
+  // An aligned tail keeps the header inside the ring; the payload is checked against it too. A tail
+  // off the grid is left to the general path, which reports it.
+  bool go = s->closed.load(std::memory_order_acquire) == 0 && (pos & 7) == 0 &&
+            payload_off + frame_size <= cap;
+  if (go && !HasRoom(config_, t, cache_->head.load(std::memory_order_relaxed), record, true)) {
     const uint64_t h = s->head.load(std::memory_order_acquire);
     cache_->head.store(h, std::memory_order_relaxed);
-    go = HasRoom(*s, t, h, record, true);
+    go = HasRoom(config_, t, h, record, true);
   }
   if (!go) {
     OwnerUnlock(s->put_lock);
@@ -336,12 +409,12 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
     if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::Put"); !s.ok()) return s;
   }
   Shared* s = shared_;
-  if (frame_size > s->max_item_size) {
+  if (frame_size > config_.max_item_size) {
     return absl::InvalidArgumentError(absl::StrCat("Queue::Put: item of ", frame_size,
                                                    " bytes exceeds max_item_size ",
-                                                   s->max_item_size));
+                                                   config_.max_item_size));
   }
-  const uint64_t cap = s->capacity;
+  const uint64_t cap = config_.capacity;
   const size_t record = Align8(kRecordHeaderSize + frame_size);
   const bool chunked = record > cap;
   if (chunked && !block) {
@@ -357,21 +430,26 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
   const size_t chunk_payload = cap / 4 - kRecordHeaderSize;
   const size_t first_record = chunked ? cap / 4 : record;
 
-  auto has_room = [s](uint64_t t, uint64_t h, size_t rec, bool new_item) {
-    return HasRoom(*s, t, h, rec, new_item);
+  const Config& config = config_;
+  auto has_room = [&config](uint64_t t, uint64_t h, size_t rec, bool new_item) {
+    return HasRoom(config, t, h, rec, new_item);
   };
-  // Waits (without the put side) until there is room for `rec` bytes, or the queue closes.
+  // Waits (without the put side) until there is room for `rec` bytes, or the queue closes, or the
+  // words are inconsistent (possibly only because head moved between the two loads; the caller's
+  // re-check holding the put side tells).
   auto wait_room = [&](size_t rec, bool new_item) {
     return WaitFor(s->space_seq, s->space_waiters, &s->get_lock, deadline, [&] {
-      return s->closed.load(std::memory_order_acquire) != 0 ||
-             has_room(s->tail.load(std::memory_order_seq_cst),
-                      s->head.load(std::memory_order_seq_cst), rec, new_item);
+      if (s->closed.load(std::memory_order_acquire) != 0) return true;
+      const uint64_t t = s->tail.load(std::memory_order_seq_cst);
+      const uint64_t h = s->head.load(std::memory_order_seq_cst);
+      return has_room(t, h, rec, new_item) || !WordsConsistent(config, t, h);
     });
   };
   auto full_error = [&](uint64_t t, uint64_t h) {
     const std::string what = absl::StrCat(
         "queue is full (", (Count(t) - Count(h)) & kCountMask, " items, maxsize ",
-        s->maxsize == kCountMask ? std::string("unlimited") : absl::StrCat(s->maxsize), "; ",
+        config.maxsize == kCountMask ? std::string("unlimited") : absl::StrCat(config.maxsize),
+        "; ",
         (Pos(t) - Pos(h)) & kPosMask, " of ", cap, " ring bytes used, ", first_record, " needed)");
     if (!block) return absl::UnavailableError(absl::StrCat("Queue::Put: ", what));
     return absl::DeadlineExceededError(
@@ -389,8 +467,10 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
     }
     if (s->closed.load(std::memory_order_acquire) != 0) return closed_error();
     uint64_t t = s->tail.load(std::memory_order_relaxed);
+    if ((Pos(t) & 7) != 0) return MisalignedWord("Queue::Put", "tail", t);
     if (!has_room(t, cache_->head.load(std::memory_order_relaxed), first_record, true)) {
       const uint64_t h = s->head.load(std::memory_order_acquire);  // read holding the put side
+      if (absl::Status st = CheckWords("Queue::Put", config, t, h); !st.ok()) return st;
       cache_->head.store(h, std::memory_order_relaxed);
       if (!has_room(t, h, first_record, true)) {
         lock.Unlock();
@@ -409,6 +489,7 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
         if (scratch.size() < frame_size) scratch.resize(frame_size);
         st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size));
         if (st.ok()) CopyIn(ring_, cap, pos + kRecordHeaderSize, scratch.data(), frame_size);
+        TrimScratch(scratch);
       }
       if (!st.ok()) return st;  // nothing was published
       WriteHeader(ring_, cap, pos, static_cast<uint32_t>(frame_size), kWhole);
@@ -420,6 +501,7 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
 
     // Larger than the ring: encode once, then publish chunk by chunk, holding the put side.
     std::vector<uint8_t>& scratch = Scratch();
+    absl::Cleanup trim = [&scratch] { TrimScratch(scratch); };
     if (scratch.size() < frame_size) scratch.resize(frame_size);
     if (absl::Status st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size));
         !st.ok()) {
@@ -430,11 +512,15 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
       const uint32_t kind = done == 0 ? kFirst : done + len == frame_size ? kLast : kMiddle;
       const size_t rec = Align8(kRecordHeaderSize + len);
       while (!has_room(t, cache_->head.load(std::memory_order_relaxed), rec, false)) {
-        cache_->head.store(s->head.load(std::memory_order_acquire), std::memory_order_relaxed);
-        if (has_room(t, cache_->head.load(std::memory_order_relaxed), rec, false)) break;
+        const uint64_t h = s->head.load(std::memory_order_acquire);
+        // A corrupt head abandons the item like a timeout does.
+        if (absl::Status st = CheckWords("Queue::Put", config, t, h); !st.ok()) return st;
+        cache_->head.store(h, std::memory_order_relaxed);
+        if (has_room(t, h, rec, false)) break;
         // Consumers see that we still hold the put side and wait for the rest of the item.
         if (!WaitFor(s->space_seq, s->space_waiters, &s->get_lock, deadline, [&] {
-              return has_room(t, s->head.load(std::memory_order_seq_cst), rec, false);
+              const uint64_t now = s->head.load(std::memory_order_seq_cst);
+              return has_room(t, now, rec, false) || !WordsConsistent(config, t, now);
             })) {
           // Abandoned: consumers discard the partial item once we release the put side.
           return absl::DeadlineExceededError(
@@ -461,7 +547,7 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
 // protocol as the general path: decode in place, one head store, release.
 bool Queue::TryGetFast(DecodeFn decode, void* out, absl::Status* result) {
   Shared* s = shared_;
-  const uint64_t cap = s->capacity;
+  const uint64_t cap = config_.capacity;
   // An empty queue (the usual state of a consumer that keeps up) is left to the general path, which
   // waits, without taking the get side here first. The cached tail answers "not empty" without
   // reading the tail word, which the producer is writing (a line moved between cores per read).
@@ -484,9 +570,14 @@ bool Queue::TryGetFast(DecodeFn decode, void* out, absl::Status* result) {
     cache_->tail.store(t, std::memory_order_relaxed);
     ahead = (Pos(t) - Pos(h)) & kPosMask;
   }
-  const RecordHeader r = ahead != 0 && ahead <= cap ? ReadHeader(ring_, cap, Pos(h)) : RecordHeader{};
+  // An aligned head keeps the header inside the ring; a committed record ends at or before tail,
+  // and ahead <= cap, so a record within `ahead` is within the ring too.
+  const RecordHeader r = ahead != 0 && ahead <= cap && (Pos(h) & 7) == 0
+                             ? ReadHeader(ring_, cap, Pos(h))
+                             : RecordHeader{};
   const uint64_t off = (Pos(h) + kRecordHeaderSize) & (cap - 1);
-  if (r.kind() != kWhole || r.length > cap - kRecordHeaderSize || off + r.length > cap) {
+  if (r.kind() != kWhole || Align8(kRecordHeaderSize + size_t{r.length}) > ahead ||
+      off + r.length > cap) {
     OwnerUnlock(s->get_lock);  // empty, chunked, wrapped or corrupt: the general path handles it
     return false;
   }
@@ -504,7 +595,8 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
     if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::Get"); !s.ok()) return s;
   }
   Shared* s = shared_;
-  const uint64_t cap = s->capacity;
+  const uint64_t cap = config_.capacity;
+  const uint64_t max_item_size = config_.max_item_size;
   const Deadline deadline = forever ? Deadline::Never()
                             : block  ? Deadline::After(timeout)
                                      : Deadline::After(absl::ZeroDuration());
@@ -520,20 +612,32 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
     s->head.store(next, order);
     return next;
   };
-  // Whether a record is available at head `h` (refreshing the cached tail if needed).
-  // The cached tail is stale when other consumers took items past it (it is then behind h).
-  auto available = [&](uint64_t h) {
-    const uint64_t ahead = (Pos(cache_->tail.load(std::memory_order_relaxed)) - Pos(h)) & kPosMask;
-    if (ahead != 0 && ahead <= cap) return true;
+  // Sets *ahead to the committed bytes from head `h` (0: none; at most cap). The cached tail
+  // answers while it shows some; it is stale when other consumers took items past it (it is then
+  // behind h). A fresh tail is checked against h first.
+  auto committed = [&](uint64_t h, uint64_t* ahead) -> absl::Status {
+    *ahead = (Pos(cache_->tail.load(std::memory_order_relaxed)) - Pos(h)) & kPosMask;
+    if (*ahead != 0 && *ahead <= cap) return absl::OkStatus();
     const uint64_t t = s->tail.load(std::memory_order_acquire);
+    if (absl::Status st = CheckWords("Queue::Get", config_, t, h); !st.ok()) return st;
     cache_->tail.store(t, std::memory_order_relaxed);
-    return Pos(h) != Pos(t);
+    *ahead = (Pos(t) - Pos(h)) & kPosMask;
+    return absl::OkStatus();
   };
-  auto corrupt = [&](uint64_t h, const RecordHeader& r) {
-    return absl::DataLossError(absl::StrCat(
-        "Queue::Get: corrupt record at ring position ", Pos(h), " (length ", r.length, ", kind ",
-        r.kind(), "); the shared memory was overwritten"));
+  // A record at head `h` must be of a known kind and end within the `ahead` committed bytes: no
+  // Put writes anything else, and then every byte it covers is inside the ring.
+  auto check_record = [&](uint64_t h, uint64_t ahead, const RecordHeader& r) -> absl::Status {
+    if (r.kind() >= kWhole && r.kind() <= kLast &&
+        Align8(kRecordHeaderSize + size_t{r.length}) <= ahead) {
+      return absl::OkStatus();
+    }
+    return absl::DataLossError(absl::StrCat("Queue::Get: corrupt record at ring position ", Pos(h),
+                                            " (length ", r.length, ", kind ", r.kind(), "; ", ahead,
+                                            " bytes committed from there)", kOverwritten));
   };
+  // Chunks skipped by this call that belong to no item being assembled. The rest of one item is
+  // less than max_item_size; more means a writer is not following the protocol.
+  uint64_t orphan_bytes = 0;
 
   for (;;) {
     SideLock lock(s->get_lock, lock_deadline);
@@ -542,13 +646,13 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
           absl::StrCat("Queue::Get: the get side stayed busy for ", DescribeTimeout(timeout)));
     }
     uint64_t h = s->head.load(std::memory_order_relaxed);
-    // Orphaned chunks (their consumer died mid-item) are skipped; the item counts as taken.
-    bool progressed = false;
-    while (available(h)) {
+    if ((Pos(h) & 7) != 0) return MisalignedWord("Queue::Get", "head", h);
+    uint64_t ahead = 0;
+    for (;;) {
+      if (absl::Status st = committed(h, &ahead); !st.ok()) return st;
+      if (ahead == 0) break;
       const RecordHeader r = ReadHeader(ring_, cap, Pos(h));
-      if (r.length > cap - kRecordHeaderSize || r.kind() < kWhole || r.kind() > kLast) {
-        return corrupt(h, r);
-      }
+      if (absl::Status st = check_record(h, ahead, r); !st.ok()) return st;
       if (r.kind() == kWhole) {
         const uint64_t payload_pos = Pos(h) + kRecordHeaderSize;
         const uint64_t off = payload_pos & (cap - 1);
@@ -560,6 +664,7 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
           if (scratch.size() < r.length) scratch.resize(r.length);
           CopyOut(ring_, cap, payload_pos, scratch.data(), r.length);
           st = decode(absl::Span<const uint8_t>(scratch.data(), r.length), out);
+          TrimScratch(scratch);
         }
         // Commit: the item is taken (also when it failed to decode).
         advance(h, r.length, true, std::memory_order_release);
@@ -568,25 +673,49 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
         return st;
       }
       if (r.kind() != kFirst) {
+        // An orphaned chunk (its item's first chunks went to a Get that died or refused the item):
+        // skipped; the item counts as taken with its last chunk.
         h = advance(h, r.length, r.kind() == kLast);
-        progressed = true;
+        orphan_bytes += r.length;
         if (r.kind() == kLast) {
           lock.Unlock();
           Notify(s->space_seq, s->space_waiters);
           return absl::DataLossError(
-              "Queue::Get: a consumer died while taking an item larger than the ring; its first "
-              "chunks were already released, so that item is lost (the queue stays usable)");
+              "Queue::Get: skipped the rest of an item larger than the ring whose first chunks "
+              "were taken by a Get that died or refused the item; that item is lost (the queue "
+              "stays usable)");
+        }
+        if (orphan_bytes > max_item_size) {
+          lock.Unlock();
+          Notify(s->space_seq, s->space_waiters);
+          return absl::DataLossError(absl::StrCat(
+              "Queue::Get: skipped ", orphan_bytes, " bytes of chunks that belong to no item, "
+              "more than max_item_size ", max_item_size,
+              ": a writer is not following the protocol (the next Get skips on)"));
         }
         continue;
       }
-      // The first chunk of a large item: assemble it, holding the get side.
+      // The first chunk of a large item: assemble it, holding the get side. The item may not pass
+      // max_item_size (a Put refuses larger ones), so neither may the buffer.
       const uint32_t writer = r.writer();
       std::vector<uint8_t>& scratch = Scratch();
+      absl::Cleanup trim = [&scratch] { TrimScratch(scratch); };
       scratch.clear();
       RecordHeader cur = r;
       bool complete = false;
       for (;;) {
         const size_t at = scratch.size();
+        if (at + cur.length > max_item_size) {
+          // Refused: this chunk is skipped too, and the next Get skips the rest as orphans.
+          const bool last = cur.kind() == kLast;
+          h = advance(h, cur.length, last);
+          lock.Unlock();
+          Notify(s->space_seq, s->space_waiters);
+          return absl::InvalidArgumentError(absl::StrCat(
+              "Queue::Get: an item arriving in chunks reached ", at + cur.length,
+              " bytes, above max_item_size ", max_item_size, "; it is refused",
+              last ? "" : " and the next Get skips the rest of it"));
+        }
         scratch.resize(at + cur.length);
         CopyOut(ring_, cap, Pos(h) + kRecordHeaderSize, scratch.data() + at, cur.length);
         h = advance(h, cur.length, cur.kind() == kLast);
@@ -595,23 +724,20 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
           complete = true;
           break;
         }
-        // Wait for the next chunk while the writer is alive and still holds the put side.
-        bool abandoned = false;
-        while (!available(h)) {
+        // Wait for the next chunk while the writer is alive and still holds the put side; once it
+        // is not, look once more, then give the partial item up.
+        bool writer_gone = false;
+        for (;;) {
+          if (absl::Status st = committed(h, &ahead); !st.ok()) return st;
+          if (ahead != 0 || writer_gone) break;
           WaitFor(s->data_seq, s->data_waiters, &s->put_lock, Deadline::After(kWriterCheckSlice),
                   [&] { return Pos(s->tail.load(std::memory_order_seq_cst)) != Pos(h); });
-          if (available(h)) break;
           const uint32_t owner = OwnerOf(s->put_lock.load(std::memory_order_acquire));
-          if ((owner & 0xffffff) != writer || !IsThreadAlive(static_cast<pid_t>(writer))) {
-            abandoned = !available(h);
-            break;
-          }
+          writer_gone = (owner & 0xffffff) != writer || !IsThreadAlive(static_cast<pid_t>(writer));
         }
-        if (abandoned) break;
+        if (ahead == 0) break;  // abandoned: the partial item is discarded
         cur = ReadHeader(ring_, cap, Pos(h));
-        if (cur.length > cap - kRecordHeaderSize || cur.kind() < kWhole || cur.kind() > kLast) {
-          return corrupt(h, cur);
-        }
+        if (absl::Status st = check_record(h, ahead, cur); !st.ok()) return st;
         if (cur.kind() == kWhole || cur.kind() == kFirst) break;  // the writer gave up
       }
       if (complete) {
@@ -619,9 +745,8 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
         lock.Unlock();
         return st;
       }
-      progressed = true;  // a partial item was discarded; look again
+      // A partial item was discarded; look again.
     }
-    (void)progressed;
     // Nothing to take. Closed (checked before the tail, see Close) and empty: end of the queue.
     lock.Unlock();
     Notify(s->space_seq, s->space_waiters);
@@ -655,7 +780,7 @@ bool Queue::Full() const {
   const uint64_t t = shared_->tail.load(std::memory_order_acquire);
   const uint64_t items = (Count(t) - Count(h)) & kCountMask;
   const uint64_t used = (Pos(t) - Pos(h)) & kPosMask;
-  return items >= shared_->maxsize || shared_->capacity - used < kMinRecord;
+  return items >= config_.maxsize || used + kMinRecord > config_.capacity;
 }
 
 void Queue::Close() {
@@ -674,10 +799,10 @@ void Queue::Close() {
 bool Queue::closed() const { return shared_->closed.load(std::memory_order_acquire) != 0; }
 
 size_t Queue::maxsize() const {
-  return shared_->maxsize == kCountMask ? 0 : static_cast<size_t>(shared_->maxsize);
+  return config_.maxsize == kCountMask ? 0 : static_cast<size_t>(config_.maxsize);
 }
-size_t Queue::capacity_bytes() const { return static_cast<size_t>(shared_->capacity); }
-size_t Queue::max_item_size() const { return static_cast<size_t>(shared_->max_item_size); }
+size_t Queue::capacity_bytes() const { return static_cast<size_t>(config_.capacity); }
+size_t Queue::max_item_size() const { return static_cast<size_t>(config_.max_item_size); }
 
 size_t Queue::UsedBytes() const {
   const uint64_t h = shared_->head.load(std::memory_order_acquire);

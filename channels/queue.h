@@ -33,6 +33,17 @@
 // Crashed peers need no error: a dead producer's or consumer's half-done operation is invisible or
 // undone (see the protocol below) and its side is taken over. The one exception is kDataLoss from the
 // Get that finds an item larger than the ring half-taken by a consumer that died.
+// A peer that breaks the protocol (a buggy or hostile process writing the shared memory) cannot
+// make this process touch memory outside the queue's ring or grow without bound: each handle copies
+// the configuration (capacity, maxsize, max_item_size) when it is made and never reads it again,
+// and every head, tail and record header read from shared memory is checked against that copy
+// first.
+// Words no Put or Get leaves behind (a position off the 8-byte grid, tail and head more than a ring
+// or more than maxsize items apart, a record longer than the bytes committed behind it or of an
+// unknown kind) make Put and Get return kDataLoss naming the word; the queue stays broken until the
+// peer's damage is undone. An item arriving in chunks that would pass max_item_size is refused
+// (kInvalidArgument naming both sizes) as soon as its next chunk would pass the limit, and the next
+// Get skips the rest of it (kDataLoss, that item is lost).
 // An item holding a descriptor (mp::PassedFd) or a shared object (Lock, Queue...: a transferable one
 // is a descriptor, a fork-domain one has none to travel with) cannot be carried by a ring: Put is
 // kFailedPrecondition and puts nothing; send those over a duplex Connection, or pass fork-domain
@@ -66,7 +77,8 @@
 //
 //   Shared (512 bytes: config, put_lock, tail, get_lock, head and each eventcount on separate cache
 //   lines; then the ring):
-//     config: tag, version, capacity, maxsize, max_item_size (immutable after Create)
+//     config: tag, version, capacity, maxsize, max_item_size (immutable after Create; read once by
+//             Create/FromHandle into the handle, which uses only its own copy)
 //     put side:  put_lock (sync/futex.h owner word), tail = puts << 40 | tail_pos
 //     get side:  get_lock (owner word),               head = gets << 40 | head_pos
 //     events:    data_seq/data_waiters, space_seq/space_waiters, join_seq/join_waiters (eventcounts:
@@ -172,6 +184,13 @@ inline constexpr uint64_t kPosMask = (uint64_t{1} << kPosBits) - 1;
 inline constexpr uint64_t kCountMask = (uint64_t{1} << 24) - 1;
 inline constexpr size_t kRecordHeaderSize = 8;
 
+// The immutable configuration, as a handle keeps it (validated when the handle was made).
+struct Config {
+  uint64_t capacity = 0;       // ring bytes, a power of two
+  uint64_t maxsize = 0;        // effective: 1 .. kCountMask
+  uint64_t max_item_size = 0;  // largest frame
+};
+
 struct alignas(64) Shared {
   // Line 0: immutable configuration.
   std::atomic<uint32_t> tag;
@@ -220,6 +239,14 @@ struct PlainItem<std::tuple<Ts...>> : std::bool_constant<(PlainItem<Ts>::value &
 template <typename T>
   requires HasMpFields<T>
 struct PlainItem<T> : PlainItem<typename Codec<T>::Values> {};
+
+// Each thread's scratch buffer (frames that wrap around the ring end or travel in chunks) keeps at
+// most this much capacity after an operation: a larger item's buffer is given back once it is done.
+// 4 MiB keeps the buffer of the common bulk sizes (wrapped records of a default 1 MiB ring, 1 MiB
+// items) from being allocated anew for every item.
+inline constexpr size_t kScratchKeepBytes = size_t{4} << 20;
+// The calling thread's scratch capacity in bytes. For tests.
+size_t ScratchCapacityForTesting();
 
 // Where a Get's frame is: in the ring (one or two pieces) or assembled elsewhere.
 struct FrameView {
@@ -293,7 +320,7 @@ class Queue {
   absl::Status JoinImpl(absl::Duration timeout);
 
  private:
-  Queue(ShmSegment segment, uint64_t offset);
+  Queue(ShmSegment segment, uint64_t offset, const queue_internal::Config& config);
 
   // Put of an encoded frame: the encoder writes exactly `frame_size` bytes into the span it is given.
   using EncodeFn = absl::Status (*)(const void* item, absl::Span<uint8_t> out);
@@ -333,6 +360,9 @@ class Queue {
   uint64_t offset_ = 0;
   queue_internal::Shared* shared_ = nullptr;
   uint8_t* ring_ = nullptr;
+  // This handle's copy of the shared configuration words. Every bound (ring offsets, room, item
+  // limits) comes from here: a peer that rewrites the shared words changes nothing.
+  queue_internal::Config config_;
   // Lower bounds of the other side's word, only written while holding the put (head) or get (tail)
   // side. Shared by the threads using this handle. Atomic (relaxed) because TryGetFast reads the
   // cached tail as a hint before taking the get side.
