@@ -7,12 +7,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -20,6 +22,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/constant_time.h"
+#include "base/deadline.h"
+#include "base/errno_status.h"
+#include "base/random.h"
 #include "listener/hmac.h"
 
 namespace mp {
@@ -31,30 +37,6 @@ constexpr absl::string_view kFailure = "#FAILURE#";
 constexpr absl::string_view kDigestPrefix = "{sha256}";
 constexpr size_t kNonceSize = 32;
 constexpr size_t kMaxHandshakeMessage = 256;
-
-absl::Status ErrnoStatus(absl::string_view what, int err) {
-  std::string message = absl::StrCat(what, ": ", std::strerror(err), " (errno ", err, ")");
-  switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(message);
-    case EADDRINUSE:
-    case EEXIST:
-      return absl::AlreadyExistsError(message);
-    case ECONNREFUSED:
-    case ECONNRESET:
-      return absl::UnavailableError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    case EMFILE:
-    case ENFILE:
-    case ENOMEM:
-    case ENOBUFS:
-      return absl::ResourceExhaustedError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
 
 // A parsed address.
 struct Parsed {
@@ -117,92 +99,365 @@ void SetNoDelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-// Receives one handshake message within `timeout`.
-absl::StatusOr<std::string> RecvHandshake(Connection& conn, absl::Duration timeout,
-                                          absl::string_view who) {
-  absl::StatusOr<bool> ready = conn.Poll(timeout);
-  if (!ready.ok()) return ready.status();
-  if (!*ready) {
-    return absl::DeadlineExceededError(absl::StrCat(who, ": no authentication message within ",
-                                                    absl::FormatDuration(timeout)));
-  }
-  absl::StatusOr<std::string> msg = conn.RecvBytes(kMaxHandshakeMessage);
-  if (!msg.ok()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat(who, ": the peer broke off the authentication: ", msg.status().ToString()));
-  }
-  return msg;
+// A handshake message as a Connection message: the 8-byte prefix of channels/connection.h (body
+// length little-endian, no descriptors, reserved 0), then the body.
+std::string Frame(absl::string_view body) {
+  std::string out(kConnectionPrefixSize, '\0');
+  const uint32_t length = static_cast<uint32_t>(body.size());
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((length >> (8 * i)) & 0xff);
+  out.append(body.data(), body.size());
+  return out;
 }
 
-std::string Response(absl::string_view authkey, absl::string_view challenge_body) {
-  const Sha256Digest mac = HmacSha256(authkey, challenge_body);
+// "{sha256}" + HMAC-SHA256(authkey, challenge_body): the answer to a challenge.
+absl::StatusOr<std::string> Response(absl::string_view authkey, absl::string_view challenge_body) {
+  absl::StatusOr<Sha256Digest> mac = HmacSha256(authkey, challenge_body);
+  if (!mac.ok()) return mac.status();
   return absl::StrCat(kDigestPrefix,
-                      absl::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
-}
-
-// Sends a challenge and checks the answer (CPython's deliver_challenge). `peer` names the other side.
-absl::Status DeliverChallenge(Connection& conn, absl::string_view authkey, absl::Duration timeout,
-                              absl::string_view who, absl::string_view failed_message) {
-  std::string nonce(kNonceSize, '\0');
-  for (size_t got = 0; got < nonce.size();) {
-    const ssize_t n = getrandom(nonce.data() + got, nonce.size() - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(absl::StrCat(who, ": getrandom"), errno);
-    got += static_cast<size_t>(n);
-  }
-  const std::string body = absl::StrCat(kDigestPrefix, nonce);
-  if (absl::Status s = conn.SendBytes(absl::StrCat(kChallenge, body)); !s.ok()) {
-    return absl::UnauthenticatedError(absl::StrCat(who, ": could not send the challenge: ", s.ToString()));
-  }
-  absl::StatusOr<std::string> answer = RecvHandshake(conn, timeout, who);
-  if (!answer.ok()) return answer.status();
-  const bool good = ConstantTimeEqual(*answer, Response(authkey, body));
-  conn.SendBytes(good ? kWelcome : kFailure).IgnoreError();
-  if (!good) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        who, ": ", failed_message,
-        absl::StartsWith(*answer, kDigestPrefix) ? " (digest mismatch)"
-                                                 : " (the answer is not a {sha256} digest)"));
-  }
-  return absl::OkStatus();
-}
-
-// Answers a challenge (CPython's answer_challenge).
-absl::Status AnswerChallenge(Connection& conn, absl::string_view authkey, absl::Duration timeout,
-                             absl::string_view who, absl::string_view refused_message) {
-  absl::StatusOr<std::string> challenge = RecvHandshake(conn, timeout, who);
-  if (!challenge.ok()) return challenge.status();
-  if (!absl::StartsWith(*challenge, kChallenge) ||
-      !absl::StartsWith(absl::string_view(*challenge).substr(kChallenge.size()), kDigestPrefix)) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        who, ": expected an authkey challenge, got a ", challenge->size(),
-        "-byte message that is not one (does the peer use an authkey?)"));
-  }
-  const absl::string_view body = absl::string_view(*challenge).substr(kChallenge.size());
-  if (absl::Status s = conn.SendBytes(Response(authkey, body)); !s.ok()) {
-    return absl::UnauthenticatedError(absl::StrCat(who, ": could not answer the challenge: ", s.ToString()));
-  }
-  absl::StatusOr<std::string> verdict = RecvHandshake(conn, timeout, who);
-  if (!verdict.ok()) return verdict.status();
-  if (*verdict == kWelcome) return absl::OkStatus();
-  if (*verdict == kFailure) return absl::UnauthenticatedError(absl::StrCat(who, ": ", refused_message));
-  return absl::UnauthenticatedError(
-      absl::StrCat(who, ": expected #WELCOME# or #FAILURE#, got a ", verdict->size(), "-byte message"));
+                      absl::string_view(reinterpret_cast<const char*>(mac->data()), mac->size()));
 }
 
 absl::Status CheckAuthkey(const std::optional<std::string>& authkey, absl::string_view who) {
   if (authkey.has_value() && authkey->empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(who, ": the authkey is empty (use nullopt for none)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": the authkey is empty (use nullopt for none)"));
   }
   return absl::OkStatus();
 }
 
+// SO_SNDTIMEO for the time left until `deadline` (at most kMaxPollMillis; none for Never()). A Unix
+// socket's blocking connect(2) waits that long for room in the listener's backlog.
+absl::Status SetSendTimeout(int fd, Deadline deadline, absl::string_view what) {
+  timeval tv{};  // zero: no timeout
+  if (!deadline.IsNever()) {
+    absl::Duration left = std::min(deadline.Remaining(), absl::Milliseconds(kMaxPollMillis));
+    tv = absl::ToTimeval(std::max(left, absl::Microseconds(1)));  // zero would mean "forever"
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+    return ErrnoStatus(errno, absl::StrCat(what, ": setsockopt(SO_SNDTIMEO)"));
+  }
+  return absl::OkStatus();
+}
+
+// connect(2) that gives up at `deadline`. TCP connects without blocking and polls for the result; a
+// Unix socket connects at once or waits for room in the backlog, which SO_SNDTIMEO bounds (and
+// which is reset afterwards, so the Connection's sends never time out).
+absl::Status ConnectBefore(int fd, const Parsed& p, Deadline deadline, absl::Duration timeout,
+                           absl::string_view address) {
+  const std::string what = absl::StrCat("Client: connect(\"", address, "\")");
+  const auto timed_out = [&](absl::string_view why) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, ": not connected within ", absl::FormatDuration(timeout), why));
+  };
+  const sockaddr* addr = reinterpret_cast<const sockaddr*>(&p.addr);
+  if (p.tcp) {
+    const int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+      return ErrnoStatus(errno, absl::StrCat(what, ": fcntl(O_NONBLOCK)"));
+    }
+    if (connect(fd, addr, p.len) != 0) {
+      // EINTR: the connection goes on in the background, like EINPROGRESS.
+      if (errno != EINPROGRESS && errno != EINTR) return ErrnoStatus(errno, what);
+      absl::StatusOr<short> ready = PollUntil(fd, POLLOUT, deadline);
+      if (!ready.ok()) return ready.status();
+      if (*ready == 0) return timed_out("");
+      int err = 0;
+      socklen_t len = sizeof(err);
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err != 0) return ErrnoStatus(err, what);
+    }
+    if (fcntl(fd, F_SETFL, flags) != 0) {
+      return ErrnoStatus(errno, absl::StrCat(what, ": fcntl(F_SETFL)"));
+    }
+    return absl::OkStatus();
+  }
+  for (;;) {
+    if (absl::Status s = SetSendTimeout(fd, deadline, what); !s.ok()) return s;
+    if (connect(fd, addr, p.len) == 0) break;
+    if (errno == EINTR) continue;
+    // EAGAIN: the backlog stayed full for the whole slice.
+    if (errno != EAGAIN) return ErrnoStatus(errno, what);
+    if (deadline.Expired()) return timed_out(" (the listener's backlog is full)");
+  }
+  return SetSendTimeout(fd, Deadline::Never(), what);
+}
+
 }  // namespace
+
+namespace listener_internal {
+
+// One side of the authkey handshake on a connected socket, driven without ever blocking: Advance()
+// moves every byte the socket takes or holds right now and says whether the handshake finished; in
+// between, the caller polls fd() for events() until deadline(), the one deadline of the whole
+// handshake. Messages are read exactly (the prefix, then the body it announces), never past the
+// handshake's last message, so whatever the peer sends after it stays in the socket for the
+// Connection. Owns the socket until Release().
+class Handshake {
+ public:
+  enum class Role { kServer, kClient };
+  // How messages name the two sides.
+  struct Names {
+    std::string who;      // the API: "Listener::Accept" or "Client"
+    std::string peer;     // the other side: "the client at 127.0.0.1:5000", "/tmp/sock"
+    std::string failed;   // the peer's answer to our challenge is wrong
+    std::string refused;  // the peer says our answer is wrong
+  };
+
+  // Takes ownership of `fd` (closed on failure too) and prepares the first message.
+  static absl::StatusOr<std::unique_ptr<Handshake>> Start(int fd, Role role, std::string authkey,
+                                                          absl::Duration timeout,
+                                                          Deadline deadline, Names names,
+                                                          std::string peer_address) {
+    std::unique_ptr<Handshake> h(new Handshake(fd, role, std::move(authkey), timeout, deadline,
+                                               std::move(names), std::move(peer_address)));
+    if (absl::Status s = h->Enter(); !s.ok()) return s;
+    return h;
+  }
+
+  Handshake(const Handshake&) = delete;
+  Handshake& operator=(const Handshake&) = delete;
+  ~Handshake() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  int fd() const { return fd_; }
+  short events() const { return Sending() ? POLLOUT : POLLIN; }
+  Deadline deadline() const { return deadline_; }
+  // "ip:port" of a TCP peer, "" otherwise (Listener::last_accepted()).
+  const std::string& peer_address() const { return peer_address_; }
+  // Gives up the socket (after a finished handshake).
+  int Release() { return std::exchange(fd_, -1); }
+
+  // True once the handshake finished, false while it waits for the socket (before the deadline).
+  // Failures: kUnauthenticated (wrong key, a peer breaking the protocol or hanging up),
+  // kDeadlineExceeded (the deadline passed), the errno status of a failed recv/send.
+  absl::StatusOr<bool> Advance() {
+    while (index_ < kSteps) {
+      if (Sending()) {
+        if (out_pos_ == out_.size()) {
+          if (!failure_.ok()) return failure_;  // the #FAILURE# verdict is out
+          ++index_;
+          if (absl::Status s = Enter(); !s.ok()) return s;
+          continue;
+        }
+        const ssize_t n = send(fd_, out_.data() + out_pos_, out_.size() - out_pos_,
+                               MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0) {
+          out_pos_ += static_cast<size_t>(n);
+          continue;
+        }
+      } else {
+        const ssize_t n = recv(fd_, in_.data() + in_got_, in_want_ - in_got_, MSG_DONTWAIT);
+        if (n > 0) {
+          in_got_ += static_cast<size_t>(n);
+          if (in_got_ < in_want_) continue;
+          if (in_want_ == kConnectionPrefixSize) {
+            if (absl::Status s = ParsePrefix(); !s.ok()) return s;
+            if (in_got_ < in_want_) continue;  // a body follows
+          }
+          if (absl::Status s = OnMessage(absl::string_view(in_.data() + kConnectionPrefixSize,
+                                                           in_got_ - kConnectionPrefixSize));
+              !s.ok()) {
+            return s;
+          }
+          ++index_;
+          if (absl::Status s = Enter(); !s.ok()) return s;
+          continue;
+        }
+        if (n == 0) {
+          return absl::UnauthenticatedError(
+              absl::StrCat(names_.who, ": ", names_.peer,
+                           " closed the connection during the authentication (", Progress(), ")"));
+        }
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!deadline_.Expired()) return false;
+        return absl::DeadlineExceededError(absl::StrCat(
+            names_.who, ": ", names_.peer, " did not finish the authentication within ",
+            absl::FormatDuration(timeout_), " (", Progress(), ")"));
+      }
+      const int err = errno;
+      if (err == ECONNRESET || err == EPIPE || err == ECONNABORTED) {
+        return absl::UnauthenticatedError(
+            absl::StrCat(names_.who, ": ", names_.peer, " broke off the authentication (",
+                         Progress(), "): ", ErrnoStatus(err, Sending() ? "send" : "recv").message()));
+      }
+      return ErrnoStatus(err, absl::StrCat(names_.who, ": ", Sending() ? "send" : "recv",
+                                           " during the authentication with ", names_.peer));
+    }
+    return true;
+  }
+
+ private:
+  // The server delivers its challenge first, then answers the client's; the client the reverse.
+  enum class Step {
+    kSendChallenge,
+    kRecvAnswer,
+    kSendVerdict,
+    kRecvChallenge,
+    kSendResponse,
+    kRecvVerdict,
+  };
+  static constexpr size_t kSteps = 6;
+  static constexpr std::array<Step, kSteps> kServerSteps = {
+      Step::kSendChallenge, Step::kRecvAnswer,   Step::kSendVerdict,
+      Step::kRecvChallenge, Step::kSendResponse, Step::kRecvVerdict};
+  static constexpr std::array<Step, kSteps> kClientSteps = {
+      Step::kRecvChallenge, Step::kSendResponse, Step::kRecvVerdict,
+      Step::kSendChallenge, Step::kRecvAnswer,   Step::kSendVerdict};
+
+  Handshake(int fd, Role role, std::string authkey, absl::Duration timeout, Deadline deadline,
+            Names names, std::string peer_address)
+      : fd_(fd),
+        steps_(role == Role::kServer ? kServerSteps : kClientSteps),
+        authkey_(std::move(authkey)),
+        timeout_(timeout),
+        deadline_(deadline),
+        names_(std::move(names)),
+        peer_address_(std::move(peer_address)),
+        in_(kConnectionPrefixSize + kMaxHandshakeMessage, '\0') {}
+
+  Step step() const { return steps_[index_]; }
+  bool Sending() const {
+    return index_ < kSteps && (step() == Step::kSendChallenge || step() == Step::kSendResponse ||
+                               step() == Step::kSendVerdict);
+  }
+
+  // Sets up the step index_ points at: a receive starts with an empty buffer, our challenge gets a
+  // fresh nonce (the answer and the verdict were prepared by OnMessage).
+  absl::Status Enter() {
+    in_got_ = 0;
+    in_want_ = kConnectionPrefixSize;
+    out_pos_ = 0;
+    if (index_ < kSteps && step() == Step::kSendChallenge) {
+      std::array<uint8_t, kNonceSize> nonce;
+      if (absl::Status s = RandomBytes(absl::MakeSpan(nonce)); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat(names_.who, ": the challenge's nonce: ",
+                                                   s.message()));
+      }
+      challenge_body_ = absl::StrCat(
+          kDigestPrefix, absl::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
+      out_ = Frame(absl::StrCat(kChallenge, challenge_body_));
+    }
+    return absl::OkStatus();
+  }
+
+  // Checks the prefix that has arrived and sets how much of the message remains.
+  absl::Status ParsePrefix() {
+    const auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(in_[i])); };
+    const uint32_t length = byte(0) | byte(1) << 8 | byte(2) << 16 | byte(3) << 24;
+    const uint32_t fd_count = byte(4) | byte(5) << 8;
+    const uint32_t reserved = byte(6) | byte(7) << 8;
+    if (fd_count != 0 || reserved != 0) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          names_.who, ": ", names_.peer, " sent a malformed message prefix (", Progress(),
+          "): descriptor count ", fd_count, " and reserved field ", reserved,
+          " must both be 0 in the authentication"));
+    }
+    if (length > kMaxHandshakeMessage) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          names_.who, ": ", names_.peer, " announced a ", length, "-byte message (", Progress(),
+          "); authentication messages have at most ", kMaxHandshakeMessage, " bytes"));
+    }
+    in_want_ = kConnectionPrefixSize + length;
+    return absl::OkStatus();
+  }
+
+  // Acts on a whole received message; prepares out_ when a reply is due.
+  absl::Status OnMessage(absl::string_view message) {
+    switch (step()) {
+      case Step::kRecvAnswer: {
+        absl::StatusOr<std::string> expected = Response(authkey_, challenge_body_);
+        if (!expected.ok()) return expected.status();
+        const bool good = ConstantTimeEqual(message, *expected);
+        out_ = Frame(good ? kWelcome : kFailure);
+        if (!good) {
+          // CPython sends #FAILURE# and then raises; Advance returns this once the verdict is out.
+          failure_ = absl::UnauthenticatedError(absl::StrCat(
+              names_.who, ": ", names_.failed,
+              absl::StartsWith(message, kDigestPrefix) ? " (digest mismatch)"
+                                                       : " (the answer is not a {sha256} digest)"));
+        }
+        return absl::OkStatus();
+      }
+      case Step::kRecvChallenge: {
+        if (!absl::StartsWith(message, kChallenge) ||
+            !absl::StartsWith(message.substr(kChallenge.size()), kDigestPrefix)) {
+          return absl::UnauthenticatedError(absl::StrCat(
+              names_.who, ": expected an authkey challenge from ", names_.peer, ", got a ",
+              message.size(), "-byte message that is not one (does the peer use an authkey?)"));
+        }
+        absl::StatusOr<std::string> response =
+            Response(authkey_, message.substr(kChallenge.size()));
+        if (!response.ok()) return response.status();
+        out_ = Frame(*response);
+        return absl::OkStatus();
+      }
+      case Step::kRecvVerdict:
+        if (message == kWelcome) return absl::OkStatus();
+        if (message == kFailure) {
+          return absl::UnauthenticatedError(absl::StrCat(names_.who, ": ", names_.refused));
+        }
+        return absl::UnauthenticatedError(
+            absl::StrCat(names_.who, ": expected #WELCOME# or #FAILURE# from ", names_.peer,
+                         ", got a ", message.size(), "-byte message"));
+      default:
+        return absl::InternalError("Handshake::OnMessage called in a sending step");
+    }
+  }
+
+  // What the handshake was doing, for error messages.
+  std::string Progress() const {
+    if (index_ >= kSteps) return "finished";
+    switch (step()) {
+      case Step::kSendChallenge:
+        return absl::StrCat("sending our challenge, ", out_pos_, " of ", out_.size(), " bytes sent");
+      case Step::kSendResponse:
+        return absl::StrCat("sending our answer, ", out_pos_, " of ", out_.size(), " bytes sent");
+      case Step::kSendVerdict:
+        return absl::StrCat("sending the verdict, ", out_pos_, " of ", out_.size(), " bytes sent");
+      case Step::kRecvAnswer:
+        return absl::StrCat("waiting for the answer to our challenge, ", in_got_, " bytes received");
+      case Step::kRecvChallenge:
+        return absl::StrCat("waiting for the challenge, ", in_got_, " bytes received");
+      case Step::kRecvVerdict:
+        return absl::StrCat("waiting for the verdict on our answer, ", in_got_, " bytes received");
+    }
+    return "";
+  }
+
+  int fd_;
+  const std::array<Step, kSteps>& steps_;
+  size_t index_ = 0;  // into steps_; kSteps once finished
+  const std::string authkey_;
+  const absl::Duration timeout_;  // for messages; deadline_ is what counts
+  const Deadline deadline_;
+  const Names names_;
+  const std::string peer_address_;
+  std::string challenge_body_;  // "{sha256}" + our nonce, to check the answer against
+  std::string out_;             // the message being sent (prefix and body)
+  size_t out_pos_ = 0;
+  std::string in_;              // the message being received (prefix and body)
+  size_t in_got_ = 0;
+  size_t in_want_ = kConnectionPrefixSize;  // the prefix, then the prefix and its body
+  absl::Status failure_;        // to return once the #FAILURE# verdict has been sent
+};
+
+}  // namespace listener_internal
+
+using listener_internal::Handshake;
+
+Listener::Listener() = default;
 
 absl::StatusOr<Listener> Listener::Create(ListenerOptions options) {
   if (options.backlog < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("Listener::Create: backlog must be >= 1, got ", options.backlog));
+  }
+  if (options.auth_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("Listener::Create: negative auth_timeout ",
+                                                   absl::FormatDuration(options.auth_timeout)));
   }
   if (absl::Status s = CheckAuthkey(options.authkey, "Listener::Create"); !s.ok()) return s;
   Listener l;
@@ -211,33 +466,40 @@ absl::StatusOr<Listener> Listener::Create(ListenerOptions options) {
   std::string address = std::move(options.address);
   if (address.empty()) {
     char tmpl[] = "/tmp/mp-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) return ErrnoStatus("Listener::Create: mkdtemp(/tmp/mp-XXXXXX)", errno);
+    if (mkdtemp(tmpl) == nullptr) {
+      return ErrnoStatus(errno, "Listener::Create: mkdtemp(/tmp/mp-XXXXXX)");
+    }
     l.temp_dir_ = tmpl;
-    uint64_t r = 0;
-    if (getrandom(&r, sizeof(r), 0) != sizeof(r)) r = static_cast<uint64_t>(getpid());
-    address = absl::StrCat(l.temp_dir_, "/listener-", absl::Hex(r));
+    absl::StatusOr<uint64_t> r = RandomU64();
+    if (!r.ok()) {  // ~Listener removes temp_dir_
+      return absl::Status(r.status().code(), absl::StrCat("Listener::Create: the socket's name: ",
+                                                          r.status().message()));
+    }
+    address = absl::StrCat(l.temp_dir_, "/listener-", absl::Hex(*r));
   }
   absl::StatusOr<Parsed> parsed = ParseAddress(address, "Listener::Create");
   if (!parsed.ok()) return parsed.status();  // ~Listener removes temp_dir_
   l.tcp_ = parsed->tcp;
-  l.fd_ = socket(parsed->tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (l.fd_ < 0) return ErrnoStatus("Listener::Create: socket", errno);
+  // Non-blocking: Accept polls before accept4, and a client that vanished in between must not
+  // block it.
+  l.fd_ = socket(parsed->tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (l.fd_ < 0) return ErrnoStatus(errno, "Listener::Create: socket");
   if (parsed->tcp) {
     const int one = 1;
     setsockopt(l.fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   }
   if (bind(l.fd_, reinterpret_cast<const sockaddr*>(&parsed->addr), parsed->len) != 0) {
-    return ErrnoStatus(absl::StrCat("Listener::Create: bind(\"", address, "\")"), errno);
+    return ErrnoStatus(errno, absl::StrCat("Listener::Create: bind(\"", address, "\")"));
   }
   if (!parsed->tcp && address[0] == '/') l.socket_file_ = address;
   if (listen(l.fd_, options.backlog) != 0) {
-    return ErrnoStatus(absl::StrCat("Listener::Create: listen(\"", address, "\")"), errno);
+    return ErrnoStatus(errno, absl::StrCat("Listener::Create: listen(\"", address, "\")"));
   }
   if (parsed->tcp) {
     sockaddr_in bound{};
     socklen_t len = sizeof(bound);
     if (getsockname(l.fd_, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
-      return ErrnoStatus("Listener::Create: getsockname", errno);
+      return ErrnoStatus(errno, "Listener::Create: getsockname");
     }
     l.address_ = FormatInet(bound);
   } else {
@@ -255,7 +517,8 @@ Listener::Listener(Listener&& other) noexcept
       authkey_(std::move(other.authkey_)),
       auth_timeout_(other.auth_timeout_),
       socket_file_(std::exchange(other.socket_file_, "")),
-      temp_dir_(std::exchange(other.temp_dir_, "")) {}
+      temp_dir_(std::exchange(other.temp_dir_, "")),
+      pending_(std::exchange(other.pending_, {})) {}
 
 Listener& Listener::operator=(Listener&& other) noexcept {
   if (this != &other) {
@@ -268,6 +531,7 @@ Listener& Listener::operator=(Listener&& other) noexcept {
     auth_timeout_ = other.auth_timeout_;
     socket_file_ = std::exchange(other.socket_file_, "");
     temp_dir_ = std::exchange(other.temp_dir_, "");
+    pending_ = std::exchange(other.pending_, {});
   }
   return *this;
 }
@@ -275,6 +539,7 @@ Listener& Listener::operator=(Listener&& other) noexcept {
 Listener::~Listener() { Close(); }
 
 void Listener::Close() {
+  pending_.clear();  // closes their sockets
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
   if (!socket_file_.empty()) unlink(socket_file_.c_str());
@@ -283,94 +548,143 @@ void Listener::Close() {
   temp_dir_.clear();
 }
 
+std::optional<absl::StatusOr<Connection>> Listener::AcceptWaiting() {
+  while (pending_.size() < kMaxPendingHandshakes) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    const int fd = accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;  // the next one, if any
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return std::nullopt;
+      return absl::StatusOr<Connection>(
+          ErrnoStatus(errno, absl::StrCat("Listener::Accept: accept(", address_, ")")));
+    }
+    if (tcp_) SetNoDelay(fd);
+    std::string peer_address = tcp_ ? FormatInet(*reinterpret_cast<sockaddr_in*>(&peer)) : "";
+    if (!authkey_.has_value()) {
+      last_accepted_ = std::move(peer_address);
+      absl::StatusOr<Connection> conn = Connection::FromFd(fd);
+      if (!conn.ok()) close(fd);
+      return conn;
+    }
+    const std::string peer_name =
+        tcp_ ? absl::StrCat("the client at ", peer_address) : "the client (Unix socket peer)";
+    absl::StatusOr<std::unique_ptr<Handshake>> h = Handshake::Start(
+        fd, Handshake::Role::kServer, *authkey_, auth_timeout_, Deadline::After(auth_timeout_),
+        {.who = "Listener::Accept",
+         .peer = peer_name,
+         .failed = absl::StrCat(peer_name, " failed the authkey challenge"),
+         .refused = absl::StrCat(peer_name, " refused our authkey")},
+        peer_address);
+    if (!h.ok()) {
+      last_accepted_ = std::move(peer_address);
+      return absl::StatusOr<Connection>(h.status());
+    }
+    pending_.push_back(*std::move(h));
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<Connection> Listener::FinishPending(size_t i, absl::Status failure) {
+  std::unique_ptr<Handshake> h = std::move(pending_[i]);
+  pending_.erase(pending_.begin() + static_cast<ptrdiff_t>(i));
+  last_accepted_ = h->peer_address();
+  if (!failure.ok()) return failure;  // ~Handshake closes the connection
+  const int fd = h->Release();
+  absl::StatusOr<Connection> conn = Connection::FromFd(fd);
+  if (!conn.ok()) close(fd);
+  return conn;
+}
+
 absl::StatusOr<Connection> Listener::Accept(absl::Duration timeout) {
   if (fd_ < 0) return absl::FailedPreconditionError("Listener::Accept: the listener is closed");
   if (timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("Listener::Accept: negative timeout");
   }
-  const absl::Time deadline = absl::Now() + timeout;
+  const Deadline deadline = Deadline::After(timeout);
+  // fds[0] is the listening socket, fds[1 + i] pending_[i] (for the first `polled` handshakes).
+  std::vector<pollfd> fds;
+  bool first = true;  // nothing polled yet: look at everything
+  size_t polled = 0;
   for (;;) {
-    pollfd p{fd_, POLLIN, 0};
-    int ms = -1;
-    if (timeout != absl::InfiniteDuration()) {
-      const absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
-      ms = static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
+    if (first || fds[0].revents != 0) {
+      if (std::optional<absl::StatusOr<Connection>> r = AcceptWaiting(); r.has_value()) {
+        return *std::move(r);
+      }
     }
-    const int r = poll(&p, 1, ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return ErrnoStatus("Listener::Accept: poll", errno);
-    if (r == 0) {
+    // Moves every handshake that poll reported, that was accepted just now, or whose deadline
+    // passed; the first one to finish, either way, is the result.
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      if (!first && i < polled && fds[1 + i].revents == 0 && !pending_[i]->deadline().Expired()) {
+        continue;
+      }
+      absl::StatusOr<bool> done = pending_[i]->Advance();
+      if (!done.ok()) return FinishPending(i, done.status());
+      if (*done) return FinishPending(i, absl::OkStatus());
+    }
+    if (deadline.Expired()) {
       return absl::DeadlineExceededError(absl::StrCat("Listener::Accept: no client on ", address_,
                                                       " within ", absl::FormatDuration(timeout)));
     }
-    break;
-  }
-  sockaddr_storage peer{};
-  socklen_t len = sizeof(peer);
-  int fd;
-  do {
-    fd = accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return ErrnoStatus(absl::StrCat("Listener::Accept: accept(", address_, ")"), errno);
-  if (tcp_) SetNoDelay(fd);
-  last_accepted_ = tcp_ ? FormatInet(*reinterpret_cast<sockaddr_in*>(&peer)) : "";
-  absl::StatusOr<Connection> conn = Connection::FromFd(fd);
-  if (!conn.ok()) {
-    close(fd);
-    return conn.status();
-  }
-  if (authkey_.has_value()) {
-    const std::string peer_name = tcp_ ? last_accepted_ : "(unix socket peer)";
-    if (absl::Status s = DeliverChallenge(
-            *conn, *authkey_, auth_timeout_, "Listener::Accept",
-            absl::StrCat("the client at ", peer_name, " failed the authkey challenge"));
-        !s.ok()) {
-      return s;
+    fds.clear();
+    // With kMaxPendingHandshakes pending, new clients wait in the backlog (poll skips fd -1).
+    fds.push_back({pending_.size() < kMaxPendingHandshakes ? fd_ : -1, POLLIN, 0});
+    Deadline wake = deadline;
+    for (const std::unique_ptr<Handshake>& h : pending_) {
+      fds.push_back({h->fd(), h->events(), 0});
+      wake = Deadline::Earlier(wake, h->deadline());
     }
-    if (absl::Status s = AnswerChallenge(
-            *conn, *authkey_, auth_timeout_, "Listener::Accept",
-            absl::StrCat("the client at ", peer_name, " refused our authkey"));
-        !s.ok()) {
-      return s;
+    polled = pending_.size();
+    first = false;
+    absl::StatusOr<int> ready = PollUntil(absl::MakeSpan(fds), wake);
+    if (!ready.ok()) {
+      return absl::Status(ready.status().code(),
+                          absl::StrCat("Listener::Accept: ", ready.status().message()));
     }
   }
-  return conn;
 }
 
 absl::StatusOr<Connection> Client(absl::string_view address, std::optional<std::string> authkey,
-                                  absl::Duration auth_timeout) {
+                                  absl::Duration timeout) {
   if (absl::Status s = CheckAuthkey(authkey, "Client"); !s.ok()) return s;
+  if (timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Client: negative timeout ", absl::FormatDuration(timeout)));
+  }
+  const Deadline deadline = Deadline::After(timeout);
   absl::StatusOr<Parsed> parsed = ParseAddress(address, "Client");
   if (!parsed.ok()) return parsed.status();
-  const int fd = socket(parsed->tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoStatus("Client: socket", errno);
-  int r;
-  do {
-    r = connect(fd, reinterpret_cast<const sockaddr*>(&parsed->addr), parsed->len);
-  } while (r != 0 && errno == EINTR);
-  if (r != 0) {
-    const int err = errno;
+  int fd = socket(parsed->tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoStatus(errno, "Client: socket");
+  if (absl::Status s = ConnectBefore(fd, *parsed, deadline, timeout, address); !s.ok()) {
     close(fd);
-    return ErrnoStatus(absl::StrCat("Client: connect(\"", address, "\")"), err);
+    return s;
   }
   if (parsed->tcp) SetNoDelay(fd);
-  absl::StatusOr<Connection> conn = Connection::FromFd(fd);
-  if (!conn.ok()) {
-    close(fd);
-    return conn.status();
-  }
   if (authkey.has_value()) {
-    if (absl::Status s = AnswerChallenge(*conn, *authkey, auth_timeout, "Client",
-                                         absl::StrCat(address, " refused our authkey"));
-        !s.ok()) {
-      return s;
+    const std::string peer(address);
+    absl::StatusOr<std::unique_ptr<Handshake>> h = Handshake::Start(
+        fd, Handshake::Role::kClient, *std::move(authkey), timeout, deadline,
+        {.who = "Client",
+         .peer = peer,
+         .failed = absl::StrCat(peer, " failed our authkey challenge"),
+         .refused = absl::StrCat(peer, " refused our authkey")},
+        "");
+    if (!h.ok()) return h.status();
+    for (;;) {
+      absl::StatusOr<bool> done = (*h)->Advance();
+      if (!done.ok()) return done.status();
+      if (*done) break;
+      absl::StatusOr<short> ready = PollUntil((*h)->fd(), (*h)->events(), (*h)->deadline());
+      if (!ready.ok()) {
+        return absl::Status(ready.status().code(),
+                            absl::StrCat("Client: ", ready.status().message()));
+      }
     }
-    if (absl::Status s = DeliverChallenge(*conn, *authkey, auth_timeout, "Client",
-                                          absl::StrCat(address, " failed our authkey challenge"));
-        !s.ok()) {
-      return s;
-    }
+    fd = (*h)->Release();
   }
+  absl::StatusOr<Connection> conn = Connection::FromFd(fd);
+  if (!conn.ok()) close(fd);
   return conn;
 }
 

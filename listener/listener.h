@@ -30,23 +30,45 @@
 //
 // Authentication (when an authkey is given; CPython's deliver_challenge/answer_challenge, with the
 // messages carried as Connection messages, so the wire is not CPython's):
-//   1. server -> client  "#CHALLENGE#{sha256}" + 32 random bytes (getrandom)
+//   1. server -> client  "#CHALLENGE#{sha256}" + 32 random bytes (base/random.h)
 //   2. client -> server  "{sha256}" + HMAC-SHA256(authkey, "{sha256}" + the 32 bytes)
 //   3. server -> client  "#WELCOME#" or "#FAILURE#"
 //   4-6. the same with the roles swapped (the client checks the server too).
-// Messages in the handshake are at most 256 bytes; each step waits at most auth_timeout.
+// HMAC-SHA256 is OpenSSL's (listener/hmac.h). Messages in the handshake are at most 256 bytes and
+// carry no descriptors.
+//
+// Deadlines: the whole handshake, from its first byte to its last, is bounded by one deadline
+// (ListenerOptions::auth_timeout from the moment the server accepts the connection; Client's
+// `timeout`, which also covers connect(2)). A peer that sends part of a message and goes silent
+// holds nobody past it.
+//
+// Accept and slow clients: Accept runs the handshakes of all the clients it has accepted
+// concurrently, without blocking on any of them: it polls the listening socket and every pending
+// handshake together (each with its own auth deadline), accepts new clients while others are still
+// authenticating (at most kMaxPendingHandshakes at a time; later ones wait in the kernel's
+// backlog), and returns as soon as one handshake finishes. One silent client therefore never
+// delays the authentication of the others, and Accept(timeout) returns at `timeout` even while
+// handshakes are in progress (they stay pending in the Listener and continue in the next Accept).
+// Like CPython's Listener.accept(), which raises AuthenticationError, a handshake that fails is
+// reported by the Accept call that sees it fail (the connection is closed, last_accepted() names
+// that peer, and the other pending handshakes carry on in the next call).
+//
 // A wrong key is refused on both sides with kUnauthenticated (CPython's AuthenticationError):
 //   server: "Listener::Accept: the client at <peer> failed the authkey challenge (digest mismatch)"
 //   client: "Client: <address> refused our authkey" (or "... failed our authkey challenge" when the
 //           server is the one with the wrong key)
 // A peer that does not speak the protocol (no challenge, a malformed or oversized message, closing
-// mid-handshake) is kUnauthenticated too, naming what arrived; a handshake step that times out is
-// kDeadlineExceeded. The Listener stays usable after a refused client.
+// mid-handshake) is kUnauthenticated too, naming what arrived. A handshake that does not finish
+// within its deadline is kDeadlineExceeded ("... did not finish the authentication within <t>",
+// naming the step and how many bytes of it had moved). The Listener stays usable after a refused
+// client.
 //
-// Other errors: Accept(timeout) with nobody connecting -> kDeadlineExceeded; Client to a Unix path
-// that does not exist -> kNotFound; to an address nobody listens on -> kUnavailable (connection
-// refused); Create on an address in use -> kAlreadyExists; calls on a closed Listener ->
-// kFailedPrecondition.
+// Other errors: Accept(timeout) with no handshake finishing in time -> kDeadlineExceeded ("no client
+// on <address> within <t>"); Client to a Unix path that does not exist -> kNotFound; to an address
+// nobody listens on -> kUnavailable (connection refused); Client whose connect and handshake do not
+// finish within its timeout -> kDeadlineExceeded; Create on an address in use -> kAlreadyExists;
+// calls on a closed Listener -> kFailedPrecondition; a negative timeout -> kInvalidArgument.
+// System call failures map through mp::ErrnoStatus (base/errno_status.h).
 //
 // Thread safety: a Listener may be used by one thread at a time (Accept from several threads needs
 // external synchronization); Close must not race with Accept. Client() is thread-safe.
@@ -54,8 +76,11 @@
 #ifndef MP_LISTENER_LISTENER_H_
 #define MP_LISTENER_LISTENER_H_
 
+#include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -65,17 +90,25 @@
 
 namespace mp {
 
+namespace listener_internal {
+class Handshake;  // one connection's authkey handshake in progress (listener.cc)
+}  // namespace listener_internal
+
+// Most handshakes one Listener runs at a time (see "Accept and slow clients" above).
+inline constexpr size_t kMaxPendingHandshakes = 64;
+
 struct ListenerOptions {
   std::string address;                 // see the header comment; "" for a fresh Unix socket
   std::optional<std::string> authkey;  // nullopt: no authentication (CPython's authkey=None)
   int backlog = 1;                     // listen(2) backlog, CPython's default
-  absl::Duration auth_timeout = absl::Seconds(20);  // per handshake step
+  // Bounds each client's whole handshake, from the accept to the last byte.
+  absl::Duration auth_timeout = absl::Seconds(20);
 };
 
 class Listener {
  public:
   // Binds and listens. kInvalidArgument for a bad address or backlog < 1 or an empty authkey;
-  // kAlreadyExists when the address is in use.
+  // kAlreadyExists when the address is in use; kInvalidArgument for a negative auth_timeout.
   static absl::StatusOr<Listener> Create(ListenerOptions options);
 
   Listener(Listener&& other) noexcept;
@@ -84,21 +117,31 @@ class Listener {
   Listener& operator=(const Listener&) = delete;
   ~Listener();  // Close()
 
-  // Waits for a client (at most `timeout`) and authenticates it when there is an authkey.
+  // Waits for a client (at most `timeout`) and, when there is an authkey, for one of the pending
+  // handshakes to finish (see "Accept and slow clients" above). Timeouts of any length are fine
+  // (waits longer than poll(2)'s range are done in slices).
   absl::StatusOr<Connection> Accept(absl::Duration timeout = absl::InfiniteDuration());
 
   // The bound address, in the form Client() takes (the real port for "host:0").
   const std::string& address() const { return address_; }
-  // The peer of the last accepted connection ("ip:port" for TCP, "" for Unix sockets).
+  // The peer of the connection the last Accept returned or refused ("ip:port" for TCP, "" for Unix
+  // sockets).
   const std::string& last_accepted() const { return last_accepted_; }
-  // The listening socket (-1 when closed), e.g. for Wait().
+  // The listening socket (-1 when closed; non-blocking), e.g. for Wait().
   int fd() const { return fd_; }
 
-  // Closes the socket and removes what Create made on the file system. Idempotent.
+  // Closes the socket and the connections of pending handshakes, and removes what Create made on the
+  // file system. Idempotent.
   void Close();
 
  private:
-  Listener() = default;
+  Listener();
+
+  // Accepts the clients waiting in the backlog (without blocking). Without an authkey, returns the
+  // first one's connection; with one, starts their handshakes. nullopt: nothing more to return now.
+  std::optional<absl::StatusOr<Connection>> AcceptWaiting();
+  // Removes pending_[i] and returns what its handshake ended with: the Connection, or `failure`.
+  absl::StatusOr<Connection> FinishPending(size_t i, absl::Status failure);
 
   int fd_ = -1;
   bool tcp_ = false;
@@ -108,12 +151,16 @@ class Listener {
   absl::Duration auth_timeout_;
   std::string socket_file_;  // to unlink on Close
   std::string temp_dir_;     // to rmdir on Close
+  // Accepted connections whose handshake has not finished, oldest first (each owns its socket).
+  std::vector<std::unique_ptr<listener_internal::Handshake>> pending_;
 };
 
-// Connects to a Listener's address and, with an authkey, runs the handshake.
+// Connects to a Listener's address and, with an authkey, runs the handshake. `timeout` bounds both
+// together, from the start of connect(2) to the handshake's last byte (absl::InfiniteDuration():
+// no bound); kDeadlineExceeded when they do not finish in time, kInvalidArgument when negative.
 absl::StatusOr<Connection> Client(absl::string_view address,
                                   std::optional<std::string> authkey = std::nullopt,
-                                  absl::Duration auth_timeout = absl::Seconds(20));
+                                  absl::Duration timeout = absl::Seconds(20));
 
 }  // namespace mp
 
