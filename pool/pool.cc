@@ -2,8 +2,9 @@
 
 #include "pool/pool.h"
 
-#include <signal.h>
+#include <cxxabi.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/sockios.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -13,15 +14,20 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <condition_variable>
-#include <mutex>
+#include <exception>
 #include <thread>
+#include <typeinfo>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "base/deadline.h"
+#include "base/errno_status.h"
 #include "channels/connection.h"
+#include "serialize/status.h"
 #include "sync/shm.h"
 
 namespace mp {
@@ -31,9 +37,9 @@ namespace {
 // ---- Task registry ----
 
 struct Registry {
-  std::mutex mu;
-  absl::flat_hash_map<std::string, std::pair<TaskFn, BatchFn>> by_name;  // guarded by mu
-  absl::flat_hash_map<const void*, const std::string*> by_key;  // guarded by mu
+  Mutex mu;
+  absl::flat_hash_map<std::string, std::pair<TaskFn, BatchFn>> by_name ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<const void*, const std::string*> by_key ABSL_GUARDED_BY(mu);
 };
 Registry& GetRegistry() {
   static Registry* r = new Registry;
@@ -46,7 +52,9 @@ Registry& GetRegistry() {
 //                           count x (varint len + encoded arguments)
 // Pool -> worker, stop:     u8 2
 // Worker -> pool, results:  u8 1 | u64 job | u64 first | u32 count | count x result (AppendOk/Error)
-// Worker -> pool, initializer failed: u8 3 | varint code | varint len + message
+// Worker -> pool, initializer failed: u8 3 | Codec<absl::Status>
+// A worker numbers the chunks it receives 1, 2, 3... and claims each in its Slot before running it
+// (see Slot::claimed); a chunk the pool took back first is skipped without a reply.
 constexpr uint8_t kChunk = 1;
 constexpr uint8_t kStop = 2;
 constexpr uint8_t kInitFailed = 3;
@@ -62,7 +70,23 @@ struct alignas(kShmAlignment) Slot {
   std::atomic<uint64_t> job;
   std::atomic<uint64_t> index;
   std::atomic<uint32_t> running;
+  // The number of the last chunk the worker started or the pool took back (chunks are numbered in
+  // the order the pool sent them to this worker). The worker starts chunk n only by raising it from
+  // n - 1 to n; the pool takes back every chunk above a value v by raising it from v to the number
+  // of the last chunk it sent. Both are compare-and-swaps on this word, so a chunk either runs on
+  // this worker or goes back to the pool's queue, never both.
+  std::atomic<uint64_t> claimed;
 };
+
+// The worker's side of Slot::claimed: true if it may run chunk `number`, false if the pool took
+// it back.
+bool ClaimChunk(Slot* slot, uint64_t number) {
+  uint64_t c = slot->claimed.load(std::memory_order_acquire);
+  while (c < number) {
+    if (slot->claimed.compare_exchange_weak(c, number, std::memory_order_acq_rel)) return true;
+  }
+  return false;
+}
 
 void PutU64(std::string& s, uint64_t v) {
   for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>(v >> (8 * i)));
@@ -76,6 +100,19 @@ void PutVarint(std::string& s, uint64_t v) {
     v >>= 7;
   }
   s.push_back(static_cast<char>(v));
+}
+void PutStatus(std::string& s, const absl::Status& status) {
+  const size_t at = s.size();
+  s.resize(at + Codec<absl::Status>::Size(status));
+  ByteWriter w(reinterpret_cast<uint8_t*>(s.data()) + at, s.size() - at);
+  Codec<absl::Status>::Encode(status, w);
+}
+// A failure from the other side of the socket: never OK (AsFailure).
+absl::Status ReadFailure(ByteReader& r, absl::Status* failure) {
+  absl::Status decoded;
+  if (absl::Status s = Codec<absl::Status>::Decode(r, decoded); !s.ok()) return s;
+  *failure = AsFailure(std::move(decoded));
+  return absl::OkStatus();
 }
 
 struct ChunkHeader {
@@ -113,7 +150,7 @@ std::string DescribeExit(int pid, std::optional<int> code) {
 
 const std::string* RegisterTask(std::string name, const void* key, TaskFn fn, BatchFn batch) {
   Registry& r = GetRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  MutexLock lock(&r.mu);
   if (auto it = r.by_key.find(key); it != r.by_key.end()) return it->second;
   std::string unique = name;
   for (int n = 2; r.by_name.contains(unique); ++n) unique = absl::StrCat(name, "#", n);
@@ -125,35 +162,42 @@ const std::string* RegisterTask(std::string name, const void* key, TaskFn fn, Ba
 
 TaskFn FindTask(absl::string_view name) {
   Registry& r = GetRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  MutexLock lock(&r.mu);
   auto it = r.by_name.find(name);
   return it == r.by_name.end() ? nullptr : it->second.first;
 }
 
 BatchFn FindBatch(absl::string_view name) {
   Registry& r = GetRegistry();
-  std::lock_guard<std::mutex> lock(r.mu);
+  MutexLock lock(&r.mu);
   auto it = r.by_name.find(name);
   return it == r.by_name.end() ? nullptr : it->second.second;
 }
 
 void AppendError(std::string& out, const absl::Status& status) {
   out.push_back(1);
-  PutVarint(out, static_cast<uint64_t>(status.code()));
-  PutVarint(out, status.message().size());
-  out.append(status.message().data(), status.message().size());
+  PutStatus(out, AsFailure(status));
+}
+
+absl::Status CurrentExceptionStatus(absl::string_view function) {
+  std::string type = "an exception of unknown type";
+  if (const std::type_info* t = abi::__cxa_current_exception_type(); t != nullptr) {
+    int err = 0;
+    char* demangled = abi::__cxa_demangle(t->name(), nullptr, nullptr, &err);
+    type = err == 0 && demangled != nullptr ? demangled : t->name();
+    std::free(demangled);
+  }
+  std::string what;
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    what = absl::StrCat(": ", e.what());
+  } catch (...) {
+  }
+  return absl::UnknownError(absl::StrCat("Pool: ", function, " threw ", type, what));
 }
 
 // ---- Job ----
-
-template <typename Pred>
-bool Job::Await(std::unique_lock<std::mutex>& lock, absl::Duration timeout, Pred pred) const {
-  if (timeout == absl::InfiniteDuration()) {
-    cv_.wait(lock, pred);
-    return true;
-  }
-  return cv_.wait_until(lock, absl::ToChronoTime(absl::Now() + timeout), pred);
-}
 
 uint32_t Job::AddBlobLocked(const std::shared_ptr<const std::string>& blob) {
   blobs_.push_back(blob);
@@ -188,7 +232,7 @@ void Job::ForEachUndoneRunLocked(size_t first, size_t count, F f) {
 }
 
 void Job::FailRunsLocked(size_t first, size_t count, const absl::Status& status) {
-  ForEachUndoneRunLocked(first, count, [&](size_t i, size_t j) {
+  ForEachUndoneRunLocked(first, count, [&](size_t i, size_t j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Segment seg;
     seg.count = j - i;
     seg.status = status;
@@ -207,7 +251,7 @@ void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t o
                  size_t length, absl::Status status) {
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (done_[index]) return;
     Segment seg;
     seg.count = 1;
@@ -228,10 +272,10 @@ void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const st
                       size_t offset, size_t stride) {
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     const uint32_t b = AddBlobLocked(blob);
     // Items a failure already settled (a worker death) keep that outcome: add the undone runs.
-    ForEachUndoneRunLocked(first, count, [&](size_t i, size_t j) {
+    ForEachUndoneRunLocked(first, count, [&](size_t i, size_t j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       Segment seg;
       seg.count = j - i;
       seg.blob = b;
@@ -249,11 +293,13 @@ void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& bl
                       std::vector<Finished>& results) {
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     const uint32_t b = AddBlobLocked(blob);
     // Within each run of undone items: a failed task is a segment of its own, and each stretch of
     // successful ones is one segment of spans.
-    ForEachUndoneRunLocked(first, results.size(), [&](size_t run_begin, size_t run_end) {
+    ForEachUndoneRunLocked(
+        first, results.size(),
+        [&](size_t run_begin, size_t run_end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       size_t i = run_begin - first;
       const size_t end = run_end - first;
       while (i < end) {
@@ -283,7 +329,7 @@ void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& bl
 void Job::FailUnfinished(const absl::Status& status) {
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (done_count_ == done_.size()) return;
     FailRunsLocked(0, done_.size(), status);
     wake = WakeNeededLocked();
@@ -292,7 +338,7 @@ void Job::FailUnfinished(const absl::Status& status) {
 }
 
 bool Job::Ready() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return done_count_ == done_.size();
 }
 
@@ -310,26 +356,27 @@ absl::Status CheckBatch(const FdTable& table, const Batch& batch) {
   return absl::OkStatus();
 }
 
-bool Job::ItemDone(size_t index) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return done_[index] != 0;
+bool Job::WaitAll(Deadline deadline) const {
+  MutexLock lock(&mu_);
+  return mu_.Await(cv_, deadline, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return done_count_ == done_.size();
+  });
 }
 
-bool Job::WaitAll(absl::Duration timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  return Await(lock, timeout, [this] { return done_count_ == done_.size(); });
-}
-
-absl::Status Job::WaitItem(size_t index, absl::Duration timeout, absl::Span<const uint8_t>* payload,
-                           std::shared_ptr<const std::string>* keep) const {
-  std::unique_lock<std::mutex> lock(mu_);
+bool Job::WaitItem(size_t index, Deadline deadline) const {
+  MutexLock lock(&mu_);
   ++item_waiters_;
-  const bool done = Await(lock, timeout, [this, index] { return done_[index] != 0; });
+  const bool done = mu_.Await(cv_, deadline, [this, index]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return done_[index] != 0;
+  });
   --item_waiters_;
-  if (!done) {
-    return absl::DeadlineExceededError(absl::StrCat(what_, ": task ", index, " not done after ",
-                                                    absl::FormatDuration(timeout)));
-  }
+  return done;
+}
+
+absl::Status Job::ItemResult(size_t index, absl::Span<const uint8_t>* payload,
+                             std::shared_ptr<const std::string>* keep) const {
+  MutexLock lock(&mu_);
+  if (!done_[index]) return absl::InternalError(absl::StrCat(what_, ": task ", index, " not done"));
   size_t first = 0;
   const Segment& seg = SegmentOfLocked(index, &first);
   if (!seg.status.ok()) return seg.status;
@@ -338,15 +385,15 @@ absl::Status Job::WaitItem(size_t index, absl::Duration timeout, absl::Span<cons
   return absl::OkStatus();
 }
 
-absl::StatusOr<size_t> Job::WaitCompleted(size_t position, absl::Duration timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
+std::optional<size_t> Job::WaitCompleted(size_t position, Deadline deadline) const {
+  MutexLock lock(&mu_);
   ++item_waiters_;
-  const bool done = Await(lock, timeout, [this, position] { return done_count_ > position; });
+  const bool done =
+      mu_.Await(cv_, deadline, [this, position]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return done_count_ > position;
+      });
   --item_waiters_;
-  if (!done) {
-    return absl::DeadlineExceededError(absl::StrCat(what_, ": no further result after ",
-                                                    absl::FormatDuration(timeout)));
-  }
+  if (!done) return std::nullopt;
   // The run holding the position-th completion: the first whose running total exceeds it.
   const size_t k = static_cast<size_t>(
       std::upper_bound(completed_end_.begin(), completed_end_.end(), position) -
@@ -356,7 +403,7 @@ absl::StatusOr<size_t> Job::WaitCompleted(size_t position, absl::Duration timeou
 }
 
 absl::Status Job::FirstFailure() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return FirstFailureLocked();
 }
 
@@ -391,7 +438,7 @@ class Buffers : public std::enable_shared_from_this<Buffers> {
   // A kept buffer whose size() is its whole capacity: the smallest of at least `size` bytes, else
   // the largest (empty when none is kept).
   std::string Take(size_t size = 0) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (free_.empty()) return std::string();
     size_t pick = 0;
     for (size_t i = 1; i < free_.size(); ++i) {
@@ -408,7 +455,7 @@ class Buffers : public std::enable_shared_from_this<Buffers> {
   void Give(std::string buffer) {
     const size_t capacity = buffer.capacity();
     if (capacity < kMinBytes || capacity > kMaxBytes) return;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (kept_bytes_ + capacity > kMaxKeptBytes) return;
     buffer.resize(capacity);
     kept_bytes_ += capacity;
@@ -431,47 +478,55 @@ class Buffers : public std::enable_shared_from_this<Buffers> {
   static constexpr size_t kMinBytes = size_t{4} << 10;
   static constexpr size_t kMaxBytes = size_t{16} << 20;
   static constexpr size_t kMaxKeptBytes = size_t{32} << 20;
-  std::mutex mu_;
-  std::vector<std::string> free_;  // guarded by mu_
-  size_t kept_bytes_ = 0;          // guarded by mu_
+  Mutex mu_;
+  std::vector<std::string> free_ ABSL_GUARDED_BY(mu_);
+  size_t kept_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // ---- The worker process ----
 
-// Runs the initializer, then chunks until told to stop, the pool closes its end, or the pool's
-// process dies.
-absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_index,
-                            std::string init_function, std::string init_args) {
+// Runs the initializer: OK, or its failure (an exception it threw included).
+absl::Status RunInitializer(const std::string& function, const std::string& args) {
+  TaskFn init = FindTask(function);
+  if (init == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no registered function \"", function, "\""));
+  }
+  std::string out;
+  init(AsBytes(args), out);  // catches what the initializer throws
+  if (out.empty() || out[0] == 0) return absl::OkStatus();
+  ByteReader r(AsBytes(out));
+  r.ReadByte("tag").IgnoreError();
+  absl::Status failure;
+  if (absl::Status s = ReadFailure(r, &failure); !s.ok()) return s;
+  return failure;
+}
+
+// Appends a results header (kind kChunk or kFixedResults) to `out`.
+void PutResultsHeader(std::string& out, uint8_t kind, const ChunkHeader& h) {
+  out.push_back(static_cast<char>(kind));
+  PutU64(out, h.job);
+  PutU64(out, h.first);
+  PutU32(out, h.count);
+}
+
+// The worker loop: the initializer, then chunks until told to stop, the pool closes its end, or
+// the pool's process dies.
+absl::Status PoolWorkerLoop(PassedFd conn_fd, const ShmHandle& slots, int64_t slot_index,
+                            const std::string& init_function, const std::string& init_args) {
   absl::StatusOr<Connection> adopted = Connection::FromFd(conn_fd.fd);
   if (!adopted.ok()) return adopted.status();
   Connection conn = *std::move(adopted);
   Slot* slot = static_cast<Slot*>(slots.segment.At(slots.offset)) + slot_index;
   if (!init_function.empty()) {
-    TaskFn init = FindTask(init_function);
-    std::string out;
     absl::Status status;
-    if (init == nullptr) {
-      status = absl::NotFoundError(absl::StrCat("no registered function \"", init_function, "\""));
-    } else {
-      init(AsBytes(init_args), out);
-      if (!out.empty() && out[0] == 1) {
-        ByteReader r(AsBytes(out));
-        r.ReadByte("tag").IgnoreError();
-        absl::StatusOr<uint64_t> code = r.ReadVarint("code");
-        absl::StatusOr<absl::Span<const uint8_t>> msg = ReadBlob(r, "message");
-        status = absl::Status(code.ok() ? static_cast<absl::StatusCode>(*code)
-                                        : absl::StatusCode::kUnknown,
-                              msg.ok() ? absl::string_view(reinterpret_cast<const char*>(msg->data()),
-                                                           msg->size())
-                                       : "initializer failed");
-      }
+    try {
+      status = RunInitializer(init_function, init_args);
+    } catch (...) {
+      status = CurrentExceptionStatus(init_function);
     }
     if (!status.ok()) {
-      std::string m;
-      m.push_back(static_cast<char>(kInitFailed));
-      PutVarint(m, static_cast<uint64_t>(status.code()));
-      PutVarint(m, status.message().size());
-      m.append(status.message().data(), status.message().size());
+      std::string m(1, static_cast<char>(kInitFailed));
+      PutStatus(m, status);
       conn.SendBytes(m).IgnoreError();
       return status;
     }
@@ -483,6 +538,8 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
   std::string last_name;
   TaskFn fn = nullptr;
   BatchFn batch = nullptr;
+  uint64_t received = 0;  // chunks received: the number of the next one, less one
+  constexpr size_t kHeader = 1 + 8 + 8 + 4;
   for (;;) {
     if (parent_sentinel >= 0) {
       std::vector<Waitable> objects = {Waitable(conn), Waitable(parent_sentinel)};
@@ -501,6 +558,7 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
     if (h.kind != kChunk && h.kind != kFixedChunk) {
       return absl::InvalidArgumentError(absl::StrCat("Pool worker: unknown message kind ", h.kind));
     }
+    if (!ClaimChunk(slot, ++received)) continue;  // the pool gave it to another worker
     absl::StatusOr<absl::Span<const uint8_t>> name = ReadBlob(r, "function name");
     if (!name.ok()) return name.status();
     const absl::string_view name_view(reinterpret_cast<const char*>(name->data()), name->size());
@@ -518,36 +576,53 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
       if (!all.ok()) return all.status();
       fixed_items = all->data();
     }
-    constexpr size_t kHeader = 1 + 8 + 8 + 4;
+    out.clear();
+    uint32_t start = 0;  // the first task the per-task loop below runs
     if (fixed_items != nullptr && batch != nullptr) {
       // Arithmetic in, arithmetic out: the results go straight into the compact form.
-      out.clear();
-      out.push_back(static_cast<char>(kFixedResults));
-      PutU64(out, h.job);
-      PutU64(out, h.first);
-      PutU32(out, h.count);
+      PutResultsHeader(out, kFixedResults, h);
       const size_t size_at = out.size();
       PutU32(out, 0);
       slot->job.store(h.job, std::memory_order_relaxed);
       slot->running.store(1, std::memory_order_release);
       const size_t before = out.size();
-      if (batch(fixed_items, h.count, item_size, h.first, &slot->index, out)) {
-        slot->running.store(0, std::memory_order_release);
-        const uint32_t result_size = h.count == 0 ? 0 : static_cast<uint32_t>((out.size() - before) / h.count);
+      uint32_t ran = 0;
+      absl::Status thrown;
+      const bool batched =
+          batch(fixed_items, h.count, item_size, h.first, &slot->index, out, &ran, &thrown);
+      slot->running.store(0, std::memory_order_release);
+      if (batched && thrown.ok()) {
+        const uint32_t result_size =
+            h.count == 0 ? 0 : static_cast<uint32_t>((out.size() - before) / h.count);
         for (int i = 0; i < 4; ++i) out[size_at + i] = static_cast<char>(result_size >> (8 * i));
         if (absl::Status s = conn.SendBytes(out); !s.ok()) {
           return s.code() == absl::StatusCode::kAborted ? absl::OkStatus() : s;
         }
         continue;
       }
-      slot->running.store(0, std::memory_order_release);
+      if (batched) {
+        // Task `ran` threw: the raw results before it become encoded ones (the raw bytes are their
+        // Codec payloads), then the failure, then the per-task loop runs the rest.
+        std::string raw = out.substr(before);
+        const size_t result_size = ran == 0 ? 0 : raw.size() / ran;
+        out.clear();
+        PutResultsHeader(out, kChunk, h);
+        for (uint32_t i = 0; i < ran; ++i) {
+          out.push_back(0);
+          PutVarint(out, result_size);
+          out.append(raw, i * result_size, result_size);
+        }
+        AppendError(out, thrown);
+        start = ran + 1;
+      } else {
+        out.clear();
+        PutResultsHeader(out, kChunk, h);
+      }
+    } else {
+      PutResultsHeader(out, kChunk, h);
     }
-    out.clear();
-    out.push_back(static_cast<char>(kChunk));
-    PutU64(out, h.job);
-    PutU64(out, h.first);
-    PutU32(out, h.count);
-    bool same_size = true;  // every result OK with one payload size below 128 bytes
+    // One task after another, each result encoded (AppendOk / AppendError).
+    bool same_size = start == 0;  // every result OK with one payload size below 128 bytes
     size_t result_size = 0;
     for (uint32_t i = 0; i < h.count; ++i) {
       absl::StatusOr<absl::Span<const uint8_t>> args =
@@ -556,6 +631,7 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
                     absl::Span<const uint8_t>(fixed_items + size_t{i} * item_size, item_size))
               : ReadBlob(r, "task arguments");
       if (!args.ok()) return args.status();
+      if (i < start) continue;  // ran in the batch above
       const size_t before = out.size();
       slot->job.store(h.job, std::memory_order_relaxed);
       slot->index.store(h.first + i, std::memory_order_relaxed);
@@ -564,13 +640,14 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
         AppendError(out, absl::NotFoundError(absl::StrCat(
                              "Pool worker: no registered task function \"", last_name, "\"")));
       } else {
-        fn(*args, out);
+        fn(*args, out);  // catches what the task throws
       }
       slot->running.store(0, std::memory_order_release);
       if (same_size) {
         const size_t len = out.size() - before;
         same_size = len >= 2 && len - 2 < 128 && out[before] == 0 &&
-                    static_cast<uint8_t>(out[before + 1]) == len - 2 && (i == 0 || len - 2 == result_size);
+                    static_cast<uint8_t>(out[before + 1]) == len - 2 &&
+                    (i == 0 || len - 2 == result_size);
         result_size = len - 2;
       }
     }
@@ -592,6 +669,22 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
   }
 }
 
+// The worker process's target. Nothing the loop throws leaves it: under the fork start method the
+// frames below this one are a copy of the pool's process's, and unwinding into them would run the
+// parent's code (its catch blocks, its destructors) in the worker.
+absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_index,
+                            std::string init_function, std::string init_args) {
+  try {
+    return PoolWorkerLoop(conn_fd, slots, slot_index, init_function, init_args);
+  } catch (...) {
+    try {
+      return CurrentExceptionStatus("the pool's worker loop");
+    } catch (...) {
+      std::abort();  // formatting the status threw (out of memory): die here rather than unwind
+    }
+  }
+}
+
 // ---- The pool's side ----
 
 struct Chunk {
@@ -601,6 +694,8 @@ struct Chunk {
   const std::string* function = nullptr;
   size_t first = 0;  // index of the first item in the job (and in the batch)
   size_t count = 0;
+  uint64_t number = 0;  // its number among the chunks sent to its worker (Slot::claimed)
+  int64_t sent_ns = 0;  // when it was sent (MonotonicNowNs)
 };
 
 // The sending side of a worker's socket (a dup of Worker::conn's descriptor).
@@ -608,7 +703,9 @@ struct Outbox {
   explicit Outbox(Connection c) : conn(std::move(c)) {}
   Connection conn;
   size_t sndbuf = 0;  // the socket's send buffer (SO_SNDBUF, as the kernel counts it)
-  int queued = 0;     // guarded by PoolImpl::send_mu_: its messages queued for or in the sender
+  // Its messages queued for or in the sender. Guarded by PoolImpl::send_mu_ (another object's
+  // mutex, which the annotations cannot name here).
+  int queued = 0;
 };
 
 // Whether `size` more bytes fit in the socket's send buffer now, so that a send cannot block: the
@@ -631,11 +728,21 @@ struct Worker {
   int slot = 0;
   int pid = 0;
   int sentinel = -1;
-  std::deque<Chunk> outstanding;
+  std::deque<Chunk> outstanding;  // sent to it, in order; not yet answered nor taken back
+  uint64_t sent = 0;              // the number of the last chunk sent to it (Slot::claimed)
+  // Chunks were taken back from it that it may not have read yet: until it has read everything
+  // sent to it, it counts as busy (a stopped worker must not get the same chunks again).
+  bool took_back = false;
   size_t last_length = 0;  // of its last message: the size of buffer to receive the next one in
   int64_t chunks_done = 0;
   bool stopping = false;
 };
+
+// How long a chunk sent to a worker may wait unstarted, with its worker running nothing else, before
+// an idle worker may take it: such a worker may be stopped (SIGSTOP, a debugger) or starved. Taking
+// a chunk back is always safe (Slot::claimed), so this only bounds how long a task can wait behind a
+// stuck idle worker.
+constexpr int64_t kStartGraceNs = int64_t{20} * 1000 * 1000;
 
 class PoolImpl {
  public:
@@ -682,7 +789,7 @@ class PoolImpl {
         });
     const uint64_t id = next_job_.fetch_add(1) + 1;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (!broken_.ok()) return broken_;
       if (closed_ || terminated_) {
         return absl::FailedPreconditionError(
@@ -702,56 +809,49 @@ class PoolImpl {
 
   void Close() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       closed_ = true;
     }
     Wake();
   }
   void Terminate() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       terminated_ = true;
     }
     Wake();
   }
   absl::Status Join(absl::Duration timeout) {
+    const Deadline deadline = Deadline::After(timeout);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (!closed_ && !terminated_) {
         return absl::FailedPreconditionError("Pool::Join: call Close or Terminate first");
       }
-    }
-    bool done;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (timeout == absl::InfiniteDuration()) {
-        done_cv_.wait(lock, [this] { return done_; });
-        done = true;
-      } else {
-        done = done_cv_.wait_until(lock, absl::ToChronoTime(absl::Now() + timeout),
-                                   [this] { return done_; });
+      if (!mu_.Await(done_cv_, deadline, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            return done_;
+          })) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "Pool::Join: workers still running after ", absl::FormatDuration(timeout)));
       }
     }
-    if (!done) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("Pool::Join: workers still running after ", absl::FormatDuration(timeout)));
-    }
-    std::lock_guard<std::mutex> lock(join_mu_);
+    MutexLock lock(&join_mu_);
     if (thread_.joinable()) thread_.join();
     return absl::OkStatus();
   }
 
   int processes() const { return options_.processes; }
   std::vector<int> WorkerPids() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     return pids_;
   }
 
  private:
   absl::StatusOr<Worker> StartWorker(int slot) {
-    Slot* s = static_cast<Slot*>(slots_.At(slots_offset_)) + slot;  // the previous worker of this slot is gone
+    Slot* s = SlotAt(slot);  // the previous worker of this slot is gone
     s->running.store(0, std::memory_order_relaxed);
     s->job.store(0, std::memory_order_relaxed);
+    s->claimed.store(0, std::memory_order_relaxed);
     absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true);
     if (!pipe.ok()) return pipe.status();
     Connection conn = std::move(pipe->first);
@@ -759,9 +859,7 @@ class PoolImpl {
     // that a dead worker's socket is closed (sends to it fail instead of blocking).
     Connection child_end = std::move(pipe->second);
     const int dup_fd = fcntl(conn.fd(), F_DUPFD_CLOEXEC, 0);
-    if (dup_fd < 0) {
-      return absl::ResourceExhaustedError(absl::StrCat("Pool: dup: ", std::strerror(errno)));
-    }
+    if (dup_fd < 0) return ErrnoStatus(errno, "Pool: dup of a worker's socket");
     absl::StatusOr<Connection> out = Connection::FromFd(dup_fd);
     if (!out.ok()) {
       close(dup_fd);
@@ -794,7 +892,7 @@ class PoolImpl {
     absl::StatusOr<int> sentinel = w.process.Sentinel();
     if (!sentinel.ok()) return sentinel.status();
     w.sentinel = *sentinel;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     pids_.push_back(w.pid);
     return w;
   }
@@ -805,7 +903,7 @@ class PoolImpl {
   // case), otherwise through the sender thread, in order.
   void Send(const std::shared_ptr<Outbox>& to, std::string message) {
     {
-      std::lock_guard<std::mutex> lock(send_mu_);
+      MutexLock lock(&send_mu_);
       if (to->queued > 0 || !FitsWithoutBlocking(*to, message.size())) {
         ++to->queued;
         sends_.emplace_back(to, std::move(message));
@@ -823,8 +921,10 @@ class PoolImpl {
     for (;;) {
       std::pair<std::shared_ptr<Outbox>, std::string> next;
       {
-        std::unique_lock<std::mutex> lock(send_mu_);
-        send_cv_.wait(lock, [this] { return !sends_.empty() || stop_sender_; });
+        MutexLock lock(&send_mu_);
+        send_mu_.Await(send_cv_, Deadline::Never(), [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_) {
+          return !sends_.empty() || stop_sender_;
+        });
         if (sends_.empty()) return;
         next = std::move(sends_.front());
         sends_.pop_front();
@@ -832,14 +932,14 @@ class PoolImpl {
       // A failed send means the worker is dying; its sentinel tells the manager thread.
       next.first->conn.SendBytes(next.second).IgnoreError();
       buffers_->Give(std::move(next.second));
-      std::lock_guard<std::mutex> lock(send_mu_);
+      MutexLock lock(&send_mu_);
       --next.first->queued;  // only now may the manager send to this worker directly again
     }
   }
 
   void StopSender() {
     {
-      std::lock_guard<std::mutex> lock(send_mu_);
+      MutexLock lock(&send_mu_);
       stop_sender_ = true;
       sends_.clear();
     }
@@ -884,26 +984,161 @@ class PoolImpl {
     return m;
   }
 
-  // Sends chunks to workers with room, and stop messages to idle workers of a closed pool.
+  Slot* SlotAt(int slot) const { return static_cast<Slot*>(slots_.At(slots_offset_)) + slot; }
+
+  // Whether `w` may be given another chunk (maxtasksperchild counts the ones it holds).
+  bool MayTake(const Worker& w) const {
+    return !w.stopping &&
+           (options_.maxtasksperchild == 0 ||
+            w.chunks_done + static_cast<int64_t>(w.outstanding.size()) < options_.maxtasksperchild);
+  }
+
+  // Whether `w` has read every message sent to it: nothing waits in the sender thread's queue nor
+  // in its socket (SIOCOUTQ counts the bytes it has not read).
+  bool ReadEverything(const Worker& w) {
+    {
+      MutexLock lock(&send_mu_);
+      if (w.out->queued > 0) return false;
+    }
+    int unread = 0;
+    return ioctl(w.out->conn.fd(), SIOCOUTQ, &unread) == 0 && unread == 0;
+  }
+
+  // Whether `w` is free for a chunk: it may take one, holds none, and (after chunks were taken back
+  // from it) has read everything sent to it.
+  bool Idle(Worker& w) {
+    if (!MayTake(w) || !w.outstanding.empty()) return false;
+    if (w.took_back) {
+      if (!ReadEverything(w)) return false;
+      w.took_back = false;
+    }
+    return true;
+  }
+
+  std::optional<Chunk> TakePending() {
+    MutexLock lock(&mu_);
+    if (pending_.empty()) return std::nullopt;
+    Chunk c = std::move(pending_.front());
+    pending_.pop_front();
+    return c;
+  }
+
+  bool PendingEmpty() const {
+    MutexLock lock(&mu_);
+    return pending_.empty();
+  }
+
+  void Assign(Worker& w, Chunk c) {
+    c.number = ++w.sent;
+    c.sent_ns = MonotonicNowNs();
+    Send(w.out, ChunkMessage(c));
+    w.outstanding.push_back(std::move(c));
+  }
+
+  // Gives one pending chunk to each idle worker. Returns whether an idle worker is left (nothing
+  // was pending for it).
+  bool AssignToIdle() {
+    bool idle_left = false;
+    for (Worker& w : workers_) {
+      if (!Idle(w)) continue;
+      std::optional<Chunk> c = TakePending();
+      if (!c.has_value()) {
+        idle_left = true;
+        continue;
+      }
+      Assign(w, *std::move(c));
+    }
+    return idle_left;
+  }
+
+  // For an idle worker with nothing pending: takes back, into the front of the queue, the chunks
+  // that other workers were given but have not started. From a worker running a chunk, at once
+  // (its second chunk would wait for the first); from a worker that started none of its chunks,
+  // once the first waited kStartGraceNs (the worker may be stopped). Slot::claimed decides each
+  // race with the worker starting the chunk. Returns whether any chunk came back.
+  bool TakeBackUnstarted() {
+    const int64_t now = MonotonicNowNs();
+    std::deque<Chunk> back;
+    for (Worker& w : workers_) {
+      if (w.outstanding.empty()) continue;
+      std::atomic<uint64_t>& claimed = SlotAt(w.slot)->claimed;
+      uint64_t c = claimed.load(std::memory_order_acquire);
+      bool taken = false;
+      while (c < w.sent) {
+        const bool running_one = w.outstanding.front().number <= c;
+        if (!running_one && now - w.outstanding.front().sent_ns < kStartGraceNs) break;
+        if (claimed.compare_exchange_weak(c, w.sent, std::memory_order_acq_rel)) {
+          taken = true;
+          break;
+        }
+      }
+      if (!taken) continue;
+      // Chunks up to c were started; the ones after it are ours again.
+      auto first_back = std::find_if(w.outstanding.begin(), w.outstanding.end(),
+                                     [c](const Chunk& chunk) { return chunk.number > c; });
+      for (auto it = first_back; it != w.outstanding.end(); ++it) back.push_back(std::move(*it));
+      w.outstanding.erase(first_back, w.outstanding.end());
+      w.took_back = true;
+    }
+    if (back.empty()) return false;
+    // Back to the front of the queue, oldest submission first.
+    std::stable_sort(back.begin(), back.end(), [](const Chunk& a, const Chunk& b) {
+      return a.job_id != b.job_id ? a.job_id < b.job_id : a.first < b.first;
+    });
+    MutexLock lock(&mu_);
+    for (auto it = back.rbegin(); it != back.rend(); ++it) pending_.push_front(std::move(*it));
+    return true;
+  }
+
+  // When the manager must look again without an event (Never() if it need not): when the grace
+  // of a chunk that is still unstarted ends, and, while work waits (pending, or held unstarted),
+  // every kStartGraceNs for a worker that chunks were taken back from to have read them (reading
+  // them sends nothing).
+  Deadline NextCheck() {
+    const int64_t now = MonotonicNowNs();
+    int64_t at = INT64_MAX;
+    bool work_waits = !PendingEmpty();
+    bool took_back = false;
+    for (const Worker& w : workers_) {
+      took_back = took_back || (w.took_back && w.outstanding.empty());
+      if (w.outstanding.empty()) continue;
+      const uint64_t claimed = SlotAt(w.slot)->claimed.load(std::memory_order_acquire);
+      if (claimed >= w.sent) continue;  // everything it holds has started
+      work_waits = true;
+      const Chunk& front = w.outstanding.front();
+      if (claimed < front.number && front.sent_ns + kStartGraceNs > now) {
+        at = std::min(at, front.sent_ns + kStartGraceNs);
+      }
+    }
+    if (took_back && work_waits) at = std::min(at, now + kStartGraceNs);
+    if (at == INT64_MAX) return Deadline::Never();
+    return Deadline::After(absl::Nanoseconds(at - now));
+  }
+
+  // Gives pending chunks to workers, as CPython's workers take tasks from one queue when they are
+  // free: one to each idle worker first; with a worker idle and nothing pending, the chunks that
+  // busy workers hold unstarted come back for it; only when no worker is idle does a worker get a
+  // second chunk, so that it need not wait for its next one (a chunk waiting there behind a long
+  // task comes back as soon as another worker is idle). Then stop messages to idle workers of a
+  // closed pool and to workers at maxtasksperchild.
   void Dispatch() {
+    bool idle_left = AssignToIdle();
+    if (idle_left && workers_.size() > 1 && PendingEmpty() && TakeBackUnstarted()) {
+      idle_left = AssignToIdle();
+    }
+    if (!idle_left) {
+      for (Worker& w : workers_) {
+        if (w.outstanding.size() != 1 || !MayTake(w)) continue;
+        std::optional<Chunk> c = TakePending();
+        if (!c.has_value()) break;
+        Assign(w, *std::move(c));
+      }
+    }
     for (Worker& w : workers_) {
       if (w.stopping) continue;
-      while (w.outstanding.size() < 2 &&
-             (options_.maxtasksperchild == 0 ||
-              w.chunks_done + static_cast<int64_t>(w.outstanding.size()) < options_.maxtasksperchild)) {
-        Chunk c;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          if (pending_.empty()) break;
-          c = std::move(pending_.front());
-          pending_.pop_front();
-        }
-        Send(w.out, ChunkMessage(c));
-        w.outstanding.push_back(std::move(c));
-      }
       bool stop = options_.maxtasksperchild > 0 && w.chunks_done >= options_.maxtasksperchild;
       if (!stop && w.outstanding.empty()) {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         stop = closed_ && pending_.empty();
       }
       if (stop && w.outstanding.empty()) {
@@ -919,16 +1154,18 @@ class PoolImpl {
     ChunkHeader h;
     if (absl::Status s = ReadHeader(r, &h); !s.ok()) return s;
     if (h.kind == kInitFailed) {
-      absl::StatusOr<uint64_t> code = r.ReadVarint("code");
-      absl::StatusOr<absl::Span<const uint8_t>> text = ReadBlob(r, "message");
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::Status failure;
+      absl::StatusOr<absl::Span<const uint8_t>> rest = r.ReadSpan(r.remaining(), "status");
+      absl::Status decoded = rest.ok() ? DecodeInto(*rest, failure) : rest.status();
+      if (!decoded.ok()) {
+        failure = absl::UnknownError(
+            absl::StrCat("its report did not decode: ", decoded.ToString()));
+      }
+      failure = AsFailure(std::move(failure));
+      MutexLock lock(&mu_);
       broken_ = absl::FailedPreconditionError(absl::StrCat(
           "Pool: the initializer failed in worker pid ", w.pid, ": ",
-          absl::StatusCodeToString(code.ok() ? static_cast<absl::StatusCode>(*code)
-                                             : absl::StatusCode::kUnknown),
-          ": ",
-          text.ok() ? absl::string_view(reinterpret_cast<const char*>(text->data()), text->size())
-                    : ""));
+          absl::StatusCodeToString(failure.code()), ": ", failure.message()));
       return absl::OkStatus();
     }
     if ((h.kind != kChunk && h.kind != kFixedResults) || w.outstanding.empty() || w.outstanding.front().job_id != h.job ||
@@ -962,15 +1199,11 @@ class PoolImpl {
         if (!payload.ok()) return payload.status();
         results[i].offset = static_cast<uint32_t>(payload->data() - base);
         results[i].length = static_cast<uint32_t>(payload->size());
+      } else if (*tag == 1) {
+        if (absl::Status s = ReadFailure(br, &results[i].status); !s.ok()) return s;
       } else {
-        absl::StatusOr<uint64_t> code = br.ReadVarint("error code");
-        if (!code.ok()) return code.status();
-        absl::StatusOr<absl::Span<const uint8_t>> text = ReadBlob(br, "error message");
-        if (!text.ok()) return text.status();
-        absl::StatusCode sc = static_cast<absl::StatusCode>(*code);
-        if (sc == absl::StatusCode::kOk) sc = absl::StatusCode::kUnknown;
-        results[i].status = absl::Status(
-            sc, absl::string_view(reinterpret_cast<const char*>(text->data()), text->size()));
+        return absl::InternalError(absl::StrCat("Pool: result tag ", *tag, " from worker pid ",
+                                                w.pid, " (0 or 1 expected)"));
       }
     }
     c.job->FinishRange(c.first, blob, results);
@@ -1003,7 +1236,7 @@ class PoolImpl {
     const bool clean = w.stopping && w.outstanding.empty() && exit_code == 0;
     if (!clean) {
       const std::string how = DescribeExit(w.pid, exit_code);
-      const Slot* slot = static_cast<const Slot*>(slots_.At(slots_offset_)) + w.slot;
+      const Slot* slot = SlotAt(w.slot);
       const bool running = slot->running.load(std::memory_order_acquire) != 0;
       const uint64_t job = slot->job.load(std::memory_order_relaxed);
       const uint64_t at = slot->index.load(std::memory_order_relaxed);
@@ -1042,13 +1275,13 @@ class PoolImpl {
           requeue.push_back(std::move(rest));
         }
       }
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) pending_.push_front(*it);
     }
     w.outstanding.clear();
     bool replace;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       pids_.erase(std::remove(pids_.begin(), pids_.end(), w.pid), pids_.end());
       replace = broken_.ok() && !terminated_ && (!closed_ || !pending_.empty());
     }
@@ -1060,7 +1293,7 @@ class PoolImpl {
       if (fresh.ok()) {
         workers_.push_back(*std::move(fresh));
       } else {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         broken_ = absl::FailedPreconditionError(
             absl::StrCat("Pool: could not start a replacement worker: ", fresh.status().ToString()));
       }
@@ -1071,7 +1304,7 @@ class PoolImpl {
   void FailAll(const absl::Status& status) {
     std::deque<Chunk> pending;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       pending.swap(pending_);
     }
     for (Chunk& c : pending) c.job->FailUnfinished(status);
@@ -1088,7 +1321,7 @@ class PoolImpl {
       w.process.Close().IgnoreError();
     }
     workers_.clear();
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     pids_.clear();
   }
 
@@ -1097,7 +1330,7 @@ class PoolImpl {
       bool terminated, closed;
       absl::Status broken;
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         terminated = terminated_;
         closed = closed_;
         broken = broken_;
@@ -1123,9 +1356,9 @@ class PoolImpl {
         objects.emplace_back(w.conn);
         objects.emplace_back(w.sentinel);
       }
-      absl::StatusOr<std::vector<size_t>> ready = Wait(objects);
+      absl::StatusOr<std::vector<size_t>> ready = Wait(objects, NextCheck().Remaining());
       if (!ready.ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         broken_ = absl::InternalError(absl::StrCat("Pool: wait failed: ", ready.status().ToString()));
         terminated_ = true;
         continue;
@@ -1151,7 +1384,7 @@ class PoolImpl {
     }
     StopSender();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       done_ = true;
     }
     done_cv_.notify_all();
@@ -1169,23 +1402,22 @@ class PoolImpl {
   // Manager thread only (after StartWorkers).
   std::vector<Worker> workers_;
   std::thread thread_;
-  std::mutex join_mu_;
+  Mutex join_mu_;
 
   std::thread sender_;
-  std::mutex send_mu_;
+  Mutex send_mu_;
   std::condition_variable send_cv_;
-  std::deque<std::pair<std::shared_ptr<Outbox>, std::string>> sends_;  // guarded by send_mu_
-  bool stop_sender_ = false;                                                // guarded by send_mu_
+  std::deque<std::pair<std::shared_ptr<Outbox>, std::string>> sends_ ABSL_GUARDED_BY(send_mu_);
+  bool stop_sender_ ABSL_GUARDED_BY(send_mu_) = false;
 
-  // std::mutex (not absl::Mutex): the system Abseil is not built with TSan, std's is intercepted.
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable done_cv_;
-  bool done_ = false;               // guarded by mu_: the manager thread has finished
-  std::deque<Chunk> pending_;       // guarded by mu_
-  bool closed_ = false;             // guarded by mu_
-  bool terminated_ = false;         // guarded by mu_
-  absl::Status broken_;             // guarded by mu_
-  std::vector<int> pids_;           // guarded by mu_
+  bool done_ ABSL_GUARDED_BY(mu_) = false;  // the manager thread has finished
+  std::deque<Chunk> pending_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool terminated_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> pids_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace pool_internal
@@ -1214,10 +1446,7 @@ absl::StatusOr<Pool> Pool::Create(std::shared_ptr<StartMethod> method, PoolOptio
       slots->Allocate(sizeof(pool_internal::Slot) * static_cast<size_t>(options.processes));
   if (!slots_offset.ok()) return slots_offset.status();
   const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake < 0) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("Pool::Create: eventfd: ", std::strerror(errno)));
-  }
+  if (wake < 0) return ErrnoStatus(errno, "Pool::Create: eventfd");
   auto impl = std::make_unique<pool_internal::PoolImpl>(std::move(method), std::move(options),
                                                         *std::move(slots), *slots_offset, wake);
   if (absl::Status s = impl->StartWorkers(); !s.ok()) return s;

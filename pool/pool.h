@@ -39,6 +39,12 @@
 //   a task that returns an error status     that status, from AsyncResult::Get, the ImapIterator's
 //                                           Next for that item, or Map (the failure of the lowest
 //                                           index); the other tasks still run
+//   a task that throws (CPython re-raises the exception at get()): kUnknown
+//       "Pool: ns::Fn threw std::runtime_error: boom" (the demangled type, then what() for a
+//       std::exception), delivered like a returned error status; the worker catches it at the task
+//       boundary and goes on with its next task. An initializer that throws fails like one that
+//       returns an error (below). Nothing a task throws unwinds out of the worker (under fork, into
+//       the copy of the pool process's frames).
 //   a worker that dies while running a task (SIGKILL, OOM killer, abort, exit): kAborted
 //       "Pool: worker pid N died (signal 9) while running task K of Map<ns::Fn>" -- CPython hangs
 //       forever here (gh-96062). Only that task fails; tasks the worker had been given but not
@@ -59,12 +65,18 @@
 //   ImapIterator::Next after the last item  kOutOfRange (StopIteration)
 //
 // How it works. Each worker is an mp::Process running a registered worker loop, connected to the pool
-// by its own socketpair (a Connection). A manager thread in the pool's process assigns each worker
-// chunks of tasks (at most two outstanding per worker, so a worker never waits for its next chunk),
-// receives a message per finished chunk with every result, and watches every worker's sentinel. The
-// manager never blocks on a send (a worker may be blocked sending it results): it sends a chunk
-// itself when the worker's socket has room for it (SIOCOUTQ against SO_SNDBUF), and otherwise hands
-// it, in order, to a sender thread. Arguments and results are encoded once per chunk into one
+// by its own socketpair (a Connection). A manager thread in the pool's process assigns chunks of
+// tasks as CPython's workers take them from one queue when free: a chunk goes to an idle worker
+// first; a worker gets a second chunk (so that it need not wait for its next one) only while no
+// worker is idle; and when a worker is idle with nothing queued, the chunks other workers hold but
+// have not started come back to it (at once from a worker busy with a chunk; after 20 ms from one
+// that started none, which may be stopped or starved). A worker claims each chunk in shared memory
+// before starting it, and the pool takes a chunk back only with the same compare-and-swap, so every
+// task runs exactly once; a stopped (SIGSTOP) or hung worker holds back only the chunk it started.
+// The manager receives a message per finished chunk with every result, and watches every worker's
+// sentinel. It never blocks on a send (a worker may be blocked sending it results): it sends a
+// chunk itself when the worker's socket has room for it (SIOCOUTQ against SO_SNDBUF), and otherwise
+// hands it, in order, to a sender thread. Arguments and results are encoded once per chunk into one
 // message; when Fn takes one arithmetic argument and returns an arithmetic value (int64_t
 // Square(int64_t)), a chunk is the raw array of arguments and its reply the raw array of results,
 // with no per-task framing, and a Job records results by runs (one per chunk), not per task.
@@ -87,9 +99,10 @@
 #ifndef MP_POOL_POOL_H_
 #define MP_POOL_POOL_H_
 
-#include <cstddef>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -102,12 +115,14 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "base/deadline.h"
 #include "serialize/codec.h"
 #include "serialize/fd.h"
 #include "start_methods/process.h"
@@ -121,7 +136,53 @@ using PoolUnit = std::tuple<>;
 
 namespace pool_internal {
 
+// std::mutex with the capability annotations clang's -Wthread-safety checks (ABSL_GUARDED_BY & co.).
+// std::mutex rather than absl::Mutex: the system Abseil is not built with TSan, std's is
+// intercepted; libstdc++'s std::mutex carries no annotations of its own.
+class ABSL_LOCKABLE Mutex {
+ public:
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  // Waits on `cv` (always used with this mutex) until pred() holds or `deadline` passes, and
+  // returns pred(). pred runs with the mutex held.
+  template <typename Pred>
+  bool Await(std::condition_variable& cv, Deadline deadline, Pred pred)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+    std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
+    bool ok = true;
+    if (deadline.IsNever()) {
+      cv.wait(lock, pred);
+    } else {
+      // std::condition_variable times its waits on steady_clock, which is CLOCK_MONOTONIC, the
+      // clock of Deadline.
+      ok = cv.wait_for(lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(deadline.Remaining())),
+                       pred);
+    }
+    lock.release();  // still held: the caller's MutexLock unlocks it
+    return ok;
+  }
+
+ private:
+  std::mutex mu_;
+};
+
+class ABSL_SCOPED_LOCKABLE MutexLock {
+ public:
+  explicit MutexLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_->Lock(); }
+  ~MutexLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
+  MutexLock(const MutexLock&) = delete;
+  MutexLock& operator=(const MutexLock&) = delete;
+
+ private:
+  Mutex* const mu_;
+};
+
+// Inside a catch block: the status a task's escaped exception becomes, kUnknown "Pool: <function>
+// threw <demangled type>: <what()>" (what() only for a std::exception).
+absl::Status CurrentExceptionStatus(absl::string_view function);
+
 // Runs one task: decodes the arguments, calls the function, appends one encoded result to `out`.
+// An exception the function throws becomes the task's failure (CurrentExceptionStatus).
 using TaskFn = void (*)(absl::Span<const uint8_t> args, std::string& out);
 
 // Registry of task functions (by qualified name, with "#2" suffixes on clashes like
@@ -129,16 +190,20 @@ using TaskFn = void (*)(absl::Span<const uint8_t> args, std::string& out);
 // Runs `count` tasks whose single argument is arithmetic (item_size bytes each, raw) and whose result
 // is a plain arithmetic value, appending the raw results to `out`; stores each task's absolute
 // index (first + i) into *index before running it. False (nothing done) if item_size does not
-// match. Only for such functions; nullptr otherwise.
+// match. When task i throws, stops there: `out` holds the raw results of tasks 0 .. i - 1, *ran is
+// i and *thrown the exception's status (else *ran is count and *thrown OK). Only for such
+// functions; nullptr otherwise.
 using BatchFn = bool (*)(const uint8_t* items, uint32_t count, uint32_t item_size, uint64_t first,
-                         std::atomic<uint64_t>* index, std::string& out);
+                         std::atomic<uint64_t>* index, std::string& out, uint32_t* ran,
+                         absl::Status* thrown);
 
 const std::string* RegisterTask(std::string name, const void* key, TaskFn fn, BatchFn batch);
 // nullptr if no function has that name.
 TaskFn FindTask(absl::string_view name);
 BatchFn FindBatch(absl::string_view name);
 
-// One encoded result: byte 0 (ok) + varint length + Codec payload, or byte 1 + varint code + message.
+// One encoded result: byte 0 (ok) + varint length + Codec payload, or byte 1 + the failure as
+// Codec<absl::Status> (serialize/status.h).
 void AppendError(std::string& out, const absl::Status& status);
 template <typename T>
 void AppendOk(std::string& out, const T& value) {
@@ -175,18 +240,10 @@ using ResultOf = typename ResultTraits<typename FnTraits<Fn>::Result>::Type;
 template <auto Fn>
 using ArgsOf = typename FnTraits<Fn>::Values;
 
+// Calls Fn with `values` and appends its encoded result to `out`.
 template <auto Fn>
-void RunTask(absl::Span<const uint8_t> bytes, std::string& out) {
-  using Values = ArgsOf<Fn>;
+void CallAndAppend(ArgsOf<Fn>& values, std::string& out) {
   using R = typename FnTraits<Fn>::Result;
-  Values values{};
-  ByteReader r(bytes);
-  if (absl::Status s = Codec<Values>::Decode(r, values); !s.ok() || r.remaining() != 0) {
-    AppendError(out, absl::InvalidArgumentError(absl::StrCat(
-                         "Pool: arguments of ", process_internal::QualifiedName<Fn>(),
-                         " did not decode: ", s.ok() ? "trailing bytes" : s.message())));
-    return;
-  }
   auto call = [&]() -> decltype(auto) { return std::apply(Fn, std::move(values)); };
   if constexpr (std::is_void_v<R>) {
     call();
@@ -212,6 +269,27 @@ void RunTask(absl::Span<const uint8_t> bytes, std::string& out) {
 }
 
 template <auto Fn>
+void RunTask(absl::Span<const uint8_t> bytes, std::string& out) {
+  using Values = ArgsOf<Fn>;
+  const size_t at = out.size();
+  try {
+    Values values{};
+    ByteReader r(bytes);
+    if (absl::Status s = Codec<Values>::Decode(r, values); !s.ok() || r.remaining() != 0) {
+      AppendError(out, absl::InvalidArgumentError(absl::StrCat(
+                           "Pool: arguments of ", process_internal::QualifiedName<Fn>(),
+                           " did not decode: ", s.ok() ? "trailing bytes" : s.message())));
+      return;
+    }
+    CallAndAppend<Fn>(values, out);
+  } catch (...) {
+    // Whatever the task threw (or the result's encoding): the task fails, the worker goes on.
+    out.resize(at);
+    AppendError(out, CurrentExceptionStatus(process_internal::QualifiedName<Fn>()));
+  }
+}
+
+template <auto Fn>
 constexpr bool kBatchable = [] {
   using Args = ArgsOf<Fn>;
   using R = std::remove_cvref_t<typename FnTraits<Fn>::Result>;
@@ -225,20 +303,27 @@ constexpr bool kBatchable = [] {
 
 template <auto Fn>
 bool RunBatch(const uint8_t* items, uint32_t count, uint32_t item_size, uint64_t first,
-              std::atomic<uint64_t>* index, std::string& out) {
+              std::atomic<uint64_t>* index, std::string& out, uint32_t* ran, absl::Status* thrown) {
   using P = std::tuple_element_t<0, ArgsOf<Fn>>;
   using R = std::remove_cvref_t<typename FnTraits<Fn>::Result>;
   if (item_size != sizeof(P)) return false;
   const size_t at = out.size();
   out.resize(at + size_t{count} * sizeof(R));
   char* dst = out.data() + at;
-  for (uint32_t i = 0; i < count; ++i) {
-    index->store(first + i, std::memory_order_relaxed);
-    P p;
-    std::memcpy(&p, items + size_t{i} * sizeof(P), sizeof(P));
-    const R r = Fn(p);
-    std::memcpy(dst + size_t{i} * sizeof(R), &r, sizeof(R));
+  uint32_t i = 0;
+  try {
+    for (; i < count; ++i) {
+      index->store(first + i, std::memory_order_relaxed);
+      P p;
+      std::memcpy(&p, items + size_t{i} * sizeof(P), sizeof(P));
+      const R r = Fn(p);
+      std::memcpy(dst + size_t{i} * sizeof(R), &r, sizeof(R));
+    }
+  } catch (...) {
+    out.resize(at + size_t{i} * sizeof(R));
+    *thrown = CurrentExceptionStatus(process_internal::QualifiedName<Fn>());
   }
+  *ran = i;
   return true;
 }
 
@@ -310,10 +395,10 @@ absl::Status AddItem(Batch& batch, const T& args) {
 // item. Failures are segments too (one status for a run of items).
 class Job {
  public:
-  Job(size_t count, std::string what) : what_(std::move(what)), done_(count, 0) {}
+  Job(size_t count, std::string what) : what_(std::move(what)), size_(count), done_(count, 0) {}
 
   const std::string& what() const { return what_; }
-  size_t size() const { return done_.size(); }
+  size_t size() const { return size_; }
 
   // Records item `index`: its encoded result at [offset, offset + length) of `blob`, or, when
   // `status` is not OK, that failure (blob may be null). Items already done are left alone.
@@ -353,7 +438,7 @@ class Job {
   // f(run) for every run in item order (under the lock) and returns the first error f returns.
   template <typename F>
   absl::Status ForEachRun(F&& f) const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (done_count_ != done_.size()) return absl::InternalError(what_ + ": not finished");
     if (absl::Status failure = FirstFailureLocked(); !failure.ok()) return failure;
     for (const auto& [first, seg] : segments_) {
@@ -362,15 +447,16 @@ class Job {
     return absl::OkStatus();
   }
   bool Ready() const;
-  bool ItemDone(size_t index) const;
-  // True once all items are done; false on timeout.
-  bool WaitAll(absl::Duration timeout) const;
-  // Waits for item `index`: its status, or OK with the payload span in *payload.
-  absl::Status WaitItem(size_t index, absl::Duration timeout, absl::Span<const uint8_t>* payload,
-                        std::shared_ptr<const std::string>* keep) const;
+  // True once all items are done; false when `deadline` passes first.
+  bool WaitAll(Deadline deadline) const;
+  // True once item `index` is done; false when `deadline` passes first.
+  bool WaitItem(size_t index, Deadline deadline) const;
+  // Done item `index`: its status, or OK with its payload span in *payload (kept alive by *keep).
+  absl::Status ItemResult(size_t index, absl::Span<const uint8_t>* payload,
+                          std::shared_ptr<const std::string>* keep) const;
   // Waits for the next item in completion order (for ImapUnordered); `position` counts how many were
-  // taken. Returns the item index.
-  absl::StatusOr<size_t> WaitCompleted(size_t position, absl::Duration timeout) const;
+  // taken. The item's index, or nullopt when `deadline` passes first.
+  std::optional<size_t> WaitCompleted(size_t position, Deadline deadline) const;
   // The status of the lowest failed item, OK if none (after WaitAll).
   absl::Status FirstFailure() const;
 
@@ -386,51 +472,53 @@ class Job {
     uint32_t stride = 0;
     std::vector<std::pair<uint32_t, uint32_t>> spans;
   };
-  // Under mu_: the status of the lowest failed item, OK if none.
-  absl::Status FirstFailureLocked() const {
+  // The status of the lowest failed item, OK if none.
+  absl::Status FirstFailureLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (failed_ == 0) return absl::OkStatus();
     for (const auto& [first, seg] : segments_) {
       if (!seg.status.ok()) return seg.status;
     }
     return absl::OkStatus();
   }
-  Run RunOfLocked(size_t first, const Segment& seg) const {
+  Run RunOfLocked(size_t first, const Segment& seg) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Run run{first, seg.count, reinterpret_cast<const uint8_t*>(blobs_[seg.blob]->data()),
             seg.fixed, seg.stride, &seg.spans};
     if (seg.fixed) run.data += seg.offset;
     return run;
   }
-  // Waits on cv_ until pred() or the timeout; returns pred().
-  template <typename Pred>
-  bool Await(std::unique_lock<std::mutex>& lock, absl::Duration timeout, Pred pred) const;
-  // Under mu_: marks items [first, first + count) done (all must be undone), adds `seg` for them and
-  // records them as completed.
-  void AddLocked(size_t first, Segment seg);
-  // Under mu_: the segment holding done item `index`.
-  const Segment& SegmentOfLocked(size_t index, size_t* first) const;
-  // Under mu_: f(i, j) for each maximal run [i, j) of undone items in [first, first + count).
+  // Marks items [first, first + count) done (all must be undone), adds `seg` for them and records
+  // them as completed.
+  void AddLocked(size_t first, Segment seg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The segment holding done item `index`.
+  const Segment& SegmentOfLocked(size_t index, size_t* first) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // f(i, j) for each maximal run [i, j) of undone items in [first, first + count).
   template <typename F>
-  void ForEachUndoneRunLocked(size_t first, size_t count, F f);
-  // Under mu_: adds a failure segment for each run of undone items in [first, first + count).
-  void FailRunsLocked(size_t first, size_t count, const absl::Status& status);
-  uint32_t AddBlobLocked(const std::shared_ptr<const std::string>& blob);
-  // Under mu_: whether a change must wake the waiters: everything is done (WaitAll), or someone
-  // waits for single items (WaitItem, WaitCompleted). A Map's caller is woken once, not per chunk.
-  bool WakeNeededLocked() const { return done_count_ == done_.size() || item_waiters_ > 0; }
+  void ForEachUndoneRunLocked(size_t first, size_t count, F f) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a failure segment for each run of undone items in [first, first + count).
+  void FailRunsLocked(size_t first, size_t count, const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint32_t AddBlobLocked(const std::shared_ptr<const std::string>& blob)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a change must wake the waiters: everything is done (WaitAll), or someone waits for
+  // single items (WaitItem, WaitCompleted). A Map's caller is woken once, not per chunk.
+  bool WakeNeededLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return done_count_ == done_.size() || item_waiters_ > 0;
+  }
 
   const std::string what_;
-  // std::mutex (not absl::Mutex): the system Abseil is not built with TSan, std's is intercepted.
-  mutable std::mutex mu_;
+  const size_t size_;  // items
+  mutable Mutex mu_;
   mutable std::condition_variable cv_;
-  std::vector<uint8_t> done_;                    // guarded by mu_: 1 per finished item
-  size_t done_count_ = 0;                        // guarded by mu_
-  size_t failed_ = 0;                            // guarded by mu_: failure segments
-  std::map<size_t, Segment> segments_;           // guarded by mu_: by first item
-  std::vector<std::shared_ptr<const std::string>> blobs_;  // guarded by mu_: result messages
-  // guarded by mu_: runs in completion order (first, count) and the running total after each.
-  std::vector<std::pair<size_t, size_t>> completed_;
-  std::vector<size_t> completed_end_;
-  mutable int item_waiters_ = 0;  // guarded by mu_: threads in WaitItem or WaitCompleted
+  std::vector<uint8_t> done_ ABSL_GUARDED_BY(mu_);  // 1 per finished item
+  size_t done_count_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t failed_ ABSL_GUARDED_BY(mu_) = 0;  // failure segments
+  std::map<size_t, Segment> segments_ ABSL_GUARDED_BY(mu_);  // by first item
+  std::vector<std::shared_ptr<const std::string>> blobs_ ABSL_GUARDED_BY(mu_);  // result messages
+  // Runs in completion order (first, count) and the running total after each.
+  std::vector<std::pair<size_t, size_t>> completed_ ABSL_GUARDED_BY(mu_);
+  std::vector<size_t> completed_end_ ABSL_GUARDED_BY(mu_);
+  mutable int item_waiters_ ABSL_GUARDED_BY(mu_) = 0;  // threads in WaitItem or WaitCompleted
 };
 
 template <typename T>
@@ -442,11 +530,12 @@ absl::StatusOr<T> DecodeResult(absl::Span<const uint8_t> payload) {
   return out;
 }
 
+// The result of done item `index`.
 template <typename T>
-absl::StatusOr<T> ItemResult(const Job& job, size_t index, absl::Duration timeout) {
+absl::StatusOr<T> ItemResult(const Job& job, size_t index) {
   absl::Span<const uint8_t> payload;
   std::shared_ptr<const std::string> keep;
-  if (absl::Status s = job.WaitItem(index, timeout, &payload, &keep); !s.ok()) return s;
+  if (absl::Status s = job.ItemResult(index, &payload, &keep); !s.ok()) return s;
   return DecodeResult<T>(payload);
 }
 
@@ -492,9 +581,9 @@ class AsyncResult {
   absl::StatusOr<R> Get(absl::Duration timeout = absl::InfiniteDuration()) const {
     if (job_ == nullptr) return absl::FailedPreconditionError("AsyncResult: empty");
     if (!status_.ok()) return status_;
+    if (!job_->WaitAll(Deadline::After(timeout))) return TimeoutError(timeout);
     if constexpr (pool_internal::kIsVector<R>) {
       if (many_) {
-      if (!job_->WaitAll(timeout)) return TimeoutError(timeout);
       R out;
       out.reserve(job_->size());
       using E = typename R::value_type;
@@ -518,12 +607,11 @@ class AsyncResult {
       return out;
       }
     }
-    if (!job_->WaitAll(timeout)) return TimeoutError(timeout);
-    return pool_internal::ItemResult<R>(*job_, 0, absl::ZeroDuration());
+    return pool_internal::ItemResult<R>(*job_, 0);
   }
   // Waits until the result is ready or `timeout` passes; returns Ready().
   bool Wait(absl::Duration timeout = absl::InfiniteDuration()) const {
-    return job_ == nullptr || !status_.ok() || job_->WaitAll(timeout);
+    return job_ == nullptr || !status_.ok() || job_->WaitAll(Deadline::After(timeout));
   }
   bool Ready() const { return job_ == nullptr || !status_.ok() || job_->Ready(); }
   // Whether every task succeeded; kFailedPrecondition before Ready() (CPython's ValueError).
@@ -562,20 +650,17 @@ class ImapIterator {
     if (job_ == nullptr || position_ >= job_->size()) {
       return absl::OutOfRangeError("ImapIterator: no more results");
     }
+    const Deadline deadline = Deadline::After(timeout);
     size_t index = position_;
     if (unordered_) {
-      absl::StatusOr<size_t> next = job_->WaitCompleted(position_, timeout);
-      if (!next.ok()) return next.status();
+      std::optional<size_t> next = job_->WaitCompleted(position_, deadline);
+      if (!next.has_value()) return TimeoutError(timeout);
       index = *next;
-    }
-    absl::StatusOr<R> v = pool_internal::ItemResult<R>(*job_, index, timeout);
-    // A wait that timed out leaves the position; a task that itself failed with kDeadlineExceeded
-    // is a result like any other.
-    if (v.status().code() == absl::StatusCode::kDeadlineExceeded && !job_->ItemDone(index)) {
-      return v;
+    } else if (!job_->WaitItem(index, deadline)) {
+      return TimeoutError(timeout);  // the position stays: call again later
     }
     ++position_;
-    return v;
+    return pool_internal::ItemResult<R>(*job_, index);
   }
   // Number of results.
   size_t size() const { return job_ == nullptr ? 0 : job_->size(); }
@@ -584,6 +669,13 @@ class ImapIterator {
   friend class Pool;
   ImapIterator(std::shared_ptr<pool_internal::Job> job, bool unordered, absl::Status status)
       : job_(std::move(job)), unordered_(unordered), status_(std::move(status)) {}
+  absl::Status TimeoutError(absl::Duration timeout) const {
+    const std::string which =
+        unordered_ ? std::string("no further result") : absl::StrCat("task ", position_);
+    return absl::DeadlineExceededError(absl::StrCat("ImapIterator::Next: ", job_->what(), ": ",
+                                                    which, " not ready after ",
+                                                    absl::FormatDuration(timeout)));
+  }
 
   std::shared_ptr<pool_internal::Job> job_;
   bool unordered_ = false;
