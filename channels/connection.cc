@@ -18,6 +18,8 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "base/deadline.h"
+#include "base/errno_status.h"
 
 namespace mp {
 namespace {
@@ -31,11 +33,6 @@ constexpr size_t kReceiveBufferSize = 64 * 1024;
 // cheapest system call, like a raw pipe write) instead of a gathering writev/sendmsg.
 constexpr size_t kCoalesceBodySize = 1024;
 
-absl::Status ErrnoStatus(absl::string_view what, int err) {
-  return absl::InternalError(absl::StrCat("Connection: ", what, " failed: ", strerror(err),
-                                          " (errno ", err, ")"));
-}
-
 void EncodePrefix(uint32_t length, uint16_t fd_count, uint8_t* out) {
   ByteWriter w(out, kConnectionPrefixSize);
   w.WriteLE(length);
@@ -43,28 +40,9 @@ void EncodePrefix(uint32_t length, uint16_t fd_count, uint8_t* out) {
   w.WriteLE(uint16_t{0});
 }
 
-// Milliseconds for poll(2): -1 for infinite, rounded up so a short timeout still waits.
-int PollMillis(absl::Time deadline) {
-  if (deadline == absl::InfiniteFuture()) return -1;
-  absl::Duration left = deadline - absl::Now();
-  if (left <= absl::ZeroDuration()) return 0;
-  int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)));
-  return static_cast<int>(std::min<int64_t>(ms, 1 << 30));
-}
-
-absl::Time DeadlineAfter(absl::Duration timeout) {
-  if (timeout == absl::InfiniteDuration()) return absl::InfiniteFuture();
-  if (timeout < absl::ZeroDuration()) timeout = absl::ZeroDuration();
-  return absl::Now() + timeout;
-}
-
-// poll(2) with EINTR retried against the deadline. Returns the number of ready entries.
-absl::StatusOr<int> PollUntil(struct pollfd* fds, size_t n, absl::Time deadline) {
-  for (;;) {
-    int r = ::poll(fds, n, PollMillis(deadline));
-    if (r >= 0) return r;
-    if (errno != EINTR) return ErrnoStatus("poll", errno);
-  }
+// A failed poll(2) as `who`'s status (base's errno status, with the caller named).
+absl::Status PollFailed(absl::string_view who, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(who, ": ", status.message()));
 }
 
 // True once SIGPIPE is ignored process-wide (see connection.h, "SIGPIPE").
@@ -135,6 +113,8 @@ Connection::Connection(Connection&& other) noexcept
       rpos_(std::exchange(other.rpos_, 0)),
       rend_(std::exchange(other.rend_, 0)),
       prefix_alone_(std::exchange(other.prefix_alone_, false)),
+      received_(std::exchange(other.received_, 0)),
+      message_end_(std::exchange(other.message_end_, 0)),
       pending_fds_(std::move(other.pending_fds_)),
       sbuf_(std::move(other.sbuf_)) {
   other.pending_fds_.clear();
@@ -152,6 +132,8 @@ Connection& Connection::operator=(Connection&& other) noexcept {
     rpos_ = std::exchange(other.rpos_, 0);
     rend_ = std::exchange(other.rend_, 0);
     prefix_alone_ = std::exchange(other.prefix_alone_, false);
+    received_ = std::exchange(other.received_, 0);
+    message_end_ = std::exchange(other.message_end_, 0);
     pending_fds_ = std::move(other.pending_fds_);
     other.pending_fds_.clear();
     sbuf_ = std::move(other.sbuf_);
@@ -170,12 +152,14 @@ absl::StatusOr<Connection> Connection::FromFd(int fd, size_t max_message_size) {
                                                    max_message_size, " is not in [1, 2^32 - 1]"));
   }
   struct stat st;
-  if (::fstat(fd, &st) != 0) return ErrnoStatus(absl::StrCat("fstat of descriptor ", fd), errno);
+  if (::fstat(fd, &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("Connection::FromFd: fstat of descriptor ", fd));
+  }
   if (S_ISSOCK(st.st_mode)) {
     int type = 0;
     socklen_t len = sizeof(type);
     if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
-      return ErrnoStatus("getsockopt(SO_TYPE)", errno);
+      return ErrnoStatus(errno, "Connection::FromFd: getsockopt(SO_TYPE)");
     }
     if (type != SOCK_STREAM) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -186,7 +170,7 @@ absl::StatusOr<Connection> Connection::FromFd(int fd, size_t max_message_size) {
   }
   if (S_ISFIFO(st.st_mode)) {
     int flags = ::fcntl(fd, F_GETFL);
-    if (flags < 0) return ErrnoStatus("fcntl(F_GETFL)", errno);
+    if (flags < 0) return ErrnoStatus(errno, "Connection::FromFd: fcntl(F_GETFL)");
     const int mode = flags & O_ACCMODE;
     return Connection(fd, /*is_socket=*/false, mode == O_RDONLY || mode == O_RDWR,
                       mode == O_WRONLY || mode == O_RDWR, max_message_size);
@@ -208,10 +192,11 @@ void Connection::Close() {
     fd_ = -1;
   }
   readable_ = writable_ = false;
-  for (int fd : pending_fds_) ::close(fd);
+  for (const PendingFd& p : pending_fds_) ::close(p.fd);
   pending_fds_.clear();
   rpos_ = rend_ = 0;
   prefix_alone_ = false;
+  received_ = message_end_ = 0;
 }
 
 absl::Status Connection::set_max_message_size(size_t size) {
@@ -305,6 +290,8 @@ absl::Status Connection::WriteMessage(absl::Span<const uint8_t> body, absl::Span
     }
     if (n < 0) {
       if (errno == EINTR) continue;
+      // Before the errno map: a peer that went away is BrokenPipeError (kAborted), not the map's
+      // kUnavailable.
       if (errno == EPIPE || errno == ECONNRESET) {
         return absl::AbortedError(
             "Connection: the peer has closed its end (broken pipe); the message was not sent");
@@ -312,7 +299,7 @@ absl::Status Connection::WriteMessage(absl::Span<const uint8_t> body, absl::Span
       if (errno == EBADF && !fds_sent) {
         return absl::InvalidArgumentError("Connection: a descriptor to send is not open");
       }
-      return ErrnoStatus(is_socket_ ? "sendmsg" : "writev", errno);
+      return ErrnoStatus(errno, is_socket_ ? "Connection: sendmsg" : "Connection: writev");
     }
     fds_sent = true;
     size_t left = static_cast<size_t>(n);
@@ -385,6 +372,51 @@ absl::StatusOr<int> Connection::RecvFd() {
 
 // ---------------------------------------------------------------------------------------------------
 // Receiving.
+//
+// Descriptors and bytes. The sender attaches a message's descriptors to the sendmsg that carries
+// the message's first byte, and recvmsg(2) on a stream socket returns the descriptors of at most
+// one sendmsg, ending its read at the end of that sendmsg's first socket buffer. So a batch of descriptors
+// arrives with the read that holds the first byte of its message, and that read ends inside the
+// message: every received descriptor is recorded with the stream position where its read ended
+// (`arrived_by`). When a message's prefix is parsed (it starts at `start`, ends at `end`), the
+// pending descriptors that arrived after `start` are the candidates, in arrival order; the message
+// takes the number its prefix declares, and any others that arrived by `end` (with this message's
+// bytes, beyond its declared count) are closed at once. A read that lies inside the body of the
+// message being received, past its prefix, cannot carry descriptors anybody declared: they are
+// closed as they arrive. So a peer cannot make this process hold descriptors it did not ask for:
+// what stays pending is at most what came with the reads of one prefix (8 bytes, so at most 8
+// reads) and with one read past the current message.
+
+absl::Status Connection::TakeArrivedFds(struct msghdr& msg) {
+  // Descriptors of a read that ended inside the current message's body were declared by no one.
+  const bool keep = received_ > message_end_;
+  const bool truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+  size_t arrived = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const unsigned char* data = CMSG_DATA(c);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, data + i * sizeof(int), sizeof(fd));
+      ++arrived;
+      if (keep && !truncated) {
+        pending_fds_.push_back({fd, received_});
+      } else {
+        ::close(fd);
+      }
+    }
+  }
+  if (truncated) {
+    // The kernel could not deliver every descriptor of this sendmsg (typically: this process is at
+    // its RLIMIT_NOFILE), so the message they belong to cannot be delivered as sent.
+    return absl::DataLossError(absl::StrCat(
+        "Connection: descriptors sent with a message were truncated by the kernel (MSG_CTRUNC; is "
+        "this process out of descriptors? see RLIMIT_NOFILE); the ",
+        arrived, " that arrived were closed and the connection is closed"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<size_t> Connection::ReadSome(uint8_t* out, size_t n) {
   for (;;) {
@@ -399,30 +431,22 @@ absl::StatusOr<size_t> Connection::ReadSome(uint8_t* out, size_t n) {
       msg.msg_controllen = sizeof(control);
       got = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
       if (got >= 0) {
-        for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            const int* data = reinterpret_cast<const int*>(CMSG_DATA(c));
-            for (size_t i = 0; i < count; ++i) {
-              int fd;
-              std::memcpy(&fd, data + i, sizeof(fd));
-              pending_fds_.push_back(fd);
-            }
-          }
+        received_ += static_cast<uint64_t>(got);
+        if (msg.msg_controllen > 0 || (msg.msg_flags & MSG_CTRUNC) != 0) {
+          if (absl::Status s = TakeArrivedFds(msg); !s.ok()) return s;
         }
-        if (msg.msg_flags & MSG_CTRUNC) {
-          return absl::InvalidArgumentError(
-              "Connection: descriptors sent with a message were truncated (more than the receiver "
-              "can accept); the connection is closed");
-        }
+        return static_cast<size_t>(got);
       }
     } else {
       got = ::read(fd_, out, n);
+      if (got >= 0) {
+        received_ += static_cast<uint64_t>(got);
+        return static_cast<size_t>(got);
+      }
     }
-    if (got >= 0) return static_cast<size_t>(got);
     if (errno == EINTR) continue;
-    if (errno == ECONNRESET) return size_t{0};
-    return ErrnoStatus(is_socket_ ? "recvmsg" : "read", errno);
+    if (errno == ECONNRESET) return size_t{0};  // the peer closed with data unread: end of file
+    return ErrnoStatus(errno, is_socket_ ? "Connection: recvmsg" : "Connection: read");
   }
 }
 
@@ -448,7 +472,7 @@ absl::Status Connection::FillBuffer(size_t n, bool exact) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Connection::Prefix> Connection::ReadPrefix() {
+absl::StatusOr<Connection::Prefix> Connection::ReadPrefix(std::vector<int>* fds) {
   if (absl::Status s = CheckReadable(); !s.ok()) return s;
   if (rpos_ == rend_) rpos_ = rend_ = 0;
   const size_t had = buffered();
@@ -477,71 +501,92 @@ absl::StatusOr<Connection::Prefix> Connection::ReadPrefix() {
         "Connection: incoming message of ", p.length, " bytes exceeds the max message size of ",
         max_message_size_, "; the connection is closed")));
   }
-  if (p.fd_count > kMaxFdsPerMessage || p.fd_count > pending_fds_.size()) {
+  if (p.fd_count > kMaxFdsPerMessage) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "Connection: message says it carries ", p.fd_count, " descriptors but ",
-        pending_fds_.size(), " arrived; the connection is closed")));
+        "Connection: malformed message prefix (it declares ", p.fd_count,
+        " descriptors; a message carries at most ", kMaxFdsPerMessage,
+        "); the connection is closed")));
   }
+  // The message's descriptors (see "Descriptors and bytes" above).
+  const uint64_t start = received_ - buffered();
+  const uint64_t end = start + kConnectionPrefixSize + p.length;
+  if (!pending_fds_.empty() || p.fd_count > 0) {
+    size_t first = 0;  // pending_fds_[0, first) came with earlier messages: none declared them
+    while (first < pending_fds_.size() && pending_fds_[first].arrived_by <= start) ++first;
+    if (p.fd_count > pending_fds_.size() - first) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "Connection: message says it carries ", p.fd_count, " descriptors but ",
+          pending_fds_.size() - first, " arrived; the connection is closed")));
+    }
+    const size_t taken_end = first + p.fd_count;
+    size_t last = taken_end;  // [taken_end, last) came with this message beyond its count
+    while (last < pending_fds_.size() && pending_fds_[last].arrived_by <= end) ++last;
+    for (size_t i = 0; i < last; ++i) {
+      if (i >= first && i < taken_end && fds != nullptr) {
+        fds->push_back(pending_fds_[i].fd);
+      } else {
+        ::close(pending_fds_[i].fd);
+      }
+    }
+    pending_fds_.erase(pending_fds_.begin(), pending_fds_.begin() + last);
+  }
+  message_end_ = end;
   rpos_ += kConnectionPrefixSize;
   prefix_alone_ = p.length >= kReceiveBufferSize;
   return p;
 }
 
-absl::Status Connection::ReadBody(uint8_t* out, size_t n) {
-  const size_t total = n;
-  size_t from_buffer = std::min(n, buffered());
-  if (out != nullptr && from_buffer > 0) std::memcpy(out, rbuf_.data() + rpos_, from_buffer);
+absl::Status Connection::ReadBody(uint8_t* out, size_t n, size_t total, size_t done) {
+  const size_t from_buffer = std::min(n, buffered());
+  if (from_buffer > 0) std::memcpy(out, rbuf_.data() + rpos_, from_buffer);
   rpos_ += from_buffer;
+  out += from_buffer;
   n -= from_buffer;
-  if (out != nullptr) out += from_buffer;
+  done += from_buffer;
   while (n > 0) {
-    absl::StatusOr<size_t> got;
-    if (out != nullptr) {
-      got = ReadSome(out, n);  // straight into the destination, never past the message
-      if (got.ok()) {
-        out += *got;
-        n -= *got;
-      }
-    } else {  // discarding
-      rpos_ = rend_ = 0;
-      if (rbuf_.size() < kReceiveBufferSize) rbuf_.resize(kReceiveBufferSize);
-      got = ReadSome(rbuf_.data(), std::min(n, rbuf_.size()));
-      if (got.ok()) n -= *got;
-    }
+    absl::StatusOr<size_t> got = ReadSome(out, n);  // straight into the destination, never past
     if (!got.ok()) return Fail(got.status());
     if (*got == 0) {
       return Fail(absl::DataLossError(
           absl::StrCat("Connection: the peer closed its end in the middle of a ", total,
-                       "-byte message (", total - n, " bytes arrived)")));
+                       "-byte message (", done, " bytes arrived)")));
     }
+    out += *got;
+    n -= *got;
+    done += *got;
   }
   return absl::OkStatus();
 }
 
-std::vector<int> Connection::TakeFds(size_t count) {
-  std::vector<int> fds(pending_fds_.begin(), pending_fds_.begin() + count);
-  pending_fds_.erase(pending_fds_.begin(), pending_fds_.begin() + count);
-  return fds;
-}
-
-void Connection::CloseFds(size_t count) {
-  for (size_t i = 0; i < count; ++i) ::close(pending_fds_[i]);
-  pending_fds_.erase(pending_fds_.begin(), pending_fds_.begin() + count);
+// The length in the prefix is the peer's word, not yet backed by bytes: the destination grows as
+// the body arrives, doubling from kReceiveBufferSize, so a peer that announces a large message and
+// sends little of it makes this process hold at most about twice what it sent.
+template <typename Buffer>
+absl::Status Connection::ReadBodyGrowing(Buffer& out, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    const size_t step = std::min(n, std::max(kReceiveBufferSize, 2 * done));
+    if (out.size() < step) out.resize(step);
+    if (absl::Status s = ReadBody(reinterpret_cast<uint8_t*>(out.data()) + done, step - done, n,
+                                  done);
+        !s.ok()) {
+      return s;
+    }
+    done = step;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Connection::RecvBytes(size_t maxlength) {
-  absl::StatusOr<Prefix> p = ReadPrefix();
+  absl::StatusOr<Prefix> p = ReadPrefix(/*fds=*/nullptr);
   if (!p.ok()) return p.status();
   if (p->length > maxlength) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("Connection::RecvBytes: message of ", p->length,
                      " bytes is longer than maxlength ", maxlength, "; the connection is closed")));
   }
-  CloseFds(p->fd_count);
-  std::string out(p->length, '\0');
-  if (absl::Status s = ReadBody(reinterpret_cast<uint8_t*>(out.data()), p->length); !s.ok()) {
-    return s;
-  }
+  std::string out;
+  if (absl::Status s = ReadBodyGrowing(out, p->length); !s.ok()) return s;
   return out;
 }
 
@@ -552,18 +597,17 @@ absl::StatusOr<size_t> Connection::RecvBytesInto(absl::Span<uint8_t> buffer, siz
                                                    " is past the end of a ", buffer.size(),
                                                    "-byte buffer"));
   }
-  absl::StatusOr<Prefix> p = ReadPrefix();
+  absl::StatusOr<Prefix> p = ReadPrefix(/*fds=*/nullptr);
   if (!p.ok()) return p.status();
-  CloseFds(p->fd_count);
   const size_t room = buffer.size() - offset;
   if (p->length <= room) {
-    if (absl::Status s = ReadBody(buffer.data() + offset, p->length); !s.ok()) return s;
+    if (absl::Status s = ReadBody(buffer.data() + offset, p->length, p->length, 0); !s.ok()) {
+      return s;
+    }
     return static_cast<size_t>(p->length);
   }
-  std::string whole(p->length, '\0');
-  if (absl::Status s = ReadBody(reinterpret_cast<uint8_t*>(whole.data()), p->length); !s.ok()) {
-    return s;
-  }
+  std::string whole;
+  if (absl::Status s = ReadBodyGrowing(whole, p->length); !s.ok()) return s;
   if (too_short != nullptr) *too_short = std::move(whole);
   return absl::ResourceExhaustedError(absl::StrCat(
       "Connection::RecvBytesInto: message of ", p->length, " bytes does not fit the ", room,
@@ -572,9 +616,8 @@ absl::StatusOr<size_t> Connection::RecvBytesInto(absl::Span<uint8_t> buffer, siz
 }
 
 absl::StatusOr<absl::Span<const uint8_t>> Connection::RecvFrame(std::vector<int>* fds) {
-  absl::StatusOr<Prefix> p = ReadPrefix();
+  absl::StatusOr<Prefix> p = ReadPrefix(fds);
   if (!p.ok()) return p.status();
-  if (p->fd_count > 0) *fds = TakeFds(p->fd_count);
   if (buffered() >= p->length || p->length <= kReceiveBufferSize) {
     // Decode in place from the receive buffer.
     if (absl::Status s = FillBuffer(p->length); !s.ok()) {
@@ -588,18 +631,16 @@ absl::StatusOr<absl::Span<const uint8_t>> Connection::RecvFrame(std::vector<int>
     return frame;
   }
   // Large message: read it into the send-side scratch buffer (not used while receiving).
-  uint8_t* out = SendBuffer(p->length);
-  if (absl::Status s = ReadBody(out, p->length); !s.ok()) return s;
-  return absl::Span<const uint8_t>(out, p->length);
+  if (absl::Status s = ReadBodyGrowing(sbuf_, p->length); !s.ok()) return s;
+  return absl::Span<const uint8_t>(sbuf_.data(), p->length);
 }
 
 absl::StatusOr<bool> Connection::Poll(absl::Duration timeout) {
   if (absl::Status s = CheckReadable(); !s.ok()) return s;
   if (buffered() > 0) return true;
-  struct pollfd p = {fd_, POLLIN, 0};
-  absl::StatusOr<int> r = PollUntil(&p, 1, DeadlineAfter(timeout));
-  if (!r.ok()) return r.status();
-  return *r > 0;
+  absl::StatusOr<short> ready = PollUntil(fd_, POLLIN, Deadline::After(timeout));
+  if (!ready.ok()) return PollFailed("Connection::Poll", ready.status());
+  return *ready != 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -608,12 +649,12 @@ absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex) {
   int fds[2];
   if (duplex) {
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-      return ErrnoStatus("socketpair(AF_UNIX, SOCK_STREAM)", errno);
+      return ErrnoStatus(errno, "Pipe: socketpair(AF_UNIX, SOCK_STREAM)");
     }
     return std::make_pair(Connection(fds[0], true, true, true, kDefaultMaxMessageSize),
                           Connection(fds[1], true, true, true, kDefaultMaxMessageSize));
   }
-  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "Pipe: pipe2");
   return std::make_pair(Connection(fds[0], false, true, false, kDefaultMaxMessageSize),
                         Connection(fds[1], false, false, true, kDefaultMaxMessageSize));
 }
@@ -641,8 +682,8 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
     polls[i] = {w.fd_, POLLIN, 0};
   }
   if (!ready.empty()) return ready;
-  absl::StatusOr<int> r = PollUntil(polls.data(), polls.size(), DeadlineAfter(timeout));
-  if (!r.ok()) return r.status();
+  absl::StatusOr<int> r = PollUntil(absl::MakeSpan(polls), Deadline::After(timeout));
+  if (!r.ok()) return PollFailed("mp::Wait", r.status());
   for (size_t i = 0; i < polls.size(); ++i) {
     if (polls[i].revents & POLLNVAL) {
       return absl::InvalidArgumentError(absl::StrCat("mp::Wait: object #", i, " (descriptor ",

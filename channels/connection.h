@@ -36,21 +36,34 @@
 // anything SendBytes or Send sent (a typed message arrives as its frame bytes), and Recv<T> of a raw
 // message is kInvalidArgument ("bad magic"). Descriptors travel as SCM_RIGHTS ancillary data on the
 // sendmsg that carries the message's first byte; the fd count in the prefix tells the receiver how
-// many of the descriptors that arrived belong to this message. SendFd(fd) is Send(PassedFd{fd}).
+// many of the descriptors that arrived belong to this message. Descriptors that arrive with a
+// message beyond the count its prefix declares (or inside its body) are closed as soon as they
+// arrive, and the message is delivered as usual: a peer cannot make the receiver hold descriptors
+// nobody declared. SendFd(fd) is Send(PassedFd{fd}).
+//
+// Memory: the receiver allocates for a message as its bytes arrive (doubling from 64 KiB), not for
+// the length its prefix announces, so a peer that announces 64 MiB and sends one byte costs little.
 //
 // Errors (the Python exception each stands for):
 //   kOutOfRange        "end of file": the peer closed its end between messages (EOFError).
-//   kDataLoss          the peer closed its end in the middle of a message.
-//   kAborted           Send to a peer that has closed its end (BrokenPipeError).
+//   kDataLoss          the peer closed its end in the middle of a message, or the kernel truncated
+//                      the descriptors attached to a message (MSG_CTRUNC: typically this process is
+//                      at its RLIMIT_NOFILE); the descriptors that did arrive are closed.
+//   kAborted           Send to a peer that has closed its end (EPIPE, ECONNRESET: BrokenPipeError).
 //   kFailedPrecondition the connection is closed, or used in a direction it does not have (OSError).
 //   kInvalidArgument   a message longer than RecvBytes' maxlength or the max message size, a
-//                      malformed prefix (a hostile or confused peer), descriptors that do not match
-//                      the prefix, or a Recv<T> whose message holds another type (names both).
+//                      malformed prefix (a hostile or confused peer; this includes declaring more
+//                      than 253 descriptors), a prefix declaring more descriptors than arrived with
+//                      its message, or a Recv<T> whose message holds another type (names both).
 //   kResourceExhausted RecvBytesInto with a buffer too short (BufferTooShort); see there.
-// After a bad prefix, an oversized message or a broken descriptor count the stream cannot be resynced,
-// so the connection closes itself (as CPython does for an oversized message) and every later call is
-// kFailedPrecondition. A typed Recv<T> that fails to decode consumes that one message (its descriptors
-// are closed) and leaves the connection usable. Interrupted system calls (EINTR) are retried.
+//   other codes        a failed system call, by the errno map of base/errno_status.h (e.g. EMFILE
+//                      from Pipe() is kResourceExhausted).
+// After a malformed prefix, an oversized message, a descriptor count that did not arrive,
+// truncated descriptors or a peer closing mid-message, the stream cannot be resynced, so the
+// connection closes itself (as CPython does for an oversized message) and every later call is
+// kFailedPrecondition. A typed Recv<T> that fails to decode consumes that one message (its
+// descriptors are closed) and leaves the connection usable, and so do undeclared descriptors
+// (closed, see above). Interrupted system calls (EINTR) are retried.
 //
 // SIGPIPE: writing to a peer that closed its end is kAborted and never kills the process. Sockets use
 // MSG_NOSIGNAL. For pipe ends, the first Connection that can write to a pipe sets SIGPIPE to SIG_IGN
@@ -60,7 +73,9 @@
 //
 // Timeouts: Poll(timeout) is the timeout variant of every receive: it returns whether a message (or
 // its first bytes) can be read, never reads, and so never consumes part of a message. Wait() waits for
-// many connections and raw descriptors (e.g. process sentinels) at once.
+// many connections and raw descriptors (e.g. process sentinels) at once. Timeouts run on the
+// monotonic clock (a step of the wall clock does not change them) and may be of any length: one
+// longer than poll(2) can express (~24.8 days) is waited out in slices.
 //
 // Shared objects (Queue, Lock...) travel inside messages over a socket Connection as their segment's
 // descriptor; a fork-domain one (made by the 'fork' context) cannot, and Send refuses it with
@@ -94,6 +109,8 @@
 #include "serialize/codec.h"
 #include "serialize/fd.h"
 #include "serialize/frame.h"
+
+struct msghdr;  // <sys/socket.h>
 
 namespace mp {
 
@@ -189,21 +206,33 @@ class Connection {
 
   absl::Status CheckReadable() const;
   absl::Status CheckWritable() const;
+  // A received descriptor not yet handed to a message, and the stream position (bytes received)
+  // at the end of the read it arrived with.
+  struct PendingFd {
+    int fd;
+    uint64_t arrived_by;
+  };
+
   // Writes prefix + body (one piece if the body is small, else gathered) with `fds` attached to the
   // first byte.
   absl::Status WriteMessage(absl::Span<const uint8_t> body, absl::Span<const int> fds);
-  // Reads the next prefix; on success the message's descriptors are at the front of pending_fds_.
-  absl::StatusOr<Prefix> ReadPrefix();
-  // Reads exactly `n` body bytes into `out` (out == nullptr: discards them).
-  absl::Status ReadBody(uint8_t* out, size_t n);
+  // Reads and checks the next prefix and settles the message's descriptors: the ones it declares
+  // are appended to *fds (closed if fds is null), the ones that came with it undeclared are closed.
+  absl::StatusOr<Prefix> ReadPrefix(std::vector<int>* fds);
+  // Reads exactly `n` body bytes into `out`: bytes [done, done + n) of a `total`-byte body.
+  absl::Status ReadBody(uint8_t* out, size_t n, size_t total, size_t done);
+  // Reads an n-byte body into out[0, n), growing `out` (a std::string or std::vector<uint8_t>) as
+  // the bytes arrive rather than to the announced n up front.
+  template <typename Buffer>
+  absl::Status ReadBodyGrowing(Buffer& out, size_t n);
   // Makes the next `n` buffered bytes contiguous at rbuf_[rpos_] (reading as needed). exact: never
   // reads past those n bytes (otherwise reads as much as the buffer holds).
   absl::Status FillBuffer(size_t n, bool exact = false);
-  // One read()/recvmsg() into the receive buffer; descriptors go to pending_fds_. 0 bytes: EOF.
+  // One read()/recvmsg(); descriptors go to pending_fds_ or are closed (TakeArrivedFds). 0: EOF.
   absl::StatusOr<size_t> ReadSome(uint8_t* out, size_t n);
-  // Takes the first `count` pending descriptors (received with the current message).
-  std::vector<int> TakeFds(size_t count);
-  void CloseFds(size_t count);
+  // Files the descriptors one recvmsg returned: pending, or closed if no message can declare them;
+  // all closed and kDataLoss if the kernel truncated them (MSG_CTRUNC).
+  absl::Status TakeArrivedFds(::msghdr& msg);
   // Closes the connection and returns `status` (for unrecoverable stream errors).
   absl::Status Fail(absl::Status status);
   size_t buffered() const { return rend_ - rpos_; }
@@ -223,8 +252,13 @@ class Connection {
   size_t rend_ = 0;
   // The last message was large (read straight into its destination): read the next prefix alone.
   bool prefix_alone_ = false;
-  // Descriptors received (in order) and not yet handed to a message.
-  std::vector<int> pending_fds_;
+  // Bytes received from fd_ so far (the stream position after them), and the stream position just
+  // past the message whose prefix was read last.
+  uint64_t received_ = 0;
+  uint64_t message_end_ = 0;
+  // Descriptors received (in order) and not yet handed to a message; a few at most (see
+  // connection.cc, "Descriptors and bytes").
+  std::vector<PendingFd> pending_fds_;
   // Reused encode buffer for typed sends: prefix + frame.
   std::vector<uint8_t> sbuf_;
 };
@@ -252,8 +286,8 @@ class Waitable {
 
 // Waits until at least one object is ready or `timeout` passes, and returns the indices (into
 // `objects`, ascending) of the ready ones; empty after a timeout. kInvalidArgument for a closed
-// Connection or a negative / invalid descriptor. poll(2) underneath; EINTR is retried with the
-// remaining time.
+// Connection or a negative / invalid descriptor. poll(2) underneath, until a monotonic deadline
+// (base's PollUntil: EINTR and timeouts past poll's range are retried with the remaining time).
 absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
                                          absl::Duration timeout = absl::InfiniteDuration());
 
