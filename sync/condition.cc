@@ -88,15 +88,18 @@ absl::Status Condition::Release() {
 }
 
 absl::Status Condition::CheckOwned(absl::string_view what) const {
-  const pid_t tid = CurrentThreadId();
+  // A Lock records its holder's process, an RLock its owner thread (sync/futex.h OwnerScope).
+  const bool by_process = std::holds_alternative<Lock>(lock_);
+  const char* holder = by_process ? "process " : "thread ";
+  const pid_t me = by_process ? CurrentProcessId() : CurrentThreadId();
   const pid_t owner =
       std::visit([](const auto& lock) { return lock.Owner(); }, lock_);
-  if (owner != tid) {
+  if (owner != me) {
     return absl::FailedPreconditionError(absl::StrCat(
         what, ": cannot ", what == "Condition::Wait" ? "wait" : "notify",
         " on un-acquired lock (", owner == 0 ? std::string("it is free")
-                                              : absl::StrCat("held by thread ", owner),
-        ", caller is thread ", tid, ")"));
+                                              : absl::StrCat("held by ", holder, owner),
+        ", caller is ", holder, me, ")"));
   }
   return absl::OkStatus();
 }

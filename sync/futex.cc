@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -28,8 +29,17 @@ constexpr absl::Duration kFirstSlice = absl::Milliseconds(1);
 constexpr absl::Duration kLongestSlice = absl::Milliseconds(64);
 
 thread_local pid_t cached_tid = 0;
+std::atomic<pid_t> cached_pid{0};
 
-void ResetTidAfterFork() { cached_tid = 0; }
+void ResetIdsAfterFork() {
+  cached_tid = 0;
+  cached_pid.store(0, std::memory_order_relaxed);
+}
+
+void ResetIdsInForkedChildren() {
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(nullptr, nullptr, &ResetIdsAfterFork); });
+}
 
 // True if /proc/self is this process (i.e. /proc belongs to our PID namespace).
 bool ProcIsOurs() {
@@ -92,37 +102,104 @@ void SpinPause() {
 pid_t CurrentThreadId() {
   pid_t tid = cached_tid;
   if (tid != 0) return tid;
-  static std::once_flag once;
-  std::call_once(once, [] { pthread_atfork(nullptr, nullptr, &ResetTidAfterFork); });
+  ResetIdsInForkedChildren();
   tid = static_cast<pid_t>(syscall(SYS_gettid));
   cached_tid = tid;
   return tid;
 }
 
+pid_t CurrentProcessId() {
+  pid_t pid = cached_pid.load(std::memory_order_relaxed);
+  if (pid != 0) return pid;
+  ResetIdsInForkedChildren();
+  pid = getpid();
+  cached_pid.store(pid, std::memory_order_relaxed);
+  return pid;
+}
+
+namespace {
+
+// What /proc/<id>/stat says about a task.
+struct TaskStat {
+  enum Result { kFound, kMissing, kUnreadable } result;
+  char state = '?';   // R, S, D, Z, X...
+  long threads = 1;   // num_threads (field 20): the threads of the task's process still counted
+};
+
+TaskStat ReadTaskStat(pid_t id) {
+  char path[48];
+  std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(id));
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return {errno == ENOENT || errno == ESRCH ? TaskStat::kMissing : TaskStat::kUnreadable};
+  }
+  char buf[512];
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  const int err = errno;
+  close(fd);
+  if (n <= 0) {  // n == 0 or ESRCH: the task vanished between open and read
+    return {n == 0 || err == ESRCH ? TaskStat::kMissing : TaskStat::kUnreadable};
+  }
+  buf[n] = '\0';
+  // "id (comm) S ppid ...": comm may hold anything, so the fields follow the last ')'.
+  const char* close_paren = std::strrchr(buf, ')');
+  if (close_paren == nullptr || close_paren[1] == '\0' || close_paren[2] == '\0') {
+    return {TaskStat::kUnreadable};
+  }
+  TaskStat st{TaskStat::kFound, close_paren[2]};
+  // num_threads is field 20; the state is field 3.
+  const char* p = close_paren + 2;
+  for (int field = 3; field < 20 && p != nullptr; ++field) {
+    p = std::strchr(p, ' ');
+    if (p != nullptr) ++p;
+  }
+  if (p != nullptr) st.threads = std::strtol(p, nullptr, 10);
+  return st;
+}
+
+bool IsDeadState(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
+
+// Liveness without our own /proc (or with the entry hidden by hidepid): an unreaped zombie counts
+// as alive.
+bool AliveByKill(pid_t id) { return kill(id, 0) == 0 || errno == EPERM; }
+
+}  // namespace
+
 bool IsThreadAlive(pid_t tid) {
   if (tid <= 0) return false;
-  if (ProcIsOurs()) {
-    char path[48];
-    std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(tid));
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno != ENOENT && errno != ESRCH) return true;
+  if (!ProcIsOurs()) return AliveByKill(tid);
+  const TaskStat st = ReadTaskStat(tid);
+  switch (st.result) {
+    case TaskStat::kMissing:
       // Gone -- or hidden from us (/proc mounted with hidepid): only kill() can tell them apart.
-      return kill(tid, 0) == 0 || errno == EPERM;
-    }
-    char buf[512];
-    const ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    const int err = errno;
-    close(fd);
-    if (n <= 0) return !(n == 0 || err == ESRCH);  // the task vanished between open and read
-    buf[n] = '\0';
-    // "tid (comm) S ...": comm may hold anything, so the state follows the last ')'.
-    const char* close_paren = std::strrchr(buf, ')');
-    if (close_paren == nullptr || close_paren[1] == '\0' || close_paren[2] == '\0') return true;
-    const char state = close_paren[2];
-    return state != 'Z' && state != 'X' && state != 'x';
+      return AliveByKill(tid);
+    case TaskStat::kUnreadable:
+      return true;
+    case TaskStat::kFound:
+      return !IsDeadState(st.state);
   }
-  return kill(tid, 0) == 0 || errno == EPERM;
+  return true;
+}
+
+bool IsProcessAlive(pid_t pid) {
+  if (pid <= 0) return false;
+  if (!ProcIsOurs()) return AliveByKill(pid);
+  const TaskStat st = ReadTaskStat(pid);
+  switch (st.result) {
+    case TaskStat::kMissing:
+      return AliveByKill(pid);
+    case TaskStat::kUnreadable:
+      return true;
+    case TaskStat::kFound:
+      // A main thread that exited before the others stays a zombie until they are gone too; the
+      // process is dead only when the zombie is the last thread counted.
+      return !IsDeadState(st.state) || (st.state == 'Z' && st.threads > 1);
+  }
+  return true;
+}
+
+bool IsOwnerAlive(pid_t id, OwnerScope scope) {
+  return scope == OwnerScope::kProcess ? IsProcessAlive(id) : IsThreadAlive(id);
 }
 
 absl::Status CheckTimeout(absl::Duration timeout, absl::string_view what) {
@@ -146,22 +223,23 @@ namespace {
 
 // If the holder named in `seen` is dead, moves the word from `seen` to `tid` (keeping the waiters
 // bit) and returns true.
-bool TakeOverIfDead(std::atomic<uint32_t>& word, uint32_t seen, pid_t tid) {
+bool TakeOverIfDead(std::atomic<uint32_t>& word, uint32_t seen, pid_t tid, OwnerScope scope) {
   const pid_t owner = OwnerOf(seen);
-  if (owner == 0 || owner == tid || IsThreadAlive(owner)) return false;
+  if (owner == 0 || owner == tid || IsOwnerAlive(owner, scope)) return false;
   return word.compare_exchange_strong(seen, static_cast<uint32_t>(tid) | (seen & kOwnerWaiters),
                                       std::memory_order_acquire, std::memory_order_relaxed);
 }
 
 }  // namespace
 
-OwnerLockOutcome OwnerLock(std::atomic<uint32_t>& word, pid_t tid, bool block, Deadline deadline) {
+OwnerLockOutcome OwnerLock(std::atomic<uint32_t>& word, pid_t tid, bool block, Deadline deadline,
+                           OwnerScope scope) {
   const uint32_t me = static_cast<uint32_t>(tid);
   if (OwnerTryLock(word, tid)) return {OwnerLockResult::kAcquired};
   if (!block || deadline.Expired()) {  // a zero timeout is a single try, without spinning
     const uint32_t seen = word.load(std::memory_order_relaxed);
     if (seen == 0 && OwnerTryLock(word, tid)) return {OwnerLockResult::kAcquired};
-    if (TakeOverIfDead(word, seen, tid)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
+    if (TakeOverIfDead(word, seen, tid, scope)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
     return {OwnerLockResult::kTimedOut};
   }
   // Spin with backoff (1, 2, 4, 8, then 16 pauses between looks, kSpinIterations pauses in all): a
@@ -193,22 +271,22 @@ OwnerLockOutcome OwnerLock(std::atomic<uint32_t>& word, pid_t tid, bool block, D
       seen |= kOwnerWaiters;
     }
     if (deadline.Expired()) {
-      if (TakeOverIfDead(word, seen, tid)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
+      if (TakeOverIfDead(word, seen, tid, scope)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
       return {OwnerLockResult::kTimedOut};
     }
     if (FutexWait(&word, seen, deadline.CappedAfter(slice)) == FutexWaitResult::kTimedOut &&
         word.load(std::memory_order_relaxed) == seen) {
       // The same holder for a whole slice: is it still alive?
-      if (TakeOverIfDead(word, seen, tid)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
+      if (TakeOverIfDead(word, seen, tid, scope)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
       slice = std::min(slice * 2, kLongestSlice);
     }
   }
 }
 
-absl::Status OwnerDiedError(absl::string_view what, pid_t dead_owner) {
-  absl::Status status = absl::AbortedError(
-      absl::StrCat(what, ": the previous owner (thread ", dead_owner,
-                   ") died holding it; the caller now holds it and must release it"));
+absl::Status OwnerDiedError(absl::string_view what, pid_t dead_owner, OwnerScope scope) {
+  absl::Status status = absl::AbortedError(absl::StrCat(
+      what, ": the previous owner (", scope == OwnerScope::kProcess ? "process " : "thread ",
+      dead_owner, ") died holding it; the caller now holds it and must release it"));
   status.SetPayload(kOwnerDiedPayload, absl::Cord(absl::StrCat(dead_owner)));
   return status;
 }

@@ -33,14 +33,15 @@ absl::StatusOr<bool> Lock::Acquire(bool block, absl::Duration timeout) {
     absl::Status args = CheckAcquireArgs(block, timeout, "Lock::Acquire");
     if (!args.ok()) return args;
   }
-  const pid_t tid = CurrentThreadId();
-  if (OwnerTryLock(state_->word, tid)) return true;
-  const OwnerLockOutcome outcome = OwnerLock(state_->word, tid, block, Deadline::After(timeout));
+  const pid_t pid = CurrentProcessId();
+  if (OwnerTryLock(state_->word, pid)) return true;
+  const OwnerLockOutcome outcome =
+      OwnerLock(state_->word, pid, block, Deadline::After(timeout), kScope);
   switch (outcome.result) {
     case OwnerLockResult::kAcquired:
       return true;
     case OwnerLockResult::kRecovered:
-      return OwnerDiedError("Lock::Acquire", outcome.dead_owner);
+      return OwnerDiedError("Lock::Acquire", outcome.dead_owner, kScope);
     case OwnerLockResult::kTimedOut:
       return false;
   }

@@ -16,21 +16,24 @@
 //   ... critical section ...
 //   lock->Release().IgnoreError();  // cannot fail here: we hold it
 //
-// Death of the holder (better than CPython, which blocks forever): the lock word holds the holder's
-// thread id (sync/futex.h, "owner word"). A waiter that sleeps for a slice (1 ms, doubling to 64 ms)
-// without the holder changing, or that is about to give up, checks whether the holder is alive
-// (/proc/<tid>/stat: gone or zombie means dead -- SIGKILL included, reaped or not). If it is dead the
-// waiter takes the lock over and Acquire returns kAborted with IsOwnerDied(status) == true: the
-// caller HOLDS the lock, must release it like any acquired lock, and should treat the data the dead
-// holder protected as possibly half-updated. The lock works normally afterwards. This choice
-// (liveness check, not the kernel robust list) is explained in sync/futex.h; it detects a dead holder
-// within a few milliseconds of a waiter's first sleep, and a non-blocking or timed acquire never
-// reports "busy" for a lock whose holder is already dead.
+// Ownership and death of the holder (better than CPython, which blocks forever). A Lock belongs to
+// the PROCESS that acquired it, not to a thread: the lock word holds the holder's process id
+// (sync/futex.h, "owner word", OwnerScope::kProcess). A waiter that sleeps for a slice (1 ms,
+// doubling to 64 ms) without the holder changing, or that is about to give up, checks whether the
+// holder's process is alive (/proc/<pid>/stat: gone, or a zombie with no thread left, means dead --
+// SIGKILL included, reaped or not). If it is dead the waiter takes the lock over and Acquire returns
+// kAborted with IsOwnerDied(status) == true: the caller HOLDS the lock, must release it like any
+// acquired lock, and should treat the data the dead holder protected as possibly half-updated. The
+// lock works normally afterwards. This choice (liveness check, not the kernel robust list) is
+// explained in sync/futex.h; it detects a dead holder within a few milliseconds of a waiter's first
+// sleep, and a non-blocking or timed acquire never reports "busy" for a lock whose holder is already
+// dead.
 //
-// One difference from CPython follows: a Lock whose acquiring thread has exited (a thread that ended,
-// or a process that exited or was killed) counts as abandoned, and the next waiter takes it over. Code
-// that hands a held Lock from one thread to another that releases it later, after the first has
-// exited, should use Semaphore(1) / BoundedSemaphore(1) instead, which has no owner.
+// The rule: a Lock is abandoned when the process that acquired it has died, and only then. A thread
+// that acquires a Lock and exits while its process lives on leaves the lock held, as in CPython:
+// another thread of that process may still release it (and any process may, see above), so nobody
+// takes it over -- waiters wait (until their timeout) like for any held lock. (An RLock, which
+// belongs to a thread, is abandoned when its owning thread exits; see rlock.h.)
 //
 // Acquire(block, timeout), CPython's acquire(block=True, timeout=-1):
 //   true                 acquired
@@ -91,8 +94,11 @@ class Lock : public ShmObject<LockState> {
   absl::Status Release();
   // True while anybody holds the lock.
   bool Locked() const;
-  // Thread id of the holder, 0 if free (the holder may since have died).
+  // Process id of the holder, 0 if free (the holder may since have died).
   pid_t Owner() const;
+
+  // Whose death abandons a Lock (sync/futex.h): its holder's process.
+  static constexpr OwnerScope kScope = OwnerScope::kProcess;
 
  private:
   Lock(ShmSegment segment, uint64_t offset)

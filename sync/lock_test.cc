@@ -2,6 +2,8 @@
 
 #include "sync/lock.h"
 
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,7 +44,7 @@ TEST_P(LockDomainTest, AcquireReleaseLocked) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE(*got);
   EXPECT_TRUE(lock->Locked());
-  EXPECT_EQ(lock->Owner(), CurrentThreadId());
+  EXPECT_EQ(lock->Owner(), getpid());  // a Lock records its holder's process
   // Not recursive: a second acquire does not succeed (CPython would block forever without timeout).
   EXPECT_EQ(lock->Acquire(false).value(), false);
   EXPECT_EQ(lock->Acquire(true, absl::ZeroDuration()).value(), false);
@@ -208,9 +210,9 @@ void ExpectRecovered(Lock& lock, const absl::StatusOr<bool>& got, pid_t dead) {
   ASSERT_FALSE(got.ok());
   EXPECT_TRUE(IsOwnerDied(got.status())) << got.status();
   EXPECT_EQ(got.status().code(), absl::StatusCode::kAborted);
-  EXPECT_NE(got.status().message().find(absl::StrCat("thread ", dead)), std::string::npos)
+  EXPECT_NE(got.status().message().find(absl::StrCat("process ", dead)), std::string::npos)
       << got.status();
-  EXPECT_EQ(lock.Owner(), CurrentThreadId());
+  EXPECT_EQ(lock.Owner(), getpid());
   // We hold it; it works normally afterwards.
   EXPECT_TRUE(lock.Release().ok());
   EXPECT_EQ(lock.Acquire(true, absl::Seconds(10)).value(), true);
@@ -288,18 +290,104 @@ TEST(LockDeathTest, TransferableLockAttachedByFdRecovers) {
   ExpectRecovered(*lock, lock->Acquire(true, absl::Milliseconds(1)), pid);
 }
 
-// Documented difference from CPython: a lock whose acquiring thread has exited is abandoned, and the
-// next acquirer takes it over with an owner-died status.
-TEST(LockTest, LockOfAnExitedThreadIsTakenOver) {
+// A Lock belongs to its holder's process, not to a thread (CPython's Lock has no owner): a lock
+// whose acquiring thread exited while its process lives on is still held -- another thread of that
+// process may release it later -- so neither another process nor another thread takes it over.
+TEST(LockTest, LockOfAnExitedThreadIsNotTakenOverWhileItsProcessLives) {
   absl::StatusOr<Lock> lock = Lock::Create(ShmDomain::kFork);
   ASSERT_TRUE(lock.ok());
-  pid_t tid = 0;
-  std::thread t([&] {
-    tid = CurrentThreadId();
-    EXPECT_TRUE(lock->Acquire().value());
+  std::thread t1([&] { EXPECT_TRUE(lock->Acquire().value_or(false)); });
+  t1.join();
+  EXPECT_EQ(lock->Owner(), getpid());
+  // Another thread of this process waits like any acquirer (it is not an owner death).
+  absl::StatusOr<bool> same_process = lock->Acquire(true, absl::Milliseconds(20));
+  ASSERT_TRUE(same_process.ok()) << same_process.status();
+  EXPECT_FALSE(*same_process);
+  TestPipe tried;
+  TestPipe released;
+  TestChild b([&] {
+    // Long enough for several sleep slices, each ending in a liveness check of the holder.
+    absl::StatusOr<bool> got = lock->Acquire(true, absl::Milliseconds(200));
+    if (!got.ok()) return IsOwnerDied(got.status()) ? 10 : 11;
+    if (*got) return 12;
+    got = lock->Acquire(false);
+    if (!got.ok()) return IsOwnerDied(got.status()) ? 13 : 14;
+    if (*got) return 15;
+    tried.Send();
+    if (released.Receive() != 'x') return 16;
+    got = lock->Acquire(true, absl::Seconds(60));
+    if (!got.ok()) return 17;
+    if (!*got) return 18;
+    return lock->Release().ok() ? 0 : 19;
   });
-  t.join();
-  ExpectRecovered(*lock, lock->Acquire(true, absl::ZeroDuration()), tid);
+  ASSERT_GT(b.pid(), 0);
+  tried.CloseWrite();  // a child that fails exits, and Receive sees end of file
+  if (tried.Receive() != 'x') FAIL() << "exit code " << b.Wait() << " (10, 13: taken over)";
+  std::thread t2([&] { EXPECT_TRUE(lock->Release().ok()); });
+  t2.join();
+  released.Send();
+  EXPECT_EQ(b.Wait(), 0);
+  EXPECT_FALSE(lock->Locked());
+}
+
+// The same with the acquiring thread being the process's main thread: after it exits the process
+// lives on in another thread (its main thread a zombie until then), and the lock stays held.
+TEST(LockTest, LockOfAnExitedMainThreadIsNotTakenOverWhileItsProcessLives) {
+  absl::StatusOr<Lock> lock = Lock::Create(ShmDomain::kFork);
+  ASSERT_TRUE(lock.ok());
+  TestPipe held;
+  TestPipe release;
+  TestPipe released;
+  TestChild a([&] {
+    if (!lock->Acquire().value_or(false)) return 1;
+    std::thread t2([&] {
+      held.Send();
+      if (release.Receive() != 'x') _exit(2);
+      _exit(lock->Release().ok() && released.Send() ? 0 : 3);
+    });
+    t2.detach();
+    // The main thread ends (the exit system call ends one thread; pthread_exit would unwind
+    // through gtest's frames); the process lives on in t2.
+    syscall(SYS_exit, 0);
+    return 4;
+  });
+  ASSERT_GT(a.pid(), 0);
+  held.CloseWrite();
+  released.CloseWrite();
+  ASSERT_EQ(held.Receive(), 'x');
+  absl::StatusOr<bool> got = lock->Acquire(true, absl::Milliseconds(200));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(*got);
+  EXPECT_EQ(lock->Owner(), a.pid());
+  release.Send();
+  ASSERT_EQ(released.Receive(), 'x');
+  EXPECT_EQ(a.Wait(), 0);
+  got = lock->Acquire(true, absl::Seconds(60));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got);
+  EXPECT_TRUE(lock->Release().ok());
+}
+
+// The holder's process dies (SIGKILL) after the acquiring thread had already exited: the lock is
+// then abandoned, and the next acquirer takes it over.
+TEST(LockDeathTest, ProcessOfAnExitedAcquirerKilled) {
+  absl::StatusOr<Lock> lock = Lock::Create(ShmDomain::kFork);
+  ASSERT_TRUE(lock.ok());
+  TestPipe held;
+  TestPipe never;
+  TestChild a([&] {
+    std::thread t1([&] { lock->Acquire().IgnoreError(); });
+    t1.join();
+    held.Send();
+    never.Receive();
+    return 0;
+  });
+  ASSERT_EQ(held.Receive(), 'x');
+  EXPECT_EQ(lock->Acquire(true, absl::Milliseconds(20)).value_or(true), false);
+  const pid_t pid = a.pid();
+  a.Kill();
+  EXPECT_EQ(a.Wait(), 128 + SIGKILL);
+  ExpectRecovered(*lock, lock->Acquire(true, absl::Seconds(30)), pid);
 }
 
 TEST(LockTest, AnotherProcessMayRelease) {

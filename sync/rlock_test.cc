@@ -148,6 +148,44 @@ TEST(RLockDeathTest, OwnerKilledWhileHoldingRecursively) {
   }
 }
 
+// An RLock belongs to a thread: once its owning thread has exited the owner is dead, even while
+// the thread's process lives on, and the next acquirer -- in this process or another -- takes it
+// over with an owner-died status.
+TEST(RLockDeathTest, OwnerThreadExitedWhileItsProcessLives) {
+  absl::StatusOr<RLock> rlock = RLock::Create(ShmDomain::kFork);
+  ASSERT_TRUE(rlock.ok());
+  pid_t dead = 0;
+  std::thread t1([&] {
+    dead = CurrentThreadId();
+    EXPECT_TRUE(rlock->Acquire().value_or(false));
+    EXPECT_TRUE(rlock->Acquire().value_or(false));
+  });
+  t1.join();
+  absl::StatusOr<bool> got = rlock->Acquire(true, absl::Seconds(30));
+  ASSERT_FALSE(got.ok());
+  EXPECT_TRUE(IsOwnerDied(got.status())) << got.status();
+  EXPECT_NE(got.status().message().find(absl::StrCat("thread ", dead)), std::string::npos)
+      << got.status();
+  EXPECT_TRUE(rlock->IsOwned());
+  EXPECT_EQ(rlock->Count(), 1u);
+  EXPECT_TRUE(rlock->Release().ok());
+
+  // Another process, while the process of the exited owner (this one) lives.
+  std::thread t2([&] {
+    dead = CurrentThreadId();
+    EXPECT_TRUE(rlock->Acquire().value_or(false));
+  });
+  t2.join();
+  TestChild other([&] {
+    absl::StatusOr<bool> taken = rlock->Acquire(true, absl::Seconds(30));
+    if (taken.ok() || !IsOwnerDied(taken.status())) return 1;
+    if (taken.status().message().find(absl::StrCat("thread ", dead)) == std::string::npos) return 2;
+    return rlock->Release().ok() ? 0 : 3;
+  });
+  EXPECT_EQ(other.Wait(), 0);
+  EXPECT_EQ(rlock->Owner(), 0);
+}
+
 TEST(RLockHandleTest, FromHandle) {
   absl::StatusOr<RLock> rlock = RLock::Create(ShmDomain::kTransferable);
   ASSERT_TRUE(rlock.ok());

@@ -5,14 +5,23 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <new>
+#include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/errno_status.h"
+
+// Linux 5.1; older headers lack the name.
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
 
 namespace mp {
 namespace {
@@ -32,18 +41,35 @@ struct alignas(kShmAlignment) SegmentHeader {
 static_assert(sizeof(SegmentHeader) == kShmHeaderSize);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
-absl::Status ErrnoStatus(absl::string_view what, int err) {
-  std::string message = absl::StrCat(what, ": ", std::strerror(err), " (errno ", err, ")");
-  if (err == ENOMEM || err == EMFILE || err == ENFILE || err == ENOSPC) {
-    return absl::ResourceExhaustedError(message);
-  }
-  return absl::InternalError(message);
-}
-
 size_t PageSize() {
   static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   return page;
 }
+
+// RAM plus swap in bytes, 0 if unknown.
+uint64_t MachineMemoryBytes() {
+  struct sysinfo info;
+  if (sysinfo(&info) != 0) return 0;
+  return (uint64_t{info.totalram} + uint64_t{info.totalswap}) * info.mem_unit;
+}
+
+// The seals every transferable segment carries: its size can never change, so no process can
+// shrink it under another's mapping (an access past the end of a mapped file is SIGBUS).
+constexpr int kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+// "F_SEAL_SHRINK, F_SEAL_GROW": the names of the required seals missing from `seals`.
+std::string MissingSeals(int seals) {
+  std::string out;
+  for (const auto& [seal, name] : {std::pair<int, const char*>{F_SEAL_SHRINK, "F_SEAL_SHRINK"},
+                                   {F_SEAL_GROW, "F_SEAL_GROW"},
+                                   {F_SEAL_SEAL, "F_SEAL_SEAL"}}) {
+    if ((seals & seal) == 0) absl::StrAppend(&out, out.empty() ? "" : ", ", name);
+  }
+  return out;
+}
+
+// st_mode as ls and chmod spell it: 0100600, 010600.
+std::string OctalMode(mode_t mode) { return absl::StrFormat("0%o", mode); }
 
 }  // namespace
 
@@ -84,31 +110,41 @@ absl::StatusOr<ShmSegment> ShmSegment::Create(ShmDomain domain, size_t capacity)
   }
   const size_t page = PageSize();
   const size_t size = (kShmHeaderSize + capacity + page - 1) / page * page;
+  // A memfd would be created sparse (and MAP_NORESERVE-like), so a segment larger than the machine
+  // could ever back "succeeds" and fails later, at a page fault. Refuse it here, as a status.
+  if (const uint64_t memory = MachineMemoryBytes(); memory != 0 && size > memory) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "ShmSegment::Create: a segment of ", size, " bytes (capacity ", capacity,
+        ") exceeds this machine's memory limit (RAM + swap: ", memory, " bytes)"));
+  }
 
   int fd = -1;
   void* base = MAP_FAILED;
   if (domain == ShmDomain::kFork) {
     base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) return ErrnoStatus(absl::StrCat("mmap(anonymous, ", size, ")"), errno);
+    if (base == MAP_FAILED) {
+      const int err = errno;
+      return ErrnoStatus(err, absl::StrCat("ShmSegment::Create: mmap(anonymous, ", size, ")"));
+    }
   } else {
     fd = memfd_create("mp-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0) return ErrnoStatus("memfd_create(\"mp-shm\")", errno);
+    if (fd < 0) return ErrnoStatus(errno, "ShmSegment::Create: memfd_create(\"mp-shm\")");
     if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
       const int err = errno;
       close(fd);
-      return ErrnoStatus(absl::StrCat("ftruncate(memfd, ", size, ")"), err);
+      return ErrnoStatus(err, absl::StrCat("ShmSegment::Create: ftruncate(memfd, ", size, ")"));
     }
-    // Nobody may change the size later: a shrunk segment would SIGBUS every process mapping it.
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    // Nobody may change the size later; Attach refuses a segment without these seals.
+    if (fcntl(fd, F_ADD_SEALS, kRequiredSeals) != 0) {
       const int err = errno;
       close(fd);
-      return ErrnoStatus("fcntl(memfd, F_ADD_SEALS)", err);
+      return ErrnoStatus(err, "ShmSegment::Create: fcntl(memfd, F_ADD_SEALS)");
     }
     base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
       const int err = errno;
       close(fd);
-      return ErrnoStatus(absl::StrCat("mmap(memfd, ", size, ")"), err);
+      return ErrnoStatus(err, absl::StrCat("ShmSegment::Create: mmap(memfd, ", size, ")"));
     }
   }
   auto* header = new (base) SegmentHeader;
@@ -131,12 +167,37 @@ absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
       return absl::InvalidArgumentError(
           absl::StrCat("ShmSegment::Attach: fd ", fd, " is not an open file descriptor"));
     }
-    return ErrnoStatus(absl::StrCat("fstat(", fd, ")"), err);
+    return ErrnoStatus(err, absl::StrCat("ShmSegment::Attach: fstat(", fd, ")"));
   }
   if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Attach: fd ", fd,
+                                                   " is not a shared memory file (st_mode ",
+                                                   OctalMode(st.st_mode), ")"));
+  }
+  // The descriptor comes from another process, which may still hold it: unless the file is sealed
+  // against resizing, the sender could shrink it after we map it, and this process would die of
+  // SIGBUS on its next access. Only the seals make the size read below final.
+  const int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0 && errno != EINVAL) {  // EINVAL: a file that cannot carry seals
+    const int err = errno;
+    return ErrnoStatus(err, absl::StrCat("ShmSegment::Attach: fcntl(", fd, ", F_GET_SEALS)"));
+  }
+  if (seals < 0 || (seals & kRequiredSeals) != kRequiredSeals) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "ShmSegment::Attach: fd ", fd, " is not a shared memory file (st_mode 0", absl::Hex(st.st_mode),
-        ")"));
+        "ShmSegment::Attach: fd ", fd, " is not sealed against resizing (missing ",
+        MissingSeals(seals < 0 ? 0 : seals),
+        seals < 0 ? "; the file cannot carry seals, so it is no memfd" : "",
+        "): an mp segment is a memfd sealed with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, "
+        "without which its sender could shrink it under this process's mapping"));
+  }
+  if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ShmSegment::Attach: fd ", fd, " is sealed against writing (seals 0x", absl::Hex(seals),
+        "); an mp segment must be writable"));
+  }
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    return ErrnoStatus(err, absl::StrCat("ShmSegment::Attach: fstat(", fd, ")"));
   }
   const size_t size = static_cast<size_t>(st.st_size);
   if (size < kShmHeaderSize || size % PageSize() != 0 || size > kShmMaxSize + PageSize()) {
@@ -144,12 +205,15 @@ absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
                                                    ", which no mp segment has"));
   }
   const int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (own < 0) return ErrnoStatus(absl::StrCat("fcntl(", fd, ", F_DUPFD_CLOEXEC)"), errno);
+  if (own < 0) {
+    const int err = errno;
+    return ErrnoStatus(err, absl::StrCat("ShmSegment::Attach: fcntl(", fd, ", F_DUPFD_CLOEXEC)"));
+  }
   void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, own, 0);
   if (base == MAP_FAILED) {
     const int err = errno;
     close(own);
-    return ErrnoStatus(absl::StrCat("mmap(fd ", fd, ", ", size, ")"), err);
+    return ErrnoStatus(err, absl::StrCat("ShmSegment::Attach: mmap(fd ", fd, ", ", size, ")"));
   }
   // From here on the Mapping owns `base` and `own`.
   auto* header = static_cast<SegmentHeader*>(base);

@@ -4,15 +4,24 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "serialize/codec.h"
+#include "serialize/fd.h"
+#include "sync/lock.h"
 #include "sync/test_child.h"
 
 namespace mp {
@@ -41,6 +50,22 @@ TEST(ShmSegmentTest, CreateRejectsBadArguments) {
   absl::Status bad = ShmSegment::Create(static_cast<ShmDomain>(7), 64).status();
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.message().find("7"), std::string::npos) << bad;
+}
+
+// A segment larger than the machine's RAM + swap could never be backed: a memfd of that size would
+// be created sparse and fail only at a page fault, so Create refuses it up front.
+TEST(ShmSegmentTest, CreateRefusesMoreThanTheMachineHas) {
+  struct sysinfo info;
+  ASSERT_EQ(sysinfo(&info), 0);
+  const uint64_t memory = (uint64_t{info.totalram} + info.totalswap) * info.mem_unit;
+  if (memory >= kShmMaxSize) GTEST_SKIP() << "this machine has " << memory << " bytes";
+  for (ShmDomain domain : {ShmDomain::kFork, ShmDomain::kTransferable}) {
+    absl::Status s = ShmSegment::Create(domain, kShmMaxSize).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+    EXPECT_NE(s.message().find(absl::StrCat(kShmMaxSize)), std::string::npos) << s;
+    EXPECT_NE(s.message().find(absl::StrCat("limit (RAM + swap: ", memory)), std::string::npos)
+        << s;
+  }
 }
 
 TEST(ShmSegmentTest, AllocateIsAlignedDistinctAndBounded) {
@@ -135,15 +160,118 @@ TEST(ShmSegmentTest, AttachRejectsBadFds) {
   absl::Status bad_fd = ShmSegment::Attach(closed).status();
   EXPECT_EQ(bad_fd.code(), absl::StatusCode::kInvalidArgument) << bad_fd;
 
-  const int empty = memfd_create("empty", MFD_CLOEXEC);
+  const int empty = memfd_create("empty", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   ASSERT_GE(empty, 0);
   absl::Status too_small = ShmSegment::Attach(empty).status();
   EXPECT_EQ(too_small.code(), absl::StatusCode::kInvalidArgument) << too_small;
   ASSERT_EQ(ftruncate(empty, 4096), 0);
+  ASSERT_EQ(fcntl(empty, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), 0);
   absl::Status no_magic = ShmSegment::Attach(empty).status();
   EXPECT_EQ(no_magic.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(no_magic.message().find("does not hold an mp segment"), std::string::npos) << no_magic;
   close(empty);
+}
+
+// What a hostile peer can send: a new memfd of `file_size` bytes holding a copy of a genuine
+// segment's bytes (so its header and objects look valid), with `seals` added (0: none).
+int ForgedSegment(const ShmSegment& genuine, size_t file_size, int seals) {
+  const int fd = memfd_create("forged", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return -1;
+  const size_t n = std::min(genuine.size(), file_size);
+  if (ftruncate(fd, static_cast<off_t>(file_size)) != 0 ||
+      pwrite(fd, genuine.base(), n, 0) != static_cast<ssize_t>(n) ||
+      (seals != 0 && fcntl(fd, F_ADD_SEALS, seals) != 0)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Decodes a Lock whose segment descriptor is replaced by `fd` in transit, as Recv<Lock> (or a
+// spawn child's launch) would on the receiving side.
+absl::StatusOr<Lock> DecodeLockArrivingAs(const Lock& lock, int fd) {
+  FdTable sent;
+  std::string bytes;
+  {
+    ScopedFdTable scope(&sent);
+    bytes = Encode(lock);
+  }
+  FdTable received(std::vector<int>{dup(fd)});
+  ScopedFdTable scope(&received);
+  return Decode<Lock>(bytes);
+}
+
+constexpr int kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+// A peer's own memfd without the seals could be shrunk under the receiver's mapping (SIGBUS on the
+// next access), so a received segment without them is refused, however valid its header looks.
+TEST(ShmSegmentTest, AttachRefusesUnsealedSegments) {
+  absl::StatusOr<ShmSegment> genuine = ShmSegment::Create(ShmDomain::kTransferable, 4096);
+  ASSERT_TRUE(genuine.ok()) << genuine.status();
+  absl::StatusOr<Lock> lock = Lock::Create(*genuine);
+  ASSERT_TRUE(lock.ok()) << lock.status();
+  for (int seals : {0, F_SEAL_GROW | F_SEAL_SEAL, F_SEAL_SHRINK | F_SEAL_SEAL,
+                    F_SEAL_SHRINK | F_SEAL_GROW}) {
+    SCOPED_TRACE(absl::StrCat("seals 0x", absl::Hex(seals)));
+    const int forged = ForgedSegment(*genuine, genuine->size(), seals);
+    ASSERT_GE(forged, 0);
+    absl::Status attached = ShmSegment::Attach(forged).status();
+    EXPECT_EQ(attached.code(), absl::StatusCode::kInvalidArgument) << attached;
+    EXPECT_NE(attached.message().find("F_SEAL_"), std::string::npos) << attached;
+    // The decoding path a received Lock (or Queue, Value...) takes refuses it the same way.
+    absl::Status decoded = DecodeLockArrivingAs(*lock, forged).status();
+    EXPECT_EQ(decoded.code(), absl::StatusCode::kInvalidArgument) << decoded;
+    EXPECT_NE(decoded.message().find("F_SEAL_"), std::string::npos) << decoded;
+    close(forged);
+  }
+  // Each missing seal is named.
+  const int unsealed = ForgedSegment(*genuine, genuine->size(), 0);
+  ASSERT_GE(unsealed, 0);
+  absl::Status none = ShmSegment::Attach(unsealed).status();
+  for (const char* seal : {"F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_SEAL"}) {
+    EXPECT_NE(none.message().find(seal), std::string::npos) << none;
+  }
+  close(unsealed);
+  // The same bytes, sealed: accepted, and the Lock inside is usable.
+  const int sealed = ForgedSegment(*genuine, genuine->size(), kRequiredSeals);
+  ASSERT_GE(sealed, 0);
+  absl::StatusOr<Lock> fine = DecodeLockArrivingAs(*lock, sealed);
+  ASSERT_TRUE(fine.ok()) << fine.status();
+  EXPECT_TRUE(fine->Acquire(false).value_or(false));
+  EXPECT_TRUE(fine->Release().ok());
+  close(sealed);
+}
+
+// A sealed segment whose file size differs from the size its header records is refused too.
+TEST(ShmSegmentTest, AttachRefusesASizeOtherThanTheHeaders) {
+  absl::StatusOr<ShmSegment> genuine = ShmSegment::Create(ShmDomain::kTransferable, 4096);
+  ASSERT_TRUE(genuine.ok()) << genuine.status();
+  absl::StatusOr<Lock> lock = Lock::Create(*genuine);
+  ASSERT_TRUE(lock.ok()) << lock.status();
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  for (size_t file_size : {genuine->size() + page, genuine->size() * 4, genuine->size() - page}) {
+    SCOPED_TRACE(file_size);
+    const int forged = ForgedSegment(*genuine, file_size, kRequiredSeals);
+    ASSERT_GE(forged, 0);
+    absl::Status attached = ShmSegment::Attach(forged).status();
+    EXPECT_EQ(attached.code(), absl::StatusCode::kInvalidArgument) << attached;
+    EXPECT_NE(attached.message().find(absl::StrCat("size ", genuine->size())), std::string::npos)
+        << attached;
+    absl::Status decoded = DecodeLockArrivingAs(*lock, forged).status();
+    EXPECT_EQ(decoded.code(), absl::StatusCode::kInvalidArgument) << decoded;
+    close(forged);
+  }
+}
+
+// st_mode is printed in octal, as ls and chmod spell it (a FIFO read end: 010600).
+TEST(ShmSegmentTest, AttachPrintsFileModesInOctal) {
+  TestPipe pipe;
+  ASSERT_TRUE(pipe.ok());
+  struct stat st;
+  ASSERT_EQ(fstat(pipe.r(), &st), 0);
+  absl::Status not_file = ShmSegment::Attach(pipe.r()).status();
+  EXPECT_NE(not_file.message().find(absl::StrFormat("st_mode 0%o", st.st_mode)), std::string::npos)
+      << not_file;
 }
 
 TEST(ShmSegmentTest, CheckBlockValidatesOffsetAndTag) {
