@@ -3,6 +3,7 @@
 #include "shared_memory/value.h"
 
 #include <atomic>
+#include <cstring>
 
 namespace mp::value_internal {
 namespace {
@@ -15,30 +16,44 @@ struct alignas(kShmAlignment) Header {
 };
 static_assert(sizeof(Header) == kShmAlignment);
 
+// The largest Value/Array, in bytes: half the largest segment.
+constexpr uint64_t kMaxBytes = kShmMaxSize / 2;
+
+// kInvalidArgument unless `count` elements of `elem_size` bytes are a size a Value/Array may have.
+// Compares by division, so count * elem_size is never computed when it would overflow.
+absl::Status CheckCount(size_t elem_size, size_t count, absl::string_view what) {
+  if (count == 0 || elem_size == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(what, "::Create: ", count, " elements of ",
+                                                   elem_size, " bytes: the length must be >= 1"));
+  }
+  if (count > kMaxBytes / elem_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, "::Create: ", count, " elements of ", elem_size, " bytes exceed the limit of ",
+        kMaxBytes, " bytes (", kMaxBytes / elem_size, " elements)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Block> CreateBlock(ShmDomain domain, size_t elem_size, size_t count,
                                   const void* init, bool lock, absl::string_view what) {
-  if (count == 0 || elem_size == 0 || count > (kShmMaxSize / 2) / elem_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, "::Create: ", count, " elements of ", elem_size,
-                     " bytes: the count must be at least 1 and the total below 2^39 bytes"));
-  }
+  if (absl::Status s = CheckCount(elem_size, count, what); !s.ok()) return s;
   absl::StatusOr<ShmSegment> segment =
       ShmSegment::Create(domain, sizeof(Header) + count * elem_size + kShmAlignment +
                                      (lock ? sizeof(Lock::State) : 0));
-  if (!segment.ok()) return segment.status();
+  if (!segment.ok()) {
+    return absl::Status(segment.status().code(),
+                        absl::StrCat(what, "::Create: ", count, " elements of ", elem_size,
+                                     " bytes: ", segment.status().message()));
+  }
   return CreateBlock(*std::move(segment), elem_size, count, init, lock, what);
 }
 
 absl::StatusOr<Block> CreateBlock(ShmSegment segment, size_t elem_size, size_t count,
                                   const void* init, bool lock, absl::string_view what) {
   if (!segment.valid()) return absl::InvalidArgumentError(absl::StrCat(what, "::Create: empty segment"));
-  if (count == 0 || elem_size == 0 || count > (kShmMaxSize / 2) / elem_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, "::Create: ", count, " elements of ", elem_size,
-                     " bytes: the count must be at least 1 and the total below 2^39 bytes"));
-  }
+  if (absl::Status s = CheckCount(elem_size, count, what); !s.ok()) return s;
   Block b;
   if (lock) {
     absl::StatusOr<Lock> l = Lock::Create(segment);
@@ -52,7 +67,8 @@ absl::StatusOr<Block> CreateBlock(ShmSegment segment, size_t elem_size, size_t c
   header->count = count;
   header->lock_offset = lock ? b.lock->handle().offset : 0;
   b.data = reinterpret_cast<uint8_t*>(header + 1);
-  std::memcpy(b.data, init, count * elem_size);
+  // Blocks start zero-filled (sync/shm.h), so no initializer means zeros.
+  if (init != nullptr) std::memcpy(b.data, init, count * elem_size);
   header->tag.store(kTag, std::memory_order_release);
   b.segment = std::move(segment);
   b.offset = *offset;
@@ -74,7 +90,7 @@ absl::StatusOr<Block> OpenBlock(const ShmHandle& handle, size_t elem_size, absl:
                                                    " type has ", elem_size));
   }
   const uint64_t count = header->count;
-  if (count == 0 || count > (kShmMaxSize / 2) / elem_size) {
+  if (count == 0 || count > kMaxBytes / elem_size) {
     return absl::InvalidArgumentError(absl::StrCat(what, "::FromHandle: corrupt count ", count));
   }
   if (absl::Status s = handle.segment.CheckBlock(handle.offset, sizeof(Header) + count * elem_size,

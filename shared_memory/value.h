@@ -36,6 +36,10 @@
 //                          the next call works normally. (CPython would block forever.)
 //   Get(i)/Set(i)          kOutOfRange for an index >= size() (IndexError)
 //   SetAll                 kInvalidArgument when the length differs (ValueError)
+//   Create                 kInvalidArgument for a length of 0 or a total above 2^39 bytes (naming
+//                          the length and the limit; count * sizeof(T) is never left to overflow),
+//                          kResourceExhausted for a total above this machine's RAM + swap
+//                          (CPython: ValueError / OverflowError / MemoryError)
 //   GetLock                kFailedPrecondition when made with lock = false (AttributeError)
 //   FromHandle / decode    kInvalidArgument when the handle holds something else
 //
@@ -76,7 +80,8 @@ struct Block {
   std::optional<Lock> lock;
 };
 
-// Allocates and initializes a block (elements copied from `init`, count * elem_size bytes).
+// Allocates and initializes a block (elements copied from `init`, count * elem_size bytes; zeros
+// when `init` is null). Checks `count` before anything is allocated.
 absl::StatusOr<Block> CreateBlock(ShmSegment segment, size_t elem_size, size_t count,
                                   const void* init, bool lock, absl::string_view what);
 absl::StatusOr<Block> CreateBlock(ShmDomain domain, size_t elem_size, size_t count,
@@ -177,10 +182,14 @@ class Array {
   static_assert(std::is_trivially_copyable_v<T>, "mp::Array<T>: T must be trivially copyable");
 
  public:
-  // `length` zero-initialized elements (CPython's Array(typecode, size)). kInvalidArgument for 0.
+  // `length` zero-initialized elements (CPython's Array(typecode, size)). kInvalidArgument for 0 or
+  // more than 2^39 bytes, kResourceExhausted for more than the machine's memory (see the header
+  // comment); nothing proportional to `length` is allocated before these checks.
   static absl::StatusOr<Array> Create(ShmDomain domain, size_t length, bool lock = true) {
-    std::vector<T> zeros(length, T{});
-    return Create(domain, absl::Span<const T>(zeros), lock);
+    absl::StatusOr<value_internal::Block> b =
+        value_internal::CreateBlock(domain, sizeof(T), length, /*init=*/nullptr, lock, "Array");
+    if (!b.ok()) return b.status();
+    return Array(*std::move(b));
   }
   // A copy of `init` (CPython's Array(typecode, sequence)).
   static absl::StatusOr<Array> Create(ShmDomain domain, absl::Span<const T> init, bool lock = true) {

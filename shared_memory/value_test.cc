@@ -5,12 +5,17 @@
 
 #include "shared_memory/value.h"
 
+#include <sys/sysinfo.h>
 #include <unistd.h>
+
+#include <cstdint>
 
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "context/context.h"
 #include "gtest/gtest.h"
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
@@ -91,6 +96,58 @@ TEST(ArrayTest, Elements) {
   absl::StatusOr<mp::Array<int32_t>> zeros = mp::Array<int32_t>::Create(mp::ShmDomain::kFork, 1000);
   ASSERT_TRUE(zeros.ok());
   EXPECT_EQ(*zeros->Get(999), 0);
+}
+
+// This machine's RAM plus swap, in bytes.
+uint64_t MachineMemory() {
+  struct sysinfo info;
+  if (sysinfo(&info) != 0) return 0;
+  return (uint64_t{info.totalram} + info.totalswap) * info.mem_unit;
+}
+
+// A length no machine could hold is a status naming the length and the limit, never an abort: no
+// heap buffer of that size is built first, and count * sizeof(T) cannot wrap around.
+template <typename T>
+void ExpectRefused(mp::ShmDomain domain, size_t n, bool lock) {
+  SCOPED_TRACE(absl::StrCat(n, " elements of ", sizeof(T), " bytes, lock ", lock));
+  const absl::Status s = mp::Array<T>::Create(domain, n, lock).status();
+  EXPECT_TRUE(s.code() == StatusCode::kInvalidArgument ||
+              s.code() == StatusCode::kResourceExhausted)
+      << s;
+  EXPECT_NE(s.message().find(absl::StrCat(n)), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("limit"), absl::string_view::npos) << s;
+}
+
+TEST(ArrayTest, HugeLengthsAreStatuses) {
+  for (mp::ShmDomain d : {mp::ShmDomain::kFork, mp::ShmDomain::kTransferable}) {
+    for (bool lock : {true, false}) {
+      if (MachineMemory() < (uint64_t{1} << 38)) ExpectRefused<int32_t>(d, size_t{1} << 36, lock);
+      ExpectRefused<int32_t>(d, SIZE_MAX, lock);
+      ExpectRefused<int32_t>(d, SIZE_MAX / 4 + 1, lock);  // * 4 wraps to 0
+      ExpectRefused<double>(d, SIZE_MAX / 4, lock);
+      ExpectRefused<double>(d, SIZE_MAX / 8 + 2, lock);  // * 8 wraps to 8
+      ExpectRefused<Point>(d, SIZE_MAX / sizeof(Point) + 1, lock);
+      ExpectRefused<char>(d, (size_t{1} << 39) + 1, lock);
+    }
+  }
+  // Through a context, as CPython's ctx.Array('i', n).
+  for (const char* method : {"fork", "spawn"}) {
+    absl::StatusOr<mp::Context*> ctx = mp::GetContext(method);
+    ASSERT_TRUE(ctx.ok()) << ctx.status();
+    for (size_t n : {size_t{1} << 36, SIZE_MAX}) {
+      if (n == size_t{1} << 36 && MachineMemory() >= (uint64_t{1} << 38)) continue;
+      const absl::Status s = (*ctx)->Array<int32_t>(n).status();
+      EXPECT_TRUE(s.code() == StatusCode::kInvalidArgument ||
+                  s.code() == StatusCode::kResourceExhausted)
+          << s;
+      EXPECT_NE(s.message().find(absl::StrCat(n)), absl::string_view::npos) << s;
+    }
+    EXPECT_FALSE((*ctx)->Array<double>(SIZE_MAX / 4, /*lock=*/false).ok());
+  }
+  // Still fine afterwards.
+  absl::StatusOr<mp::Array<int32_t>> small = mp::Array<int32_t>::Create(mp::ShmDomain::kFork, 4);
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(*small->Get(3), 0);
 }
 
 TEST(ArrayTest, SharesASegment) {
