@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 
 namespace mp {
 
@@ -38,8 +39,10 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkMethod::Launch(const LaunchSpec
   const Target& target = *spec.target;
   process_internal::FlushStdio();
   pid_t pid = fork();
-  if (pid < 0) return process_internal::ErrnoStatus(errno, "fork");
+  if (pid < 0) return ErrnoStatus(errno, "fork");
   if (pid == 0) {
+    // ChildMain catches whatever the target throws and _exits: the child never comes back here,
+    // where it would unwind into (or return to) the parent's code that called Start.
     process_internal::ChildMain(id, [&target] { return target.Run(); });
   }
   absl::StatusOr<int> pidfd = process_internal::PidfdOpen(pid);

@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -25,38 +24,41 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/types/span.h"
+#include "base/constant_time.h"
+#include "base/deadline.h"
+#include "base/errno_status.h"
+#include "base/io.h"
+#include "base/random.h"
 
 namespace mp {
 namespace {
 
-using process_internal::ErrnoStatus;
-
 constexpr size_t kKeySize = 32;
 constexpr uint32_t kMaxRecord = 1u << 30;
-// Bounds each step of serving one connection, so a stuck client cannot stall the server for long.
-constexpr absl::Duration kServeTimeout = absl::Seconds(10);
+// The header of a request: the authkey, then the u32 size of the launch record.
+constexpr size_t kHeaderSize = kKeySize + sizeof(uint32_t);
+// How long the server waits for one connection's whole request; a connection that has not sent it
+// by then is closed. Connections are served side by side, so a silent one delays nobody else.
+constexpr absl::Duration kConnectionTimeout = absl::Seconds(10);
+// Connections being read at once; past this the oldest is closed to make room.
+constexpr size_t kMaxPending = 128;
+// Descriptors one request may carry (what one SCM_RIGHTS message can).
+constexpr size_t kMaxRequestFds = 253;
+// How long to wait before accepting again when accept(2) runs out of descriptors or memory.
+constexpr absl::Duration kAcceptBackoff = absl::Milliseconds(100);
+// How often children the server could not open a pidfd for are checked.
+constexpr absl::Duration kPidlessPollInterval = absl::Milliseconds(100);
+// How long Stop waits for a server to exit after its lifeline closed before it kills it.
+constexpr absl::Duration kStopTimeout = absl::Seconds(10);
+// How long Launch waits to learn whether a server that closed a connection without an answer died.
+constexpr absl::Duration kServerDeathGrace = absl::Seconds(5);
 
-bool EqualConstantTime(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  }
-  return diff == 0;
+absl::Span<uint8_t> Bytes(void* data, size_t size) {
+  return absl::Span<uint8_t>(static_cast<uint8_t*>(data), size);
 }
-
-absl::StatusOr<std::string> RandomKey() {
-  std::string key(kKeySize, '\0');
-  size_t done = 0;
-  while (done < key.size()) {
-    ssize_t n = getrandom(key.data() + done, key.size() - done, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "getrandom for the forkserver authkey");
-    }
-    done += static_cast<size_t>(n);
-  }
-  return key;
+absl::Span<const uint8_t> Bytes(const std::string& s) {
+  return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 
 void AppendU32(std::string* out, uint32_t v) {
@@ -103,8 +105,9 @@ class ServerChild : public ChildHandle {
 
   absl::Status Signal(int signo) override {
     if (Poll().has_value()) return absl::OkStatus();
-    int r = pidfd_ >= 0 ? static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd_, signo, nullptr, 0))
-                        : kill(pid_, signo);
+    int r = pidfd_ >= 0
+                ? static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd_, signo, nullptr, 0))
+                : kill(pid_, signo);
     if (r != 0 && errno != ESRCH) {
       return ErrnoStatus(errno, absl::StrCat("signal ", signo, " to forkserver child ", pid_));
     }
@@ -114,12 +117,9 @@ class ServerChild : public ChildHandle {
  private:
   std::optional<int> PollOrphan() {
     if (pidfd_ >= 0) {
-      pollfd p{pidfd_, POLLIN, 0};
-      int r;
-      do {
-        r = poll(&p, 1, 0);
-      } while (r < 0 && errno == EINTR);
-      if (r == 0) return std::nullopt;
+      absl::StatusOr<short> ended =
+          PollUntil(pidfd_, POLLIN, Deadline::After(absl::ZeroDuration()));
+      if (ended.ok() && *ended == 0) return std::nullopt;
     }
     exit_code_ = 255;
     return exit_code_;
@@ -136,12 +136,80 @@ class ServerChild : public ChildHandle {
 
 // ---------------------------------------------------------------------------------------------------
 // The server (mp::Init with MP_START=forkserver:<lifeline fd>:<listener fd>).
+//
+// One thread (so that it can fork safely) serving every connection side by side: a poll loop over
+// the lifeline, the listening socket, every connection still sending its request (non-blocking,
+// each with its own deadline) and the pidfds of the children it forked.
 
+// A child the server forked, until it ends. pidfd is -1 when pidfd_open failed (descriptors
+// exhausted): such a child is checked with waitpid every kPidlessPollInterval instead.
 struct Running {
   pid_t pid;
   int pidfd;
   int conn;
 };
+
+// A connection whose request is still arriving.
+struct Pending {
+  int conn = -1;  // -1 once closed or handed to a child
+  pid_t peer_pid = 0;
+  Deadline deadline = Deadline::Never();
+  uint8_t header[kHeaderSize] = {};
+  size_t header_got = 0;
+  uint32_t size = 0;
+  // 8-byte aligned storage for the record: FlatBuffers reads scalars in place.
+  std::vector<uint64_t> record;
+  size_t record_got = 0;
+  std::vector<int> fds;  // descriptors that came with the request
+
+  void Close() {
+    for (int f : fds) close(f);
+    fds.clear();
+    if (conn >= 0) close(conn);
+    conn = -1;
+  }
+};
+
+enum class Progress { kWaiting, kComplete, kDrop };
+
+// Reads what has arrived on `p` without blocking. The key is checked (in constant time) as soon as
+// it is complete, the record size as soon as it is known.
+Progress ReadRequest(Pending& p, const std::string& key) {
+  for (;;) {
+    absl::Span<uint8_t> want;
+    if (p.header_got < kHeaderSize) {
+      want = absl::Span<uint8_t>(p.header + p.header_got, kHeaderSize - p.header_got);
+    } else if (p.record_got < p.size) {
+      want =
+          Bytes(reinterpret_cast<uint8_t*>(p.record.data()) + p.record_got, p.size - p.record_got);
+    } else {
+      return Progress::kComplete;
+    }
+    // An expired deadline: recvmsg once, no wait.
+    absl::StatusOr<size_t> got =
+        process_internal::RecvWithFds(p.conn, want, &p.fds, Deadline::After(absl::ZeroDuration()));
+    if (!got.ok()) {
+      return absl::IsDeadlineExceeded(got.status()) ? Progress::kWaiting : Progress::kDrop;
+    }
+    if (p.fds.size() > kMaxRequestFds) return Progress::kDrop;
+    if (p.header_got >= kHeaderSize) {
+      p.record_got += *got;
+      continue;
+    }
+    const bool had_key = p.header_got >= kKeySize;
+    p.header_got += *got;
+    if (!had_key && p.header_got >= kKeySize &&
+        !ConstantTimeEqual(absl::string_view(reinterpret_cast<const char*>(p.header), kKeySize),
+                           key)) {
+      return Progress::kDrop;
+    }
+    if (p.header_got == kHeaderSize) {
+      std::memcpy(&p.size, p.header + kKeySize, sizeof(p.size));
+      if (p.size > kMaxRecord) return Progress::kDrop;
+      p.record.resize((p.size + 7) / 8);
+    }
+  }
+}
 
 [[noreturn]] void ServerExit(const std::string& path, int code) {
   if (!path.empty()) {
@@ -155,76 +223,178 @@ struct Running {
 // SIGINT's disposition when the server started, restored in every child it forks.
 struct sigaction g_owner_sigint {};
 
-// Serves one connection: authenticates it, reads the request and forks the child.
-void ServeConnection(int conn, int lifeline, int listener, const std::string& key,
-                     std::vector<Running>* running) {
-  const absl::Time deadline = absl::Now() + kServeTimeout;
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid()) {
-    close(conn);
-    return;
-  }
-  std::string offered(kKeySize, '\0');
-  if (!process_internal::ReadFull(conn, offered.data(), offered.size(), deadline).ok() ||
-      !EqualConstantTime(offered, key)) {
-    close(conn);
-    return;
-  }
-  std::vector<int> fds;
-  auto drop = [&] {
-    for (int f : fds) close(f);
-    close(conn);
-  };
-  uint32_t size = 0;
-  absl::StatusOr<size_t> got = process_internal::RecvWithFds(conn, &size, sizeof(size), &fds,
-                                                             deadline);
-  if (!got.ok()) return drop();
-  if (*got < sizeof(size) &&
-      !process_internal::ReadFull(conn, reinterpret_cast<char*>(&size) + *got,
-                                  sizeof(size) - *got, deadline)
-           .ok()) {
-    return drop();
-  }
-  if (size > kMaxRecord) return drop();
-  std::vector<uint64_t> storage((size + 7) / 8);
-  if (!process_internal::ReadFull(conn, storage.data(), size, deadline).ok()) return drop();
+class ServerLoop {
+ public:
+  ServerLoop(int lifeline, int listener, std::string key, std::string path)
+      : lifeline_(lifeline), listener_(listener), key_(std::move(key)), path_(std::move(path)) {}
 
-  pid_t pid = fork();
-  if (pid < 0) {
-    (void)process_internal::WriteAck(conn, ErrnoStatus(errno, "fork in the forkserver"), -1);
-    return drop();
+  [[noreturn]] void Run() {
+    // accept4 in a loop until EAGAIN: the listening socket must not block.
+    int flags = fcntl(listener_, F_GETFL);
+    if (flags < 0 || fcntl(listener_, F_SETFL, flags | O_NONBLOCK) != 0) {
+      std::perror("mp: forkserver: making the listening socket non-blocking");
+      ServerExit(path_, 70);
+    }
+    std::vector<pollfd> pfds;
+    for (;;) {
+      pfds.clear();
+      pfds.push_back({lifeline_, POLLIN, 0});
+      const bool accepting = accept_backoff_.Expired();
+      pfds.push_back({accepting ? listener_ : -1, POLLIN, 0});  // poll ignores negative fds
+      Deadline wake = accepting ? Deadline::Never() : accept_backoff_;
+      for (const Running& r : running_) {
+        pfds.push_back({r.pidfd, POLLIN, 0});
+        if (r.pidfd < 0) wake = wake.CappedAfter(kPidlessPollInterval);
+      }
+      for (const Pending& p : pending_) {
+        pfds.push_back({p.conn, POLLIN, 0});
+        wake = Deadline::Earlier(wake, p.deadline);
+      }
+      const size_t running_count = running_.size();
+      absl::StatusOr<int> n = PollUntil(absl::MakeSpan(pfds), wake);
+      if (!n.ok()) {
+        std::fprintf(stderr, "mp: forkserver poll: %s\n", n.status().ToString().c_str());
+        ServerExit(path_, 70);
+      }
+      if (pfds[0].revents != 0) {
+        char c;
+        ssize_t r = read(lifeline_, &c, 1);
+        if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) ServerExit(path_, 0);
+      }
+      ReportEnded(absl::Span<const pollfd>(pfds).subspan(2, running_count));
+      ServePending(absl::Span<const pollfd>(pfds).subspan(2 + running_count));
+      if (pfds[1].revents != 0) AcceptAll();
+    }
   }
-  if (pid == 0) {
-    // The child gets the SIGINT disposition the server started with (the owner's), not the
-    // server's SIG_IGN (see ForkServerEntry).
-    sigaction(SIGINT, &g_owner_sigint, nullptr);
-    close(lifeline);
-    close(listener);
-    for (const Running& r : *running) {
-      close(r.pidfd);
+
+ private:
+  // Children that ended: report each on its connection ("X" + wait status) and forget it.
+  // `ready[i]` is the poll entry of running_[i].
+  void ReportEnded(absl::Span<const pollfd> ready) {
+    std::vector<Running> still;
+    for (size_t i = 0; i < running_.size(); ++i) {
+      const Running& r = running_[i];
+      if (r.pidfd >= 0 && ready[i].revents == 0) {
+        still.push_back(r);
+        continue;
+      }
+      int status = 0;
+      pid_t w;
+      do {
+        w = waitpid(r.pid, &status, WNOHANG);
+      } while (w < 0 && errno == EINTR);
+      if (w == 0) {
+        still.push_back(r);
+        continue;
+      }
+      std::string x(1, 'X');
+      int32_t s32 = w == r.pid ? status : (255 << 8);
+      x.append(reinterpret_cast<const char*>(&s32), sizeof(s32));
+      // The parent may be gone; MSG_NOSIGNAL keeps a closed connection from killing the server.
+      (void)send(r.conn, x.data(), x.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       close(r.conn);
+      if (r.pidfd >= 0) close(r.pidfd);
     }
-    process_internal::RunLaunchRecord(
-        absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(storage.data()), size),
-        std::move(fds), conn, /*send_pidfd=*/true, /*parent_pid=*/cred.pid);
+    running_.swap(still);
   }
-  for (int f : fds) close(f);
-  absl::StatusOr<int> pidfd = process_internal::PidfdOpen(pid);
-  if (!pidfd.ok()) {
-    // Cannot watch it without a pidfd: wait for it here and report (rare; old kernels only).
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+
+  // Reads every connection that has something, forks a child for each complete request, and closes
+  // those that failed or passed their deadline. `ready` holds the poll entries of pending_, which
+  // may be shorter than pending_ after AcceptAll grew it.
+  void ServePending(absl::Span<const pollfd> ready) {
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      Pending& p = pending_[i];
+      if (i < ready.size() && ready[i].revents != 0) {
+        switch (ReadRequest(p, key_)) {
+          case Progress::kWaiting:
+            break;
+          case Progress::kComplete:
+            Fork(i);
+            continue;
+          case Progress::kDrop:
+            p.Close();
+            continue;
+        }
+      }
+      if (p.deadline.Expired()) p.Close();
     }
-    std::string x(1, 'X');
-    int32_t s32 = status;
-    x.append(reinterpret_cast<const char*>(&s32), sizeof(s32));
-    (void)process_internal::WriteFull(conn, x.data(), x.size(), deadline);
-    close(conn);
-    return;
+    std::erase_if(pending_, [](const Pending& p) { return p.conn < 0; });
   }
-  running->push_back(Running{pid, *pidfd, conn});
-}
+
+  // Forks the child that pending_[index]'s complete request asks for.
+  void Fork(size_t index) {
+    Pending& p = pending_[index];
+    pid_t pid = fork();
+    if (pid < 0) {
+      // Nothing to wait for: the answer fits in the empty socket buffer, or is lost.
+      (void)process_internal::WriteAck(p.conn, ErrnoStatus(errno, "fork in the forkserver"), -1,
+                                       Deadline::After(absl::ZeroDuration()));
+      p.Close();
+      return;
+    }
+    if (pid == 0) {
+      // The child gets the SIGINT disposition the server started with (the owner's), not the
+      // server's SIG_IGN (see ForkServerEntry), and none of the server's descriptors.
+      sigaction(SIGINT, &g_owner_sigint, nullptr);
+      close(lifeline_);
+      close(listener_);
+      for (const Running& r : running_) {
+        if (r.pidfd >= 0) close(r.pidfd);
+        close(r.conn);
+      }
+      for (size_t j = 0; j < pending_.size(); ++j) {
+        if (j != index) pending_[j].Close();
+      }
+      process_internal::RunLaunchRecord(
+          absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(p.record.data()), p.size),
+          std::move(p.fds), p.conn, /*send_pidfd=*/true, /*parent_pid=*/p.peer_pid);
+    }
+    const int conn = p.conn;
+    p.conn = -1;  // now the child's connection, watched in running_
+    p.Close();    // the server's copies of the request's descriptors
+    absl::StatusOr<int> pidfd = process_internal::PidfdOpen(pid);
+    running_.push_back(Running{pid, pidfd.ok() ? *pidfd : -1, conn});
+  }
+
+  // Accepts every waiting connection from a peer with this server's uid.
+  void AcceptAll() {
+    for (;;) {
+      int conn = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (conn < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays queued; try again shortly
+          // instead of spinning on a listener that stays readable.
+          accept_backoff_ = Deadline::After(kAcceptBackoff);
+        }
+        return;
+      }
+      ucred cred{};
+      socklen_t len = sizeof(cred);
+      if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid()) {
+        close(conn);
+        continue;
+      }
+      if (pending_.size() >= kMaxPending) {
+        pending_.front().Close();
+        pending_.erase(pending_.begin());
+      }
+      Pending p;
+      p.conn = conn;
+      p.peer_pid = cred.pid;
+      p.deadline = Deadline::After(kConnectionTimeout);
+      pending_.push_back(std::move(p));
+    }
+  }
+
+  const int lifeline_;
+  const int listener_;
+  const std::string key_;
+  const std::string path_;
+  std::vector<Running> running_;
+  std::vector<Pending> pending_;
+  Deadline accept_backoff_ = Deadline::After(absl::ZeroDuration());
+};
 
 [[noreturn]] void ForkServerEntry(absl::string_view argument) {
   // Like CPython's forkserver, ignore SIGINT: a Ctrl-C reaches the whole foreground process group,
@@ -244,16 +414,21 @@ void ServeConnection(int conn, int lifeline, int listener, const std::string& ke
     _exit(70);
   }
   // Configuration: key, u32 path length, path.
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  const Deadline deadline = Deadline::After(absl::Seconds(60));
   std::string key(kKeySize, '\0');
   uint32_t path_size = 0;
   std::string path;
-  absl::Status s = process_internal::ReadFull(lifeline, key.data(), key.size(), deadline);
-  if (s.ok()) s = process_internal::ReadFull(lifeline, &path_size, sizeof(path_size), deadline);
+  absl::Status s =
+      ReadFull(lifeline, Bytes(key.data(), key.size()), deadline, "mp: the forkserver's authkey");
+  if (s.ok()) {
+    s = ReadFull(lifeline, Bytes(&path_size, sizeof(path_size)), deadline,
+                 "mp: the forkserver's socket path length");
+  }
   if (s.ok() && path_size > 4096) s = absl::InvalidArgumentError("socket path too long");
   if (s.ok()) {
     path.resize(path_size);
-    s = process_internal::ReadFull(lifeline, path.data(), path.size(), deadline);
+    s = ReadFull(lifeline, Bytes(path.data(), path.size()), deadline,
+                 "mp: the forkserver's socket path");
   }
   if (!s.ok()) {
     std::string line = absl::StrCat("mp: forkserver ", getpid(),
@@ -261,56 +436,7 @@ void ServeConnection(int conn, int lifeline, int listener, const std::string& ke
     std::fwrite(line.data(), 1, line.size(), stderr);
     ServerExit(path, 70);
   }
-
-  std::vector<Running> running;
-  std::vector<pollfd> pfds;
-  for (;;) {
-    pfds.clear();
-    pfds.push_back({lifeline, POLLIN, 0});
-    pfds.push_back({listener, POLLIN, 0});
-    for (const Running& r : running) pfds.push_back({r.pidfd, POLLIN, 0});
-    int n = poll(pfds.data(), pfds.size(), -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      std::perror("mp: forkserver poll");
-      ServerExit(path, 70);
-    }
-    if (pfds[0].revents != 0) {
-      char c;
-      ssize_t r = read(lifeline, &c, 1);
-      if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) ServerExit(path, 0);
-    }
-    // Children that ended: report and forget them. (Before accepting, so indices stay valid.)
-    std::vector<Running> still;
-    for (size_t i = 0; i < running.size(); ++i) {
-      const Running& r = running[i];
-      if (pfds[2 + i].revents == 0) {
-        still.push_back(r);
-        continue;
-      }
-      int status = 0;
-      pid_t w;
-      do {
-        w = waitpid(r.pid, &status, WNOHANG);
-      } while (w < 0 && errno == EINTR);
-      if (w == 0) {
-        still.push_back(r);
-        continue;
-      }
-      std::string x(1, 'X');
-      int32_t s32 = w == r.pid ? status : (255 << 8);
-      x.append(reinterpret_cast<const char*>(&s32), sizeof(s32));
-      // The parent may be gone; MSG_NOSIGNAL keeps a closed connection from killing the server.
-      (void)send(r.conn, x.data(), x.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      close(r.conn);
-      close(r.pidfd);
-    }
-    running.swap(still);
-    if (pfds[1].revents != 0) {
-      int conn = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-      if (conn >= 0) ServeConnection(conn, lifeline, listener, key, &running);
-    }
-  }
+  ServerLoop(lifeline, listener, std::move(key), std::move(path)).Run();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -391,10 +517,10 @@ void ForkServer::StopLocked() {
   int fd = lifeline_.exchange(-1);
   if (fd >= 0) close(fd);  // the server sees end of file and exits
   if (server_.pid > 0) {
-    // It exits promptly; a server stuck on a connection is killed after the serve timeout.
-    if (server_.pidfd >= 0 &&
-        !process_internal::WaitFd(server_.pidfd, POLLIN, absl::Now() + kServeTimeout).ok()) {
-      kill(server_.pid, SIGKILL);
+    // It exits promptly; one that does not (stopped, wedged) is killed after kStopTimeout.
+    if (server_.pidfd >= 0) {
+      absl::StatusOr<short> ended = PollUntil(server_.pidfd, POLLIN, Deadline::After(kStopTimeout));
+      if (!ended.ok() || *ended == 0) kill(server_.pid, SIGKILL);
     }
     while (waitpid(server_.pid, nullptr, 0) < 0 && errno == EINTR) {
     }
@@ -424,8 +550,8 @@ std::string ForkServer::SocketDirectory() const {
 
 absl::Status ForkServer::StartServerLocked() {
   if (absl::Status s = process_internal::CheckCanReexecute("forkserver"); !s.ok()) return s;
-  absl::StatusOr<std::string> key = RandomKey();
-  if (!key.ok()) return key.status();
+  std::string key(kKeySize, '\0');
+  if (absl::Status s = RandomBytes(Bytes(key.data(), key.size())); !s.ok()) return s;
   char dir_template[] = "/tmp/mp-forkserver-XXXXXX";
   if (mkdtemp(dir_template) == nullptr) {
     return ErrnoStatus(errno, "mkdtemp(/tmp/mp-forkserver-XXXXXX)");
@@ -433,7 +559,7 @@ absl::Status ForkServer::StartServerLocked() {
   Server server;
   server.dir = dir_template;
   server.path = server.dir + "/s";
-  server.key = *key;
+  server.key = std::move(key);
   auto fail = [&server](absl::Status s, int a = -1, int b = -1, int c = -1) {
     for (int fd : {a, b, c}) {
       if (fd >= 0) close(fd);
@@ -461,8 +587,8 @@ absl::Status ForkServer::StartServerLocked() {
   AppendU32(&config, static_cast<uint32_t>(server.path.size()));
   config += server.path;
   // Well under the pipe's capacity: the write completes before the server runs.
-  if (absl::Status s = process_internal::WriteFull(lifeline[1], config.data(), config.size(),
-                                                   absl::Now() + absl::Seconds(10));
+  if (absl::Status s = WriteFull(lifeline[1], Bytes(config), Deadline::After(absl::Seconds(10)),
+                                 "mp: the forkserver's configuration");
       !s.ok()) {
     return fail(s, listener, lifeline[0], lifeline[1]);
   }
@@ -510,7 +636,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkServer::Launch(const LaunchSpec
   for (int attempt = 0; attempt < 2; ++attempt) {
     absl::StatusOr<Server> server = EnsureRunning();
     if (!server.ok()) return server.status();
-    const absl::Time deadline = absl::Now() + options_.handshake_timeout;
+    const Deadline deadline = Deadline::After(options_.handshake_timeout);
     // Failures before the server answered anything mean it is gone: restart it once.
     bool server_gone = false;
     int conn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -524,14 +650,11 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkServer::Launch(const LaunchSpec
       server_gone = true;
     }
     if (s.ok()) {
-      s = process_internal::WriteFull(conn, server->key.data(), server->key.size(), deadline);
+      s = WriteFull(conn, Bytes(server->key), deadline, "mp: the authkey to the forkserver");
       server_gone = !s.ok();
     }
     if (s.ok()) {
-      s = process_internal::SendWithFds(
-          conn, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(request.data()),
-                                          request.size()),
-          spec.target->fds());
+      s = process_internal::SendWithFds(conn, Bytes(request), spec.target->fds(), deadline);
       server_gone = !s.ok();
     }
     if (s.ok()) {
@@ -546,9 +669,10 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkServer::Launch(const LaunchSpec
       // End of file with nothing said: did the server die?
       if (absl::IsAborted(s)) {
         std::lock_guard<std::mutex> lock(mu_);
-        if (server_.pidfd >= 0 && server_.pid == server->pid &&
-            process_internal::WaitFd(server_.pidfd, POLLIN, absl::Now() + absl::Seconds(5)).ok()) {
-          server_gone = true;
+        if (server_.pidfd >= 0 && server_.pid == server->pid) {
+          absl::StatusOr<short> ended =
+              PollUntil(server_.pidfd, POLLIN, Deadline::After(kServerDeathGrace));
+          server_gone = ended.ok() && *ended != 0;
         }
       }
     }

@@ -9,9 +9,9 @@
 //
 //   int Work(int64_t n, mp::PassedFd out);              // at namespace scope
 //   int main(int argc, char** argv) {
-//     mp::Init(argc, argv);                              // required: runs the server in server mode
-//     auto p = mp::Process::Create(mp::ForkServerStartMethod(), mp::Call<&Work>(int64_t{3},
-//                                                                              mp::PassedFd{w}));
+//     mp::Init(argc, argv);        // required: runs the server in server mode
+//     auto p = mp::Process::Create(mp::ForkServerStartMethod(),
+//                                  mp::Call<&Work>(int64_t{3}, mp::PassedFd{w}));
 //
 // Protocol (one Unix stream connection per child):
 //   * The socket lives in a private directory made by mkdtemp under /tmp (mode 0700; TEST_TMPDIR
@@ -27,16 +27,22 @@
 //     anyway; the 0700 directory already keeps other users from connecting.
 //   * Request: u32 size + the FlatBuffers launch record (launch_record.fbs), the target's PassedFd
 //     descriptors attached with SCM_RIGHTS.
+//   * The server is single-threaded (so that it can fork safely) but serves every connection side
+//     by side: one poll loop over the lifeline, the listening socket, the connections still sending
+//     their requests (non-blocking, each with its own 10 s deadline; one that has not sent its
+//     whole request by then is closed) and the children's pidfds. A silent or slow connection
+//     therefore delays no other Start. At most 128 connections are read at once; past that the
+//     oldest is closed.
 //   * The server forks; the child verifies the record, decodes the arguments, and answers on the
 //     connection "A" + its pid with a pidfd of itself attached (so the parent can signal it without
-//     ever hitting a recycled pid), or "E" + an error; then it closes the connection and runs the
-//     target. When the child ends, the server (which polls the children's pidfds) writes "X" + the
-//     wait status and closes the connection. The connection is the parent's sentinel: it becomes
-//     readable exactly when the child ends. Should the server die while the child runs, the
-//     connection reports end of file; the handle then watches the child's pidfd instead (Join keeps
-//     waiting for the real end of the child, and Sentinel() returns that pidfd from then on) and
-//     the exit code is 255, since the status died with the server (CPython reports 255 as soon as
-//     the server is gone).
+//     ever hitting a recycled pid), or "E" + u32 length + the refusal's status
+//     (Codec<absl::Status>); then it closes the connection and runs the target. When the child
+//     ends, the server (which polls the children's pidfds) writes "X" + the wait status and closes
+//     the connection. The connection is the parent's sentinel: it becomes readable exactly when the
+//     child ends. Should the server die while the child runs, the connection reports end of file;
+//     the handle then watches the child's pidfd instead (Join keeps waiting for the real end of the
+//     child, and Sentinel() returns that pidfd from then on) and the exit code is 255, since the
+//     status died with the server (CPython reports 255 as soon as the server is gone).
 //   * mp::ParentProcess() in the child is the process that asked for it (the SO_PEERCRED pid), not
 //     the server.
 //
@@ -48,8 +54,8 @@
 // A fork child of the owner does not inherit the server: it starts its own on first use.
 //
 // One server per ForkServer object: a Context owns one; DefaultForkServer() is the process-wide one
-// behind ForkServerStartMethod() and FindStartMethod("forkserver"). Every server is stopped (and its
-// directory removed) when the owning process exits, after its children were joined, or when the
+// behind ForkServerStartMethod() and FindStartMethod("forkserver"). Every server is stopped (and
+// its directory removed) when the owning process exits, after its children were joined, or when the
 // ForkServer is destroyed.
 //
 // Thread safety: a ForkServer may be used from several threads; starts are serialized on its lock
@@ -66,6 +72,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "start_methods/start_method.h"
 
@@ -103,16 +110,18 @@ class ForkServer : public StartMethod {
   };
   friend void ForkServerAtForkChild();
 
-  absl::StatusOr<Server> EnsureRunning();
-  absl::Status StartServerLocked();
-  void StopLocked();
-  void ForgetInheritedLocked();
-  void ReapIfDeadLocked();
+  absl::StatusOr<Server> EnsureRunning() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status StartServerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StopLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetInheritedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReapIfDeadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ForkServerOptions options_;
+  // std::mutex, not absl::Mutex: the system Abseil is built without TSan. (libc++'s std::mutex is a
+  // capability for clang's -Wthread-safety; libstdc++'s carries no annotations.)
   mutable std::mutex mu_;
-  pid_t owner_pid_;       // guarded by mu_
-  Server server_;         // guarded by mu_
+  pid_t owner_pid_ ABSL_GUARDED_BY(mu_);
+  Server server_ ABSL_GUARDED_BY(mu_);
   // Write end of the server's lifeline pipe; atomic so that a fork child can close its copy from an
   // atfork handler without the lock.
   std::atomic<int> lifeline_{-1};

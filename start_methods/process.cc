@@ -4,7 +4,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +16,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/types/span.h"
+#include "base/deadline.h"
+#include "base/random.h"
 
 namespace mp {
 namespace process_internal {
@@ -54,15 +56,12 @@ AfterChildrenHooks& Hooks() {
 
 std::string MakeAuthKey() {
   std::string key(32, '\0');
-  size_t done = 0;
-  while (done < key.size()) {
-    ssize_t n = getrandom(key.data() + done, key.size() - done, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      std::perror("mp: getrandom for the authkey");
-      std::abort();
-    }
-    done += static_cast<size_t>(n);
+  if (absl::Status s =
+          RandomBytes(absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(key.data()), key.size()));
+      !s.ok()) {
+    // No authkey means no authenticated channel can ever be made: nothing sensible to go on with.
+    std::fprintf(stderr, "mp: making the process authkey: %s\n", s.ToString().c_str());
+    std::abort();
   }
   return key;
 }
@@ -181,22 +180,50 @@ ChildIdentity IdentityForChild(const LaunchSpec& spec) {
   return id;
 }
 
-[[noreturn]] void ChildMain(const ChildIdentity& id, const std::function<int()>& run) {
-  Globals& old = G();
-  auto* g = new Globals;
-  g->init_called = old.init_called;
-  g->argv0 = old.argv0;
-  g->name = id.name;
-  g->daemon = id.daemon;
-  g->identity = id.identity;
-  g->authkey = id.authkey;
-  int parent_pidfd = -1;
-  if (absl::StatusOr<int> p = PidfdOpen(id.parent_pid); p.ok()) parent_pidfd = *p;
-  g->parent = new ParentHandle(id.parent_pid, id.parent_name, parent_pidfd);
-  globals.store(g, std::memory_order_release);  // the parent's copy is left behind, unlocked
+namespace {
 
-  int code = run();
-  RunExitHooks();
+// Prints "mp: process '<name>' (pid N): <what> <the exception being handled>" on stderr.
+void PrintException(const std::string& name, absl::string_view what) noexcept {
+  try {
+    std::string line = absl::StrCat("mp: process '", name, "' (pid ", getpid(), "): ", what, " ",
+                                    CurrentExceptionDescription(), "\n");
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  } catch (...) {
+    static constexpr char kLine[] = "mp: a process target raised an exception\n";
+    (void)!write(2, kLine, sizeof(kLine) - 1);
+  }
+}
+
+}  // namespace
+
+[[noreturn]] void ChildMain(const ChildIdentity& id, absl::FunctionRef<int()> run) noexcept {
+  int code = 1;
+  try {
+    Globals& old = G();
+    auto* g = new Globals;
+    g->init_called = old.init_called;
+    g->argv0 = old.argv0;
+    g->name = id.name;
+    g->daemon = id.daemon;
+    g->identity = id.identity;
+    g->authkey = id.authkey;
+    int parent_pidfd = -1;
+    if (absl::StatusOr<int> p = PidfdOpen(id.parent_pid); p.ok()) parent_pidfd = *p;
+    g->parent = new ParentHandle(id.parent_pid, id.parent_name, parent_pidfd);
+    globals.store(g, std::memory_order_release);  // the parent's copy is left behind, unlocked
+    code = run();
+  } catch (...) {
+    // The exception must not unwind further: in a fork child, the frames above are the parent's
+    // code that called Start, which would go on running in the child.
+    PrintException(id.name, "target raised");
+    code = 1;
+  }
+  try {
+    RunExitHooks();
+  } catch (...) {
+    PrintException(id.name, "joining its children at exit raised");
+    if (code == 0) code = 1;
+  }
   FlushStdio();
   _exit(code);
 }
@@ -229,7 +256,16 @@ void Init(int argc, char** argv) {
                  mode.c_str(), process_internal::kStartEnv, value.c_str());
     _exit(70);
   }
-  (*entry)(argument);
+  try {
+    (*entry)(argument);
+  } catch (...) {
+    // Never into the rest of main: this process was started to play its role only.
+    std::string line =
+        absl::StrCat("mp: the '", mode, "' child entry of process ", getpid(), " raised ",
+                     process_internal::CurrentExceptionDescription(), "\n");
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  }
+  process_internal::FlushStdio();
   _exit(70);  // entries never return
 }
 
@@ -254,20 +290,15 @@ const ParentHandle* ParentProcess() {
 
 bool ParentHandle::IsAlive() const {
   if (pidfd_ < 0) return false;
-  pollfd p{pidfd_, POLLIN, 0};
-  int r;
-  do {
-    r = poll(&p, 1, 0);
-  } while (r < 0 && errno == EINTR);
-  return r == 0;
+  absl::StatusOr<short> ready = PollUntil(pidfd_, POLLIN, Deadline::After(absl::ZeroDuration()));
+  return ready.ok() && *ready == 0;
 }
 
 absl::Status ParentHandle::Join(std::optional<absl::Duration> timeout) const {
   if (pidfd_ < 0) return absl::OkStatus();
-  absl::Time deadline = timeout.has_value() ? absl::Now() + *timeout : absl::InfiniteFuture();
-  absl::Status s = process_internal::WaitFd(pidfd_, POLLIN, deadline);
-  if (absl::IsDeadlineExceeded(s)) return absl::OkStatus();
-  return s;
+  const Deadline deadline = timeout.has_value() ? Deadline::After(*timeout) : Deadline::Never();
+  // A timeout that passed is OK too (CPython's join).
+  return PollUntil(pidfd_, POLLIN, deadline).status();
 }
 
 std::vector<Process> ActiveChildren() {
@@ -298,9 +329,8 @@ absl::StatusOr<Process> Process::Create(std::shared_ptr<StartMethod> method, Tar
     state->identity = g.identity;
     state->identity.push_back(++g.child_counter);
   }
-  state->name = options.name.empty()
-                    ? absl::StrCat("Process-", absl::StrJoin(state->identity, ":"))
-                    : std::move(options.name);
+  state->name = options.name.empty() ? absl::StrCat("Process-", absl::StrJoin(state->identity, ":"))
+                                     : std::move(options.name);
   state->daemon = options.daemon;
   state->method = std::move(method);
   state->target = std::move(target);
@@ -317,9 +347,9 @@ absl::Status Process::Start() {
         "mp: cannot start ", state_->Describe(), " again: a process can be started only once"));
   }
   if (self.daemon) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "mp: cannot start ", state_->Describe(), " from daemon process '", self.name,
-        "': daemonic processes are not allowed to have children"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("mp: cannot start ", state_->Describe(), " from daemon process '", self.name,
+                     "': daemonic processes are not allowed to have children"));
   }
   process_internal::EnsureExitHook();
   LaunchSpec spec;
@@ -329,13 +359,18 @@ absl::Status Process::Start() {
   spec.identity = state_->identity;
   absl::StatusOr<std::unique_ptr<ChildHandle>> child = state_->method->Launch(spec);
   if (!child.ok()) {
-    return absl::Status(child.status().code(),
-                        absl::StrCat("mp: starting ", state_->Describe(), " with the '",
-                                     state_->method->Name(), "' method failed: ",
-                                     child.status().message()));
+    return absl::Status(
+        child.status().code(),
+        absl::StrCat("mp: starting ", state_->Describe(), " with the '", state_->method->Name(),
+                     "' method failed: ", child.status().message()));
   }
   state_->child = *std::move(child);
   state_->pid = state_->child->pid();
+  // The child has its own copies of the target and its arguments now. Drop the parent's (CPython's
+  // start() deletes _target and _args): a Connection or other descriptor owner moved into the
+  // target is closed here, so the parent's end of a Pipe sees end of file when the child closes its
+  // end or exits. (A failed Start keeps the target, so Start can be tried again.)
+  state_->target = Target();
   Globals& g = G();
   std::lock_guard<std::mutex> glock(g.mu);
   g.children.push_back(state_);
@@ -343,7 +378,7 @@ absl::Status Process::Start() {
 }
 
 absl::Status Process::Join(std::optional<absl::Duration> timeout) {
-  absl::Time deadline = timeout.has_value() ? absl::Now() + *timeout : absl::InfiniteFuture();
+  const Deadline deadline = timeout.has_value() ? Deadline::After(*timeout) : Deadline::Never();
   for (;;) {
     int fd;
     {
@@ -353,14 +388,14 @@ absl::Status Process::Join(std::optional<absl::Duration> timeout) {
       if (state_->PollLocked().has_value()) return absl::OkStatus();
       fd = state_->child->sentinel();
     }
-    absl::Status s = process_internal::WaitFd(fd, POLLIN, deadline);
-    if (absl::IsDeadlineExceeded(s)) {
+    absl::StatusOr<short> ready = PollUntil(fd, POLLIN, deadline);
+    if (!ready.ok()) return ready.status();
+    if (*ready == 0) {
       // CPython: join(timeout) returns with the child still running.
       std::lock_guard<std::mutex> lock(state_->mu);
       if (!state_->closed) state_->PollLocked();
       return absl::OkStatus();
     }
-    if (!s.ok()) return s;
   }
 }
 

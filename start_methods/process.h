@@ -14,7 +14,7 @@
 //     if (!p.ok()) return 1;
 //     if (absl::Status s = p->Start(); !s.ok()) ...
 //     p->Join();                                         // or Join(absl::Seconds(1))
-//     std::optional<int> code = *p->ExitCode();          // 0, N, 1 for a failed Status, -N for signal N
+//     std::optional<int> code = *p->ExitCode();  // 0, N, 1 (failed Status), -N (signal N)
 //   }
 //
 // Semantics are CPython's:
@@ -23,18 +23,24 @@
 //  * Terminate sends SIGTERM (exit code -15), Kill SIGKILL (-9). Sentinel is a descriptor that
 //    becomes readable when the child ends (a pidfd for fork and spawn children; the per-child
 //    connection to the server for forkserver children), for poll/select alongside other fds.
+//  * A successful Start drops the process's Target (CPython's start() deletes _target and _args):
+//    the child has its own copy, and descriptors owned by the arguments (a Connection moved in) are
+//    closed in the parent, so the parent's end of a Pipe sees end of file when the child closes its
+//    end or exits. A failed Start keeps the Target, so Start can be tried again.
+//  * A C++ exception escaping the target ends the child with exit code 1, its type and what()
+//    printed on the child's stderr (target.h), as CPython prints the traceback.
 //  * Close releases the child's resources; it refuses a running child; closing twice is a no-op.
 //    After Close every call but Close, Name, SetName, Pid, Daemon and StartMethodName fails with
 //    kFailedPrecondition.
 //  * Name defaults to "Process-N" ("Process-1:2" for the second child of Process-1). Daemon must be
 //    set before Start; a daemon process cannot start children.
-//  * When main returns (atexit) and when a child's target returns, the process terminates its daemon
-//    children, then joins all its children (CPython's _exit_function).
+//  * When main returns (atexit) and when a child's target returns, the process terminates its
+//    daemon children, then joins all its children (CPython's _exit_function).
 //
-// Errors: misuse (Start twice, Join/Terminate/Sentinel before Start, Close of a running process, use
-// after Close, a target the method cannot run) -> kFailedPrecondition with the process named; an
-// empty target or unknown start method name -> kInvalidArgument; system call failures -> the code
-// errno suggests, with the call named.
+// Errors: misuse (Start twice, Join/Terminate/Sentinel before Start, Close of a running process,
+// use after Close, a target the method cannot run) -> kFailedPrecondition with the process named;
+// an empty target or unknown start method name -> kInvalidArgument; system call failures -> the
+// code errno suggests, with the call named.
 //
 // Reaping: mp waits for its children itself (waitpid on the pid, or the forkserver's report). A
 // program that reaps them behind mp's back (waitpid(-1), SIGCHLD set to SIG_IGN) loses their exit
@@ -43,8 +49,8 @@
 // A Process is a handle: copies refer to the same child (like Python references). The children
 // registry (ActiveChildren, the exit hook) holds the child until it has been reaped.
 //
-// Thread safety: all methods are thread-safe, except that Close must not race with other calls on the
-// same process (as with any resource release). Join blocks without holding the handle's lock.
+// Thread safety: all methods are thread-safe, except that Close must not race with other calls on
+// the same process (as with any resource release). Join blocks without holding the handle's lock.
 
 #ifndef MP_START_METHODS_PROCESS_H_
 #define MP_START_METHODS_PROCESS_H_
@@ -64,9 +70,10 @@
 namespace mp {
 
 // The first line of every main that uses mp. In the program's own process it records argv[0] and
-// returns. In a process started by mp (a spawn child or a forkserver server: the environment variable
-// MP_START says so) it runs that role and exits; the rest of main never runs there. A program that
-// does not call it cannot use spawn or forkserver: Start says so instead of launching anything.
+// returns. In a process started by mp (a spawn child or a forkserver server: the environment
+// variable MP_START says so) it runs that role and exits; the rest of main never runs there. A
+// program that does not call it cannot use spawn or forkserver: Start says so instead of launching
+// anything.
 void Init(int argc, char** argv);
 // Whether Init was called in this process.
 bool InitCalled();
@@ -130,22 +137,25 @@ struct ProcessInfo {
 };
 ProcessInfo CurrentProcess();
 
-// The process that started this one (in an mp child). It notices the parent's death through a pidfd,
-// even though the parent is not this process's parent in the kernel's sense (forkserver children).
+// The process that started this one (in an mp child). It notices the parent's death through a
+// pidfd, even though the parent is not this process's parent in the kernel's sense (forkserver
+// children).
 class ParentHandle {
  public:
   int Pid() const { return pid_; }
   const std::string& Name() const { return name_; }
   bool IsAlive() const;
-  // Waits until the parent has ended, at most `timeout` when given. OK also when the timeout passed.
+  // Waits until the parent has ended, at most `timeout` when given. OK also when the timeout
+  // passed.
   absl::Status Join(std::optional<absl::Duration> timeout = std::nullopt) const;
   // Readable once the parent has ended; -1 if it had already ended when this process started.
   int Sentinel() const { return pidfd_; }
 
  private:
   friend void process_internal::ChildMain(const process_internal::ChildIdentity&,
-                                          const std::function<int()>&);
-  ParentHandle(int pid, std::string name, int pidfd) : pid_(pid), name_(std::move(name)), pidfd_(pidfd) {}
+                                          absl::FunctionRef<int()>) noexcept;
+  ParentHandle(int pid, std::string name, int pidfd)
+      : pid_(pid), name_(std::move(name)), pidfd_(pidfd) {}
   int pid_;
   std::string name_;
   int pidfd_;

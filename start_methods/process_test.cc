@@ -3,23 +3,30 @@
 // Process API contract (misuse, names, registry, FindStartMethod) and the behaviour specific to one
 // method (fork's thread warning and stdio flushing, the forkserver's restart and directory).
 
+#include "start_methods/process.h"
+
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/deadline.h"
 #include "gtest/gtest.h"
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
-#include "start_methods/process.h"
 #include "start_methods/spawn.h"
 #include "start_methods/test_util.h"
 
@@ -31,7 +38,25 @@ struct ForkOnlyThing {
   int value = 0;
 };
 
+// An argument whose decoding throws (a user Codec may): the child must turn that into a refusal.
+struct ThrowsWhenDecoded {
+  int value = 0;
+};
+
 }  // namespace mp_test
+
+template <>
+struct mp::Codec<mp_test::ThrowsWhenDecoded> {
+  static std::string Name() { return "ThrowsWhenDecoded"; }
+  static constexpr size_t kMinSize = 4;
+  static size_t Size(const mp_test::ThrowsWhenDecoded&) { return 4; }
+  static void Encode(const mp_test::ThrowsWhenDecoded& v, ByteWriter& w) {
+    w.WriteLE(static_cast<int32_t>(v.value));
+  }
+  static absl::Status Decode(ByteReader& r, mp_test::ThrowsWhenDecoded& out) {
+    throw std::runtime_error("decode boom");
+  }
+};
 
 template <>
 struct mp::Codec<mp_test::ForkOnlyThing> {
@@ -57,6 +82,7 @@ using ::absl::StatusCode;
 
 int ReturnCode(int code) { return code; }
 int ReturnThing(ForkOnlyThing thing) { return thing.value; }
+int ReturnDecoded(ThrowsWhenDecoded thing) { return thing.value; }
 
 int WaitForGo(mp::PassedFd in) {
   char c = 0;
@@ -69,8 +95,8 @@ int WaitForGo(mp::PassedFd in) {
 
 // In a daemon child: starting a child must be refused (42).
 int TryToStartFromDaemon() {
-  absl::StatusOr<mp::Process> p = mp::Process::Create(mp::ForkStartMethod(),
-                                                      mp::Call<&ReturnCode>(0));
+  absl::StatusOr<mp::Process> p =
+      mp::Process::Create(mp::ForkStartMethod(), mp::Call<&ReturnCode>(0));
   if (!p.ok()) return 1;
   absl::Status s = p->Start();
   return s.code() == StatusCode::kFailedPrecondition &&
@@ -81,8 +107,8 @@ int TryToStartFromDaemon() {
 
 mp::Process Create(std::shared_ptr<mp::StartMethod> method, mp::Target target,
                    mp::ProcessOptions options = {}) {
-  absl::StatusOr<mp::Process> p = mp::Process::Create(std::move(method), std::move(target),
-                                                      std::move(options));
+  absl::StatusOr<mp::Process> p =
+      mp::Process::Create(std::move(method), std::move(target), std::move(options));
   if (!p.ok()) {
     ADD_FAILURE() << p.status();
     std::abort();
@@ -108,7 +134,8 @@ TEST(ProcessTest, MisuseBeforeStart) {
 TEST(ProcessTest, StartTwiceAndCloseWhileRunning) {
   mp::testing::ChildGuard guard;
   mp::testing::TestPipe go;
-  mp::Process p = guard.Add(Create(mp::ForkStartMethod(), mp::Call<&WaitForGo>(mp::PassedFd{go.r()})));
+  mp::Process p =
+      guard.Add(Create(mp::ForkStartMethod(), mp::Call<&WaitForGo>(mp::PassedFd{go.r()})));
   ASSERT_TRUE(p.Start().ok());
   absl::Status again = p.Start();
   EXPECT_EQ(again.code(), StatusCode::kFailedPrecondition);
@@ -144,8 +171,7 @@ TEST(ProcessTest, CreateRefusesBadTargetsAndMethods) {
   EXPECT_EQ(mp::Process::Create(nullptr, mp::Call<&ReturnCode>(0)).status().code(),
             StatusCode::kInvalidArgument);
   for (auto method : {mp::SpawnStartMethod(), mp::ForkServerStartMethod()}) {
-    absl::Status s =
-        mp::Process::Create(method, mp::Target::Callable([] { return 0; })).status();
+    absl::Status s = mp::Process::Create(method, mp::Target::Callable([] { return 0; })).status();
     EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
     EXPECT_TRUE(absl::StrContains(s.message(), "mp::Call<&Function>")) << s;
   }
@@ -153,16 +179,15 @@ TEST(ProcessTest, CreateRefusesBadTargetsAndMethods) {
 
 TEST(ProcessTest, ForkOnlyArgumentsAreRefusedBySpawnAndForkserverOnly) {
   for (auto method : {mp::SpawnStartMethod(), mp::ForkServerStartMethod()}) {
-    absl::Status s =
-        mp::Process::Create(method, mp::Call<&ReturnThing>(ForkOnlyThing{3})).status();
+    absl::Status s = mp::Process::Create(method, mp::Call<&ReturnThing>(ForkOnlyThing{3})).status();
     EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
     EXPECT_TRUE(absl::StrContains(
         s.message(), absl::StrCat("ForkOnlyThing was created by the 'fork' context and cannot be "
                                   "passed to a '",
                                   method->Name(), "' process")))
         << s;
-    EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("mp::GetContext(\"", method->Name(),
-                                                            "\")->ForkOnlyThing()")))
+    EXPECT_TRUE(absl::StrContains(
+        s.message(), absl::StrCat("mp::GetContext(\"", method->Name(), "\")->ForkOnlyThing()")))
         << s;
   }
   absl::StatusOr<mp::Process> p =
@@ -218,7 +243,8 @@ TEST(ProcessTest, MainProcessIdentity) {
 TEST(ProcessTest, ActiveChildrenListsRunningChildrenOnly) {
   mp::testing::ChildGuard guard;
   mp::testing::TestPipe go;
-  mp::Process p = guard.Add(Create(mp::ForkStartMethod(), mp::Call<&WaitForGo>(mp::PassedFd{go.r()})));
+  mp::Process p =
+      guard.Add(Create(mp::ForkStartMethod(), mp::Call<&WaitForGo>(mp::PassedFd{go.r()})));
   ASSERT_TRUE(p.Start().ok());
   std::vector<mp::Process> active = mp::ActiveChildren();
   ASSERT_EQ(active.size(), 1u);
@@ -229,7 +255,8 @@ TEST(ProcessTest, ActiveChildrenListsRunningChildrenOnly) {
 }
 
 TEST(ProcessTest, DaemonCannotHaveChildren) {
-  mp::Process p = Create(mp::ForkStartMethod(), mp::Call<&TryToStartFromDaemon>(), {.daemon = true});
+  mp::Process p =
+      Create(mp::ForkStartMethod(), mp::Call<&TryToStartFromDaemon>(), {.daemon = true});
   EXPECT_TRUE(p.Daemon());
   ASSERT_TRUE(p.Start().ok());
   ASSERT_TRUE(p.Join().ok());
@@ -238,16 +265,78 @@ TEST(ProcessTest, DaemonCannotHaveChildren) {
 
 TEST(ForkTest, RunsAnyCallableWithTheParentsMemory) {
   int value = 17;
-  mp::Process p = Create(mp::ForkStartMethod(), mp::Target::Callable([&value] { return value + 1; }));
+  mp::Process p =
+      Create(mp::ForkStartMethod(), mp::Target::Callable([&value] { return value + 1; }));
   ASSERT_TRUE(p.Start().ok());
   ASSERT_TRUE(p.Join().ok());
   EXPECT_EQ(*p.ExitCode(), 18);
-  mp::Process q = Create(mp::ForkStartMethod(), mp::Target::Callable([] {
-                           return absl::UnavailableError("callable failed");
-                         }));
+  mp::Process q =
+      Create(mp::ForkStartMethod(),
+             mp::Target::Callable([] { return absl::UnavailableError("callable failed"); }));
   ASSERT_TRUE(q.Start().ok());
   ASSERT_TRUE(q.Join().ok());
   EXPECT_EQ(*q.ExitCode(), 1);
+}
+
+// Writes a marker on `fd` and _exits if it is destroyed in another process than `pid`: in a fork
+// child that returned (or unwound) out of Start into the test.
+class ChildReturnedTrap {
+ public:
+  ChildReturnedTrap(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
+  ~ChildReturnedTrap() { Check(); }
+  void Check() const {
+    if (getpid() == pid_) return;
+    (void)!write(fd_, "returned", 8);
+    _exit(99);
+  }
+
+ private:
+  pid_t pid_;
+  int fd_;
+};
+
+int ThrowFromRegistered() { throw std::runtime_error("boom"); }
+
+TEST(ForkTest, ChildNeverReturnsIntoTheCaller) {
+  mp::testing::TestPipe marker;
+  const pid_t self = getpid();
+  std::vector<mp::Target> targets;
+  targets.push_back(mp::Target::Callable([]() -> int { throw std::runtime_error("boom"); }));
+  targets.push_back(mp::Target::Callable([]() -> int { throw 7; }));
+  targets.push_back(mp::Call<&ThrowFromRegistered>());
+  targets.push_back(mp::Target::Callable([] { return absl::InternalError("failed status"); }));
+  targets.push_back(mp::Target::Callable([] { return 0; }));
+  targets.push_back(mp::Target::Callable([] {}));
+  const std::vector<int> expected = {1, 1, 1, 1, 0, 0};
+  for (size_t i = 0; i < targets.size(); ++i) {
+    ChildReturnedTrap trap(self, marker.w());  // catches a child unwinding out of Start
+    mp::Process p = Create(mp::ForkStartMethod(), targets[i]);
+    absl::Status started = p.Start();
+    trap.Check();  // catches a child returning from Start
+    ASSERT_TRUE(started.ok()) << started;
+    ASSERT_TRUE(p.Join().ok());
+    EXPECT_EQ(*p.ExitCode(), expected[i]) << "target " << i;
+  }
+  marker.CloseWrite();
+  absl::StatusOr<std::string> got = mp::testing::ReadToEof(marker.r());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "") << "a forked child went on running the test";
+}
+
+TEST(ProcessTest, ExceptionWhileDecodingArgumentsFailsStart) {
+  for (auto method : {mp::SpawnStartMethod(), mp::ForkServerStartMethod()}) {
+    mp::Process p = Create(method, mp::Call<&ReturnDecoded>(ThrowsWhenDecoded{5}));
+    absl::Status s = p.Start();
+    EXPECT_FALSE(s.ok()) << method->Name();
+    EXPECT_TRUE(absl::StrContains(s.message(), "std::runtime_error"))
+        << method->Name() << ": " << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "decode boom")) << method->Name() << ": " << s;
+    // The method keeps working.
+    mp::Process q = Create(method, mp::Call<&ReturnCode>(6));
+    ASSERT_TRUE(q.Start().ok()) << method->Name();
+    ASSERT_TRUE(q.Join().ok());
+    EXPECT_EQ(*q.ExitCode(), 6) << method->Name();
+  }
 }
 
 // Replaces stderr with a pipe while alive; Take() restores it and returns what was written.
@@ -326,7 +415,8 @@ TEST(ForkServerTest, KilledServerIsReplacedOnNextStart) {
   std::shared_ptr<mp::ForkServer> server = mp::DefaultForkServer();
   for (int round = 0; round < 3; ++round) {
     mp::Process p = Create(server, mp::Call<&ReturnCode>(round));
-    ASSERT_TRUE(p.Start().ok()) << "round " << round;
+    absl::Status started = p.Start();
+    ASSERT_TRUE(started.ok()) << "round " << round << ": " << started;
     ASSERT_TRUE(p.Join().ok());
     EXPECT_EQ(*p.ExitCode(), round);
     std::optional<pid_t> pid = server->ServerPid();
@@ -337,6 +427,56 @@ TEST(ForkServerTest, KilledServerIsReplacedOnNextStart) {
   ASSERT_TRUE(p.Start().ok());
   ASSERT_TRUE(p.Join().ok());
   EXPECT_EQ(*p.ExitCode(), 9);
+}
+
+// Connects to the forkserver's socket at `path`; -1 on failure.
+int ConnectRaw(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST(ForkServerTest, SilentConnectionsDoNotDelayAStart) {
+  // The server closes a connection that has not sent its whole request within this long.
+  constexpr absl::Duration kConnectionDeadline = absl::Seconds(10);
+  auto server = std::make_shared<mp::ForkServer>(mp::ForkServerOptions{absl::Seconds(20)});
+  mp::Process warm = Create(server, mp::Call<&ReturnCode>(0));
+  ASSERT_TRUE(warm.Start().ok());
+  ASSERT_TRUE(warm.Join().ok());
+  const std::string path = server->SocketDirectory() + "/s";
+  std::vector<int> idle;
+  for (int i = 0; i < 8; ++i) idle.push_back(ConnectRaw(path));  // say nothing
+  for (int i = 0; i < 2; ++i) {
+    idle.push_back(ConnectRaw(path));  // half a key, then silence
+    if (idle.back() >= 0) {
+      ASSERT_EQ(send(idle.back(), "0123456789abcdef", 16, MSG_NOSIGNAL), 16);
+    }
+  }
+  for (int fd : idle) ASSERT_GE(fd, 0);
+  const int64_t begin_ns = mp::MonotonicNowNs();
+  mp::Process p = Create(server, mp::Call<&ReturnCode>(3));
+  absl::Status started = p.Start();
+  const absl::Duration took = absl::Nanoseconds(mp::MonotonicNowNs() - begin_ns);
+  ASSERT_TRUE(started.ok()) << started;
+  EXPECT_LT(took, kConnectionDeadline / 2);
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), 3);
+  // The silent connections are closed at their deadline (end of file), not kept forever.
+  for (int fd : idle) {
+    pollfd pfd{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 60'000), 1);
+    char c;
+    EXPECT_EQ(recv(fd, &c, 1, MSG_DONTWAIT), 0);
+    close(fd);
+  }
+  server->Stop();
 }
 
 TEST(ForkServerTest, PrivateDirectoryIsRemovedWhenStopped) {
@@ -413,14 +553,16 @@ TEST(ForkServerTest, ForkChildStartsItsOwnServer) {
 
 // A spawn child that leaves through std::exit: its atexit hook joins its non-daemon child.
 int StartChildThenExit(mp::PassedFd go) {
-  absl::StatusOr<mp::Process> p = mp::Process::Create(mp::SpawnStartMethod(), mp::Call<&WaitForGo>(go));
+  absl::StatusOr<mp::Process> p =
+      mp::Process::Create(mp::SpawnStartMethod(), mp::Call<&WaitForGo>(go));
   if (!p.ok() || !p->Start().ok()) return 11;
   std::exit(0);
 }
 
 TEST(SpawnTest, ExitJoinsNonDaemonChildren) {
   mp::testing::TestPipe go;
-  mp::Process p = Create(mp::SpawnStartMethod(), mp::Call<&StartChildThenExit>(mp::PassedFd{go.r()}));
+  mp::Process p =
+      Create(mp::SpawnStartMethod(), mp::Call<&StartChildThenExit>(mp::PassedFd{go.r()}));
   ASSERT_TRUE(p.Start().ok());
   ASSERT_TRUE(p.Join(absl::Milliseconds(200)).ok());
   EXPECT_TRUE(*p.IsAlive());  // std::exit waits in the atexit hook for the grandchild

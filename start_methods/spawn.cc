@@ -16,6 +16,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/types/span.h"
+#include "base/deadline.h"
+#include "base/errno_status.h"
+#include "base/io.h"
 
 namespace mp {
 namespace {
@@ -23,6 +27,8 @@ namespace {
 constexpr int kControlFd = 3;
 constexpr int kFirstPassedFd = 4;
 constexpr uint32_t kMaxRecord = 1u << 30;
+// How long a spawn child waits for its launch record.
+constexpr absl::Duration kRecordTimeout = absl::Seconds(60);
 
 void KillAndReap(pid_t pid) {
   kill(pid, SIGKILL);
@@ -41,15 +47,20 @@ void KillAndReap(pid_t pid) {
                  argument.data());
     _exit(70);
   }
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  const Deadline deadline = Deadline::After(kRecordTimeout);
   uint32_t size = 0;
-  absl::Status s = process_internal::ReadFull(control, &size, sizeof(size), deadline);
+  absl::Status s = ReadFull(control, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(&size), 4),
+                            deadline, "mp: the size of the spawn launch record");
   if (s.ok() && size > kMaxRecord) {
-    s = absl::InvalidArgumentError(absl::StrCat("mp: launch record of ", size, " bytes is too big"));
+    s = absl::InvalidArgumentError(
+        absl::StrCat("mp: launch record of ", size, " bytes is too big"));
   }
   // 8-byte aligned storage: FlatBuffers reads scalars in place.
-  std::vector<uint64_t> storage((size + 7) / 8);
-  if (s.ok()) s = process_internal::ReadFull(control, storage.data(), size, deadline);
+  std::vector<uint64_t> storage(s.ok() ? (size + 7) / 8 : 0);
+  if (s.ok()) {
+    s = ReadFull(control, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(storage.data()), size),
+                 deadline, "mp: the spawn launch record");
+  }
   if (!s.ok()) {
     std::string line = absl::StrCat("mp: spawn child ", getpid(),
                                     " could not read its launch record: ", s.ToString(), "\n");
@@ -70,14 +81,14 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> SpawnMethod::Launch(const LaunchSpe
   const std::string record = process_internal::BuildLaunchRecord(spec, "spawn");
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    return process_internal::ErrnoStatus(errno, "socketpair for a spawn launch record");
+    return ErrnoStatus(errno, "socketpair for a spawn launch record");
   }
   std::vector<int> fds = {sv[1]};
   const std::vector<int>& passed = spec.target->fds();
   fds.insert(fds.end(), passed.begin(), passed.end());
   std::vector<std::string> argv = {process_internal::ProgramArgv0(), "--mp-spawn"};
-  std::vector<std::string> env = process_internal::ChildEnvironment(
-      absl::StrCat("spawn:", kControlFd, ":", passed.size()));
+  std::vector<std::string> env =
+      process_internal::ChildEnvironment(absl::StrCat("spawn:", kControlFd, ":", passed.size()));
   process_internal::FlushStdio();
   absl::StatusOr<pid_t> pid = process_internal::SpawnSelf(fds, argv, env);
   close(sv[1]);
@@ -85,17 +96,21 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> SpawnMethod::Launch(const LaunchSpe
     close(sv[0]);
     return pid.status();
   }
-  const absl::Time deadline = absl::Now() + options_.handshake_timeout;
-  const std::string no_init = absl::StrCat(
-      "the spawned child (pid ", *pid,
-      ") exited without reading its launch record: the child program did not call "
-      "mp::Init(argc, argv) at the top of main");
+  const Deadline deadline = Deadline::After(options_.handshake_timeout);
+  const std::string no_init =
+      absl::StrCat("the spawned child (pid ", *pid,
+                   ") exited without reading its launch record: the child program did not call "
+                   "mp::Init(argc, argv) at the top of main");
   uint32_t size = static_cast<uint32_t>(record.size());
   std::string frame(reinterpret_cast<const char*>(&size), sizeof(size));
   frame += record;
-  absl::Status s = process_internal::WriteFull(sv[0], frame.data(), frame.size(), deadline);
-  absl::StatusOr<pid_t> acked = s.ok() ? process_internal::ReadAck(sv[0], deadline, no_init, nullptr)
-                                       : absl::StatusOr<pid_t>(s);
+  absl::Status s = WriteFull(
+      sv[0],
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(frame.data()), frame.size()),
+      deadline, "mp: sending the spawn launch record");
+  absl::StatusOr<pid_t> acked = s.ok()
+                                    ? process_internal::ReadAck(sv[0], deadline, no_init, nullptr)
+                                    : absl::StatusOr<pid_t>(s);
   close(sv[0]);
   if (!acked.ok()) {
     KillAndReap(*pid);

@@ -2,6 +2,7 @@
 
 #include "start_methods/start_method.h"
 
+#include <cxxabi.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,16 +15,23 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <mutex>
+#include <typeinfo>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/errno_status.h"
+#include "base/io.h"
 #include "flatbuffers/flatbuffers.h"
+#include "serialize/codec.h"
 #include "serialize/fd.h"
 #include "serialize/flat.h"
+#include "serialize/status.h"
 #include "start_methods/launch_record_generated.h"
 #include "start_methods/process.h"
 
@@ -35,7 +43,8 @@ absl::Status StartMethod::CheckTarget(const Target& target) const {
   if (!target.registered()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "mp: the '", Name(),
-        "' start method runs a fresh copy of the program, so it can only run a registered function: "
+        "' start method runs a fresh copy of the program, so it can only run a registered "
+        "function: "
         "pass mp::Call<&Function>(args...) instead of a callable (callables need the 'fork' "
         "method)"));
   }
@@ -44,7 +53,8 @@ absl::Status StartMethod::CheckTarget(const Target& target) const {
     return absl::FailedPreconditionError(absl::StrCat(
         "mp: ", kind, " was created by the 'fork' context and cannot be passed to a '", Name(),
         "' process (it lives in anonymous shared memory that only a forked child inherits); create "
-        "it with mp::GetContext(\"", Name(), "\")->", kind, "()",
+        "it with mp::GetContext(\"",
+        Name(), "\")->", kind, "()",
         target.fork_only_objects().size() > 1
             ? absl::StrCat(" (", target.fork_only_objects().size() - 1,
                            " more fork-only argument(s) of ", target.function_name(), ")")
@@ -119,37 +129,6 @@ absl::StatusOr<std::shared_ptr<StartMethod>> FindStartMethod(absl::string_view n
 
 namespace process_internal {
 
-absl::Status ErrnoStatus(int err, absl::string_view what) {
-  std::string message = absl::StrCat("mp: ", what, ": ", std::strerror(err), " [errno ", err, "]");
-  switch (err) {
-    case EINVAL:
-    case EBADF:
-      return absl::InvalidArgumentError(message);
-    case ENOENT:
-    case ESRCH:
-      return absl::NotFoundError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    case EAGAIN:
-    case EMFILE:
-    case ENFILE:
-    case ENOMEM:
-    case ENOSPC:
-      return absl::ResourceExhaustedError(message);
-    case ETIMEDOUT:
-      return absl::DeadlineExceededError(message);
-    case ECONNREFUSED:
-    case ECONNRESET:
-    case EPIPE:
-      return absl::UnavailableError(message);
-    case ENOSYS:
-      return absl::UnimplementedError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
-
 void FlushStdio() { std::fflush(nullptr); }
 
 absl::StatusOr<int> PidfdOpen(pid_t pid) {
@@ -196,74 +175,27 @@ absl::Status LocalChild::Signal(int signo) {
   return absl::OkStatus();
 }
 
-absl::Status WaitFd(int fd, short events, absl::Time deadline) {
-  for (;;) {
-    int timeout_ms = -1;
-    if (deadline != absl::InfiniteFuture()) {
-      absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) {
-        timeout_ms = 0;
-      } else {
-        timeout_ms = static_cast<int>(
-            std::min<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
-                              int64_t{1} << 30));
-      }
-    }
-    pollfd p{fd, events, 0};
-    int r = poll(&p, 1, timeout_ms);
-    if (r > 0) return absl::OkStatus();
-    if (r < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
-    if (r == 0 && timeout_ms == 0) {
-      return absl::DeadlineExceededError(absl::StrCat("mp: timed out waiting on descriptor ", fd));
-    }
-  }
-}
+namespace {
 
-absl::Status WriteFull(int fd, const void* data, size_t size, absl::Time deadline) {
-  const char* p = static_cast<const char*>(data);
-  bool socket = true;
-  while (size > 0) {
-    if (absl::Status s = WaitFd(fd, POLLOUT, deadline); !s.ok()) return s;
-    ssize_t n = socket ? send(fd, p, size, MSG_NOSIGNAL | MSG_DONTWAIT) : write(fd, p, size);
-    if (n < 0) {
-      if (errno == ENOTSOCK && socket) {
-        socket = false;
-        continue;
-      }
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return ErrnoStatus(errno, absl::StrCat("write to descriptor ", fd));
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
+// Waits until `fd` is ready for `events`; kDeadlineExceeded naming `what` at the deadline.
+absl::Status WaitReady(int fd, short events, Deadline deadline, absl::string_view what) {
+  absl::StatusOr<short> ready = PollUntil(fd, events, deadline);
+  if (!ready.ok()) return ready.status();
+  if (*ready == 0) return absl::DeadlineExceededError(absl::StrCat(what, ": timed out"));
+  if ((*ready & POLLNVAL) != 0) return ErrnoStatus(EBADF, what);
   return absl::OkStatus();
 }
 
-absl::Status ReadFull(int fd, void* data, size_t size, absl::Time deadline) {
-  char* p = static_cast<char*>(data);
-  while (size > 0) {
-    if (absl::Status s = WaitFd(fd, POLLIN, deadline); !s.ok()) return s;
-    ssize_t n = read(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return ErrnoStatus(errno, absl::StrCat("read from descriptor ", fd));
-    }
-    if (n == 0) {
-      return absl::UnavailableError(
-          absl::StrCat("mp: descriptor ", fd, " reached end of file with ", size, " bytes missing"));
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
+}  // namespace
 
-absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<const int> fds) {
+absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<const int> fds,
+                         Deadline deadline) {
   if (data.empty()) return absl::InvalidArgumentError("mp: SendWithFds needs at least one byte");
   if (fds.size() > 253) {
     return absl::InvalidArgumentError(
         absl::StrCat("mp: ", fds.size(), " descriptors in one message; at most 253 can be passed"));
   }
+  const std::string what = absl::StrCat("sendmsg on descriptor ", fd);
   std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<size_t>(fds.size(), 1)), 0);
   iovec iov{const_cast<uint8_t*>(data.data()), data.size()};
   msghdr msg{};
@@ -278,22 +210,24 @@ absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<cons
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
-  ssize_t n;
-  do {
-    n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return ErrnoStatus(errno, absl::StrCat("sendmsg on descriptor ", fd));
-  // The descriptors went with the first byte; the rest is plain bytes.
-  return WriteFull(fd, data.data() + n, data.size() - static_cast<size_t>(n),
-                   absl::InfiniteFuture());
+  for (;;) {
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      // The descriptors went with the first byte; the rest is plain bytes.
+      return WriteFull(fd, data.subspan(static_cast<size_t>(n)), deadline, what);
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return ErrnoStatus(errno, what);
+    if (absl::Status s = WaitReady(fd, POLLOUT, deadline, what); !s.ok()) return s;
+  }
 }
 
-absl::StatusOr<size_t> RecvWithFds(int fd, void* data, size_t size, std::vector<int>* fds,
-                                   absl::Time deadline) {
+absl::StatusOr<size_t> RecvWithFds(int fd, absl::Span<uint8_t> data, std::vector<int>* fds,
+                                   Deadline deadline) {
+  const std::string what = absl::StrCat("recvmsg on descriptor ", fd);
   std::vector<char> control(CMSG_SPACE(sizeof(int) * 253));
   for (;;) {
-    if (absl::Status s = WaitFd(fd, POLLIN, deadline); !s.ok()) return s;
-    iovec iov{data, size};
+    iovec iov{data.data(), data.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -301,8 +235,10 @@ absl::StatusOr<size_t> RecvWithFds(int fd, void* data, size_t size, std::vector<
     msg.msg_controllen = control.size();
     ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return ErrnoStatus(errno, absl::StrCat("recvmsg on descriptor ", fd));
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return ErrnoStatus(errno, what);
+      if (absl::Status s = WaitReady(fd, POLLIN, deadline, what); !s.ok()) return s;
+      continue;
     }
     std::vector<int> received;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
@@ -322,10 +258,27 @@ absl::StatusOr<size_t> RecvWithFds(int fd, void* data, size_t size, std::vector<
                        " were truncated (more than 253, or RLIMIT_NOFILE reached)"));
     }
     fds->insert(fds->end(), received.begin(), received.end());
-    if (n == 0) {
-      return absl::UnavailableError(absl::StrCat("mp: descriptor ", fd, " reached end of file"));
-    }
+    if (n == 0) return absl::OutOfRangeError(absl::StrCat(what, ": end of file"));
     return static_cast<size_t>(n);
+  }
+}
+
+std::string CurrentExceptionDescription() {
+  std::string type = "unknown exception";
+  if (const std::type_info* info = abi::__cxa_current_exception_type(); info != nullptr) {
+    int status = 0;
+    char* demangled = abi::__cxa_demangle(info->name(), nullptr, nullptr, &status);
+    type = status == 0 && demangled != nullptr ? demangled : info->name();
+    std::free(demangled);
+  }
+  std::exception_ptr current = std::current_exception();
+  if (current == nullptr) return "no exception";
+  try {
+    std::rethrow_exception(current);
+  } catch (const std::exception& e) {
+    return absl::StrCat(type, ": ", e.what());
+  } catch (...) {
+    return type;
   }
 }
 
@@ -333,12 +286,13 @@ absl::StatusOr<size_t> RecvWithFds(int fd, void* data, size_t size, std::vector<
 
 absl::Status CheckCanReexecute(absl::string_view method) {
   if (const char* marker = getenv(kStartEnv); marker != nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "mp: this process (pid ", getpid(), ") was started by mp as a child (", kStartEnv, "=",
-        marker,
-        ") but its main did not call mp::Init(argc, argv) at the top, so it runs main instead of its "
-        "target; refusing to start a '",
-        method, "' child from it (that would recurse without end)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("mp: this process (pid ", getpid(), ") was started by mp as a child (",
+                     kStartEnv, "=", marker,
+                     ") but its main did not call mp::Init(argc, argv) at the top, so it runs main "
+                     "instead of its "
+                     "target; refusing to start a '",
+                     method, "' child from it (that would recurse without end)"));
   }
   if (!InitCalled()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -375,8 +329,8 @@ absl::StatusOr<pid_t> SpawnSelf(const std::vector<int>& fds, const std::vector<s
     if (h < 0) {
       int err = errno;
       close_high();
-      return ErrnoStatus(err, absl::StrCat("fcntl(F_DUPFD_CLOEXEC) of descriptor ", fd,
-                                           " to pass to a child"));
+      return ErrnoStatus(
+          err, absl::StrCat("fcntl(F_DUPFD_CLOEXEC) of descriptor ", fd, " to pass to a child"));
     }
     high.push_back(h);
   }
@@ -417,8 +371,8 @@ std::string BuildLaunchRecord(const LaunchSpec& spec, absl::string_view method) 
   auto function_off =
       fbb.CreateString(target.function_name().data(), target.function_name().size());
   auto args_off = fbb.CreateVector(target.encoded_args().data(), target.encoded_args().size());
-  auto authkey_off = fbb.CreateVector(reinterpret_cast<const uint8_t*>(self.authkey.data()),
-                                      self.authkey.size());
+  auto authkey_off =
+      fbb.CreateVector(reinterpret_cast<const uint8_t*>(self.authkey.data()), self.authkey.size());
   auto parent_name_off = fbb.CreateString(self.name);
   auto name_off = fbb.CreateString(spec.name);
   auto identity_off = fbb.CreateVector(spec.identity);
@@ -437,51 +391,67 @@ std::string BuildLaunchRecord(const LaunchSpec& spec, absl::string_view method) 
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
 
-absl::Status WriteAck(int fd, const absl::Status& status, int pidfd) {
+absl::Status WriteAck(int fd, const absl::Status& status, int pidfd, Deadline deadline) {
   std::string msg;
   if (status.ok()) {
     int32_t pid = getpid();
     msg.push_back('A');
     msg.append(reinterpret_cast<const char*>(&pid), sizeof(pid));
   } else {
-    std::string text(status.message());
-    uint32_t code = static_cast<uint32_t>(status.code());
-    uint32_t len = static_cast<uint32_t>(text.size());
+    absl::string_view text = status.message();
+    if (text.size() > kMaxRefusalMessage) text = text.substr(0, kMaxRefusalMessage);
+    const std::string encoded = Encode(absl::Status(status.code(), text));
+    const uint32_t len = static_cast<uint32_t>(encoded.size());
     msg.push_back('E');
-    msg.append(reinterpret_cast<const char*>(&code), sizeof(code));
     msg.append(reinterpret_cast<const char*>(&len), sizeof(len));
-    msg += text;
+    msg += encoded;
   }
   absl::Span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
-  if (pidfd >= 0) return SendWithFds(fd, bytes, {pidfd});
-  return WriteFull(fd, msg.data(), msg.size(), absl::InfiniteFuture());
+  if (pidfd >= 0) return SendWithFds(fd, bytes, {pidfd}, deadline);
+  return WriteFull(fd, bytes, deadline, "mp: the answer to a launch record");
 }
 
-absl::StatusOr<pid_t> ReadAck(int fd, absl::Time deadline, absl::string_view eof_message,
+namespace {
+
+// Reads a plain value that follows the answer's first byte; end of file is the peer's death.
+template <typename T>
+absl::Status ReadValue(int fd, T* value, Deadline deadline, absl::string_view eof_message) {
+  absl::Status s = ReadFull(fd, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(value), sizeof(T)),
+                            deadline, "mp: the child's answer to its launch record");
+  if (absl::IsOutOfRange(s)) return absl::AbortedError(eof_message);
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<pid_t> ReadAck(int fd, Deadline deadline, absl::string_view eof_message,
                               int* pidfd) {
   std::vector<int> fds;
   uint8_t kind = 0;
-  absl::StatusOr<size_t> got = RecvWithFds(fd, &kind, 1, &fds, deadline);
+  absl::StatusOr<size_t> got = RecvWithFds(fd, absl::Span<uint8_t>(&kind, 1), &fds, deadline);
   auto close_fds = [&fds] {
     for (int f : fds) close(f);
+    fds.clear();
   };
   if (!got.ok()) {
     close_fds();
-    if (absl::IsUnavailable(got.status())) return absl::AbortedError(eof_message);
+    // End of file, or a reset (ECONNRESET: the peer died with the request unread): no answer.
+    if (absl::IsOutOfRange(got.status()) || absl::IsUnavailable(got.status())) {
+      return absl::AbortedError(eof_message);
+    }
     return got.status();
   }
   if (kind == 'A' || kind == 'X') {
     int32_t value = 0;
-    absl::Status s = ReadFull(fd, &value, sizeof(value), deadline);
-    if (!s.ok()) {
+    if (absl::Status s = ReadValue(fd, &value, deadline, eof_message); !s.ok()) {
       close_fds();
-      return absl::IsUnavailable(s) ? absl::AbortedError(eof_message) : s;
+      return s;
     }
     if (kind == 'X') {
       close_fds();
-      return absl::AbortedError(absl::StrCat(
-          "mp: the child exited with code ", ExitCodeFromWaitStatus(value),
-          " before it acknowledged its launch record"));
+      return absl::AbortedError(absl::StrCat("mp: the child exited with code ",
+                                             ExitCodeFromWaitStatus(value),
+                                             " before it acknowledged its launch record"));
     }
     if (pidfd != nullptr) {
       *pidfd = fds.empty() ? -1 : fds[0];
@@ -492,73 +462,134 @@ absl::StatusOr<pid_t> ReadAck(int fd, absl::Time deadline, absl::string_view eof
   }
   close_fds();
   if (kind == 'E') {
-    uint32_t header[2];
-    if (absl::Status s = ReadFull(fd, header, sizeof(header), deadline); !s.ok()) return s;
-    if (header[1] > (1u << 20)) {
-      return absl::InternalError("mp: the child's error message is implausibly long");
+    uint32_t len = 0;
+    if (absl::Status s = ReadValue(fd, &len, deadline, eof_message); !s.ok()) return s;
+    // The encoded status: two varints and the message, which the child cut to kMaxRefusalMessage.
+    if (len > kMaxRefusalMessage + 32) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mp: the child's refusal of its launch record announces ", len,
+                       " bytes; at most ", kMaxRefusalMessage + 32, " are accepted"));
     }
-    std::string text(header[1], '\0');
-    if (absl::Status s = ReadFull(fd, text.data(), text.size(), deadline); !s.ok()) return s;
-    absl::StatusCode code = static_cast<absl::StatusCode>(header[0]);
-    if (code == absl::StatusCode::kOk) code = absl::StatusCode::kUnknown;
-    return absl::Status(code, absl::StrCat("mp: the child refused its launch record: ", text));
+    std::string encoded(len, '\0');
+    if (absl::Status s = ReadFull(
+            fd, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(encoded.data()), encoded.size()),
+            deadline, "mp: the child's refusal of its launch record");
+        !s.ok()) {
+      return absl::IsOutOfRange(s) ? absl::AbortedError(eof_message) : s;
+    }
+    absl::Status refusal;
+    if (absl::Status s =
+            DecodeInto(absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(encoded.data()),
+                                                 encoded.size()),
+                       refusal);
+        !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "mp: the child's refusal of its launch record did not decode: ", s.message()));
+    }
+    refusal = AsFailure(std::move(refusal));
+    return absl::Status(refusal.code(), absl::StrCat("mp: the child refused its launch record: ",
+                                                     refusal.message()));
   }
   return absl::InternalError(
       absl::StrCat("mp: unexpected byte ", static_cast<int>(kind), " in the child's answer"));
 }
 
-[[noreturn]] void RunLaunchRecord(absl::Span<const uint8_t> record, std::vector<int> fds, int ack_fd,
-                                  bool send_pidfd, int parent_pid) {
-  auto fail = [&](const absl::Status& s) {
+namespace {
+
+// What a child needs from its launch record to run: the bound call and who it is.
+struct PreparedLaunch {
+  std::function<int()> run;
+  ChildIdentity id;
+};
+
+// Verifies `record` and binds the target's arguments, with `fds` current (taken over).
+absl::StatusOr<PreparedLaunch> PrepareLaunch(absl::Span<const uint8_t> record, std::vector<int> fds,
+                                             int parent_pid) {
+  auto refuse = [&fds](absl::Status s) {
     for (int f : fds) close(f);
-    (void)WriteAck(ack_fd, s, -1);
-    close(ack_fd);
-    FlushStdio();
-    _exit(1);
+    fds.clear();
+    return s;
   };
   absl::StatusOr<const start_methods::LaunchRecord*> root =
       VerifyFlatBuffer<start_methods::LaunchRecord>(record);
-  if (!root.ok()) fail(root.status());
+  if (!root.ok()) return refuse(root.status());
   const start_methods::LaunchRecord& r = **root;
   if (r.function() == nullptr || r.name() == nullptr) {
-    fail(absl::InvalidArgumentError("mp: launch record lacks the function or process name"));
+    return refuse(
+        absl::InvalidArgumentError("mp: launch record lacks the function or process name"));
   }
   if (r.fd_count() != fds.size()) {
-    fail(absl::InvalidArgumentError(absl::StrCat("mp: the launch record announces ", r.fd_count(),
-                                                 " descriptors but ", fds.size(), " arrived")));
+    return refuse(
+        absl::InvalidArgumentError(absl::StrCat("mp: the launch record announces ", r.fd_count(),
+                                                " descriptors but ", fds.size(), " arrived")));
   }
-  absl::StatusOr<DecodeCall> decode = FindFunction(absl::string_view(r.function()->c_str(), r.function()->size()));
-  if (!decode.ok()) fail(decode.status());
-  std::function<int()> run;
+  const absl::string_view function(r.function()->c_str(), r.function()->size());
+  absl::StatusOr<DecodeCall> decode = FindFunction(function);
+  if (!decode.ok()) return refuse(decode.status());
+  PreparedLaunch out;
   {
     FdTable table(std::move(fds));
     fds.clear();
     ScopedFdTable scope(&table);
     absl::Span<const uint8_t> args;
     if (r.args() != nullptr) args = absl::Span<const uint8_t>(r.args()->data(), r.args()->size());
-    absl::StatusOr<std::function<int()>> bound = (*decode)(args);
-    if (!bound.ok()) fail(bound.status());
-    run = *std::move(bound);
+    absl::StatusOr<std::function<int()>> bound;
+    try {
+      bound = (*decode)(args);
+    } catch (...) {
+      return absl::InternalError(absl::StrCat("mp: decoding the arguments of ", function, " threw ",
+                                              CurrentExceptionDescription()));
+    }
+    if (!bound.ok()) return bound.status();
+    out.run = *std::move(bound);
   }  // descriptors no argument took are closed here
-  ChildIdentity id;
-  id.name = r.name()->str();
-  id.daemon = r.daemon();
-  if (r.identity() != nullptr) id.identity.assign(r.identity()->begin(), r.identity()->end());
-  if (r.authkey() != nullptr) id.authkey.assign(r.authkey()->begin(), r.authkey()->end());
-  id.parent_pid = parent_pid > 0 ? parent_pid : r.parent_pid();
-  if (r.parent_name() != nullptr) id.parent_name = r.parent_name()->str();
-  int self_pidfd = -1;
-  if (send_pidfd) {
-    absl::StatusOr<int> p = PidfdOpen(getpid());
-    if (!p.ok()) fail(p.status());
-    self_pidfd = *p;
+  out.id.name = r.name()->str();
+  out.id.daemon = r.daemon();
+  if (r.identity() != nullptr) out.id.identity.assign(r.identity()->begin(), r.identity()->end());
+  if (r.authkey() != nullptr) out.id.authkey.assign(r.authkey()->begin(), r.authkey()->end());
+  out.id.parent_pid = parent_pid > 0 ? parent_pid : r.parent_pid();
+  if (r.parent_name() != nullptr) out.id.parent_name = r.parent_name()->str();
+  return out;
+}
+
+// How long a child may take to hand its answer to a parent that stopped reading.
+constexpr absl::Duration kAckTimeout = absl::Seconds(60);
+
+}  // namespace
+
+[[noreturn]] void RunLaunchRecord(absl::Span<const uint8_t> record, std::vector<int> fds,
+                                  int ack_fd, bool send_pidfd, int parent_pid) noexcept {
+  const Deadline deadline = Deadline::After(kAckTimeout);
+  absl::StatusOr<PreparedLaunch> prepared;
+  try {
+    prepared = PrepareLaunch(record, std::move(fds), parent_pid);
+  } catch (...) {
+    // Anything else that threw (std::bad_alloc) is a refusal too: never unwind into the caller,
+    // which is a forkserver's loop or a spawn child's mp::Init.
+    prepared = absl::InternalError(
+        absl::StrCat("mp: reading the launch record threw ", CurrentExceptionDescription()));
   }
-  absl::Status acked = WriteAck(ack_fd, absl::OkStatus(), self_pidfd);
+  int self_pidfd = -1;
+  if (prepared.ok() && send_pidfd) {
+    absl::StatusOr<int> p = PidfdOpen(getpid());
+    if (p.ok()) {
+      self_pidfd = *p;
+    } else {
+      prepared = p.status();
+    }
+  }
+  if (!prepared.ok()) {
+    (void)WriteAck(ack_fd, prepared.status(), -1, deadline);
+    close(ack_fd);
+    FlushStdio();
+    _exit(1);
+  }
+  absl::Status acked = WriteAck(ack_fd, absl::OkStatus(), self_pidfd, deadline);
   if (self_pidfd >= 0) close(self_pidfd);
   close(ack_fd);
   // A parent that is gone before the target starts has nobody to report to.
   if (!acked.ok()) _exit(1);
-  ChildMain(id, run);
+  ChildMain(prepared->id, prepared->run);
 }
 
 }  // namespace process_internal

@@ -3,8 +3,8 @@
 // start_methods/start_method.h — the interface between mp::Process and the start methods.
 //
 // A start method (`fork`, `spawn`, `forkserver`; each its own Bazel target, none depending on
-// another) implements `mp::StartMethod`: it checks what it can run and launches a child, returning a
-// `mp::ChildHandle` — CPython's `Popen` objects (popen_fork.py, popen_spawn_posix.py,
+// another) implements `mp::StartMethod`: it checks what it can run and launches a child, returning
+// a `mp::ChildHandle` — CPython's `Popen` objects (popen_fork.py, popen_spawn_posix.py,
 // popen_forkserver.py). mp::Process (process.h) does the rest: names, state, errors, the children
 // registry and the exit hook.
 //
@@ -15,8 +15,8 @@
 //
 // FindStartMethod knows the methods linked into the program: each method's library registers itself
 // from a static initializer (its cc_library is alwayslink), so :process depends on none of them.
-// The same mechanism gives mp::Init the child entry points: the `spawn` library registers the code a
-// spawn child runs, the `forkserver` library the server loop (see RegisterChildEntry).
+// The same mechanism gives mp::Init the child entry points: the `spawn` library registers the code
+// a spawn child runs, the `forkserver` library the server loop (see RegisterChildEntry).
 //
 // The `process_internal` part below is the toolkit the methods share (launch record, handshake,
 // direct-child handle, descriptor I/O) so that no logic is written twice. It is not a user API.
@@ -36,11 +36,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "base/deadline.h"
 #include "start_methods/target.h"
 
 namespace mp {
@@ -62,9 +64,9 @@ class ChildHandle {
 // What Process gives a start method to launch.
 struct LaunchSpec {
   const Target* target = nullptr;
-  std::string name;            // the child's name, e.g. "Process-3"
+  std::string name;  // the child's name, e.g. "Process-3"
   bool daemon = false;
-  std::vector<int> identity;   // the child's identity path, e.g. {3}
+  std::vector<int> identity;  // the child's identity path, e.g. {3}
 };
 
 class StartMethod {
@@ -124,20 +126,22 @@ std::string BuildLaunchRecord(const LaunchSpec& spec, absl::string_view method);
 
 // Child side of spawn and forkserver: verifies `record`, decodes the target's arguments with
 // `fds` current (taking ownership of them), answers on `ack_fd` (an "A" acknowledgement carrying
-// this pid and, if `send_pidfd`, a pidfd of this process; or an "E" error), closes `ack_fd` and runs
-// the target as process `parent_pid`'s child. Never returns.
-[[noreturn]] void RunLaunchRecord(absl::Span<const uint8_t> record, std::vector<int> fds, int ack_fd,
-                                  bool send_pidfd, int parent_pid);
+// this pid and, if `send_pidfd`, a pidfd of this process; or an "E" error), closes `ack_fd` and
+// runs the target as process `parent_pid`'s child. Never returns. An exception thrown while the
+// arguments are decoded (a user's Codec) is an "E" answer naming it.
+[[noreturn]] void RunLaunchRecord(absl::Span<const uint8_t> record, std::vector<int> fds,
+                                  int ack_fd, bool send_pidfd, int parent_pid) noexcept;
 
 // Parent side: reads the child's answer. Returns the child's pid (and, when one was sent, stores
-// the pidfd in *pidfd); the child's error as its status; kAborted (a peer that died, in the README's
-// convention) with `eof_message` when the child closed without answering; kDeadlineExceeded after
-// `deadline`.
-absl::StatusOr<pid_t> ReadAck(int fd, absl::Time deadline, absl::string_view eof_message,
-                              int* pidfd);
+// the pidfd in *pidfd); the child's refusal as its status (never OK); kAborted (a peer that died,
+// in the README's convention) with `eof_message` when the child closed (or reset) the connection
+// without answering; kDeadlineExceeded after `deadline`.
+absl::StatusOr<pid_t> ReadAck(int fd, Deadline deadline, absl::string_view eof_message, int* pidfd);
 
-// Writes an answer: OK -> "A" + pid (+ pidfd when pidfd >= 0), error -> "E" + message.
-absl::Status WriteAck(int fd, const absl::Status& status, int pidfd);
+// Writes an answer: OK -> "A" + pid (+ pidfd when pidfd >= 0); an error -> "E" + u32 length + the
+// status in its Codec encoding (serialize/status.h), the message cut to kMaxRefusalMessage bytes.
+absl::Status WriteAck(int fd, const absl::Status& status, int pidfd, Deadline deadline);
+inline constexpr size_t kMaxRefusalMessage = 16 << 10;
 
 // ---- Running as a child. ----
 
@@ -154,8 +158,11 @@ ChildIdentity IdentityForChild(const LaunchSpec& spec);
 
 // Becomes the child described by `id` (current process name, parent, empty children table), runs
 // `run`, joins/terminates its own children as a process does at exit, flushes stdio and _exits with
-// the exit code. Never returns; never runs the parent's atexit handlers.
-[[noreturn]] void ChildMain(const ChildIdentity& id, const std::function<int()>& run);
+// the exit code. This is the boundary where every child enters its target: an exception escaping
+// `run` (or anything else here) is caught, printed on stderr as "mp: process '<name>' (pid N):
+// target raised <type>: <what>" and the exit code is 1 (CPython prints the traceback and exits
+// with 1). Never returns, by any path; never runs the parent's atexit handlers.
+[[noreturn]] void ChildMain(const ChildIdentity& id, absl::FunctionRef<int()> run) noexcept;
 
 // Runs at the exit of every mp process (main's return, or the end of a child) after its children
 // were joined: e.g. the forkserver stops its server here.
@@ -185,22 +192,19 @@ class LocalChild : public ChildHandle {
   std::optional<int> exit_code_;
 };
 
-// Descriptor I/O with a deadline (absl::InfiniteFuture() for none). Retries EINTR and short
-// transfers. ReadFull returns kUnavailable on EOF before `size` bytes.
-absl::Status WriteFull(int fd, const void* data, size_t size, absl::Time deadline);
-absl::Status ReadFull(int fd, void* data, size_t size, absl::Time deadline);
-// Waits until `fd` has `events`; kDeadlineExceeded at the deadline.
-absl::Status WaitFd(int fd, short events, absl::Time deadline);
+// sendmsg/recvmsg of bytes with descriptors (SCM_RIGHTS) on a Unix socket, within `deadline`
+// (whatever the socket's blocking mode). SendWithFds sends all of `data`, the descriptors with its
+// first byte. RecvWithFds reads up to data.size() bytes (at least one; kOutOfRange at end of file) and
+// appends the descriptors that came with them to *fds (CLOEXEC); kDeadlineExceeded at the
+// deadline.
+absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<const int> fds,
+                         Deadline deadline);
+absl::StatusOr<size_t> RecvWithFds(int fd, absl::Span<uint8_t> data, std::vector<int>* fds,
+                                   Deadline deadline);
 
-// sendmsg/recvmsg of bytes with descriptors (SCM_RIGHTS) on a Unix socket. RecvWithFds reads up to
-// `size` bytes (at least one, or kUnavailable on EOF) and appends the descriptors that came with
-// them to *fds (CLOEXEC).
-absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<const int> fds);
-absl::StatusOr<size_t> RecvWithFds(int fd, void* data, size_t size, std::vector<int>* fds,
-                                   absl::Time deadline);
-
-// "what: strerror(errno) [errno N]" as a status with the code errno suggests.
-absl::Status ErrnoStatus(int err, absl::string_view what);
+// Inside a catch block: the exception being handled, as "<type>: <what()>" for a std::exception
+// and "<type>" for anything else, the type demangled ("std::runtime_error: boom").
+std::string CurrentExceptionDescription();
 
 // Flushes every stdio stream, so a child does not print its parent's buffered output again.
 void FlushStdio();

@@ -12,12 +12,14 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "serialize/codec.h"
@@ -84,8 +86,8 @@ int ListFds(mp::PassedFd out) {
   char target[256] = {};
   ssize_t n = readlink("/proc/self/fd/0", target, sizeof(target) - 1);
   std::string stdin_target = n > 0 ? std::string(target, static_cast<size_t>(n)) : "";
-  WriteOrExit(out.fd, mp::Encode(std::make_pair(std::vector<int>(fds.begin(), fds.end()),
-                                                stdin_target)));
+  WriteOrExit(out.fd,
+              mp::Encode(std::make_pair(std::vector<int>(fds.begin(), fds.end()), stdin_target)));
   return out.fd;
 }
 
@@ -95,8 +97,7 @@ int ReportIdentity(mp::PassedFd out) {
   mp::ProcessInfo self = mp::CurrentProcess();
   const mp::ParentHandle* parent = mp::ParentProcess();
   WriteOrExit(out.fd, mp::Encode(Identity{self.name, self.pid, self.daemon, self.authkey,
-                                          parent ? parent->Pid() : -1,
-                                          parent ? parent->Name() : "",
+                                          parent ? parent->Pid() : -1, parent ? parent->Name() : "",
                                           parent != nullptr && parent->IsAlive()}));
   return 0;
 }
@@ -106,8 +107,8 @@ int BlockForever(mp::PassedFd keep_open) {
   for (;;) pause();
 }
 
-// Starts a `daemon` (or not) child running `target_name` via `method`, then returns: the exit hook of
-// this process must then terminate (daemon) or join (non-daemon) it.
+// Starts a `daemon` (or not) child running `target_name` via `method`, then returns: the exit hook
+// of this process must then terminate (daemon) or join (non-daemon) it.
 int StartChildAndReturn(std::string method, bool daemon, mp::PassedFd fd) {
   absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::FindStartMethod(method);
   if (!m.ok()) return 10;
@@ -137,6 +138,19 @@ int StartOrphanThenDie(std::string method, mp::PassedFd out) {
   if (!p.ok() || !p->Start().ok()) return 11;
   raise(SIGKILL);
   return 12;
+}
+
+// Point stderr at `err`, then throw out of the target.
+int ThrowRuntimeError(mp::PassedFd err) {
+  dup2(err.fd, 2);
+  throw std::runtime_error("boom");
+}
+struct NotAStdException {
+  int code;
+};
+absl::Status ThrowNonStd(mp::PassedFd err) {
+  dup2(err.fd, 2);
+  throw NotAStdException{42};
 }
 
 // ---- The methods. ----
@@ -201,6 +215,32 @@ TYPED_TEST(StartMethodTest, ExitCodes) {
   EXPECT_EQ(this->RunToEnd(mp::Call<&FailWith>("disk full")), 1);
 }
 
+TYPED_TEST(StartMethodTest, ExceptionInTheTargetExitsOneAndIsPrinted) {
+  {
+    mp::testing::TestPipe err;
+    mp::Process p = this->Started(mp::Call<&ThrowRuntimeError>(mp::PassedFd{err.w()}));
+    err.CloseWrite();
+    absl::StatusOr<std::string> printed = mp::testing::ReadToEof(err.r());
+    ASSERT_TRUE(printed.ok()) << printed.status();
+    ASSERT_TRUE(p.Join().ok());
+    EXPECT_EQ(*p.ExitCode(), 1);
+    EXPECT_TRUE(absl::StrContains(*printed, "std::runtime_error")) << *printed;
+    EXPECT_TRUE(absl::StrContains(*printed, "boom")) << *printed;
+    EXPECT_TRUE(absl::StrContains(*printed, absl::StrCat("(pid ", *p.Pid(), ")"))) << *printed;
+  }
+  {
+    // Not derived from std::exception: caught all the same, named by its type.
+    mp::testing::TestPipe err;
+    mp::Process p = this->Started(mp::Call<&ThrowNonStd>(mp::PassedFd{err.w()}));
+    err.CloseWrite();
+    absl::StatusOr<std::string> printed = mp::testing::ReadToEof(err.r());
+    ASSERT_TRUE(printed.ok()) << printed.status();
+    ASSERT_TRUE(p.Join().ok());
+    EXPECT_EQ(*p.ExitCode(), 1);
+    EXPECT_TRUE(absl::StrContains(*printed, "mp_test::NotAStdException")) << *printed;
+  }
+}
+
 TYPED_TEST(StartMethodTest, TerminateAndKill) {
   mp::testing::TestPipe go;
   mp::Process a = this->Started(mp::Call<&WaitForGo>(mp::PassedFd{go.r()}));
@@ -245,12 +285,12 @@ TYPED_TEST(StartMethodTest, SentinelBecomesReadableWhenTheChildEnds) {
 }
 
 TYPED_TEST(StartMethodTest, ArgumentsArriveIntact) {
-  const Args args{-1234567890123, std::string("h\0llo", 5), {1.5, -0.0, 1e300},
-                  {{"a", 1}, {"b", -2}}, Point{3, -4, "p"}, true, std::nullopt};
+  const Args args{-1234567890123,        std::string("h\0llo", 5), {1.5, -0.0, 1e300},
+                  {{"a", 1}, {"b", -2}}, Point{3, -4, "p"},        true,
+                  std::nullopt};
   mp::testing::TestPipe out;
-  mp::Process p = this->Started(
-      std::apply([&](const auto&... a) { return mp::Call<&Echo>(a..., mp::PassedFd{out.w()}); },
-                 args));
+  mp::Process p = this->Started(std::apply(
+      [&](const auto&... a) { return mp::Call<&Echo>(a..., mp::PassedFd{out.w()}); }, args));
   out.CloseWrite();
   absl::StatusOr<std::string> got = mp::testing::ReadToEof(out.r());
   ASSERT_TRUE(got.ok()) << got.status();
@@ -343,8 +383,8 @@ TYPED_TEST(StartMethodTest, NonDaemonChildIsJoinedBeforeItsParentExits) {
 
 TYPED_TEST(StartMethodTest, ChildSeesItsParentDie) {
   mp::testing::TestPipe report;
-  mp::Process p = this->Started(
-      mp::Call<&StartOrphanThenDie>(this->MethodName(), mp::PassedFd{report.w()}));
+  mp::Process p =
+      this->Started(mp::Call<&StartOrphanThenDie>(this->MethodName(), mp::PassedFd{report.w()}));
   report.CloseWrite();
   ASSERT_TRUE(p.Join().ok());
   EXPECT_EQ(*p.ExitCode(), -SIGKILL);

@@ -5,8 +5,8 @@
 // A `mp::Target` is the body of a Process. There are two kinds:
 //
 //  * `mp::Call<&Fn>(args...)`: a function called by name with encodable arguments. This is the only
-//    kind a `spawn` or `forkserver` child can run, because those children are fresh processes of the
-//    same program: the function travels as its registered name and the arguments as their
+//    kind a `spawn` or `forkserver` child can run, because those children are fresh processes of
+//    the same program: the function travels as its registered name and the arguments as their
 //    mp::Codec encoding (serialize/codec.h), inside the FlatBuffers launch record
 //    (start_methods/launch_record.fbs). A `fork` child runs it too (it just calls Fn).
 //
@@ -14,8 +14,11 @@
 //    can run it — it shares the parent's memory image; the other methods refuse it with
 //    kFailedPrecondition when the Process is created.
 //
-// A target returns `int` (the exit code), `absl::Status` (OK -> exit code 0; an error -> exit code 1
-// with the status printed on the child's stderr, as CPython prints the traceback) or `void` (0).
+// A target returns `int` (the exit code), `absl::Status` (OK -> exit code 0; an error -> exit code
+// 1 with the status printed on the child's stderr, as CPython prints the traceback) or `void` (0).
+// A C++ exception that escapes a target ends the child with exit code 1 and "mp: process '<name>'
+// (pid N): target raised <type>: <what()>" on its stderr, under every start method; it never
+// unwinds into the parent's code (a fork child's frames above the target are the parent's).
 //
 //   int Worker(int64_t id, std::string label, mp::PassedFd out);   // at namespace scope
 //
@@ -26,10 +29,11 @@
 // qualified name (e.g. "shop::Worker") in every process of that program, before main: the
 // registration is a static member of a class template that `Call<&Worker>` instantiates, so a spawn
 // child — the same executable — has the same function registered under the same name by the time
-// mp::Init runs. There is no macro to forget and no way to name an unregistered function. (The design
-// card suggested an MP_REGISTER(fn) macro; implicit registration gives the same table with a
-// compile-time guarantee instead of a run-time "not registered" error.) Two different functions that
-// print the same qualified name (functions in anonymous namespaces of different files) get "#2",
+// mp::Init runs. There is no macro to forget and no way to name an unregistered function. (The
+// design card suggested an MP_REGISTER(fn) macro; implicit registration gives the same table with a
+// compile-time guarantee instead of a run-time "not registered" error.) Two different functions
+// that print the same qualified name (functions in anonymous namespaces of different files) get
+// "#2",
 // "#3"... suffixes in registration order, which is the same in every run of one binary.
 //
 // Arguments. Each parameter type of Fn (decayed) must have an mp::Codec; a missing Codec is a
@@ -37,8 +41,10 @@
 // parameter types, encodes them once (with a ScopedFdTable current, so PassedFd arguments record
 // their descriptors, see serialize/fd.h) and keeps the values for a fork child. A target runs once
 // per child, so the values are moved into Fn: move-only types (mp::Connection) may be taken by
-// value. The parent keeps ownership of every descriptor it passes; the child receives its own
-// copies, which the target owns.
+// value. The child receives its own copies of the descriptors, which the target owns. In the parent,
+// a PassedFd's descriptor stays the caller's (a PassedFd owns nothing); an argument that owns its
+// descriptor (a Connection moved into Call) is destroyed when the Process that holds the Target
+// starts, so the parent keeps no copy of it (see Process::Start).
 //
 // Thread safety: a Target is immutable after construction and may be shared between threads.
 
@@ -154,8 +160,8 @@ class Target {
 
   // Any callable taking no arguments and returning int, absl::Status or void. `fork` only.
   template <typename F>
-    requires std::is_invocable_v<std::decay_t<F>&>
-  static Target Callable(F&& f) {
+  requires std::is_invocable_v < std::decay_t<F>
+  & > static Target Callable(F&& f) {
     auto fn = std::make_shared<std::decay_t<F>>(std::forward<F>(f));
     Target t;
     t.run_ = [fn]() { return process_internal::InvokeForExitCode(*fn); };
@@ -175,9 +181,9 @@ class Target {
     return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(args_.data()), args_.size());
   }
   const std::vector<int>& fds() const { return fds_; }
-  // Kinds of the arguments ("Lock", "Queue"...) that only a forked child can use: fork-domain shared
-  // objects, which noted themselves while the arguments were encoded (serialize/fd.h NoteForkOnly).
-  // spawn and forkserver refuse a target with any.
+  // Kinds of the arguments ("Lock", "Queue"...) that only a forked child can use: fork-domain
+  // shared objects, which noted themselves while the arguments were encoded (serialize/fd.h
+  // NoteForkOnly). spawn and forkserver refuse a target with any.
   const std::vector<std::string>& fork_only_objects() const { return fork_only_; }
 
   // Runs the target in this process and returns its exit code (what a fork child does).
@@ -197,9 +203,9 @@ class Target {
 // A call of the function Fn with `args` converted to Fn's parameter types. See the header comment.
 template <auto Fn, typename... A>
 Target Call(A&&... args) {
-  static_assert(std::is_pointer_v<decltype(Fn)> &&
-                    std::is_function_v<std::remove_pointer_t<decltype(Fn)>>,
-                "mp::Call<&Fn>: Fn must be a function (at namespace scope or a static member)");
+  static_assert(
+      std::is_pointer_v<decltype(Fn)> && std::is_function_v<std::remove_pointer_t<decltype(Fn)>>,
+      "mp::Call<&Fn>: Fn must be a function (at namespace scope or a static member)");
   using Traits = process_internal::FunctionTraits<decltype(Fn)>;
   using Values = typename Traits::Values;
   static_assert(std::tuple_size_v<Values> == sizeof...(A),

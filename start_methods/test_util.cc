@@ -13,25 +13,22 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/deadline.h"
 #include "gtest/gtest.h"
 
 namespace mp::testing {
 
 namespace {
-absl::Status WaitReadable(int fd, absl::Time deadline) {
-  for (;;) {
-    int ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
-    pollfd p{fd, POLLIN, 0};
-    int r = poll(&p, 1, ms);
-    if (r > 0) return absl::OkStatus();
-    if (r == 0) return absl::DeadlineExceededError(absl::StrCat("no data on fd ", fd));
-    if (errno != EINTR) return absl::InternalError("poll failed");
-  }
+absl::Status WaitReadable(int fd, Deadline deadline) {
+  absl::StatusOr<short> ready = PollUntil(fd, POLLIN, deadline);
+  if (!ready.ok()) return ready.status();
+  if (*ready == 0) return absl::DeadlineExceededError(absl::StrCat("no data on fd ", fd));
+  return absl::OkStatus();
 }
 }  // namespace
 
 absl::StatusOr<std::string> ReadToEof(int fd, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+  const Deadline deadline = Deadline::After(timeout);
   std::string out;
   char buf[4096];
   for (;;) {
@@ -45,7 +42,7 @@ absl::StatusOr<std::string> ReadToEof(int fd, absl::Duration timeout) {
 }
 
 absl::StatusOr<std::string> ReadExactly(int fd, size_t n, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+  const Deadline deadline = Deadline::After(timeout);
   std::string out;
   while (out.size() < n) {
     if (absl::Status s = WaitReadable(fd, deadline); !s.ok()) return s;

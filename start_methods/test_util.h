@@ -23,7 +23,8 @@ namespace mp::testing {
 // Reads until end of file; kDeadlineExceeded when it does not come within `timeout`.
 absl::StatusOr<std::string> ReadToEof(int fd, absl::Duration timeout = absl::Seconds(60));
 // Reads exactly `n` bytes.
-absl::StatusOr<std::string> ReadExactly(int fd, size_t n, absl::Duration timeout = absl::Seconds(60));
+absl::StatusOr<std::string> ReadExactly(int fd, size_t n,
+                                        absl::Duration timeout = absl::Seconds(60));
 // Writes all of `data` (blocking).
 void WriteAllOrDie(int fd, const std::string& data);
 
