@@ -433,6 +433,14 @@ TEST_P(PoolTest, CloseRunsWhatWasSubmitted) {
   EXPECT_TRUE(pool.WorkerPids().empty());
 }
 
+// Lets a BlockUntilReleased task return (open blocks until the task has the FIFO open for reading).
+void Release(const Fifo& release) {
+  const int fd = open(release.path().c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(write(fd, "x", 1), 1);
+  close(fd);
+}
+
 // A busy worker does not hold back a task while another worker is idle: the quick Apply runs on the
 // other worker while the first task is still blocked.
 TEST_P(PoolTest, IdleWorkerTakesTaskWhileAnotherIsBusy) {
@@ -452,14 +460,42 @@ TEST_P(PoolTest, IdleWorkerTakesTaskWhileAnotherIsBusy) {
   ASSERT_TRUE(map.ok()) << map.status();
   for (int64_t pid : *map) EXPECT_NE(pid, busy);
   EXPECT_FALSE(blocked.Ready());
-  // Release the first task (open blocks until the task has the FIFO open for reading).
-  const int fd = open(release.path().c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(write(fd, "x", 1), 1);
-  close(fd);
+  Release(release);
   absl::StatusOr<int64_t> first = blocked.Get(absl::Seconds(60));
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(*first, busy);
+  pool.Close();
+  EXPECT_TRUE(pool.Join(absl::Seconds(60)).ok());
+}
+
+// With every worker busy, a task may wait as a worker's second chunk; once another worker is free,
+// that task comes back to it instead of waiting behind the long one.
+TEST_P(PoolTest, QueuedTaskComesBackWhenAnotherWorkerIsFree) {
+  mp::Pool pool = MakePool({.processes = 2});
+  const std::vector<int> pids = pool.WorkerPids();
+  ASSERT_EQ(pids.size(), 2u);
+  Fifo ready_a, release_a, ready_b, release_b;
+  mp::AsyncResult<int64_t> a = pool.ApplyAsync<&BlockUntilReleased>(ready_a.path(), release_a.path());
+  const int pid_a = ready_a.ReadPid();
+  mp::AsyncResult<int64_t> b = pool.ApplyAsync<&BlockUntilReleased>(ready_b.path(), release_b.path());
+  const int pid_b = ready_b.ReadPid();
+  ASSERT_GT(pid_a, 0);
+  ASSERT_GT(pid_b, 0);
+  ASSERT_NE(pid_a, pid_b);
+  // Both busy: the quick task goes to a worker as its second chunk (the first worker in the
+  // pool's order). Free the other worker: the quick task must run there.
+  mp::AsyncResult<int64_t> quick = pool.ApplyAsync<&Pid>(int64_t{0});
+  const bool a_first = pid_a == pids[0];
+  Release(a_first ? release_b : release_a);
+  absl::StatusOr<int64_t> freed = (a_first ? b : a).Get(absl::Seconds(60));
+  ASSERT_TRUE(freed.ok()) << freed.status();
+  absl::StatusOr<int64_t> q = quick.Get(absl::Seconds(60));
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(*q, a_first ? pid_b : pid_a);
+  EXPECT_FALSE((a_first ? a : b).Ready());
+  Release(a_first ? release_a : release_b);
+  absl::StatusOr<int64_t> last = (a_first ? a : b).Get(absl::Seconds(60));
+  ASSERT_TRUE(last.ok()) << last.status();
   pool.Close();
   EXPECT_TRUE(pool.Join(absl::Seconds(60)).ok());
 }
@@ -526,7 +562,7 @@ TEST_P(PoolTest, ThrowingTaskFailsWithItsExceptionAndTheWorkerLives) {
   EXPECT_EQ(*after, pids[0]);
   absl::StatusOr<int64_t> other = pool.ApplyAsync<&ThrowsOnThree>(int64_t{4}).Get(absl::Seconds(60));
   EXPECT_EQ(other.status().code(), StatusCode::kUnknown) << other.status();
-  EXPECT_NE(other.status().message().find("int"), absl::string_view::npos) << other.status();
+  EXPECT_NE(other.status().message().find("threw int"), absl::string_view::npos) << other.status();
 
   // In a batched chunk: the items around the throwing one keep their results.
   const std::vector<int64_t> xs = {0, 1, 3, 5, 4, 6};
