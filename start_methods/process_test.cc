@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -25,6 +26,8 @@
 #include "absl/strings/str_cat.h"
 #include "base/deadline.h"
 #include "gtest/gtest.h"
+#include "serialize/codec.h"
+#include "serialize/status.h"
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
@@ -427,6 +430,70 @@ TEST(ForkServerTest, KilledServerIsReplacedOnNextStart) {
   ASSERT_TRUE(p.Start().ok());
   ASSERT_TRUE(p.Join().ok());
   EXPECT_EQ(*p.ExitCode(), 9);
+}
+
+// The child's refusal of its launch record travels as Codec<absl::Status>; what arrives is bounded
+// and never becomes OK.
+TEST(LaunchAckTest, RefusalKeepsItsCodeAndNeverReadsAsSuccess) {
+  using mp::process_internal::ReadAck;
+  using mp::process_internal::WriteAck;
+  const mp::Deadline deadline = mp::Deadline::After(absl::Seconds(30));
+  auto pair = [] {
+    std::array<int, 2> sv{-1, -1};
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv.data()), 0);
+    return sv;
+  };
+  {
+    std::array<int, 2> sv = pair();
+    ASSERT_TRUE(WriteAck(sv[1], absl::NotFoundError("no function 'x'"), -1, deadline).ok());
+    absl::StatusOr<pid_t> got = ReadAck(sv[0], deadline, "eof", nullptr);
+    EXPECT_EQ(got.status().code(), StatusCode::kNotFound) << got.status();
+    EXPECT_TRUE(absl::StrContains(got.status().message(),
+                                  "refused its launch record: no function "
+                                  "'x'"))
+        << got.status();
+    close(sv[0]);
+    close(sv[1]);
+  }
+  {
+    // A refusal that claims to be OK (a bug or a hostile child) stays a failure.
+    std::array<int, 2> sv = pair();
+    std::string msg = "E";
+    const std::string encoded = mp::Encode(absl::OkStatus());
+    const uint32_t len = static_cast<uint32_t>(encoded.size());
+    msg.append(reinterpret_cast<const char*>(&len), sizeof(len));
+    msg += encoded;
+    mp::testing::WriteAllOrDie(sv[1], msg);
+    absl::StatusOr<pid_t> got = ReadAck(sv[0], deadline, "eof", nullptr);
+    EXPECT_EQ(got.status().code(), StatusCode::kUnknown) << got.status();
+    close(sv[0]);
+    close(sv[1]);
+  }
+  {
+    // A length past the bound is refused before anything is allocated or read.
+    std::array<int, 2> sv = pair();
+    std::string msg = "E";
+    const uint32_t len = 1u << 30;
+    msg.append(reinterpret_cast<const char*>(&len), sizeof(len));
+    mp::testing::WriteAllOrDie(sv[1], msg);
+    absl::StatusOr<pid_t> got = ReadAck(sv[0], deadline, "eof", nullptr);
+    EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument) << got.status();
+    EXPECT_TRUE(absl::StrContains(got.status().message(), "1073741824")) << got.status();
+    close(sv[0]);
+    close(sv[1]);
+  }
+  {
+    // A long message is cut by the child, not refused by the parent.
+    std::array<int, 2> sv = pair();
+    const std::string text(mp::process_internal::kMaxRefusalMessage * 2, 'x');
+    std::thread writer([&] { (void)WriteAck(sv[1], absl::InternalError(text), -1, deadline); });
+    absl::StatusOr<pid_t> got = ReadAck(sv[0], deadline, "eof", nullptr);
+    writer.join();
+    EXPECT_EQ(got.status().code(), StatusCode::kInternal);
+    EXPECT_LT(got.status().message().size(), text.size());
+    close(sv[0]);
+    close(sv[1]);
+  }
 }
 
 // Connects to the forkserver's socket at `path`; -1 on failure.
