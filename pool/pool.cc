@@ -4,8 +4,8 @@
 
 #include <cxxabi.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <linux/sockios.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -51,8 +51,10 @@ Registry& GetRegistry() {
 // Pool -> worker, a chunk:  u8 1 | u64 job | u64 first | u32 count | varint len + function name |
 //                           count x (varint len + encoded arguments)
 // Pool -> worker, stop:     u8 2
-// Worker -> pool, results:  u8 1 | u64 job | u64 first | u32 count | count x result (AppendOk/Error)
+// Worker -> pool, results:  u8 1 | u64 job | u64 first | u32 count | count x result (AppendOk,
+//                           AppendError)
 // Worker -> pool, initializer failed: u8 3 | Codec<absl::Status>
+//
 // A worker numbers the chunks it receives 1, 2, 3... and claims each in its Slot before running it
 // (see Slot::claimed); a chunk the pool took back first is skipped without a reply.
 constexpr uint8_t kChunk = 1;
@@ -275,15 +277,16 @@ void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const st
     MutexLock lock(&mu_);
     const uint32_t b = AddBlobLocked(blob);
     // Items a failure already settled (a worker death) keep that outcome: add the undone runs.
-    ForEachUndoneRunLocked(first, count, [&](size_t i, size_t j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      Segment seg;
-      seg.count = j - i;
-      seg.blob = b;
-      seg.fixed = true;
-      seg.offset = static_cast<uint32_t>(offset + (i - first) * stride);
-      seg.stride = static_cast<uint32_t>(stride);
-      AddLocked(i, std::move(seg));
-    });
+    ForEachUndoneRunLocked(first, count,
+                           [&](size_t i, size_t j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                             Segment seg;
+                             seg.count = j - i;
+                             seg.blob = b;
+                             seg.fixed = true;
+                             seg.offset = static_cast<uint32_t>(offset + (i - first) * stride);
+                             seg.stride = static_cast<uint32_t>(stride);
+                             AddLocked(i, std::move(seg));
+                           });
     wake = WakeNeededLocked();
   }
   if (wake) cv_.notify_all();
@@ -297,30 +300,30 @@ void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& bl
     const uint32_t b = AddBlobLocked(blob);
     // Within each run of undone items: a failed task is a segment of its own, and each stretch of
     // successful ones is one segment of spans.
-    ForEachUndoneRunLocked(
-        first, results.size(),
-        [&](size_t run_begin, size_t run_end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      size_t i = run_begin - first;
-      const size_t end = run_end - first;
-      while (i < end) {
-        Segment seg;
-        if (!results[i].status.ok()) {
-          seg.count = 1;
-          seg.status = std::move(results[i].status);
-          AddLocked(first + i, std::move(seg));
-          ++i;
-          continue;
-        }
-        size_t j = i;
-        seg.blob = b;
-        for (; j < end && results[j].status.ok(); ++j) {
-          seg.spans.emplace_back(results[j].offset, results[j].length);
-        }
-        seg.count = j - i;
-        AddLocked(first + i, std::move(seg));
-        i = j;
-      }
-    });
+    ForEachUndoneRunLocked(first, results.size(),
+                           [&](size_t run_begin, size_t run_end)
+                               ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                 size_t i = run_begin - first;
+                                 const size_t end = run_end - first;
+                                 while (i < end) {
+                                   Segment seg;
+                                   if (!results[i].status.ok()) {
+                                     seg.count = 1;
+                                     seg.status = std::move(results[i].status);
+                                     AddLocked(first + i, std::move(seg));
+                                     ++i;
+                                     continue;
+                                   }
+                                   size_t j = i;
+                                   seg.blob = b;
+                                   for (; j < end && results[j].status.ok(); ++j) {
+                                     seg.spans.emplace_back(results[j].offset, results[j].length);
+                                   }
+                                   seg.count = j - i;
+                                   AddLocked(first + i, std::move(seg));
+                                   i = j;
+                                 }
+                               });
     wake = WakeNeededLocked();
   }
   if (wake) cv_.notify_all();
@@ -350,8 +353,8 @@ absl::Status CheckBatch(const FdTable& table, const Batch& batch) {
         "a Listener address)");
   }
   if (batch.bytes.size() > UINT32_MAX) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Pool: task arguments of ", batch.bytes.size(), " bytes in one call (max 4 GiB)"));
+    return absl::InvalidArgumentError(absl::StrCat("Pool: task arguments of ", batch.bytes.size(),
+                                                   " bytes in one call (max 4 GiB)"));
   }
   return absl::OkStatus();
 }
@@ -388,16 +391,15 @@ absl::Status Job::ItemResult(size_t index, absl::Span<const uint8_t>* payload,
 std::optional<size_t> Job::WaitCompleted(size_t position, Deadline deadline) const {
   MutexLock lock(&mu_);
   ++item_waiters_;
-  const bool done =
-      mu_.Await(cv_, deadline, [this, position]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return done_count_ > position;
-      });
+  const bool done = mu_.Await(cv_, deadline, [this, position]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return done_count_ > position;
+  });
   --item_waiters_;
   if (!done) return std::nullopt;
   // The run holding the position-th completion: the first whose running total exceeds it.
-  const size_t k = static_cast<size_t>(
-      std::upper_bound(completed_end_.begin(), completed_end_.end(), position) -
-      completed_end_.begin());
+  const size_t k =
+      static_cast<size_t>(std::upper_bound(completed_end_.begin(), completed_end_.end(), position) -
+                          completed_end_.begin());
   const size_t before = k == 0 ? 0 : completed_end_[k - 1];
   return completed_[k].first + (position - before);
 }
@@ -430,8 +432,8 @@ absl::Status RecvReused(Connection& conn, std::string& buffer, size_t* length) {
 }  // namespace
 
 // Message buffers the pool's threads reuse, so that a steady stream of Maps writes the same memory
-// instead of fresh pages: glibc returns the freed top of a thread's arena to the kernel, so every new
-// 100 KB message page-faulted anew (measured: ~60 faults and ~0.5 ms of a 1 ms Map of 100,000
+// instead of fresh pages: glibc returns the freed top of a thread's arena to the kernel, so every
+// new 100 KB message page-faulted anew (measured: ~60 faults and ~0.5 ms of a 1 ms Map of 100,000
 // trivial tasks on a VM, where a fault costs microseconds). Thread-safe.
 class Buffers : public std::enable_shared_from_this<Buffers> {
  public:
@@ -723,8 +725,8 @@ bool FitsWithoutBlocking(const Outbox& out, size_t size) {
 struct Worker {
   explicit Worker(Process p) : process(std::move(p)) {}
   Process process;
-  Connection conn;                // the manager thread receives on it
-  std::shared_ptr<Outbox> out;    // the manager or the sender thread sends on it
+  Connection conn;              // the manager thread receives on it
+  std::shared_ptr<Outbox> out;  // the manager or the sender thread sends on it
   int slot = 0;
   int pid = 0;
   int sentinel = -1;
@@ -738,10 +740,10 @@ struct Worker {
   bool stopping = false;
 };
 
-// How long a chunk sent to a worker may wait unstarted, with its worker running nothing else, before
-// an idle worker may take it: such a worker may be stopped (SIGSTOP, a debugger) or starved. Taking
-// a chunk back is always safe (Slot::claimed), so this only bounds how long a task can wait behind a
-// stuck idle worker.
+// How long a chunk sent to a worker may wait unstarted, with its worker running nothing else,
+// before an idle worker may take it: such a worker may be stopped (SIGSTOP, a debugger) or starved.
+// Taking a chunk back is always safe (Slot::claimed), so this only bounds how long a task can wait
+// behind a stuck idle worker.
 constexpr int64_t kStartGraceNs = int64_t{20} * 1000 * 1000;
 
 class PoolImpl {
@@ -797,8 +799,8 @@ class PoolImpl {
                          terminated_ ? "terminated" : "closed", " (Pool not running)"));
       }
       for (size_t first = 0; first < shared->size(); first += chunksize) {
-        pending_.push_back(Chunk{job, id, shared, &function, first,
-                                 std::min(chunksize, shared->size() - first)});
+        pending_.push_back(
+            Chunk{job, id, shared, &function, first, std::min(chunksize, shared->size() - first)});
       }
     }
     Wake();
@@ -828,11 +830,10 @@ class PoolImpl {
       if (!closed_ && !terminated_) {
         return absl::FailedPreconditionError("Pool::Join: call Close or Terminate first");
       }
-      if (!mu_.Await(done_cv_, deadline, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-            return done_;
-          })) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            "Pool::Join: workers still running after ", absl::FormatDuration(timeout)));
+      if (!mu_.Await(done_cv_, deadline,
+                     [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_; })) {
+        return absl::DeadlineExceededError(absl::StrCat("Pool::Join: workers still running after ",
+                                                        absl::FormatDuration(timeout)));
       }
     }
     MutexLock lock(&join_mu_);
@@ -922,9 +923,10 @@ class PoolImpl {
       std::pair<std::shared_ptr<Outbox>, std::string> next;
       {
         MutexLock lock(&send_mu_);
-        send_mu_.Await(send_cv_, Deadline::Never(), [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_) {
-          return !sends_.empty() || stop_sender_;
-        });
+        send_mu_.Await(send_cv_, Deadline::Never(),
+                       [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_) {
+                         return !sends_.empty() || stop_sender_;
+                       });
         if (sends_.empty()) return;
         next = std::move(sends_.front());
         sends_.pop_front();
@@ -958,10 +960,10 @@ class PoolImpl {
   std::string ChunkMessage(const Chunk& c) const {
     const Batch& b = *c.batch;
     // Header and name, then the items (fixed: raw; else each behind a varint of at most 5 bytes).
-    const size_t size = 32 + c.function->size() +
-                        (b.fixed_size > 0 ? c.count * b.fixed_size
-                                          : b.offsets[c.first + c.count] - b.offsets[c.first] +
-                                                5 * c.count);
+    const size_t size =
+        32 + c.function->size() +
+        (b.fixed_size > 0 ? c.count * b.fixed_size
+                          : b.offsets[c.first + c.count] - b.offsets[c.first] + 5 * c.count);
     std::string m = buffers_->Take(size);
     m.clear();
     m.reserve(size);
@@ -1158,18 +1160,19 @@ class PoolImpl {
       absl::StatusOr<absl::Span<const uint8_t>> rest = r.ReadSpan(r.remaining(), "status");
       absl::Status decoded = rest.ok() ? DecodeInto(*rest, failure) : rest.status();
       if (!decoded.ok()) {
-        failure = absl::UnknownError(
-            absl::StrCat("its report did not decode: ", decoded.ToString()));
+        failure =
+            absl::UnknownError(absl::StrCat("its report did not decode: ", decoded.ToString()));
       }
       failure = AsFailure(std::move(failure));
       MutexLock lock(&mu_);
-      broken_ = absl::FailedPreconditionError(absl::StrCat(
-          "Pool: the initializer failed in worker pid ", w.pid, ": ",
-          absl::StatusCodeToString(failure.code()), ": ", failure.message()));
+      broken_ = absl::FailedPreconditionError(
+          absl::StrCat("Pool: the initializer failed in worker pid ", w.pid, ": ",
+                       absl::StatusCodeToString(failure.code()), ": ", failure.message()));
       return absl::OkStatus();
     }
-    if ((h.kind != kChunk && h.kind != kFixedResults) || w.outstanding.empty() || w.outstanding.front().job_id != h.job ||
-        w.outstanding.front().first != h.first || w.outstanding.front().count != h.count) {
+    if ((h.kind != kChunk && h.kind != kFixedResults) || w.outstanding.empty() ||
+        w.outstanding.front().job_id != h.job || w.outstanding.front().first != h.first ||
+        w.outstanding.front().count != h.count) {
       return absl::InternalError(absl::StrCat("Pool: unexpected message from worker pid ", w.pid));
     }
     Chunk c = std::move(w.outstanding.front());
@@ -1252,21 +1255,21 @@ class PoolImpl {
         // the rest never started.
         const size_t last_started = at;
         for (size_t i = c.first; i < last_started; ++i) {
-          c.job->Finish(i, nullptr, 0, 0,
-                        absl::AbortedError(absl::StrCat(
-                            "Pool: ", how, " while running task ", last_started, " of ",
-                            c.job->what(), "; the result of task ", i,
-                            " (same chunk) was lost with it")));
+          c.job->Finish(
+              i, nullptr, 0, 0,
+              absl::AbortedError(absl::StrCat("Pool: ", how, " while running task ", last_started,
+                                              " of ", c.job->what(), "; the result of task ", i,
+                                              " (same chunk) was lost with it")));
         }
         if (running) {
           c.job->Finish(at, nullptr, 0, 0,
                         absl::AbortedError(absl::StrCat("Pool: ", how, " while running task ", at,
                                                         " of ", c.job->what())));
         } else {
-          c.job->Finish(at, nullptr, 0, 0,
-                        absl::AbortedError(absl::StrCat("Pool: ", how, " after running task ", at,
-                                                        " of ", c.job->what(),
-                                                        "; its result was lost")));
+          c.job->Finish(
+              at, nullptr, 0, 0,
+              absl::AbortedError(absl::StrCat("Pool: ", how, " after running task ", at, " of ",
+                                              c.job->what(), "; its result was lost")));
         }
         if (at + 1 < c.first + c.count) {
           Chunk rest = c;
@@ -1294,8 +1297,8 @@ class PoolImpl {
         workers_.push_back(*std::move(fresh));
       } else {
         MutexLock lock(&mu_);
-        broken_ = absl::FailedPreconditionError(
-            absl::StrCat("Pool: could not start a replacement worker: ", fresh.status().ToString()));
+        broken_ = absl::FailedPreconditionError(absl::StrCat(
+            "Pool: could not start a replacement worker: ", fresh.status().ToString()));
       }
     }
   }
@@ -1359,7 +1362,8 @@ class PoolImpl {
       absl::StatusOr<std::vector<size_t>> ready = Wait(objects, NextCheck().Remaining());
       if (!ready.ok()) {
         MutexLock lock(&mu_);
-        broken_ = absl::InternalError(absl::StrCat("Pool: wait failed: ", ready.status().ToString()));
+        broken_ =
+            absl::InternalError(absl::StrCat("Pool: wait failed: ", ready.status().ToString()));
         terminated_ = true;
         continue;
       }
@@ -1425,12 +1429,13 @@ class PoolImpl {
 absl::StatusOr<Pool> Pool::Create(std::shared_ptr<StartMethod> method, PoolOptions options) {
   if (method == nullptr) return absl::InvalidArgumentError("Pool::Create: null start method");
   if (options.processes < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Pool::Create: processes must be >= 0 (0: CpuCount()), got ", options.processes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Pool::Create: processes must be >= 0 (0: CpuCount()), got ", options.processes));
   }
   if (options.maxtasksperchild < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Pool::Create: maxtasksperchild must be >= 0 (0: no limit), got ", options.maxtasksperchild));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Pool::Create: maxtasksperchild must be >= 0 (0: no limit), got ",
+                     options.maxtasksperchild));
   }
   if (!options.initializer.function.empty() &&
       pool_internal::FindTask(options.initializer.function) == nullptr) {
@@ -1439,8 +1444,9 @@ absl::StatusOr<Pool> Pool::Create(std::shared_ptr<StartMethod> method, PoolOptio
   }
   if (options.processes == 0) options.processes = std::max(1, CpuCount());
   // The workers' slots live in a transferable segment, which every start method can pass.
-  absl::StatusOr<ShmSegment> slots = ShmSegment::Create(
-      ShmDomain::kTransferable, sizeof(pool_internal::Slot) * static_cast<size_t>(options.processes));
+  absl::StatusOr<ShmSegment> slots =
+      ShmSegment::Create(ShmDomain::kTransferable,
+                         sizeof(pool_internal::Slot) * static_cast<size_t>(options.processes));
   if (!slots.ok()) return slots.status();
   absl::StatusOr<uint64_t> slots_offset =
       slots->Allocate(sizeof(pool_internal::Slot) * static_cast<size_t>(options.processes));

@@ -9,7 +9,8 @@
 //
 //   int64_t Square(int64_t x) { return x * x; }          // at namespace scope
 //
-//   absl::StatusOr<mp::Pool> pool = mp::Pool::Create(mp::ForkServerStartMethod(), {.processes = 4});
+//   absl::StatusOr<mp::Pool> pool =
+//       mp::Pool::Create(mp::ForkServerStartMethod(), {.processes = 4});
 //   std::vector<int64_t> xs = {1, 2, 3};
 //   absl::StatusOr<std::vector<int64_t>> squares = pool->Map<&Square>(xs);      // {1, 4, 9}
 //   mp::AsyncResult<int64_t> r = pool->ApplyAsync<&Square>(int64_t{7});
@@ -19,8 +20,9 @@
 //
 // CPython -> mp:
 //   Pool(processes, initializer, initargs, maxtasksperchild)
-//                      Pool::Create(method, {.processes, .initializer = PoolInitializer<&Init>(args...),
-//                                           .maxtasksperchild})
+//                      Pool::Create(method, {.processes,
+//                                            .initializer = MakePoolInitializer<&Init>(args...),
+//                                            .maxtasksperchild})
 //   apply(f, args)     Apply<&f>(args...)             -> StatusOr<R>
 //   apply_async        ApplyAsync<&f>(args...)        -> AsyncResult<R>
 //   map(f, it, cs)     Map<&f>(items, chunksize)      -> StatusOr<std::vector<R>>
@@ -31,9 +33,9 @@
 //   AsyncResult.get(timeout) / wait / ready / successful
 //                      Get(timeout) / Wait(timeout) / Ready() / Successful()
 //   close / terminate / join    Close() / Terminate() / Join(timeout)
-// The result type R is Fn's return type; for absl::StatusOr<T> it is T, and for void or absl::Status
-// it is mp::PoolUnit (an empty tuple). chunksize 0 chooses CPython's default for Map/Starmap
-// (ceil(len / (4 * processes))) and 1 for Imap.
+// The result type R is Fn's return type; for absl::StatusOr<T> it is T, and for void or
+// absl::Status it is mp::PoolUnit (an empty tuple). chunksize 0 chooses CPython's default for
+// Map/Starmap (ceil(len / (4 * processes))) and 1 for Imap.
 //
 // Failures (the exception CPython would raise -> status):
 //   a task that returns an error status     that status, from AsyncResult::Get, the ImapIterator's
@@ -52,21 +54,22 @@
 //       finished but not yet sent are lost and fail with kAborted saying so (use chunksize 1 when a
 //       task may crash its worker). A new worker takes the dead one's place.
 //   a failing initializer                   every unfinished and later task fails with
-//                                           kFailedPrecondition naming the initializer's status (CPython
-//                                           respawns workers forever)
+//                                           kFailedPrecondition naming the initializer's status
+//                                           (CPython respawns workers forever)
 //   Get(timeout) / Next(timeout) timing out kDeadlineExceeded (multiprocessing.TimeoutError)
 //   Successful() before Ready()             kFailedPrecondition (ValueError)
 //   submitting after Close or Terminate     kFailedPrecondition ("Pool not running", ValueError)
 //   Join before Close or Terminate          kFailedPrecondition (ValueError)
 //   tasks unfinished at Terminate           kCancelled
 //   arguments holding descriptors or shared objects (Lock, Queue, Connection...)
-//                                           kInvalidArgument (tasks travel as bytes; pass such objects
-//                                           to the initializer's process... see PoolInitializer)
+//                                           kInvalidArgument (tasks travel as bytes; pass such
+//                                           objects to the initializer's process... see
+//                                           PoolInitializer)
 //   ImapIterator::Next after the last item  kOutOfRange (StopIteration)
 //
-// How it works. Each worker is an mp::Process running a registered worker loop, connected to the pool
-// by its own socketpair (a Connection). A manager thread in the pool's process assigns chunks of
-// tasks as CPython's workers take them from one queue when free: a chunk goes to an idle worker
+// How it works. Each worker is an mp::Process running a registered worker loop, connected to the
+// pool by its own socketpair (a Connection). A manager thread in the pool's process assigns chunks
+// of tasks as CPython's workers take them from one queue when free: a chunk goes to an idle worker
 // first; a worker gets a second chunk (so that it need not wait for its next one) only while no
 // worker is idle; and when a worker is idle with nothing queued, the chunks other workers hold but
 // have not started come back to it (at once from a worker busy with a chunk; after 20 ms from one
@@ -80,21 +83,23 @@
 // message; when Fn takes one arithmetic argument and returns an arithmetic value (int64_t
 // Square(int64_t)), a chunk is the raw array of arguments and its reply the raw array of results,
 // with no per-task framing, and a Job records results by runs (one per chunk), not per task.
-// Message buffers are reused rather than allocated per message (fresh pages fault, and glibc gives a
-// thread's freed memory back to the kernel). Map of 100,000 trivial tasks: see the README's benchmark
-// table (tools/bench: mp, CPython's Pool.map and a hand-rolled raw pool, pool_benchmark.cc). Before
-// running each task a worker records the task's index in a slot of shared memory, so when a worker
-// dies the pool knows exactly which task killed it. maxtasksperchild counts chunks, as CPython's does
-// (one Apply is one chunk): after that many the worker is told to exit and replaced.
+// Message buffers are reused rather than allocated per message (fresh pages fault, and glibc gives
+// a thread's freed memory back to the kernel). Map of 100,000 trivial tasks: see the README's
+// benchmark table (tools/bench: mp, CPython's Pool.map and a hand-rolled raw pool,
+// pool_benchmark.cc). Before running each task a worker records the task's index in a slot of
+// shared memory, so when a worker dies the pool knows exactly which task killed it.
+// maxtasksperchild counts chunks, as CPython's does (one Apply is one chunk): after that many the
+// worker is told to exit and replaced.
 //
-// Workers are daemon processes (as in CPython): a task cannot start processes of its own, and workers
-// are terminated if the pool's process exits without joining them; a worker also exits when the pool's
-// process dies. Tasks cannot carry descriptors or shared objects (kInvalidArgument): share those
-// through a SharedMemory name, a Listener address, or objects the workers inherit (fork).
+// Workers are daemon processes (as in CPython): a task cannot start processes of its own, and
+// workers are terminated if the pool's process exits without joining them; a worker also exits when
+// the pool's process dies. Tasks cannot carry descriptors or shared objects (kInvalidArgument):
+// share those through a SharedMemory name, a Listener address, or objects the workers inherit
+// (fork).
 //
 // Thread safety: all Pool methods may be called from any thread. AsyncResult and ImapIterator are
-// handles to shared state and are thread-safe too (one consumer per ImapIterator). Destroying a Pool
-// that was not joined terminates it (CPython's __del__/context-manager exit does the same).
+// handles to shared state and are thread-safe too (one consumer per ImapIterator). Destroying a
+// Pool that was not joined terminates it (CPython's __del__/context-manager exit does the same).
 
 #ifndef MP_POOL_POOL_H_
 #define MP_POOL_POOL_H_
@@ -136,8 +141,8 @@ using PoolUnit = std::tuple<>;
 
 namespace pool_internal {
 
-// std::mutex with the capability annotations clang's -Wthread-safety checks (ABSL_GUARDED_BY & co.).
-// std::mutex rather than absl::Mutex: the system Abseil is not built with TSan, std's is
+// std::mutex with the capability annotations clang's -Wthread-safety checks (ABSL_GUARDED_BY &
+// co.). std::mutex rather than absl::Mutex: the system Abseil is not built with TSan, std's is
 // intercepted; libstdc++'s std::mutex carries no annotations of its own.
 class ABSL_LOCKABLE Mutex {
  public:
@@ -155,8 +160,8 @@ class ABSL_LOCKABLE Mutex {
     } else {
       // std::condition_variable times its waits on steady_clock, which is CLOCK_MONOTONIC, the
       // clock of Deadline.
-      ok = cv.wait_for(lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(deadline.Remaining())),
-                       pred);
+      ok = cv.wait_for(
+          lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(deadline.Remaining())), pred);
     }
     lock.release();  // still held: the caller's MutexLock unlocks it
     return ok;
@@ -187,11 +192,11 @@ using TaskFn = void (*)(absl::Span<const uint8_t> args, std::string& out);
 
 // Registry of task functions (by qualified name, with "#2" suffixes on clashes like
 // process_internal::RegisterFunction). Never fails.
-// Runs `count` tasks whose single argument is arithmetic (item_size bytes each, raw) and whose result
-// is a plain arithmetic value, appending the raw results to `out`; stores each task's absolute
-// index (first + i) into *index before running it. False (nothing done) if item_size does not
-// match. When task i throws, stops there: `out` holds the raw results of tasks 0 .. i - 1, *ran is
-// i and *thrown the exception's status (else *ran is count and *thrown OK). Only for such
+// Runs `count` tasks whose single argument is arithmetic (item_size bytes each, raw) and whose
+// result is a plain arithmetic value, appending the raw results to `out`; stores each task's
+// absolute index (first + i) into *index before running it. False (nothing done) if item_size does
+// not match. When task i throws, stops there: `out` holds the raw results of tasks 0 .. i - 1, *ran
+// is i and *thrown the exception's status (else *ran is count and *thrown OK). Only for such
 // functions; nullptr otherwise.
 using BatchFn = bool (*)(const uint8_t* items, uint32_t count, uint32_t item_size, uint64_t first,
                          std::atomic<uint64_t>* index, std::string& out, uint32_t* ran,
@@ -343,9 +348,9 @@ struct TaskRegistrar {
 
 template <auto Fn>
 constexpr void CheckTask() {
-  static_assert(std::is_pointer_v<decltype(Fn)> &&
-                    std::is_function_v<std::remove_pointer_t<decltype(Fn)>>,
-                "mp::Pool: Fn must be a function (at namespace scope or a static member)");
+  static_assert(
+      std::is_pointer_v<decltype(Fn)> && std::is_function_v<std::remove_pointer_t<decltype(Fn)>>,
+      "mp::Pool: Fn must be a function (at namespace scope or a static member)");
   RequireCodec<ArgsOf<Fn>>();
   RequireCodec<ResultOf<Fn>>();
 }
@@ -454,8 +459,8 @@ class Job {
   // Done item `index`: its status, or OK with its payload span in *payload (kept alive by *keep).
   absl::Status ItemResult(size_t index, absl::Span<const uint8_t>* payload,
                           std::shared_ptr<const std::string>* keep) const;
-  // Waits for the next item in completion order (for ImapUnordered); `position` counts how many were
-  // taken. The item's index, or nullopt when `deadline` passes first.
+  // Waits for the next item in completion order (for ImapUnordered); `position` counts how many
+  // were taken. The item's index, or nullopt when `deadline` passes first.
   std::optional<size_t> WaitCompleted(size_t position, Deadline deadline) const;
   // The status of the lowest failed item, OK if none (after WaitAll).
   absl::Status FirstFailure() const;
@@ -481,7 +486,7 @@ class Job {
     return absl::OkStatus();
   }
   Run RunOfLocked(size_t first, const Segment& seg) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    Run run{first, seg.count, reinterpret_cast<const uint8_t*>(blobs_[seg.blob]->data()),
+    Run run{first,     seg.count,  reinterpret_cast<const uint8_t*>(blobs_[seg.blob]->data()),
             seg.fixed, seg.stride, &seg.spans};
     if (seg.fixed) run.data += seg.offset;
     return run;
@@ -512,8 +517,8 @@ class Job {
   mutable std::condition_variable cv_;
   std::vector<uint8_t> done_ ABSL_GUARDED_BY(mu_);  // 1 per finished item
   size_t done_count_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t failed_ ABSL_GUARDED_BY(mu_) = 0;  // failure segments
-  std::map<size_t, Segment> segments_ ABSL_GUARDED_BY(mu_);  // by first item
+  size_t failed_ ABSL_GUARDED_BY(mu_) = 0;                                      // failure segments
+  std::map<size_t, Segment> segments_ ABSL_GUARDED_BY(mu_);                     // by first item
   std::vector<std::shared_ptr<const std::string>> blobs_ ABSL_GUARDED_BY(mu_);  // result messages
   // Runs in completion order (first, count) and the running total after each.
   std::vector<std::pair<size_t, size_t>> completed_ ABSL_GUARDED_BY(mu_);
@@ -584,27 +589,28 @@ class AsyncResult {
     if (!job_->WaitAll(Deadline::After(timeout))) return TimeoutError(timeout);
     if constexpr (pool_internal::kIsVector<R>) {
       if (many_) {
-      R out;
-      out.reserve(job_->size());
-      using E = typename R::value_type;
-      absl::Status s = job_->ForEachRun([&out](const pool_internal::Job::Run& run) -> absl::Status {
-        if constexpr (codec_internal::kBulkCopyable<E>) {
-          if (run.fixed && run.stride == sizeof(E)) {  // a chunk of raw results: one copy
-            const size_t at = out.size();
-            out.resize(at + run.count);
-            std::memcpy(out.data() + at, run.data, run.count * sizeof(E));
-            return absl::OkStatus();
-          }
-        }
-        for (size_t k = 0; k < run.count; ++k) {
-          absl::StatusOr<E> v = pool_internal::DecodeResult<E>(run.Payload(k));
-          if (!v.ok()) return v.status();
-          out.push_back(*std::move(v));
-        }
-        return absl::OkStatus();
-      });
-      if (!s.ok()) return s;
-      return out;
+        R out;
+        out.reserve(job_->size());
+        using E = typename R::value_type;
+        absl::Status s =
+            job_->ForEachRun([&out](const pool_internal::Job::Run& run) -> absl::Status {
+              if constexpr (codec_internal::kBulkCopyable<E>) {
+                if (run.fixed && run.stride == sizeof(E)) {  // a chunk of raw results: one copy
+                  const size_t at = out.size();
+                  out.resize(at + run.count);
+                  std::memcpy(out.data() + at, run.data, run.count * sizeof(E));
+                  return absl::OkStatus();
+                }
+              }
+              for (size_t k = 0; k < run.count; ++k) {
+                absl::StatusOr<E> v = pool_internal::DecodeResult<E>(run.Payload(k));
+                if (!v.ok()) return v.status();
+                out.push_back(*std::move(v));
+              }
+              return absl::OkStatus();
+            });
+        if (!s.ok()) return s;
+        return out;
       }
     }
     return pool_internal::ItemResult<R>(*job_, 0);
@@ -627,9 +633,8 @@ class AsyncResult {
   AsyncResult(std::shared_ptr<pool_internal::Job> job, absl::Status status, bool many)
       : job_(std::move(job)), status_(std::move(status)), many_(many) {}
   absl::Status TimeoutError(absl::Duration timeout) const {
-    return absl::DeadlineExceededError(
-        absl::StrCat("AsyncResult::Get: ", job_->what(), " not ready after ",
-                     absl::FormatDuration(timeout)));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "AsyncResult::Get: ", job_->what(), " not ready after ", absl::FormatDuration(timeout)));
   }
 
   std::shared_ptr<pool_internal::Job> job_;
@@ -701,7 +706,8 @@ class Pool {
   AsyncResult<pool_internal::ResultOf<Fn>> ApplyAsync(A&&... args) {
     pool_internal::CheckTask<Fn>();
     pool_internal::Batch batch;
-    absl::Status s = pool_internal::AddItem(batch, pool_internal::ArgsOf<Fn>(std::forward<A>(args)...));
+    absl::Status s =
+        pool_internal::AddItem(batch, pool_internal::ArgsOf<Fn>(std::forward<A>(args)...));
     auto job = std::make_shared<pool_internal::Job>(1, Describe<Fn>("ApplyAsync"));
     if (s.ok()) s = Submit(job, *pool_internal::TaskRegistrar<Fn>::name, std::move(batch), 1);
     return AsyncResult<pool_internal::ResultOf<Fn>>(std::move(job), std::move(s), false);
@@ -737,7 +743,8 @@ class Pool {
     return StarmapAsync<Fn>(items, chunksize).Get();
   }
   template <auto Fn, typename T>
-  ImapIterator<pool_internal::ResultOf<Fn>> Imap(const std::vector<T>& items, size_t chunksize = 1) {
+  ImapIterator<pool_internal::ResultOf<Fn>> Imap(const std::vector<T>& items,
+                                                 size_t chunksize = 1) {
     return MakeIterator<Fn>(items, chunksize, "Imap", false);
   }
   template <auto Fn, typename T>

@@ -1,8 +1,8 @@
 // Copyright 2026 The mp Authors.
 //
-// Pool: every call with every start method, failing tasks, the initializer, maxtasksperchild, a worker
-// SIGKILLed mid-task (deterministic: the task reports its pid through a FIFO and blocks; the test
-// kills it), Close/Terminate/Join rules.
+// Pool: every call with every start method, failing tasks, the initializer, maxtasksperchild, a
+// worker SIGKILLed mid-task (deterministic: the task reports its pid through a FIFO and blocks; the
+// test kills it), Close/Terminate/Join rules.
 
 #include "pool/pool.h"
 
@@ -319,7 +319,8 @@ TEST_P(PoolTest, FailingInitializerFailsTheTasks) {
   mp::Pool pool = MakePool({.processes = 1, .initializer = *init});
   absl::StatusOr<int64_t> r = pool.ApplyAsync<&InitValue>(int64_t{1}).Get(absl::Seconds(60));
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition) << r.status();
-  EXPECT_NE(r.status().message().find("initializer refused"), absl::string_view::npos) << r.status();
+  EXPECT_NE(r.status().message().find("initializer refused"), absl::string_view::npos)
+      << r.status();
   pool.Close();
   EXPECT_TRUE(pool.Join(absl::Seconds(60)).ok());
 }
@@ -475,9 +476,11 @@ TEST_P(PoolTest, QueuedTaskComesBackWhenAnotherWorkerIsFree) {
   const std::vector<int> pids = pool.WorkerPids();
   ASSERT_EQ(pids.size(), 2u);
   Fifo ready_a, release_a, ready_b, release_b;
-  mp::AsyncResult<int64_t> a = pool.ApplyAsync<&BlockUntilReleased>(ready_a.path(), release_a.path());
+  mp::AsyncResult<int64_t> a =
+      pool.ApplyAsync<&BlockUntilReleased>(ready_a.path(), release_a.path());
   const int pid_a = ready_a.ReadPid();
-  mp::AsyncResult<int64_t> b = pool.ApplyAsync<&BlockUntilReleased>(ready_b.path(), release_b.path());
+  mp::AsyncResult<int64_t> b =
+      pool.ApplyAsync<&BlockUntilReleased>(ready_b.path(), release_b.path());
   const int pid_b = ready_b.ReadPid();
   ASSERT_GT(pid_a, 0);
   ASSERT_GT(pid_b, 0);
@@ -501,8 +504,8 @@ TEST_P(PoolTest, QueuedTaskComesBackWhenAnotherWorkerIsFree) {
 }
 
 // A stopped worker (SIGSTOP) holds back only the task it has started: chunks it was given but never
-// started go to the worker that is free, and run exactly once (the log has every item once after the
-// stopped worker was continued and the pool joined).
+// started go to the worker that is free, and run exactly once (the log has every item once after
+// the stopped worker was continued and the pool joined).
 TEST_P(PoolTest, StoppedWorkerBlocksOnlyWhatItStarted) {
   mp::Pool pool = MakePool({.processes = 2});
   std::vector<int> pids = pool.WorkerPids();
@@ -552,21 +555,25 @@ TEST_P(PoolTest, ThrowingTaskFailsWithItsExceptionAndTheWorkerLives) {
   mp::Pool pool = MakePool({.processes = 1});
   const std::vector<int> pids = pool.WorkerPids();
   ASSERT_EQ(pids.size(), 1u);
-  absl::StatusOr<int64_t> thrown = pool.ApplyAsync<&ThrowsOnThree>(int64_t{3}).Get(absl::Seconds(60));
+  absl::StatusOr<int64_t> thrown =
+      pool.ApplyAsync<&ThrowsOnThree>(int64_t{3}).Get(absl::Seconds(60));
   EXPECT_EQ(thrown.status().code(), StatusCode::kUnknown) << thrown.status();
   EXPECT_NE(thrown.status().message().find("boom"), absl::string_view::npos) << thrown.status();
   EXPECT_NE(thrown.status().message().find("std::runtime_error"), absl::string_view::npos)
       << thrown.status();
-  absl::StatusOr<int64_t> after = pool.ApplyAsync<&ThrowsOnThree>(int64_t{0}).Get(absl::Seconds(60));
+  absl::StatusOr<int64_t> after =
+      pool.ApplyAsync<&ThrowsOnThree>(int64_t{0}).Get(absl::Seconds(60));
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(*after, pids[0]);
-  absl::StatusOr<int64_t> other = pool.ApplyAsync<&ThrowsOnThree>(int64_t{4}).Get(absl::Seconds(60));
+  absl::StatusOr<int64_t> other =
+      pool.ApplyAsync<&ThrowsOnThree>(int64_t{4}).Get(absl::Seconds(60));
   EXPECT_EQ(other.status().code(), StatusCode::kUnknown) << other.status();
   EXPECT_NE(other.status().message().find("threw int"), absl::string_view::npos) << other.status();
 
   // In a batched chunk: the items around the throwing one keep their results.
   const std::vector<int64_t> xs = {0, 1, 3, 5, 4, 6};
-  absl::StatusOr<std::vector<int64_t>> map = pool.MapAsync<&ThrowsOnThree>(xs, 6).Get(absl::Seconds(60));
+  absl::StatusOr<std::vector<int64_t>> map =
+      pool.MapAsync<&ThrowsOnThree>(xs, 6).Get(absl::Seconds(60));
   EXPECT_EQ(map.status().code(), StatusCode::kUnknown) << map.status();
   EXPECT_NE(map.status().message().find("boom"), absl::string_view::npos) << map.status();
   mp::ImapIterator<int64_t> it = pool.Imap<&ThrowsOnThree>(xs, 6);
@@ -621,8 +628,9 @@ TEST(PoolCreateTest, BadOptions) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(mp::Pool::Create(mp::ForkStartMethod(), {.maxtasksperchild = -2}).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(mp::Pool::Create(mp::ForkStartMethod(), {.initializer = {"no::Such", ""}}).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      mp::Pool::Create(mp::ForkStartMethod(), {.initializer = {"no::Such", ""}}).status().code(),
+      StatusCode::kInvalidArgument);
   absl::StatusOr<mp::Pool> pool = mp::Pool::Create(mp::ForkStartMethod());
   ASSERT_TRUE(pool.ok());
   EXPECT_EQ(pool->processes(), mp::CpuCount());
