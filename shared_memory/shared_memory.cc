@@ -10,49 +10,34 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "base/errno_status.h"
+#include "base/random.h"
 
 namespace mp {
 namespace {
 
 constexpr absl::string_view kEntryPrefix = "e-";
 constexpr absl::string_view kTempPrefix = "t-";
-
-absl::Status ErrnoStatus(absl::string_view what, int err) {
-  std::string message = absl::StrCat(what, ": ", std::strerror(err), " (errno ", err, ")");
-  switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(message);
-    case EEXIST:
-      return absl::AlreadyExistsError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    case EINVAL:
-    case ENAMETOOLONG:
-      return absl::InvalidArgumentError(message);
-    case ENOMEM:
-    case EMFILE:
-    case ENFILE:
-    case ENOSPC:
-      return absl::ResourceExhaustedError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
+// A fallback registry directory is named "<canonical>-<16 hex digits>".
+constexpr size_t kFallbackSuffixDigits = 16;
 
 // The name without its optional leading "/", or kInvalidArgument saying what is wrong with it.
 absl::StatusOr<std::string> ValidateName(absl::string_view name) {
@@ -84,7 +69,10 @@ struct ProcStat {
 absl::StatusOr<ProcStat> ReadProcStat(int pid) {
   const std::string path = absl::StrCat("/proc/", pid, "/stat");
   FILE* f = std::fopen(path.c_str(), "re");
-  if (f == nullptr) return ErrnoStatus(absl::StrCat("open ", path), errno);
+  if (f == nullptr) {
+    const int err = errno;
+    return ErrnoStatus(err, absl::StrCat("open ", path));
+  }
   char buf[1024];
   const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
   std::fclose(f);
@@ -139,26 +127,166 @@ bool ParseEntry(absl::string_view text, Entry* e) {
          (e->pid_ns = std::string(f[2]), true) && absl::SimpleAtoi(f[3], &e->inode);
 }
 
-// Creates (first use) and checks the registry directory: a directory owned by us, mode 0700.
-absl::StatusOr<std::string> EnsureRegistry() {
-  const std::string dir = SharedMemory::RegistryDirectory();
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoStatus(absl::StrCat("SharedMemory registry: mkdir ", dir), errno);
+// A file mode as chmod spells it: 0700, 0755.
+std::string OctalMode(mode_t mode) { return absl::StrFormat("0%o", mode & 07777); }
+
+// The registry directory of this user when nobody else holds its name (the header comment).
+std::string CanonicalRegistry() {
+  if (const char* env = std::getenv("MP_SHM_REGISTRY"); env != nullptr && env[0] != '\0') {
+    std::string dir = env;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    return dir;
   }
-  struct stat st;
-  if (lstat(dir.c_str(), &st) != 0) {
-    return ErrnoStatus(absl::StrCat("SharedMemory registry: lstat ", dir), errno);
-  }
-  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "SharedMemory registry: ", dir, " must be a directory owned by uid ", geteuid(),
-        " with mode 0700 (found mode 0", absl::Hex(st.st_mode & 07777), ", uid ", st.st_uid, ")"));
-  }
-  return dir;
+  return absl::StrCat("/dev/shm/.mp-shm-", geteuid());
 }
 
-std::string EntryPath(const std::string& dir, absl::string_view name) {
-  return absl::StrCat(dir, "/", kEntryPrefix, name);
+// An open registry directory of ours: every entry is reached through `fd` (openat & co.), so a
+// path swapped after the ownership check cannot redirect what is read, written or unlinked.
+class RegistryDir {
+ public:
+  RegistryDir(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  RegistryDir(RegistryDir&& other) noexcept
+      : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+  RegistryDir& operator=(RegistryDir&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) close(fd_);
+      path_ = std::move(other.path_);
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~RegistryDir() {
+    if (fd_ >= 0) close(fd_);
+  }
+  const std::string& path() const { return path_; }
+  int fd() const { return fd_; }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+// What is at a registry path.
+struct Probe {
+  enum Kind { kOurs, kForeign, kMissing } kind;
+  std::optional<RegistryDir> dir;  // for kOurs
+};
+
+// Opens `path` as a registry directory. kOurs: a directory (not a symlink) owned by us with mode
+// 0700. kForeign: something another user owns -- a squatter; it is ignored, never read. kMissing:
+// nothing there. kPermissionDenied for something of ours that is not such a directory: nobody else
+// can have made it, and its entries could have been written by others while it was open to them.
+absl::StatusOr<Probe> ProbeRegistryDir(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) return Probe{Probe::kMissing};
+    if (err != ENOTDIR && err != ELOOP && err != EACCES) {
+      return ErrnoStatus(err, absl::StrCat("SharedMemory registry: open ", path));
+    }
+    if (lstat(path.c_str(), &st) != 0) {
+      const int lstat_err = errno;
+      if (lstat_err == ENOENT) return Probe{Probe::kMissing};
+      return ErrnoStatus(lstat_err, absl::StrCat("SharedMemory registry: lstat ", path));
+    }
+  } else if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    close(fd);
+    return ErrnoStatus(err, absl::StrCat("SharedMemory registry: fstat ", path));
+  }
+  if (st.st_uid != geteuid()) {
+    if (fd >= 0) close(fd);
+    return Probe{Probe::kForeign};
+  }
+  if (fd < 0 || (st.st_mode & 0777) != 0700) {
+    if (fd >= 0) close(fd);
+    return absl::PermissionDeniedError(absl::StrCat(
+        "SharedMemory registry: ", path, " must be a directory owned by uid ", geteuid(),
+        " with mode 0700 (found ", S_ISDIR(st.st_mode) ? "a directory" : "a non-directory",
+        " with mode ", OctalMode(st.st_mode), ", uid ", st.st_uid, ")"));
+  }
+  return Probe{Probe::kOurs, RegistryDir(path, fd)};
+}
+
+// mkdir(path, 0700), then the mode forced to 0700 (a umask may have cleared owner bits). OK if
+// something already exists there (the caller probes it).
+absl::Status MakeRegistryDir(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) != 0) {
+    const int err = errno;
+    if (err == EEXIST) return absl::OkStatus();
+    return ErrnoStatus(err, absl::StrCat("SharedMemory registry: mkdir ", path));
+  }
+  chmod(path.c_str(), 0700);  // ours, just made, in a directory whose sticky bit keeps it ours
+  return absl::OkStatus();
+}
+
+// Every registry directory of this user: the canonical one, and the fallbacks
+// "<canonical>-<16 hex digits>" (made while another user held the canonical name) -- whichever
+// exist and are ours. The first is where new entries go. With `create`, makes the canonical one,
+// or if another user holds that name, a new fallback, when none is usable. Without `create` the
+// result may be empty.
+absl::StatusOr<std::vector<RegistryDir>> OpenRegistries(bool create) {
+  const std::string canonical = CanonicalRegistry();
+  absl::StatusOr<Probe> first = ProbeRegistryDir(canonical);
+  if (!first.ok()) return first.status();
+  if (first->kind == Probe::kMissing && create) {
+    if (absl::Status s = MakeRegistryDir(canonical); !s.ok()) return s;
+    first = ProbeRegistryDir(canonical);
+    if (!first.ok()) return first.status();
+  }
+  std::vector<RegistryDir> dirs;
+  if (first->kind == Probe::kOurs) dirs.push_back(*std::move(first->dir));
+
+  // Fallbacks live beside the canonical directory. They are looked for even when the canonical one
+  // is usable: a squatter may have left after entries were recorded in a fallback.
+  const size_t slash = canonical.rfind('/');
+  const std::string parent = slash == 0 ? "/" : canonical.substr(0, slash);
+  const std::string prefix = absl::StrCat(canonical.substr(slash + 1), "-");
+  std::vector<std::string> fallbacks;
+  if (DIR* d = opendir(parent.c_str()); d != nullptr) {
+    while (const dirent* ent = readdir(d)) {
+      absl::string_view file(ent->d_name);
+      if (file.size() != prefix.size() + kFallbackSuffixDigits || !absl::StartsWith(file, prefix)) {
+        continue;
+      }
+      const absl::string_view hex = file.substr(prefix.size());
+      if (std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit)) {
+        fallbacks.push_back(absl::StrCat(parent == "/" ? "" : parent, "/", file));
+      }
+    }
+    closedir(d);
+  }
+  std::sort(fallbacks.begin(), fallbacks.end());
+  for (const std::string& path : fallbacks) {
+    absl::StatusOr<Probe> probe = ProbeRegistryDir(path);
+    if (!probe.ok()) return probe.status();
+    if (probe->kind == Probe::kOurs) dirs.push_back(*std::move(probe->dir));
+  }
+  if (!dirs.empty() || !create) return dirs;
+
+  // The canonical name is held by another user and there is no fallback yet: make one, under a
+  // name nobody can predict (so nobody can squat it first).
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<uint64_t> random = RandomU64();
+    if (!random.ok()) return random.status();
+    const std::string path = absl::StrCat(canonical, "-", absl::Hex(*random, absl::kZeroPad16));
+    if (mkdir(path.c_str(), 0700) != 0) {
+      const int err = errno;
+      if (err == EEXIST && attempt < 8) continue;
+      return ErrnoStatus(err, absl::StrCat("SharedMemory registry: mkdir ", path, " (",
+                                           canonical, " belongs to another user)"));
+    }
+    chmod(path.c_str(), 0700);
+    absl::StatusOr<Probe> probe = ProbeRegistryDir(path);
+    if (!probe.ok()) return probe.status();
+    if (probe->kind != Probe::kOurs) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "SharedMemory registry: ", path, ", just made, does not belong to uid ", geteuid()));
+    }
+    dirs.push_back(*std::move(probe->dir));
+    return dirs;
+  }
 }
 
 absl::StatusOr<std::string> ReadAll(int fd) {
@@ -167,84 +295,105 @@ absl::StatusOr<std::string> ReadAll(int fd) {
   for (;;) {
     const ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus("read registry entry", errno);
+    if (n < 0) {
+      const int err = errno;
+      return ErrnoStatus(err, "read registry entry");
+    }
     if (n == 0) return out;
     out.append(buf, static_cast<size_t>(n));
     if (out.size() > 4096) return absl::InvalidArgumentError("registry entry too long");
   }
 }
 
-absl::Status WriteEntry(absl::string_view name, uint64_t inode) {
-  absl::StatusOr<std::string> dir = EnsureRegistry();
-  if (!dir.ok()) return dir.status();
+std::string EntryName(absl::string_view name) { return absl::StrCat(kEntryPrefix, name); }
+
+absl::Status WriteEntry(const RegistryDir& dir, absl::string_view name, uint64_t inode) {
   absl::StatusOr<ProcStat> self = ReadProcStat(getpid());
   if (!self.ok()) return self.status();
   // The temporary name must not collide with another creator's, nor with the leftover of a creator
   // killed between creating and renaming it: pids repeat across PID namespaces (every sandboxed
   // test starts from the same pids), so the name carries 64 random bits as well.
   static std::atomic<uint64_t> counter{0};
-  absl::BitGen gen;
   const std::string text = FormatEntry({getpid(), self->start_time, PidNamespace(), inode});
   std::string temp;
   int fd = -1;
   for (int attempt = 0; fd < 0; ++attempt) {
-    temp = absl::StrCat(*dir, "/", kTempPrefix, getpid(), "-", counter++, "-",
-                        absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
-    fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    absl::StatusOr<uint64_t> random = RandomU64();
+    if (!random.ok()) return random.status();
+    temp = absl::StrCat(kTempPrefix, getpid(), "-", counter++, "-",
+                        absl::Hex(*random, absl::kZeroPad16));
+    fd = openat(dir.fd(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 && (errno != EEXIST || attempt >= 8)) {
-      return ErrnoStatus(absl::StrCat("SharedMemory registry: create ", temp), errno);
+      const int err = errno;
+      return ErrnoStatus(err,
+                         absl::StrCat("SharedMemory registry: create ", dir.path(), "/", temp));
     }
   }
   const bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   const int err = errno;
   close(fd);
   if (!written) {
-    unlink(temp.c_str());
-    return ErrnoStatus(absl::StrCat("SharedMemory registry: write ", temp), err);
+    unlinkat(dir.fd(), temp.c_str(), 0);
+    return ErrnoStatus(err, absl::StrCat("SharedMemory registry: write ", dir.path(), "/", temp));
   }
-  if (rename(temp.c_str(), EntryPath(*dir, name).c_str()) != 0) {
+  if (renameat(dir.fd(), temp.c_str(), dir.fd(), EntryName(name).c_str()) != 0) {
     const int rename_err = errno;
-    unlink(temp.c_str());
-    return ErrnoStatus(absl::StrCat("SharedMemory registry: rename ", temp), rename_err);
+    unlinkat(dir.fd(), temp.c_str(), 0);
+    return ErrnoStatus(rename_err,
+                       absl::StrCat("SharedMemory registry: rename ", dir.path(), "/", temp));
   }
   return absl::OkStatus();
+}
+
+// Opens the entry `file` of `dir` and locks it (flock, exclusive). -1 if there is none. The lock is
+// released when the descriptor is closed.
+int OpenLockedEntry(const RegistryDir& dir, const std::string& file) {
+  const int fd = openat(dir.fd(), file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  while (flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+  }
+  return fd;
+}
+
+// True if `fd` is still the file named `file` in `dir` (not removed or replaced while we waited
+// for its lock).
+bool StillNamed(const RegistryDir& dir, const std::string& file, int fd) {
+  struct stat by_fd, by_name;
+  return fstat(fd, &by_fd) == 0 && by_fd.st_nlink > 0 &&
+         fstatat(dir.fd(), file.c_str(), &by_name, AT_SYMLINK_NOFOLLOW) == 0 &&
+         by_fd.st_ino == by_name.st_ino && by_fd.st_dev == by_name.st_dev;
 }
 
 // What ReclaimEntry did.
 enum class Reclaimed { kKept, kEntryRemoved, kSegmentUnlinked };
 
-// Removes the entry of `name` if it records `inode` (Unlink/Untrack). kNotFound if there is none.
+// Removes the entry of `name` that records `inode` (Unlink/Untrack), in whichever registry
+// directory holds it. kNotFound if there is none.
 absl::Status RemoveEntryFor(absl::string_view name, uint64_t inode) {
-  const std::string dir = SharedMemory::RegistryDirectory();
-  const std::string path = EntryPath(dir, name);
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return ErrnoStatus(absl::StrCat("SharedMemory registry: open ", path), errno);
-  flock(fd, LOCK_EX);
-  absl::StatusOr<std::string> text = ReadAll(fd);
-  Entry e;
-  absl::Status result = absl::OkStatus();
-  struct stat by_fd, by_path;
-  if (text.ok() && ParseEntry(*text, &e) && e.inode == inode && fstat(fd, &by_fd) == 0 &&
-      stat(path.c_str(), &by_path) == 0 && by_fd.st_ino == by_path.st_ino) {
-    unlink(path.c_str());
-  } else {
-    result = absl::NotFoundError(absl::StrCat("SharedMemory: no registry entry for \"", name, "\""));
+  absl::StatusOr<std::vector<RegistryDir>> dirs = OpenRegistries(/*create=*/false);
+  if (!dirs.ok()) return dirs.status();
+  const std::string file = EntryName(name);
+  for (const RegistryDir& dir : *dirs) {
+    const int fd = OpenLockedEntry(dir, file);
+    if (fd < 0) continue;
+    absl::StatusOr<std::string> text = ReadAll(fd);
+    Entry e;
+    const bool ours = text.ok() && ParseEntry(*text, &e) && e.inode == inode &&
+                      StillNamed(dir, file, fd);
+    if (ours) unlinkat(dir.fd(), file.c_str(), 0);
+    close(fd);
+    if (ours) return absl::OkStatus();
   }
-  close(fd);
-  return result;
+  return absl::NotFoundError(absl::StrCat("SharedMemory: no registry entry for \"", name, "\""));
 }
 
 // The rule of the header comment, for one entry.
-Reclaimed ReclaimEntry(const std::string& dir, absl::string_view name, const std::string& my_ns) {
-  const std::string path = EntryPath(dir, name);
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+Reclaimed ReclaimEntry(const RegistryDir& dir, absl::string_view name, const std::string& my_ns) {
+  const std::string file = EntryName(name);
+  const int fd = OpenLockedEntry(dir, file);
   if (fd < 0) return Reclaimed::kKept;
-  flock(fd, LOCK_EX);
   Reclaimed result = Reclaimed::kKept;
-  struct stat by_fd, by_path;
-  // Still the entry at `path` (not removed or replaced while we waited for the lock)?
-  if (fstat(fd, &by_fd) == 0 && by_fd.st_nlink > 0 && stat(path.c_str(), &by_path) == 0 &&
-      by_fd.st_ino == by_path.st_ino) {
+  if (StillNamed(dir, file, fd)) {
     absl::StatusOr<std::string> text = ReadAll(fd);
     Entry e;
     if (text.ok() && ParseEntry(*text, &e) && e.pid_ns == my_ns && !CreatorAlive(e.pid, e.start_time)) {
@@ -258,11 +407,50 @@ Reclaimed ReclaimEntry(const std::string& dir, absl::string_view name, const std
         }
         close(shm);
       }
-      unlink(path.c_str());
+      unlinkat(dir.fd(), file.c_str(), 0);
     }
   }
   close(fd);
   return result;
+}
+
+// ReclaimOrphans over `dirs`.
+absl::StatusOr<std::vector<std::string>> ReclaimIn(const std::vector<RegistryDir>& dirs) {
+  const std::string my_ns = PidNamespace();
+  std::vector<std::string> unlinked;
+  for (const RegistryDir& dir : dirs) {
+    const int listing = fcntl(dir.fd(), F_DUPFD_CLOEXEC, 0);
+    DIR* d = listing < 0 ? nullptr : fdopendir(listing);
+    if (d == nullptr) {
+      const int err = errno;
+      if (listing >= 0) close(listing);
+      return ErrnoStatus(err, absl::StrCat("SharedMemory registry: opendir ", dir.path()));
+    }
+    std::vector<std::string> names;
+    std::vector<std::string> stale_temps;
+    const time_t now = time(nullptr);
+    while (const dirent* ent = readdir(d)) {
+      absl::string_view file(ent->d_name);
+      if (absl::StartsWith(file, kEntryPrefix)) {
+        names.emplace_back(file.substr(kEntryPrefix.size()));
+      } else if (absl::StartsWith(file, kTempPrefix)) {
+        // A creator holds its temporary entry for microseconds; one a minute old was left by a
+        // creator killed before renaming it.
+        struct stat st;
+        if (fstatat(dir.fd(), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            now - st.st_mtime > 60) {
+          stale_temps.emplace_back(file);
+        }
+      }
+    }
+    closedir(d);  // closes `listing`
+    for (const std::string& temp : stale_temps) unlinkat(dir.fd(), temp.c_str(), 0);
+    for (const std::string& name : names) {
+      if (!ValidateName(name).ok()) continue;
+      if (ReclaimEntry(dir, name, my_ns) == Reclaimed::kSegmentUnlinked) unlinked.push_back(name);
+    }
+  }
+  return unlinked;
 }
 
 }  // namespace
@@ -280,41 +468,23 @@ struct SharedMemory::Mapping {
 };
 
 std::string SharedMemory::RegistryDirectory() {
-  if (const char* env = std::getenv("MP_SHM_REGISTRY"); env != nullptr && env[0] != '\0') {
-    return env;
-  }
-  return absl::StrCat("/dev/shm/.mp-shm-", geteuid());
+  absl::StatusOr<std::vector<RegistryDir>> dirs = OpenRegistries(/*create=*/false);
+  if (dirs.ok() && !dirs->empty()) return dirs->front().path();
+  return CanonicalRegistry();
+}
+
+absl::StatusOr<std::vector<std::string>> SharedMemory::RegistryDirectories() {
+  absl::StatusOr<std::vector<RegistryDir>> dirs = OpenRegistries(/*create=*/false);
+  if (!dirs.ok()) return dirs.status();
+  std::vector<std::string> paths;
+  for (const RegistryDir& dir : *dirs) paths.push_back(dir.path());
+  return paths;
 }
 
 absl::StatusOr<std::vector<std::string>> SharedMemory::ReclaimOrphans() {
-  absl::StatusOr<std::string> dir = EnsureRegistry();
-  if (!dir.ok()) return dir.status();
-  DIR* d = opendir(dir->c_str());
-  if (d == nullptr) return ErrnoStatus(absl::StrCat("SharedMemory registry: opendir ", *dir), errno);
-  std::vector<std::string> names;
-  std::vector<std::string> stale_temps;
-  const time_t now = time(nullptr);
-  while (dirent* ent = readdir(d)) {
-    absl::string_view file(ent->d_name);
-    if (file.substr(0, kEntryPrefix.size()) == kEntryPrefix) {
-      names.emplace_back(file.substr(kEntryPrefix.size()));
-    } else if (file.substr(0, kTempPrefix.size()) == kTempPrefix) {
-      // A creator holds its temporary entry for microseconds; one a minute old was left by a
-      // creator killed before renaming it.
-      struct stat st;
-      const std::string path = absl::StrCat(*dir, "/", file);
-      if (lstat(path.c_str(), &st) == 0 && now - st.st_mtime > 60) stale_temps.push_back(path);
-    }
-  }
-  closedir(d);
-  for (const std::string& path : stale_temps) unlink(path.c_str());
-  const std::string my_ns = PidNamespace();
-  std::vector<std::string> unlinked;
-  for (const std::string& name : names) {
-    if (!ValidateName(name).ok()) continue;
-    if (ReclaimEntry(*dir, name, my_ns) == Reclaimed::kSegmentUnlinked) unlinked.push_back(name);
-  }
-  return unlinked;
+  absl::StatusOr<std::vector<RegistryDir>> dirs = OpenRegistries(/*create=*/true);
+  if (!dirs.ok()) return dirs.status();
+  return ReclaimIn(*dirs);
 }
 
 absl::StatusOr<SharedMemory> SharedMemory::Create(absl::string_view name, int64_t size,
@@ -330,15 +500,21 @@ absl::StatusOr<SharedMemory> SharedMemory::Create(absl::string_view name, int64_
     if (!valid.ok()) return valid.status();
     bare = *std::move(valid);
   }
-  // Reclaim first, so that a name left behind by a dead creator can be created again.
-  if (absl::StatusOr<std::vector<std::string>> r = ReclaimOrphans(); !r.ok() && options.track) {
-    return r.status();
+  // Reclaim first, so that a name left behind by a dead creator can be created again. An untracked
+  // segment does not need the registry, so a registry that cannot be used only fails tracked ones.
+  absl::StatusOr<std::vector<RegistryDir>> registry = OpenRegistries(/*create=*/true);
+  if (registry.ok()) {
+    absl::StatusOr<std::vector<std::string>> reclaimed = ReclaimIn(*registry);
+    if (!reclaimed.ok() && options.track) return reclaimed.status();
+  } else if (options.track) {
+    return registry.status();
   }
   int fd = -1;
-  absl::BitGen gen;
   for (int attempt = 0;; ++attempt) {
     if (random_name) {
-      bare = absl::StrCat("psm_", absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+      absl::StatusOr<uint64_t> random = RandomU64();
+      if (!random.ok()) return random.status();
+      bare = absl::StrCat("psm_", absl::Hex(*random, absl::kZeroPad16));
     }
     const std::string path = absl::StrCat("/", bare);
     fd = shm_open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
@@ -349,7 +525,7 @@ absl::StatusOr<SharedMemory> SharedMemory::Create(absl::string_view name, int64_
       return absl::AlreadyExistsError(
           absl::StrCat("SharedMemory::Create: a segment named \"", bare, "\" already exists"));
     }
-    return ErrnoStatus(absl::StrCat("SharedMemory::Create: shm_open(\"", path, "\")"), err);
+    return ErrnoStatus(err, absl::StrCat("SharedMemory::Create: shm_open(\"", path, "\")"));
   }
   const std::string path = absl::StrCat("/", bare);
   auto fail = [&](absl::Status s) {
@@ -358,18 +534,25 @@ absl::StatusOr<SharedMemory> SharedMemory::Create(absl::string_view name, int64_
     return s;
   };
   if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    return fail(ErrnoStatus(absl::StrCat("SharedMemory::Create: ftruncate(\"", bare, "\", ", size, ")"),
-                            errno));
+    const int err = errno;
+    return fail(ErrnoStatus(
+        err, absl::StrCat("SharedMemory::Create: ftruncate(\"", bare, "\", ", size, ")")));
   }
   struct stat st;
-  if (fstat(fd, &st) != 0) return fail(ErrnoStatus("SharedMemory::Create: fstat", errno));
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    return fail(ErrnoStatus(err, "SharedMemory::Create: fstat"));
+  }
   void* base = mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
-    return fail(ErrnoStatus(absl::StrCat("SharedMemory::Create: mmap(", size, ")"), errno));
+    const int err = errno;
+    return fail(ErrnoStatus(err, absl::StrCat("SharedMemory::Create: mmap(", size, ")")));
   }
   auto mapping = std::make_shared<Mapping>(base, static_cast<size_t>(size), st.st_ino);
   if (options.track) {
-    if (absl::Status s = WriteEntry(bare, st.st_ino); !s.ok()) return fail(std::move(s));
+    if (absl::Status s = WriteEntry(registry->front(), bare, st.st_ino); !s.ok()) {
+      return fail(std::move(s));
+    }
   }
   close(fd);
   return SharedMemory(std::move(mapping), std::move(bare), /*created=*/true);
@@ -386,13 +569,13 @@ absl::StatusOr<SharedMemory> SharedMemory::Attach(absl::string_view name) {
       return absl::NotFoundError(
           absl::StrCat("SharedMemory::Attach: no segment named \"", *bare, "\""));
     }
-    return ErrnoStatus(absl::StrCat("SharedMemory::Attach: shm_open(\"", path, "\")"), err);
+    return ErrnoStatus(err, absl::StrCat("SharedMemory::Attach: shm_open(\"", path, "\")"));
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
     const int err = errno;
     close(fd);
-    return ErrnoStatus("SharedMemory::Attach: fstat", err);
+    return ErrnoStatus(err, "SharedMemory::Attach: fstat");
   }
   if (st.st_size <= 0) {
     close(fd);
@@ -405,7 +588,8 @@ absl::StatusOr<SharedMemory> SharedMemory::Attach(absl::string_view name) {
   const int err = errno;
   close(fd);
   if (base == MAP_FAILED) {
-    return ErrnoStatus(absl::StrCat("SharedMemory::Attach: mmap(\"", *bare, "\", ", size, ")"), err);
+    return ErrnoStatus(err,
+                       absl::StrCat("SharedMemory::Attach: mmap(\"", *bare, "\", ", size, ")"));
   }
   return SharedMemory(std::make_shared<Mapping>(base, size, st.st_ino), *std::move(bare),
                       /*created=*/false);
@@ -442,7 +626,7 @@ absl::Status SharedMemory::Unlink() {
       return absl::NotFoundError(
           absl::StrCat("SharedMemory::Unlink: no segment named \"", name_, "\" (already unlinked)"));
     }
-    return ErrnoStatus(absl::StrCat("SharedMemory::Unlink: shm_unlink(\"", path, "\")"), err);
+    return ErrnoStatus(err, absl::StrCat("SharedMemory::Unlink: shm_unlink(\"", path, "\")"));
   }
   unlinked_ = true;
   if (mapping_ != nullptr) RemoveEntryFor(name_, mapping_->inode).IgnoreError();

@@ -28,7 +28,8 @@
 //                     be a positive number"), a size above 2^40
 //   kAlreadyExists    create of a name that exists (FileExistsError)
 //   kNotFound         attach to a name that does not exist (FileNotFoundError)
-//   kPermissionDenied the segment exists but belongs to somebody else (PermissionError)
+//   kPermissionDenied the segment exists but belongs to somebody else (PermissionError); a tracked
+//                     Create when this user's registry directory has a wrong mode (see below)
 //   kFailedPrecondition  Unlink of a segment already unlinked by this handle
 //   kResourceExhausted / kInternal   a system call failed (named, with errno)
 //
@@ -40,11 +41,10 @@
 //
 // Reclaiming segments of a creator that died (CPython uses a resource tracker process that unlinks,
 // with a "leaked shared_memory" warning, what the program did not unlink when it ends). mp keeps a
-// registry instead: a directory /dev/shm/.mp-shm-<uid>/ (mode 0700, created on first use; the
-// environment variable MP_SHM_REGISTRY names another directory, for tests) with one entry per tracked
-// segment, named after the segment and holding "<creator pid> <creator start time> <pid namespace>
-// <segment inode>". Create writes the entry right after creating the segment (an entry is tracked
-// unless SharedMemoryOptions::track is false, CPython 3.13's track=False); Unlink and Untrack remove it.
+// registry instead: a directory of this user with one entry per tracked segment, named after the
+// segment and holding "<creator pid> <creator start time> <pid namespace> <segment inode>". Create
+// writes the entry right after creating the segment (an entry is tracked unless
+// SharedMemoryOptions::track is false, CPython 3.13's track=False); Unlink and Untrack remove it.
 // ReclaimOrphans() -- run by every Create, and callable by tools -- applies this exact rule to each
 // entry: if the creator recorded in it is dead (no process with that pid, or one with another start
 // time, i.e. the pid was reused) and lived in this process's pid namespace, and the segment of that
@@ -57,6 +57,22 @@
 // -- creators that hand a segment to processes that outlive them create it with track = false (or call
 // Untrack), and then someone must Unlink it. A creator killed between shm_open and writing its entry
 // (a window of a few system calls) leaks its segment; tools/cleaner can remove /dev/shm/psm_* by hand.
+//
+// Where the registry lives, so that no other user can block it. The canonical directory is
+// /dev/shm/.mp-shm-<euid> (the environment variable MP_SHM_REGISTRY names another path, for tests),
+// mode 0700, created on first use. /dev/shm is writable by everybody, so another local user can
+// create that name first -- and, the directory being sticky, we could never remove it. A registry
+// path is therefore used only if it is a directory (not a symlink) owned by this user with mode
+// 0700; one owned by another user is a squat and is ignored (never read: its entries could name our
+// segments). While the canonical name is squatted, Create makes a fallback directory beside it,
+// "<canonical>-<16 random hex digits>" (mkdir is exclusive, and a name nobody can predict cannot be
+// squatted in advance). Every process of the user finds the same directories the same way -- the
+// canonical one and every "<canonical>-<16 hex>" directory beside it that it owns -- so entries go
+// to the first usable one, and ReclaimOrphans, Unlink and Untrack look in all of them (a fallback
+// keeps being scanned after a squatter leaves). Every access goes through the directory's open
+// descriptor, checked with fstat. A registry path of this user that is not such a directory (wrong
+// mode, not a directory) is its owner's doing, and Create fails with kPermissionDenied naming the
+// path, the mode found (in octal) and the one needed, since others may have written entries in it.
 //
 // Passing to another process: SharedMemory has an mp::Codec that carries its name (and only that); the
 // receiver attaches by name, so it works for every start method and any context, and the receiver is
@@ -107,11 +123,17 @@ class SharedMemory {
                                            int64_t size = 0, SharedMemoryOptions options = {});
 
   // Applies the reclamation rule of the header comment to every registry entry. Returns the names
-  // of the segments it unlinked. Errors only for a registry directory that cannot be used (wrong
-  // owner or mode, or unreadable).
+  // of the segments it unlinked. Errors only for a registry directory of this user that cannot be
+  // used (kPermissionDenied for a wrong mode or type; unreadable), never for one another user
+  // holds.
   static absl::StatusOr<std::vector<std::string>> ReclaimOrphans();
-  // The registry directory in use (MP_SHM_REGISTRY or /dev/shm/.mp-shm-<uid>).
+  // The registry directory new entries go to (see the header comment): the canonical one
+  // (MP_SHM_REGISTRY or /dev/shm/.mp-shm-<euid>) unless another user holds that name, then this
+  // user's fallback. Before any exists, the canonical path.
   static std::string RegistryDirectory();
+  // Every registry directory of this user that exists (the one RegistryDirectory() names first);
+  // ReclaimOrphans looks at all of them. Errors as for ReclaimOrphans.
+  static absl::StatusOr<std::vector<std::string>> RegistryDirectories();
 
   // A closed handle (valid() false, empty buf, empty name): the start state of a decode target.
   SharedMemory() = default;

@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -237,8 +238,124 @@ TEST(SharedMemoryTest, RegistryWithWrongModeIsRefused) {
   absl::Status s = mp::SharedMemory::ReclaimOrphans().status();
   EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s;
   EXPECT_NE(s.message().find("0700"), absl::string_view::npos) << s;
+  // The mode found is printed in octal, as chmod spells it.
+  EXPECT_NE(s.message().find("mode 0755"), absl::string_view::npos) << s;
   ASSERT_EQ(chmod(dir.c_str(), 0700), 0);
   EXPECT_TRUE(mp::SharedMemory::ReclaimOrphans().ok());
+}
+
+// Points MP_SHM_REGISTRY at `path` for the scope's lifetime.
+class ScopedRegistry {
+ public:
+  explicit ScopedRegistry(std::string path) : previous_(std::getenv("MP_SHM_REGISTRY")) {
+    setenv("MP_SHM_REGISTRY", path.c_str(), 1);
+  }
+  ~ScopedRegistry() {
+    if (previous_.has_value()) {
+      setenv("MP_SHM_REGISTRY", previous_->c_str(), 1);
+    } else {
+      unsetenv("MP_SHM_REGISTRY");
+    }
+  }
+
+ private:
+  std::optional<std::string> previous_;
+};
+
+// Another local user can create the registry's path before us (in the sticky /dev/shm we could not
+// remove it). Simulated here in a private root: the path belongs to uid 65534, mode 0700. Tracked
+// segments must still be created, and orphans still reclaimed by other processes of this user.
+TEST(SharedMemoryTest, SquattedRegistryDoesNotBlockCreate) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a directory owned by another uid";
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  ASSERT_NE(tmp, nullptr);
+  const std::string root = absl::StrCat(tmp, "/", UniqueName("squat"));
+  ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
+  const std::string canonical = root + "/.mp-shm-registry";
+  ScopedRegistry scoped(canonical);
+  // The squatter's directory, and a squatted fallback-looking name too.
+  for (const std::string& path : {canonical, canonical + "-0123456789abcdef"}) {
+    ASSERT_EQ(mkdir(path.c_str(), 0700), 0) << path;
+    ASSERT_EQ(chown(path.c_str(), 65534, 65534), 0) << path << ": " << std::strerror(errno);
+  }
+
+  NameGuard g;
+  const std::string mine = g.Add(UniqueName("squatted"));
+  absl::StatusOr<mp::SharedMemory> shm = mp::SharedMemory::Create(mine, 64);
+  ASSERT_TRUE(shm.ok()) << shm.status();
+  const std::string in_use = mp::SharedMemory::RegistryDirectory();
+  EXPECT_NE(in_use, canonical);
+  EXPECT_NE(in_use, canonical + "-0123456789abcdef");
+  EXPECT_EQ(in_use.rfind(canonical + "-", 0), 0u) << in_use;
+  struct stat st;
+  ASSERT_EQ(lstat(in_use.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, geteuid());
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_EQ(lstat((in_use + "/e-" + mine).c_str(), &st), 0) << "the entry is in " << in_use;
+
+  // Another process of this user creates a tracked segment and is SIGKILLed: this process finds
+  // its entry (in the same fallback directory) and reclaims the segment.
+  const std::string orphan = g.Add(UniqueName("squat_orphan"));
+  mp::testing::TestPipe ready;
+  mp::testing::ChildGuard guard;
+  absl::StatusOr<mp::Process> p = mp::Process::Create(
+      mp::ForkStartMethod(), mp::Target::Callable([&]() -> int {
+        absl::StatusOr<mp::SharedMemory> a = mp::SharedMemory::Create(orphan, 4096);
+        if (!a.ok()) return 1;
+        mp::testing::WriteAllOrDie(ready.w(), "r");
+        for (;;) pause();  // killed here
+      }));
+  ASSERT_TRUE(p.ok()) << p.status();
+  mp::Process child = guard.Add(*p);
+  ASSERT_TRUE(child.Start().ok());
+  ASSERT_TRUE(mp::testing::ReadExactly(ready.r(), 1).ok());
+  ASSERT_TRUE(child.Kill().ok());
+  ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
+  absl::StatusOr<std::vector<std::string>> got = mp::SharedMemory::ReclaimOrphans();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, std::vector<std::string>{orphan});
+  EXPECT_FALSE(Exists(orphan));
+  EXPECT_TRUE(Exists(mine));
+
+  // Untrack and Unlink find the entry where Create put it.
+  EXPECT_TRUE(shm->Untrack().ok());
+  EXPECT_EQ(shm->Untrack().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(shm->Unlink().ok());
+}
+
+// If the squatter goes away and the canonical directory is made later, entries left in a fallback
+// directory are still reclaimed: every registry directory of this user is scanned.
+TEST(SharedMemoryTest, FallbackEntriesAreReclaimedAfterTheSquatEnds) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a directory owned by another uid";
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  ASSERT_NE(tmp, nullptr);
+  const std::string root = absl::StrCat(tmp, "/", UniqueName("squat_end"));
+  ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
+  const std::string canonical = root + "/.mp-shm-registry";
+  ScopedRegistry scoped(canonical);
+  ASSERT_EQ(mkdir(canonical.c_str(), 0700), 0);
+  ASSERT_EQ(chown(canonical.c_str(), 65534, 65534), 0) << std::strerror(errno);
+
+  NameGuard g;
+  const std::string orphan = g.Add(UniqueName("late_orphan"));
+  mp::testing::ChildGuard guard;
+  absl::StatusOr<mp::Process> p = mp::Process::Create(
+      mp::ForkStartMethod(), mp::Target::Callable([&]() -> int {
+        return mp::SharedMemory::Create(orphan, 4096).ok() ? 0 : 1;  // exits without Unlink
+      }));
+  ASSERT_TRUE(p.ok()) << p.status();
+  mp::Process child = guard.Add(*p);
+  ASSERT_TRUE(child.Start().ok());
+  ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
+  ASSERT_EQ(**child.ExitCode(), 0);
+  ASSERT_TRUE(Exists(orphan));
+
+  ASSERT_EQ(rmdir(canonical.c_str()), 0);  // the squatter leaves
+  absl::StatusOr<std::vector<std::string>> got = mp::SharedMemory::ReclaimOrphans();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(mp::SharedMemory::RegistryDirectory(), canonical);
+  EXPECT_EQ(*got, std::vector<std::string>{orphan});
+  EXPECT_FALSE(Exists(orphan));
 }
 
 // A creator SIGKILLed between writing its temporary registry entry and renaming it leaves the
