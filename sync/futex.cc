@@ -79,8 +79,8 @@ FutexWaitResult FutexWait(const std::atomic<uint32_t>* word, uint32_t expected, 
       return FutexWaitResult::kWoken;
     default:
       // EFAULT/EINVAL/ENOSYS: the word is not mapped or not aligned -- a bug, not a condition.
-      std::fprintf(stderr, "mp: FUTEX_WAIT_BITSET on %p failed: %s\n", static_cast<const void*>(word),
-                   std::strerror(errno));
+      std::fprintf(stderr, "mp: FUTEX_WAIT_BITSET on %p failed: %s\n",
+                   static_cast<const void*>(word), std::strerror(errno));
       std::abort();
   }
 }
@@ -271,13 +271,17 @@ OwnerLockOutcome OwnerLock(std::atomic<uint32_t>& word, pid_t tid, bool block, D
       seen |= kOwnerWaiters;
     }
     if (deadline.Expired()) {
-      if (TakeOverIfDead(word, seen, tid, scope)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
+      if (TakeOverIfDead(word, seen, tid, scope)) {
+        return {OwnerLockResult::kRecovered, OwnerOf(seen)};
+      }
       return {OwnerLockResult::kTimedOut};
     }
     if (FutexWait(&word, seen, deadline.CappedAfter(slice)) == FutexWaitResult::kTimedOut &&
         word.load(std::memory_order_relaxed) == seen) {
       // The same holder for a whole slice: is it still alive?
-      if (TakeOverIfDead(word, seen, tid, scope)) return {OwnerLockResult::kRecovered, OwnerOf(seen)};
+      if (TakeOverIfDead(word, seen, tid, scope)) {
+        return {OwnerLockResult::kRecovered, OwnerOf(seen)};
+      }
       slice = std::min(slice * 2, kLongestSlice);
     }
   }

@@ -14,17 +14,17 @@
 //
 // Whose id, and so whose death frees the word, is the word's OwnerScope:
 //   kThread   the holding thread's id (gettid()); the holder is dead once that thread has exited,
-//             even if its process lives on. RLock and the internal mutexes, which belong to a thread.
+//             even if its process lives on. RLock and the internal mutexes (owned by a thread).
 //   kProcess  the holding process's id (getpid()); the holder is dead once every thread of that
 //             process has exited. Lock, which (as in CPython) belongs to no thread: any thread of
 //             the process that acquired it may still release it after the acquiring thread exited.
 //
 // Lock: CAS 0 -> id, spinning briefly, then set kOwnerWaiters and FUTEX_WAIT. Unlock: exchange 0,
-// FUTEX_WAKE one waiter if kOwnerWaiters was set. A waiter sleeps in slices (1 ms doubling to 64 ms);
-// when a slice ends with the same holder, and whenever an attempt is about to give up, it checks the
-// holder's liveness (IsThreadAlive or IsProcessAlive) and, if the holder is gone, CASes the word from
-// the dead id to its own: OwnerLockResult::kRecovered. That check is the death detector; it needs no
-// cooperation from the dying process, so it works after SIGKILL.
+// FUTEX_WAKE one waiter if kOwnerWaiters was set. A waiter sleeps in slices (1 ms doubling to
+// 64 ms); when a slice ends with the same holder, and whenever an attempt is about to give up, it
+// checks the holder's liveness (IsThreadAlive or IsProcessAlive) and, if the holder is gone, CASes
+// the word from the dead id to its own: OwnerLockResult::kRecovered. That check is the death
+// detector; it needs no cooperation from the dying process, so it works after SIGKILL.
 //
 // Why not the kernel's robust-futex list: glibc already registers one robust list per thread for its
 // own pthread mutexes, and a thread has exactly one list, so mp could only join glibc's list by
@@ -34,8 +34,8 @@
 //
 // Assumption: every process using a word is in the same PID namespace (ids are global).
 // Limitation: if the dead holder's id is reused by a new thread or process before any waiter looks,
-// the waiters see a live holder and keep waiting (until their timeout); Linux hands out ids cyclically
-// up to pid_max, so this needs pid_max thread creations in between.
+// the waiters see a live holder and keep waiting (until their timeout); Linux hands out ids
+// cyclically up to pid_max, so this needs pid_max thread creations in between.
 //
 // Thread-safety: everything here is safe to call from any thread of any process.
 

@@ -21,13 +21,13 @@
 // (sync/futex.h, "owner word", OwnerScope::kProcess). A waiter that sleeps for a slice (1 ms,
 // doubling to 64 ms) without the holder changing, or that is about to give up, checks whether the
 // holder's process is alive (/proc/<pid>/stat: gone, or a zombie with no thread left, means dead --
-// SIGKILL included, reaped or not). If it is dead the waiter takes the lock over and Acquire returns
-// kAborted with IsOwnerDied(status) == true: the caller HOLDS the lock, must release it like any
-// acquired lock, and should treat the data the dead holder protected as possibly half-updated. The
-// lock works normally afterwards. This choice (liveness check, not the kernel robust list) is
-// explained in sync/futex.h; it detects a dead holder within a few milliseconds of a waiter's first
-// sleep, and a non-blocking or timed acquire never reports "busy" for a lock whose holder is already
-// dead.
+// SIGKILL included, reaped or not). If it is dead the waiter takes the lock over and Acquire
+// returns kAborted with IsOwnerDied(status) == true: the caller HOLDS the lock, must release it
+// like any acquired lock, and should treat the data the dead holder protected as possibly
+// half-updated. The lock works normally afterwards. This choice (liveness check, not the kernel
+// robust list) is explained in sync/futex.h; it detects a dead holder within a few milliseconds of
+// a waiter's first sleep, and a non-blocking or timed acquire never reports "busy" for a lock whose
+// holder is already dead.
 //
 // The rule: a Lock is abandoned when the process that acquired it has died, and only then. A thread
 // that acquires a Lock and exits while its process lives on leaves the lock held, as in CPython:

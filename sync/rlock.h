@@ -13,11 +13,11 @@
 //   rlock->Release().IgnoreError();                  // count 1
 //   rlock->Release().IgnoreError();                  // free
 //
-// Death of the owner works as for mp::Lock (see lock.h and futex.h), with the owner being the thread
-// (OwnerScope::kThread): the RLock is abandoned once its owning thread has exited -- whether its
-// process died, or the thread alone ended while the process lives on, since nobody else may release
-// an RLock. The next acquirer takes the lock over with count 1, and Acquire returns kAborted with
-// IsOwnerDied(status) == true while the caller holds the lock.
+// Death of the owner works as for mp::Lock (see lock.h and futex.h), with the owner being the
+// thread (OwnerScope::kThread): the RLock is abandoned once its owning thread has exited -- whether
+// its process died, or the thread alone ended while the process lives on, since nobody else may
+// release an RLock. The next acquirer takes the lock over with count 1, and Acquire returns
+// kAborted with IsOwnerDied(status) == true while the caller holds the lock.
 //
 // Acquire(block, timeout): true acquired (or count incremented); false not acquired; kAborted +
 // IsOwnerDied acquired from a dead owner; kInvalidArgument for timeout < 0 or block == false with a

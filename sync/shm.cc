@@ -201,8 +201,8 @@ absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
   }
   const size_t size = static_cast<size_t>(st.st_size);
   if (size < kShmHeaderSize || size % PageSize() != 0 || size > kShmMaxSize + PageSize()) {
-    return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Attach: fd ", fd, " has size ", size,
-                                                   ", which no mp segment has"));
+    return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Attach: fd ", fd, " has size ",
+                                                   size, ", which no mp segment has"));
   }
   const int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) {
@@ -224,11 +224,9 @@ absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
         absl::Hex(header->magic), ", version ", header->version, ")"));
   }
   if (header->size != size || header->domain != static_cast<uint32_t>(ShmDomain::kTransferable)) {
-    return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Attach: fd ", fd,
-                                                   " holds a segment header for size ", header->size,
-                                                   " and domain ", header->domain,
-                                                   " but the file is a transferable segment of size ",
-                                                   size));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ShmSegment::Attach: fd ", fd, " holds a segment header for size ", header->size,
+        " and domain ", header->domain, " but the file is a transferable segment of size ", size));
   }
   const uint64_t next = header->next.load(std::memory_order_acquire);
   if (next < kShmHeaderSize || next > size) {

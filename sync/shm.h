@@ -70,21 +70,21 @@ inline constexpr size_t kShmMaxSize = size_t{1} << 40;
 class ShmSegment {
  public:
   // Maps a new segment with room for `capacity` bytes of blocks (the mapping is the header plus
-  // `capacity`, rounded up to whole pages; the extra is usable too). A transferable segment's memfd
-  // is sealed with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL: its size never changes. kInvalidArgument
-  // for a capacity of 0 or above kShmMaxSize or an unknown domain; kResourceExhausted for a segment
-  // larger than this machine's RAM plus swap (which it could never back), and, like kInternal,
-  // naming the failing system call otherwise.
+  // `capacity`, rounded up to whole pages; the extra is usable too). A transferable segment's
+  // memfd is sealed with F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL: its size never changes.
+  // kInvalidArgument for a capacity of 0 or above kShmMaxSize or an unknown domain;
+  // kResourceExhausted for a segment larger than this machine's RAM plus swap (which it could
+  // never back), and, like kInternal, naming the failing system call otherwise.
   static absl::StatusOr<ShmSegment> Create(ShmDomain domain, size_t capacity);
 
-  // Maps the transferable segment behind `fd` (as returned by another process's fd()). The fd is not
-  // taken: Attach duplicates it (close-on-exec) and the caller still owns `fd`. The fd usually comes
-  // from another process, which is not trusted: Attach validates with fstat, the seals and the
-  // header, and returns kInvalidArgument if fd is negative, not a regular file, not sealed with
-  // F_SEAL_SHRINK, F_SEAL_GROW and F_SEAL_SEAL (naming the missing seals: without them the sender
-  // could shrink the file under this process's mapping, and the next access would be SIGBUS), sealed
-  // against writing, too small, or does not hold an mp segment (bad magic, or a header whose size
-  // differs from the file's).
+  // Maps the transferable segment behind `fd` (as returned by another process's fd()). The fd is
+  // not taken: Attach duplicates it (close-on-exec) and the caller still owns `fd`. The fd usually
+  // comes from another process, which is not trusted: Attach validates with fstat, the seals and
+  // the header, and returns kInvalidArgument if fd is negative, not a regular file, not sealed
+  // with F_SEAL_SHRINK, F_SEAL_GROW and F_SEAL_SEAL (naming the missing seals: without them the
+  // sender could shrink the file under this process's mapping, and the next access would be
+  // SIGBUS), sealed against writing, too small, or does not hold an mp segment (bad magic, or a
+  // header whose size differs from the file's).
   static absl::StatusOr<ShmSegment> Attach(int fd);
 
   // An empty segment: no mapping (valid() is false, domain() kFork, fd() -1, size() 0). Only the
