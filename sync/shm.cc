@@ -204,6 +204,14 @@ absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
     return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Attach: fd ", fd, " has size ",
                                                    size, ", which no mp segment has"));
   }
+  // Create never makes a segment the machine could not back; a (sparse) file that large would
+  // let its sender make us size buffers by it.
+  if (const uint64_t memory = MachineMemoryBytes(); memory != 0 && size > memory) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ShmSegment::Attach: fd ", fd, " has size ", size,
+        ", more than this machine's memory (RAM + swap: ", memory,
+        " bytes), which no mp segment has"));
+  }
   const int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) {
     const int err = errno;

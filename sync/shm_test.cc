@@ -263,6 +263,27 @@ TEST(ShmSegmentTest, AttachRefusesASizeOtherThanTheHeaders) {
   }
 }
 
+// A sealed, sparse file larger than this machine's memory is no segment Create could have made,
+// even when its header agrees with its size.
+TEST(ShmSegmentTest, AttachRefusesMoreThanTheMachineHas) {
+  struct sysinfo info;
+  ASSERT_EQ(sysinfo(&info), 0);
+  const uint64_t memory = (uint64_t{info.totalram} + info.totalswap) * info.mem_unit;
+  if (memory >= kShmMaxSize) GTEST_SKIP() << "this machine has " << memory << " bytes";
+  absl::StatusOr<ShmSegment> genuine = ShmSegment::Create(ShmDomain::kTransferable, 4096);
+  ASSERT_TRUE(genuine.ok()) << genuine.status();
+  const int forged = ForgedSegment(*genuine, kShmMaxSize, 0);
+  ASSERT_GE(forged, 0);
+  // The header's size field (after the 8-byte magic, 4-byte version and 4-byte domain).
+  const uint64_t size = kShmMaxSize;
+  ASSERT_EQ(pwrite(forged, &size, sizeof(size), 16), static_cast<ssize_t>(sizeof(size)));
+  ASSERT_EQ(fcntl(forged, F_ADD_SEALS, kRequiredSeals), 0);
+  absl::Status attached = ShmSegment::Attach(forged).status();
+  EXPECT_EQ(attached.code(), absl::StatusCode::kInvalidArgument) << attached;
+  EXPECT_NE(attached.message().find("RAM + swap"), std::string::npos) << attached;
+  close(forged);
+}
+
 // st_mode is printed in octal, as ls and chmod spell it (a FIFO read end: 010600).
 TEST(ShmSegmentTest, AttachPrintsFileModesInOctal) {
   TestPipe pipe;
