@@ -32,6 +32,13 @@ constexpr size_t kReceiveBufferSize = 64 * 1024;
 // Bodies up to this size are copied behind their prefix and sent with one write(2)/send(2) (the
 // cheapest system call, like a raw pipe write) instead of a gathering writev/sendmsg.
 constexpr size_t kCoalesceBodySize = 1024;
+// A body's destination grows as the body arrives (ReadBodyGrowing): first to this much (or the
+// whole body if shorter), then by kBodyGrowth each time it is full. A peer's announced length thus
+// costs at most max(kBodyFirstStep, kBodyGrowth x what it sent). Fourfold rather than twofold: a
+// 16 MiB body is copied 5 MiB in growing instead of 15 MiB (measured: RecvBytes of 16 MiB took 7%
+// more CPU than one allocation up front, against 35% when doubling; 1 MiB bodies cost nothing).
+constexpr size_t kBodyFirstStep = size_t{1} << 20;
+constexpr size_t kBodyGrowth = 4;
 
 void EncodePrefix(uint32_t length, uint16_t fd_count, uint8_t* out) {
   ByteWriter w(out, kConnectionPrefixSize);
@@ -559,13 +566,13 @@ absl::Status Connection::ReadBody(uint8_t* out, size_t n, size_t total, size_t d
 }
 
 // The length in the prefix is the peer's word, not yet backed by bytes: the destination grows as
-// the body arrives, doubling from kReceiveBufferSize, so a peer that announces a large message and
-// sends little of it makes this process hold at most about twice what it sent.
+// the body arrives (see kBodyFirstStep), so a peer that announces a large message and sends little
+// of it makes this process hold little.
 template <typename Buffer>
 absl::Status Connection::ReadBodyGrowing(Buffer& out, size_t n) {
   size_t done = 0;
   while (done < n) {
-    const size_t step = std::min(n, std::max(kReceiveBufferSize, 2 * done));
+    const size_t step = std::min(n, std::max(kBodyFirstStep, kBodyGrowth * done));
     if (out.size() < step) out.resize(step);
     if (absl::Status s = ReadBody(reinterpret_cast<uint8_t*>(out.data()) + done, step - done, n,
                                   done);

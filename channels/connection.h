@@ -41,8 +41,9 @@
 // arrive, and the message is delivered as usual: a peer cannot make the receiver hold descriptors
 // nobody declared. SendFd(fd) is Send(PassedFd{fd}).
 //
-// Memory: the receiver allocates for a message as its bytes arrive (doubling from 64 KiB), not for
-// the length its prefix announces, so a peer that announces 64 MiB and sends one byte costs little.
+// Memory: the receiver allocates for a message as its bytes arrive (1 MiB first, then four times
+// what arrived), not for the length its prefix announces, so a peer that announces 64 MiB and sends
+// one byte costs 1 MiB.
 //
 // Errors (the Python exception each stands for):
 //   kOutOfRange        "end of file": the peer closed its end between messages (EOFError).
