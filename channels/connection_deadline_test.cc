@@ -61,6 +61,8 @@ extern "C" int poll(struct pollfd* fds, nfds_t n, int timeout) {
 namespace mp {
 namespace {
 
+// Tests whose lambdas use the ends name them as references into the pair: clang before 16 cannot
+// capture a structured binding.
 std::pair<Connection, Connection> MakePipe() {
   absl::StatusOr<std::pair<Connection, Connection>> p = Pipe();
   EXPECT_TRUE(p.ok()) << p.status();
@@ -170,7 +172,9 @@ bool ThreadIsSleeping(pid_t tid) {
 // The real poll, no fakes: a thirty-day Poll returns the data another thread sends once the
 // poller sleeps, and a thirty-day Poll with data already there returns at once.
 TEST(ConnectionDeadlineTest, HugeTimeoutReturnsDataSentLaterAndReadyDataAtOnce) {
-  auto [a, b] = MakePipe();
+  std::pair<Connection, Connection> ends = MakePipe();
+  Connection& a = ends.first;
+  Connection& b = ends.second;
   const pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
   std::thread sender([&] {
     while (!ThreadIsSleeping(self)) {

@@ -133,11 +133,10 @@ TEST(ConnectionDescriptorLimitsTest, DeclaredDescriptorsArriveWithTheirMessages)
   constexpr int kPipes = 12;
   int pipes[kPipes][2];
   for (auto& p : pipes) ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
-  auto [rx, tx] = []() {
-    absl::StatusOr<std::pair<Connection, Connection>> p = Pipe();
-    EXPECT_TRUE(p.ok());
-    return *std::move(p);
-  }();
+  absl::StatusOr<std::pair<Connection, Connection>> ends = Pipe();
+  ASSERT_TRUE(ends.ok()) << ends.status();
+  Connection& rx = ends->first;
+  Connection& tx = ends->second;
   const std::vector<size_t> label_sizes = {3,     0, 70000, 10,     200000, 5,
                                            65536, 1, 1000,  300000, 2,      64};
   const int before = OpenFds();

@@ -34,6 +34,8 @@ namespace {
 using ::mp::testing::TestChild;
 using ::testing::HasSubstr;
 
+// Tests whose lambdas use the ends name them as references into the pair: clang before 16 cannot
+// capture a structured binding.
 std::pair<Connection, Connection> MakePipe(bool duplex = true) {
   absl::StatusOr<std::pair<Connection, Connection>> p = Pipe(duplex);
   EXPECT_TRUE(p.ok()) << p.status();
@@ -138,7 +140,9 @@ TEST(ConnectionTest, MixedSizesAroundTheReceiveBufferNeverMergeOrSplit) {
   };
   for (bool duplex : {true, false}) {
     SCOPED_TRACE(duplex ? "duplex" : "one-way");
-    auto [rx, tx] = MakePipe(duplex);
+    std::pair<Connection, Connection> ends = MakePipe(duplex);
+    Connection& rx = ends.first;
+    Connection& tx = ends.second;
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
     TestChild child([&] {
@@ -190,7 +194,9 @@ TEST(ConnectionTest, MixedSizesAroundTheReceiveBufferNeverMergeOrSplit) {
 
 TEST(ConnectionTest, SixteenMiBRoundTripAcrossFork) {
   for (bool typed : {false, true}) {
-    auto [parent, child_end] = MakePipe();
+    std::pair<Connection, Connection> ends = MakePipe();
+    Connection& parent = ends.first;
+    Connection& child_end = ends.second;
     std::string big(16 << 20, '\0');
     for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 + (i >> 12));
     TestChild child([&] {
@@ -407,7 +413,9 @@ TEST(ConnectionTest, MaxMessageSize) {
 }
 
 TEST(ConnectionTest, SendFdRecvFdAcrossFork) {
-  auto [parent, child_end] = MakePipe();
+  std::pair<Connection, Connection> ends = MakePipe();
+  Connection& parent = ends.first;
+  Connection& child_end = ends.second;
   int data[2];
   ASSERT_EQ(::pipe(data), 0);
   TestChild child([&] {
@@ -513,7 +521,9 @@ TEST(ConnectionTest, FromFd) {
 
 TEST(WaitTest, ConnectionsAndSentinels) {
   auto [a1, b1] = MakePipe();
-  auto [a2, b2] = MakePipe(false);
+  std::pair<Connection, Connection> ends = MakePipe(false);
+  Connection& a2 = ends.first;
+  Connection& b2 = ends.second;
   int sentinel[2];
   ASSERT_EQ(::pipe2(sentinel, O_CLOEXEC), 0);
   absl::StatusOr<std::vector<size_t>> r = Wait({b1, a2, sentinel[0]}, absl::ZeroDuration());
@@ -574,7 +584,9 @@ TEST(ConnectionTest, InterruptedReceiveIsRetried) {
   struct sigaction old;
   ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
   g_signals = 0;
-  auto [a, b] = MakePipe();
+  std::pair<Connection, Connection> ends = MakePipe();
+  Connection& a = ends.first;
+  Connection& b = ends.second;
   const pid_t parent = ::getpid();
   TestChild child([&, parent] {
     b.Close();
