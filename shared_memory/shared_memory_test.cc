@@ -247,7 +247,10 @@ TEST(SharedMemoryTest, RegistryWithWrongModeIsRefused) {
 // Points MP_SHM_REGISTRY at `path` for the scope's lifetime.
 class ScopedRegistry {
  public:
-  explicit ScopedRegistry(std::string path) : previous_(std::getenv("MP_SHM_REGISTRY")) {
+  explicit ScopedRegistry(const std::string& path) {
+    if (const char* previous = std::getenv("MP_SHM_REGISTRY"); previous != nullptr) {
+      previous_ = previous;
+    }
     setenv("MP_SHM_REGISTRY", path.c_str(), 1);
   }
   ~ScopedRegistry() {
