@@ -546,6 +546,35 @@ TEST(ForkServerTest, SilentConnectionsDoNotDelayAStart) {
   server->Stop();
 }
 
+TEST(ForkServerTest, TooManySilentConnectionsCloseTheOldest) {
+  // The server reads at most 128 connections at once; past that it closes the oldest, long before
+  // its 10 s deadline.
+  constexpr int kMaxPending = 128;
+  auto server = std::make_shared<mp::ForkServer>();
+  mp::Process warm = Create(server, mp::Call<&ReturnCode>(0));
+  ASSERT_TRUE(warm.Start().ok());
+  ASSERT_TRUE(warm.Join().ok());
+  const std::string path = server->SocketDirectory() + "/s";
+  std::vector<int> idle;
+  for (int i = 0; i < kMaxPending + 2; ++i) {
+    idle.push_back(ConnectRaw(path));
+    ASSERT_GE(idle.back(), 0) << i;
+  }
+  // A Start goes through (it is the newest) and then the oldest has been closed.
+  mp::Process p = Create(server, mp::Call<&ReturnCode>(4));
+  ASSERT_TRUE(p.Start().ok());
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), 4);
+  pollfd pfd{idle.front(), POLLIN, 0};
+  EXPECT_EQ(poll(&pfd, 1, 0), 1) << "the oldest connection is still open";
+  char c;
+  EXPECT_EQ(recv(idle.front(), &c, 1, MSG_DONTWAIT), 0);
+  pfd = {idle.back(), POLLIN, 0};
+  EXPECT_EQ(poll(&pfd, 1, 0), 0) << "the newest connection was closed";
+  for (int fd : idle) close(fd);
+  server->Stop();
+}
+
 TEST(ForkServerTest, PrivateDirectoryIsRemovedWhenStopped) {
   auto server = std::make_shared<mp::ForkServer>();
   EXPECT_EQ(server->SocketDirectory(), "");
