@@ -235,17 +235,18 @@ int WriteRawChunks(const Queue& q, uint64_t total, bool last) {
 }
 
 constexpr size_t kChunkCap = 64 << 10;
-constexpr size_t kMaxItem = 8 << 20;
+constexpr size_t kMaxItem = 16 << 20;
 
-// A peer sends 12 MiB of chunks for one item although max_item_size is 8 MiB. The Get assembling it
-// refuses it once it would pass 8 MiB, naming both sizes, and its scratch buffer is given back; the
-// next Get skips the item's remaining chunks (kDataLoss: that item is lost) and the queue goes on.
+// A peer sends 24 MiB of chunks for one item although max_item_size is 16 MiB. The Get assembling
+// it refuses it once it would pass 16 MiB, naming both sizes, and its scratch buffer is given back;
+// the next Get skips the item's remaining chunks (kDataLoss: that item is lost) and the queue goes
+// on.
 TEST(QueueHostileTest, ChunkedItemBeyondMaxItemSizeIsRefused) {
   Queue q = MakeQueue({.capacity_bytes = kChunkCap, .max_item_size = kMaxItem});
-  TestChild writer([&] { return WriteRawChunks(q, 12 << 20, /*last=*/true); });
+  TestChild writer([&] { return WriteRawChunks(q, 24 << 20, /*last=*/true); });
   absl::StatusOr<std::string> refused = q.Get<std::string>(true, absl::Seconds(60));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
-  EXPECT_THAT(refused.status().message(), HasSubstr("above max_item_size 8388608"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("above max_item_size 16777216"));
   EXPECT_LE(ScratchCapacityForTesting(), kScratchKeepBytes);
   absl::StatusOr<std::string> rest = q.Get<std::string>(true, absl::Seconds(60));
   EXPECT_EQ(rest.status().code(), absl::StatusCode::kDataLoss) << rest.status();
@@ -259,7 +260,7 @@ TEST(QueueHostileTest, ChunkedItemBeyondMaxItemSizeIsRefused) {
   EXPECT_EQ(*after, "after");
 }
 
-// A peer sends a first chunk and then middle chunks without end (64 MiB here, 8 times
+// A peer sends a first chunk and then middle chunks without end (64 MiB here, 4 times
 // max_item_size; a consumer without the limit takes them all). The Get refuses the item at
 // max_item_size instead of growing with it; once the peer is gone, the next item arrives.
 TEST(QueueHostileTest, EndlessChunkedItemIsRefusedAtMaxItemSize) {
@@ -267,7 +268,7 @@ TEST(QueueHostileTest, EndlessChunkedItemIsRefusedAtMaxItemSize) {
   TestChild writer([&] { return WriteRawChunks(q, 64 << 20, /*last=*/false); });
   absl::StatusOr<std::string> refused = q.Get<std::string>(true, absl::Seconds(20));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
-  EXPECT_THAT(refused.status().message(), HasSubstr("above max_item_size 8388608"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("above max_item_size 16777216"));
   EXPECT_LE(ScratchCapacityForTesting(), kScratchKeepBytes);
   writer.Kill();
   writer.Wait();
@@ -287,7 +288,7 @@ TEST(QueueHostileTest, EndlessChunkedItemIsRefusedAtMaxItemSize) {
 // the consumer's scratch buffer keeps its size afterwards.
 TEST(QueueHostileTest, ScratchShrinksAfterALargeItem) {
   Queue q = MakeQueue({.capacity_bytes = kChunkCap, .max_item_size = kMaxItem});
-  const std::string big(6 << 20, 'b');
+  const std::string big(12 << 20, 'b');
   TestChild producer([&] {
     if (!q.Put(big, true, absl::Seconds(60)).ok()) return 1;
     return ScratchCapacityForTesting() <= kScratchKeepBytes ? 0 : 2;
