@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -532,18 +533,18 @@ void ForkServer::StopLocked() {
 }
 
 void ForkServer::Stop() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   StopLocked();
 }
 
 std::optional<pid_t> ForkServer::ServerPid() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (owner_pid_ != getpid() || server_.pid <= 0) return std::nullopt;
   return server_.pid;
 }
 
 std::string ForkServer::SocketDirectory() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (owner_pid_ != getpid()) return "";
   return server_.dir;
 }
@@ -614,7 +615,7 @@ absl::Status ForkServer::StartServerLocked() {
 }
 
 absl::StatusOr<ForkServer::Server> ForkServer::EnsureRunning() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   ForgetInheritedLocked();
   ReapIfDeadLocked();
   if (server_.pid <= 0) {
@@ -668,7 +669,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkServer::Launch(const LaunchSpec
       s = pid.status();
       // End of file with nothing said: did the server die?
       if (absl::IsAborted(s)) {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         if (server_.pidfd >= 0 && server_.pid == server->pid) {
           absl::StatusOr<short> ended =
               PollUntil(server_.pidfd, POLLIN, Deadline::After(kServerDeathGrace));
@@ -679,7 +680,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkServer::Launch(const LaunchSpec
     close(conn);
     last = s;
     if (!server_gone) break;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (server_.pid == server->pid) {
       kill(server_.pid, SIGKILL);
       ReapIfDeadLocked();

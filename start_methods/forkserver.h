@@ -68,12 +68,12 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "base/mutex.h"
 #include "start_methods/start_method.h"
 
 namespace mp {
@@ -117,9 +117,7 @@ class ForkServer : public StartMethod {
   void ReapIfDeadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ForkServerOptions options_;
-  // std::mutex, not absl::Mutex: the system Abseil is built without TSan. (libc++'s std::mutex is a
-  // capability for clang's -Wthread-safety; libstdc++'s carries no annotations.)
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   pid_t owner_pid_ ABSL_GUARDED_BY(mu_);
   Server server_ ABSL_GUARDED_BY(mu_);
   // Write end of the server's lifeline pipe; atomic so that a fork child can close its copy from an
