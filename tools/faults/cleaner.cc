@@ -269,13 +269,17 @@ absl::StatusOr<std::vector<Leftover>> FindLeftovers(const CleanerOptions& option
   }
   FindDevShm(options, &out);
   if (options.shared_memory_registry) {
-    const std::string registry = SharedMemory::RegistryDirectory();
-    int err = 0;
-    for (const std::string& name : ListDir(registry, &err)) {
-      Leftover l{Leftover::Kind::kSharedMemoryEntry, registry + "/" + name};
-      l.reason = "tracks a named segment; --remove runs SharedMemory::ReclaimOrphans(), which "
-                 "unlinks it if its creator died";
-      out.push_back(std::move(l));
+    // The canonical registry and any fallback directory made while another user squatted it.
+    absl::StatusOr<std::vector<std::string>> registries = SharedMemory::RegistryDirectories();
+    if (!registries.ok()) return registries.status();
+    for (const std::string& registry : *registries) {
+      int err = 0;
+      for (const std::string& name : ListDir(registry, &err)) {
+        Leftover l{Leftover::Kind::kSharedMemoryEntry, registry + "/" + name};
+        l.reason = "tracks a named segment; --remove runs SharedMemory::ReclaimOrphans(), which "
+                   "unlinks it if its creator died";
+        out.push_back(std::move(l));
+      }
     }
   }
   return out;
