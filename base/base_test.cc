@@ -7,7 +7,10 @@
 
 #include <array>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
+#include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -15,7 +18,9 @@
 #include "base/constant_time.h"
 #include "base/deadline.h"
 #include "base/errno_status.h"
+#include "base/exception.h"
 #include "base/io.h"
+#include "base/mutex.h"
 #include "base/random.h"
 #include "gtest/gtest.h"
 
@@ -163,6 +168,40 @@ TEST(ConstantTimeEqualTest, Compares) {
   EXPECT_FALSE(ConstantTimeEqual("secret", "secreT"));
   EXPECT_FALSE(ConstantTimeEqual("secret", "secre"));
   EXPECT_FALSE(ConstantTimeEqual(absl::string_view("a\0b", 3), absl::string_view("a\0c", 3)));
+}
+
+TEST(ExceptionTest, DescribesTypeAndWhat) {
+  EXPECT_EQ(CurrentExceptionDescription(), "no exception");
+  try {
+    throw std::runtime_error("boom");
+  } catch (...) {
+    EXPECT_EQ(CurrentExceptionDescription(), "std::runtime_error: boom");
+  }
+  try {
+    throw 7;
+  } catch (...) {
+    EXPECT_EQ(CurrentExceptionDescription(), "int");
+  }
+}
+
+TEST(MutexTest, AwaitSeesTheConditionOrTheDeadline) {
+  Mutex mu;
+  std::condition_variable cv;
+  bool ready = false;
+  {
+    MutexLock lock(&mu);
+    EXPECT_FALSE(mu.Await(cv, Deadline::After(absl::Milliseconds(1)), [&] { return ready; }));
+  }
+  std::thread setter([&] {
+    MutexLock lock(&mu);
+    ready = true;
+    cv.notify_all();
+  });
+  {
+    MutexLock lock(&mu);
+    EXPECT_TRUE(mu.Await(cv, Deadline::Never(), [&] { return ready; }));
+  }
+  setter.join();
 }
 
 }  // namespace

@@ -15,9 +15,13 @@
 #ifndef MP_BASE_MUTEX_H_
 #define MP_BASE_MUTEX_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
+#include "base/deadline.h"
 
 namespace mp {
 
@@ -29,6 +33,25 @@ class ABSL_LOCKABLE Mutex {
 
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+
+  // Waits on `cv` (always used with this mutex) until pred() holds or `deadline` passes, and
+  // returns pred(). pred runs with the mutex held; the mutex is held again on return.
+  template <typename Pred>
+  bool Await(std::condition_variable& cv, Deadline deadline, Pred pred)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+    std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
+    bool ok = true;
+    if (deadline.IsNever()) {
+      cv.wait(lock, pred);
+    } else {
+      // std::condition_variable times its waits on steady_clock, which is CLOCK_MONOTONIC, the
+      // clock of Deadline.
+      ok = cv.wait_for(
+          lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(deadline.Remaining())), pred);
+    }
+    lock.release();  // still held: the caller's MutexLock unlocks it
+    return ok;
+  }
 
  private:
   std::mutex mu_;

@@ -2,7 +2,6 @@
 
 #include "pool/pool.h"
 
-#include <cxxabi.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <signal.h>
@@ -25,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "base/deadline.h"
+#include "base/exception.h"
 #include "base/errno_status.h"
 #include "channels/connection.h"
 #include "serialize/status.h"
@@ -182,21 +182,8 @@ void AppendError(std::string& out, const absl::Status& status) {
 }
 
 absl::Status CurrentExceptionStatus(absl::string_view function) {
-  std::string type = "an exception of unknown type";
-  if (const std::type_info* t = abi::__cxa_current_exception_type(); t != nullptr) {
-    int err = 0;
-    char* demangled = abi::__cxa_demangle(t->name(), nullptr, nullptr, &err);
-    type = err == 0 && demangled != nullptr ? demangled : t->name();
-    std::free(demangled);
-  }
-  std::string what;
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    what = absl::StrCat(": ", e.what());
-  } catch (...) {
-  }
-  return absl::UnknownError(absl::StrCat("Pool: ", function, " threw ", type, what));
+  return absl::UnknownError(
+      absl::StrCat("Pool: ", function, " threw ", CurrentExceptionDescription()));
 }
 
 // ---- Job ----

@@ -128,6 +128,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "base/deadline.h"
+#include "base/mutex.h"
 #include "serialize/codec.h"
 #include "serialize/fd.h"
 #include "start_methods/process.h"
@@ -140,47 +141,6 @@ namespace mp {
 using PoolUnit = std::tuple<>;
 
 namespace pool_internal {
-
-// std::mutex with the capability annotations clang's -Wthread-safety checks (ABSL_GUARDED_BY &
-// co.). std::mutex rather than absl::Mutex: the system Abseil is not built with TSan, std's is
-// intercepted; libstdc++'s std::mutex carries no annotations of its own.
-class ABSL_LOCKABLE Mutex {
- public:
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
-  void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-  // Waits on `cv` (always used with this mutex) until pred() holds or `deadline` passes, and
-  // returns pred(). pred runs with the mutex held.
-  template <typename Pred>
-  bool Await(std::condition_variable& cv, Deadline deadline, Pred pred)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
-    std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
-    bool ok = true;
-    if (deadline.IsNever()) {
-      cv.wait(lock, pred);
-    } else {
-      // std::condition_variable times its waits on steady_clock, which is CLOCK_MONOTONIC, the
-      // clock of Deadline.
-      ok = cv.wait_for(
-          lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(deadline.Remaining())), pred);
-    }
-    lock.release();  // still held: the caller's MutexLock unlocks it
-    return ok;
-  }
-
- private:
-  std::mutex mu_;
-};
-
-class ABSL_SCOPED_LOCKABLE MutexLock {
- public:
-  explicit MutexLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_->Lock(); }
-  ~MutexLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
-  MutexLock(const MutexLock&) = delete;
-  MutexLock& operator=(const MutexLock&) = delete;
-
- private:
-  Mutex* const mu_;
-};
 
 // Inside a catch block: the status a task's escaped exception becomes, kUnknown "Pool: <function>
 // threw <demangled type>: <what()>" (what() only for a std::exception).

@@ -262,7 +262,7 @@ void Init(int argc, char** argv) {
     // Never into the rest of main: this process was started to play its role only.
     std::string line =
         absl::StrCat("mp: the '", mode, "' child entry of process ", getpid(), " raised ",
-                     process_internal::CurrentExceptionDescription(), "\n");
+                     CurrentExceptionDescription(), "\n");
     std::fwrite(line.data(), 1, line.size(), stderr);
   }
   process_internal::FlushStdio();

@@ -2,7 +2,6 @@
 
 #include "start_methods/start_method.h"
 
-#include <cxxabi.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -260,25 +259,6 @@ absl::StatusOr<size_t> RecvWithFds(int fd, absl::Span<uint8_t> data, std::vector
     fds->insert(fds->end(), received.begin(), received.end());
     if (n == 0) return absl::OutOfRangeError(absl::StrCat(what, ": end of file"));
     return static_cast<size_t>(n);
-  }
-}
-
-std::string CurrentExceptionDescription() {
-  std::string type = "unknown exception";
-  if (const std::type_info* info = abi::__cxa_current_exception_type(); info != nullptr) {
-    int status = 0;
-    char* demangled = abi::__cxa_demangle(info->name(), nullptr, nullptr, &status);
-    type = status == 0 && demangled != nullptr ? demangled : info->name();
-    std::free(demangled);
-  }
-  std::exception_ptr current = std::current_exception();
-  if (current == nullptr) return "no exception";
-  try {
-    std::rethrow_exception(current);
-  } catch (const std::exception& e) {
-    return absl::StrCat(type, ": ", e.what());
-  } catch (...) {
-    return type;
   }
 }
 

@@ -43,6 +43,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "base/deadline.h"
+#include "base/exception.h"
 #include "start_methods/target.h"
 
 namespace mp {
@@ -201,10 +202,6 @@ absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<cons
                          Deadline deadline);
 absl::StatusOr<size_t> RecvWithFds(int fd, absl::Span<uint8_t> data, std::vector<int>* fds,
                                    Deadline deadline);
-
-// Inside a catch block: the exception being handled, as "<type>: <what()>" for a std::exception
-// and "<type>" for anything else, the type demangled ("std::runtime_error: boom").
-std::string CurrentExceptionDescription();
 
 // Flushes every stdio stream, so a child does not print its parent's buffered output again.
 void FlushStdio();
