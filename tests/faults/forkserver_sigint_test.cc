@@ -21,7 +21,10 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "base/deadline.h"
 #include "gtest/gtest.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/process.h"
@@ -62,8 +65,8 @@ TEST(ForkServerSigintTest, CtrlCOfTheOwnerLeavesNoDirectory) {
   ASSERT_EQ(kill(-owner, SIGINT), 0);  // Ctrl-C
   int status = 0;
   ASSERT_EQ(waitpid(owner, &status, 0), owner);
-  pollfd p{pidfd, POLLIN, 0};
-  const bool server_ended = poll(&p, 1, 10000) == 1;
+  absl::StatusOr<short> ready = PollUntil(pidfd, POLLIN, Deadline::After(absl::Seconds(10)));
+  const bool server_ended = ready.ok() && *ready != 0;
   close(pidfd);
   struct stat st {};
   const bool leaked = stat(dir, &st) == 0;
