@@ -29,6 +29,7 @@
 #include "base/deadline.h"
 #include "channels/connection.h"
 #include "gtest/gtest.h"
+#include "testing/proc_state.h"
 
 namespace {
 
@@ -159,15 +160,6 @@ TEST(ConnectionDeadlineTest, TimeoutsBecomeTheRightPollArguments) {
   }
 }
 
-// True once thread `tid` of this process is asleep in the kernel.
-bool ThreadIsSleeping(pid_t tid) {
-  std::ifstream stat(absl::StrCat("/proc/self/task/", tid, "/stat"));
-  std::string line;
-  std::getline(stat, line);
-  const size_t close_paren = line.rfind(')');
-  return close_paren != std::string::npos && close_paren + 2 < line.size() &&
-         line[close_paren + 2] == 'S';
-}
 
 // The real poll, no fakes: a thirty-day Poll returns the data another thread sends once the
 // poller sleeps, and a thirty-day Poll with data already there returns at once.
@@ -177,7 +169,7 @@ TEST(ConnectionDeadlineTest, HugeTimeoutReturnsDataSentLaterAndReadyDataAtOnce) 
   Connection& b = ends.second;
   const pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
   std::thread sender([&] {
-    while (!ThreadIsSleeping(self)) {
+    while (!::mp::testing::IsSleeping(self)) {
     }
     (void)a.SendBytes("later");
   });

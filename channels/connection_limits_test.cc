@@ -28,6 +28,7 @@
 #include "channels/connection.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testing/proc_state.h"
 #include "serialize/fd.h"
 #include "serialize/frame.h"
 #include "sync/test_child.h"
@@ -326,15 +327,6 @@ int64_t ResidentBytes() {
   return resident * sysconf(_SC_PAGESIZE);
 }
 
-// True once thread `tid` of this process is asleep in the kernel.
-bool ThreadIsSleeping(pid_t tid) {
-  std::ifstream stat(absl::StrCat("/proc/self/task/", tid, "/stat"));
-  std::string line;
-  std::getline(stat, line);
-  const size_t close_paren = line.rfind(')');
-  return close_paren != std::string::npos && close_paren + 2 < line.size() &&
-         line[close_paren + 2] == 'S';
-}
 
 // A peer announces a 64 MiB message and sends one byte of it: while the receiver waits for the
 // rest, it holds memory for what arrived, not for what was announced. Every receive call that
@@ -364,7 +356,7 @@ TEST(ConnectionMemoryLimitsTest, AnnouncedLengthIsNotAllocatedBeforeItArrives) {
         status = peer.conn.Recv<std::string>().status();
       }
     });
-    while (tid.load() == 0 || !ThreadIsSleeping(tid.load())) {
+    while (tid.load() == 0 || !::mp::testing::IsSleeping(tid.load())) {
     }
     const int64_t grew = ResidentBytes() - before;
     peer.CloseRaw();

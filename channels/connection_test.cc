@@ -17,6 +17,7 @@
 #include "sync/test_child.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testing/proc_state.h"
 #include "serialize/fd.h"
 #include "serialize/frame.h"
 
@@ -567,15 +568,6 @@ TEST(WaitTest, ConnectionsAndSentinels) {
 std::atomic<int> g_signals{0};
 void CountSignal(int) { g_signals.fetch_add(1); }
 
-// True once `pid` is asleep in the kernel (state 'S' in /proc/pid/stat).
-bool IsSleeping(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  std::getline(stat, line);
-  size_t close_paren = line.rfind(')');
-  return close_paren != std::string::npos && close_paren + 2 < line.size() &&
-         line[close_paren + 2] == 'S';
-}
 
 TEST(ConnectionTest, InterruptedReceiveIsRetried) {
   struct sigaction sa = {};
@@ -591,10 +583,10 @@ TEST(ConnectionTest, InterruptedReceiveIsRetried) {
   TestChild child([&, parent] {
     b.Close();
     // Interrupt the parent while it is blocked in Recv, then send the message.
-    while (!IsSleeping(parent)) {
+    while (!::mp::testing::IsSleeping(parent)) {
     }
     if (::kill(parent, SIGUSR1) != 0) return 1;
-    while (!IsSleeping(parent)) {
+    while (!::mp::testing::IsSleeping(parent)) {
     }
     return a.Send(std::string("after the signal")).ok() ? 0 : 2;
   });

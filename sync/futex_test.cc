@@ -25,20 +25,6 @@ bool WaitUntilZombie(pid_t pid) {
   return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) == 0;
 }
 
-TEST(DeadlineTest, NeverAndAfter) {
-  EXPECT_TRUE(Deadline::Never().IsNever());
-  EXPECT_FALSE(Deadline::Never().Expired());
-  EXPECT_TRUE(Deadline::After(absl::InfiniteDuration()).IsNever());
-  EXPECT_TRUE(Deadline::After(absl::ZeroDuration()).Expired());
-  EXPECT_TRUE(Deadline::After(absl::Seconds(-1)).Expired());
-  EXPECT_FALSE(Deadline::After(absl::Hours(1)).Expired());
-  EXPECT_TRUE(Deadline::After(absl::Hours(24 * 365 * 1000000LL)).IsNever() ||
-              !Deadline::After(absl::Hours(24 * 365 * 1000000LL)).Expired());
-  const Deadline soon = Deadline::After(absl::Hours(1));
-  EXPECT_LE(soon.CappedAfter(absl::Milliseconds(1)).ns(), soon.ns());
-  EXPECT_EQ(soon.CappedAfter(absl::Hours(2)).ns(), soon.ns());
-}
-
 TEST(FutexTest, WaitReportsMismatchAndTimeout) {
   std::atomic<uint32_t> word{5};
   EXPECT_EQ(FutexWait(&word, 4, Deadline::Never()), FutexWaitResult::kMismatch);
