@@ -34,6 +34,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/deadline.h"
+#include "base/errno_status.h"
 #include "channels/connection.h"
 #include "channels/queue.h"
 #include "serialize/codec.h"
@@ -186,7 +187,7 @@ class Child {
       r = waitpid(pid_, &status, 0);
     } while (r < 0 && errno == EINTR);
     pid_ = -1;
-    if (r < 0) return absl::InternalError(absl::StrCat(who, ": waitpid: ", strerror(errno)));
+    if (r < 0) return ErrnoStatus(errno, absl::StrCat(who, ": waitpid"));
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
   }
