@@ -124,8 +124,7 @@ TEST_F(SocketPair, ReadFullReportsEndOfFile) {
 
 TEST_F(SocketPair, WriteFullToAFullSocketEndsAtTheDeadline) {
   std::vector<uint8_t> big(64 << 20, 7);  // far more than a socket buffer holds
-  absl::Status s =
-      WriteFull(fds_[1], big, Deadline::After(absl::Milliseconds(20)), "flood");
+  absl::Status s = WriteFull(fds_[1], big, Deadline::After(absl::Milliseconds(20)), "flood");
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
 }
 

@@ -4,7 +4,8 @@
 //
 //   bazel run -c opt //channels:channels_benchmark
 //
-// * Connection 64-byte round trip (duplex socketpair and one-way pipe pair) vs a raw pipe / socketpair
+// * Connection 64-byte round trip (duplex socketpair and one-way pipe pair) vs a raw pipe /
+// socketpair
 //   ping-pong between the same two processes.
 // * Queue small-item throughput between two processes vs Boost.Interprocess message_queue, and the
 //   raw limit: a shared-memory SPSC ring (RawSpscRing) between the same two processes.
@@ -16,7 +17,8 @@
 //   (8 B..4 MiB); Connection 1 MiB throughput vs a raw socketpair; memcpy of 1 MiB.
 // * The raw limit of the 4->4 row (BM_QueueThroughputPairs/4): BM_RawSpscRingPairs/4, four
 //   independent RawSpscRings, each between its own producer and consumer process (8 processes).
-// * Heap allocations per Put+Get (and Send+Recv) of a trivially encodable item: this binary replaces
+// * Heap allocations per Put+Get (and Send+Recv) of a trivially encodable item: this binary
+// replaces
 //   operator new and counts (counter "allocs_per_op").
 
 #include <sched.h>
@@ -29,10 +31,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstring>
-#include <memory>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -245,7 +247,8 @@ void ConnectionRoundTrip(benchmark::State& state, bool duplex) {
     state.SkipWithError("Pipe failed");
     return;
   }
-  // duplex: parent uses p1->first both ways. One-way: parent sends on p1->second, receives p2->first.
+  // duplex: parent uses p1->first both ways. One-way: parent sends on p1->second, receives
+  // p2->first.
   Connection& parent_tx = duplex ? p1->first : p1->second;
   Connection& parent_rx = duplex ? p1->first : p2->first;
   Connection& child_rx = duplex ? p1->second : p1->first;
@@ -385,9 +388,9 @@ BENCHMARK(BM_QueueThroughput1MiB)->UseRealTime()->MinTime(1.0);
 
 // ---- Curves and throughput rows for tools/bench ----------------------------------------------
 //
-// Multi-process rows use manual time: the children are forked and wait at a gate (a pipe whose write
-// end the parent closes), so forking is not measured; the clock runs from the gate until the last
-// consumer has exited.
+// Multi-process rows use manual time: the children are forked and wait at a gate (a pipe whose
+// write end the parent closes), so forking is not measured; the clock runs from the gate until the
+// last consumer has exited.
 
 class Gate {
  public:
@@ -434,21 +437,25 @@ void BM_QueueThroughputPairs(benchmark::State& state) {
     std::vector<std::unique_ptr<Child>> producers, consumers;
     for (int i = 0; i < pairs; ++i) {
       // Pair i's consumer and producer on different cores.
-      consumers.push_back(std::make_unique<Child>([&] {
-        gate.Wait();
-        for (;;) {
-          absl::StatusOr<Small> s = q->Get<Small>();
-          if (!s.ok()) return 1;
-          if (s->seq < 0) return 0;
-        }
-      }, 2 * i + 1));
-      producers.push_back(std::make_unique<Child>([&] {
-        gate.Wait();
-        for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) {
-          if (!q->Put(Small{n, i}).ok()) return 1;
-        }
-        return 0;
-      }, 2 * i + 2));
+      consumers.push_back(std::make_unique<Child>(
+          [&] {
+            gate.Wait();
+            for (;;) {
+              absl::StatusOr<Small> s = q->Get<Small>();
+              if (!s.ok()) return 1;
+              if (s->seq < 0) return 0;
+            }
+          },
+          2 * i + 1));
+      producers.push_back(std::make_unique<Child>(
+          [&] {
+            gate.Wait();
+            for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) {
+              if (!q->Put(Small{n, i}).ok()) return 1;
+            }
+            return 0;
+          },
+          2 * i + 2));
     }
     const Clock::time_point start = Clock::now();
     gate.Open();
@@ -611,17 +618,21 @@ void BM_RawSpscRingPairs(benchmark::State& state) {
       std::vector<std::unique_ptr<Child>> producers, consumers;
       for (int i = 0; i < pairs; ++i) {
         RawSpscRing* ring = rings[static_cast<size_t>(i)];
-        consumers.push_back(std::make_unique<Child>([&gate, ring] {
-          gate.Wait();
-          return ring->ConsumeUntilEnd();
-        }, 2 * i + 1));
-        producers.push_back(std::make_unique<Child>([&gate, ring, i] {
-          gate.Wait();
-          RawSpscRing::Producer producer(ring);
-          for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) producer.Put(Small{n, i});
-          producer.Put(Small{-1, 0});
-          return 0;
-        }, 2 * i + 2));
+        consumers.push_back(std::make_unique<Child>(
+            [&gate, ring] {
+              gate.Wait();
+              return ring->ConsumeUntilEnd();
+            },
+            2 * i + 1));
+        producers.push_back(std::make_unique<Child>(
+            [&gate, ring, i] {
+              gate.Wait();
+              RawSpscRing::Producer producer(ring);
+              for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) producer.Put(Small{n, i});
+              producer.Put(Small{-1, 0});
+              return 0;
+            },
+            2 * i + 2));
       }
       const Clock::time_point start = Clock::now();
       gate.Open();

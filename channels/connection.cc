@@ -24,10 +24,10 @@
 namespace mp {
 namespace {
 
-// Receive buffer. A read for a prefix asks for this much, so the small messages behind it arrive with
-// the same system call; a message at least this long is read straight into its destination, and the
-// prefix after it is read alone (see ReadPrefix), so the next large body is not pulled into the
-// buffer only to be copied out again.
+// Receive buffer. A read for a prefix asks for this much, so the small messages behind it arrive
+// with the same system call; a message at least this long is read straight into its destination,
+// and the prefix after it is read alone (see ReadPrefix), so the next large body is not pulled into
+// the buffer only to be copied out again.
 constexpr size_t kReceiveBufferSize = 64 * 1024;
 // Bodies up to this size are copied behind their prefix and sent with one write(2)/send(2) (the
 // cheapest system call, like a raw pipe write) instead of a gathering writev/sendmsg.
@@ -72,8 +72,9 @@ void IgnoreSigpipeIfDefault() {
 }
 
 // Writes to a pipe so that a reader that went away is an EPIPE status and never kills the process:
-// with SIGPIPE ignored, a plain write (writev for several pieces); otherwise (the program installed its own SIGPIPE handler) with
-// SIGPIPE blocked for this thread, swallowing a SIGPIPE this write raised.
+// with SIGPIPE ignored, a plain write (writev for several pieces); otherwise (the program installed
+// its own SIGPIPE handler) with SIGPIPE blocked for this thread, swallowing a SIGPIPE this write
+// raised.
 ssize_t WritevNoSigpipe(int fd, const struct iovec* iov, int iovcnt) {
   if (g_sigpipe_ignored.load(std::memory_order_relaxed)) {
     return iovcnt == 1 ? ::write(fd, iov[0].iov_base, iov[0].iov_len) : ::writev(fd, iov, iovcnt);
@@ -169,9 +170,9 @@ absl::StatusOr<Connection> Connection::FromFd(int fd, size_t max_message_size) {
       return ErrnoStatus(errno, "Connection::FromFd: getsockopt(SO_TYPE)");
     }
     if (type != SOCK_STREAM) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Connection::FromFd: descriptor ", fd, " is a socket of type ", type,
-          ", not SOCK_STREAM"));
+      return absl::InvalidArgumentError(absl::StrCat("Connection::FromFd: descriptor ", fd,
+                                                     " is a socket of type ", type,
+                                                     ", not SOCK_STREAM"));
     }
     return Connection(fd, /*is_socket=*/true, true, true, max_message_size);
   }
@@ -290,8 +291,9 @@ absl::Status Connection::WriteMessage(absl::Span<const uint8_t> body, absl::Span
         c->cmsg_len = CMSG_LEN(bytes);
         std::memcpy(CMSG_DATA(c), fds.data(), bytes);
       }
-      n = fds_sent && count == 1 ? ::send(fd_, iov[first].iov_base, iov[first].iov_len, MSG_NOSIGNAL)
-                                 : ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      n = fds_sent && count == 1
+              ? ::send(fd_, iov[first].iov_base, iov[first].iov_len, MSG_NOSIGNAL)
+              : ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
     } else {
       n = WritevNoSigpipe(fd_, iov + first, count);
     }
@@ -382,9 +384,10 @@ absl::StatusOr<int> Connection::RecvFd() {
 //
 // Descriptors and bytes. The sender attaches a message's descriptors to the sendmsg that carries
 // the message's first byte, and recvmsg(2) on a stream socket returns the descriptors of at most
-// one sendmsg, ending its read at the end of that sendmsg's first socket buffer. So a batch of descriptors
-// arrives with the read that holds the first byte of its message, and that read ends inside the
-// message: every received descriptor is recorded with the stream position where its read ended
+// one sendmsg, ending its read at the end of that sendmsg's first socket buffer. So a batch of
+// descriptors arrives with the read that holds the first byte of its message, and that read ends
+// inside the message: every received descriptor is recorded with the stream position where its read
+// ended
 // (`arrived_by`). When a message's prefix is parsed (it starts at `start`, ends at `end`), the
 // pending descriptors that arrived after `start` are the candidates, in arrival order; the message
 // takes the number its prefix declares, and any others that arrived by `end` (with this message's
@@ -488,9 +491,9 @@ absl::StatusOr<Connection::Prefix> Connection::ReadPrefix(std::vector<int>* fds)
     if (had == 0 && buffered() == 0) {
       return absl::OutOfRangeError("Connection: end of file (the peer closed its end)");
     }
-    return Fail(absl::DataLossError(absl::StrCat(
-        "Connection: the peer closed its end in the middle of a message prefix (", buffered(),
-        " of ", kConnectionPrefixSize, " bytes)")));
+    return Fail(absl::DataLossError(
+        absl::StrCat("Connection: the peer closed its end in the middle of a message prefix (",
+                     buffered(), " of ", kConnectionPrefixSize, " bytes)")));
   }
   ByteReader r(rbuf_.data() + rpos_, kConnectionPrefixSize);
   Prefix p;
@@ -509,10 +512,10 @@ absl::StatusOr<Connection::Prefix> Connection::ReadPrefix(std::vector<int>* fds)
         max_message_size_, "; the connection is closed")));
   }
   if (p.fd_count > kMaxFdsPerMessage) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "Connection: malformed message prefix (it declares ", p.fd_count,
-        " descriptors; a message carries at most ", kMaxFdsPerMessage,
-        "); the connection is closed")));
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("Connection: malformed message prefix (it declares ", p.fd_count,
+                     " descriptors; a message carries at most ", kMaxFdsPerMessage,
+                     "); the connection is closed")));
   }
   // The message's descriptors (see "Descriptors and bytes" above).
   const uint64_t start = received_ - buffered();
@@ -521,9 +524,9 @@ absl::StatusOr<Connection::Prefix> Connection::ReadPrefix(std::vector<int>* fds)
     size_t first = 0;  // pending_fds_[0, first) came with earlier messages: none declared them
     while (first < pending_fds_.size() && pending_fds_[first].arrived_by <= start) ++first;
     if (p.fd_count > pending_fds_.size() - first) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "Connection: message says it carries ", p.fd_count, " descriptors but ",
-          pending_fds_.size() - first, " arrived; the connection is closed")));
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("Connection: message says it carries ", p.fd_count, " descriptors but ",
+                       pending_fds_.size() - first, " arrived; the connection is closed")));
     }
     const size_t taken_end = first + p.fd_count;
     size_t last = taken_end;  // [taken_end, last) came with this message beyond its count
@@ -574,8 +577,8 @@ absl::Status Connection::ReadBodyGrowing(Buffer& out, size_t n) {
   while (done < n) {
     const size_t step = std::min(n, std::max(kBodyFirstStep, kBodyGrowth * done));
     if (out.size() < step) out.resize(step);
-    if (absl::Status s = ReadBody(reinterpret_cast<uint8_t*>(out.data()) + done, step - done, n,
-                                  done);
+    if (absl::Status s =
+            ReadBody(reinterpret_cast<uint8_t*>(out.data()) + done, step - done, n, done);
         !s.ok()) {
       return s;
     }
@@ -737,9 +740,9 @@ absl::Status Codec<Connection>::Decode(ByteReader& r, Connection& out) {
   }
   const bool is_socket = *flags & 1, readable = *flags & 2, writable = *flags & 4;
   if (c->is_socket_ != is_socket || (readable && !c->readable_) || (writable && !c->writable_)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "mp::Decode: Connection flags 0x", absl::Hex(*flags),
-        " disagree with the descriptor that arrived (socket=", c->is_socket_, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("mp::Decode: Connection flags 0x", absl::Hex(*flags),
+                     " disagree with the descriptor that arrived (socket=", c->is_socket_, ")"));
   }
   c->readable_ = readable;
   c->writable_ = writable;

@@ -4,8 +4,8 @@
 //
 // mp's equivalent of Python's multiprocessing.connection. `Pipe()` returns two connected
 // `Connection`s; whatever one end sends as a message, the other receives as exactly that message:
-// messages never merge or split, an empty message is a message, and a message can be as large as the
-// receiver's maximum message size (64 MiB by default, 16 MiB round trips are tested).
+// messages never merge or split, an empty message is a message, and a message can be as large as
+// the receiver's maximum message size (64 MiB by default, 16 MiB round trips are tested).
 //
 //   absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = mp::Pipe();
 //   auto& [parent, child] = *pipe;
@@ -32,14 +32,14 @@
 //   8       n     body
 //
 // SendBytes sends the caller's bytes as the body. Send<T> sends a serialize/frame.h frame (16-byte
-// header with the type fingerprint, then the Codec<T> payload) as the body, so RecvBytes can receive
-// anything SendBytes or Send sent (a typed message arrives as its frame bytes), and Recv<T> of a raw
-// message is kInvalidArgument ("bad magic"). Descriptors travel as SCM_RIGHTS ancillary data on the
-// sendmsg that carries the message's first byte; the fd count in the prefix tells the receiver how
-// many of the descriptors that arrived belong to this message. Descriptors that arrive with a
-// message beyond the count its prefix declares (or inside its body) are closed as soon as they
-// arrive, and the message is delivered as usual: a peer cannot make the receiver hold descriptors
-// nobody declared. SendFd(fd) is Send(PassedFd{fd}).
+// header with the type fingerprint, then the Codec<T> payload) as the body, so RecvBytes can
+// receive anything SendBytes or Send sent (a typed message arrives as its frame bytes), and Recv<T>
+// of a raw message is kInvalidArgument ("bad magic"). Descriptors travel as SCM_RIGHTS ancillary
+// data on the sendmsg that carries the message's first byte; the fd count in the prefix tells the
+// receiver how many of the descriptors that arrived belong to this message. Descriptors that arrive
+// with a message beyond the count its prefix declares (or inside its body) are closed as soon as
+// they arrive, and the message is delivered as usual: a peer cannot make the receiver hold
+// descriptors nobody declared. SendFd(fd) is Send(PassedFd{fd}).
 //
 // Memory: the receiver allocates for a message as its bytes arrive (1 MiB first, then four times
 // what arrived), not for the length its prefix announces, so a peer that announces 64 MiB and sends
@@ -51,8 +51,9 @@
 //                      the descriptors attached to a message (MSG_CTRUNC: typically this process is
 //                      at its RLIMIT_NOFILE); the descriptors that did arrive are closed.
 //   kAborted           Send to a peer that has closed its end (EPIPE, ECONNRESET: BrokenPipeError).
-//   kFailedPrecondition the connection is closed, or used in a direction it does not have (OSError).
-//   kInvalidArgument   a message longer than RecvBytes' maxlength or the max message size, a
+//   kFailedPrecondition the connection is closed, or used in a direction it does not have
+//   (OSError). kInvalidArgument   a message longer than RecvBytes' maxlength or the max message
+//   size, a
 //                      malformed prefix (a hostile or confused peer; this includes declaring more
 //                      than 253 descriptors), a prefix declaring more descriptors than arrived with
 //                      its message, or a Recv<T> whose message holds another type (names both).
@@ -66,30 +67,30 @@
 // descriptors are closed) and leaves the connection usable, and so do undeclared descriptors
 // (closed, see above). Interrupted system calls (EINTR) are retried.
 //
-// SIGPIPE: writing to a peer that closed its end is kAborted and never kills the process. Sockets use
-// MSG_NOSIGNAL. For pipe ends, the first Connection that can write to a pipe sets SIGPIPE to SIG_IGN
-// process-wide if it was SIG_DFL (what CPython does at start-up); if the program installed its own
-// SIGPIPE handler, it is kept and every pipe write blocks SIGPIPE around the write instead (3 extra
-// system calls). Do not set SIGPIPE back to SIG_DFL while pipe Connections are in use.
+// SIGPIPE: writing to a peer that closed its end is kAborted and never kills the process. Sockets
+// use MSG_NOSIGNAL. For pipe ends, the first Connection that can write to a pipe sets SIGPIPE to
+// SIG_IGN process-wide if it was SIG_DFL (what CPython does at start-up); if the program installed
+// its own SIGPIPE handler, it is kept and every pipe write blocks SIGPIPE around the write instead
+// (3 extra system calls). Do not set SIGPIPE back to SIG_DFL while pipe Connections are in use.
 //
 // Timeouts: Poll(timeout) is the timeout variant of every receive: it returns whether a message (or
-// its first bytes) can be read, never reads, and so never consumes part of a message. Wait() waits for
-// many connections and raw descriptors (e.g. process sentinels) at once. Timeouts run on the
+// its first bytes) can be read, never reads, and so never consumes part of a message. Wait() waits
+// for many connections and raw descriptors (e.g. process sentinels) at once. Timeouts run on the
 // monotonic clock (a step of the wall clock does not change them) and may be of any length: one
 // longer than poll(2) can express (~24.8 days) is waited out in slices.
 //
-// Shared objects (Queue, Lock...) travel inside messages over a socket Connection as their segment's
-// descriptor; a fork-domain one (made by the 'fork' context) cannot, and Send refuses it with
-// kFailedPrecondition before sending anything.
+// Shared objects (Queue, Lock...) travel inside messages over a socket Connection as their
+// segment's descriptor; a fork-domain one (made by the 'fork' context) cannot, and Send refuses it
+// with kFailedPrecondition before sending anything.
 //
 // Passing a Connection to another process: fd() is the descriptor to pass, and a Connection has an
-// mp::Codec that encodes it as an mp::PassedFd (so it travels as a spawn argument or inside a message
-// over a socket Connection); the receiver decodes a Connection that owns the descriptor it received.
-// A forked child simply keeps using its copy. FromFd() adopts a descriptor by hand.
+// mp::Codec that encodes it as an mp::PassedFd (so it travels as a spawn argument or inside a
+// message over a socket Connection); the receiver decodes a Connection that owns the descriptor it
+// received. A forked child simply keeps using its copy. FromFd() adopts a descriptor by hand.
 //
 // Thread safety: a Connection is not thread-safe (like CPython's); use one thread at a time per
-// Connection, or one for sending and one for receiving only if you synchronize them yourself. Distinct
-// Connections are independent.
+// Connection, or one for sending and one for receiving only if you synchronize them yourself.
+// Distinct Connections are independent.
 
 #ifndef MP_CHANNELS_CONNECTION_H_
 #define MP_CHANNELS_CONNECTION_H_
@@ -125,10 +126,11 @@ class Connection {
   // A closed connection (every call is kFailedPrecondition).
   Connection() = default;
 
-  // Adopts `fd` (the Connection owns and closes it). The kind (socket or pipe) and the directions are
-  // read from the descriptor: a socket is readable and writable, a pipe end is whichever O_ACCMODE
-  // says. kInvalidArgument if fd is negative or neither a stream socket nor a pipe/FIFO.
-  static absl::StatusOr<Connection> FromFd(int fd, size_t max_message_size = kDefaultMaxMessageSize);
+  // Adopts `fd` (the Connection owns and closes it). The kind (socket or pipe) and the directions
+  // are read from the descriptor: a socket is readable and writable, a pipe end is whichever
+  // O_ACCMODE says. kInvalidArgument if fd is negative or neither a stream socket nor a pipe/FIFO.
+  static absl::StatusOr<Connection> FromFd(int fd,
+                                           size_t max_message_size = kDefaultMaxMessageSize);
 
   Connection(Connection&& other) noexcept;
   Connection& operator=(Connection&& other) noexcept;
@@ -155,23 +157,21 @@ class Connection {
   // kInvalidArgument if offset/size fall outside buf or the message exceeds max_message_size().
   static constexpr size_t npos = std::numeric_limits<size_t>::max();
   absl::Status SendBytes(absl::Span<const uint8_t> buf, size_t offset = 0, size_t size = npos);
-  absl::Status SendBytes(absl::string_view buf) {
-    return SendBytes(AsBytes(buf));
-  }
+  absl::Status SendBytes(absl::string_view buf) { return SendBytes(AsBytes(buf)); }
 
   // Receives one message. A message longer than `maxlength` is kInvalidArgument and closes the
   // connection without reading it (CPython's behaviour). Descriptors attached to it are closed.
   absl::StatusOr<std::string> RecvBytes(size_t maxlength = npos);
 
-  // Receives one message into buffer[offset...] and returns its length. kInvalidArgument if offset >
-  // buffer.size(). If the message does not fit, it is still consumed and the result is
+  // Receives one message into buffer[offset...] and returns its length. kInvalidArgument if offset
+  // > buffer.size(). If the message does not fit, it is still consumed and the result is
   // kResourceExhausted; when `too_short` is not null the whole message is stored there (Python's
   // BufferTooShort carries it the same way, as e.args[0]).
   absl::StatusOr<size_t> RecvBytesInto(absl::Span<uint8_t> buffer, size_t offset = 0,
                                        std::string* too_short = nullptr);
 
-  // Sends `value` as a typed frame. Members of type mp::PassedFd travel as descriptors (sockets only;
-  // a one-way pipe refuses with kFailedPrecondition before sending anything).
+  // Sends `value` as a typed frame. Members of type mp::PassedFd travel as descriptors (sockets
+  // only; a one-way pipe refuses with kFailedPrecondition before sending anything).
   template <typename T>
   absl::Status Send(const T& value);
 
@@ -184,8 +184,8 @@ class Connection {
   absl::Status SendFd(int fd);
   absl::StatusOr<int> RecvFd();
 
-  // Whether a message can be received without blocking (or its first bytes have arrived, or the peer
-  // closed: then Recv returns the end-of-file status at once). Waits up to `timeout`
+  // Whether a message can be received without blocking (or its first bytes have arrived, or the
+  // peer closed: then Recv returns the end-of-file status at once). Waits up to `timeout`
   // (absl::InfiniteDuration() to block). Never consumes anything.
   absl::StatusOr<bool> Poll(absl::Duration timeout = absl::ZeroDuration());
 
@@ -195,8 +195,7 @@ class Connection {
  private:
   friend struct Codec<Connection>;
   friend absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex);
-  friend absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const class Waitable>,
-                                                  absl::Duration);
+  friend absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const class Waitable>, absl::Duration);
 
   struct Prefix {
     uint32_t length = 0;
@@ -264,13 +263,13 @@ class Connection {
   std::vector<uint8_t> sbuf_;
 };
 
-// Returns a connected pair. duplex: socketpair, both ends read and write. One-way: pipe(2); the first
-// Connection receives and the second sends. Both descriptors are close-on-exec (a forked child keeps
-// them; pass them explicitly to a spawn child).
+// Returns a connected pair. duplex: socketpair, both ends read and write. One-way: pipe(2); the
+// first Connection receives and the second sends. Both descriptors are close-on-exec (a forked
+// child keeps them; pass them explicitly to a spawn child).
 absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex = true);
 
-// Something Wait() can wait for: a Connection (ready when a message can be received, or it is at end
-// of file) or a raw descriptor (ready when readable or hung up, e.g. a process sentinel).
+// Something Wait() can wait for: a Connection (ready when a message can be received, or it is at
+// end of file) or a raw descriptor (ready when readable or hung up, e.g. a process sentinel).
 class Waitable {
  public:
   Waitable(const Connection& connection)  // NOLINT: implicit on purpose, Wait({a, b, sentinel})
@@ -292,8 +291,8 @@ class Waitable {
 absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
                                          absl::Duration timeout = absl::InfiniteDuration());
 
-// A Connection travels as its descriptor (an mp::PassedFd), its max message size and its kind. Decoding
-// yields a Connection that owns the received descriptor.
+// A Connection travels as its descriptor (an mp::PassedFd), its max message size and its kind.
+// Decoding yields a Connection that owns the received descriptor.
 template <>
 struct Codec<Connection> {
   static std::string Name() { return "mp::Connection"; }
@@ -349,8 +348,8 @@ absl::StatusOr<T> Connection::Recv() {
     // The message was complete; only its contents are bad. kOutOfRange from the decoder means "the
     // frame is shorter than it says", which on a Connection must not read as end of file.
     if (s.code() == absl::StatusCode::kOutOfRange) {
-      return absl::InvalidArgumentError(absl::StrCat("Connection::Recv: malformed message: ",
-                                                     s.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Connection::Recv: malformed message: ", s.message()));
     }
     return s;
   }

@@ -160,7 +160,6 @@ TEST(ConnectionDeadlineTest, TimeoutsBecomeTheRightPollArguments) {
   }
 }
 
-
 // The real poll, no fakes: a thirty-day Poll returns the data another thread sends once the
 // poller sleeps, and a thirty-day Poll with data already there returns at once.
 TEST(ConnectionDeadlineTest, HugeTimeoutReturnsDataSentLaterAndReadyDataAtOnce) {

@@ -28,10 +28,10 @@
 #include "channels/connection.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testing/proc_state.h"
 #include "serialize/fd.h"
 #include "serialize/frame.h"
 #include "sync/test_child.h"
+#include "testing/proc_state.h"
 
 namespace mp {
 namespace {
@@ -326,7 +326,6 @@ int64_t ResidentBytes() {
   statm >> size >> resident;
   return resident * sysconf(_SC_PAGESIZE);
 }
-
 
 // A peer announces a 64 MiB message and sends one byte of it: while the receiver waits for the
 // rest, it holds memory for what arrived, not for what was announced. Every receive call that

@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "sync/test_child.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testing/proc_state.h"
 #include "serialize/fd.h"
 #include "serialize/frame.h"
+#include "sync/test_child.h"
+#include "testing/proc_state.h"
 
 namespace mp {
 
@@ -108,7 +108,8 @@ TEST(ConnectionTest, EmptyMessagesAndNoMergingOrSplitting) {
     ASSERT_TRUE(tx.SendBytes("").ok());
     std::vector<std::string> sent;
     for (int i = 0; i < 200; ++i) {
-      sent.push_back(std::string(static_cast<size_t>(i * 37 % 300), static_cast<char>('a' + i % 26)));
+      sent.push_back(
+          std::string(static_cast<size_t>(i * 37 % 300), static_cast<char>('a' + i % 26)));
     }
     TestChild child([&] {
       for (const std::string& m : sent) {
@@ -131,8 +132,8 @@ TEST(ConnectionTest, EmptyMessagesAndNoMergingOrSplitting) {
 // receiver switches between buffered prefixes and prefixes read alone after large bodies, through
 // every receive call, with descriptors on a message that follows a large one.
 TEST(ConnectionTest, MixedSizesAroundTheReceiveBufferNeverMergeOrSplit) {
-  const std::vector<size_t> sizes = {100000, 5,      0,    70000, 65536,   65535,  65537, 3,
-                                     1 << 20, 8,     1024, 1025,  200000,  131072, 0,     1000,
+  const std::vector<size_t> sizes = {100000,  5,      0,    70000,   65536,   65535,  65537, 3,
+                                     1 << 20, 8,      1024, 1025,    200000,  131072, 0,     1000,
                                      65536,   100000, 7,    1 << 20, 1 << 20, 64};
   auto message = [](size_t i, size_t size) {
     std::string m(size, '\0');
@@ -567,7 +568,6 @@ TEST(WaitTest, ConnectionsAndSentinels) {
 
 std::atomic<int> g_signals{0};
 void CountSignal(int) { g_signals.fetch_add(1); }
-
 
 TEST(ConnectionTest, InterruptedReceiveIsRetried) {
   struct sigaction sa = {};

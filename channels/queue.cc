@@ -25,7 +25,7 @@ using queue_internal::kRecordHeaderSize;
 using queue_internal::Shared;
 
 constexpr uint32_t kTag = 0x51757071;  // "qpuQ"
-constexpr uint32_t kVersion = 2;  // 2: owner and position words on separate lines
+constexpr uint32_t kVersion = 2;       // 2: owner and position words on separate lines
 constexpr size_t kMinCapacity = size_t{4} << 10;
 constexpr size_t kMaxCapacity = size_t{1} << 32;
 // The smallest record: header + an empty frame.
@@ -141,24 +141,23 @@ absl::Status CheckWords(absl::string_view op, const Config& c, uint64_t t, uint6
   if ((Pos(t) & 7) != 0) return MisalignedWord(op, "tail", t);
   if ((Pos(h) & 7) != 0) return MisalignedWord(op, "head", h);
   if (((Pos(t) - Pos(h)) & kPosMask) > c.capacity) {
-    return absl::DataLossError(absl::StrCat(op, ": the shared tail and head words (tail position ",
-                                            Pos(t), ", head position ", Pos(h),
-                                            ") are more than the ", c.capacity, "-byte ring apart",
-                                            kOverwritten));
+    return absl::DataLossError(absl::StrCat(
+        op, ": the shared tail and head words (tail position ", Pos(t), ", head position ", Pos(h),
+        ") are more than the ", c.capacity, "-byte ring apart", kOverwritten));
   }
   return absl::DataLossError(absl::StrCat(
       op, ": the shared tail and head words count ", (Count(t) - Count(h)) & kCountMask,
       " items between them, above maxsize ", c.maxsize, kOverwritten));
 }
 
-// Eventcounts: `seq` is the futex word, `waiters` a flag "somebody may sleep on seq". A waiter reads
-// seq, sets the flag, re-checks its condition and sleeps on the seq it read. A notifier publishes its
-// change, then (seq_cst, so one of the two sees the other's write) clears the flag and, if it was
-// set, bumps seq and wakes every sleeper. Clearing the flag means a burst of Puts to a consumer that
-// was woken but has not run yet costs one wake-up, not one per Put.
+// Eventcounts: `seq` is the futex word, `waiters` a flag "somebody may sleep on seq". A waiter
+// reads seq, sets the flag, re-checks its condition and sleeps on the seq it read. A notifier
+// publishes its change, then (seq_cst, so one of the two sees the other's write) clears the flag
+// and, if it was set, bumps seq and wakes every sleeper. Clearing the flag means a burst of Puts to
+// a consumer that was woken but has not run yet costs one wake-up, not one per Put.
 //
-// Two ways to publish before notifying, both pairing with a waiter that stores its flag, then makes an
-// RMW on the notifier side's owner word (`fence_word`, see WaitFor), then re-checks:
+// Two ways to publish before notifying, both pairing with a waiter that stores its flag, then makes
+// an RMW on the notifier side's owner word (`fence_word`, see WaitFor), then re-checks:
 // * Whole-record commits (the hot path) store tail/head with release only and call UnlockAndNotify:
 //   the owner word's release exchange is an RMW on the same word as the waiter's, so either the
 //   waiter's RMW comes first (the exchange reads it; the acquire fence then makes the flag visible
@@ -184,8 +183,8 @@ inline void UnlockAndNotify(std::atomic<uint32_t>& lock_word, std::atomic<uint32
 }
 
 // Waits until ready() (re-evaluated after every wake-up) or `deadline`. Returns ready().
-// `fence_word` is the owner word of the side whose commits this waiter waits for (put_lock for data,
-// get_lock for space; nullptr when every notifier publishes with seq_cst, as TaskDone does).
+// `fence_word` is the owner word of the side whose commits this waiter waits for (put_lock for
+// data, get_lock for space; nullptr when every notifier publishes with seq_cst, as TaskDone does).
 template <typename Ready>
 bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters,
              std::atomic<uint32_t>* fence_word, Deadline deadline, Ready ready) {
@@ -219,8 +218,8 @@ bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters,
   }
 }
 
-// Holds one side's owner word for a scope. A holder that died leaves consistent state behind (see the
-// protocol in queue.h), so a takeover needs no repair.
+// Holds one side's owner word for a scope. A holder that died leaves consistent state behind (see
+// the protocol in queue.h), so a takeover needs no repair.
 class SideLock {
  public:
   SideLock(std::atomic<uint32_t>& word, Deadline deadline) : word_(word) {
@@ -272,16 +271,16 @@ Queue& Queue::operator=(const Queue& other) {
 
 absl::StatusOr<Queue> Queue::Create(const QueueOptions& options) {
   if (options.maxsize > kCountMask) {
-    return absl::InvalidArgumentError(absl::StrCat("Queue: maxsize ", options.maxsize,
-                                                   " is above the limit of ", kCountMask));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Queue: maxsize ", options.maxsize, " is above the limit of ", kCountMask));
   }
   if (options.capacity_bytes > kMaxCapacity) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Queue: capacity_bytes ", options.capacity_bytes, " is above the limit of 4 GiB"));
+    return absl::InvalidArgumentError(absl::StrCat("Queue: capacity_bytes ", options.capacity_bytes,
+                                                   " is above the limit of 4 GiB"));
   }
   if (options.max_item_size == 0 || options.max_item_size > kMaxFramePayload) {
-    return absl::InvalidArgumentError(absl::StrCat("Queue: max_item_size ", options.max_item_size,
-                                                   " is not in [1, 2^32 - 1]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Queue: max_item_size ", options.max_item_size, " is not in [1, 2^32 - 1]"));
   }
   size_t cap = kMinCapacity;
   while (cap < options.capacity_bytes) cap <<= 1;
@@ -303,8 +302,8 @@ absl::StatusOr<Queue> Queue::Create(const QueueOptions& options) {
 }
 
 absl::StatusOr<Queue> Queue::FromHandle(const ShmHandle& handle) {
-  if (absl::Status s = handle.segment.CheckBlock(handle.offset, queue_internal::kSharedSize, kTag,
-                                                 "Queue");
+  if (absl::Status s =
+          handle.segment.CheckBlock(handle.offset, queue_internal::kSharedSize, kTag, "Queue");
       !s.ok()) {
     return s;
   }
@@ -320,8 +319,8 @@ absl::StatusOr<Queue> Queue::FromHandle(const ShmHandle& handle) {
                       .max_item_size = ReadOnce(s->max_item_size)};
   const uint64_t cap = config.capacity;
   if (cap < kMinCapacity || cap > kMaxCapacity || (cap & (cap - 1)) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Queue: corrupt header (capacity ", cap, " is not a power of two in [4 KiB, 4 GiB])"));
+    return absl::InvalidArgumentError(absl::StrCat("Queue: corrupt header (capacity ", cap,
+                                                   " is not a power of two in [4 KiB, 4 GiB])"));
   }
   if (config.maxsize == 0 || config.maxsize > kCountMask) {
     return absl::InvalidArgumentError(absl::StrCat("Queue: corrupt header (maxsize ",
@@ -332,8 +331,8 @@ absl::StatusOr<Queue> Queue::FromHandle(const ShmHandle& handle) {
                                                    config.max_item_size,
                                                    " is not in [1, 2^32 - 1])"));
   }
-  if (absl::Status st = handle.segment.CheckBlock(
-          handle.offset, queue_internal::kSharedSize + cap, kTag, "Queue");
+  if (absl::Status st = handle.segment.CheckBlock(handle.offset, queue_internal::kSharedSize + cap,
+                                                  kTag, "Queue");
       !st.ok()) {
     return st;
   }
@@ -365,9 +364,10 @@ absl::Status Queue::EncodeRefusingFds(EncodeFn encode, const void* item, absl::S
       "when the child is created) and cannot travel inside a queued item"));
 }
 
-// The common Put, done without the general path's bookkeeping: the put side is free, the queue open,
-// and the whole record fits, in one piece, in the room the cached head already shows (or shows once
-// refreshed). Same protocol as the general path: encode beyond tail, one tail store, release.
+// The common Put, done without the general path's bookkeeping: the put side is free, the queue
+// open, and the whole record fits, in one piece, in the room the cached head already shows (or
+// shows once refreshed). Same protocol as the general path: encode beyond tail, one tail store,
+// release.
 bool Queue::TryPutFast(size_t frame_size, EncodeFn encode, const void* item, absl::Status* result) {
   Shared* s = shared_;
   const uint64_t cap = config_.capacity;
@@ -423,8 +423,8 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
                                                "-byte ring and cannot be put without blocking"));
   }
   const Deadline deadline = forever ? Deadline::Never()
-                            : block  ? Deadline::After(timeout)
-                                     : Deadline::After(absl::ZeroDuration());
+                            : block ? Deadline::After(timeout)
+                                    : Deadline::After(absl::ZeroDuration());
   const Deadline lock_deadline = block ? deadline : Deadline::Never();
   // The first record's size: the whole item, or the first chunk.
   const size_t chunk_payload = cap / 4 - kRecordHeaderSize;
@@ -449,8 +449,8 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
     const std::string what = absl::StrCat(
         "queue is full (", (Count(t) - Count(h)) & kCountMask, " items, maxsize ",
         config.maxsize == kCountMask ? std::string("unlimited") : absl::StrCat(config.maxsize),
-        "; ",
-        (Pos(t) - Pos(h)) & kPosMask, " of ", cap, " ring bytes used, ", first_record, " needed)");
+        "; ", (Pos(t) - Pos(h)) & kPosMask, " of ", cap, " ring bytes used, ", first_record,
+        " needed)");
     if (!block) return absl::UnavailableError(absl::StrCat("Queue::Put: ", what));
     return absl::DeadlineExceededError(
         absl::StrCat("Queue::Put: ", what, " for ", DescribeTimeout(timeout)));
@@ -462,8 +462,8 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
   for (;;) {
     SideLock lock(s->put_lock, lock_deadline);
     if (!lock.held()) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "Queue::Put: the put side stayed busy for ", DescribeTimeout(timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("Queue::Put: the put side stayed busy for ", DescribeTimeout(timeout)));
     }
     if (s->closed.load(std::memory_order_acquire) != 0) return closed_error();
     uint64_t t = s->tail.load(std::memory_order_relaxed);
@@ -503,8 +503,7 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
     std::vector<uint8_t>& scratch = Scratch();
     absl::Cleanup trim = [&scratch] { TrimScratch(scratch); };
     if (scratch.size() < frame_size) scratch.resize(frame_size);
-    if (absl::Status st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size));
-        !st.ok()) {
+    if (absl::Status st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size)); !st.ok()) {
       return st;
     }
     for (size_t done = 0; done < frame_size;) {
@@ -598,17 +597,17 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
   const uint64_t cap = config_.capacity;
   const uint64_t max_item_size = config_.max_item_size;
   const Deadline deadline = forever ? Deadline::Never()
-                            : block  ? Deadline::After(timeout)
-                                     : Deadline::After(absl::ZeroDuration());
+                            : block ? Deadline::After(timeout)
+                                    : Deadline::After(absl::ZeroDuration());
   const Deadline lock_deadline = block ? deadline : Deadline::Never();
 
   // Advances head past a record of `length` payload bytes, counting an item if `item_done`.
-  // Chunks are committed with seq_cst (their Notify runs while holding the side, see Notify); a whole
-  // record with release, followed by UnlockAndNotify.
+  // Chunks are committed with seq_cst (their Notify runs while holding the side, see Notify); a
+  // whole record with release, followed by UnlockAndNotify.
   auto advance = [&](uint64_t h, uint32_t length, bool item_done,
                      std::memory_order order = std::memory_order_seq_cst) {
-    const uint64_t next = Pack(Pos(h) + Align8(kRecordHeaderSize + length),
-                               Count(h) + (item_done ? 1 : 0));
+    const uint64_t next =
+        Pack(Pos(h) + Align8(kRecordHeaderSize + length), Count(h) + (item_done ? 1 : 0));
     s->head.store(next, order);
     return next;
   };
@@ -689,9 +688,10 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
           lock.Unlock();
           Notify(s->space_seq, s->space_waiters);
           return absl::DataLossError(absl::StrCat(
-              "Queue::Get: skipped ", orphan_bytes, " bytes of chunks that belong to no item, "
-              "more than max_item_size ", max_item_size,
-              ": a writer is not following the protocol (the next Get skips on)"));
+              "Queue::Get: skipped ", orphan_bytes,
+              " bytes of chunks that belong to no item, "
+              "more than max_item_size ",
+              max_item_size, ": a writer is not following the protocol (the next Get skips on)"));
         }
         continue;
       }
@@ -711,10 +711,10 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
           h = advance(h, cur.length, last);
           lock.Unlock();
           Notify(s->space_seq, s->space_waiters);
-          return absl::InvalidArgumentError(absl::StrCat(
-              "Queue::Get: an item arriving in chunks reached ", at + cur.length,
-              " bytes, above max_item_size ", max_item_size, "; it is refused",
-              last ? "" : " and the next Get skips the rest of it"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("Queue::Get: an item arriving in chunks reached ", at + cur.length,
+                           " bytes, above max_item_size ", max_item_size, "; it is refused",
+                           last ? "" : " and the next Get skips the rest of it"));
         }
         scratch.resize(at + cur.length);
         CopyOut(ring_, cap, Pos(h) + kRecordHeaderSize, scratch.data() + at, cur.length);
@@ -823,9 +823,9 @@ absl::Status Queue::TaskDoneImpl() {
   for (;;) {
     const uint64_t puts = Count(s->tail.load(std::memory_order_acquire));
     if (((puts - done) & kCountMask) == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "JoinableQueue::TaskDone: called more times than items were put (", puts & kCountMask,
-          " items put, all marked done)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("JoinableQueue::TaskDone: called more times than items were put (",
+                       puts & kCountMask, " items put, all marked done)"));
     }
     const uint32_t next = static_cast<uint32_t>((done + 1) & kCountMask);
     if (s->tasks_done.compare_exchange_weak(done, next, std::memory_order_seq_cst,
@@ -847,9 +847,8 @@ absl::Status Queue::JoinImpl(absl::Duration timeout) {
             kCountMask) == 0;
   };
   if (!WaitFor(s->join_seq, s->join_waiters, nullptr, Deadline::After(timeout), all_done)) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("JoinableQueue::Join: tasks still unfinished after ",
-                     DescribeTimeout(timeout)));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "JoinableQueue::Join: tasks still unfinished after ", DescribeTimeout(timeout)));
   }
   return absl::OkStatus();
 }

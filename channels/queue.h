@@ -3,13 +3,14 @@
 // channels/queue.h — Queue, SimpleQueue and JoinableQueue over shared memory: Python's
 // multiprocessing.Queue family, without a feeder thread and without a pipe.
 //
-// A Queue is a bounded ring of variable-size messages in one shared segment (sync/shm.h), in the fork
-// domain (anonymous MAP_SHARED: the creator and its forked children) or the transferable domain (a
-// memfd that travels to spawn/forkserver children; Queue has an mp::Codec carrying it as a
-// PassedFd). Put encodes the item (serialize/frame.h: 16-byte header with the type fingerprint, then
-// the Codec<T> payload) straight into the ring and Get decodes straight out of it: a Put/Get of a
-// trivially encodable item (integers, fixed arrays, MP_FIELDS structs of those) allocates nothing.
-// Waiting is a short adaptive spin, then a futex sleep (sync/futex.h); there is no timed polling.
+// A Queue is a bounded ring of variable-size messages in one shared segment (sync/shm.h), in the
+// fork domain (anonymous MAP_SHARED: the creator and its forked children) or the transferable
+// domain (a memfd that travels to spawn/forkserver children; Queue has an mp::Codec carrying it as
+// a PassedFd). Put encodes the item (serialize/frame.h: 16-byte header with the type fingerprint,
+// then the Codec<T> payload) straight into the ring and Get decodes straight out of it: a Put/Get
+// of a trivially encodable item (integers, fixed arrays, MP_FIELDS structs of those) allocates
+// nothing. Waiting is a short adaptive spin, then a futex sleep (sync/futex.h); there is no timed
+// polling.
 //
 //   absl::StatusOr<mp::Queue> q = mp::Queue::Create({.maxsize = 100});
 //   if (fork() == 0) {
@@ -22,55 +23,57 @@
 //   put(item, block, timeout)   Put(item, block, timeout)    kUnavailable (full, non-blocking),
 //                                                            kDeadlineExceeded (full until timeout)
 //   get(block, timeout)         Get<T>(block, timeout)       kUnavailable (empty, non-blocking),
-//                                                            kDeadlineExceeded (empty until timeout)
+//                                                            kDeadlineExceeded (empty until
+//                                                            timeout)
 //   put_nowait / get_nowait     PutNoWait / GetNoWait<T>
 //   qsize / empty / full        Qsize / Empty / Full         approximate (see below)
 //   close                       Close                        see "Closing"
-//   JoinableQueue.task_done     TaskDone                     kFailedPrecondition if called more times
-//                                                            than items were put (CPython ValueError)
+//   JoinableQueue.task_done     TaskDone                     kFailedPrecondition if called more
+//   times
+//                                                            than items were put (CPython
+//                                                            ValueError)
 //   JoinableQueue.join          Join(timeout)                kDeadlineExceeded after the timeout
-// A Get whose message holds another type is kInvalidArgument naming both types; that item is consumed.
-// Crashed peers need no error: a dead producer's or consumer's half-done operation is invisible or
-// undone (see the protocol below) and its side is taken over. The one exception is kDataLoss from the
-// Get that finds an item larger than the ring half-taken by a consumer that died.
-// A peer that breaks the protocol (a buggy or hostile process writing the shared memory) cannot
-// make this process touch memory outside the queue's ring or grow without bound: each handle copies
-// the configuration (capacity, maxsize, max_item_size) when it is made and never reads it again,
-// and every head, tail and record header read from shared memory is checked against that copy
-// first.
-// Words no Put or Get leaves behind (a position off the 8-byte grid, tail and head more than a ring
-// or more than maxsize items apart, a record longer than the bytes committed behind it or of an
-// unknown kind) make Put and Get return kDataLoss naming the word; the queue stays broken until the
-// peer's damage is undone. An item arriving in chunks that would pass max_item_size is refused
-// (kInvalidArgument naming both sizes) as soon as its next chunk would pass the limit, and the next
-// Get skips the rest of it (kDataLoss, that item is lost).
-// An item holding a descriptor (mp::PassedFd) or a shared object (Lock, Queue...: a transferable one
-// is a descriptor, a fork-domain one has none to travel with) cannot be carried by a ring: Put is
-// kFailedPrecondition and puts nothing; send those over a duplex Connection, or pass fork-domain
-// objects to the child when it is created.
-// Bad arguments (negative timeout, a timeout with block = false, items above max_item_size) are
-// kInvalidArgument. block = false never waits for room or for an item; like CPython's put_nowait it
-// may still wait for another producer's (consumer's) operation in progress on the same side, which
-// for an item larger than the ring lasts until that item is through. Close() waits the same way.
+// A Get whose message holds another type is kInvalidArgument naming both types; that item is
+// consumed. Crashed peers need no error: a dead producer's or consumer's half-done operation is
+// invisible or undone (see the protocol below) and its side is taken over. The one exception is
+// kDataLoss from the Get that finds an item larger than the ring half-taken by a consumer that
+// died. A peer that breaks the protocol (a buggy or hostile process writing the shared memory)
+// cannot make this process touch memory outside the queue's ring or grow without bound: each handle
+// copies the configuration (capacity, maxsize, max_item_size) when it is made and never reads it
+// again, and every head, tail and record header read from shared memory is checked against that
+// copy first. Words no Put or Get leaves behind (a position off the 8-byte grid, tail and head more
+// than a ring or more than maxsize items apart, a record longer than the bytes committed behind it
+// or of an unknown kind) make Put and Get return kDataLoss naming the word; the queue stays broken
+// until the peer's damage is undone. An item arriving in chunks that would pass max_item_size is
+// refused (kInvalidArgument naming both sizes) as soon as its next chunk would pass the limit, and
+// the next Get skips the rest of it (kDataLoss, that item is lost). An item holding a descriptor
+// (mp::PassedFd) or a shared object (Lock, Queue...: a transferable one is a descriptor, a
+// fork-domain one has none to travel with) cannot be carried by a ring: Put is kFailedPrecondition
+// and puts nothing; send those over a duplex Connection, or pass fork-domain objects to the child
+// when it is created. Bad arguments (negative timeout, a timeout with block = false, items above
+// max_item_size) are kInvalidArgument. block = false never waits for room or for an item; like
+// CPython's put_nowait it may still wait for another producer's (consumer's) operation in progress
+// on the same side, which for an item larger than the ring lasts until that item is through.
+// Close() waits the same way.
 //
 // Capacity: `maxsize` counts items as in CPython (0: no item limit other than 2^24 - 1), and
-// `capacity_bytes` bounds the ring (rounded up to a power of two, 4 KiB .. 4 GiB; default 1 MiB). Each
-// item takes 8 bytes of record header + 16 bytes of frame header + its encoding, rounded up to 8.
-// Items up to the ring's size travel as one record. Larger items, up to `max_item_size` (default
-// kDefaultMaxMessageSize, 64 MiB), are carried in chunks of capacity/4 (the producer holds the put side
-// and the consumer the get side for the whole item, so chunks of two items never interleave); above
-// max_item_size Put is kInvalidArgument. A queue's memory is its ring plus one 512-byte header: it
-// never grows.
+// `capacity_bytes` bounds the ring (rounded up to a power of two, 4 KiB .. 4 GiB; default 1 MiB).
+// Each item takes 8 bytes of record header + 16 bytes of frame header + its encoding, rounded up
+// to 8. Items up to the ring's size travel as one record. Larger items, up to `max_item_size`
+// (default kDefaultMaxMessageSize, 64 MiB), are carried in chunks of capacity/4 (the producer holds
+// the put side and the consumer the get side for the whole item, so chunks of two items never
+// interleave); above max_item_size Put is kInvalidArgument. A queue's memory is its ring plus one
+// 512-byte header: it never grows.
 //
-// Qsize() is (items committed by Put) - (items taken by Get), read from two words without a lock: it
-// is exact when the queue is quiet and may be off by the operations in flight otherwise. Empty() is
-// Qsize() == 0; Full() is Qsize() >= maxsize or the ring has no room for even the smallest item.
+// Qsize() is (items committed by Put) - (items taken by Get), read from two words without a lock:
+// it is exact when the queue is quiet and may be off by the operations in flight otherwise. Empty()
+// is Qsize() == 0; Full() is Qsize() >= maxsize or the ring has no room for even the smallest item.
 //
 // Closing: Close() closes the queue for everybody (not only the calling process, unlike CPython's
 // close()): later Puts are kFailedPrecondition, waiters are woken, Gets drain what is left and then
-// return kOutOfRange ("closed and empty", the end-of-file of a queue) instead of blocking. This is how
-// consumers learn that every producer is done: the queue does not know who its producers are, so
-// without Close() a Get on an empty queue whose producers all exited waits for its timeout.
+// return kOutOfRange ("closed and empty", the end-of-file of a queue) instead of blocking. This is
+// how consumers learn that every producer is done: the queue does not know who its producers are,
+// so without Close() a Get on an empty queue whose producers all exited waits for its timeout.
 //
 // ---------------------------------------------------------------------------------------------------
 // Shared layout and protocol (crash consistency by construction).
@@ -81,71 +84,75 @@
 //             Create/FromHandle into the handle, which uses only its own copy)
 //     put side:  put_lock (sync/futex.h owner word), tail = puts << 40 | tail_pos
 //     get side:  get_lock (owner word),               head = gets << 40 | head_pos
-//     events:    data_seq/data_waiters, space_seq/space_waiters, join_seq/join_waiters (eventcounts:
+//     events:    data_seq/data_waiters, space_seq/space_waiters, join_seq/join_waiters
+//     (eventcounts:
 //                a futex word and a "somebody may sleep" flag),
 //                tasks_done (24-bit counter), closed
 //   Positions are byte offsets modulo 2^40 (the ring offset is pos & (capacity - 1)); puts/gets are
-//   item counters modulo 2^24. Items in the queue = (puts - gets) mod 2^24, bytes = tail_pos - head_pos.
+//   item counters modulo 2^24. Items in the queue = (puts - gets) mod 2^24, bytes = tail_pos -
+//   head_pos.
 //
-//   A record at an 8-aligned ring offset: u32 length (payload bytes), u32 kind | writer tid << 8 (tids
-//   are below 2^22 on Linux), then
-//   the payload (wrapping around the ring end if needed), padded to 8. Kinds: 1 whole item, 2 first
-//   chunk, 3 middle chunk, 4 last chunk.
+//   A record at an 8-aligned ring offset: u32 length (payload bytes), u32 kind | writer tid << 8
+//   (tids are below 2^22 on Linux), then the payload (wrapping around the ring end if needed),
+//   padded to 8. Kinds: 1 whole item, 2 first chunk, 3 middle chunk, 4 last chunk.
 //
 //   Put: take put_lock; check space against head (a per-handle cached copy, refreshed only when it
 //   looks full); write the record(s) beyond tail; then publish with ONE atomic store of tail that
-//   advances both tail_pos and puts; release put_lock; wake data waiters if any. Get: take get_lock;
-//   read the record at head (committed because head < tail, which was loaded with acquire; a
-//   per-handle cached tail is used until head reaches it); decode; then ONE atomic store of head
-//   advancing head_pos and gets; release; wake space waiters if any.
-//   Locks are never held while sleeping for data or space (except between the chunks of one large
-//   item). The common case (a free side, a whole record in one piece, no waiting) runs a lean copy
-//   of the same steps (TryPutFast/TryGetFast); everything else takes the general path.
+//   advances both tail_pos and puts; release put_lock; wake data waiters if any. Get: take
+//   get_lock; read the record at head (committed because head < tail, which was loaded with
+//   acquire; a per-handle cached tail is used until head reaches it); decode; then ONE atomic store
+//   of head advancing head_pos and gets; release; wake space waiters if any. Locks are never held
+//   while sleeping for data or space (except between the chunks of one large item). The common case
+//   (a free side, a whole record in one piece, no waiting) runs a lean copy of the same steps
+//   (TryPutFast/TryGetFast); everything else takes the general path.
 //
 //   Wake-ups cost no fence on the common path: a whole-record commit is a release store, and the
 //   owner word's release exchange (which every unlock makes anyway) orders it against the waiters
-//   flag. A side about to sleep sets its eventcount's waiters flag, then makes a no-op atomic RMW on
-//   the other side's owner word, then re-checks: the two RMWs on one word are ordered, so either the
-//   committer's unlock sees the flag (and wakes) or the waiter's re-check sees the commit. Chunks are
-//   committed with seq_cst stores while holding the side, and their wake-up orders the same way
-//   through the seq_cst flag store and re-check. Only a side that finds its waiters flag set makes
-//   the futex wake system call.
+//   flag. A side about to sleep sets its eventcount's waiters flag, then makes a no-op atomic RMW
+//   on the other side's owner word, then re-checks: the two RMWs on one word are ordered, so either
+//   the committer's unlock sees the flag (and wakes) or the waiter's re-check sees the commit.
+//   Chunks are committed with seq_cst stores while holding the side, and their wake-up orders the
+//   same way through the seq_cst flag store and re-check. Only a side that finds its waiters flag
+//   set makes the futex wake system call.
 //
 //   Why a crash cannot tear or lose anything:
 //   * A producer SIGKILLed mid-Put dies before its single tail store, so its half-written bytes are
 //     beyond tail: never visible, and overwritten by the next Put. The next producer takes put_lock
 //     over from the dead holder (sync/futex.h detects the dead tid), so nobody blocks.
 //   * A consumer SIGKILLed mid-Get dies before its single head store, so the item stays at head and
-//     the next consumer (taking get_lock over) receives it: every committed Put is delivered exactly
-//     once to a consumer whose Get returned. (An item that was already returned by Get to a process
-//     that then died is, of course, gone with it.)
-//   * The counters puts/gets travel in the same word as the positions, so counts and bytes can never
+//     the next consumer (taking get_lock over) receives it: every committed Put is delivered
+//     exactly once to a consumer whose Get returned. (An item that was already returned by Get to a
+//     process that then died is, of course, gone with it.)
+//   * The counters puts/gets travel in the same word as the positions, so counts and bytes can
+//   never
 //     disagree; tasks_done is a single atomic; unfinished tasks = puts - tasks_done.
-//   * Chunked (larger than the ring) items: puts is advanced only with the last chunk. A producer that
-//     dies (or times out) mid-item leaves a partial item; the consumer assembling it notices because
-//     put_lock no longer names the writer's tid, or the writer is dead, or a new item starts, and
-//     discards the partial item (it was never counted as put). A consumer that dies mid-item has
-//     already released the earlier chunks' space: the next consumer skips the orphaned chunks,
-//     counts the item as taken and returns kDataLoss saying so (call Get again for the next item) --
-//     the one case where a committed item is lost, and only for items larger than the ring. Once a
-//     consumer took the first chunk it waits for the rest past its timeout as long as the writer is
-//     alive and holds the put side.
-//   * A waiter killed while registered in an eventcount leaves its *_waiters flag set: harmless (the
+//   * Chunked (larger than the ring) items: puts is advanced only with the last chunk. A producer
+//   that
+//     dies (or times out) mid-item leaves a partial item; the consumer assembling it notices
+//     because put_lock no longer names the writer's tid, or the writer is dead, or a new item
+//     starts, and discards the partial item (it was never counted as put). A consumer that dies
+//     mid-item has already released the earlier chunks' space: the next consumer skips the orphaned
+//     chunks, counts the item as taken and returns kDataLoss saying so (call Get again for the next
+//     item) -- the one case where a committed item is lost, and only for items larger than the
+//     ring. Once a consumer took the first chunk it waits for the rest past its timeout as long as
+//     the writer is alive and holds the put side.
+//   * A waiter killed while registered in an eventcount leaves its *_waiters flag set: harmless
+//   (the
 //     next notifier makes one futex call and clears it).
 //
 // Assumes every process using the queue is in one PID namespace (see sync/futex.h).
 //
-// Thread safety: a Queue handle is cheap to copy (copies share the queue) and every method is safe to
-// call from any number of threads and processes at once.
+// Thread safety: a Queue handle is cheap to copy (copies share the queue) and every method is safe
+// to call from any number of threads and processes at once.
 
 #ifndef MP_CHANNELS_QUEUE_H_
 #define MP_CHANNELS_QUEUE_H_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -219,9 +226,10 @@ struct alignas(64) Shared {
 inline constexpr size_t kSharedSize = 512;
 static_assert(sizeof(Shared) <= kSharedSize);
 
-// Items that can hold neither an mp::PassedFd nor a shared object (arithmetic types, enums, strings,
-// and MP_FIELDS structs, pairs, tuples, arrays, vectors and optionals of those): Put encodes them
-// directly, without the per-thread descriptor table that refuses descriptors (see Queue::Put).
+// Items that can hold neither an mp::PassedFd nor a shared object (arithmetic types, enums,
+// strings, and MP_FIELDS structs, pairs, tuples, arrays, vectors and optionals of those): Put
+// encodes them directly, without the per-thread descriptor table that refuses descriptors (see
+// Queue::Put).
 template <typename T>
 struct PlainItem : std::bool_constant<std::is_arithmetic_v<T> || std::is_enum_v<T>> {};
 template <>
@@ -233,12 +241,14 @@ struct PlainItem<std::optional<E>> : PlainItem<E> {};
 template <typename E, size_t N>
 struct PlainItem<std::array<E, N>> : PlainItem<E> {};
 template <typename A, typename B>
-struct PlainItem<std::pair<A, B>> : std::bool_constant<PlainItem<A>::value && PlainItem<B>::value> {};
+struct PlainItem<std::pair<A, B>> : std::bool_constant<PlainItem<A>::value && PlainItem<B>::value> {
+};
 template <typename... Ts>
 struct PlainItem<std::tuple<Ts...>> : std::bool_constant<(PlainItem<Ts>::value && ...)> {};
 template <typename T>
-  requires HasMpFields<T>
-struct PlainItem<T> : PlainItem<typename Codec<T>::Values> {};
+requires HasMpFields<T>
+struct PlainItem<T> : PlainItem<typename Codec<T>::Values> {
+};
 
 // Each thread's scratch buffer (frames that wrap around the ring end or travel in chunks) keeps at
 // most this much capacity after an operation: a larger item's buffer is given back once it is done.
@@ -260,8 +270,8 @@ struct FrameView {
 
 class Queue {
  public:
-  // A new queue in its own segment. kInvalidArgument for maxsize above 2^24 - 1, capacity_bytes above
-  // 4 GiB or max_item_size of 0 or above 4 GiB - 1.
+  // A new queue in its own segment. kInvalidArgument for maxsize above 2^24 - 1, capacity_bytes
+  // above 4 GiB or max_item_size of 0 or above 4 GiB - 1.
   static absl::StatusOr<Queue> Create(const QueueOptions& options = {});
   // Re-opens the queue at `handle` (e.g. after ShmSegment::Attach in another process).
   // kInvalidArgument if the handle does not point at a queue.
@@ -301,8 +311,8 @@ class Queue {
   void Close();
   bool closed() const;
 
-  size_t maxsize() const;          // 0 if unlimited
-  size_t capacity_bytes() const;   // the ring size
+  size_t maxsize() const;         // 0 if unlimited
+  size_t capacity_bytes() const;  // the ring size
   size_t max_item_size() const;
   // An empty handle's segment is empty (ShmSegment()) and its domain kFork.
   ShmHandle handle() const { return {segment_.value_or(ShmSegment()), offset_}; }
@@ -324,7 +334,8 @@ class Queue {
  private:
   Queue(ShmSegment segment, uint64_t offset, const queue_internal::Config& config);
 
-  // Put of an encoded frame: the encoder writes exactly `frame_size` bytes into the span it is given.
+  // Put of an encoded frame: the encoder writes exactly `frame_size` bytes into the span it is
+  // given.
   using EncodeFn = absl::Status (*)(const void* item, absl::Span<uint8_t> out);
   // EncodeFrameTo for a T, refusing descriptors unless T is a PlainItem.
   template <typename T>
@@ -333,7 +344,9 @@ class Queue {
       return EncodeFrameTo(*static_cast<const T*>(item), out);
     } else {
       return EncodeRefusingFds(
-          [](const void* v, absl::Span<uint8_t> o) { return EncodeFrameTo(*static_cast<const T*>(v), o); },
+          [](const void* v, absl::Span<uint8_t> o) {
+            return EncodeFrameTo(*static_cast<const T*>(v), o);
+          },
           item, out);
     }
   }
@@ -422,8 +435,8 @@ class JoinableQueue : public Queue {
 };
 
 // Queues travel to other processes like every shared object (sync/shm.h ShmObjectCodec): a
-// transferable queue as its segment's memfd and offset, to any child; a fork-domain queue notes itself
-// as fork-only, so spawn and forkserver refuse it when the Process is created.
+// transferable queue as its segment's memfd and offset, to any child; a fork-domain queue notes
+// itself as fork-only, so spawn and forkserver refuse it when the Process is created.
 template <>
 struct Codec<Queue> : ShmObjectCodec<Queue, "Queue"> {};
 template <>
@@ -439,7 +452,7 @@ absl::Status Queue::Put(const T& item, bool block, absl::Duration timeout) {
   RequireCodec<T>();
   const size_t frame_size = FrameSize(item);
   constexpr EncodeFn encode = &EncodeItem<T>;  // items holding an mp::PassedFd are refused
-  if (ValidWaitArgs(block, timeout)) {  // invalid ones get their error from PutFrame
+  if (ValidWaitArgs(block, timeout)) {         // invalid ones get their error from PutFrame
     absl::Status result;
     if (TryPutFast(frame_size, encode, &item, &result)) return result;
   }

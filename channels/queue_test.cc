@@ -56,8 +56,8 @@ Queue MakeQueue(QueueOptions options = {}) {
   return *std::move(q);
 }
 
-// Blob bytes follow a pattern of (seq % 64), so neighbouring items differ and a torn or mixed item is
-// detected, while a producer can reuse 64 prebuilt blobs.
+// Blob bytes follow a pattern of (seq % 64), so neighbouring items differ and a torn or mixed item
+// is detected, while a producer can reuse 64 prebuilt blobs.
 uint8_t BlobByte(uint32_t seq, size_t i) { return static_cast<uint8_t>((seq % 64) * 7 + i * 13); }
 
 Blob MakeBlob(uint32_t seq, size_t size) {
@@ -79,8 +79,8 @@ template <typename T>
 class SharedArray {
  public:
   explicit SharedArray(size_t n) : n_(n) {
-    void* p = ::mmap(nullptr, n * sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                     -1, 0);
+    void* p =
+        ::mmap(nullptr, n * sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     data_ = p == MAP_FAILED ? nullptr : static_cast<T*>(p);
   }
   ~SharedArray() {
@@ -498,11 +498,12 @@ TEST(JoinableQueueTest, TaskDoneAndJoin) {
   EXPECT_EQ(q->Join(absl::Seconds(-1)).code(), absl::StatusCode::kInvalidArgument);
 }
 
-// 4 producers x 4 consumers; every message delivered exactly once, FIFO per producer as seen by each
-// consumer. 10^6 messages in the plain build; fewer under sanitizers (MP_QUEUE_STRESS_MESSAGES
+// 4 producers x 4 consumers; every message delivered exactly once, FIFO per producer as seen by
+// each consumer. 10^6 messages in the plain build; fewer under sanitizers (MP_QUEUE_STRESS_MESSAGES
 // overrides).
 size_t StressMessages() {
-  if (const char* env = std::getenv("MP_QUEUE_STRESS_MESSAGES")) return std::strtoul(env, nullptr, 10);
+  if (const char* env = std::getenv("MP_QUEUE_STRESS_MESSAGES"))
+    return std::strtoul(env, nullptr, 10);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   return 100'000;
 #else
@@ -647,8 +648,8 @@ TEST(QueueCrashTest, ConsumerKilledMidGet) {
   RecordProperty("exact_rounds", exact_rounds);
 }
 
-// A producer killed in the middle of an item larger than the ring: the consumer discards the partial
-// item (it was never committed) and later items arrive intact.
+// A producer killed in the middle of an item larger than the ring: the consumer discards the
+// partial item (it was never committed) and later items arrive intact.
 TEST(QueueCrashTest, ProducerKilledMidChunkedItem) {
   constexpr size_t kBig = 256 << 10;
   Queue q = MakeQueue({.capacity_bytes = 4096});
@@ -715,7 +716,8 @@ TEST(QueueCrashTest, ConsumerKilledMidChunkedItem) {
     while (q.UsedBytes() != 0) {
     }
     // Wait until the consumer sleeps: then it is either idle (not holding the get side) or blocked
-    // mid-item holding it -- never in one of the brief windows where it holds the side while running.
+    // mid-item holding it -- never in one of the brief windows where it holds the side while
+    // running.
     while (ProcessState(consumer.pid()) != 'S') {
     }
     const bool mid_item = q.get_side_owner() == consumer.pid();

@@ -152,9 +152,7 @@ absl::Status Context::CheckSameDomain(ShmDomain domain, absl::string_view what) 
       " objects; create the lock with mp::GetContext(\"", method_, "\")->", what, "()"));
 }
 
-absl::StatusOr<mp::Condition> Context::Condition() const {
-  return mp::Condition::Create(domain_);
-}
+absl::StatusOr<mp::Condition> Context::Condition() const { return mp::Condition::Create(domain_); }
 absl::StatusOr<mp::Condition> Context::Condition(const mp::Lock& lock) const {
   if (absl::Status s = CheckSameDomain(lock.domain(), "Lock"); !s.ok()) return s;
   return mp::Condition::Create(lock);

@@ -4,8 +4,8 @@
 //
 // A Context binds one start method ("fork", "spawn" or "forkserver") and is the factory for
 // everything: Process, Pipe, Queue, SimpleQueue, JoinableQueue, Lock, RLock, Semaphore,
-// BoundedSemaphore, Event, Condition, Barrier, Pool, SharedMemory, Value, Array. What a context makes
-// can go to the processes it starts:
+// BoundedSemaphore, Event, Condition, Barrier, Pool, SharedMemory, Value, Array. What a context
+// makes can go to the processes it starts:
 //
 //   mp::Context* ctx = *mp::GetContext("spawn");
 //   absl::StatusOr<mp::Queue> q = ctx->Queue();
@@ -13,11 +13,11 @@
 //   absl::StatusOr<mp::Process> p = ctx->Process<&Worker>(*q, *lock, int64_t{7});
 //   p->Start(); ... p->Join();
 //
-// Sharing domains (../shared/DESIGN.md). The fork context makes its shared objects in the fork domain
-// (anonymous MAP_SHARED memory: cheapest, but only a forked child inherits it); spawn and forkserver
-// make them in the transferable domain (memfd segments whose descriptors travel to the child). Pipes'
-// Connections are plain descriptors, which every start method can carry, so every context's Pipe works
-// everywhere.
+// Sharing domains (../shared/DESIGN.md). The fork context makes its shared objects in the fork
+// domain (anonymous MAP_SHARED memory: cheapest, but only a forked child inherits it); spawn and
+// forkserver make them in the transferable domain (memfd segments whose descriptors travel to the
+// child). Pipes' Connections are plain descriptors, which every start method can carry, so every
+// context's Pipe works everywhere.
 //
 // The rules, checked when a Process is constructed, never later:
 //   object / target          fork child   spawn child        forkserver child
@@ -26,21 +26,21 @@
 //   any callable (lambda)    ok           refused            refused
 //   registered function      ok           ok                 ok
 //   argument without Codec   compile error (for every method: Process<&Fn> encodes its arguments)
-// "Refused" is kFailedPrecondition naming the object, the context that made it, the start method that
-// refused it and the fix ("Lock was created by the 'fork' context and cannot be passed to a 'spawn'
-// process ...; create it with mp::GetContext(\"spawn\")->Lock()"). Objects nested inside arguments
-// (a vector of Locks, a struct holding a Queue) are found too: each shareable object's Codec notes
-// itself while the arguments are encoded (serialize/fd.h, FdTable::NoteForkOnly).
+// "Refused" is kFailedPrecondition naming the object, the context that made it, the start method
+// that refused it and the fix ("Lock was created by the 'fork' context and cannot be passed to a
+// 'spawn' process ...; create it with mp::GetContext(\"spawn\")->Lock()"). Objects nested inside
+// arguments (a vector of Locks, a struct holding a Queue) are found too: each shareable object's
+// Codec notes itself while the arguments are encoded (serialize/fd.h, FdTable::NoteForkOnly).
 //
 // The default context. GetContext() returns the default context; the first call fixes it, as
 // CPython's get_context() does. SetStartMethod(method) chooses it before that, once;
 // SetStartMethod(method, /*force=*/true) changes it at any time. The default start method is
-// "forkserver", as in CPython 3.14 on Linux: forking the caller's process (the "fork" method) from a
-// program that has threads can deadlock the child on a lock some other thread held, and "spawn"
+// "forkserver", as in CPython 3.14 on Linux: forking the caller's process (the "fork" method) from
+// a program that has threads can deadlock the child on a lock some other thread held, and "spawn"
 // pays an exec per child; the forkserver forks from a small single-threaded server, costs about a
-// fork, and runs the same registered functions spawn runs. Programs whose targets are lambdas choose
-// "fork" explicitly. A library that wants a method uses GetContext(method) and leaves the program's
-// default alone.
+// fork, and runs the same registered functions spawn runs. Programs whose targets are lambdas
+// choose "fork" explicitly. A library that wants a method uses GetContext(method) and leaves the
+// program's default alone.
 //
 // Contexts are never destroyed (like CPython's module-level context objects), so Context* stays
 // valid for the whole program. All functions here are thread-safe.
@@ -140,8 +140,8 @@ class Context {
   absl::StatusOr<mp::Pool> Pool(int processes) const;
   // Named POSIX shared memory (multiprocessing.shared_memory.SharedMemory): travels by name, so
   // every start method takes it. See shared_memory/shared_memory.h for names and reclamation.
-  absl::StatusOr<mp::SharedMemory> SharedMemory(std::optional<std::string> name, bool create = false,
-                                                int64_t size = 0) const;
+  absl::StatusOr<mp::SharedMemory> SharedMemory(std::optional<std::string> name,
+                                                bool create = false, int64_t size = 0) const;
   // Value(typecode, v, lock) / Array(typecode, n or sequence, lock) of this context's domain;
   // lock = false is RawValue / RawArray.
   template <typename T>
@@ -169,8 +169,8 @@ class Context {
   std::shared_ptr<StartMethod> start_method_;
 };
 
-// The context of `method`: "fork", "spawn" or "forkserver". kInvalidArgument naming the methods that
-// exist for any other name.
+// The context of `method`: "fork", "spawn" or "forkserver". kInvalidArgument naming the methods
+// that exist for any other name.
 absl::StatusOr<Context*> GetContext(absl::string_view method);
 // The default context (see the header comment); fixes the default start method if it was not set.
 Context* GetContext();

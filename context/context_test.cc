@@ -268,9 +268,8 @@ TEST(ContextTest, ChildrenOfEveryMethodShareOneQueueAndLock) {
   std::vector<mp::Process> children;
   for (const char* method : {"fork", "spawn", "forkserver"}) {
     for (int64_t i = 0; i < 3; ++i) {
-      absl::StatusOr<mp::Process> p = (*mp::GetContext(method))
-                                          ->Process<&PutUnderLock>(*lock, *queue,
-                                                                   std::string(method), i);
+      absl::StatusOr<mp::Process> p =
+          (*mp::GetContext(method))->Process<&PutUnderLock>(*lock, *queue, std::string(method), i);
       ASSERT_TRUE(p.ok()) << p.status();
       children.push_back(guard.Add(*std::move(p)));
     }

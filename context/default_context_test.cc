@@ -1,8 +1,9 @@
 // Copyright 2026 The mp Authors.
 //
-// The program-wide default: SetStartMethod once (again only with force), GetStartMethod(allow_none),
-// GetAllStartMethods, and a library's own context leaving the default alone. One test, in order,
-// because the default is process-wide state (CPython's tests do the same in a fresh process).
+// The program-wide default: SetStartMethod once (again only with force),
+// GetStartMethod(allow_none), GetAllStartMethods, and a library's own context leaving the default
+// alone. One test, in order, because the default is process-wide state (CPython's tests do the same
+// in a fresh process).
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,8 +22,8 @@ using ::absl::StatusCode;
 // A library that wants spawn, whatever the program chose.
 std::string LibraryMethod() { return std::string((*mp::GetContext("spawn"))->method()); }
 
-// CPython: using the default context (get_context()) fixes it, like set_start_method does. Checked in
-// a forked copy of this process, taken before anything here fixed the default.
+// CPython: using the default context (get_context()) fixes it, like set_start_method does. Checked
+// in a forked copy of this process, taken before anything here fixed the default.
 TEST(DefaultContextTest, FirstUseFixesTheDefault) {
   ASSERT_EQ(mp::GetStartMethod(/*allow_none=*/true), std::nullopt) << "run before Lifecycle";
   const pid_t pid = ::fork();
@@ -41,8 +42,7 @@ TEST(DefaultContextTest, FirstUseFixesTheDefault) {
 TEST(DefaultContextTest, Lifecycle) {
   // Nothing fixed yet.
   EXPECT_EQ(mp::GetStartMethod(/*allow_none=*/true), std::nullopt);
-  EXPECT_EQ(mp::GetAllStartMethods(),
-            (std::vector<std::string>{"forkserver", "fork", "spawn"}));
+  EXPECT_EQ(mp::GetAllStartMethods(), (std::vector<std::string>{"forkserver", "fork", "spawn"}));
 
   // A library's own context does not fix or change the default.
   EXPECT_EQ(LibraryMethod(), "spawn");

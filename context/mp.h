@@ -4,7 +4,8 @@
 //
 //   #include "mp.h"
 //
-//   int Worker(mp::Queue q, int64_t n);      // at namespace scope: a spawn/forkserver child runs it
+//   int Worker(mp::Queue q, int64_t n);      // at namespace scope: a spawn/forkserver child runs
+//   it
 //
 //   int main(int argc, char** argv) {
 //     mp::Init(argc, argv);                  // first line of main: runs mp's children, then exits
@@ -20,28 +21,28 @@
 #ifndef MP_CONTEXT_MP_H_
 #define MP_CONTEXT_MP_H_
 
-#include "channels/connection.h"     // IWYU pragma: export
-#include "channels/queue.h"          // IWYU pragma: export
-#include "context/context.h"         // IWYU pragma: export
-#include "listener/listener.h"       // IWYU pragma: export
-#include "pool/pool.h"               // IWYU pragma: export
-#include "serialize/codec.h"         // IWYU pragma: export
-#include "serialize/fd.h"            // IWYU pragma: export
-#include "serialize/flat.h"          // IWYU pragma: export
-#include "serialize/frame.h"         // IWYU pragma: export
+#include "channels/connection.h"          // IWYU pragma: export
+#include "channels/queue.h"               // IWYU pragma: export
+#include "context/context.h"              // IWYU pragma: export
+#include "listener/listener.h"            // IWYU pragma: export
+#include "pool/pool.h"                    // IWYU pragma: export
+#include "serialize/codec.h"              // IWYU pragma: export
+#include "serialize/fd.h"                 // IWYU pragma: export
+#include "serialize/flat.h"               // IWYU pragma: export
+#include "serialize/frame.h"              // IWYU pragma: export
 #include "shared_memory/shared_memory.h"  // IWYU pragma: export
-#include "shared_memory/value.h"     // IWYU pragma: export
-#include "start_methods/fork.h"      // IWYU pragma: export
-#include "start_methods/forkserver.h"  // IWYU pragma: export
-#include "start_methods/process.h"   // IWYU pragma: export
-#include "start_methods/spawn.h"     // IWYU pragma: export
-#include "start_methods/target.h"    // IWYU pragma: export
-#include "sync/barrier.h"            // IWYU pragma: export
-#include "sync/condition.h"          // IWYU pragma: export
-#include "sync/event.h"              // IWYU pragma: export
-#include "sync/lock.h"               // IWYU pragma: export
-#include "sync/rlock.h"              // IWYU pragma: export
-#include "sync/semaphore.h"          // IWYU pragma: export
-#include "sync/shm.h"                // IWYU pragma: export
+#include "shared_memory/value.h"          // IWYU pragma: export
+#include "start_methods/fork.h"           // IWYU pragma: export
+#include "start_methods/forkserver.h"     // IWYU pragma: export
+#include "start_methods/process.h"        // IWYU pragma: export
+#include "start_methods/spawn.h"          // IWYU pragma: export
+#include "start_methods/target.h"         // IWYU pragma: export
+#include "sync/barrier.h"                 // IWYU pragma: export
+#include "sync/condition.h"               // IWYU pragma: export
+#include "sync/event.h"                   // IWYU pragma: export
+#include "sync/lock.h"                    // IWYU pragma: export
+#include "sync/rlock.h"                   // IWYU pragma: export
+#include "sync/semaphore.h"               // IWYU pragma: export
+#include "sync/shm.h"                     // IWYU pragma: export
 
 #endif  // MP_CONTEXT_MP_H_

@@ -51,9 +51,9 @@ absl::StatusOr<Parsed> ParseAddress(absl::string_view address, absl::string_view
     auto* un = reinterpret_cast<sockaddr_un*>(&p.addr);
     un->sun_family = AF_UNIX;
     if (address.size() > sizeof(un->sun_path) - 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(who, ": Unix socket address \"", address, "\" has ", address.size(),
-                       " bytes; at most ", sizeof(un->sun_path) - 1, " fit in sun_path"));
+      return absl::InvalidArgumentError(absl::StrCat(who, ": Unix socket address \"", address,
+                                                     "\" has ", address.size(), " bytes; at most ",
+                                                     sizeof(un->sun_path) - 1, " fit in sun_path"));
     }
     if (address.size() == 1 && address[0] != '/') {
       return absl::InvalidArgumentError(absl::StrCat(who, ": empty abstract socket name"));
@@ -205,9 +205,8 @@ class Handshake {
 
   // Takes ownership of `fd` (closed on failure too) and prepares the first message.
   static absl::StatusOr<std::unique_ptr<Handshake>> Start(int fd, Role role, std::string authkey,
-                                                          absl::Duration timeout,
-                                                          Deadline deadline, Names names,
-                                                          std::string peer_address) {
+                                                          absl::Duration timeout, Deadline deadline,
+                                                          Names names, std::string peer_address) {
     std::unique_ptr<Handshake> h(new Handshake(fd, role, std::move(authkey), timeout, deadline,
                                                std::move(names), std::move(peer_address)));
     if (absl::Status s = h->Enter(); !s.ok()) return s;
@@ -240,8 +239,8 @@ class Handshake {
           if (absl::Status s = Enter(); !s.ok()) return s;
           continue;
         }
-        const ssize_t n = send(fd_, out_.data() + out_pos_, out_.size() - out_pos_,
-                               MSG_DONTWAIT | MSG_NOSIGNAL);
+        const ssize_t n =
+            send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n >= 0) {
           out_pos_ += static_cast<size_t>(n);
           continue;
@@ -279,9 +278,9 @@ class Handshake {
       }
       const int err = errno;
       if (err == ECONNRESET || err == EPIPE || err == ECONNABORTED) {
-        return absl::UnauthenticatedError(
-            absl::StrCat(names_.who, ": ", names_.peer, " broke off the authentication (",
-                         Progress(), "): ", ErrnoStatus(err, Sending() ? "send" : "recv").message()));
+        return absl::UnauthenticatedError(absl::StrCat(
+            names_.who, ": ", names_.peer, " broke off the authentication (", Progress(),
+            "): ", ErrnoStatus(err, Sending() ? "send" : "recv").message()));
       }
       return ErrnoStatus(err, absl::StrCat(names_.who, ": ", Sending() ? "send" : "recv",
                                            " during the authentication with ", names_.peer));
@@ -333,11 +332,12 @@ class Handshake {
     if (index_ < kSteps && step() == Step::kSendChallenge) {
       std::array<uint8_t, kNonceSize> nonce;
       if (absl::Status s = RandomBytes(absl::MakeSpan(nonce)); !s.ok()) {
-        return absl::Status(s.code(), absl::StrCat(names_.who, ": the challenge's nonce: ",
-                                                   s.message()));
+        return absl::Status(s.code(),
+                            absl::StrCat(names_.who, ": the challenge's nonce: ", s.message()));
       }
       challenge_body_ = absl::StrCat(
-          kDigestPrefix, absl::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
+          kDigestPrefix,
+          absl::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
       out_ = Frame(absl::StrCat(kChallenge, challenge_body_));
     }
     return absl::OkStatus();
@@ -350,10 +350,10 @@ class Handshake {
     const uint32_t fd_count = byte(4) | byte(5) << 8;
     const uint32_t reserved = byte(6) | byte(7) << 8;
     if (fd_count != 0 || reserved != 0) {
-      return absl::UnauthenticatedError(absl::StrCat(
-          names_.who, ": ", names_.peer, " sent a malformed message prefix (", Progress(),
-          "): descriptor count ", fd_count, " and reserved field ", reserved,
-          " must both be 0 in the authentication"));
+      return absl::UnauthenticatedError(
+          absl::StrCat(names_.who, ": ", names_.peer, " sent a malformed message prefix (",
+                       Progress(), "): descriptor count ", fd_count, " and reserved field ",
+                       reserved, " must both be 0 in the authentication"));
     }
     if (length > kMaxHandshakeMessage) {
       return absl::UnauthenticatedError(absl::StrCat(
@@ -412,13 +412,15 @@ class Handshake {
     if (index_ >= kSteps) return "finished";
     switch (step()) {
       case Step::kSendChallenge:
-        return absl::StrCat("sending our challenge, ", out_pos_, " of ", out_.size(), " bytes sent");
+        return absl::StrCat("sending our challenge, ", out_pos_, " of ", out_.size(),
+                            " bytes sent");
       case Step::kSendResponse:
         return absl::StrCat("sending our answer, ", out_pos_, " of ", out_.size(), " bytes sent");
       case Step::kSendVerdict:
         return absl::StrCat("sending the verdict, ", out_pos_, " of ", out_.size(), " bytes sent");
       case Step::kRecvAnswer:
-        return absl::StrCat("waiting for the answer to our challenge, ", in_got_, " bytes received");
+        return absl::StrCat("waiting for the answer to our challenge, ", in_got_,
+                            " bytes received");
       case Step::kRecvChallenge:
         return absl::StrCat("waiting for the challenge, ", in_got_, " bytes received");
       case Step::kRecvVerdict:
@@ -438,10 +440,10 @@ class Handshake {
   std::string challenge_body_;  // "{sha256}" + our nonce, to check the answer against
   std::string out_;             // the message being sent (prefix and body)
   size_t out_pos_ = 0;
-  std::string in_;              // the message being received (prefix and body)
+  std::string in_;  // the message being received (prefix and body)
   size_t in_got_ = 0;
   size_t in_want_ = kConnectionPrefixSize;  // the prefix, then the prefix and its body
-  absl::Status failure_;        // to return once the #FAILURE# verdict has been sent
+  absl::Status failure_;                    // to return once the #FAILURE# verdict has been sent
 };
 
 }  // namespace listener_internal
@@ -663,13 +665,13 @@ absl::StatusOr<Connection> Client(absl::string_view address, std::optional<std::
   if (parsed->tcp) SetNoDelay(fd);
   if (authkey.has_value()) {
     const std::string peer(address);
-    absl::StatusOr<std::unique_ptr<Handshake>> h = Handshake::Start(
-        fd, Handshake::Role::kClient, *std::move(authkey), timeout, deadline,
-        {.who = "Client",
-         .peer = peer,
-         .failed = absl::StrCat(peer, " failed our authkey challenge"),
-         .refused = absl::StrCat(peer, " refused our authkey")},
-        "");
+    absl::StatusOr<std::unique_ptr<Handshake>> h =
+        Handshake::Start(fd, Handshake::Role::kClient, *std::move(authkey), timeout, deadline,
+                         {.who = "Client",
+                          .peer = peer,
+                          .failed = absl::StrCat(peer, " failed our authkey challenge"),
+                          .refused = absl::StrCat(peer, " refused our authkey")},
+                         "");
     if (!h.ok()) return h.status();
     for (;;) {
       absl::StatusOr<bool> done = (*h)->Advance();

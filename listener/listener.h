@@ -2,9 +2,10 @@
 //
 // listener/listener.h — Listener and Client: Python's multiprocessing.connection.Listener / Client.
 //
-// A Listener is a bound, listening socket; Accept() returns an mp::Connection (channels/connection.h)
-// for each client, and Client(address) returns the client's end. With an authkey, both sides prove
-// they know it (HMAC-SHA256 challenge, both directions) before the Connection is returned.
+// A Listener is a bound, listening socket; Accept() returns an mp::Connection
+// (channels/connection.h) for each client, and Client(address) returns the client's end. With an
+// authkey, both sides prove they know it (HMAC-SHA256 challenge, both directions) before the
+// Connection is returned.
 //
 //   absl::StatusOr<mp::Listener> listener =
 //       mp::Listener::Create({.address = "127.0.0.1:0", .authkey = "secret"});
@@ -63,12 +64,12 @@
 // naming the step and how many bytes of it had moved). The Listener stays usable after a refused
 // client.
 //
-// Other errors: Accept(timeout) with no handshake finishing in time -> kDeadlineExceeded ("no client
-// on <address> within <t>"); Client to a Unix path that does not exist -> kNotFound; to an address
-// nobody listens on -> kUnavailable (connection refused); Client whose connect and handshake do not
-// finish within its timeout -> kDeadlineExceeded; Create on an address in use -> kAlreadyExists;
-// calls on a closed Listener -> kFailedPrecondition; a negative timeout -> kInvalidArgument.
-// System call failures map through mp::ErrnoStatus (base/errno_status.h).
+// Other errors: Accept(timeout) with no handshake finishing in time -> kDeadlineExceeded ("no
+// client on <address> within <t>"); Client to a Unix path that does not exist -> kNotFound; to an
+// address nobody listens on -> kUnavailable (connection refused); Client whose connect and
+// handshake do not finish within its timeout -> kDeadlineExceeded; Create on an address in use ->
+// kAlreadyExists; calls on a closed Listener -> kFailedPrecondition; a negative timeout ->
+// kInvalidArgument. System call failures map through mp::ErrnoStatus (base/errno_status.h).
 //
 // Thread safety: a Listener may be used by one thread at a time (Accept from several threads needs
 // external synchronization); Close must not race with Accept. Client() is thread-safe.
@@ -130,8 +131,8 @@ class Listener {
   // The listening socket (-1 when closed; non-blocking), e.g. for Wait().
   int fd() const { return fd_; }
 
-  // Closes the socket and the connections of pending handshakes, and removes what Create made on the
-  // file system. Idempotent.
+  // Closes the socket and the connections of pending handshakes, and removes what Create made on
+  // the file system. Idempotent.
   void Close();
 
  private:

@@ -1,8 +1,8 @@
 // Copyright 2026 The mp Authors.
 //
 // Listener / Client on loopback only: Unix sockets (file and abstract), TCP 127.0.0.1, the authkey
-// handshake (right key, wrong key on both sides, a peer without a key), timeouts, address errors, and
-// a spawn child connecting with the key.
+// handshake (right key, wrong key on both sides, a peer without a key), timeouts, address errors,
+// and a spawn child connecting with the key.
 
 #include "listener/listener.h"
 
@@ -128,7 +128,8 @@ TEST(ListenerTest, ClientWithKeyServerWithout) {
   ASSERT_TRUE(server->SendBytes("hello").ok());
   t.join();
   EXPECT_EQ(client.status().code(), StatusCode::kUnauthenticated) << client.status();
-  EXPECT_NE(client.status().message().find("expected an authkey challenge"), absl::string_view::npos)
+  EXPECT_NE(client.status().message().find("expected an authkey challenge"),
+            absl::string_view::npos)
       << client.status();
 }
 
@@ -145,7 +146,8 @@ TEST(ListenerTest, ServerWithKeyClientWithoutTimesOut) {
   absl::StatusOr<mp::Connection> c2 = mp::Client(l->address());
   ASSERT_TRUE(c2.ok());
   c2->Close();
-  absl::StatusOr<mp::Listener> patient = mp::Listener::Create({.address = "127.0.0.1:0", .authkey = "key"});
+  absl::StatusOr<mp::Listener> patient =
+      mp::Listener::Create({.address = "127.0.0.1:0", .authkey = "key"});
   ASSERT_TRUE(patient.ok());
   absl::StatusOr<mp::Connection> c3 = mp::Client(patient->address());
   ASSERT_TRUE(c3.ok());
@@ -161,10 +163,10 @@ TEST(ListenerTest, Errors) {
   const std::string closed_address = l->address();
   l->Close();
   EXPECT_EQ(mp::Client(closed_address).status().code(), StatusCode::kUnavailable);
-  for (const std::string& bad : {std::string("nope"), std::string("1.2.3:5"),
-                                 std::string("127.0.0.1:70000"), std::string("127.0.0.1:x"),
-                                 std::string("example.com:80"), std::string("@"),
-                                 "/" + std::string(120, 'a')}) {
+  for (const std::string& bad :
+       {std::string("nope"), std::string("1.2.3:5"), std::string("127.0.0.1:70000"),
+        std::string("127.0.0.1:x"), std::string("example.com:80"), std::string("@"),
+        "/" + std::string(120, 'a')}) {
     EXPECT_EQ(mp::Listener::Create({.address = bad}).status().code(), StatusCode::kInvalidArgument)
         << bad;
     EXPECT_EQ(mp::Client(bad).status().code(), StatusCode::kInvalidArgument) << bad;
@@ -256,8 +258,8 @@ int RawConnect(const std::string& address, bool nonblocking = false) {
     inet_pton(AF_INET, address.substr(0, colon).c_str(), &in->sin_addr);
     len = sizeof(sockaddr_in);
   }
-  const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0),
-                        0);
+  const int fd =
+      socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
   if (fd < 0) return -1;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
     close(fd);
@@ -277,10 +279,11 @@ void SendRaw(int fd, const std::string& bytes) {
   ASSERT_EQ(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
 }
 
-// What a silent client sends before it stops: one byte, a whole prefix, a prefix and part of a body.
+// What a silent client sends before it stops: one byte, a whole prefix, a prefix and part of a
+// body.
 const std::vector<std::string>& SilentOpenings() {
-  static const std::vector<std::string>* openings = new std::vector<std::string>{
-      "x", Prefix(40), Prefix(40) + "{sha256}ab"};
+  static const std::vector<std::string>* openings =
+      new std::vector<std::string>{"x", Prefix(40), Prefix(40) + "{sha256}ab"};
   return *openings;
 }
 
@@ -357,8 +360,8 @@ TEST(ListenerHandshakeTest, ClientTimesOutAgainstAHalfSpeakingServer) {
   }
 }
 
-// Client's timeout also covers connect: a Unix listener whose backlog is full (nobody accepts) makes
-// connect(2) wait, and Client gives up at its timeout.
+// Client's timeout also covers connect: a Unix listener whose backlog is full (nobody accepts)
+// makes connect(2) wait, and Client gives up at its timeout.
 TEST(ListenerHandshakeTest, ClientConnectTimesOutWhenTheBacklogIsFull) {
   absl::StatusOr<mp::Listener> l = mp::Listener::Create({.backlog = 1});
   ASSERT_TRUE(l.ok()) << l.status();
@@ -383,8 +386,8 @@ TEST(ListenerHandshakeTest, ClientConnectTimesOutWhenTheBacklogIsFull) {
   for (int fd : queued) close(fd);
 }
 
-// Accept timeouts beyond poll(2)'s int range of milliseconds still wait for a client (2^32 ms used to
-// wrap around to a zero timeout).
+// Accept timeouts beyond poll(2)'s int range of milliseconds still wait for a client (2^32 ms used
+// to wrap around to a zero timeout).
 TEST(ListenerHandshakeTest, HugeAcceptTimeoutStillWaits) {
   for (absl::Duration timeout : {absl::Hours(24 * 30), absl::Milliseconds(int64_t{1} << 32)}) {
     absl::StatusOr<mp::Listener> l = mp::Listener::Create({.address = "127.0.0.1:0"});
@@ -407,8 +410,8 @@ TEST(ListenerHandshakeTest, HugeAcceptTimeoutStillWaits) {
 // A hostile client announcing a handshake message larger than any handshake message, or a prefix
 // with descriptors or reserved bits, is refused at once, without waiting for the body.
 TEST(ListenerHandshakeTest, OversizedOrMalformedHandshakeMessageIsRefused) {
-  for (const std::string& bad : {Prefix(1000), Prefix(5).replace(4, 1, "\x01"),
-                                 Prefix(5).replace(6, 1, "\x01")}) {
+  for (const std::string& bad :
+       {Prefix(1000), Prefix(5).replace(4, 1, "\x01"), Prefix(5).replace(6, 1, "\x01")}) {
     absl::StatusOr<mp::Listener> l = mp::Listener::Create(
         {.address = "127.0.0.1:0", .authkey = "key", .auth_timeout = absl::Seconds(30)});
     ASSERT_TRUE(l.ok()) << l.status();

@@ -1,6 +1,7 @@
 // Copyright 2026 The mp Authors.
 //
-// Pool::Map throughput vs CPython's Pool.map (tools/bench/cpython_bench.py runs the same workloads):
+// Pool::Map throughput vs CPython's Pool.map (tools/bench/cpython_bench.py runs the same
+// workloads):
 //   BM_MapTrivial/100000   Map of 100,000 trivial tasks (x * x), default chunksize (CPython's rule)
 //   BM_MapOneMs/1000       Map of 1,000 tasks that each spin for 1 ms
 // Two workers (the machine has 2 cores), fork start method; the pool is created once per benchmark,

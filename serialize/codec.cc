@@ -24,8 +24,8 @@ void ByteWriter::Overflow(size_t size) const {
 }
 
 absl::Status ByteReader::Truncated(size_t wanted, absl::string_view what) const {
-  return absl::OutOfRangeError(absl::StrCat("mp::Decode: input ends while reading ", what, ": need ",
-                                            wanted, " bytes, ", remaining(), " left"));
+  return absl::OutOfRangeError(absl::StrCat("mp::Decode: input ends while reading ", what,
+                                            ": need ", wanted, " bytes, ", remaining(), " left"));
 }
 
 absl::StatusOr<uint64_t> ByteReader::ReadVarint(absl::string_view what) {
@@ -57,10 +57,9 @@ absl::StatusOr<size_t> ByteReader::ReadCount(size_t min_element_size, absl::stri
   // bounded by the input size, so a count can never drive an unbounded loop or allocation.
   const uint64_t per = min_element_size == 0 ? 1 : min_element_size;
   if (*n > remaining() / per) {
-    return absl::InvalidArgumentError(absl::StrCat("mp::Decode: ", what, " says ", *n,
-                                                   " elements of at least ", per,
-                                                   " bytes, but only ", remaining(),
-                                                   " bytes remain"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("mp::Decode: ", what, " says ", *n, " elements of at least ", per,
+                     " bytes, but only ", remaining(), " bytes remain"));
   }
   return static_cast<size_t>(*n);
 }
@@ -96,8 +95,8 @@ std::string DescribeFingerprint(uint64_t fingerprint) {
   std::lock_guard<std::mutex> lock(r.mu);
   auto it = r.names.find(fingerprint);
   if (it != r.names.end()) return absl::StrCat("'", it->second, "'");
-  return absl::StrCat("a type unknown to this binary (fingerprint 0x", absl::Hex(fingerprint, absl::kZeroPad16),
-                      ")");
+  return absl::StrCat("a type unknown to this binary (fingerprint 0x",
+                      absl::Hex(fingerprint, absl::kZeroPad16), ")");
 }
 
 namespace codec_internal {

@@ -2,9 +2,9 @@
 //
 // serialize/codec.h — typed values <-> bytes.
 //
-// `mp::Codec<T>` turns a value into bytes and back. It is what lets a Queue, a Connection or a spawned
-// Process carry a `T`: a type without a Codec cannot cross a process boundary, and the library says so
-// at compile time (see `mp::RequireCodec<T>()`).
+// `mp::Codec<T>` turns a value into bytes and back. It is what lets a Queue, a Connection or a
+// spawned Process carry a `T`: a type without a Codec cannot cross a process boundary, and the
+// library says so at compile time (see `mp::RequireCodec<T>()`).
 //
 // Supported out of the box:
 //   * arithmetic types (bool, char, all integer widths, float, double) and enums;
@@ -36,9 +36,9 @@
 //   * optional: one byte 0 (empty) or 1 (present), then the value.
 // The version and the type travel in the frame header (serialize/frame.h), not in each value.
 //
-// Decoding never trusts its input: every read is bounds-checked, counts are checked against the bytes
-// that remain before anything is allocated, and every failure is an absl::Status naming what was wrong
-// (kInvalidArgument for malformed input, kOutOfRange for input that ends early).
+// Decoding never trusts its input: every read is bounds-checked, counts are checked against the
+// bytes that remain before anything is allocated, and every failure is an absl::Status naming what
+// was wrong (kInvalidArgument for malformed input, kOutOfRange for input that ends early).
 //
 // Thread safety: codecs are stateless; `TypeName<T>()` is safe to call from any thread.
 
@@ -97,7 +97,7 @@ class ByteWriter {
   }
   // Little-endian fixed width.
   template <typename U>
-    requires std::is_integral_v<U>
+  requires std::is_integral_v<U>
   void WriteLE(U v) {
     if constexpr (std::endian::native == std::endian::big && sizeof(U) > 1) {
       v = ByteSwap(v);
@@ -154,8 +154,7 @@ class ByteReader {
     return *pos_++;
   }
   template <typename U>
-    requires std::is_integral_v<U>
-  absl::Status ReadLE(U* v, absl::string_view what) {
+  requires std::is_integral_v<U> absl::Status ReadLE(U* v, absl::string_view what) {
     if (absl::Status s = Read(v, sizeof(U), what); !s.ok()) return s;
     if constexpr (std::endian::native == std::endian::big && sizeof(U) > 1) {
       *v = ByteWriter::ByteSwap(*v);
@@ -208,7 +207,8 @@ concept HasCodec = requires(const T& v, T& out, ByteWriter& w, ByteReader& r) {
   { Codec<T>::Decode(r, out) } -> std::same_as<absl::Status>;
 };
 
-// Use in templates that take user types, so a missing Codec reads as a sentence, not a wall of errors.
+// Use in templates that take user types, so a missing Codec reads as a sentence, not a wall of
+// errors.
 template <typename T>
 constexpr void RequireCodec() {
   static_assert(HasCodec<T>,
@@ -221,13 +221,13 @@ constexpr void RequireCodec() {
 // Type names and fingerprints.
 //
 // TypeName<T>() is structural ("map<str,vec<f64>>", "shop::Order{id:i64,item:str,prices:vec<f64>}")
-// so it is the same in every process and every build of the same source, and it changes when a field's
-// type changes. TypeFingerprint<T>() is its 64-bit FNV-1a hash, carried in frame headers.
+// so it is the same in every process and every build of the same source, and it changes when a
+// field's type changes. TypeFingerprint<T>() is its 64-bit FNV-1a hash, carried in frame headers.
 uint64_t Fingerprint(absl::string_view type_name);
 
 // Remembers fingerprint -> name so a receiver can name the type a sender used. Every type that is
-// framed anywhere in a binary is registered at start-up (see frame.h), so processes running the same
-// binary name each other's types; otherwise the fingerprint is shown in hex.
+// framed anywhere in a binary is registered at start-up (see frame.h), so processes running the
+// same binary name each other's types; otherwise the fingerprint is shown in hex.
 void RegisterTypeName(uint64_t fingerprint, absl::string_view name);
 std::string DescribeFingerprint(uint64_t fingerprint);
 
@@ -277,8 +277,8 @@ absl::StatusOr<size_t> ReadElementCount(ByteReader& r, absl::string_view what) {
 
 // Whether a vector/array of E may be copied as one block of bytes.
 template <typename E>
-inline constexpr bool kBulkCopyable =
-    std::is_arithmetic_v<E> && !std::is_same_v<E, bool> && std::endian::native == std::endian::little;
+inline constexpr bool kBulkCopyable = std::is_arithmetic_v<E> && !std::is_same_v<E, bool> &&
+                                      std::endian::native == std::endian::little;
 
 }  // namespace codec_internal
 
@@ -305,8 +305,8 @@ struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T>>> {
       absl::StatusOr<uint8_t> b = r.ReadByte("bool");
       if (!b.ok()) return b.status();
       if (*b > 1) {
-        return absl::InvalidArgumentError(
-            "mp::Decode: a bool must be encoded as 0 or 1, got " + std::to_string(*b));
+        return absl::InvalidArgumentError("mp::Decode: a bool must be encoded as 0 or 1, got " +
+                                          std::to_string(*b));
       }
       out = *b == 1;
       return absl::OkStatus();
@@ -323,8 +323,8 @@ struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T>>> {
 };
 
 // Enums travel as their underlying integer. Specialize EnumRange<E> (kMin, kMax) to have decoding
-// refuse values outside the range; do so for unscoped enums without a fixed underlying type, where an
-// out-of-range value is undefined behaviour.
+// refuse values outside the range; do so for unscoped enums without a fixed underlying type, where
+// an out-of-range value is undefined behaviour.
 template <typename E>
 struct EnumRange {};
 
@@ -346,10 +346,10 @@ struct Codec<T, std::enable_if_t<std::is_enum_v<T>>> {
     if (absl::Status s = r.ReadLE(&u, "enum"); !s.ok()) return s;
     if constexpr (HasEnumRange<T>) {
       if (u < static_cast<U>(EnumRange<T>::kMin) || u > static_cast<U>(EnumRange<T>::kMax)) {
-        return absl::InvalidArgumentError("mp::Decode: enum value " + std::to_string(u) +
-                                          " is outside its EnumRange [" +
-                                          std::to_string(static_cast<U>(EnumRange<T>::kMin)) + ", " +
-                                          std::to_string(static_cast<U>(EnumRange<T>::kMax)) + "]");
+        return absl::InvalidArgumentError(
+            "mp::Decode: enum value " + std::to_string(u) + " is outside its EnumRange [" +
+            std::to_string(static_cast<U>(EnumRange<T>::kMin)) + ", " +
+            std::to_string(static_cast<U>(EnumRange<T>::kMax)) + "]");
       }
     }
     out = static_cast<T>(u);
@@ -463,8 +463,8 @@ struct Codec<std::tuple<Ts...>, std::enable_if_t<(HasCodec<Ts> && ...)>> {
   }
   static absl::Status Decode(ByteReader& r, std::tuple<Ts...>& out) {
     absl::Status status;
-    std::apply(
-        [&](Ts&... e) { ((status.ok() ? (status = Codec<Ts>::Decode(r, e), 0) : 0), ...); }, out);
+    std::apply([&](Ts&... e) { ((status.ok() ? (status = Codec<Ts>::Decode(r, e), 0) : 0), ...); },
+               out);
     return status;
   }
 };
@@ -533,8 +533,7 @@ struct MapCodec {
     }
   }
   static absl::Status Decode(ByteReader& r, M& out) {
-    absl::StatusOr<size_t> n =
-        r.ReadCount(Codec<K>::kMinSize + Codec<V>::kMinSize, "map size");
+    absl::StatusOr<size_t> n = r.ReadCount(Codec<K>::kMinSize + Codec<V>::kMinSize, "map size");
     if (!n.ok()) return n.status();
     out.clear();
     for (size_t i = 0; i < *n; ++i) {
@@ -567,8 +566,8 @@ struct Codec<absl::flat_hash_map<K, V, H, Eq, A>, std::enable_if_t<HasCodec<K> &
 
 // ---------------------------------------------------------------------------------------------------
 // User types with listed members: MP_FIELDS(Type, member...) in the type's namespace defines
-// `MpFields(Type&)` / `MpFields(const Type&)` (found by ADL) and `MpTypeName(const Type*)`; Codec uses
-// them, encoding the members in order. The type must be default-constructible.
+// `MpFields(Type&)` / `MpFields(const Type&)` (found by ADL) and `MpTypeName(const Type*)`; Codec
+// uses them, encoding the members in order. The type must be default-constructible.
 template <typename T>
 concept HasMpFields = requires(T& v, const T& c) {
   MpFields(v);
@@ -625,26 +624,26 @@ std::vector<std::string> MemberTypeNames(const std::tuple<Fs&...>*) {
 }
 }  // namespace codec_internal
 
-// MP_FIELDS(Type, m1, m2, ...): makes Type encodable by encoding its members in order. Use it in the
-// namespace that declares Type, after the type is complete. The list binds every non-static data
-// member in declaration order (it is a structured binding, so leaving one out is a compile error and
-// no member is ever silently dropped); the names appear in TypeName<Type>() and so in the fingerprint.
-// Types with private members, bases or invariants specialize mp::Codec<Type> instead.
-#define MP_FIELDS(Type, ...)                                                                       \
-  [[maybe_unused]] inline auto MpFields(Type& mp_v) {                                             \
-    auto& [__VA_ARGS__] = mp_v;                                                                    \
-    return std::tie(__VA_ARGS__);                                                                  \
-  }                                                                                                \
-  [[maybe_unused]] inline auto MpFields(const Type& mp_v) {                                       \
-    auto& [__VA_ARGS__] = mp_v;                                                                    \
-    return std::tie(__VA_ARGS__);                                                                  \
-  }                                                                                                \
-  [[maybe_unused]] inline std::string MpTypeName(const Type*) {                                    \
-    using MpFieldsT = decltype(MpFields(std::declval<Type&>()));                                   \
-    return ::mp::codec_internal::AggregateName(#Type, #__VA_ARGS__,                                \
-                                               ::mp::codec_internal::MemberTypeNames(              \
-                                                   static_cast<const MpFieldsT*>(nullptr)));       \
-  }                                                                                                \
+// MP_FIELDS(Type, m1, m2, ...): makes Type encodable by encoding its members in order. Use it in
+// the namespace that declares Type, after the type is complete. The list binds every non-static
+// data member in declaration order (it is a structured binding, so leaving one out is a compile
+// error and no member is ever silently dropped); the names appear in TypeName<Type>() and so in the
+// fingerprint. Types with private members, bases or invariants specialize mp::Codec<Type> instead.
+#define MP_FIELDS(Type, ...)                                                            \
+  [[maybe_unused]] inline auto MpFields(Type& mp_v) {                                   \
+    auto& [__VA_ARGS__] = mp_v;                                                         \
+    return std::tie(__VA_ARGS__);                                                       \
+  }                                                                                     \
+  [[maybe_unused]] inline auto MpFields(const Type& mp_v) {                             \
+    auto& [__VA_ARGS__] = mp_v;                                                         \
+    return std::tie(__VA_ARGS__);                                                       \
+  }                                                                                     \
+  [[maybe_unused]] inline std::string MpTypeName(const Type*) {                         \
+    using MpFieldsT = decltype(MpFields(std::declval<Type&>()));                        \
+    return ::mp::codec_internal::AggregateName(                                         \
+        #Type, #__VA_ARGS__,                                                            \
+        ::mp::codec_internal::MemberTypeNames(static_cast<const MpFieldsT*>(nullptr))); \
+  }                                                                                     \
   static_assert(true, "MP_FIELDS needs a trailing semicolon")
 
 // ---------------------------------------------------------------------------------------------------
@@ -696,7 +695,8 @@ absl::StatusOr<T> Decode(absl::Span<const uint8_t> in) {
 
 template <typename T>
 absl::StatusOr<T> Decode(absl::string_view in) {
-  return Decode<T>(absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(in.data()), in.size()));
+  return Decode<T>(
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(in.data()), in.size()));
 }
 
 }  // namespace mp

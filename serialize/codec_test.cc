@@ -116,7 +116,9 @@ TEST(Codec, Strings) {
   ExpectRoundTrip(std::string("hello"));
   ExpectRoundTrip(std::string("\0with\0zeros", 11));
   ExpectRoundTrip(std::string(300, 'x'));  // two-byte varint length
-  EXPECT_EQ(Encode(std::string("ab")), std::string("\x02" "ab", 3));
+  EXPECT_EQ(Encode(std::string("ab")), std::string("\x02"
+                                                   "ab",
+                                                   3));
 }
 
 TEST(Codec, Vectors) {
@@ -166,8 +168,7 @@ TEST(Codec, UserTypesWithFields) {
   ExpectRoundTrip(order);
   shop::Basket basket{{{"first", order}, {"second", shop::Order{}}}, {1, 2, 3}};
   ExpectRoundTrip(basket);
-  EXPECT_EQ(TypeName<shop::Order>(),
-            "Order{id:i64,item:str,prices:vec<f64>,color:opt<enum:u8>}");
+  EXPECT_EQ(TypeName<shop::Order>(), "Order{id:i64,item:str,prices:vec<f64>,color:opt<enum:u8>}");
 }
 
 TEST(Codec, TypeNamesAreStructural) {
@@ -207,7 +208,10 @@ TEST(Codec, TrailingBytesAreAnError) {
 }
 
 TEST(Codec, TruncationIsOutOfRangeAndNamesWhat) {
-  absl::StatusOr<std::string> s = Decode<std::string>(std::string("\x05" "ab", 3));
+  absl::StatusOr<std::string> s =
+      Decode<std::string>(std::string("\x05"
+                                      "ab",
+                                      3));
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);  // count check fails first
   absl::StatusOr<int64_t> i = Decode<int64_t>(std::string(3, '\0'));
   EXPECT_EQ(i.status().code(), absl::StatusCode::kOutOfRange);

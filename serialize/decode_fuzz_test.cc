@@ -1,7 +1,7 @@
 // Copyright 2026 The mp Authors.
 //
-// Feeds random and mutated buffers to every decoder in serialize/. The property: each input yields a
-// value or a status, never a crash, a hang, an over-read or undefined behaviour (run under
+// Feeds random and mutated buffers to every decoder in serialize/. The property: each input yields
+// a value or a status, never a crash, a hang, an over-read or undefined behaviour (run under
 // --config=asan and --config=ubsan). Deterministic: a fixed seed, so a failure reproduces.
 
 #include <cstdint>
@@ -71,7 +71,8 @@ Bytes SampleFlatBuffer(uint64_t id, int tags) {
   std::vector<flatbuffers::Offset<sample::Tag>> t;
   for (int i = 0; i < tags; ++i) t.push_back(sample::CreateTagDirect(fbb, "k", "v"));
   std::vector<uint8_t> payload(static_cast<size_t>(id % 13), 7);
-  fbb.Finish(sample::CreateSampleDirect(fbb, id, "src", sample::Level_Error, &values, &t, &payload));
+  fbb.Finish(
+      sample::CreateSampleDirect(fbb, id, "src", sample::Level_Error, &values, &t, &payload));
   return Bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
 }
 
@@ -108,11 +109,10 @@ std::vector<Decoder> AllDecoders() {
                       {ToBytes(std::string("\x02\x01\x00\x00\x00\x02\x00\x00\x00", 9))}});
   // FlatBuffers: the owned copy path, the Codec path and the zero-copy frame path.
   std::vector<Bytes> flat_seeds = {SampleFlatBuffer(1, 0), SampleFlatBuffer(20, 3)};
-  d.push_back(Decoder{"FlatBuffer<Sample>::Copy",
-                      [](absl::Span<const uint8_t> in) {
-                        return FlatBuffer<sample::Sample>::Copy(in).ok();
-                      },
-                      flat_seeds});
+  d.push_back(Decoder{
+      "FlatBuffer<Sample>::Copy",
+      [](absl::Span<const uint8_t> in) { return FlatBuffer<sample::Sample>::Copy(in).ok(); },
+      flat_seeds});
   Decoder flat_frame{"FlatView<Sample>::Parse",
                      [](absl::Span<const uint8_t> in) {
                        // Receive buffers are 8-aligned; copy there like a transport would.
@@ -131,11 +131,10 @@ std::vector<Decoder> AllDecoders() {
     flat_frame.seeds.push_back(frame);
   }
   d.push_back(flat_frame);
-  d.push_back(Decoder{"DecodeFrame<FlatBuffer<Sample>>",
-                      [](absl::Span<const uint8_t> in) {
-                        return DecodeFrame<FlatBuffer<sample::Sample>>(in).ok();
-                      },
-                      {}});
+  d.push_back(Decoder{
+      "DecodeFrame<FlatBuffer<Sample>>",
+      [](absl::Span<const uint8_t> in) { return DecodeFrame<FlatBuffer<sample::Sample>>(in).ok(); },
+      {}});
   for (const Bytes& b : flat_seeds) {
     d.back().seeds.push_back(ToBytes(*EncodeFrame(*FlatBuffer<sample::Sample>::Copy(b))));
   }

@@ -3,10 +3,10 @@
 // serialize/fd.h — file descriptors that travel inside messages.
 //
 // A `mp::PassedFd` is a value with a Codec, so it can be a member of any encodable type (a Lock's
-// shared segment, a Connection's socket, a Queue's ring). Its bytes are only an index: the descriptor
-// itself travels beside the bytes, in whatever way the transport carries descriptors (inherited across
-// exec by a spawn launch, SCM_RIGHTS over a Unix socket for forkserver and Connection::Send). The
-// transport makes an FdTable current while it encodes or decodes:
+// shared segment, a Connection's socket, a Queue's ring). Its bytes are only an index: the
+// descriptor itself travels beside the bytes, in whatever way the transport carries descriptors
+// (inherited across exec by a spawn launch, SCM_RIGHTS over a Unix socket for forkserver and
+// Connection::Send). The transport makes an FdTable current while it encodes or decodes:
 //
 //   mp::FdTable table;
 //   std::string bytes;
@@ -23,10 +23,10 @@
 // The table also collects the objects a message holds that only a forked child can use (see
 // NoteForkOnly), so a start method or transport can refuse them by name before anything is sent.
 //
-// Without a current table (a transport that cannot carry descriptors, or plain mp::Encode) a PassedFd
-// encodes as "absent" and decoding it fails with kFailedPrecondition, so an fd never silently turns into
-// a number that means something else in the receiver. Transports that refuse descriptors check
-// `table.size() == 0` after encoding and return their own error.
+// Without a current table (a transport that cannot carry descriptors, or plain mp::Encode) a
+// PassedFd encodes as "absent" and decoding it fails with kFailedPrecondition, so an fd never
+// silently turns into a number that means something else in the receiver. Transports that refuse
+// descriptors check `table.size() == 0` after encoding and return their own error.
 //
 // Ownership: a PassedFd does not own its fd. The sender keeps its copy; the receiver gets a new
 // descriptor (a dup or an SCM_RIGHTS copy) owned by the FdTable it was received into, which closes
@@ -65,8 +65,8 @@ class FdTable {
 
   // Encoding side: appends fd, returns its index (the same fd added twice gets one index).
   size_t Add(int fd);
-  // Decoding side: the descriptor at `index`. Ownership moves to the caller; asking for an index twice
-  // returns the same descriptor (it is one descriptor), owned by whoever took it first.
+  // Decoding side: the descriptor at `index`. Ownership moves to the caller; asking for an index
+  // twice returns the same descriptor (it is one descriptor), owned by whoever took it first.
   absl::StatusOr<int> Take(size_t index);
 
   const std::vector<int>& fds() const { return fds_; }
@@ -74,9 +74,9 @@ class FdTable {
 
   // Encoding side: records that the message holds an object that only a forked child can use (a
   // fork-domain Lock, Queue...: anonymous shared memory, no descriptor to pass). `kind` names it
-  // ("Lock"). Each shareable object's Codec calls NoteForkOnly on the current table; a transport that
-  // reaches processes other than forked children (spawn, forkserver, a socket to anyone) refuses the
-  // message when fork_only() is not empty, naming the objects.
+  // ("Lock"). Each shareable object's Codec calls NoteForkOnly on the current table; a transport
+  // that reaches processes other than forked children (spawn, forkserver, a socket to anyone)
+  // refuses the message when fork_only() is not empty, naming the objects.
   void NoteForkOnly(std::string kind) { fork_only_.push_back(std::move(kind)); }
   const std::vector<std::string>& fork_only() const { return fork_only_; }
 

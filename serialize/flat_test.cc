@@ -14,13 +14,13 @@
 namespace mp {
 namespace {
 
-using ::testing::HasSubstr;
 using sample::Sample;
+using ::testing::HasSubstr;
 
 void BuildSample(flatbuffers::FlatBufferBuilder& fbb, uint64_t id) {
   std::vector<double> values = {1.0, 2.5, -3.0};
-  std::vector<flatbuffers::Offset<sample::Tag>> tags = {
-      sample::CreateTagDirect(fbb, "host", "a"), sample::CreateTagDirect(fbb, "pid", "42")};
+  std::vector<flatbuffers::Offset<sample::Tag>> tags = {sample::CreateTagDirect(fbb, "host", "a"),
+                                                        sample::CreateTagDirect(fbb, "pid", "42")};
   fbb.Finish(sample::CreateSampleDirect(fbb, id, "sensor", sample::Level_Warning, &values, &tags));
 }
 

@@ -23,8 +23,8 @@ void WriteFrameHeader(const FrameHeader& header, absl::Span<uint8_t> out) {
 absl::StatusOr<FrameHeader> ParseFrameHeader(absl::Span<const uint8_t> in,
                                              size_t max_payload_size) {
   if (in.size() < kFrameHeaderSize) {
-    return absl::OutOfRangeError(absl::StrCat("mp frame: need ", kFrameHeaderSize,
-                                              " header bytes, got ", in.size()));
+    return absl::OutOfRangeError(
+        absl::StrCat("mp frame: need ", kFrameHeaderSize, " header bytes, got ", in.size()));
   }
   if (in[0] != kMagic0 || in[1] != kMagic1) {
     return absl::InvalidArgumentError(
@@ -56,8 +56,8 @@ absl::Status CheckFrameType(const FrameHeader& header, uint64_t expected_fingerp
                             absl::string_view expected_name) {
   if (header.fingerprint == expected_fingerprint) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("mp frame: message holds ",
-                                                 DescribeFingerprint(header.fingerprint),
-                                                 " but '", expected_name, "' was asked for"));
+                                                 DescribeFingerprint(header.fingerprint), " but '",
+                                                 expected_name, "' was asked for"));
 }
 
 absl::StatusOr<absl::Span<const uint8_t>> FramePayload(absl::Span<const uint8_t> frame,

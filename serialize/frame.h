@@ -8,14 +8,14 @@
 //   0       2     magic 'm' 'p'
 //   2       1     wire format version (kWireFormatVersion)
 //   3       1     flags, reserved: must be 0
-//   4       4     payload size in bytes, little-endian (at most the receiver's maximum message size)
-//   8       8     type fingerprint, little-endian (mp::TypeFingerprint<T>())
-//   16      n     payload: Codec<T> encoding of the value
+//   4       4     payload size in bytes, little-endian (at most the receiver's maximum message
+//   size) 8       8     type fingerprint, little-endian (mp::TypeFingerprint<T>()) 16      n
+//   payload: Codec<T> encoding of the value
 //
 // The fingerprint is what makes receiving typed: a receiver that asks for the wrong type gets
-// kInvalidArgument naming both types ("frame holds 'vec<i32>' but 'str' was asked for"), and never a
-// value decoded from the wrong bytes. Truncated, oversized or garbage input returns a status; nothing
-// is read past the span given.
+// kInvalidArgument naming both types ("frame holds 'vec<i32>' but 'str' was asked for"), and never
+// a value decoded from the wrong bytes. Truncated, oversized or garbage input returns a status;
+// nothing is read past the span given.
 //
 //   std::string frame = mp::EncodeFrame(std::vector<int32_t>{1, 2});
 //   absl::StatusOr<std::vector<int32_t>> v = mp::DecodeFrame<std::vector<int32_t>>(frame);
@@ -102,8 +102,8 @@ absl::Status EncodeFrameTo(const T& v, absl::Span<uint8_t> out) {
 template <typename T>
 absl::StatusOr<std::string> EncodeFrame(const T& v) {
   std::string out(FrameSize(v), '\0');
-  absl::Status s = EncodeFrameTo(v, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(out.data()),
-                                                        out.size()));
+  absl::Status s =
+      EncodeFrameTo(v, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(out.data()), out.size()));
   if (!s.ok()) return s;
   return out;
 }

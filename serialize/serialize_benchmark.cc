@@ -48,7 +48,8 @@ void RoundTrip(benchmark::State& state, const T& value) {
   T out{};
   for (auto _ : state) {
     if (!mp::EncodeFrameTo(value, absl::Span<uint8_t>(buf)).ok()) state.SkipWithError("encode");
-    if (!mp::DecodeFrameInto(absl::Span<const uint8_t>(buf), out).ok()) state.SkipWithError("decode");
+    if (!mp::DecodeFrameInto(absl::Span<const uint8_t>(buf), out).ok())
+      state.SkipWithError("decode");
     benchmark::DoNotOptimize(out);
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * size));
@@ -73,7 +74,8 @@ std::vector<uint64_t> FlatFrame() {
   std::vector<double> values(16, 0.25);
   std::vector<flatbuffers::Offset<mp::sample::Tag>> tags = {
       mp::sample::CreateTagDirect(fbb, "host", "a"), mp::sample::CreateTagDirect(fbb, "pid", "9")};
-  fbb.Finish(mp::sample::CreateSampleDirect(fbb, 1, "bench", mp::sample::Level_Info, &values, &tags));
+  fbb.Finish(
+      mp::sample::CreateSampleDirect(fbb, 1, "bench", mp::sample::Level_Info, &values, &tags));
   std::string frame = *mp::EncodeFlatFrame<mp::sample::Sample>(fbb);
   std::vector<uint64_t> aligned((frame.size() + 7) / 8);
   std::memcpy(aligned.data(), frame.data(), frame.size());

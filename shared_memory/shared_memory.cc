@@ -44,18 +44,19 @@ absl::StatusOr<std::string> ValidateName(absl::string_view name) {
   absl::string_view bare = name;
   if (!bare.empty() && bare.front() == '/') bare.remove_prefix(1);
   if (bare.empty() || bare.size() > kSharedMemoryMaxName) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("SharedMemory: name \"", name, "\" must have 1 to ", kSharedMemoryMaxName,
-                     " bytes after the optional leading '/'"));
+    return absl::InvalidArgumentError(absl::StrCat("SharedMemory: name \"", name,
+                                                   "\" must have 1 to ", kSharedMemoryMaxName,
+                                                   " bytes after the optional leading '/'"));
   }
   if (bare == "." || bare == "..") {
-    return absl::InvalidArgumentError(absl::StrCat("SharedMemory: name \"", name, "\" is reserved"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("SharedMemory: name \"", name, "\" is reserved"));
   }
   for (char c : bare) {
     if (c == '/' || c == '\0') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "SharedMemory: name \"", name, "\" contains '", c == '/' ? "/" : "\\0",
-          "' (only a leading '/' is allowed)"));
+      return absl::InvalidArgumentError(absl::StrCat("SharedMemory: name \"", name, "\" contains '",
+                                                     c == '/' ? "/" : "\\0",
+                                                     "' (only a leading '/' is allowed)"));
     }
   }
   return std::string(bare);
@@ -122,9 +123,11 @@ std::string FormatEntry(const Entry& e) {
 }
 
 bool ParseEntry(absl::string_view text, Entry* e) {
-  std::vector<absl::string_view> f = absl::StrSplit(text, absl::ByAnyChar(" \n"), absl::SkipEmpty());
-  return f.size() == 4 && absl::SimpleAtoi(f[0], &e->pid) && absl::SimpleAtoi(f[1], &e->start_time) &&
-         (e->pid_ns = std::string(f[2]), true) && absl::SimpleAtoi(f[3], &e->inode);
+  std::vector<absl::string_view> f =
+      absl::StrSplit(text, absl::ByAnyChar(" \n"), absl::SkipEmpty());
+  return f.size() == 4 && absl::SimpleAtoi(f[0], &e->pid) &&
+         absl::SimpleAtoi(f[1], &e->start_time) && (e->pid_ns = std::string(f[2]), true) &&
+         absl::SimpleAtoi(f[3], &e->inode);
 }
 
 // A file mode as chmod spells it: 0700, 0755.
@@ -274,8 +277,8 @@ absl::StatusOr<std::vector<RegistryDir>> OpenRegistries(bool create) {
     if (mkdir(path.c_str(), 0700) != 0) {
       const int err = errno;
       if (err == EEXIST && attempt < 8) continue;
-      return ErrnoStatus(err, absl::StrCat("SharedMemory registry: mkdir ", path, " (",
-                                           canonical, " belongs to another user)"));
+      return ErrnoStatus(err, absl::StrCat("SharedMemory registry: mkdir ", path, " (", canonical,
+                                           " belongs to another user)"));
     }
     chmod(path.c_str(), 0700);
     absl::StatusOr<Probe> probe = ProbeRegistryDir(path);
@@ -378,8 +381,8 @@ absl::Status RemoveEntryFor(absl::string_view name, uint64_t inode) {
     if (fd < 0) continue;
     absl::StatusOr<std::string> text = ReadAll(fd);
     Entry e;
-    const bool ours = text.ok() && ParseEntry(*text, &e) && e.inode == inode &&
-                      StillNamed(dir, file, fd);
+    const bool ours =
+        text.ok() && ParseEntry(*text, &e) && e.inode == inode && StillNamed(dir, file, fd);
     if (ours) unlinkat(dir.fd(), file.c_str(), 0);
     close(fd);
     if (ours) return absl::OkStatus();
@@ -396,7 +399,8 @@ Reclaimed ReclaimEntry(const RegistryDir& dir, absl::string_view name, const std
   if (StillNamed(dir, file, fd)) {
     absl::StatusOr<std::string> text = ReadAll(fd);
     Entry e;
-    if (text.ok() && ParseEntry(*text, &e) && e.pid_ns == my_ns && !CreatorAlive(e.pid, e.start_time)) {
+    if (text.ok() && ParseEntry(*text, &e) && e.pid_ns == my_ns &&
+        !CreatorAlive(e.pid, e.start_time)) {
       const std::string shm_name = absl::StrCat("/", name);
       const int shm = shm_open(shm_name.c_str(), O_RDONLY | O_CLOEXEC, 0);
       struct stat seg;
@@ -490,8 +494,8 @@ absl::StatusOr<std::vector<std::string>> SharedMemory::ReclaimOrphans() {
 absl::StatusOr<SharedMemory> SharedMemory::Create(absl::string_view name, int64_t size,
                                                   SharedMemoryOptions options) {
   if (size <= 0 || static_cast<uint64_t>(size) > kSharedMemoryMaxSize) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SharedMemory::Create: size must be in [1, ", kSharedMemoryMaxSize, "], got ", size));
+    return absl::InvalidArgumentError(absl::StrCat("SharedMemory::Create: size must be in [1, ",
+                                                   kSharedMemoryMaxSize, "], got ", size));
   }
   const bool random_name = name.empty() || name == "/";
   std::string bare;
@@ -623,8 +627,8 @@ absl::Status SharedMemory::Unlink() {
   if (shm_unlink(path.c_str()) != 0) {
     const int err = errno;
     if (err == ENOENT) {
-      return absl::NotFoundError(
-          absl::StrCat("SharedMemory::Unlink: no segment named \"", name_, "\" (already unlinked)"));
+      return absl::NotFoundError(absl::StrCat("SharedMemory::Unlink: no segment named \"", name_,
+                                              "\" (already unlinked)"));
     }
     return ErrnoStatus(err, absl::StrCat("SharedMemory::Unlink: shm_unlink(\"", path, "\")"));
   }

@@ -1,30 +1,36 @@
 // Copyright 2026 The mp Authors.
 //
-// shared_memory/shared_memory.h — mp::SharedMemory: Python's multiprocessing.shared_memory.SharedMemory.
+// shared_memory/shared_memory.h — mp::SharedMemory: Python's
+// multiprocessing.shared_memory.SharedMemory.
 //
-// A SharedMemory is a named POSIX shared memory object (shm_open, so a file under /dev/shm, mode 0600)
-// mapped into this process. Any process of the same user that knows the name can attach to it --
-// another mp program, a spawn child, or a Python program calling SharedMemory(name).
+// A SharedMemory is a named POSIX shared memory object (shm_open, so a file under /dev/shm, mode
+// 0600) mapped into this process. Any process of the same user that knows the name can attach to it
+// -- another mp program, a spawn child, or a Python program calling SharedMemory(name).
 //
 //   absl::StatusOr<mp::SharedMemory> shm = mp::SharedMemory::Create("orders", 4096);
 //   if (!shm.ok()) return shm.status();            // kAlreadyExists if "orders" exists
 //   std::memcpy(shm->buf().data(), "hello", 5);
 //   // ... in another process (or pass *shm as a Process argument: it travels by name):
-//   absl::StatusOr<mp::SharedMemory> other = mp::SharedMemory::Attach("orders");  // kNotFound if gone
+//   absl::StatusOr<mp::SharedMemory> other = mp::SharedMemory::Attach("orders");  // kNotFound if
+//   gone
 //   ...
 //   other->Close();                                // every user closes
-//   shm->Unlink();                                 // exactly one user (normally the creator) unlinks
+//   shm->Unlink();                                 // exactly one user (normally the creator)
+//   unlinks
 //
-// CPython's SharedMemory(name=None, create=False, size=0) is SharedMemory::Open(name, create, size):
+// CPython's SharedMemory(name=None, create=False, size=0) is SharedMemory::Open(name, create,
+// size):
 //   create, name given      a new segment called `name` of `size` bytes (zero-filled)
-//   create, no name         a new segment with a random name "psm_<16 hex digits>" (retried on clash)
-//   attach                  the existing segment `name`; `size` is ignored, size() is the segment's
-// Names. CPython passes the name to shm_open with a leading "/" added when missing, and name() returns
-// it without the "/". mp does the same, and checks names first: 1 to 250 bytes after the optional
-// leading "/", no other "/", no NUL, not "." or "..".
+//   create, no name         a new segment with a random name "psm_<16 hex digits>" (retried on
+//   clash) attach                  the existing segment `name`; `size` is ignored, size() is the
+//   segment's
+// Names. CPython passes the name to shm_open with a leading "/" added when missing, and name()
+// returns it without the "/". mp does the same, and checks names first: 1 to 250 bytes after the
+// optional leading "/", no other "/", no NUL, not "." or "..".
 //
 // Status codes (CPython exception -> mp):
-//   kInvalidArgument  a bad name (ValueError/OSError), size <= 0 with create (ValueError: "'size' must
+//   kInvalidArgument  a bad name (ValueError/OSError), size <= 0 with create (ValueError: "'size'
+//   must
 //                     be a positive number"), a size above 2^40
 //   kAlreadyExists    create of a name that exists (FileExistsError)
 //   kNotFound         attach to a name that does not exist (FileNotFoundError)
@@ -35,9 +41,9 @@
 //
 // Close and Unlink. Close() drops this handle's mapping: buf() is empty afterwards and size() 0.
 // Copies of a SharedMemory share one mapping, which is unmapped when the last copy is closed or
-// destroyed (CPython's close() unmaps at once; here a copy cannot pull the memory away from another).
-// Unlink() removes the name (shm_unlink): existing mappings stay valid, new Attach calls fail with
-// kNotFound, and the memory is freed when the last process unmaps it.
+// destroyed (CPython's close() unmaps at once; here a copy cannot pull the memory away from
+// another). Unlink() removes the name (shm_unlink): existing mappings stay valid, new Attach calls
+// fail with kNotFound, and the memory is freed when the last process unmaps it.
 //
 // Reclaiming segments of a creator that died (CPython uses a resource tracker process that unlinks,
 // with a "leaked shared_memory" warning, what the program did not unlink when it ends). mp keeps a
@@ -49,14 +55,16 @@
 // entry: if the creator recorded in it is dead (no process with that pid, or one with another start
 // time, i.e. the pid was reused) and lived in this process's pid namespace, and the segment of that
 // name is still the same file (same inode), the segment is unlinked and the entry removed; an entry
-// whose segment is gone or was replaced is removed without touching the segment. Entries of creators
-// in other pid namespaces are left alone (their liveness cannot be judged from here). Each entry is
-// handled under an exclusive flock, re-read after locking, so concurrent reclaimers cannot unlink a
-// segment created again under the same name after the first reclaimer removed the old one.
-// Consequences: a segment outlives its creator only until the next Create (or tool run) on the machine
-// -- creators that hand a segment to processes that outlive them create it with track = false (or call
-// Untrack), and then someone must Unlink it. A creator killed between shm_open and writing its entry
-// (a window of a few system calls) leaks its segment; tools/cleaner can remove /dev/shm/psm_* by hand.
+// whose segment is gone or was replaced is removed without touching the segment. Entries of
+// creators in other pid namespaces are left alone (their liveness cannot be judged from here). Each
+// entry is handled under an exclusive flock, re-read after locking, so concurrent reclaimers cannot
+// unlink a segment created again under the same name after the first reclaimer removed the old one.
+// Consequences: a segment outlives its creator only until the next Create (or tool run) on the
+// machine
+// -- creators that hand a segment to processes that outlive them create it with track = false (or
+// call Untrack), and then someone must Unlink it. A creator killed between shm_open and writing its
+// entry (a window of a few system calls) leaks its segment; tools/cleaner can remove /dev/shm/psm_*
+// by hand.
 //
 // Where the registry lives, so that no other user can block it. The canonical directory is
 // /dev/shm/.mp-shm-<euid> (the environment variable MP_SHM_REGISTRY names another path, for tests),
@@ -74,9 +82,9 @@
 // mode, not a directory) is its owner's doing, and Create fails with kPermissionDenied naming the
 // path, the mode found (in octal) and the one needed, since others may have written entries in it.
 //
-// Passing to another process: SharedMemory has an mp::Codec that carries its name (and only that); the
-// receiver attaches by name, so it works for every start method and any context, and the receiver is
-// never the creator (it does not track or reclaim the segment).
+// Passing to another process: SharedMemory has an mp::Codec that carries its name (and only that);
+// the receiver attaches by name, so it works for every start method and any context, and the
+// receiver is never the creator (it does not track or reclaim the segment).
 //
 // Thread safety: a SharedMemory handle is not synchronized (use one thread at a time per handle, or
 // copies: copies are independent handles sharing the mapping). The bytes of buf() are shared with
@@ -173,13 +181,16 @@ class SharedMemory {
   bool unlinked_ = false;
 };
 
-// A SharedMemory travels as its name; the receiver attaches (kNotFound if it was unlinked meanwhile).
+// A SharedMemory travels as its name; the receiver attaches (kNotFound if it was unlinked
+// meanwhile).
 template <>
 struct Codec<SharedMemory> {
   static std::string Name() { return "mp::SharedMemory"; }
   static constexpr size_t kMinSize = Codec<std::string>::kMinSize;
   static size_t Size(const SharedMemory& v) { return Codec<std::string>::Size(v.name()); }
-  static void Encode(const SharedMemory& v, ByteWriter& w) { Codec<std::string>::Encode(v.name(), w); }
+  static void Encode(const SharedMemory& v, ByteWriter& w) {
+    Codec<std::string>::Encode(v.name(), w);
+  }
   static absl::Status Decode(ByteReader& r, SharedMemory& out);
 };
 

@@ -52,7 +52,8 @@ absl::StatusOr<Block> CreateBlock(ShmDomain domain, size_t elem_size, size_t cou
 
 absl::StatusOr<Block> CreateBlock(ShmSegment segment, size_t elem_size, size_t count,
                                   const void* init, bool lock, absl::string_view what) {
-  if (!segment.valid()) return absl::InvalidArgumentError(absl::StrCat(what, "::Create: empty segment"));
+  if (!segment.valid())
+    return absl::InvalidArgumentError(absl::StrCat(what, "::Create: empty segment"));
   if (absl::Status s = CheckCount(elem_size, count, what); !s.ok()) return s;
   Block b;
   if (lock) {
@@ -80,7 +81,8 @@ absl::StatusOr<Block> OpenBlock(const ShmHandle& handle, size_t elem_size, absl:
   if (!handle.segment.valid()) {
     return absl::InvalidArgumentError(absl::StrCat(what, "::FromHandle: empty segment"));
   }
-  if (absl::Status s = handle.segment.CheckBlock(handle.offset, sizeof(Header), kTag, what); !s.ok()) {
+  if (absl::Status s = handle.segment.CheckBlock(handle.offset, sizeof(Header), kTag, what);
+      !s.ok()) {
     return s;
   }
   const auto* header = static_cast<const Header*>(handle.segment.At(handle.offset));
@@ -93,8 +95,8 @@ absl::StatusOr<Block> OpenBlock(const ShmHandle& handle, size_t elem_size, absl:
   if (count == 0 || count > kMaxBytes / elem_size) {
     return absl::InvalidArgumentError(absl::StrCat(what, "::FromHandle: corrupt count ", count));
   }
-  if (absl::Status s = handle.segment.CheckBlock(handle.offset, sizeof(Header) + count * elem_size,
-                                                 kTag, what);
+  if (absl::Status s =
+          handle.segment.CheckBlock(handle.offset, sizeof(Header) + count * elem_size, kTag, what);
       !s.ok()) {
     return s;
   }

@@ -5,30 +5,32 @@
 //
 // A Value<T> is one T in shared memory; an Array<T> is a fixed number of them. T must be trivially
 // copyable (CPython's ctypes types: integers, doubles, plain structs). By default each carries an
-// mp::Lock (CPython's Value(typecode, value, lock=True)) that Get/Set take, so a read never sees half
-// of a write. With lock = false there is none (RawValue/RawArray), and Get/Set are plain copies.
+// mp::Lock (CPython's Value(typecode, value, lock=True)) that Get/Set take, so a read never sees
+// half of a write. With lock = false there is none (RawValue/RawArray), and Get/Set are plain
+// copies.
 //
-//   absl::StatusOr<mp::Value<int64_t>> counter = mp::Value<int64_t>::Create(mp::ShmDomain::kFork, 0);
+//   absl::StatusOr<mp::Value<int64_t>> counter = mp::Value<int64_t>::Create(mp::ShmDomain::kFork,
+//   0);
 //   // ... in forked children (or pass *counter as a Process argument):
 //   absl::StatusOr<mp::Lock> lock = counter->GetLock();
 //   lock->Acquire().IgnoreError();                  // read-modify-write under the lock,
-//   *counter->get_obj() += 1;                       // as CPython's "with v.get_lock(): v.value += 1"
-//   lock->Release().IgnoreError();
-//   absl::StatusOr<int64_t> now = counter->Get();   // takes the lock
+//   *counter->get_obj() += 1;                       // as CPython's "with v.get_lock(): v.value +=
+//   1" lock->Release().IgnoreError(); absl::StatusOr<int64_t> now = counter->Get();   // takes the
+//   lock
 //
 //   absl::StatusOr<mp::Array<double>> a = mp::Array<double>::Create(domain, {1.0, 2.0, 3.0});
 //   a->Set(1, 5.0); absl::StatusOr<std::vector<double>> all = a->GetAll();
 //
-// Where they live: in a sync/shm.h ShmSegment of either domain (Create(domain, ...) makes a segment of
-// its own; Create(segment, ...) allocates from an existing one, e.g. next to other objects). They
-// follow the cross-context rules like every shared object: each has an mp::Codec (sync/shm.h
+// Where they live: in a sync/shm.h ShmSegment of either domain (Create(domain, ...) makes a segment
+// of its own; Create(segment, ...) allocates from an existing one, e.g. next to other objects).
+// They follow the cross-context rules like every shared object: each has an mp::Codec (sync/shm.h
 // ShmObjectCodec, carrying the segment's descriptor and the offset), and a fork-domain Value/Array
-// notes itself as fork-only, so spawn and forkserver refuse it when a Process is created. The memory
-// is freed with the last process that maps the segment; nothing is named, nothing can leak.
+// notes itself as fork-only, so spawn and forkserver refuse it when a Process is created. The
+// memory is freed with the last process that maps the segment; nothing is named, nothing can leak.
 //
 // Shared layout: a 64-byte header {tag, element size, count, lock offset (0: no lock)} then the
-// elements (64-byte aligned); the Lock is a separate block of the same segment. FromHandle checks the
-// tag, that the element size is sizeof(T) and that the elements lie inside the segment.
+// elements (64-byte aligned); the Lock is a separate block of the same segment. FromHandle checks
+// the tag, that the element size is sizeof(T) and that the elements lie inside the segment.
 //
 // Status codes:
 //   Get/Set/GetAll/SetAll  kAborted if the lock's holder died while holding it (sync/lock.h): the
@@ -101,8 +103,9 @@ absl::Status WithLock(const Block& b, absl::string_view what, F&& f) {
   if (!got.ok() && !IsOwnerDied(got.status())) return got.status();
   if (!got.ok()) {
     lock.Release().IgnoreError();
-    return absl::AbortedError(absl::StrCat(what, ": the process holding its lock died; the lock was "
-                                                 "recovered but the data may be half-written (",
+    return absl::AbortedError(absl::StrCat(what,
+                                           ": the process holding its lock died; the lock was "
+                                           "recovered but the data may be half-written (",
                                            got.status().message(), ")"));
   }
   f();
@@ -126,7 +129,8 @@ class Value {
     return Value(*std::move(b));
   }
   // A Value allocated from `segment`.
-  static absl::StatusOr<Value> Create(ShmSegment segment, const T& initial = T{}, bool lock = true) {
+  static absl::StatusOr<Value> Create(ShmSegment segment, const T& initial = T{},
+                                      bool lock = true) {
     absl::StatusOr<value_internal::Block> b =
         value_internal::CreateBlock(std::move(segment), sizeof(T), 1, &initial, lock, "Value");
     if (!b.ok()) return b.status();
@@ -161,7 +165,8 @@ class Value {
   // The lock (CPython's get_lock()); kFailedPrecondition for a Value made with lock = false.
   absl::StatusOr<Lock> GetLock() const {
     if (!block_.lock.has_value()) {
-      return absl::FailedPreconditionError("Value::GetLock: this Value was created with lock = false");
+      return absl::FailedPreconditionError(
+          "Value::GetLock: this Value was created with lock = false");
     }
     return *block_.lock;
   }
@@ -192,7 +197,8 @@ class Array {
     return Array(*std::move(b));
   }
   // A copy of `init` (CPython's Array(typecode, sequence)).
-  static absl::StatusOr<Array> Create(ShmDomain domain, absl::Span<const T> init, bool lock = true) {
+  static absl::StatusOr<Array> Create(ShmDomain domain, absl::Span<const T> init,
+                                      bool lock = true) {
     absl::StatusOr<value_internal::Block> b =
         value_internal::CreateBlock(domain, sizeof(T), init.size(), init.data(), lock, "Array");
     if (!b.ok()) return b.status();
@@ -203,7 +209,8 @@ class Array {
     return Create(domain, absl::Span<const T>(init.begin(), init.size()), lock);
   }
   // Allocated from `segment`.
-  static absl::StatusOr<Array> Create(ShmSegment segment, absl::Span<const T> init, bool lock = true) {
+  static absl::StatusOr<Array> Create(ShmSegment segment, absl::Span<const T> init,
+                                      bool lock = true) {
     absl::StatusOr<value_internal::Block> b = value_internal::CreateBlock(
         std::move(segment), sizeof(T), init.size(), init.data(), lock, "Array");
     if (!b.ok()) return b.status();
@@ -246,8 +253,8 @@ class Array {
   // a[:] = values, under the lock. kInvalidArgument unless values.size() == size().
   absl::Status SetAll(absl::Span<const T> values) {
     if (values.size() != size()) {
-      return absl::InvalidArgumentError(absl::StrCat("Array::SetAll: ", values.size(),
-                                                     " values for an Array of ", size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Array::SetAll: ", values.size(), " values for an Array of ", size()));
     }
     return value_internal::WithLock(block_, "Array::SetAll", [&] {
       std::memcpy(block_.data, values.data(), size() * sizeof(T));
@@ -255,7 +262,8 @@ class Array {
   }
   absl::StatusOr<Lock> GetLock() const {
     if (!block_.lock.has_value()) {
-      return absl::FailedPreconditionError("Array::GetLock: this Array was created with lock = false");
+      return absl::FailedPreconditionError(
+          "Array::GetLock: this Array was created with lock = false");
     }
     return *block_.lock;
   }

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <cstdint>
-
 #include <string>
 #include <vector>
 
@@ -258,7 +257,8 @@ TEST_P(ValueMethodTest, ForkDomainObjectsAreRefusedBySpawnAndForkserver) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, ValueMethodTest, ::testing::Values("fork", "spawn", "forkserver"));
+INSTANTIATE_TEST_SUITE_P(Methods, ValueMethodTest,
+                         ::testing::Values("fork", "spawn", "forkserver"));
 
 }  // namespace
 }  // namespace value_test

@@ -1,8 +1,8 @@
 // Copyright 2026 The mp Authors.
 //
 // A program whose spawn children skip mp::Init gets clear errors, never a fork bomb. This test has
-// its own main: it calls mp::Init, except in a child when MP_TEST_SKIP_INIT is set, where it plays a
-// program that forgot it (and writes what it saw to the file MP_TEST_REPORT names).
+// its own main: it calls mp::Init, except in a child when MP_TEST_SKIP_INIT is set, where it plays
+// a program that forgot it (and writes what it saw to the file MP_TEST_REPORT names).
 
 #include <signal.h>
 #include <stdlib.h>
@@ -42,8 +42,8 @@ int ActWithoutInit(const std::string& mode) {
 class ForgotInitTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    report_ = absl::StrCat(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp", "/report-",
-                           getpid());
+    report_ =
+        absl::StrCat(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp", "/report-", getpid());
     unlink(report_.c_str());
     setenv("MP_TEST_REPORT", report_.c_str(), 1);
   }

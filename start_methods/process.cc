@@ -260,9 +260,8 @@ void Init(int argc, char** argv) {
     (*entry)(argument);
   } catch (...) {
     // Never into the rest of main: this process was started to play its role only.
-    std::string line =
-        absl::StrCat("mp: the '", mode, "' child entry of process ", getpid(), " raised ",
-                     CurrentExceptionDescription(), "\n");
+    std::string line = absl::StrCat("mp: the '", mode, "' child entry of process ", getpid(),
+                                    " raised ", CurrentExceptionDescription(), "\n");
     std::fwrite(line.data(), 1, line.size(), stderr);
   }
   process_internal::FlushStdio();

@@ -6,8 +6,8 @@
 // the parent's memory) with:
 //   * stdin /dev/null, stdout and stderr inherited;
 //   * descriptor 3: one end of a control socketpair; descriptors 4, 5, ...: the descriptors of the
-//     target's PassedFd arguments, in FdTable order; every other descriptor closed (no leaks, whatever
-//     the parent forgot to mark close-on-exec);
+//     target's PassedFd arguments, in FdTable order; every other descriptor closed (no leaks,
+//     whatever the parent forgot to mark close-on-exec);
 //   * argv {argv0, "--mp-spawn"} and the environment variable MP_START=spawn:3:<fd count>.
 // The child's mp::Init sees MP_START (and removes it), reads the FlatBuffers launch record
 // (launch_record.fbs: function name, encoded arguments, fd count, authkey, parent, name, daemon)
@@ -23,10 +23,10 @@
 //
 // Start returns once the child acknowledged. A program that forgot mp::Init gets a clear status
 // instead of a fork bomb: the parent refuses to spawn when Init was not called in it; a child whose
-// main skipped Init (e.g. Init behind a condition) still has MP_START set, so it cannot spawn further
-// children itself, and the parent reports "did not call mp::Init" when the child exits without
-// reading its record, or kills it and reports kDeadlineExceeded when it does not answer within
-// SpawnOptions::handshake_timeout.
+// main skipped Init (e.g. Init behind a condition) still has MP_START set, so it cannot spawn
+// further children itself, and the parent reports "did not call mp::Init" when the child exits
+// without reading its record, or kills it and reports kDeadlineExceeded when it does not answer
+// within SpawnOptions::handshake_timeout.
 //
 // The sentinel is a pidfd of the child.
 //

@@ -195,8 +195,8 @@ class LocalChild : public ChildHandle {
 
 // sendmsg/recvmsg of bytes with descriptors (SCM_RIGHTS) on a Unix socket, within `deadline`
 // (whatever the socket's blocking mode). SendWithFds sends all of `data`, the descriptors with its
-// first byte. RecvWithFds reads up to data.size() bytes (at least one; kOutOfRange at end of file) and
-// appends the descriptors that came with them to *fds (CLOEXEC); kDeadlineExceeded at the
+// first byte. RecvWithFds reads up to data.size() bytes (at least one; kOutOfRange at end of file)
+// and appends the descriptors that came with them to *fds (CLOEXEC); kDeadlineExceeded at the
 // deadline.
 absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<const int> fds,
                          Deadline deadline);

@@ -1,11 +1,12 @@
 // Copyright 2026 The mp Authors.
 //
 // Start + Join of a trivial target per start method, next to the raw floor of each, measured in the
-// same binary. Each raw baseline does the least a start method of its kind must do; every child that
-// re-executes this binary is this same program, so exec + dynamic loading + static initialization are
-// in both the raw figure and mp's:
-//   BM_RawForkWaitpid    fork(); child _exit(0); waitpid. Floor of fork (limit of "start+join fork").
-//   BM_RawPosixSpawn     posix_spawn("/proc/self/exe --mp-bench-raw-child"), closefrom(3) so the child
+// same binary. Each raw baseline does the least a start method of its kind must do; every child
+// that re-executes this binary is this same program, so exec + dynamic loading + static
+// initialization are in both the raw figure and mp's:
+//   BM_RawForkWaitpid    fork(); child _exit(0); waitpid. Floor of fork (limit of "start+join
+//   fork"). BM_RawPosixSpawn     posix_spawn("/proc/self/exe --mp-bench-raw-child"), closefrom(3)
+//   so the child
 //                        holds descriptors 0-2 only (mp's spawn child: 0-2 and its control socket);
 //                        main's first line sees the flag and calls _exit(0) (no static destructors,
 //                        no exit handlers); waitpid. Floor of spawn (limit of "start+join spawn").
@@ -13,11 +14,12 @@
 //                        "--mp-bench-raw-fork-server" (handled in main before mp::Init), single-
 //                        threaded, holding only 0-2 and one end of a socketpair. Per iteration the
 //                        client writes a byte; the server forks, its child _exit(0)s, the server
-//                        waitpids and writes the 4-byte status back. Floor of "ask a clean server to
-//                        fork a child and tell me when it ended" (limit of "start+join forkserver").
-//                        The server is killed and reaped when the run ends, failed or not.
-//   BM_RawForkExec       fork + execve of the raw child: the alternative spawn could use (not a limit).
-//   BM_Fork / BM_Spawn / BM_ForkServer   mp::Process Create + Start + Join + Close.
+//                        waitpids and writes the 4-byte status back. Floor of "ask a clean server
+//                        to fork a child and tell me when it ended" (limit of "start+join
+//                        forkserver"). The server is killed and reaped when the run ends, failed or
+//                        not.
+//   BM_RawForkExec       fork + execve of the raw child: the alternative spawn could use (not a
+//   limit). BM_Fork / BM_Spawn / BM_ForkServer   mp::Process Create + Start + Join + Close.
 // tools/bench/workloads.json maps the three "start+join" rows to these pairs.
 // Targets (tools/bench/targets.json): fork <= 1.3x its floor, spawn <= 1.5x, forkserver <= 2x.
 //
@@ -30,11 +32,12 @@
 //   raw posix_spawn    4.2-5.4 ms     BM_Spawn       4.0-6.0 ms     0.97-1.35x  (target <= 1.5x)
 //   raw fork server    0.42-0.59 ms   BM_ForkServer  0.55-0.69 ms   1.14-1.55x  (target <= 2x)
 //   raw fork+execve    4.9-6.4 ms: posix_spawn (glibc's CLONE_VFORK) is the cheaper way to spawn.
-// The benchmark process is small too, so on this VM its fork costs about what the clean server's does,
-// and the server adds two socket wake-ups: the raw fork server is 1.07-1.24x raw fork+waitpid. With a
-// big parent it is the cheaper one (under ASan, with its shadow mappings: 1.2 ms against 2.0 ms).
-// Spawn's figures swing with the load by more than mp's own cost (one socketpair, the launch record,
-// one acknowledgement round trip), which is why mp/floor comes out near 1.0x, sometimes below.
+// The benchmark process is small too, so on this VM its fork costs about what the clean server's
+// does, and the server adds two socket wake-ups: the raw fork server is 1.07-1.24x raw
+// fork+waitpid. With a big parent it is the cheaper one (under ASan, with its shadow mappings: 1.2
+// ms against 2.0 ms). Spawn's figures swing with the load by more than mp's own cost (one
+// socketpair, the launch record, one acknowledgement round trip), which is why mp/floor comes out
+// near 1.0x, sometimes below.
 
 #include <errno.h>
 #include <signal.h>
@@ -61,9 +64,9 @@ namespace {
 int Trivial() { return 0; }
 
 // The argument that makes this binary a raw child: main checks it before anything else (before
-// mp::Init) and calls _exit(0) at once (no static destructors, no exit handlers). What remains is the
-// cost every re-execution of this binary pays, mp's spawn children included: exec, dynamic loading
-// and static initialization.
+// mp::Init) and calls _exit(0) at once (no static destructors, no exit handlers). What remains is
+// the cost every re-execution of this binary pays, mp's spawn children included: exec, dynamic
+// loading and static initialization.
 constexpr char kRawChildArg[] = "--mp-bench-raw-child";
 
 // argv of a raw child; the environment is this process's own (mp's spawn child gets the same plus
@@ -77,8 +80,8 @@ struct RawChildArgv {
 
 // The argument that makes this binary a raw fork server (checked in main right after kRawChildArg):
 // single-threaded, freshly exec'd, it reads one request byte from descriptor kRawServerFd, forks a
-// child that calls _exit(0), waits for it and writes the 4-byte wait status back; it exits at end of
-// file (its client closed the socket or died). A failed fork is reported as status -1.
+// child that calls _exit(0), waits for it and writes the 4-byte wait status back; it exits at end
+// of file (its client closed the socket or died). A failed fork is reported as status -1.
 constexpr char kRawForkServerArg[] = "--mp-bench-raw-fork-server";
 constexpr int kRawServerFd = 3;
 
@@ -186,8 +189,8 @@ class RawForkServer {
   pid_t pid_ = -1;
 };
 
-// The floor of forkserver: ask a clean, single-threaded server (this binary, freshly exec'd) to fork
-// a child, and learn when it ended; the server and its socket persist across iterations.
+// The floor of forkserver: ask a clean, single-threaded server (this binary, freshly exec'd) to
+// fork a child, and learn when it ended; the server and its socket persist across iterations.
 void BM_RawForkServer(benchmark::State& state) {
   RawForkServer server;
   std::string error = server.Start();
@@ -241,8 +244,8 @@ void BM_RawPosixSpawn(benchmark::State& state) {
 }
 BENCHMARK(BM_RawPosixSpawn)->UseRealTime();
 
-// The alternative spawn could use: fork + execve (same child, same descriptors). Its cost grows with
-// the parent's page tables.
+// The alternative spawn could use: fork + execve (same child, same descriptors). Its cost grows
+// with the parent's page tables.
 void BM_RawForkExec(benchmark::State& state) {
   RawChildArgv child;
   for (auto _ : state) {

@@ -41,10 +41,10 @@
 // parameter types, encodes them once (with a ScopedFdTable current, so PassedFd arguments record
 // their descriptors, see serialize/fd.h) and keeps the values for a fork child. A target runs once
 // per child, so the values are moved into Fn: move-only types (mp::Connection) may be taken by
-// value. The child receives its own copies of the descriptors, which the target owns. In the parent,
-// a PassedFd's descriptor stays the caller's (a PassedFd owns nothing); an argument that owns its
-// descriptor (a Connection moved into Call) is destroyed when the Process that holds the Target
-// starts, so the parent keeps no copy of it (see Process::Start).
+// value. The child receives its own copies of the descriptors, which the target owns. In the
+// parent, a PassedFd's descriptor stays the caller's (a PassedFd owns nothing); an argument that
+// owns its descriptor (a Connection moved into Call) is destroyed when the Process that holds the
+// Target starts, so the parent keeps no copy of it (see Process::Start).
 //
 // Thread safety: a Target is immutable after construction and may be shared between threads.
 

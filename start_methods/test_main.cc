@@ -1,7 +1,7 @@
 // Copyright 2026 The mp Authors.
 //
-// GoogleTest main for tests that start spawn or forkserver children: mp::Init runs first, so a child
-// (this test binary re-executed) runs its target and exits before GoogleTest starts.
+// GoogleTest main for tests that start spawn or forkserver children: mp::Init runs first, so a
+// child (this test binary re-executed) runs its target and exits before GoogleTest starts.
 
 #include "gtest/gtest.h"
 #include "start_methods/process.h"

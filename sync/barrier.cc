@@ -147,8 +147,7 @@ bool Barrier::WaitForChange(Deadline deadline, absl::Duration& slice) const {
   UnlockState();
   const FutexWaitResult result = FutexWait(&state_->seq, seen, deadline.CappedAfter(slice));
   LockState();
-  if (result != FutexWaitResult::kTimedOut ||
-      state_->seq.load(std::memory_order_acquire) != seen) {
+  if (result != FutexWaitResult::kTimedOut || state_->seq.load(std::memory_order_acquire) != seen) {
     return true;  // something changed: the caller re-checks its condition
   }
   if (deadline.Expired()) return false;
@@ -192,9 +191,9 @@ absl::StatusOr<int> Barrier::WaitUntil(Deadline deadline, absl::Duration timeout
     if (!WaitForChange(deadline, slice)) {
       BreakLocked(kTimeout);
       UnlockState();
-      return absl::AbortedError(absl::StrCat(
-          "Barrier::Wait: timed out after ", absl::FormatDuration(timeout),
-          " while the previous generation drained; the barrier is now broken"));
+      return absl::AbortedError(
+          absl::StrCat("Barrier::Wait: timed out after ", absl::FormatDuration(timeout),
+                       " while the previous generation drained; the barrier is now broken"));
     }
   }
   if (state_->phase == kBroken) {
@@ -229,8 +228,9 @@ absl::StatusOr<int> Barrier::WaitUntil(Deadline deadline, absl::Duration timeout
     }
     if (result.ok() && state_->phase < 0) {
       result = state_->phase == kResetting
-                   ? absl::AbortedError("Barrier::Wait: the barrier is broken: Reset() was called "
-                                        "while waiting")
+                   ? absl::AbortedError(
+                         "Barrier::Wait: the barrier is broken: Reset() was called "
+                         "while waiting")
                    : BrokenErrorLocked();
     }
   }

@@ -6,8 +6,8 @@
 // Each of `parties` threads (in any processes) calls Wait(); all block until the last one arrives,
 // then all return, each with a distinct arrival index in [0, parties) (the first to arrive gets 0).
 // The last arriver runs `action` (if any) once per generation before anybody is released; if the
-// action returns an error the barrier breaks, the last arriver gets the action's status and the others
-// kAborted. The barrier is then reusable for the next generation.
+// action returns an error the barrier breaks, the last arriver gets the action's status and the
+// others kAborted. The barrier is then reusable for the next generation.
 //
 //   absl::StatusOr<mp::Barrier> barrier = mp::Barrier::Create(mp::ShmDomain::kFork, 3);
 //   // in each of 3 processes:
@@ -22,10 +22,11 @@
 //   Broken(), NWaiting(), Parties()
 //
 // A dead participant does not hang anybody past their timeout, and usually far less: each waiter
-// records its thread id in the shared state (the first kBarrierTrackedWaiters of them), and sleeping
-// waiters check those threads' liveness every few milliseconds (5 ms doubling to 80 ms). A thread that
-// died while waiting is removed and the barrier breaks (kAborted naming it). A party that dies before
-// it calls Wait is indistinguishable from a slow one: only the timeout catches that.
+// records its thread id in the shared state (the first kBarrierTrackedWaiters of them), and
+// sleeping waiters check those threads' liveness every few milliseconds (5 ms doubling to 80 ms). A
+// thread that died while waiting is removed and the barrier breaks (kAborted naming it). A party
+// that dies before it calls Wait is indistinguishable from a slow one: only the timeout catches
+// that.
 //
 // The action is this process's: each process passes its own to Create/FromHandle, and whichever
 // process's thread arrives last runs its own. It runs with the barrier's internal mutex held, so it
@@ -56,11 +57,11 @@ struct alignas(64) BarrierState {
   std::atomic<uint32_t> mutex;  // owner word guarding the fields below
   std::atomic<uint32_t> seq;    // futex word, bumped on every state change
   uint32_t parties;
-  int32_t count;                // threads inside Wait
-  int32_t phase;                // kFilling, kDraining, kResetting, kBroken
-  int64_t timeout_ns;           // default timeout, -1 for none
-  int32_t broken_reason;        // why the barrier broke (BrokenReason in barrier.cc)
-  uint32_t dead_tid;            // the dead waiter that broke it, if that was the reason
+  int32_t count;          // threads inside Wait
+  int32_t phase;          // kFilling, kDraining, kResetting, kBroken
+  int64_t timeout_ns;     // default timeout, -1 for none
+  int32_t broken_reason;  // why the barrier broke (BrokenReason in barrier.cc)
+  uint32_t dead_tid;      // the dead waiter that broke it, if that was the reason
   alignas(64) std::atomic<uint32_t> waiters[kBarrierTrackedWaiters];  // tids inside Wait, 0 = free
 };
 
@@ -79,8 +80,8 @@ class Barrier : public ShmObject<BarrierState> {
                                         absl::Duration timeout = absl::InfiniteDuration());
   static absl::StatusOr<Barrier> FromHandle(const ShmHandle& handle, Action action = nullptr);
 
-  // An empty Barrier: the state a decode target starts in, before a real one is assigned to it. Only
-  // assignment and destruction are allowed on it.
+  // An empty Barrier: the state a decode target starts in, before a real one is assigned to it.
+  // Only assignment and destruction are allowed on it.
   Barrier() = default;
   Barrier(const Barrier&) = default;
   Barrier& operator=(const Barrier&) = default;
@@ -99,18 +100,18 @@ class Barrier : public ShmObject<BarrierState> {
 
  private:
   Barrier(ShmSegment segment, uint64_t offset, Action action)
-      : ShmObject(std::move(segment), offset),
-        action_(std::move(action)) {}
+      : ShmObject(std::move(segment), offset), action_(std::move(action)) {}
 
   absl::StatusOr<int> WaitUntil(Deadline deadline, absl::Duration timeout);
-  // Internal mutex; a holder that died leaves the fields unknown, so taking it over breaks the barrier.
+  // Internal mutex; a holder that died leaves the fields unknown, so taking it over breaks the
+  // barrier.
   void LockState() const;
   void UnlockState() const;
   void Broadcast() const;
   void BreakLocked(int32_t reason) const;
   absl::Status BrokenErrorLocked() const;
-  // Sleeps (mutex released) until the state changes or a slice passes; checks for dead waiters after
-  // a quiet slice. False once `deadline` passed.
+  // Sleeps (mutex released) until the state changes or a slice passes; checks for dead waiters
+  // after a quiet slice. False once `deadline` passed.
   bool WaitForChange(Deadline deadline, absl::Duration& slice) const;
   // Removes waiters whose threads died; returns one of them (0 if none).
   pid_t ReapDeadWaiters() const;
@@ -120,7 +121,8 @@ class Barrier : public ShmObject<BarrierState> {
 };
 
 // A Barrier travels to another process as its segment's descriptor and offset (sync/shm.h
-// ShmObjectCodec). The receiver's Barrier has no action: actions are per process (FromHandle): a transferable one to any child, a fork-domain one to forked children only.
+// ShmObjectCodec). The receiver's Barrier has no action: actions are per process (FromHandle): a
+// transferable one to any child, a fork-domain one to forked children only.
 template <>
 struct Codec<Barrier> : ShmObjectCodec<Barrier, "Barrier"> {};
 

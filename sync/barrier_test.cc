@@ -188,8 +188,8 @@ TEST(BarrierTest, ResetWhileWaitingBreaksCurrentWaiters) {
 }
 
 TEST(BarrierTest, FailingActionBreaksTheBarrier) {
-  absl::StatusOr<Barrier> barrier = Barrier::Create(
-      ShmDomain::kFork, 2, [] { return absl::InternalError("action exploded"); });
+  absl::StatusOr<Barrier> barrier =
+      Barrier::Create(ShmDomain::kFork, 2, [] { return absl::InternalError("action exploded"); });
   ASSERT_TRUE(barrier.ok());
   absl::StatusOr<int> first = 0;
   std::thread t([&] { first = barrier->Wait(); });

@@ -12,7 +12,7 @@ namespace mp {
 namespace {
 
 constexpr uint32_t kFree = 0;
-constexpr uint32_t kClaimed = 1;   // being filled in by a registering waiter (who holds the lock)
+constexpr uint32_t kClaimed = 1;  // being filled in by a registering waiter (who holds the lock)
 constexpr uint32_t kWaiting = 2;
 constexpr uint32_t kNotified = 3;
 
@@ -53,9 +53,9 @@ absl::StatusOr<Condition> Condition::CreateIn(ShmSegment segment, std::variant<L
     for (Slot& slot : s.slots) slot.word.store(kFree, std::memory_order_relaxed);
   });
   if (!offset.ok()) {
-    return absl::Status(offset.status().code(),
-                        absl::StrCat("Condition::Create: no room beside its lock: ",
-                                     offset.status().message()));
+    return absl::Status(
+        offset.status().code(),
+        absl::StrCat("Condition::Create: no room beside its lock: ", offset.status().message()));
   }
   return Condition(std::move(segment), *offset, std::move(lock));
 }
@@ -92,13 +92,11 @@ absl::Status Condition::CheckOwned(absl::string_view what) const {
   const bool by_process = std::holds_alternative<Lock>(lock_);
   const char* holder = by_process ? "process " : "thread ";
   const pid_t me = by_process ? CurrentProcessId() : CurrentThreadId();
-  const pid_t owner =
-      std::visit([](const auto& lock) { return lock.Owner(); }, lock_);
+  const pid_t owner = std::visit([](const auto& lock) { return lock.Owner(); }, lock_);
   if (owner != me) {
     return absl::FailedPreconditionError(absl::StrCat(
-        what, ": cannot ", what == "Condition::Wait" ? "wait" : "notify",
-        " on un-acquired lock (", owner == 0 ? std::string("it is free")
-                                              : absl::StrCat("held by ", holder, owner),
+        what, ": cannot ", what == "Condition::Wait" ? "wait" : "notify", " on un-acquired lock (",
+        owner == 0 ? std::string("it is free") : absl::StrCat("held by ", holder, owner),
         ", caller is ", holder, me, ")"));
   }
   return absl::OkStatus();
@@ -122,8 +120,8 @@ absl::StatusOr<bool> Condition::Wait(absl::Duration timeout) {
     }
   }
   if (slot == nullptr) {
-    // Reclaim slots that dead threads left behind: notified but never freed, still waiting, or (since
-    // we hold the lock, nobody else can be registering) claimed by a registrant that died.
+    // Reclaim slots that dead threads left behind: notified but never freed, still waiting, or
+    // (since we hold the lock, nobody else can be registering) claimed by a registrant that died.
     for (Slot& candidate : state_->slots) {
       uint32_t seen = candidate.word.load(std::memory_order_acquire);
       if (seen == kFree) continue;
@@ -139,8 +137,8 @@ absl::StatusOr<bool> Condition::Wait(absl::Duration timeout) {
     }
   }
   if (slot == nullptr) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "Condition::Wait: all ", kConditionMaxWaiters, " waiter slots are in use"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("Condition::Wait: all ", kConditionMaxWaiters, " waiter slots are in use"));
   }
   slot->ticket.store(state_->next_ticket.fetch_add(1, std::memory_order_relaxed),
                      std::memory_order_relaxed);

@@ -14,24 +14,26 @@
 //   ... *ready is false after the timeout ...
 //   cond->Release().IgnoreError();
 //   // producer:
-//   cond->Acquire().IgnoreError(); push(); cond->Notify().IgnoreError(); cond->Release().IgnoreError();
+//   cond->Acquire().IgnoreError(); push(); cond->Notify().IgnoreError();
+//   cond->Release().IgnoreError();
 //
-// Exact wake counts: each waiter registers a slot (ticket, thread id, futex word) while it still holds
-// the lock; Notify(n) moves the n oldest waiting slots to "notified" (a CAS that a timing-out waiter
-// races against, so a waiter either timed out or was notified, never both) and wakes each one. So
-// Notify(n) wakes exactly min(n, waiters) waiters, in arrival order, whether they are threads of this
-// process or of others, and never one that started waiting after the Notify. A waiter whose thread
-// has died is skipped (its slot freed) and not counted. At most kConditionMaxWaiters threads wait at
-// once; when all slots are taken, slots of dead threads are reclaimed, and if there are none, one
-// more waiter gets kResourceExhausted.
+// Exact wake counts: each waiter registers a slot (ticket, thread id, futex word) while it still
+// holds the lock; Notify(n) moves the n oldest waiting slots to "notified" (a CAS that a timing-out
+// waiter races against, so a waiter either timed out or was notified, never both) and wakes each
+// one. So Notify(n) wakes exactly min(n, waiters) waiters, in arrival order, whether they are
+// threads of this process or of others, and never one that started waiting after the Notify. A
+// waiter whose thread has died is skipped (its slot freed) and not counted. At most
+// kConditionMaxWaiters threads wait at once; when all slots are taken, slots of dead threads are
+// reclaimed, and if there are none, one more waiter gets kResourceExhausted.
 //
 //   Wait(timeout)          true: notified; false: timeout (CPython's return value)
 //   WaitFor(pred, timeout) the predicate's last value (CPython's wait_for)
 //   Notify(n), NotifyAll() OK
-//   any of the above       kFailedPrecondition if the caller does not hold the lock ("cannot wait on
+//   any of the above       kFailedPrecondition if the caller does not hold the lock ("cannot wait
+//   on
 //                          un-acquired lock"); kInvalidArgument for timeout < 0 or n < 0;
-//                          kAborted + IsOwnerDied when re-acquiring took the lock over from a holder
-//                          that died -- the caller holds the lock, as after a normal return.
+//                          kAborted + IsOwnerDied when re-acquiring took the lock over from a
+//                          holder that died -- the caller holds the lock, as after a normal return.
 //
 // The lock and the condition live in the same segment (Create(lock) allocates there), so a handle
 // (segment, offset) is enough to re-open both in another process.
@@ -66,9 +68,9 @@ struct ConditionSlot {
 };
 
 struct alignas(64) ConditionState {
-  std::atomic<uint32_t> tag;   // kTag once initialized
-  uint32_t lock_kind;          // kLockKind or kRLockKind
-  uint64_t lock_offset;        // the lock, in the same segment
+  std::atomic<uint32_t> tag;          // kTag once initialized
+  uint32_t lock_kind;                 // kLockKind or kRLockKind
+  uint64_t lock_offset;               // the lock, in the same segment
   std::atomic<uint32_t> next_ticket;  // written under the lock
   alignas(64) ConditionSlot slots[kConditionMaxWaiters];
 };
@@ -92,8 +94,8 @@ class Condition : public ShmObject<ConditionState> {
   // Re-opens the condition (and its lock) at `handle`.
   static absl::StatusOr<Condition> FromHandle(const ShmHandle& handle);
 
-  // An empty Condition: the state a decode target starts in, before a real one is assigned to it. Only
-  // assignment and destruction are allowed on it.
+  // An empty Condition: the state a decode target starts in, before a real one is assigned to it.
+  // Only assignment and destruction are allowed on it.
   Condition() = default;
   Condition(const Condition&) = default;
   Condition& operator=(const Condition&) = default;
@@ -101,7 +103,8 @@ class Condition : public ShmObject<ConditionState> {
   Condition& operator=(Condition&&) = default;
 
   // The underlying lock's Acquire/Release.
-  absl::StatusOr<bool> Acquire(bool block = true, absl::Duration timeout = absl::InfiniteDuration());
+  absl::StatusOr<bool> Acquire(bool block = true,
+                               absl::Duration timeout = absl::InfiniteDuration());
   absl::Status Release();
 
   absl::StatusOr<bool> Wait(absl::Duration timeout = absl::InfiniteDuration());
@@ -118,8 +121,7 @@ class Condition : public ShmObject<ConditionState> {
 
  private:
   Condition(ShmSegment segment, uint64_t offset, std::variant<Lock, RLock> lock)
-      : ShmObject(std::move(segment), offset),
-        lock_(std::move(lock)) {}
+      : ShmObject(std::move(segment), offset), lock_(std::move(lock)) {}
   static absl::StatusOr<Condition> CreateIn(ShmSegment segment, std::variant<Lock, RLock> lock);
   // kFailedPrecondition naming `what` unless the calling thread holds the lock.
   absl::Status CheckOwned(absl::string_view what) const;

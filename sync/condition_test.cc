@@ -33,7 +33,8 @@ TEST(ConditionTest, RequiresTheLock) {
   EXPECT_NE(wait.message().find("cannot wait on un-acquired lock"), std::string::npos) << wait;
   absl::Status notify = cond->Notify();
   EXPECT_EQ(notify.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(notify.message().find("cannot notify on un-acquired lock"), std::string::npos) << notify;
+  EXPECT_NE(notify.message().find("cannot notify on un-acquired lock"), std::string::npos)
+      << notify;
   EXPECT_EQ(cond->NotifyAll().code(), absl::StatusCode::kFailedPrecondition);
 }
 
@@ -228,7 +229,7 @@ TEST(ConditionDeathTest, DeadWaiterIsSkippedByNotify) {
   });
   ASSERT_TRUE(registered->Acquire(true, absl::Seconds(60)).value());
   ASSERT_TRUE(cond->Acquire().value());
-  EXPECT_EQ(cond->NWaiting(), 2);   // the dead one is still registered
+  EXPECT_EQ(cond->NWaiting(), 2);     // the dead one is still registered
   EXPECT_TRUE(cond->Notify(1).ok());  // skips the dead (older) waiter, wakes the live one
   EXPECT_EQ(cond->NWaiting(), 0);
   EXPECT_TRUE(cond->Release().ok());
@@ -329,7 +330,7 @@ TEST(ConditionDeathTest, SlotsOfDeadWaitersAreReclaimed) {
   ASSERT_TRUE(waited.ok()) << waited.status();
   EXPECT_FALSE(*waited);
   EXPECT_EQ(cond->NWaiting(), kConditionMaxWaiters - 1);  // the other dead ones, until a Notify
-  EXPECT_TRUE(cond->Notify(1).ok());                    // skips and frees every dead waiter
+  EXPECT_TRUE(cond->Notify(1).ok());                      // skips and frees every dead waiter
   EXPECT_EQ(cond->NWaiting(), 0);
   EXPECT_TRUE(cond->Release().ok());
 }

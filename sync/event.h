@@ -17,8 +17,8 @@
 //                   first (CPython's return value); kInvalidArgument if timeout < 0.
 //
 // Wait spins briefly before it sleeps, so a ping-pong between two processes on two cores stays in
-// user space most of the time. A process that dies cannot be "waited for" through an Event (it has no
-// owner), which is why every Wait has a timeout.
+// user space most of the time. A process that dies cannot be "waited for" through an Event (it has
+// no owner), which is why every Wait has a timeout.
 //
 // Thread-safety: a cheap copyable handle; all methods are safe from any thread. One cache line.
 
@@ -65,8 +65,7 @@ class Event : public ShmObject<EventState> {
   absl::StatusOr<bool> Wait(absl::Duration timeout = absl::InfiniteDuration());
 
  private:
-  Event(ShmSegment segment, uint64_t offset)
-      : ShmObject(std::move(segment), offset) {}
+  Event(ShmSegment segment, uint64_t offset) : ShmObject(std::move(segment), offset) {}
 };
 
 // A Event travels to another process as its segment's descriptor and offset (sync/shm.h

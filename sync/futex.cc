@@ -122,8 +122,8 @@ namespace {
 // What /proc/<id>/stat says about a task.
 struct TaskStat {
   enum Result { kFound, kMissing, kUnreadable } result;
-  char state = '?';   // R, S, D, Z, X...
-  long threads = 1;   // num_threads (field 20): the threads of the task's process still counted
+  char state = '?';  // R, S, D, Z, X...
+  long threads = 1;  // num_threads (field 20): the threads of the task's process still counted
 };
 
 TaskStat ReadTaskStat(pid_t id) {

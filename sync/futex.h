@@ -4,8 +4,8 @@
 // process-shared memory, thread and process identity and liveness, and the "owner word", a 32-bit
 // mutex word that records its holder so a waiter can take over the lock of a holder that died.
 //
-// Futexes here are shared futexes (no FUTEX_PRIVATE_FLAG): the kernel keys them by the physical page,
-// so they work between processes that map the same segment at different addresses.
+// Futexes here are shared futexes (no FUTEX_PRIVATE_FLAG): the kernel keys them by the physical
+// page, so they work between processes that map the same segment at different addresses.
 //
 // Owner word (used by Lock, RLock and the internal mutexes of Condition and Barrier):
 //
@@ -26,11 +26,12 @@
 // the word from the dead id to its own: OwnerLockResult::kRecovered. That check is the death
 // detector; it needs no cooperation from the dying process, so it works after SIGKILL.
 //
-// Why not the kernel's robust-futex list: glibc already registers one robust list per thread for its
-// own pthread mutexes, and a thread has exactly one list, so mp could only join glibc's list by
-// writing into glibc's private structures. A Python-style Lock may also be released by a process other
-// than the one that acquired it, which the robust list (one entry in the acquirer's thread) cannot
-// express. The liveness check costs nothing on the fast path and only a /proc read per sleep slice.
+// Why not the kernel's robust-futex list: glibc already registers one robust list per thread for
+// its own pthread mutexes, and a thread has exactly one list, so mp could only join glibc's list by
+// writing into glibc's private structures. A Python-style Lock may also be released by a process
+// other than the one that acquired it, which the robust list (one entry in the acquirer's thread)
+// cannot express. The liveness check costs nothing on the fast path and only a /proc read per sleep
+// slice.
 //
 // Assumption: every process using a word is in the same PID namespace (ids are global).
 // Limitation: if the dead holder's id is reused by a new thread or process before any waiter looks,
@@ -55,9 +56,9 @@
 namespace mp {
 
 enum class FutexWaitResult {
-  kWoken,      // FUTEX_WAKE, or a spurious wake-up: re-check the word
-  kMismatch,   // the word did not hold `expected`
-  kTimedOut,   // the deadline passed
+  kWoken,     // FUTEX_WAKE, or a spurious wake-up: re-check the word
+  kMismatch,  // the word did not hold `expected`
+  kTimedOut,  // the deadline passed
 };
 
 // Sleeps while *word == expected, until woken or `deadline`. Interrupted waits (EINTR) count as
@@ -78,8 +79,9 @@ pid_t CurrentThreadId();
 pid_t CurrentProcessId();
 
 // False once thread `tid` has exited, including a zombie (killed but not yet reaped) process.
-// Reads /proc/<tid>/stat; asks kill(tid, 0) when the entry is missing (it may be hidden by hidepid) and
-// when /proc is not this PID namespace's, in which case an unreaped zombie still counts as alive.
+// Reads /proc/<tid>/stat; asks kill(tid, 0) when the entry is missing (it may be hidden by hidepid)
+// and when /proc is not this PID namespace's, in which case an unreaped zombie still counts as
+// alive.
 bool IsThreadAlive(pid_t tid);
 // False once every thread of process `pid` has exited, including a zombie process. A process whose
 // main thread exited while other threads run (its main thread then shows as a zombie) is alive.

@@ -28,8 +28,7 @@ bool WaitUntilZombie(pid_t pid) {
 TEST(FutexTest, WaitReportsMismatchAndTimeout) {
   std::atomic<uint32_t> word{5};
   EXPECT_EQ(FutexWait(&word, 4, Deadline::Never()), FutexWaitResult::kMismatch);
-  EXPECT_EQ(FutexWait(&word, 5, Deadline::After(absl::ZeroDuration())),
-            FutexWaitResult::kTimedOut);
+  EXPECT_EQ(FutexWait(&word, 5, Deadline::After(absl::ZeroDuration())), FutexWaitResult::kTimedOut);
   EXPECT_EQ(FutexWait(&word, 5, Deadline::After(absl::Milliseconds(1))),
             FutexWaitResult::kTimedOut);
   EXPECT_EQ(FutexWake(&word, 1), 0);

@@ -15,9 +15,8 @@ absl::StatusOr<Lock> Lock::Create(ShmDomain domain) {
 }
 
 absl::StatusOr<Lock> Lock::Create(ShmSegment segment) {
-  absl::StatusOr<uint64_t> offset = Place(segment, kTag, [](State& s) {
-    s.word.store(0, std::memory_order_relaxed);
-  });
+  absl::StatusOr<uint64_t> offset =
+      Place(segment, kTag, [](State& s) { s.word.store(0, std::memory_order_relaxed); });
   if (!offset.ok()) return offset.status();
   return Lock(std::move(segment), *offset);
 }

@@ -2,9 +2,9 @@
 //
 // sync/lock.h — mp::Lock, a process-shared non-recursive lock: Python's multiprocessing.Lock.
 //
-// Any thread of any process that maps the lock's segment may acquire it. As in CPython, a Lock is not
-// owned: any thread or process may Release() a held lock (use RLock for ownership). Acquiring a lock
-// the caller already holds blocks (until the timeout), also as in CPython.
+// Any thread of any process that maps the lock's segment may acquire it. As in CPython, a Lock is
+// not owned: any thread or process may Release() a held lock (use RLock for ownership). Acquiring a
+// lock the caller already holds blocks (until the timeout), also as in CPython.
 //
 //   absl::StatusOr<mp::Lock> lock = mp::Lock::Create(mp::ShmDomain::kFork);
 //   if (!lock.ok()) return lock.status();
@@ -42,8 +42,8 @@
 //   kInvalidArgument     timeout < 0, or block == false with a timeout
 // Release(): kFailedPrecondition if the lock is not held ("release unlocked lock").
 //
-// Thread-safety: a Lock object is a cheap handle (copyable; copies refer to the same shared lock) and
-// all methods may be called concurrently from any thread. The shared state is one cache line.
+// Thread-safety: a Lock object is a cheap handle (copyable; copies refer to the same shared lock)
+// and all methods may be called concurrently from any thread. The shared state is one cache line.
 
 #ifndef MP_SYNC_LOCK_H_
 #define MP_SYNC_LOCK_H_
@@ -77,8 +77,8 @@ class Lock : public ShmObject<LockState> {
   static absl::StatusOr<Lock> Create(ShmDomain domain);
   // A lock allocated from `segment` (kResourceExhausted when it is full).
   static absl::StatusOr<Lock> Create(ShmSegment segment);
-  // Re-opens the lock at `handle`, e.g. in another process after ShmSegment::Attach. kInvalidArgument
-  // if the handle does not point at a Lock.
+  // Re-opens the lock at `handle`, e.g. in another process after ShmSegment::Attach.
+  // kInvalidArgument if the handle does not point at a Lock.
   static absl::StatusOr<Lock> FromHandle(const ShmHandle& handle);
 
   // An empty Lock: the state a decode target starts in, before a real one is assigned to it. Only
@@ -90,7 +90,8 @@ class Lock : public ShmObject<LockState> {
   Lock& operator=(Lock&&) = default;
 
   // See the table in the header comment.
-  absl::StatusOr<bool> Acquire(bool block = true, absl::Duration timeout = absl::InfiniteDuration());
+  absl::StatusOr<bool> Acquire(bool block = true,
+                               absl::Duration timeout = absl::InfiniteDuration());
   absl::Status Release();
   // True while anybody holds the lock.
   bool Locked() const;
@@ -101,8 +102,7 @@ class Lock : public ShmObject<LockState> {
   static constexpr OwnerScope kScope = OwnerScope::kProcess;
 
  private:
-  Lock(ShmSegment segment, uint64_t offset)
-      : ShmObject(std::move(segment), offset) {}
+  Lock(ShmSegment segment, uint64_t offset) : ShmObject(std::move(segment), offset) {}
 };
 
 // A Lock travels to another process as its segment's descriptor and offset (sync/shm.h

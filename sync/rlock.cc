@@ -67,9 +67,10 @@ absl::Status RLock::Release() {
   const pid_t owner = OwnerOf(state_->word.load(std::memory_order_relaxed));
   if (owner != tid) {
     return absl::FailedPreconditionError(
-        owner == 0 ? std::string("RLock::Release: cannot release un-acquired lock (it is free)")
-                   : absl::StrCat("RLock::Release: cannot release un-acquired lock (owned by thread ",
-                                  owner, ", caller is thread ", tid, ")"));
+        owner == 0
+            ? std::string("RLock::Release: cannot release un-acquired lock (it is free)")
+            : absl::StrCat("RLock::Release: cannot release un-acquired lock (owned by thread ",
+                           owner, ", caller is thread ", tid, ")"));
   }
   const uint32_t count = state_->count.load(std::memory_order_relaxed);
   if (count > 1) {

@@ -2,10 +2,10 @@
 //
 // sync/rlock.h — mp::RLock, a process-shared recursive lock: Python's multiprocessing.RLock.
 //
-// The owner is one thread of one process (identified by its thread id, which is unique system-wide).
-// The owner may Acquire again; each Acquire needs a matching Release, and the lock is free when the
-// count returns to zero. Release by anybody but the owner is kFailedPrecondition. A forked child is a
-// different thread, so it does not own its parent's RLock.
+// The owner is one thread of one process (identified by its thread id, which is unique
+// system-wide). The owner may Acquire again; each Acquire needs a matching Release, and the lock is
+// free when the count returns to zero. Release by anybody but the owner is kFailedPrecondition. A
+// forked child is a different thread, so it does not own its parent's RLock.
 //
 //   absl::StatusOr<mp::RLock> rlock = mp::RLock::Create(mp::ShmDomain::kTransferable);
 //   absl::StatusOr<bool> got = rlock->Acquire();      // count 1
@@ -21,8 +21,8 @@
 //
 // Acquire(block, timeout): true acquired (or count incremented); false not acquired; kAborted +
 // IsOwnerDied acquired from a dead owner; kInvalidArgument for timeout < 0 or block == false with a
-// timeout. Release(): kFailedPrecondition if the caller is not the owner ("cannot release un-acquired
-// lock", naming the owner).
+// timeout. Release(): kFailedPrecondition if the caller is not the owner ("cannot release
+// un-acquired lock", naming the owner).
 //
 // Thread-safety: a cheap, copyable handle; all methods are safe from any thread. One cache line.
 
@@ -66,7 +66,8 @@ class RLock : public ShmObject<RLockState> {
   RLock(RLock&&) = default;
   RLock& operator=(RLock&&) = default;
 
-  absl::StatusOr<bool> Acquire(bool block = true, absl::Duration timeout = absl::InfiniteDuration());
+  absl::StatusOr<bool> Acquire(bool block = true,
+                               absl::Duration timeout = absl::InfiniteDuration());
   absl::Status Release();
 
   // True if the calling thread owns the lock.
@@ -76,15 +77,14 @@ class RLock : public ShmObject<RLockState> {
   // Recursion depth as seen by the owner (0 when free).
   uint32_t Count() const;
 
-  // For Condition: releases the lock completely when the caller owns it and returns the depth it had
-  // (kFailedPrecondition otherwise), then restores a depth after re-acquiring.
+  // For Condition: releases the lock completely when the caller owns it and returns the depth it
+  // had (kFailedPrecondition otherwise), then restores a depth after re-acquiring.
   absl::StatusOr<uint32_t> ReleaseAll();
   // Acquires (blocking) and sets the depth to `count`; kAborted + IsOwnerDied as for Acquire.
   absl::Status AcquireRestore(uint32_t count);
 
  private:
-  RLock(ShmSegment segment, uint64_t offset)
-      : ShmObject(std::move(segment), offset) {}
+  RLock(ShmSegment segment, uint64_t offset) : ShmObject(std::move(segment), offset) {}
 };
 
 // A RLock travels to another process as its segment's descriptor and offset (sync/shm.h

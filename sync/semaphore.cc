@@ -62,7 +62,8 @@ namespace {
 
 // Takes one unit if the value is positive.
 bool TryTake(std::atomic<uint32_t>& value) {
-  // seq_cst: after a waiter published itself in `waiters`, this read is its half of the Dekker pair.
+  // seq_cst: after a waiter published itself in `waiters`, this read is its half of the Dekker
+  // pair.
   uint32_t v = value.load(std::memory_order_seq_cst);
   while (v > 0) {
     if (value.compare_exchange_weak(v, v - 1, std::memory_order_acquire,
@@ -88,8 +89,9 @@ absl::StatusOr<bool> Semaphore::Acquire(bool block, absl::Duration timeout) {
     if (TryTake(value)) return true;
   }
   const Deadline deadline = Deadline::After(timeout);
-  // Dekker with Release: we publish `waiters` then read `value`; Release publishes `value` then reads
-  // `waiters` (both seq_cst), so one of us sees the other. FUTEX_WAIT re-checks value == 0 itself.
+  // Dekker with Release: we publish `waiters` then read `value`; Release publishes `value` then
+  // reads `waiters` (both seq_cst), so one of us sees the other. FUTEX_WAIT re-checks value == 0
+  // itself.
   state_->waiters.fetch_add(1, std::memory_order_seq_cst);
   bool taken = false;
   for (;;) {
@@ -118,8 +120,8 @@ absl::Status Semaphore::Release() {
                                  " is already the initial value ", max, ")")
                   : absl::StrCat("Semaphore::Release: value ", v, " would exceed ", max));
     }
-  } while (!value.compare_exchange_weak(v, v + 1, std::memory_order_seq_cst,
-                                        std::memory_order_relaxed));
+  } while (
+      !value.compare_exchange_weak(v, v + 1, std::memory_order_seq_cst, std::memory_order_relaxed));
   if (state_->waiters.load(std::memory_order_seq_cst) > 0) FutexWake(&value, 1);
   return absl::OkStatus();
 }

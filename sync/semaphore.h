@@ -3,10 +3,10 @@
 // sync/semaphore.h — mp::Semaphore and mp::BoundedSemaphore, process-shared counting semaphores:
 // Python's multiprocessing.Semaphore(value) and BoundedSemaphore(value).
 //
-// Acquire takes one unit, waiting while the value is 0; Release gives one back and wakes one waiter.
-// A BoundedSemaphore refuses a Release that would raise the value above its initial value (CPython
-// raises ValueError "semaphore or lock released too many times"; mp returns kFailedPrecondition,
-// like every "released more than acquired" misuse in mp).
+// Acquire takes one unit, waiting while the value is 0; Release gives one back and wakes one
+// waiter. A BoundedSemaphore refuses a Release that would raise the value above its initial value
+// (CPython raises ValueError "semaphore or lock released too many times"; mp returns
+// kFailedPrecondition, like every "released more than acquired" misuse in mp).
 //
 //   absl::StatusOr<mp::Semaphore> slots = mp::Semaphore::Create(mp::ShmDomain::kFork, 3);
 //   absl::StatusOr<bool> got = slots->Acquire(true, absl::Milliseconds(100));
@@ -19,8 +19,8 @@
 //   GetValue()               the current value (a snapshot).
 //
 // A semaphore has no owner, so the death of a process that took a unit cannot be detected (nor in
-// CPython); every wait has a timeout variant. A waiter that dies while sleeping leaves nothing behind
-// but a stale waiter count, which only costs a spare FUTEX_WAKE.
+// CPython); every wait has a timeout variant. A waiter that dies while sleeping leaves nothing
+// behind but a stale waiter count, which only costs a spare FUTEX_WAKE.
 //
 // Thread-safety: cheap copyable handles; all methods are safe from any thread. One cache line.
 
@@ -60,23 +60,22 @@ class Semaphore : public ShmObject<SemaphoreState> {
   // kInvalidArgument if the handle does not point at a Semaphore (a BoundedSemaphore is refused).
   static absl::StatusOr<Semaphore> FromHandle(const ShmHandle& handle);
 
-  // An empty Semaphore: the state a decode target starts in, before a real one is assigned to it. Only
-  // assignment and destruction are allowed on it.
+  // An empty Semaphore: the state a decode target starts in, before a real one is assigned to it.
+  // Only assignment and destruction are allowed on it.
   Semaphore() = default;
   Semaphore(const Semaphore&) = default;
   Semaphore& operator=(const Semaphore&) = default;
   Semaphore(Semaphore&&) = default;
   Semaphore& operator=(Semaphore&&) = default;
 
-  absl::StatusOr<bool> Acquire(bool block = true, absl::Duration timeout = absl::InfiniteDuration());
+  absl::StatusOr<bool> Acquire(bool block = true,
+                               absl::Duration timeout = absl::InfiniteDuration());
   absl::Status Release();
   int64_t GetValue() const;
 
  protected:
-  Semaphore(ShmSegment segment, uint64_t offset)
-      : ShmObject(std::move(segment), offset) {}
+  Semaphore(ShmSegment segment, uint64_t offset) : ShmObject(std::move(segment), offset) {}
   static absl::StatusOr<uint64_t> Init(ShmSegment& segment, int64_t value, bool bounded);
-
 };
 
 // A Semaphore whose Release fails (kFailedPrecondition) instead of exceeding the initial value.

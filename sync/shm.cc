@@ -105,17 +105,17 @@ absl::StatusOr<ShmSegment> ShmSegment::Create(ShmDomain domain, size_t capacity)
         absl::StrCat("ShmSegment::Create: unknown domain ", static_cast<uint32_t>(domain)));
   }
   if (capacity == 0 || capacity > kShmMaxSize) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ShmSegment::Create: capacity must be in [1, ", kShmMaxSize, "], got ", capacity));
+    return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Create: capacity must be in [1, ",
+                                                   kShmMaxSize, "], got ", capacity));
   }
   const size_t page = PageSize();
   const size_t size = (kShmHeaderSize + capacity + page - 1) / page * page;
   // A memfd would be created sparse (and MAP_NORESERVE-like), so a segment larger than the machine
   // could ever back "succeeds" and fails later, at a page fault. Refuse it here, as a status.
   if (const uint64_t memory = MachineMemoryBytes(); memory != 0 && size > memory) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "ShmSegment::Create: a segment of ", size, " bytes (capacity ", capacity,
-        ") exceeds this machine's memory limit (RAM + swap: ", memory, " bytes)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("ShmSegment::Create: a segment of ", size, " bytes (capacity ", capacity,
+                     ") exceeds this machine's memory limit (RAM + swap: ", memory, " bytes)"));
   }
 
   int fd = -1;
@@ -191,9 +191,9 @@ absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
         "without which its sender could shrink it under this process's mapping"));
   }
   if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ShmSegment::Attach: fd ", fd, " is sealed against writing (seals 0x", absl::Hex(seals),
-        "); an mp segment must be writable"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("ShmSegment::Attach: fd ", fd, " is sealed against writing (seals 0x",
+                     absl::Hex(seals), "); an mp segment must be writable"));
   }
   if (fstat(fd, &st) != 0) {
     const int err = errno;
@@ -207,10 +207,10 @@ absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
   // Create never makes a segment the machine could not back; a (sparse) file that large would
   // let its sender make us size buffers by it.
   if (const uint64_t memory = MachineMemoryBytes(); memory != 0 && size > memory) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ShmSegment::Attach: fd ", fd, " has size ", size,
-        ", more than this machine's memory (RAM + swap: ", memory,
-        " bytes), which no mp segment has"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("ShmSegment::Attach: fd ", fd, " has size ", size,
+                     ", more than this machine's memory (RAM + swap: ", memory,
+                     " bytes), which no mp segment has"));
   }
   const int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) {
@@ -227,9 +227,9 @@ absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
   auto* header = static_cast<SegmentHeader*>(base);
   auto mapping = std::make_shared<Mapping>(base, size, own, ShmDomain::kTransferable);
   if (header->magic != kMagic || header->version != kVersion) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ShmSegment::Attach: fd ", fd, " does not hold an mp segment (magic 0x",
-        absl::Hex(header->magic), ", version ", header->version, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("ShmSegment::Attach: fd ", fd, " does not hold an mp segment (magic 0x",
+                     absl::Hex(header->magic), ", version ", header->version, ")"));
   }
   if (header->size != size || header->domain != static_cast<uint32_t>(ShmDomain::kTransferable)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -238,8 +238,8 @@ absl::StatusOr<ShmSegment> ShmSegment::Attach(int fd) {
   }
   const uint64_t next = header->next.load(std::memory_order_acquire);
   if (next < kShmHeaderSize || next > size) {
-    return absl::InvalidArgumentError(absl::StrCat("ShmSegment::Attach: fd ", fd,
-                                                   " has a corrupt arena offset ", next));
+    return absl::InvalidArgumentError(
+        absl::StrCat("ShmSegment::Attach: fd ", fd, " has a corrupt arena offset ", next));
   }
   return ShmSegment(std::move(mapping));
 }
@@ -254,17 +254,15 @@ uint64_t ShmSegment::used() const {
   return mapping_->header()->next.load(std::memory_order_acquire);
 }
 
-void* ShmSegment::At(uint64_t offset) const {
-  return static_cast<char*>(mapping_->base) + offset;
-}
+void* ShmSegment::At(uint64_t offset) const { return static_cast<char*>(mapping_->base) + offset; }
 
 absl::StatusOr<uint64_t> ShmSegment::Allocate(size_t size) {
   if (!valid()) return absl::FailedPreconditionError("ShmSegment::Allocate: empty segment");
   if (size == 0) return absl::InvalidArgumentError("ShmSegment::Allocate: size must be > 0");
   const uint64_t total = mapping_->size;
   if (size > total) {
-    return absl::ResourceExhaustedError(absl::StrCat("ShmSegment::Allocate: ", size,
-                                                     " bytes do not fit a segment of ", total));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("ShmSegment::Allocate: ", size, " bytes do not fit a segment of ", total));
   }
   const uint64_t rounded = (size + kShmAlignment - 1) / kShmAlignment * kShmAlignment;
   std::atomic<uint64_t>& next = mapping_->header()->next;

@@ -4,17 +4,18 @@
 //
 // A ShmSegment is one shared mapping in one of the two sharing domains (../shared/DESIGN.md):
 //
-//   ShmDomain::kFork          anonymous MAP_SHARED memory. Only the creator and its forked children see
+//   ShmDomain::kFork          anonymous MAP_SHARED memory. Only the creator and its forked children
+//   see
 //                             it; it cannot be passed to a spawn or forkserver child. fd() is -1.
 //   ShmDomain::kTransferable  a memfd_create(MFD_CLOEXEC) file, sealed so that its size can never
 //                             change, mapped MAP_SHARED. Its fd can be passed
 //                             to another process (inherited over exec, or SCM_RIGHTS), which calls
 //                             ShmSegment::Attach(fd).
 //
-// No segment is ever named: nothing is created in /dev/shm or on any file system. The memory belongs
-// to the kernel objects (the mapping, the memfd) and is freed when the last process that maps it or
-// holds its fd is gone -- including processes killed by SIGKILL. Leaked segments are impossible by
-// construction; there is nothing to unlink and no cleaner is needed.
+// No segment is ever named: nothing is created in /dev/shm or on any file system. The memory
+// belongs to the kernel objects (the mapping, the memfd) and is freed when the last process that
+// maps it or holds its fd is gone -- including processes killed by SIGKILL. Leaked segments are
+// impossible by construction; there is nothing to unlink and no cleaner is needed.
 //
 // A segment is also a small arena: the first 64 bytes are a header (magic, size, an atomic bump
 // offset), and Allocate() hands out 64-byte aligned blocks from the rest, from any process mapping
@@ -23,8 +24,8 @@
 // ShmHandle, (segment, offset), which is what each primitive's handle() returns and FromHandle()
 // takes.
 //
-//   absl::StatusOr<mp::ShmSegment> seg = mp::ShmSegment::Create(mp::ShmDomain::kTransferable, 4096);
-//   absl::StatusOr<mp::Lock> a = mp::Lock::Create(*seg);   // both locks live in one segment
+//   absl::StatusOr<mp::ShmSegment> seg = mp::ShmSegment::Create(mp::ShmDomain::kTransferable,
+//   4096); absl::StatusOr<mp::Lock> a = mp::Lock::Create(*seg);   // both locks live in one segment
 //   absl::StatusOr<mp::Lock> b = mp::Lock::Create(*seg);
 //   // ... pass seg->fd() and a->handle().offset to another process, which does:
 //   absl::StatusOr<mp::ShmSegment> mine = mp::ShmSegment::Attach(fd);
@@ -37,9 +38,9 @@
 #ifndef MP_SYNC_SHM_H_
 #define MP_SYNC_SHM_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <atomic>
 #include <memory>
 #include <new>
 #include <utility>
@@ -137,7 +138,6 @@ struct ShmHandle {
   uint64_t offset = 0;
 };
 
-
 // ---------------------------------------------------------------------------------------------------
 // What every shared object (Lock, Event, Barrier...) has: where its State lives, and the two steps
 // that make one -- Place (allocate, construct, publish the tag) and Check (re-open from a handle).
@@ -182,8 +182,9 @@ class ShmObject {
 // Carrying shared objects to other processes.
 //
 // A ShmHandle encodes as its segment's memfd (an mp::PassedFd, serialize/fd.h) and its offset; the
-// receiver attaches the segment (ShmSegment::Attach) from the descriptor that arrived. A fork-domain
-// segment has no descriptor: it encodes as "absent" and decoding it is kFailedPrecondition.
+// receiver attaches the segment (ShmSegment::Attach) from the descriptor that arrived. A
+// fork-domain segment has no descriptor: it encodes as "absent" and decoding it is
+// kFailedPrecondition.
 template <>
 struct Codec<ShmHandle> {
   static std::string Name() { return "mp::ShmHandle"; }

@@ -1,8 +1,8 @@
 // Copyright 2026 The mp Authors.
 //
 // Shared objects crossing a process boundary as bytes + descriptors (sync/shm.h ShmObjectCodec):
-// a transferable object decodes, from the descriptors that arrived, into a handle on the same shared
-// state; a fork-domain object notes itself as fork-only and cannot be decoded elsewhere.
+// a transferable object decodes, from the descriptors that arrived, into a handle on the same
+// shared state; a fork-domain object notes itself as fork-only and cannot be decoded elsewhere.
 
 #include <unistd.h>
 
@@ -94,7 +94,8 @@ TEST(ShmObjectCodec, ForkDomainObjectsNoteThemselvesAndCannotBeDecoded) {
   absl::StatusOr<Lock> other = Carry(*lock, &fork_only);
   EXPECT_EQ(fork_only, std::vector<std::string>{"Lock"});
   ASSERT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(absl::StrContains(other.status().message(), "a Lock arrived without its shared memory"))
+  EXPECT_TRUE(
+      absl::StrContains(other.status().message(), "a Lock arrived without its shared memory"))
       << other.status();
 
   std::vector<std::string> notes;

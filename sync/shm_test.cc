@@ -210,8 +210,8 @@ TEST(ShmSegmentTest, AttachRefusesUnsealedSegments) {
   ASSERT_TRUE(genuine.ok()) << genuine.status();
   absl::StatusOr<Lock> lock = Lock::Create(*genuine);
   ASSERT_TRUE(lock.ok()) << lock.status();
-  for (int seals : {0, F_SEAL_GROW | F_SEAL_SEAL, F_SEAL_SHRINK | F_SEAL_SEAL,
-                    F_SEAL_SHRINK | F_SEAL_GROW}) {
+  for (int seals :
+       {0, F_SEAL_GROW | F_SEAL_SEAL, F_SEAL_SHRINK | F_SEAL_SEAL, F_SEAL_SHRINK | F_SEAL_GROW}) {
     SCOPED_TRACE(absl::StrCat("seals 0x", absl::Hex(seals)));
     const int forged = ForgedSegment(*genuine, genuine->size(), seals);
     ASSERT_GE(forged, 0);
@@ -308,8 +308,7 @@ TEST(ShmSegmentTest, CheckBlockValidatesOffsetAndTag) {
   EXPECT_EQ(seg->CheckBlock(*off + 8, 32, 0x1234, "Thing").code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(seg->CheckBlock(0, 64, 0x1234, "Thing").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(seg->CheckBlock(*off, 128, 0x1234, "Thing").code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(seg->CheckBlock(*off, 128, 0x1234, "Thing").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(seg->CheckBlock(*off + 64, 64, 0, "Thing").code(), absl::StatusCode::kInvalidArgument);
 }
 

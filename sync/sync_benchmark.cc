@@ -7,7 +7,8 @@
 //
 // BM_*_Uncontended: one thread, acquire + release per iteration.
 // BM_*_Contended2Proc: this process and a forked child both loop acquire + release on one lock; the
-//   time is per acquire + release of this process; "total_ops" counts both processes' pairs per second.
+//   time is per acquire + release of this process; "total_ops" counts both processes' pairs per
+//   second.
 // BM_*_PingPong: one round trip per iteration between this process and a forked child.
 //   BM_RawSpin_PingPong (spinning on one shared word; it sleeps only after ~13 us, which on an idle
 //   machine never happens) is the floor of any round trip between two processes, the raw limit of
@@ -46,8 +47,8 @@ struct alignas(64) Control {
 };
 
 Control* NewControl() {
-  void* p = mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-                 0);
+  void* p =
+      mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) std::abort();
   return new (p) Control;
 }
@@ -194,8 +195,8 @@ void BM_Event_PingPong(benchmark::State& state) {
 }
 BENCHMARK(BM_Event_PingPong)->UseRealTime();
 
-// Raw futex round trip: the word goes 0 -> 1 (parent) -> 0 (child) with FUTEX_WAIT/FUTEX_WAKE and no
-// spinning; 2 tells the child to stop.
+// Raw futex round trip: the word goes 0 -> 1 (parent) -> 0 (child) with FUTEX_WAIT/FUTEX_WAKE and
+// no spinning; 2 tells the child to stop.
 void BM_RawFutex_PingPong(benchmark::State& state) {
   Control* c = NewControl();
   std::atomic<uint32_t>* word = &c->word;

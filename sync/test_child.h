@@ -3,9 +3,9 @@
 // sync/test_child.h — fork-based helpers for sync's multi-process tests (testonly).
 //
 // TestChild forks a child that runs a function and _exit()s with its return value. The parent's
-// TestChild kills (SIGKILL) and reaps the child in its destructor unless Wait() already reaped it, so a
-// failing assertion in the parent never leaves a child behind. Children never run gtest assertions;
-// they report through their exit code (0 = success) and pipes.
+// TestChild kills (SIGKILL) and reaps the child in its destructor unless Wait() already reaped it,
+// so a failing assertion in the parent never leaves a child behind. Children never run gtest
+// assertions; they report through their exit code (0 = success) and pipes.
 //
 // Processes are sequenced with mp::testing::TestPipe (testing/test_pipe.h), included here.
 
@@ -28,7 +28,8 @@ namespace mp::testing {
 
 class TestChild {
  public:
-  // Forks; the child runs `body` and exits with its result (never returns). pid() < 0 if fork failed.
+  // Forks; the child runs `body` and exits with its result (never returns). pid() < 0 if fork
+  // failed.
   explicit TestChild(const std::function<int()>& body) {
     pid_ = fork();
     if (pid_ == 0) {
@@ -55,8 +56,8 @@ class TestChild {
     if (pid_ > 0) kill(pid_, SIGKILL);
   }
 
-  // Waits for the child to exit and reaps it: its exit code, 128 + signal number if it was killed by
-  // a signal, or -1 if there is no child.
+  // Waits for the child to exit and reaps it: its exit code, 128 + signal number if it was killed
+  // by a signal, or -1 if there is no child.
   int Wait() {
     if (pid_ <= 0) return -1;
     int status = 0;

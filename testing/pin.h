@@ -6,8 +6,8 @@
 // share a core or not, and that decides a ping-pong's or a ring's figure more than the code does
 // (on the 2-core VM of the README: 7-13 us vs 30-45 us per pipe round trip, 6 vs 30 M queue items
 // per second). The benchmarks therefore place their processes themselves: the benchmark process on
-// the first allowed CPU, its k-th child on CPU k (mod the number allowed), so the two processes of a
-// two-process workload always run on two different cores. tools/bench/cpython_bench.py places
+// the first allowed CPU, its k-th child on CPU k (mod the number allowed), so the two processes of
+// a two-process workload always run on two different cores. tools/bench/cpython_bench.py places
 // CPython's processes the same way. Set MP_BENCH_NO_PIN=1 to leave placement to the scheduler.
 //
 //   const bool kPinned = mp::testing::PinSelf(0);   // at namespace scope: the benchmark process

@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
   std::printf("listening on %s\n", listener->address().c_str());
   if (!client->Join().ok() || *client->ExitCode() != 0) return 1;
   absl::Status client_side;
-  std::thread intruder([&] { client_side = mp::Client(listener->address(), "wrong key").status(); });
+  std::thread intruder(
+      [&] { client_side = mp::Client(listener->address(), "wrong key").status(); });
   absl::StatusOr<mp::Connection> refused = listener->Accept(absl::Seconds(60));
   intruder.join();
   std::printf("wrong key, server side: %s\nwrong key, client side: %s\n",

@@ -1,8 +1,8 @@
 // Copyright 2026 The mp Authors.
 //
 // Bad sizes and bad handles given to every public call of mp that takes one: each is a clear status
-// (the code the header documents, a message naming the value), never a crash, a huge allocation or a
-// hang; and the object is still usable (or, where the header says so, cleanly closed) afterwards.
+// (the code the header documents, a message naming the value), never a crash, a huge allocation or
+// a hang; and the object is still usable (or, where the header says so, cleanly closed) afterwards.
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -254,8 +254,9 @@ TEST_F(BadInputTest, FromHandleWithGarbageOffsets) {
   absl::StatusOr<Lock> lock = Lock::Create(*seg);
   ASSERT_TRUE(lock.ok());
   const uint64_t good = lock->handle().offset;
-  for (uint64_t offset : {uint64_t{0}, good + 1, good + 64, uint64_t{1} << 40,
-                          std::numeric_limits<uint64_t>::max(), std::numeric_limits<uint64_t>::max() - 63}) {
+  for (uint64_t offset :
+       {uint64_t{0}, good + 1, good + 64, uint64_t{1} << 40, std::numeric_limits<uint64_t>::max(),
+        std::numeric_limits<uint64_t>::max() - 63}) {
     SCOPED_TRACE(offset);
     EXPECT_TRUE(Is(Lock::FromHandle({*seg, offset}).status(), kInvalid));
     EXPECT_TRUE(Is(RLock::FromHandle({*seg, offset}).status(), kInvalid));
@@ -295,10 +296,11 @@ TEST_F(BadInputTest, SemaphoreValues) {
 TEST_F(BadInputTest, BarrierParties) {
   for (int parties : {0, -1, std::numeric_limits<int>::min()}) {
     SCOPED_TRACE(parties);
-    EXPECT_TRUE(Is(Barrier::Create(ShmDomain::kFork, parties).status(), kInvalid,
-                   absl::StrCat(parties)));
+    EXPECT_TRUE(
+        Is(Barrier::Create(ShmDomain::kFork, parties).status(), kInvalid, absl::StrCat(parties)));
   }
-  EXPECT_TRUE(Is(Barrier::Create(ShmDomain::kFork, 2, nullptr, -absl::Seconds(1)).status(), kInvalid));
+  EXPECT_TRUE(
+      Is(Barrier::Create(ShmDomain::kFork, 2, nullptr, -absl::Seconds(1)).status(), kInvalid));
   absl::StatusOr<Barrier> one = Barrier::Create(ShmDomain::kFork, 1);
   ASSERT_TRUE(one.ok());
   EXPECT_TRUE(Is(one->Wait(-absl::Seconds(1)).status(), kInvalid));

@@ -54,8 +54,8 @@ int SegmentFds();
 
 // Entries of /dev/shm whose name starts with "mp". The mp library names nothing (segments are
 // memfds), so none should appear; other programs of the tree (channels_benchmark's Boost queue,
-// "mp_channels_benchmark_<pid>") may run concurrently on a shared machine: a name ending in "_<pid>"
-// of another live process is theirs and not listed.
+// "mp_channels_benchmark_<pid>") may run concurrently on a shared machine: a name ending in
+// "_<pid>" of another live process is theirs and not listed.
 std::set<std::string> DevShmEntriesOfMp();
 
 // True if this process has no child at all (waitpid(-1, WNOHANG) fails with ECHILD).

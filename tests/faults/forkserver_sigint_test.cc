@@ -1,12 +1,13 @@
 // Copyright 2026 The mp Authors.
 //
 // Regression test for a leak mp_cleaner found on the shared build machine: /tmp/mp-forkserver-*
-// directories whose server was gone. The forkserver runs in its owner's process group; with SIGINT's
-// default action, a Ctrl-C in a terminal (SIGINT to the foreground process group) ended the server
-// together with its owner, and neither removed the directory. Fixed in start_methods/forkserver.cc:
-// the server ignores SIGINT (as CPython's does) and exits cleanly when its owner's death closes the
-// lifeline; the children it forks get the owner's SIGINT disposition back. (A killpg(SIGKILL), e.g.
-// bazel's test timeout, still leaks the directory: mp_cleaner --remove cleans that up.)
+// directories whose server was gone. The forkserver runs in its owner's process group; with
+// SIGINT's default action, a Ctrl-C in a terminal (SIGINT to the foreground process group) ended
+// the server together with its owner, and neither removed the directory. Fixed in
+// start_methods/forkserver.cc: the server ignores SIGINT (as CPython's does) and exits cleanly when
+// its owner's death closes the lifeline; the children it forks get the owner's SIGINT disposition
+// back. (A killpg(SIGKILL), e.g. bazel's test timeout, still leaks the directory: mp_cleaner
+// --remove cleans that up.)
 //
 //   bazel test //tests/faults:forkserver_sigint_test
 

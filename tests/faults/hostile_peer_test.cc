@@ -152,8 +152,8 @@ std::string MakeInput(Rng& rng, int* nfds) {
       case 1:
         return *EncodeFrame(std::vector<int32_t>(rng.Range(0, 10), 7));
       default:
-        return *EncodeFrame(Point{static_cast<int32_t>(rng.Next()), random_bytes(rng.Range(0, 9)),
-                                  {1, 2, 3}});
+        return *EncodeFrame(
+            Point{static_cast<int32_t>(rng.Next()), random_bytes(rng.Range(0, 9)), {1, 2, 3}});
     }
   };
   const int messages = static_cast<int>(rng.Range(0, 4));
@@ -166,8 +166,8 @@ std::string MakeInput(Rng& rng, int* nfds) {
         out += Prefix(static_cast<uint32_t>(rng.Range(1 << 16, 0xffffffffu)), 0);
         break;
       case 2:  // bad reserved field
-        out += Prefix(static_cast<uint32_t>(rng.Range(0, 8)),
-                      0, static_cast<uint16_t>(rng.Range(1, 0xffff)));
+        out += Prefix(static_cast<uint32_t>(rng.Range(0, 8)), 0,
+                      static_cast<uint16_t>(rng.Range(1, 0xffff)));
         break;
       case 3:  // descriptor count out of thin air
         out += Prefix(0, static_cast<uint16_t>(rng.Range(1, 300)));
@@ -175,7 +175,8 @@ std::string MakeInput(Rng& rng, int* nfds) {
       case 4:  // a frame with a flipped byte
       case 5: {
         std::string f = frame();
-        if (rng.Range(0, 1) == 0 && !f.empty()) f[rng.Range(0, f.size() - 1)] ^= 1 << rng.Range(0, 7);
+        if (rng.Range(0, 1) == 0 && !f.empty())
+          f[rng.Range(0, f.size() - 1)] ^= 1 << rng.Range(0, 7);
         if (rng.Range(0, 3) == 0) f.resize(rng.Range(0, f.size()));  // truncated inside the body
         out += Prefix(static_cast<uint32_t>(f.size()), 0) + f;
         break;
@@ -193,7 +194,7 @@ std::string MakeInput(Rng& rng, int* nfds) {
   }
   if (rng.Range(0, 3) == 0 && !out.empty()) out.resize(rng.Range(0, out.size()));  // close mid-way
   if (rng.Range(0, 5) == 0 && *nfds < 3) ++*nfds;  // a stray descriptor nobody claims
-  if (out.empty()) *nfds = 0;                       // descriptors need a byte to ride on
+  if (out.empty()) *nfds = 0;                      // descriptors need a byte to ride on
   return out;
 }
 
@@ -226,7 +227,8 @@ int RunOne(uint64_t seed) {
   EXPECT_TRUE(c.set_max_message_size(max).ok());
   HostileWrite(pipe->second.Release(), input, nfds);
   Reference ref(input, nfds, max);
-  const std::string where = absl::StrCat("seed ", seed, ", ", input.size(), " bytes, ", nfds, " fds");
+  const std::string where =
+      absl::StrCat("seed ", seed, ", ", input.size(), " bytes, ", nfds, " fds");
   if (getenv("MP_HOSTILE_DEBUG") != nullptr && std::stoull(getenv("MP_HOSTILE_DEBUG")) == seed) {
     std::string hex;
     for (unsigned char ch : input) absl::StrAppend(&hex, absl::Hex(ch, absl::kZeroPad2));
@@ -369,9 +371,9 @@ TEST(HostilePeerTest, WrongTypeNamesBothAndStaysUsable) {
   EXPECT_EQ(*right, "ok");
 }
 
-// The randomized run: 100,000 hostile inputs, deterministic seeds (plain, asan, ubsan). The receiver
-// is single-threaded, so ThreadSanitizer has nothing to find here; under tsan (which slows the run
-// ~15x) it runs the first 10,000.
+// The randomized run: 100,000 hostile inputs, deterministic seeds (plain, asan, ubsan). The
+// receiver is single-threaded, so ThreadSanitizer has nothing to find here; under tsan (which slows
+// the run ~15x) it runs the first 10,000.
 #if defined(__SANITIZE_THREAD__)
 constexpr uint64_t kHostileInputs = 10000;
 #else

@@ -38,16 +38,16 @@
 #include "channels/connection.h"
 #include "channels/queue.h"
 #include "serialize/codec.h"
-#include "sync/barrier.h"
-#include "sync/condition.h"
-#include "sync/futex.h"
-#include "sync/lock.h"
 #include "serialize/fd.h"
 #include "shared_memory/shared_memory.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/process.h"
 #include "start_methods/spawn.h"
 #include "start_methods/target.h"
+#include "sync/barrier.h"
+#include "sync/condition.h"
+#include "sync/futex.h"
+#include "sync/lock.h"
 #include "sync/shm.h"
 #include "testing/test_pipe.h"
 #include "tests/faults/fault_util.h"
@@ -197,8 +197,9 @@ class Child {
 };
 
 // The killer: waits for the victim's "armed" byte on `armed_r`, spins `spin` iterations, SIGKILLs
-// `victim`. End of file on the pipe (the victim ended some other way) means no kill. It closes every
-// other descriptor it inherited first, so it never holds a pipe or socket end open for the others.
+// `victim`. End of file on the pipe (the victim ended some other way) means no kill. It closes
+// every other descriptor it inherited first, so it never holds a pipe or socket end open for the
+// others.
 Child StartKiller(int armed_r, pid_t victim, uint64_t spin) {
   return Child([armed_r, victim, spin] {
     if (armed_r > 3) close_range(3, static_cast<unsigned>(armed_r) - 1, 0);
@@ -251,7 +252,8 @@ class Victim {
   Child killer_;
 };
 
-// Memory shared by the parent and its forked children for their reports (a fixed anonymous mapping).
+// Memory shared by the parent and its forked children for their reports (a fixed anonymous
+// mapping).
 template <typename T>
 class Shared {
  public:
@@ -280,8 +282,7 @@ absl::Status ExpectExit(Child& child, absl::Duration timeout, absl::string_view 
   absl::StatusOr<int> code = child.Wait(timeout, who);
   if (!code.ok()) return code.status();
   if (*code != expected) {
-    return absl::InternalError(
-        absl::StrCat(who, " exited with ", *code, ", expected ", expected));
+    return absl::InternalError(absl::StrCat(who, " exited with ", *code, ", expected ", expected));
   }
   return absl::OkStatus();
 }
@@ -341,8 +342,8 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
   };
   Shared<Report> report;
   MP_TRY(Check(report.ok(), "mmap for the report"));
-  absl::StatusOr<Queue> q = Queue::Create(
-      {.capacity_bytes = size_t{64} << 10, .domain = DomainFor(seed)});
+  absl::StatusOr<Queue> q =
+      Queue::Create({.capacity_bytes = size_t{64} << 10, .domain = DomainFor(seed)});
   if (!q.ok()) return q.status();
   const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 300));
   const uint64_t spin = rng.Range(0, 300000);
@@ -351,8 +352,7 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
   Victim victim(spin, [&](const Arm& arm) {
     for (uint32_t seq = 0;; ++seq) {
       Phase(KillPhase::kInside);
-      absl::Status s =
-          q->Put(Item{0, seq, Payload(0, seq, ItemSize(seed, 0, seq))}, true, kHang);
+      absl::Status s = q->Put(Item{0, seq, Payload(0, seq, ItemSize(seed, 0, seq))}, true, kHang);
       Phase(KillPhase::kOutside);
       if (!s.ok()) return 3;
       report->committed.store(seq + 1, std::memory_order_release);
@@ -362,8 +362,7 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
   MP_TRY(victim.status());
   Child survivor([&] {
     for (uint32_t seq = 0; seq < kSurvivorItems; ++seq) {
-      absl::Status s =
-          q->Put(Item{1, seq, Payload(1, seq, ItemSize(seed, 1, seq))}, true, kHang);
+      absl::Status s = q->Put(Item{1, seq, Payload(1, seq, ItemSize(seed, 1, seq))}, true, kHang);
       if (!s.ok()) return 4;
     }
     return 0;
@@ -384,11 +383,13 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
     if (give_up.Expired()) return absl::DeadlineExceededError("consumer: producers never ended");
     // Nothing for a while: are both producers done?
     int status;
-    if (victim_code < 0 && victim.pid() > 0 && waitpid(victim.pid(), &status, WNOHANG) == victim.pid()) {
+    if (victim_code < 0 && victim.pid() > 0 &&
+        waitpid(victim.pid(), &status, WNOHANG) == victim.pid()) {
       victim_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
       victim.child().MarkReaped();
     }
-    if (survivor_code < 0 && survivor.pid() > 0 && waitpid(survivor.pid(), &status, WNOHANG) == survivor.pid()) {
+    if (survivor_code < 0 && survivor.pid() > 0 &&
+        waitpid(survivor.pid(), &status, WNOHANG) == survivor.pid()) {
       survivor_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
       survivor.MarkReaped();
     }
@@ -417,10 +418,10 @@ absl::Status PutTrial(uint64_t seed, Rng& rng) {
                absl::StrCat("surviving producer: ", got[1].seqs.size(), " of ", kSurvivorItems,
                             " items delivered (lost or duplicated)")));
   const uint32_t committed = report->committed.load();
-  MP_TRY(Check(got[0].IsPrefix() && (got[0].seqs.size() == committed ||
-                                     got[0].seqs.size() == committed + 1),
-               absl::StrCat("victim: ", committed, " Puts returned OK but ", got[0].seqs.size(),
-                            " items were delivered")));
+  MP_TRY(Check(
+      got[0].IsPrefix() && (got[0].seqs.size() == committed || got[0].seqs.size() == committed + 1),
+      absl::StrCat("victim: ", committed, " Puts returned OK but ", got[0].seqs.size(),
+                   " items were delivered")));
   // The put side was taken over and the queue still works.
   MP_TRY(q->Put(Item{2, 0, ""}, true, absl::Seconds(10)));
   absl::StatusOr<Item> last = q->Get<Item>(true, absl::Seconds(10));
@@ -461,9 +462,9 @@ absl::Status SpawnPutTrial(uint64_t seed, Rng& rng) {
   } stop_server{server};
   TestPipe armed;
   MP_TRY(Check(armed.ok(), "pipe"));
-  absl::StatusOr<Process> victim =
-      Process::Create(method, Call<&SpawnPutVictim>(*q, ShmHandle{*segment, *offset},
-                                                    PassedFd{armed.w()}, trigger, seed));
+  absl::StatusOr<Process> victim = Process::Create(
+      method,
+      Call<&SpawnPutVictim>(*q, ShmHandle{*segment, *offset}, PassedFd{armed.w()}, trigger, seed));
   if (!victim.ok()) return victim.status();
   struct KillAndJoin {
     Process* p;
@@ -569,16 +570,18 @@ absl::Status SharedMemoryTrial(uint64_t seed, Rng& rng) {
   const uint32_t created = report->created.load();
   std::vector<std::string> left;
   for (uint32_t i = 0; i < created; ++i) {
-    if (DevShmHas(SegmentName(victim_pid, seed, i))) left.push_back(SegmentName(victim_pid, seed, i));
+    if (DevShmHas(SegmentName(victim_pid, seed, i)))
+      left.push_back(SegmentName(victim_pid, seed, i));
   }
   // The Create the kill interrupted: gone, or reclaimed, or -- killed between shm_open and writing
   // its registry entry, the window shared_memory.h documents -- left untracked: remove it here.
   const std::string in_flight = SegmentName(victim_pid, seed, created);
   if (DevShmHas(in_flight)) shm_unlink(("/" + in_flight).c_str());
   for (const std::string& name : left) shm_unlink(("/" + name).c_str());
-  MP_TRY(Check(left.empty(), absl::StrCat(left.size(), " of ", created,
-                                          " tracked segments of the dead victim not reclaimed, e.g. ",
-                                          left.empty() ? "" : left[0])));
+  MP_TRY(
+      Check(left.empty(), absl::StrCat(left.size(), " of ", created,
+                                       " tracked segments of the dead victim not reclaimed, e.g. ",
+                                       left.empty() ? "" : left[0])));
   return absl::OkStatus();
 }
 
@@ -591,8 +594,8 @@ absl::Status GetTrial(uint64_t seed, Rng& rng) {
   };
   Shared<Report> report;
   MP_TRY(Check(report.ok(), "mmap for the report"));
-  absl::StatusOr<Queue> q = Queue::Create(
-      {.capacity_bytes = size_t{512} << 10, .domain = DomainFor(seed)});
+  absl::StatusOr<Queue> q =
+      Queue::Create({.capacity_bytes = size_t{512} << 10, .domain = DomainFor(seed)});
   if (!q.ok()) return q.status();
   for (uint32_t seq = 0; seq < kItems; ++seq) {
     MP_TRY(q->Put(Item{0, seq, Payload(0, seq, ItemSize(seed, 0, seq))}, false));
@@ -649,8 +652,8 @@ absl::Status GetTrial(uint64_t seed, Rng& rng) {
       const uint32_t seq = report->seqs[who][i];
       if (seq >= kItems) return absl::InternalError(absl::StrCat("unknown item ", seq));
       if (i > 0 && seq <= report->seqs[who][i - 1]) {
-        return absl::InternalError(absl::StrCat("consumer ", who, ": item ", seq, " after ",
-                                                report->seqs[who][i - 1]));
+        return absl::InternalError(
+            absl::StrCat("consumer ", who, ": item ", seq, " after ", report->seqs[who][i - 1]));
       }
       ++seen[seq];
     }
@@ -660,8 +663,9 @@ absl::Status GetTrial(uint64_t seed, Rng& rng) {
     if (seen[seq] > 1) return absl::InternalError(absl::StrCat("item ", seq, " delivered twice"));
     missing += seen[seq] == 0;
   }
-  MP_TRY(Check(missing <= 1, absl::StrCat(missing, " items lost (at most the one Get returned to "
-                                                   "the victim may be)")));
+  MP_TRY(Check(missing <= 1, absl::StrCat(missing,
+                                          " items lost (at most the one Get returned to "
+                                          "the victim may be)")));
   MP_TRY(Check(q->get_side_owner() == 0, "get side still held after the trial"));
   return absl::OkStatus();
 }
@@ -705,19 +709,19 @@ absl::Status SendBytesTrial(uint64_t seed, Rng& rng) {
       break;
     }
     if (*m != Message(seed, received)) {
-      return absl::InternalError(absl::StrCat("message ", received, " torn or out of order (",
-                                              m->size(), " bytes)"));
+      return absl::InternalError(
+          absl::StrCat("message ", received, " torn or out of order (", m->size(), " bytes)"));
     }
     ++received;
   }
   MP_TRY(victim.ExpectKilled());
-  MP_TRY(Check(absl::IsOutOfRange(end) || absl::IsDataLoss(end),
-               absl::StrCat("receiver ended with ", end.ToString(),
-                            ", expected kOutOfRange or kDataLoss")));
+  MP_TRY(Check(
+      absl::IsOutOfRange(end) || absl::IsDataLoss(end),
+      absl::StrCat("receiver ended with ", end.ToString(), ", expected kOutOfRange or kDataLoss")));
   const uint32_t committed = report->committed.load();
-  MP_TRY(Check(received == committed || received == committed + 1,
-               absl::StrCat(committed, " SendBytes returned OK but ", received,
-                            " messages arrived")));
+  MP_TRY(
+      Check(received == committed || received == committed + 1,
+            absl::StrCat(committed, " SendBytes returned OK but ", received, " messages arrived")));
   // The connection answers at once afterwards (end of file again, or closed).
   absl::StatusOr<std::string> again = reader.RecvBytes();
   MP_TRY(Check(!again.ok() && (absl::IsOutOfRange(again.status()) ||
@@ -919,8 +923,9 @@ absl::Status BarrierTrial(uint64_t seed, Rng& rng) {
   }
   const uint32_t g0 = report->generations[0].load(), g1 = report->generations[1].load(),
                  g2 = report->generations[2].load();
-  MP_TRY(Check(g1 == g2 && (g1 == g0 || g1 == g0 + 1),
-               absl::StrCat("generations completed: victim ", g0, ", survivors ", g1, " and ", g2)));
+  MP_TRY(
+      Check(g1 == g2 && (g1 == g0 || g1 == g0 + 1),
+            absl::StrCat("generations completed: victim ", g0, ", survivors ", g1, " and ", g2)));
   MP_TRY(Check(barrier->Broken(), "barrier not broken after a party died"));
   barrier->Reset();
   MP_TRY(Check(!barrier->Broken() && barrier->NWaiting() == 0, "Reset did not repair the barrier"));

@@ -1,13 +1,14 @@
 // Copyright 2026 The mp Authors.
 //
-// tests/faults/kill_trial.h — kill trials: a victim process is SIGKILLed at a random point while it is
-// inside a Queue, Connection, Lock, Barrier or Condition call, and the survivors are checked.
+// tests/faults/kill_trial.h — kill trials: a victim process is SIGKILLed at a random point while it
+// is inside a Queue, Connection, Lock, Barrier or Condition call, and the survivors are checked.
 //
 // One trial = one scenario + one seed. The seed picks (with a seeded RNG, never the clock) how many
 // operations the victim completes before it arms the killer and how many loop iterations the killer
-// spins before it sends SIGKILL, plus the scenario's sizes and domains. Processes are sequenced with
-// pipes; the only use of time is as an upper bound (every wait has a timeout, and a survivor that is
-// still blocked past it fails the trial as a hang). Correctness checks never depend on timing.
+// spins before it sends SIGKILL, plus the scenario's sizes and domains. Processes are sequenced
+// with pipes; the only use of time is as an upper bound (every wait has a timeout, and a survivor
+// that is still blocked past it fails the trial as a hang). Correctness checks never depend on
+// timing.
 //
 //   absl::Status s = mp::faults::RunKillTrial(mp::faults::Scenario::kPut, /*seed=*/42);
 //   // OK, or a status naming the scenario, the seed and the check that failed.
@@ -22,13 +23,13 @@
 //     racy). kSharedMemory covers mp's one /dev/shm user.
 // The scenarios' own checks are listed at Scenario.
 //
-// The victims are forked (fork domain objects, or transferable ones on odd seeds, which exercise the
-// memfd path), except kSpawnPut's, which mp::Process starts with spawn or a forkserver. Forked
+// The victims are forked (fork domain objects, or transferable ones on odd seeds, which exercise
+// the memfd path), except kSpawnPut's, which mp::Process starts with spawn or a forkserver. Forked
 // children never return into the caller: they _exit with a code that the parent checks. A program
 // running kSpawnPut must call mp::Init(argc, argv) first (tests link //start_methods:test_main).
 //
-// Thread safety: RunKillTrial forks; call it from one thread of a process that has no other children
-// to reap (the "no child left" check counts every child).
+// Thread safety: RunKillTrial forks; call it from one thread of a process that has no other
+// children to reap (the "no child left" check counts every child).
 
 #ifndef MP_TESTS_FAULTS_KILL_TRIAL_H_
 #define MP_TESTS_FAULTS_KILL_TRIAL_H_
@@ -42,18 +43,23 @@
 namespace mp::faults {
 
 enum class Scenario {
-  // Victim producer killed in Queue::Put while a second producer puts 200 items and the parent gets.
-  // Every Put that returned OK (in either producer) is delivered exactly once, in order, untorn; the
+  // Victim producer killed in Queue::Put while a second producer puts 200 items and the parent
+  // gets.
+  // Every Put that returned OK (in either producer) is delivered exactly once, in order, untorn;
+  // the
   // victim's interrupted Put is delivered at most once; the survivor never times out; the put side
   // is free afterwards and the queue still works.
   kPut,
   // Victim consumer killed in Queue::Get while a second consumer also gets from a pre-filled queue.
-  // Every item is received at most once, untorn and in order per consumer; at most one item (the one
+  // Every item is received at most once, untorn and in order per consumer; at most one item (the
+  // one
   // Get already returned to the victim) is missing.
   kGet,
-  // Victim killed in Connection::SendBytes (socket or one-way pipe, messages up to 300 KiB that need
+  // Victim killed in Connection::SendBytes (socket or one-way pipe, messages up to 300 KiB that
+  // need
   // several writes). The receiver gets messages 0..r-1 intact and in order, then end of file
-  // (kOutOfRange) or a torn tail (kDataLoss), never a torn message; r is the number of SendBytes that
+  // (kOutOfRange) or a torn tail (kDataLoss), never a torn message; r is the number of SendBytes
+  // that
   // returned OK, or one more; the closed connection answers at once afterwards.
   kSendBytes,
   // Victim killed in Connection::RecvBytes while the parent sends. The victim saw only intact
@@ -61,10 +67,12 @@ enum class Scenario {
   // signal.
   kRecvBytes,
   // Victim killed holding or waiting for a Lock that a survivor also takes in a loop. If the victim
-  // died holding it, exactly one later Acquire reports IsOwnerDied (and holds the lock); never more;
+  // died holding it, exactly one later Acquire reports IsOwnerDied (and holds the lock); never
+  // more;
   // the survivor never times out; the lock is free afterwards.
   kLockHolding,
-  // Victim killed while blocked in Lock::Acquire on a lock the parent holds; a second waiter gets the
+  // Victim killed while blocked in Lock::Acquire on a lock the parent holds; a second waiter gets
+  // the
   // lock (plainly, not IsOwnerDied) once the parent releases it; the victim never got it.
   kLockWaiting,
   // Victim killed in Barrier::Wait among three parties. Both survivors return kAborted within their

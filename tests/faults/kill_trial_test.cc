@@ -23,15 +23,15 @@ TEST_P(KillTrialTest, EightSeeds) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllScenarios, KillTrialTest,
-    ::testing::Values(Scenario::kPut, Scenario::kGet, Scenario::kSendBytes, Scenario::kRecvBytes,
-                      Scenario::kLockHolding, Scenario::kLockWaiting, Scenario::kBarrierWait,
-                      Scenario::kConditionWait, Scenario::kSpawnPut,
-                      Scenario::kSharedMemory),
-    [](const ::testing::TestParamInfo<Scenario>& info) {
-      return std::string(ScenarioName(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(AllScenarios, KillTrialTest,
+                         ::testing::Values(Scenario::kPut, Scenario::kGet, Scenario::kSendBytes,
+                                           Scenario::kRecvBytes, Scenario::kLockHolding,
+                                           Scenario::kLockWaiting, Scenario::kBarrierWait,
+                                           Scenario::kConditionWait, Scenario::kSpawnPut,
+                                           Scenario::kSharedMemory),
+                         [](const ::testing::TestParamInfo<Scenario>& info) {
+                           return std::string(ScenarioName(info.param));
+                         });
 
 TEST(KillTrialTest, ScenarioNamesAndRoundRobin) {
   EXPECT_EQ(ScenarioName(ScenarioForTrial(0)), "Put");

@@ -7,14 +7,15 @@
 //
 // 1. channels/connection.h: Connection::Recv<T> of a complete message whose frame is truncated (its
 //    header claims more payload than the message holds) returns kOutOfRange, straight from the
-//    codec ("mp frame: truncated: header says 12 payload bytes, got 9"). On a Connection kOutOfRange
-//    is documented as end of file (EOFError), so a receive loop that stops at kOutOfRange stops at a
-//    malformed message although the connection is open and usable (the next message arrives fine).
-//    Fix: Recv<T> maps a decode failure's kOutOfRange to kInvalidArgument ("malformed frame").
+//    codec ("mp frame: truncated: header says 12 payload bytes, got 9"). On a Connection
+//    kOutOfRange is documented as end of file (EOFError), so a receive loop that stops at
+//    kOutOfRange stops at a malformed message although the connection is open and usable (the next
+//    message arrives fine). Fix: Recv<T> maps a decode failure's kOutOfRange to kInvalidArgument
+//    ("malformed frame").
 // 2. channels/connection.h: Connection::Recv<T> leaks the descriptors attached to a message whose
-//    body never completes (the peer closes mid-message: kDataLoss). RecvFrame has already moved them
-//    out of pending_fds_ into the caller's vector (TakeFds) when FillBuffer/ReadBody fails, and
-//    Recv<T> returns the error without closing that vector; Close() cannot reach them any more.
+//    body never completes (the peer closes mid-message: kDataLoss). RecvFrame has already moved
+//    them out of pending_fds_ into the caller's vector (TakeFds) when FillBuffer/ReadBody fails,
+//    and Recv<T> returns the error without closing that vector; Close() cannot reach them any more.
 //    RecvBytes/RecvBytesInto are fine (CloseFds before reading the body). Fix: close `fds` in
 //    Recv<T> when RecvFrame fails (or take the descriptors only after the body is complete).
 // 3. sync/shm.h: Lock::FromHandle (and every FromHandle through ShmObject::Check) given a handle
@@ -26,9 +27,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstring>
-
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 

@@ -9,7 +9,8 @@
 // Already covered elsewhere (not repeated here):
 //   * the forkserver directory is 0700 and ours: start_methods/process_test.cc,
 //     ForkServerTest.PrivateDirectoryIsRemovedWhenStopped;
-//   * spawn and forkserver children hold exactly 0, 1, 2 and the descriptors they were given, listed
+//   * spawn and forkserver children hold exactly 0, 1, 2 and the descriptors they were given,
+//   listed
 //     from inside the child and reported over a passed pipe: start_methods/start_methods_test.cc,
 //     StartMethodTest.ChildGetsOnlyItsDescriptors (typed over spawn and forkserver);
 //   * the server checks the peer's uid (SO_PEERCRED) before reading the key: forkserver.cc
@@ -85,8 +86,9 @@ TEST(SecurityTest, ForkServerDropsAConnectionWithoutTheAuthkey) {
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_uid, geteuid());
 
-  for (const std::string& offered : {std::string(32, '\0'), std::string(31, 'k') + "\n",
-                                     std::string("GET / HTTP/1.0\r\n\r\n") + std::string(14, ' ')}) {
+  for (const std::string& offered :
+       {std::string(32, '\0'), std::string(31, 'k') + "\n",
+        std::string("GET / HTTP/1.0\r\n\r\n") + std::string(14, ' ')}) {
     const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ASSERT_GE(s, 0);
     sockaddr_un addr{};
@@ -123,7 +125,8 @@ TEST(SecurityTest, SegmentsAreUnnamedSealedCloseOnExecMemfds) {
       SCOPED_TRACE(fd);
       ASSERT_GE(fd, 0);
       char target[256] = {};
-      ASSERT_GT(readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), target, sizeof(target) - 1), 0);
+      ASSERT_GT(readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), target, sizeof(target) - 1),
+                0);
       EXPECT_TRUE(absl::StartsWith(target, "/memfd:mp-shm")) << target;
       struct stat st {};
       ASSERT_EQ(fstat(fd, &st), 0);

@@ -65,9 +65,9 @@ void Serialization() {
   std::printf("1. typed messages (serialize/)\n");
   demo::Job job{7, "render", {"--fast", "scene.bin"}, {{"cpu", 1.5}, {"mem_gib", 2}}};
   absl::StatusOr<std::string> frame = mp::EncodeFrame(job);
-  Check(frame.ok(), "encode a user struct (MP_FIELDS) into a frame: " +
-                        std::to_string(frame->size()) + " bytes, type " +
-                        mp::TypeName<demo::Job>());
+  Check(frame.ok(),
+        "encode a user struct (MP_FIELDS) into a frame: " + std::to_string(frame->size()) +
+            " bytes, type " + mp::TypeName<demo::Job>());
   absl::StatusOr<demo::Job> back = mp::DecodeFrame<demo::Job>(*frame);
   Check(back.ok() && back->command == "render" && back->limits.at("cpu") == 1.5,
         "decode it back intact");
@@ -107,10 +107,10 @@ void Processes() {
   std::vector<mp::Process> children;
   for (const char* method : {"fork", "spawn", "forkserver"}) {
     for (int i = 0; i < 2; ++i) {
-      absl::StatusOr<mp::Process> p = (*mp::GetContext(method))
-                                          ->Process<&demo::Worker>(std::string(method), *jobs,
-                                                                   *lock, *counter,
-                                                                   WriteEnd(pipe->second));
+      absl::StatusOr<mp::Process> p =
+          (*mp::GetContext(method))
+              ->Process<&demo::Worker>(std::string(method), *jobs, *lock, *counter,
+                                       WriteEnd(pipe->second));
       if (!p.ok() || !p->Start().ok()) {
         Check(false, std::string("start a ") + method + " child: " + p.status().ToString());
         continue;
@@ -125,23 +125,25 @@ void Processes() {
   for (size_t i = 0; i < children.size(); ++i) {
     absl::StatusOr<bool> ready = pipe->first.Poll(absl::Seconds(30));
     absl::StatusOr<demo::Report> r =
-        ready.ok() && *ready ? pipe->first.Recv<demo::Report>()
-                             : absl::StatusOr<demo::Report>(absl::DeadlineExceededError("no report"));
+        ready.ok() && *ready
+            ? pipe->first.Recv<demo::Report>()
+            : absl::StatusOr<demo::Report>(absl::DeadlineExceededError("no report"));
     if (!r.ok()) {
       Check(false, "a report: " + r.status().ToString());
       continue;
     }
     ++per_method[r->method];
-    std::printf("        %-10s child pid %-7lld did job %lld, counter now %lld\n", r->method.c_str(),
-                static_cast<long long>(r->pid), static_cast<long long>(r->job_id),
-                static_cast<long long>(r->counter_after));
+    std::printf("        %-10s child pid %-7lld did job %lld, counter now %lld\n",
+                r->method.c_str(), static_cast<long long>(r->pid),
+                static_cast<long long>(r->job_id), static_cast<long long>(r->counter_after));
   }
   int exit_ok = 0;
   for (mp::Process& p : children) {
     exit_ok += (p.Join(absl::Seconds(30)).ok() && *p.ExitCode() == 0) ? 1 : 0;
   }
   absl::StatusOr<int64_t> total = counter->Get<int64_t>(true, absl::Seconds(5));
-  Check(exit_ok == 6 && per_method.size() == 3, "6 children (2 per method) did their jobs, exit code 0");
+  Check(exit_ok == 6 && per_method.size() == 3,
+        "6 children (2 per method) did their jobs, exit code 0");
   Check(total.ok() && *total == 6, "the counter, bumped under the lock, is exactly 6");
 }
 
@@ -149,8 +151,7 @@ void Rules() {
   std::printf("\n3. what a start method cannot carry is refused when the Process is made\n");
   absl::StatusOr<mp::Lock> fork_lock = (*mp::GetContext("fork"))->Lock();
   absl::StatusOr<mp::Process> p =
-      (*mp::GetContext("spawn"))
-          ->Process(mp::Target::Callable([] { return 0; }));
+      (*mp::GetContext("spawn"))->Process(mp::Target::Callable([] { return 0; }));
   Check(p.status().code() == absl::StatusCode::kFailedPrecondition,
         "a lambda for a spawn child: " + p.status().ToString());
   absl::StatusOr<mp::Queue> q = (*mp::GetContext("spawn"))->Queue();

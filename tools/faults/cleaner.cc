@@ -20,12 +20,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/errno_status.h"
@@ -112,8 +112,8 @@ void FindForkServerDirectories(const CleanerOptions& options, std::vector<Leftov
       if (listening.count(socket_path)) {
         l.reason = "live: a server listens on its socket";
       } else if (age < options.min_age) {
-        l.reason = absl::StrCat("young (", absl::FormatDuration(age),
-                                "): a server may be starting");
+        l.reason =
+            absl::StrCat("young (", absl::FormatDuration(age), "): a server may be starting");
       } else if (SomebodyListens(socket_path)) {
         l.reason = "live: its socket accepts connections (another network namespace)";
       } else {
@@ -146,8 +146,8 @@ bool StatusOf(const std::string& proc, pid_t pid, uid_t* uid, pid_t* ppid) {
   bool got_uid = false, got_ppid = false;
   while (std::getline(in, line)) {
     if (absl::StartsWith(line, "Uid:")) {
-      std::vector<std::string> f = absl::StrSplit(line.substr(4), absl::ByAnyChar(" \t"),
-                                                  absl::SkipEmpty());
+      std::vector<std::string> f =
+          absl::StrSplit(line.substr(4), absl::ByAnyChar(" \t"), absl::SkipEmpty());
       got_uid = !f.empty() && absl::SimpleAtoi(f[0], uid);
     } else if (absl::StartsWith(line, "PPid:")) {
       got_ppid = absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(5)), ppid);
@@ -276,8 +276,9 @@ absl::StatusOr<std::vector<Leftover>> FindLeftovers(const CleanerOptions& option
       int err = 0;
       for (const std::string& name : ListDir(registry, &err)) {
         Leftover l{Leftover::Kind::kSharedMemoryEntry, registry + "/" + name};
-        l.reason = "tracks a named segment; --remove runs SharedMemory::ReclaimOrphans(), which "
-                   "unlinks it if its creator died";
+        l.reason =
+            "tracks a named segment; --remove runs SharedMemory::ReclaimOrphans(), which "
+            "unlinks it if its creator died";
         out.push_back(std::move(l));
       }
     }
@@ -291,9 +292,9 @@ absl::StatusOr<std::vector<std::string>> ReclaimSharedMemory() {
 
 absl::Status RemoveLeftover(const Leftover& leftover) {
   if (!leftover.stale) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("not removing ", LeftoverKindName(leftover.kind), " ", leftover.path, ": ",
-                     leftover.reason));
+    return absl::FailedPreconditionError(absl::StrCat("not removing ",
+                                                      LeftoverKindName(leftover.kind), " ",
+                                                      leftover.path, ": ", leftover.reason));
   }
   switch (leftover.kind) {
     case Leftover::Kind::kForkServerDirectory: {

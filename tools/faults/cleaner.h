@@ -6,7 +6,8 @@
 //   * Segments of sync/, channels/ and shared_memory's Value/Array: nothing. They are anonymous
 //     MAP_SHARED memory or memfds (sync/shm.h); the kernel frees them with the last mapping or
 //     descriptor, SIGKILL included.
-//   * Named SharedMemory segments (shared_memory/shared_memory.h, /dev/shm/<name>): tracked ones have
+//   * Named SharedMemory segments (shared_memory/shared_memory.h, /dev/shm/<name>): tracked ones
+//   have
 //     an entry in the registry (SharedMemory::RegistryDirectory()); SharedMemory::ReclaimOrphans()
 //     unlinks those whose creator died, and mp_cleaner --remove runs it (the rule lives there, not
 //     here). The cleaner lists the registry entries, and /dev/shm entries named "psm_*" (random
@@ -71,8 +72,8 @@ struct CleanerOptions {
 struct Leftover {
   enum class Kind { kForkServerDirectory, kForkServerProcess, kDevShmEntry, kSharedMemoryEntry };
   Kind kind;
-  std::string path;  // the directory or /dev/shm entry; /proc/<pid> for a process
-  pid_t pid = 0;     // kForkServerProcess only
+  std::string path;    // the directory or /dev/shm entry; /proc/<pid> for a process
+  pid_t pid = 0;       // kForkServerProcess only
   bool stale = false;  // safe to remove; false: listed for information (live, young, ...)
   std::string reason;  // why it is (not) stale
 };

@@ -162,7 +162,8 @@ TEST_F(CleanerTest, MissingTmpDirIsAStatus) {
 
 // A tracked SharedMemory segment whose creator died is listed and reclaimed.
 TEST(CleanerSharedMemoryTest, SegmentOfADeadCreatorIsReclaimed) {
-  const std::string name = absl::StrCat("mp_cleaner_test_", getpid(), "_", absl::ToUnixNanos(absl::Now()));
+  const std::string name =
+      absl::StrCat("mp_cleaner_test_", getpid(), "_", absl::ToUnixNanos(absl::Now()));
   const pid_t creator = fork();
   if (creator == 0) {
     absl::StatusOr<SharedMemory> shm = SharedMemory::Create(name, 4096);

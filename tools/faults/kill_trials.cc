@@ -5,10 +5,10 @@
 //   bazel run //tools/faults:kill_trials -- --trials 1000 --seed 1
 //
 // Trial i runs scenario i mod 10 (Put, Get, SendBytes, RecvBytes, LockHolding, LockWaiting,
-// BarrierWait, ConditionWait, SpawnPut, SharedMemory) with seed (--seed + i), so a failure is reproduced exactly by rerunning
-// with the seed it names. Prints a progress line every --progress trials (default 100), a line per
-// failed trial, and finally "N passed, M failed"; exits 1 if any trial failed or a flag is bad
-// (absl::flags), 2 on a stray argument.
+// BarrierWait, ConditionWait, SpawnPut, SharedMemory) with seed (--seed + i), so a failure is
+// reproduced exactly by rerunning with the seed it names. Prints a progress line every --progress
+// trials (default 100), a line per failed trial, and finally "N passed, M failed"; exits 1 if any
+// trial failed or a flag is bad (absl::flags), 2 on a stray argument.
 
 #include <cstdint>
 #include <cstdio>
@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
   }
   std::printf("where the kills landed:\n");
   for (int sc = 0; sc < mp::faults::kScenarioCount; ++sc) {
-    std::string line = "  " + std::string(mp::faults::ScenarioName(static_cast<mp::faults::Scenario>(sc))) + ":";
+    std::string line =
+        "  " + std::string(mp::faults::ScenarioName(static_cast<mp::faults::Scenario>(sc))) + ":";
     for (int ph = 0; ph < 5; ++ph) {
       if (where[sc][ph] == 0) continue;
       line += " " + std::to_string(where[sc][ph]) + " " +

@@ -1,10 +1,10 @@
 // Copyright 2026 The mp Authors.
 //
 // mp_cleaner — lists (and with --remove, removes) what crashed mp programs left behind: forkserver
-// directories whose server died, forkserver processes whose owner died, tracked SharedMemory segments
-// whose creator died (SharedMemory::ReclaimOrphans), /dev/shm entries named mp* whose creator is
-// gone. See tools/faults/cleaner.h for what counts as stale and why nothing live
-// is ever touched.
+// directories whose server died, forkserver processes whose owner died, tracked SharedMemory
+// segments whose creator died (SharedMemory::ReclaimOrphans), /dev/shm entries named mp* whose
+// creator is gone. See tools/faults/cleaner.h for what counts as stale and why nothing live is ever
+// touched.
 //
 //   bazel run //tools/faults:mp_cleaner               # list
 //   bazel run //tools/faults:mp_cleaner -- --remove   # remove the stale ones
@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
       std::printf("SharedMemory::ReclaimOrphans: %s\n", reclaimed.status().ToString().c_str());
     } else {
       for (const std::string& name : *reclaimed) {
-        std::printf("SharedMemory segment /dev/shm/%s: its creator died -> removed\n", name.c_str());
+        std::printf("SharedMemory segment /dev/shm/%s: its creator died -> removed\n",
+                    name.c_str());
         ++removed;
       }
     }
