@@ -22,6 +22,23 @@
 #include "base/errno_status.h"
 
 namespace mp {
+
+void EncodeConnectionPrefix(const ConnectionPrefix& prefix, uint8_t* out) {
+  ByteWriter w(out, kConnectionPrefixSize);
+  w.WriteLE(prefix.length);
+  w.WriteLE(prefix.fd_count);
+  w.WriteLE(prefix.reserved);
+}
+
+ConnectionPrefix DecodeConnectionPrefix(const uint8_t* in) {
+  ByteReader r(in, kConnectionPrefixSize);
+  ConnectionPrefix p;
+  // Cannot fail: exactly the prefix's bytes are there.
+  (void)r.ReadLE(&p.length, "length");
+  (void)r.ReadLE(&p.fd_count, "fd count");
+  (void)r.ReadLE(&p.reserved, "reserved");
+  return p;
+}
 namespace {
 
 // Receive buffer. A read for a prefix asks for this much, so the small messages behind it arrive
@@ -39,13 +56,6 @@ constexpr size_t kCoalesceBodySize = 1024;
 // more CPU than one allocation up front, against 35% when doubling; 1 MiB bodies cost nothing).
 constexpr size_t kBodyFirstStep = size_t{1} << 20;
 constexpr size_t kBodyGrowth = 4;
-
-void EncodePrefix(uint32_t length, uint16_t fd_count, uint8_t* out) {
-  ByteWriter w(out, kConnectionPrefixSize);
-  w.WriteLE(length);
-  w.WriteLE(fd_count);
-  w.WriteLE(uint16_t{0});
-}
 
 // A failed poll(2) as `who`'s status (base's errno status, with the caller named).
 absl::Status PollFailed(absl::string_view who, const absl::Status& status) {
@@ -259,7 +269,9 @@ absl::Status Connection::WriteMessage(absl::Span<const uint8_t> body, absl::Span
   }
   // A small body travels in one piece behind its prefix: one plain write.
   uint8_t prefix[kConnectionPrefixSize + kCoalesceBodySize];
-  EncodePrefix(static_cast<uint32_t>(body.size()), static_cast<uint16_t>(fds.size()), prefix);
+  EncodeConnectionPrefix(
+      {.length = static_cast<uint32_t>(body.size()), .fd_count = static_cast<uint16_t>(fds.size())},
+      prefix);
   struct iovec iov[2];
   iov[0].iov_base = prefix;
   iov[0].iov_len = kConnectionPrefixSize;
@@ -495,15 +507,10 @@ absl::StatusOr<Connection::Prefix> Connection::ReadPrefix(std::vector<int>* fds)
         absl::StrCat("Connection: the peer closed its end in the middle of a message prefix (",
                      buffered(), " of ", kConnectionPrefixSize, " bytes)")));
   }
-  ByteReader r(rbuf_.data() + rpos_, kConnectionPrefixSize);
-  Prefix p;
-  uint16_t reserved = 0;
-  (void)r.ReadLE(&p.length, "length");
-  (void)r.ReadLE(&p.fd_count, "fd count");
-  (void)r.ReadLE(&reserved, "reserved");
-  if (reserved != 0) {
+  const Prefix p = DecodeConnectionPrefix(rbuf_.data() + rpos_);
+  if (p.reserved != 0) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "Connection: malformed message prefix (reserved field is ", reserved,
+        "Connection: malformed message prefix (reserved field is ", p.reserved,
         ", must be 0): the peer does not speak mp's wire format; the connection is closed")));
   }
   if (p.length > max_message_size_) {

@@ -121,6 +121,18 @@ inline constexpr size_t kConnectionPrefixSize = 8;
 // Most descriptors one message may carry (Linux's SCM_MAX_FD).
 inline constexpr size_t kMaxFdsPerMessage = 253;
 
+// The prefix described above, field by field. Decoding checks nothing: a receiver validates each
+// field against its own limits (Connection here, the Listener's handshake in listener/).
+struct ConnectionPrefix {
+  uint32_t length = 0;    // body bytes
+  uint16_t fd_count = 0;  // descriptors sent with the message
+  uint16_t reserved = 0;  // 0 in every message mp sends
+};
+// Writes kConnectionPrefixSize bytes to `out`.
+void EncodeConnectionPrefix(const ConnectionPrefix& prefix, uint8_t* out);
+// Reads kConnectionPrefixSize bytes from `in`.
+ConnectionPrefix DecodeConnectionPrefix(const uint8_t* in);
+
 class Connection {
  public:
   // A closed connection (every call is kFailedPrecondition).
@@ -197,10 +209,7 @@ class Connection {
   friend absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex);
   friend absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const class Waitable>, absl::Duration);
 
-  struct Prefix {
-    uint32_t length = 0;
-    uint16_t fd_count = 0;
-  };
+  using Prefix = ConnectionPrefix;
 
   Connection(int fd, bool is_socket, bool readable, bool writable, size_t max_message_size);
 

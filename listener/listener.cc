@@ -103,8 +103,8 @@ void SetNoDelay(int fd) {
 // length little-endian, no descriptors, reserved 0), then the body.
 std::string Frame(absl::string_view body) {
   std::string out(kConnectionPrefixSize, '\0');
-  const uint32_t length = static_cast<uint32_t>(body.size());
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((length >> (8 * i)) & 0xff);
+  EncodeConnectionPrefix({.length = static_cast<uint32_t>(body.size())},
+                         reinterpret_cast<uint8_t*>(out.data()));
   out.append(body.data(), body.size());
   return out;
 }
@@ -345,10 +345,11 @@ class Handshake {
 
   // Checks the prefix that has arrived and sets how much of the message remains.
   absl::Status ParsePrefix() {
-    const auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(in_[i])); };
-    const uint32_t length = byte(0) | byte(1) << 8 | byte(2) << 16 | byte(3) << 24;
-    const uint32_t fd_count = byte(4) | byte(5) << 8;
-    const uint32_t reserved = byte(6) | byte(7) << 8;
+    const ConnectionPrefix prefix =
+        DecodeConnectionPrefix(reinterpret_cast<const uint8_t*>(in_.data()));
+    const uint32_t length = prefix.length;
+    const uint32_t fd_count = prefix.fd_count;
+    const uint32_t reserved = prefix.reserved;
     if (fd_count != 0 || reserved != 0) {
       return absl::UnauthenticatedError(
           absl::StrCat(names_.who, ": ", names_.peer, " sent a malformed message prefix (",
