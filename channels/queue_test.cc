@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "serialize/fd.h"
 #include "sync/test_child.h"
+#include "testing/proc_state.h"
 
 namespace mp {
 
@@ -93,16 +94,6 @@ class SharedArray {
   size_t n_;
   T* data_;
 };
-
-// The state letter of /proc/<pid>/stat ('R', 'S', ...), or '?' if unreadable.
-char ProcessState(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  std::getline(stat, line);
-  const size_t close_paren = line.rfind(')');
-  if (close_paren == std::string::npos || close_paren + 2 >= line.size()) return '?';
-  return line[close_paren + 2];
-}
 
 TEST(QueueTest, TypedFifo) {
   Queue q = MakeQueue();
@@ -718,7 +709,7 @@ TEST(QueueCrashTest, ConsumerKilledMidChunkedItem) {
     // Wait until the consumer sleeps: then it is either idle (not holding the get side) or blocked
     // mid-item holding it -- never in one of the brief windows where it holds the side while
     // running.
-    while (ProcessState(consumer.pid()) != 'S') {
+    while (!::mp::testing::IsSleeping(consumer.pid())) {
     }
     const bool mid_item = q.get_side_owner() == consumer.pid();
     if (mid_item) consumer.Kill();
