@@ -120,7 +120,7 @@ absl::StatusOr<std::string> Response(absl::string_view authkey, absl::string_vie
 absl::Status CheckAuthkey(const std::optional<std::string>& authkey, absl::string_view who) {
   if (authkey.has_value() && authkey->empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(who, ": the authkey is empty (use nullopt for none)"));
+        absl::StrCat(who, ": the authkey is empty; pass std::nullopt for no authkey"));
   }
   return absl::OkStatus();
 }

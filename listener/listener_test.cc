@@ -172,7 +172,11 @@ TEST(ListenerTest, Errors) {
     EXPECT_EQ(mp::Client(bad).status().code(), StatusCode::kInvalidArgument) << bad;
   }
   EXPECT_EQ(mp::Listener::Create({.backlog = 0}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(mp::Listener::Create({.authkey = ""}).status().code(), StatusCode::kInvalidArgument);
+  const absl::Status empty_key = mp::Listener::Create({.authkey = ""}).status();
+  EXPECT_EQ(empty_key.code(), StatusCode::kInvalidArgument);
+  // An empty string where "no authkey" was meant is the common mistake: the message says the fix.
+  EXPECT_NE(empty_key.message().find("pass std::nullopt for no authkey"), absl::string_view::npos)
+      << empty_key;
   EXPECT_EQ(mp::Client("/nonexistent/mp/socket").status().code(), StatusCode::kNotFound);
 }
 

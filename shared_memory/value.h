@@ -9,17 +9,15 @@
 // half of a write. With lock = false there is none (RawValue/RawArray), and Get/Set are plain
 // copies.
 //
-//   absl::StatusOr<mp::Value<int64_t>> counter = mp::Value<int64_t>::Create(mp::ShmDomain::kFork,
-//   0);
+//   absl::StatusOr<mp::Value<int64_t>> counter =
+//       mp::Value<int64_t>::Create(mp::ShmDomain::kFork, 0);
 //   // ... in forked children (or pass *counter as a Process argument):
-//   absl::StatusOr<mp::Lock> lock = counter->GetLock();
-//   lock->Acquire().IgnoreError();                  // read-modify-write under the lock,
-//   *counter->get_obj() += 1;                       // as CPython's "with v.get_lock(): v.value +=
-//   1" lock->Release().IgnoreError(); absl::StatusOr<int64_t> now = counter->Get();   // takes the
-//   lock
+//   counter->Update([](int64_t& v) { v += 1; });   // CPython's "with v.get_lock(): v.value += 1"
+//   absl::StatusOr<int64_t> now = counter->Get();  // takes the lock
 //
 //   absl::StatusOr<mp::Array<double>> a = mp::Array<double>::Create(domain, {1.0, 2.0, 3.0});
-//   a->Set(1, 5.0); absl::StatusOr<std::vector<double>> all = a->GetAll();
+//   a->Set(1, 5.0);
+//   absl::StatusOr<std::vector<double>> all = a->GetAll();
 //
 // Where they live: in a sync/shm.h ShmSegment of either domain (Create(domain, ...) makes a segment
 // of its own; Create(segment, ...) allocates from an existing one, e.g. next to other objects).
@@ -33,6 +31,8 @@
 // the tag, that the element size is sizeof(T) and that the elements lie inside the segment.
 //
 // Status codes:
+//   Update                 kUnknown naming the exception if the function throws (the value is
+//                          left unchanged and the lock released); kAborted as below
 //   Get/Set/GetAll/SetAll  kAborted if the lock's holder died while holding it (sync/lock.h): the
 //                          lock is recovered and released, but the elements may be half-written;
 //                          the next call works normally. (CPython would block forever.)
@@ -56,6 +56,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -64,6 +65,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "base/exception.h"
 #include "serialize/codec.h"
 #include "sync/lock.h"
 #include "sync/shm.h"
@@ -161,6 +163,35 @@ class Value {
   absl::Status Set(const T& v) {
     return value_internal::WithLock(block_, "Value::Set",
                                     [&] { std::memcpy(block_.data, &v, sizeof(T)); });
+  }
+  // Read-modify-write under the lock (CPython's "with v.get_lock(): v.value += 1"): calls fn(T&)
+  // on a copy of the value, stores the copy back and returns it. If fn throws, nothing is stored
+  // and the status is kUnknown naming the exception. With lock = false nothing guards the
+  // read-modify-write against other processes (as with RawValue).
+  template <typename F>
+  absl::StatusOr<T> Update(F&& fn) {
+    static_assert(std::is_invocable_v<F&, T&>,
+                  "mp::Value<T>::Update: fn must be callable as fn(T&)");
+    T v;
+    std::string thrown;
+    bool threw = false;
+    absl::Status s = value_internal::WithLock(block_, "Value::Update", [&] {
+      std::memcpy(&v, block_.data, sizeof(T));
+      try {
+        fn(v);
+      } catch (...) {
+        threw = true;
+        thrown = CurrentExceptionDescription();
+        return;
+      }
+      std::memcpy(block_.data, &v, sizeof(T));
+    });
+    if (!s.ok()) return s;
+    if (threw) {
+      return absl::UnknownError(
+          absl::StrCat("Value::Update: the function threw ", thrown, "; the value is unchanged"));
+    }
+    return v;
   }
   // The lock (CPython's get_lock()); kFailedPrecondition for a Value made with lock = false.
   absl::StatusOr<Lock> GetLock() const {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -204,6 +205,33 @@ absl::Status AddMany(mp::Value<int64_t> v, mp::Array<int64_t> a, int64_t times) 
   return a.Set(1, *first + 1);
 }
 
+// Increments `v` `n` times with Update (CPython's "with v.get_lock(): v.value += 1").
+absl::Status UpdateMany(mp::Value<int64_t> v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    absl::StatusOr<int64_t> now = v.Update([](int64_t& x) { x += 1; });
+    if (!now.ok()) return now.status();
+  }
+  return absl::OkStatus();
+}
+
+TEST(ValueTest, UpdateReturnsTheNewValueAndAThrowLeavesItUnchanged) {
+  absl::StatusOr<mp::Value<int64_t>> v = mp::Value<int64_t>::Create(mp::ShmDomain::kFork, 40);
+  ASSERT_TRUE(v.ok()) << v.status();
+  absl::StatusOr<int64_t> now = v->Update([](int64_t& x) { x += 2; });
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_EQ(*now, 42);
+  now = v->Update([](int64_t& x) {
+    x = -1;
+    throw std::runtime_error("boom");
+  });
+  EXPECT_EQ(now.status().code(), absl::StatusCode::kUnknown) << now.status();
+  EXPECT_NE(now.status().message().find("std::runtime_error: boom"), absl::string_view::npos)
+      << now.status();
+  EXPECT_EQ(*v->Get(), 42);
+  // The lock was released: the next Update goes through.
+  EXPECT_EQ(*v->Update([](int64_t& x) { x *= 2; }), 84);
+}
+
 class ValueMethodTest : public ::testing::TestWithParam<std::string> {
  protected:
   std::shared_ptr<mp::StartMethod> method() const {
@@ -235,6 +263,25 @@ TEST_P(ValueMethodTest, ChildrenIncrementUnderTheLock) {
   }
   EXPECT_EQ(*v->Get(), 6000);
   EXPECT_EQ(*a->Get(1), 11);
+}
+
+TEST_P(ValueMethodTest, ChildrenUpdateWithoutLosingAnIncrement) {
+  absl::StatusOr<mp::Value<int64_t>> v = mp::Value<int64_t>::Create(domain(), 0);
+  ASSERT_TRUE(v.ok()) << v.status();
+  mp::testing::ChildGuard guard;
+  std::vector<mp::Process> children;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<mp::Process> p =
+        mp::Process::Create(method(), mp::Call<&UpdateMany>(*v, int64_t{2000}));
+    ASSERT_TRUE(p.ok()) << p.status();
+    children.push_back(guard.Add(*p));
+    ASSERT_TRUE(children.back().Start().ok());
+  }
+  for (mp::Process& c : children) {
+    ASSERT_TRUE(c.Join(absl::Seconds(120)).ok());
+    EXPECT_EQ(**c.ExitCode(), 0);
+  }
+  EXPECT_EQ(*v->Get(), 6000);
 }
 
 TEST_P(ValueMethodTest, ForkDomainObjectsAreRefusedBySpawnAndForkserver) {
