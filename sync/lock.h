@@ -57,6 +57,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "sync/futex.h"
+#include "sync/lockable.h"
 #include "sync/shm.h"
 
 namespace mp {
@@ -67,7 +68,7 @@ struct alignas(64) LockState {
   std::atomic<uint32_t> word;  // owner word (sync/futex.h)
 };
 
-class Lock : public ShmObject<LockState> {
+class Lock : public ShmObject<LockState>, public Lockable<Lock> {
  public:
   using State = LockState;
   static_assert(sizeof(State) == 64);

@@ -38,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "sync/futex.h"
+#include "sync/lockable.h"
 #include "sync/shm.h"
 
 namespace mp {
@@ -48,7 +49,7 @@ struct alignas(64) RLockState {
   std::atomic<uint32_t> count;  // recursion depth; written only by the owner
 };
 
-class RLock : public ShmObject<RLockState> {
+class RLock : public ShmObject<RLockState>, public Lockable<RLock> {
  public:
   using State = RLockState;
   static_assert(sizeof(State) == 64);

@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "sync/lockable.h"
 #include "sync/shm.h"
 
 namespace mp {
@@ -47,7 +48,7 @@ struct alignas(64) SemaphoreState {
   uint32_t max_value;             // the initial value if bounded, else kSemaphoreMax
 };
 
-class Semaphore : public ShmObject<SemaphoreState> {
+class Semaphore : public ShmObject<SemaphoreState>, public Lockable<Semaphore> {
  public:
   using State = SemaphoreState;
   static_assert(sizeof(State) == 64);
