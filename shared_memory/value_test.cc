@@ -242,25 +242,28 @@ class ValueMethodTest : public ::testing::TestWithParam<std::string> {
   mp::ShmDomain domain() const {
     return GetParam() == "fork" ? mp::ShmDomain::kFork : mp::ShmDomain::kTransferable;
   }
+  // Starts three children running `target` side by side and waits until each has exited 0.
+  void RunThreeChildren(const mp::Target& target) {
+    mp::testing::ChildGuard guard;
+    std::vector<mp::Process> children;
+    for (int i = 0; i < 3; ++i) {
+      absl::StatusOr<mp::Process> p = mp::Process::Create(method(), target);
+      ASSERT_TRUE(p.ok()) << p.status();
+      children.push_back(guard.Add(*p));
+      ASSERT_TRUE(children.back().Start().ok());
+    }
+    for (mp::Process& c : children) {
+      ASSERT_TRUE(c.Join(absl::Seconds(120)).ok());
+      EXPECT_EQ(**c.ExitCode(), 0);
+    }
+  }
 };
 
 TEST_P(ValueMethodTest, ChildrenIncrementUnderTheLock) {
   absl::StatusOr<mp::Value<int64_t>> v = mp::Value<int64_t>::Create(domain(), 0);
   absl::StatusOr<mp::Array<int64_t>> a = mp::Array<int64_t>::Create(domain(), {10, 0});
   ASSERT_TRUE(v.ok() && a.ok());
-  mp::testing::ChildGuard guard;
-  std::vector<mp::Process> children;
-  for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<mp::Process> p =
-        mp::Process::Create(method(), mp::Call<&AddMany>(*v, *a, int64_t{2000}));
-    ASSERT_TRUE(p.ok()) << p.status();
-    children.push_back(guard.Add(*p));
-    ASSERT_TRUE(children.back().Start().ok());
-  }
-  for (mp::Process& c : children) {
-    ASSERT_TRUE(c.Join(absl::Seconds(120)).ok());
-    EXPECT_EQ(**c.ExitCode(), 0);
-  }
+  RunThreeChildren(mp::Call<&AddMany>(*v, *a, int64_t{2000}));
   EXPECT_EQ(*v->Get(), 6000);
   EXPECT_EQ(*a->Get(1), 11);
 }
@@ -268,19 +271,7 @@ TEST_P(ValueMethodTest, ChildrenIncrementUnderTheLock) {
 TEST_P(ValueMethodTest, ChildrenUpdateWithoutLosingAnIncrement) {
   absl::StatusOr<mp::Value<int64_t>> v = mp::Value<int64_t>::Create(domain(), 0);
   ASSERT_TRUE(v.ok()) << v.status();
-  mp::testing::ChildGuard guard;
-  std::vector<mp::Process> children;
-  for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<mp::Process> p =
-        mp::Process::Create(method(), mp::Call<&UpdateMany>(*v, int64_t{2000}));
-    ASSERT_TRUE(p.ok()) << p.status();
-    children.push_back(guard.Add(*p));
-    ASSERT_TRUE(children.back().Start().ok());
-  }
-  for (mp::Process& c : children) {
-    ASSERT_TRUE(c.Join(absl::Seconds(120)).ok());
-    EXPECT_EQ(**c.ExitCode(), 0);
-  }
+  RunThreeChildren(mp::Call<&UpdateMany>(*v, int64_t{2000}));
   EXPECT_EQ(*v->Get(), 6000);
 }
 
