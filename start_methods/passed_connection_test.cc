@@ -15,10 +15,8 @@
 #include "absl/time/time.h"
 #include "channels/connection.h"
 #include "gtest/gtest.h"
-#include "start_methods/fork.h"
-#include "start_methods/forkserver.h"
 #include "start_methods/process.h"
-#include "start_methods/spawn.h"
+#include "start_methods/test_methods.h"
 #include "start_methods/test_util.h"
 
 namespace mp_test {
@@ -39,32 +37,22 @@ int CloseConnectionThenWait(mp::Connection conn, mp::PassedFd go) {
 
 namespace {
 
-struct Fork {
-  static std::shared_ptr<mp::StartMethod> Get() { return mp::ForkStartMethod(); }
-};
-struct Spawn {
-  static std::shared_ptr<mp::StartMethod> Get() { return mp::SpawnStartMethod(); }
-};
-struct ForkServer {
-  static std::shared_ptr<mp::StartMethod> Get() { return mp::ForkServerStartMethod(); }
-};
-
-class MethodNames {
- public:
-  template <typename T>
-  static std::string GetName(int) {
-    return std::string(T::Get()->Name());
-  }
-};
-
 template <typename M>
 class PassedConnectionTest : public ::testing::Test {};
 
-using AllMethods = ::testing::Types<Fork, Spawn, ForkServer>;
-TYPED_TEST_SUITE(PassedConnectionTest, AllMethods, MethodNames);
+TYPED_TEST_SUITE(PassedConnectionTest, mp::testing::AllStartMethods, mp::testing::StartMethodNames);
 
 // Generous, so that a parent still holding the child's end fails the test instead of hanging it.
 constexpr absl::Duration kEofTimeout = absl::Seconds(20);
+
+// `mine` becomes readable within kEofTimeout, and what it reads is end of file (kOutOfRange).
+void ExpectEndOfFile(mp::Connection& mine) {
+  absl::StatusOr<bool> readable = mine.Poll(kEofTimeout);
+  ASSERT_TRUE(readable.ok()) << readable.status();
+  ASSERT_TRUE(*readable) << "no end of file within " << kEofTimeout;
+  absl::StatusOr<int> eof = mine.Recv<int>();
+  EXPECT_EQ(eof.status().code(), absl::StatusCode::kOutOfRange) << eof.status();
+}
 
 TYPED_TEST(PassedConnectionTest, ParentSeesEndOfFileWhenTheChildExits) {
   mp::testing::ChildGuard guard;
@@ -79,11 +67,7 @@ TYPED_TEST(PassedConnectionTest, ParentSeesEndOfFileWhenTheChildExits) {
   ASSERT_TRUE(p->Start().ok());
   // The descriptor went to the child; the parent holds no copy of it.
   EXPECT_EQ(mp::testing::OpenFds().count(passed), 0u) << "descriptor " << passed;
-  absl::StatusOr<bool> readable = mine.Poll(kEofTimeout);
-  ASSERT_TRUE(readable.ok()) << readable.status();
-  ASSERT_TRUE(*readable) << "no end of file within " << kEofTimeout;
-  absl::StatusOr<int> eof = mine.Recv<int>();
-  EXPECT_EQ(eof.status().code(), absl::StatusCode::kOutOfRange) << eof.status();
+  ASSERT_NO_FATAL_FAILURE(ExpectEndOfFile(mine));
   ASSERT_TRUE(p->Join().ok());
   EXPECT_EQ(*p->ExitCode(), 0);
   // Close works as soon as the child has ended.
@@ -105,11 +89,7 @@ TYPED_TEST(PassedConnectionTest, ParentSeesEndOfFileWhenTheChildClosesItsEnd) {
   ASSERT_TRUE(p->Start().ok());
   EXPECT_EQ(mp::testing::OpenFds().count(passed), 0u) << "descriptor " << passed;
   // The child still runs; its closing of the Connection alone must end the parent's reads.
-  absl::StatusOr<bool> readable = mine.Poll(kEofTimeout);
-  ASSERT_TRUE(readable.ok()) << readable.status();
-  ASSERT_TRUE(*readable) << "no end of file within " << kEofTimeout;
-  absl::StatusOr<int> eof = mine.Recv<int>();
-  EXPECT_EQ(eof.status().code(), absl::StatusCode::kOutOfRange) << eof.status();
+  ASSERT_NO_FATAL_FAILURE(ExpectEndOfFile(mine));
   EXPECT_TRUE(*p->IsAlive());
   mp::testing::WriteAllOrDie(go.w(), "g");
   ASSERT_TRUE(p->Join().ok());

@@ -24,10 +24,8 @@
 #include "gtest/gtest.h"
 #include "serialize/codec.h"
 #include "serialize/fd.h"
-#include "start_methods/fork.h"
-#include "start_methods/forkserver.h"
 #include "start_methods/process.h"
-#include "start_methods/spawn.h"
+#include "start_methods/test_methods.h"
 #include "start_methods/test_util.h"
 
 namespace mp_test {
@@ -153,28 +151,7 @@ absl::Status ThrowNonStd(mp::PassedFd err) {
   throw NotAStdException{42};
 }
 
-// ---- The methods. ----
-
-struct Fork {
-  static std::shared_ptr<mp::StartMethod> Get() { return mp::ForkStartMethod(); }
-  static constexpr bool kFreshProcess = false;  // the child inherits everything
-};
-struct Spawn {
-  static std::shared_ptr<mp::StartMethod> Get() { return mp::SpawnStartMethod(); }
-  static constexpr bool kFreshProcess = true;
-};
-struct ForkServer {
-  static std::shared_ptr<mp::StartMethod> Get() { return mp::ForkServerStartMethod(); }
-  static constexpr bool kFreshProcess = true;
-};
-
-class MethodNames {
- public:
-  template <typename T>
-  static std::string GetName(int) {
-    return std::string(T::Get()->Name());
-  }
-};
+// ---- The contract, once per start method (test_methods.h). ----
 
 template <typename M>
 class StartMethodTest : public ::testing::Test {
@@ -204,8 +181,7 @@ class StartMethodTest : public ::testing::Test {
   mp::testing::ChildGuard guard_;
 };
 
-using AllMethods = ::testing::Types<Fork, Spawn, ForkServer>;
-TYPED_TEST_SUITE(StartMethodTest, AllMethods, MethodNames);
+TYPED_TEST_SUITE(StartMethodTest, mp::testing::AllStartMethods, mp::testing::StartMethodNames);
 
 TYPED_TEST(StartMethodTest, ExitCodes) {
   EXPECT_EQ(this->RunToEnd(mp::Call<&ReturnCode>(0)), 0);
