@@ -265,21 +265,33 @@ class ScopedRegistry {
   std::optional<std::string> previous_;
 };
 
+// The registry path inside a fresh private directory of TEST_TMPDIR named after `tag`.
+std::string FreshRegistryPath(absl::string_view tag) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  EXPECT_NE(tmp, nullptr);
+  if (tmp == nullptr) return "";
+  const std::string root = absl::StrCat(tmp, "/", UniqueName(tag));
+  EXPECT_EQ(mkdir(root.c_str(), 0755), 0) << root << ": " << std::strerror(errno);
+  return root + "/.mp-shm-registry";
+}
+
+// Creates `path` as another user's (uid 65534) directory, mode 0700: the squat.
+void SquatAsAnotherUser(const std::string& path) {
+  ASSERT_EQ(mkdir(path.c_str(), 0700), 0) << path << ": " << std::strerror(errno);
+  ASSERT_EQ(chown(path.c_str(), 65534, 65534), 0) << path << ": " << std::strerror(errno);
+}
+
 // Another local user can create the registry's path before us (in the sticky /dev/shm we could not
 // remove it). Simulated here in a private root: the path belongs to uid 65534, mode 0700. Tracked
 // segments must still be created, and orphans still reclaimed by other processes of this user.
 TEST(SharedMemoryTest, SquattedRegistryDoesNotBlockCreate) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create a directory owned by another uid";
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  ASSERT_NE(tmp, nullptr);
-  const std::string root = absl::StrCat(tmp, "/", UniqueName("squat"));
-  ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
-  const std::string canonical = root + "/.mp-shm-registry";
+  const std::string canonical = FreshRegistryPath("squat");
+  ASSERT_FALSE(canonical.empty());
   ScopedRegistry scoped(canonical);
   // The squatter's directory, and a squatted fallback-looking name too.
   for (const std::string& path : {canonical, canonical + "-0123456789abcdef"}) {
-    ASSERT_EQ(mkdir(path.c_str(), 0700), 0) << path;
-    ASSERT_EQ(chown(path.c_str(), 65534, 65534), 0) << path << ": " << std::strerror(errno);
+    ASSERT_NO_FATAL_FAILURE(SquatAsAnotherUser(path));
   }
 
   NameGuard g;
@@ -330,14 +342,10 @@ TEST(SharedMemoryTest, SquattedRegistryDoesNotBlockCreate) {
 // directory are still reclaimed: every registry directory of this user is scanned.
 TEST(SharedMemoryTest, FallbackEntriesAreReclaimedAfterTheSquatEnds) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to create a directory owned by another uid";
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  ASSERT_NE(tmp, nullptr);
-  const std::string root = absl::StrCat(tmp, "/", UniqueName("squat_end"));
-  ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
-  const std::string canonical = root + "/.mp-shm-registry";
+  const std::string canonical = FreshRegistryPath("squat_end");
+  ASSERT_FALSE(canonical.empty());
   ScopedRegistry scoped(canonical);
-  ASSERT_EQ(mkdir(canonical.c_str(), 0700), 0);
-  ASSERT_EQ(chown(canonical.c_str(), 65534, 65534), 0) << std::strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(SquatAsAnotherUser(canonical));
 
   NameGuard g;
   const std::string orphan = g.Add(UniqueName("late_orphan"));
