@@ -48,12 +48,15 @@ absl::StatusOr<Barrier> Barrier::Create(ShmSegment segment, int parties, Action 
   absl::StatusOr<uint64_t> offset = Place(segment, kTag, [&](State& s) {
     s.mutex.store(0, std::memory_order_relaxed);
     s.seq.store(0, std::memory_order_relaxed);
+    s.observers.store(0, std::memory_order_relaxed);
     s.parties = static_cast<uint32_t>(parties);
     s.count = 0;
     s.phase = kFilling;
     s.timeout_ns = timeout == absl::InfiniteDuration() ? -1 : absl::ToInt64Nanoseconds(timeout);
     s.broken_reason = kNotBroken;
     s.dead_tid = 0;
+    s.generation = 0;
+    s.resets = 0;
     for (auto& waiter : s.waiters) waiter.store(0, std::memory_order_relaxed);
   });
   if (!offset.ok()) return offset.status();
@@ -84,6 +87,17 @@ void Barrier::UnlockState() const { OwnerUnlock(state_->mutex); }
 void Barrier::Broadcast() const {
   state_->seq.fetch_add(1, std::memory_order_release);
   FutexWake(&state_->seq, kFutexWakeAll);
+  NotifyObserversLocked();
+}
+
+void Barrier::NotifyObserversLocked() const {
+  // Observers set the sleeping bit under the mutex before they sleep, so without it nobody needs
+  // the system call. The counter makes every notification a new value: an observer that read the
+  // word before it (and has not slept yet) cannot match a later observer's word.
+  const uint32_t word = state_->observers.load(std::memory_order_relaxed);
+  if ((word & kBarrierObserverSleeping) == 0) return;
+  state_->observers.store((word + 1) & ~kBarrierObserverSleeping, std::memory_order_release);
+  FutexWake(&state_->observers, kFutexWakeAll);
 }
 
 void Barrier::BreakLocked(int32_t reason) const {
@@ -92,7 +106,7 @@ void Barrier::BreakLocked(int32_t reason) const {
   Broadcast();
 }
 
-absl::Status Barrier::BrokenErrorLocked() const {
+absl::Status Barrier::BrokenErrorLocked(absl::string_view what) const {
   std::string why;
   switch (state_->broken_reason) {
     case kTimeout:
@@ -117,7 +131,7 @@ absl::Status Barrier::BrokenErrorLocked() const {
       why = "broken";
       break;
   }
-  return absl::AbortedError(absl::StrCat("Barrier::Wait: the barrier is broken: ", why));
+  return absl::AbortedError(absl::StrCat(what, ": the barrier is broken: ", why));
 }
 
 pid_t Barrier::ReapDeadWaiters() const {
@@ -143,11 +157,15 @@ pid_t Barrier::ReapDeadWaiters() const {
 }
 
 bool Barrier::WaitForChange(Deadline deadline, absl::Duration& slice) const {
-  const uint32_t seen = state_->seq.load(std::memory_order_acquire);
+  return SleepLocked(state_->seq, state_->seq.load(std::memory_order_acquire), deadline, slice);
+}
+
+bool Barrier::SleepLocked(const std::atomic<uint32_t>& word, uint32_t seen, Deadline deadline,
+                          absl::Duration& slice) const {
   UnlockState();
-  const FutexWaitResult result = FutexWait(&state_->seq, seen, deadline.CappedAfter(slice));
+  const FutexWaitResult result = FutexWait(&word, seen, deadline.CappedAfter(slice));
   LockState();
-  if (result != FutexWaitResult::kTimedOut || state_->seq.load(std::memory_order_acquire) != seen) {
+  if (result != FutexWaitResult::kTimedOut || word.load(std::memory_order_acquire) != seen) {
     return true;  // something changed: the caller re-checks its condition
   }
   if (deadline.Expired()) return false;
@@ -197,7 +215,7 @@ absl::StatusOr<int> Barrier::WaitUntil(Deadline deadline, absl::Duration timeout
     }
   }
   if (state_->phase == kBroken) {
-    absl::Status broken = BrokenErrorLocked();
+    absl::Status broken = BrokenErrorLocked("Barrier::Wait");
     UnlockState();
     return broken;
   }
@@ -211,12 +229,14 @@ absl::StatusOr<int> Barrier::WaitUntil(Deadline deadline, absl::Duration timeout
     absl::Status action = action_ ? action_() : absl::OkStatus();
     if (action.ok()) {
       state_->phase = kDraining;
+      ++state_->generation;
       Broadcast();
     } else {
       BreakLocked(kActionFailed);
       result = action;
     }
   } else {
+    NotifyObserversLocked();
     while (state_->phase == kFilling) {
       if (!WaitForChange(deadline, slice)) {
         BreakLocked(kTimeout);
@@ -231,7 +251,7 @@ absl::StatusOr<int> Barrier::WaitUntil(Deadline deadline, absl::Duration timeout
                    ? absl::AbortedError(
                          "Barrier::Wait: the barrier is broken: Reset() was called "
                          "while waiting")
-                   : BrokenErrorLocked();
+                   : BrokenErrorLocked("Barrier::Wait");
     }
   }
   ExitLocked(tid);
@@ -248,6 +268,11 @@ void Barrier::Abort() {
 
 void Barrier::Reset() {
   LockState();
+  // Waiters of the current generation are sent away, or a break is repaired: what
+  // WaitForWaiting counted is gone.
+  if (state_->phase == kBroken || (state_->phase == kFilling && state_->count > 0)) {
+    ++state_->resets;
+  }
   if (state_->count > 0) {
     if (state_->phase == kFilling || state_->phase == kBroken) state_->phase = kResetting;
   } else {
@@ -274,5 +299,46 @@ int Barrier::NWaiting() const {
 }
 
 int Barrier::Parties() const { return static_cast<int>(state_->parties); }
+
+absl::Status Barrier::WaitForWaiting(int n, absl::Duration timeout) const {
+  absl::Status status = CheckTimeout(timeout, "Barrier::WaitForWaiting");
+  if (!status.ok()) return status;
+  const uint32_t parties = state_->parties;
+  if (n < 0 || static_cast<uint32_t>(n) > parties) {
+    return absl::InvalidArgumentError(absl::StrCat("Barrier::WaitForWaiting: n must be in [0, ",
+                                                   parties, "] (the parties), got ", n));
+  }
+  const Deadline deadline = Deadline::After(timeout);
+  absl::Duration slice = kFirstSlice;
+  LockState();
+  const uint32_t generation = state_->generation;
+  const uint32_t resets = state_->resets;
+  while (true) {
+    if (state_->generation != generation) break;  // a whole generation arrived meanwhile
+    if (state_->phase == kBroken) {
+      status = BrokenErrorLocked("Barrier::WaitForWaiting");
+      break;
+    }
+    if (state_->resets != resets) {
+      status = absl::AbortedError(
+          "Barrier::WaitForWaiting: Reset() was called while waiting; the parties it counted "
+          "were sent away");
+      break;
+    }
+    if (state_->phase == kFilling && state_->count >= n) break;
+    const uint32_t seen =
+        state_->observers.fetch_or(kBarrierObserverSleeping, std::memory_order_relaxed) |
+        kBarrierObserverSleeping;
+    if (!SleepLocked(state_->observers, seen, deadline, slice)) {
+      status = absl::DeadlineExceededError(
+          absl::StrCat("Barrier::WaitForWaiting: timed out after ", absl::FormatDuration(timeout),
+                       " waiting for ", n, " of ", parties, " parties; ",
+                       state_->phase == kFilling ? state_->count : 0, " waiting"));
+      break;
+    }
+  }
+  UnlockState();
+  return status;
+}
 
 }  // namespace mp
