@@ -422,6 +422,7 @@ absl::Status Process::SignalChild(int signo, absl::string_view what) {
 
 absl::Status Process::Terminate() { return SignalChild(SIGTERM, "terminate"); }
 absl::Status Process::Kill() { return SignalChild(SIGKILL, "kill"); }
+absl::Status Process::Interrupt() { return SignalChild(SIGINT, "interrupt"); }
 
 absl::Status Process::Close() {
   std::lock_guard<std::mutex> lock(state_->mu);

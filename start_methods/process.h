@@ -20,7 +20,7 @@
 // Semantics are CPython's:
 //  * Start once; Join(timeout) returns OK when the timeout passes with the child still running
 //    (check IsAlive/ExitCode), as CPython's join does. ExitCode is nullopt while the child runs.
-//  * Terminate sends SIGTERM (exit code -15), Kill SIGKILL (-9). Sentinel is a descriptor that
+//  * Terminate sends SIGTERM (exit code -15), Kill SIGKILL (-9), Interrupt SIGINT (-2). Sentinel is a descriptor that
 //    becomes readable when the child ends (a pidfd for fork and spawn children; the per-child
 //    connection to the server for forkserver children), for poll/select alongside other fds.
 //  * A successful Start drops the process's Target (CPython's start() deletes _target and _args):
@@ -101,8 +101,12 @@ class Process {
   absl::StatusOr<bool> IsAlive() const;
   // The exit code, nullopt before Start and while running.
   absl::StatusOr<std::optional<int>> ExitCode() const;
+  // Send SIGTERM, SIGKILL and SIGINT (CPython's terminate(), kill() and, from 3.14, interrupt()):
+  // exit code -15, -9 and -2 unless the child handles the signal. kFailedPrecondition before
+  // Start and after Close; a no-op (OK) once the child has ended.
   absl::Status Terminate();
   absl::Status Kill();
+  absl::Status Interrupt();
   absl::Status Close();
   absl::StatusOr<int> Sentinel() const;
 

@@ -125,6 +125,8 @@ TEST(ProcessTest, MisuseBeforeStart) {
   EXPECT_TRUE(absl::StrContains(p.Join().message(), "has not been started")) << p.Join();
   EXPECT_EQ(p.Terminate().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(p.Kill().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(p.Interrupt().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(p.Interrupt().message(), "cannot interrupt")) << p.Interrupt();
   EXPECT_EQ(p.Sentinel().status().code(), StatusCode::kFailedPrecondition);
   EXPECT_FALSE(*p.IsAlive());
   EXPECT_EQ(*p.ExitCode(), std::nullopt);
@@ -158,8 +160,9 @@ TEST(ProcessTest, EveryUseAfterCloseIsRefused) {
   ASSERT_TRUE(p.Start().ok());
   ASSERT_TRUE(p.Join().ok());
   ASSERT_TRUE(p.Close().ok());
-  for (absl::Status s : {p.Start(), p.Join(), p.Terminate(), p.Kill(), p.IsAlive().status(),
-                         p.ExitCode().status(), p.Sentinel().status(), p.SetDaemon(true)}) {
+  for (absl::Status s :
+       {p.Start(), p.Join(), p.Terminate(), p.Kill(), p.Interrupt(), p.IsAlive().status(),
+        p.ExitCode().status(), p.Sentinel().status(), p.SetDaemon(true)}) {
     EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
     EXPECT_TRUE(absl::StrContains(s.message(), "'closed-one'")) << s;
     EXPECT_TRUE(absl::StrContains(s.message(), "closed")) << s;

@@ -100,6 +100,17 @@ int ReportIdentity(mp::PassedFd out) {
   return 0;
 }
 
+// Restores SIGINT's default action, says so on `ready`, then blocks reading `in` (no data comes):
+// only a signal ends it.
+int ReadyThenBlockInRead(mp::PassedFd ready, mp::PassedFd in) {
+  signal(SIGINT, SIG_DFL);
+  WriteOrExit(ready.fd, "r");
+  char c;
+  while (read(in.fd, &c, 1) != 0) {
+  }
+  return 5;
+}
+
 // Blocks until a signal ends it.
 int BlockForever(mp::PassedFd keep_open) {
   for (;;) pause();
@@ -231,6 +242,22 @@ TYPED_TEST(StartMethodTest, TerminateAndKill) {
   // Signalling an ended process is a no-op.
   EXPECT_TRUE(a.Terminate().ok());
   EXPECT_EQ(*a.ExitCode(), -SIGTERM);
+}
+
+TYPED_TEST(StartMethodTest, InterruptEndsABlockedChildWithSigint) {
+  mp::testing::TestPipe ready;
+  mp::testing::TestPipe never;  // nothing is written: the child stays blocked in read
+  mp::Process p = this->Started(
+      mp::Call<&ReadyThenBlockInRead>(mp::PassedFd{ready.w()}, mp::PassedFd{never.r()}));
+  ready.CloseWrite();
+  absl::StatusOr<std::string> got = mp::testing::ReadExactly(ready.r(), 1);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(p.Interrupt().ok());
+  ASSERT_TRUE(p.Join().ok());
+  EXPECT_EQ(*p.ExitCode(), -SIGINT);
+  // Interrupting an ended process is a no-op, as Terminate is.
+  EXPECT_TRUE(p.Interrupt().ok());
+  EXPECT_EQ(*p.ExitCode(), -SIGINT);
 }
 
 TYPED_TEST(StartMethodTest, JoinTimeoutLeavesTheChildRunning) {
