@@ -141,6 +141,11 @@ void CoreBase::RemoveWaiter(Waiter* waiter) {
   waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), waiter), waiters_.end());
 }
 
+size_t CoreBase::WaiterCountForTesting() const {
+  MutexLock lock(&mu_);
+  return waiters_.size();
+}
+
 bool CoreBase::SetRunningOrNotifyCancel() {
   MutexLock lock(&mu_);
   if (state_ != State::kPending) return false;

@@ -118,6 +118,8 @@ class CoreBase : public std::enable_shared_from_this<CoreBase> {
   // Installs `waiter` unless the future is done; nullopt when installed, else how it ended.
   std::optional<Completion> AddWaiter(Waiter* waiter);
   void RemoveWaiter(Waiter* waiter);
+  // How many waiters are installed (tests wait for a blocked WaitFutures with it).
+  size_t WaiterCountForTesting() const;
 
   // --- producer side (executors) ---
   // CPython's set_running_or_notify_cancel: true when the future was pending and is now running
