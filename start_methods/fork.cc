@@ -3,6 +3,7 @@
 #include "start_methods/fork.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,7 +29,8 @@ int CountThreads() {
 absl::Status ForkMethod::CheckTarget(const Target& target) const { return absl::OkStatus(); }
 
 absl::StatusOr<std::unique_ptr<ChildHandle>> ForkMethod::Launch(const LaunchSpec& spec) {
-  if (int threads = CountThreads(); threads > 1) {
+  // mp's launcher thread (RunOnLauncherThread) holds no lock while it waits: not counted.
+  if (int threads = CountThreads() - process_internal::LauncherThreadCount(); threads > 1) {
     std::string warning = absl::StrCat(
         "mp: warning: process ", getpid(), " has ", threads,
         " threads; forking a multi-threaded process may deadlock the child (a lock another thread "
@@ -38,13 +40,32 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkMethod::Launch(const LaunchSpec
   process_internal::ChildIdentity id = process_internal::IdentityForChild(spec);
   const Target& target = *spec.target;
   process_internal::FlushStdio();
-  pid_t pid = fork();
-  if (pid < 0) return ErrnoStatus(errno, "fork");
-  if (pid == 0) {
-    // ChildMain catches whatever the target throws and _exits: the child never comes back here,
-    // where it would unwind into (or return to) the parent's code that called Start.
-    process_internal::ChildMain(id, [&target] { return target.Run(); });
+  pid_t pid = -1;
+  int fork_errno = 0;
+  if (!spec.kill_on_parent_death) {
+    pid = fork();
+    fork_errno = errno;
+    if (pid == 0) {
+      // ChildMain catches whatever the target throws and _exits: the child never comes back here,
+      // where it would unwind into (or return to) the parent's code that called Start.
+      process_internal::ChildMain(id, [&target] { return target.Run(); });
+    }
+  } else {
+    // Forked by the launcher thread, which lives as long as this process: PR_SET_PDEATHSIG fires
+    // when the thread that forked exits, and the calling thread may exit before the process does.
+    // The child runs on the launcher's stack, with the calling thread's signal mask.
+    sigset_t mask;
+    pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+    process_internal::RunOnLauncherThread([&] {
+      pid = fork();
+      fork_errno = errno;
+      if (pid == 0) {
+        pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+        process_internal::ChildMain(id, [&target] { return target.Run(); });
+      }
+    });
   }
+  if (pid < 0) return ErrnoStatus(fork_errno, "fork");
   absl::StatusOr<int> pidfd = process_internal::PidfdOpen(pid);
   if (!pidfd.ok()) {
     kill(pid, SIGKILL);

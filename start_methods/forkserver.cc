@@ -325,6 +325,7 @@ class ServerLoop {
   // Forks the child that pending_[index]'s complete request asks for.
   void Fork(size_t index) {
     Pending& p = pending_[index];
+    const pid_t server = getpid();
     pid_t pid = fork();
     if (pid < 0) {
       // Nothing to wait for: the answer fits in the empty socket buffer, or is lost.
@@ -335,9 +336,10 @@ class ServerLoop {
     }
     if (pid == 0) {
       // The child gets the SIGINT disposition the server started with (the owner's), not the
-      // server's SIG_IGN (see ForkServerEntry), and none of the server's descriptors.
+      // server's SIG_IGN (see ForkServerEntry), and none of the server's descriptors but its copy
+      // of the lifeline, which tells a kill_on_parent_death child whether the owner (who asked
+      // for it) is still there; ChildMain closes it before the target runs.
       sigaction(SIGINT, &g_owner_sigint, nullptr);
-      close(lifeline_);
       close(listener_);
       for (const Running& r : running_) {
         if (r.pidfd >= 0) close(r.pidfd);
@@ -348,7 +350,8 @@ class ServerLoop {
       }
       process_internal::RunLaunchRecord(
           absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(p.record.data()), p.size),
-          std::move(p.fds), p.conn, /*send_pidfd=*/true, /*parent_pid=*/p.peer_pid);
+          std::move(p.fds), p.conn, /*send_pidfd=*/true, /*parent_pid=*/p.peer_pid,
+          /*kernel_parent_pid=*/server, /*lifeline_fd=*/lifeline_);
     }
     const int conn = p.conn;
     p.conn = -1;  // now the child's connection, watched in running_

@@ -44,7 +44,12 @@
 //     child, and Sentinel() returns that pidfd from then on) and the exit code is 255, since the
 //     status died with the server (CPython reports 255 as soon as the server is gone).
 //   * mp::ParentProcess() in the child is the process that asked for it (the SO_PEERCRED pid), not
-//     the server.
+//     the server. That process is always the server's owner (a fork child of the owner starts its
+//     own server), so the lifeline ends exactly when the requester dies (or stops the server).
+//   * A kill_on_parent_death child (process.h) arms PR_SET_PDEATHSIG against the server and keeps
+//     the server's lifeline until then: end of file on it means its requester is already gone, and
+//     the child kills itself before its target runs. Every child closes the lifeline before its
+//     target runs.
 //
 // Children get the server's stdin (/dev/null), stdout and stderr: those the owner had when the
 // server started.

@@ -4,6 +4,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <utility>
 
@@ -82,6 +84,7 @@ struct ProcessState {
   Target target;
   std::string name;
   bool daemon = false;
+  bool kill_on_parent_death = false;
   std::vector<int> identity;
   std::unique_ptr<ChildHandle> child;
   std::optional<int> pid;
@@ -177,7 +180,50 @@ ChildIdentity IdentityForChild(const LaunchSpec& spec) {
   id.authkey = self.authkey;
   id.parent_pid = self.pid;
   id.parent_name = self.name;
+  id.kill_on_parent_death = spec.kill_on_parent_death;
+  id.kernel_parent_pid = self.pid;
   return id;
+}
+
+namespace {
+
+std::atomic<void (*)(const ChildIdentity&)> before_parent_death_signal_hook{nullptr};
+
+// kill_on_parent_death: arms PR_SET_PDEATHSIG(SIGKILL), then checks that the parent it was armed
+// against had not died already (the signal is only sent for a death after arming). Closes
+// id.lifeline_fd either way.
+void TieToParentLifetime(const ChildIdentity& id) noexcept {
+  if (id.kill_on_parent_death) {
+    if (auto* hook = before_parent_death_signal_hook.load()) hook(id);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+      const int err = errno;
+      std::fprintf(stderr, "mp: process '%s' (pid %d): prctl(PR_SET_PDEATHSIG): %s\n",
+                   id.name.c_str(), static_cast<int>(getpid()), std::strerror(err));
+      FlushStdio();
+      _exit(1);
+    }
+    // A parent that died before the prctl left this process to a new parent (init or a
+    // subreaper): getppid() tells. Under the forkserver the kernel parent is the server, whose
+    // lifeline reports end of file once the requesting process is gone.
+    bool gone = getppid() != id.kernel_parent_pid;
+    if (!gone && id.lifeline_fd >= 0) {
+      absl::StatusOr<short> ready =
+          PollUntil(id.lifeline_fd, POLLIN, Deadline::After(absl::ZeroDuration()));
+      gone = !ready.ok() || *ready != 0;
+    }
+    if (gone) {
+      // Before the target runs, as if the signal had come.
+      kill(getpid(), SIGKILL);
+      _exit(1);  // not reached
+    }
+  }
+  if (id.lifeline_fd >= 0) close(id.lifeline_fd);
+}
+
+}  // namespace
+
+void SetBeforeParentDeathSignalHookForTesting(void (*hook)(const ChildIdentity&)) {
+  before_parent_death_signal_hook.store(hook);
 }
 
 namespace {
@@ -197,6 +243,7 @@ void PrintException(const std::string& name, absl::string_view what) noexcept {
 }  // namespace
 
 [[noreturn]] void ChildMain(const ChildIdentity& id, absl::FunctionRef<int()> run) noexcept {
+  TieToParentLifetime(id);
   int code = 1;
   try {
     Globals& old = G();
@@ -331,6 +378,7 @@ absl::StatusOr<Process> Process::Create(std::shared_ptr<StartMethod> method, Tar
   state->name = options.name.empty() ? absl::StrCat("Process-", absl::StrJoin(state->identity, ":"))
                                      : std::move(options.name);
   state->daemon = options.daemon;
+  state->kill_on_parent_death = options.kill_on_parent_death;
   state->method = std::move(method);
   state->target = std::move(target);
   return Process(std::move(state));
@@ -356,6 +404,7 @@ absl::Status Process::Start() {
   spec.name = state_->name;
   spec.daemon = state_->daemon;
   spec.identity = state_->identity;
+  spec.kill_on_parent_death = state_->kill_on_parent_death;
   absl::StatusOr<std::unique_ptr<ChildHandle>> child = state_->method->Launch(spec);
   if (!child.ok()) {
     return absl::Status(

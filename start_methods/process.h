@@ -20,9 +20,10 @@
 // Semantics are CPython's:
 //  * Start once; Join(timeout) returns OK when the timeout passes with the child still running
 //    (check IsAlive/ExitCode), as CPython's join does. ExitCode is nullopt while the child runs.
-//  * Terminate sends SIGTERM (exit code -15), Kill SIGKILL (-9), Interrupt SIGINT (-2). Sentinel is a descriptor that
-//    becomes readable when the child ends (a pidfd for fork and spawn children; the per-child
-//    connection to the server for forkserver children), for poll/select alongside other fds.
+//  * Terminate sends SIGTERM (exit code -15), Kill SIGKILL (-9), Interrupt SIGINT (-2). Sentinel
+//    is a descriptor that becomes readable when the child ends (a pidfd for fork and spawn
+//    children; the per-child connection to the server for forkserver children), for poll/select
+//    alongside other fds.
 //  * A successful Start drops the process's Target (CPython's start() deletes _target and _args):
 //    the child has its own copy, and descriptors owned by the arguments (a Connection moved in) are
 //    closed in the parent, so the parent's end of a Pipe sees end of file when the child closes its
@@ -36,6 +37,42 @@
 //    set before Start; a daemon process cannot start children.
 //  * When main returns (atexit) and when a child's target returns, the process terminates its
 //    daemon children, then joins all its children (CPython's _exit_function).
+//
+// CPython -> mp:
+//   Process(target=f, args=(a,))       Process::Create(method, mp::Call<&f>(a))
+//   Process(name=n, daemon=d)          ProcessOptions{.name = n, .daemon = d}
+//   (no equivalent)                    ProcessOptions{.kill_on_parent_death = true}
+//   p.start(), p.join(timeout)         p.Start(), p.Join(absl::Duration)
+//   p.is_alive(), p.exitcode           p.IsAlive(), p.ExitCode()
+//   p.terminate(), p.kill()            p.Terminate(), p.Kill()
+//   p.interrupt() (3.14)               p.Interrupt()
+//   p.close(), p.sentinel, p.pid       p.Close(), p.Sentinel(), p.Pid()
+//   p.name, p.daemon                   p.Name()/SetName(), p.Daemon()/SetDaemon()
+//   current_process(), parent_process(), active_children(), cpu_count()
+//                                      CurrentProcess(), ParentProcess(), ActiveChildren(),
+//                                      CpuCount()
+//
+// Dying with the parent (ProcessOptions::kill_on_parent_death). The child gets SIGKILL (exit code
+// -9) when the process that called Start dies, however it dies (killed, crashed, exited), under
+// every start method. It is the kernel's PR_SET_PDEATHSIG(SIGKILL), armed by the child before its
+// target runs, and race-free: right after arming, the child checks that the parent it armed
+// against is still there (getppid() is still the pid recorded before the fork or spawn), and kills
+// itself at once, before its target runs, when it is not. The signal survives an exec in the
+// child. Per method:
+//  * fork, spawn: the kernel sends the signal when the *thread* that forked exits, not the
+//    process, so a child started from a short-lived thread would die while its parent process
+//    lives on. mp therefore forks (posix_spawns) these children from its launcher thread, a thread
+//    started on first use that lives as long as the process (start_method.h, RunOnLauncherThread).
+//    Under fork the child thus runs its target on the launcher's stack with the caller's signal
+//    mask; thread_local variables are the launcher's (fresh), not the calling thread's.
+//  * forkserver: the child's kernel parent is the server, which is single-threaded and lives as
+//    long as the process that uses it (the one that asks for every start: forkserver.h): when that
+//    process dies, the server's lifeline ends, the server exits, and the kernel kills the child.
+//    The check after arming also reads the lifeline, so a child whose requester died before the
+//    server noticed never runs its target. The child therefore also dies when its server is
+//    stopped (ForkServer::Stop) or killed while it runs: with its watcher gone, it dies rather
+//    than run unwatched.
+// The option applies to that child only: its own children need the option too.
 //
 // Errors: misuse (Start twice, Join/Terminate/Sentinel before Start, Close of a running process,
 // use after Close, a target the method cannot run) -> kFailedPrecondition with the process named;
@@ -81,6 +118,9 @@ bool InitCalled();
 struct ProcessOptions {
   std::string name;     // empty: "Process-N"
   bool daemon = false;  // terminated, not joined, when the parent exits
+  // The child is killed (SIGKILL, exit code -9) when this process dies, however it dies (see the
+  // header comment: "Dying with the parent").
+  bool kill_on_parent_death = false;
 };
 
 namespace process_internal {

@@ -90,7 +90,16 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> SpawnMethod::Launch(const LaunchSpe
   std::vector<std::string> env =
       process_internal::ChildEnvironment(absl::StrCat("spawn:", kControlFd, ":", passed.size()));
   process_internal::FlushStdio();
-  absl::StatusOr<pid_t> pid = process_internal::SpawnSelf(fds, argv, env);
+  absl::StatusOr<pid_t> pid;
+  if (!spec.kill_on_parent_death) {
+    pid = process_internal::SpawnSelf(fds, argv, env);
+  } else {
+    // Spawned by the launcher thread, which lives as long as this process: PR_SET_PDEATHSIG (armed
+    // by the child) fires when the thread that spawned it exits, and the calling thread may exit
+    // before the process does.
+    process_internal::RunOnLauncherThread(
+        [&] { pid = process_internal::SpawnSelf(fds, argv, env); });
+  }
   close(sv[1]);
   if (!pid.ok()) {
     close(sv[0]);

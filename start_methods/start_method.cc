@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -13,12 +14,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <typeinfo>
 #include <utility>
 
@@ -26,6 +29,7 @@
 #include "absl/strings/str_join.h"
 #include "base/errno_status.h"
 #include "base/io.h"
+#include "base/mutex.h"
 #include "flatbuffers/flatbuffers.h"
 #include "serialize/codec.h"
 #include "serialize/fd.h"
@@ -262,6 +266,103 @@ absl::StatusOr<size_t> RecvWithFds(int fd, absl::Span<uint8_t> data, std::vector
   }
 }
 
+// ---- The launcher thread. ----
+
+namespace {
+
+// Runs the jobs of RunOnLauncherThread, one at a time, on a thread that never exits.
+class Launcher {
+ public:
+  Launcher() {
+    // Every signal blocked: process-directed signals go to the user's threads, never to this one.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    std::thread([this] { Loop(); }).detach();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  void Run(absl::FunctionRef<void()> fn) {
+    MutexLock lock(&mu_);
+    mu_.Await(cv_, Deadline::Never(),
+              [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return job_ == nullptr; });
+    job_ = &fn;
+    const uint64_t ticket = ++submitted_;
+    cv_.notify_all();
+    // A job is a fork or a posix_spawn: it returns promptly.
+    mu_.Await(cv_, Deadline::Never(),
+              [this, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_ >= ticket; });
+  }
+
+ private:
+  [[noreturn]] void Loop() {
+    for (;;) {
+      const absl::FunctionRef<void()>* job;
+      {
+        MutexLock lock(&mu_);
+        mu_.Await(cv_, Deadline::Never(),
+                  [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return job_ != nullptr; });
+        job = job_;
+      }
+      (*job)();  // in a fork child the job never returns here
+      MutexLock lock(&mu_);
+      job_ = nullptr;
+      ++finished_;
+      cv_.notify_all();
+    }
+  }
+
+  Mutex mu_;
+  std::condition_variable cv_;
+  // The job being run; nullptr when the launcher is free.
+  const absl::FunctionRef<void()>* job_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t finished_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// This process's launcher. Locked around every fork (pthread_atfork) so that a fork child finds it
+// unlocked, and emptied in the child, where the thread does not exist.
+struct LauncherSlot {
+  Mutex mu;
+  Launcher* launcher ABSL_GUARDED_BY(mu) = nullptr;
+};
+LauncherSlot& Slot() {
+  static LauncherSlot* const slot = new LauncherSlot;
+  return *slot;
+}
+
+void LauncherAtForkPrepare() ABSL_NO_THREAD_SAFETY_ANALYSIS { Slot().mu.Lock(); }
+void LauncherAtForkParent() ABSL_NO_THREAD_SAFETY_ANALYSIS { Slot().mu.Unlock(); }
+void LauncherAtForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // The parent's launcher (its thread is not in this process) is left behind, never used.
+  Slot().launcher = nullptr;
+  Slot().mu.Unlock();
+}
+
+const bool launcher_atfork_registered = [] {
+  pthread_atfork(&LauncherAtForkPrepare, &LauncherAtForkParent, &LauncherAtForkChild);
+  return true;
+}();
+
+}  // namespace
+
+void RunOnLauncherThread(absl::FunctionRef<void()> fn) {
+  Launcher* launcher;
+  {
+    LauncherSlot& slot = Slot();
+    MutexLock lock(&slot.mu);
+    if (slot.launcher == nullptr) slot.launcher = new Launcher;
+    launcher = slot.launcher;
+  }
+  launcher->Run(fn);
+}
+
+int LauncherThreadCount() {
+  LauncherSlot& slot = Slot();
+  MutexLock lock(&slot.mu);
+  return slot.launcher != nullptr ? 1 : 0;
+}
+
 // ---- Re-executing. ----
 
 absl::Status CheckCanReexecute(absl::string_view method) {
@@ -367,6 +468,7 @@ std::string BuildLaunchRecord(const LaunchSpec& spec, absl::string_view method) 
   b.add_name(name_off);
   b.add_daemon(spec.daemon);
   b.add_identity(identity_off);
+  b.add_kill_on_parent_death(spec.kill_on_parent_death);
   start_methods::FinishLaunchRecordBuffer(fbb, b.Finish());
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -484,7 +586,7 @@ struct PreparedLaunch {
 
 // Verifies `record` and binds the target's arguments, with `fds` current (taken over).
 absl::StatusOr<PreparedLaunch> PrepareLaunch(absl::Span<const uint8_t> record, std::vector<int> fds,
-                                             int parent_pid) {
+                                             int parent_pid, int kernel_parent_pid) {
   auto refuse = [&fds](absl::Status s) {
     for (int f : fds) close(f);
     fds.clear();
@@ -529,6 +631,8 @@ absl::StatusOr<PreparedLaunch> PrepareLaunch(absl::Span<const uint8_t> record, s
   if (r.authkey() != nullptr) out.id.authkey.assign(r.authkey()->begin(), r.authkey()->end());
   out.id.parent_pid = parent_pid > 0 ? parent_pid : r.parent_pid();
   if (r.parent_name() != nullptr) out.id.parent_name = r.parent_name()->str();
+  out.id.kill_on_parent_death = r.kill_on_parent_death();
+  out.id.kernel_parent_pid = kernel_parent_pid > 0 ? kernel_parent_pid : r.parent_pid();
   return out;
 }
 
@@ -538,11 +642,12 @@ constexpr absl::Duration kAckTimeout = absl::Seconds(60);
 }  // namespace
 
 [[noreturn]] void RunLaunchRecord(absl::Span<const uint8_t> record, std::vector<int> fds,
-                                  int ack_fd, bool send_pidfd, int parent_pid) noexcept {
+                                  int ack_fd, bool send_pidfd, int parent_pid,
+                                  int kernel_parent_pid, int lifeline_fd) noexcept {
   const Deadline deadline = Deadline::After(kAckTimeout);
   absl::StatusOr<PreparedLaunch> prepared;
   try {
-    prepared = PrepareLaunch(record, std::move(fds), parent_pid);
+    prepared = PrepareLaunch(record, std::move(fds), parent_pid, kernel_parent_pid);
   } catch (...) {
     // Anything else that threw (std::bad_alloc) is a refusal too: never unwind into the caller,
     // which is a forkserver's loop or a spawn child's mp::Init.
@@ -569,6 +674,7 @@ constexpr absl::Duration kAckTimeout = absl::Seconds(60);
   close(ack_fd);
   // A parent that is gone before the target starts has nobody to report to.
   if (!acked.ok()) _exit(1);
+  prepared->id.lifeline_fd = lifeline_fd;
   ChildMain(prepared->id, prepared->run);
 }
 

@@ -68,6 +68,8 @@ struct LaunchSpec {
   std::string name;  // the child's name, e.g. "Process-3"
   bool daemon = false;
   std::vector<int> identity;  // the child's identity path, e.g. {3}
+  // ProcessOptions::kill_on_parent_death (process.h explains the design).
+  bool kill_on_parent_death = false;
 };
 
 class StartMethod {
@@ -128,10 +130,14 @@ std::string BuildLaunchRecord(const LaunchSpec& spec, absl::string_view method);
 // Child side of spawn and forkserver: verifies `record`, decodes the target's arguments with
 // `fds` current (taking ownership of them), answers on `ack_fd` (an "A" acknowledgement carrying
 // this pid and, if `send_pidfd`, a pidfd of this process; or an "E" error), closes `ack_fd` and
-// runs the target as process `parent_pid`'s child. Never returns. An exception thrown while the
-// arguments are decoded (a user's Codec) is an "E" answer naming it.
+// runs the target as process `parent_pid`'s child (0: the record's parent_pid). Never returns. An
+// exception thrown while the arguments are decoded (a user's Codec) is an "E" answer naming it.
+// For kill_on_parent_death (ChildIdentity): `kernel_parent_pid` is this process's parent as the
+// kernel sees it (0: the record's parent_pid, as for spawn) and `lifeline_fd` (taken over; -1 for
+// none) reports end of file once the requesting process is gone.
 [[noreturn]] void RunLaunchRecord(absl::Span<const uint8_t> record, std::vector<int> fds,
-                                  int ack_fd, bool send_pidfd, int parent_pid) noexcept;
+                                  int ack_fd, bool send_pidfd, int parent_pid,
+                                  int kernel_parent_pid = 0, int lifeline_fd = -1) noexcept;
 
 // Parent side: reads the child's answer. Returns the child's pid (and, when one was sent, stores
 // the pidfd in *pidfd); the child's refusal as its status (never OK); kAborted (a peer that died,
@@ -153,9 +159,37 @@ struct ChildIdentity {
   std::string authkey;
   int parent_pid = 0;
   std::string parent_name;
+  // ProcessOptions::kill_on_parent_death. ChildMain then arms PR_SET_PDEATHSIG(SIGKILL) first and
+  // checks that the parent it was armed against is still there: getppid() must still be
+  // `kernel_parent_pid` (the kernel parent's pid recorded before the fork or spawn), and
+  // `lifeline_fd`, when >= 0, must not have reported end of file (the forkserver's lifeline, which
+  // ends when the requesting process does). Otherwise the child kills itself with SIGKILL before
+  // its target runs, as if the signal had come.
+  bool kill_on_parent_death = false;
+  int kernel_parent_pid = 0;
+  int lifeline_fd = -1;  // closed by ChildMain before the target runs
 };
 // What a child started from this process inherits (name and identity from `spec`).
 ChildIdentity IdentityForChild(const LaunchSpec& spec);
+
+// Test hook: called in a kill_on_parent_death child by ChildMain just before it arms the signal,
+// so that a test can let the parent die first (the race the check after arming closes). nullptr
+// (the default) for none. Install it from a static initializer so that spawn and forkserver
+// children, which run the program afresh, have it too.
+void SetBeforeParentDeathSignalHookForTesting(void (*hook)(const ChildIdentity&));
+
+// ---- The launcher thread. ----
+
+// Runs `fn` on this process's launcher thread and returns once it has returned. The launcher is a
+// thread mp starts on first use and that lives as long as the process, with every signal blocked.
+// fork and spawn start kill_on_parent_death children from it: the kernel sends PR_SET_PDEATHSIG's
+// signal when the *thread* that forked exits, so a child forked by a short-lived thread of the
+// user's would be killed while its parent process still runs. A fork child of this process has no
+// launcher thread; it starts its own on first use. Calls from several threads run one at a time.
+void RunOnLauncherThread(absl::FunctionRef<void()> fn);
+// 1 if this process has started its launcher thread, else 0 (the fork method's thread count
+// leaves it out of its warning: the launcher holds no lock while it waits).
+int LauncherThreadCount();
 
 // Becomes the child described by `id` (current process name, parent, empty children table), runs
 // `run`, joins/terminates its own children as a process does at exit, flushes stdio and _exits with
