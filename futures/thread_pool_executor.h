@@ -46,7 +46,8 @@
 //
 // Thread safety: every method may be called from any thread at the same time. Do not call
 // Shutdown({.wait = true}) or destroy the executor from one of its own tasks (it would wait for
-// itself): Shutdown returns kFailedPrecondition then, and the destructor does not wait.
+// itself): Shutdown returns kFailedPrecondition then, and the destructor does not wait. A
+// moved-from executor allows only assignment and destruction.
 
 #ifndef MP_FUTURES_THREAD_POOL_EXECUTOR_H_
 #define MP_FUTURES_THREAD_POOL_EXECUTOR_H_

@@ -358,6 +358,22 @@ TEST(ThreadPoolExecutorTest, MapYieldsInItemOrder) {
   EXPECT_EQ(it.Next().status().code(), absl::StatusCode::kOutOfRange);
 }
 
+TEST(ThreadPoolExecutorTest, MapSubmitsEveryItemBeforeIteration) {
+  ThreadPoolExecutor e = MakeExecutor({.max_workers = 4});
+  testing::Gate gate;
+  testing::Counter started;
+  MapIterator<int> it = e.Map(
+      [&](int x) {
+        started.Increment();
+        gate.Wait();
+        return x;
+      },
+      std::vector<int>{0, 1, 2, 3});
+  ASSERT_TRUE(started.WaitFor(4));  // no Next yet (CPython's test_map_submits_without_iteration)
+  gate.Open();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(*it.Next(), i);
+}
+
 TEST(ThreadPoolExecutorTest, MapYieldsAFailedItemAndGoesOn) {
   ThreadPoolExecutor e = MakeExecutor({.max_workers = 2});
   MapIterator<int> it = e.Map(

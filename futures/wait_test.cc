@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -269,6 +270,32 @@ TEST(AsCompletedTest, TimeoutNamesTheUnfinishedAndTheRestComeAfterRelease) {
   ASSERT_TRUE(slow1.core->SetResult(1).ok());
   EXPECT_EQ(it.Next()->description(), "slow1");
   EXPECT_EQ(it.Next().status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(AsCompletedTest, ZeroTimeoutYieldsTheDoneOnesThenTimesOut) {
+  Made<> pending = Make("pending");
+  std::vector<Future<int>> fs = {pending.future, Failed("failed").future,
+                                 Cancelled("cancelled").future};
+  AsCompletedIterator<Future<int>> it = AsCompleted(fs, absl::ZeroDuration());
+  EXPECT_EQ(it.Next()->description(), "failed");
+  EXPECT_EQ(it.Next()->description(), "cancelled");
+  absl::StatusOr<Future<int>> late = it.Next();
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(late.status().message(), HasSubstr("1 (of 3) futures unfinished after 0"));
+}
+
+TEST(AsCompletedTest, YieldedFuturesFindTheirEntryInAHashMap) {
+  // CPython's idiom: {executor.submit(load, url): url for url in urls}, then as_completed.
+  Made<int> a = Make<int>("a");
+  Made<std::string> b = Make<std::string>("b");
+  absl::flat_hash_map<AnyFuture, std::string> url_of = {{a.future, "http://a"},
+                                                        {b.future, "http://b"}};
+  std::vector<AnyFuture> fs = {a.future, b.future};
+  ASSERT_TRUE(b.core->SetResult(std::string("page")).ok());
+  ASSERT_TRUE(a.core->SetResult(1).ok());
+  std::vector<std::string> order;
+  for (const absl::StatusOr<AnyFuture>& f : AsCompleted(fs)) order.push_back(url_of.at(*f));
+  EXPECT_THAT(order, UnorderedElementsAre("http://a", "http://b"));
 }
 
 TEST(AsCompletedTest, DuplicatesYieldedOnce) {
