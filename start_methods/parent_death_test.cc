@@ -69,10 +69,11 @@ bool WriteByte(int fd, char c) {
   return n == 1;
 }
 
-// C: says 'r' on `out` and on `started` once its target runs, then echoes every byte of `in` until
-// end of file.
+// C: says 'r' on `started` (P's), then on `out` (the test's) once its target runs, then echoes
+// every byte of `in` until end of file. In that order: once the test has its 'r', P may die (and
+// its end of `started` close) without a late write there ending C with SIGPIPE.
 int Echo(mp::PassedFd in, mp::PassedFd out, mp::PassedFd started) {
-  if (!WriteByte(out.fd, 'r') || !WriteByte(started.fd, 'r')) return 2;
+  if (!WriteByte(started.fd, 'r') || !WriteByte(out.fd, 'r')) return 2;
   for (;;) {
     char c;
     ssize_t n = read(in.fd, &c, 1);
