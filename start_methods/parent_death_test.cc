@@ -144,54 +144,6 @@ int StartEchoAndWait(std::string method, bool kill_on_parent_death, bool held, b
   for (;;) pause();
 }
 
-// Processes this test did not start (C, P's forkserver), watched through pidfds: killed, waited
-// for and, once they are this subreaper's children, reaped at the end of the test.
-class Strangers {
- public:
-  ~Strangers() {
-    for (const auto& [pid, pidfd] : watched_) {
-      syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-      (void)mp::PollUntil(pidfd, POLLIN, mp::Deadline::After(kBound));
-      waitpid(pid, nullptr, WNOHANG);
-      close(pidfd);
-    }
-  }
-  // False if `pid` had already gone.
-  bool Watch(pid_t pid) {
-    absl::StatusOr<int> pidfd = mp::process_internal::PidfdOpen(pid);
-    if (!pidfd.ok()) return false;
-    watched_.emplace_back(pid, *pidfd);
-    return true;
-  }
-  // Whether `pid` (watched) ended within `timeout`.
-  bool WaitForDeath(pid_t pid, absl::Duration timeout = kBound) {
-    for (const auto& [p, pidfd] : watched_) {
-      if (p != pid) continue;
-      absl::StatusOr<short> ready = mp::PollUntil(pidfd, POLLIN, mp::Deadline::After(timeout));
-      return ready.ok() && *ready != 0;
-    }
-    return false;
-  }
-  // The wait status of `pid` (ended), if it is this process's child to reap.
-  static std::optional<int> Reap(pid_t pid) {
-    int status = 0;
-    pid_t r;
-    do {
-      r = waitpid(pid, &status, WNOHANG);
-    } while (r < 0 && errno == EINTR);
-    if (r != pid) return std::nullopt;
-    return status;
-  }
-  void Kill(pid_t pid) {
-    for (const auto& [p, pidfd] : watched_) {
-      if (p == pid) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-    }
-  }
-
- private:
-  std::vector<std::pair<pid_t, int>> watched_;
-};
-
 template <typename M>
 class ParentDeathTest : public ::testing::Test {
  protected:
@@ -257,7 +209,7 @@ class ParentDeathTest : public ::testing::Test {
   mp::testing::TestPipe in_;   // the test writes, C reads
   mp::testing::TestPipe out_;  // C writes, the test reads
   // Destroyed after guard_ (members go in reverse order): P is killed before C is.
-  Strangers strangers_;
+  mp::testing::Strangers strangers_;
   mp::testing::ChildGuard guard_;
   std::optional<mp::Process> parent_;
 };
@@ -271,7 +223,7 @@ TYPED_TEST(ParentDeathTest, ChildDiesWhenItsParentIsKilled) {
   EXPECT_TRUE(this->ChildAnswers());  // the option leaves a child with a live parent alone
   this->KillParent();
   ASSERT_TRUE(this->strangers_.WaitForDeath(r->child)) << "C outlived its parent";
-  std::optional<int> status = Strangers::Reap(r->child);
+  std::optional<int> status = mp::testing::Strangers::Reap(r->child);
   ASSERT_TRUE(status.has_value()) << "C was not handed to this subreaper";
   EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << *status;
 }
@@ -300,7 +252,7 @@ TYPED_TEST(ParentDeathTest, ChildStartedFromAThreadThatExitedLivesWhileTheProces
   EXPECT_TRUE(this->ChildAnswers()) << "C died with the thread that started it";
   this->KillParent();
   ASSERT_TRUE(this->strangers_.WaitForDeath(r->child)) << "C outlived its parent";
-  std::optional<int> status = Strangers::Reap(r->child);
+  std::optional<int> status = mp::testing::Strangers::Reap(r->child);
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << *status;
 }
@@ -317,7 +269,7 @@ TYPED_TEST(ParentDeathTest, ChildWhoseParentDiedBeforeItArmedTheSignalNeverRunsI
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(*out, "");
   // Under the forkserver C may end while still the server's child, which then reaps it.
-  if (std::optional<int> status = Strangers::Reap(r->child); status.has_value()) {
+  if (std::optional<int> status = mp::testing::Strangers::Reap(r->child); status.has_value()) {
     EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << *status;
   } else {
     EXPECT_EQ(this->MethodName(), "forkserver") << "C was not handed to this subreaper";

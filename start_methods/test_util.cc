@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/deadline.h"
 #include "gtest/gtest.h"
+#include "start_methods/start_method.h"
 
 namespace mp::testing {
 
@@ -82,6 +85,47 @@ bool HasZombieChild() {
   siginfo_t info{};
   if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return false;  // ECHILD
   return info.si_pid != 0;
+}
+
+Strangers::~Strangers() {
+  for (const auto& [pid, pidfd] : watched_) {
+    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+    (void)PollUntil(pidfd, POLLIN, Deadline::After(absl::Seconds(60)));
+    (void)Reap(pid);
+    close(pidfd);
+  }
+}
+
+bool Strangers::Watch(pid_t pid) {
+  absl::StatusOr<int> pidfd = process_internal::PidfdOpen(pid);
+  if (!pidfd.ok()) return false;
+  watched_.emplace_back(pid, *pidfd);
+  return true;
+}
+
+bool Strangers::WaitForDeath(pid_t pid, absl::Duration timeout) {
+  for (const auto& [p, pidfd] : watched_) {
+    if (p != pid) continue;
+    absl::StatusOr<short> ready = PollUntil(pidfd, POLLIN, Deadline::After(timeout));
+    return ready.ok() && *ready != 0;
+  }
+  return false;
+}
+
+void Strangers::Kill(pid_t pid) {
+  for (const auto& [p, pidfd] : watched_) {
+    if (p == pid) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  }
+}
+
+std::optional<int> Strangers::Reap(pid_t pid) {
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid, &status, WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r != pid) return std::nullopt;
+  return status;
 }
 
 ChildGuard::~ChildGuard() {

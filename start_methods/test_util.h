@@ -7,8 +7,12 @@
 #ifndef MP_START_METHODS_TEST_UTIL_H_
 #define MP_START_METHODS_TEST_UTIL_H_
 
+#include <sys/types.h>
+
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -32,6 +36,29 @@ void WriteAllOrDie(int fd, const std::string& data);
 std::set<int> OpenFds();
 // True if a child of this process has ended and waits to be reaped (nothing is reaped).
 bool HasZombieChild();
+
+// Processes a test did not start itself (grandchildren, orphans), watched through pidfds (a pid
+// alone could be recycled): each is killed and waited for when the Strangers goes out of scope, and
+// reaped if it has become this process's child (the orphans of a child subreaper).
+class Strangers {
+ public:
+  Strangers() = default;
+  Strangers(const Strangers&) = delete;
+  Strangers& operator=(const Strangers&) = delete;
+  ~Strangers();
+  // Starts watching `pid`; false if it is already gone.
+  bool Watch(pid_t pid);
+  // Whether the watched `pid` has ended within `timeout`.
+  bool WaitForDeath(pid_t pid, absl::Duration timeout = absl::Seconds(60));
+  // Sends SIGKILL to the watched `pid`.
+  void Kill(pid_t pid);
+  // The wait status of `pid`, if it has ended and is this process's child to reap (nothing is
+  // waited for).
+  static std::optional<int> Reap(pid_t pid);
+
+ private:
+  std::vector<std::pair<pid_t, int>> watched_;  // pid, pidfd
+};
 
 // Kills, joins and closes every process added to it when it goes out of scope.
 class ChildGuard {
