@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkMethod::Launch(const LaunchSpec
     // The child runs on the launcher's stack, with the calling thread's signal mask.
     sigset_t mask;
     pthread_sigmask(SIG_BLOCK, nullptr, &mask);
-    process_internal::RunOnLauncherThread([&] {
+    absl::Status on_launcher = process_internal::RunOnLauncherThread([&] {
       pid = fork();
       fork_errno = errno;
       if (pid == 0) {
@@ -64,6 +64,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkMethod::Launch(const LaunchSpec
         process_internal::ChildMain(id, [&target] { return target.Run(); });
       }
     });
+    if (!on_launcher.ok()) return on_launcher;
   }
   if (pid < 0) return ErrnoStatus(fork_errno, "fork");
   absl::StatusOr<int> pidfd = process_internal::PidfdOpen(pid);

@@ -180,7 +180,9 @@ class ParentDeathTest : public ::testing::Test {
     Report r;
     std::memcpy(&r, got->data(), sizeof(r));
     EXPECT_TRUE(strangers_.Watch(r.child)) << "C (pid " << r.child << ") is already gone";
-    if (r.server != 0) EXPECT_TRUE(strangers_.Watch(r.server));
+    if (r.server != 0) {
+      EXPECT_TRUE(strangers_.Watch(r.server));
+    }
     return r;
   }
 

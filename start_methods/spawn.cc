@@ -97,8 +97,9 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> SpawnMethod::Launch(const LaunchSpe
     // Spawned by the launcher thread, which lives as long as this process: PR_SET_PDEATHSIG (armed
     // by the child) fires when the thread that spawned it exits, and the calling thread may exit
     // before the process does.
-    process_internal::RunOnLauncherThread(
+    absl::Status on_launcher = process_internal::RunOnLauncherThread(
         [&] { pid = process_internal::SpawnSelf(fds, argv, env); });
+    if (!on_launcher.ok()) pid = on_launcher;
   }
   close(sv[1]);
   if (!pid.ok()) {

@@ -20,8 +20,8 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
-#include <thread>
 #include <typeinfo>
 #include <utility>
 
@@ -273,13 +273,22 @@ namespace {
 // Runs the jobs of RunOnLauncherThread, one at a time, on a thread that never exits.
 class Launcher {
  public:
-  Launcher() {
+  // Starts the thread (never stopped: the Launcher is never destroyed once this succeeded).
+  absl::Status Start() {
     // Every signal blocked: process-directed signals go to the user's threads, never to this one.
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    std::thread([this] { Loop(); }).detach();
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    const int rc = pthread_create(
+        &thread, &attr, [](void* self) -> void* { static_cast<Launcher*>(self)->Loop(); }, this);
+    pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (rc != 0) return ErrnoStatus(rc, "pthread_create of mp's launcher thread");
+    return absl::OkStatus();
   }
 
   void Run(absl::FunctionRef<void()> fn) {
@@ -346,15 +355,20 @@ const bool launcher_atfork_registered = [] {
 
 }  // namespace
 
-void RunOnLauncherThread(absl::FunctionRef<void()> fn) {
+absl::Status RunOnLauncherThread(absl::FunctionRef<void()> fn) {
   Launcher* launcher;
   {
     LauncherSlot& slot = Slot();
     MutexLock lock(&slot.mu);
-    if (slot.launcher == nullptr) slot.launcher = new Launcher;
+    if (slot.launcher == nullptr) {
+      auto fresh = std::make_unique<Launcher>();
+      if (absl::Status s = fresh->Start(); !s.ok()) return s;
+      slot.launcher = fresh.release();
+    }
     launcher = slot.launcher;
   }
   launcher->Run(fn);
+  return absl::OkStatus();
 }
 
 int LauncherThreadCount() {

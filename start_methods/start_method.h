@@ -180,13 +180,14 @@ void SetBeforeParentDeathSignalHookForTesting(void (*hook)(const ChildIdentity&)
 
 // ---- The launcher thread. ----
 
-// Runs `fn` on this process's launcher thread and returns once it has returned. The launcher is a
+// Runs `fn` on this process's launcher thread and returns once it has returned; an error (and `fn`
+// not run) only when the thread cannot be started (pthread_create's errno). The launcher is a
 // thread mp starts on first use and that lives as long as the process, with every signal blocked.
 // fork and spawn start kill_on_parent_death children from it: the kernel sends PR_SET_PDEATHSIG's
 // signal when the *thread* that forked exits, so a child forked by a short-lived thread of the
 // user's would be killed while its parent process still runs. A fork child of this process has no
 // launcher thread; it starts its own on first use. Calls from several threads run one at a time.
-void RunOnLauncherThread(absl::FunctionRef<void()> fn);
+absl::Status RunOnLauncherThread(absl::FunctionRef<void()> fn);
 // 1 if this process has started its launcher thread, else 0 (the fork method's thread count
 // leaves it out of its warning: the launcher holds no lock while it waits).
 int LauncherThreadCount();
