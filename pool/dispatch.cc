@@ -1,0 +1,167 @@
+// Copyright 2026 The mp Authors.
+//
+// The engine's dispatch policy: which worker gets which chunk, and when chunks come back.
+
+#include <algorithm>
+#include <utility>
+
+#include "pool/engine_impl.h"
+
+namespace mp {
+namespace pool_internal {
+
+std::string Engine::Impl::ChunkMessage(const Chunk& c) const {
+  const Batch& b = *c.batch;
+  const ChunkHeader h{0, c.job_id, c.first, static_cast<uint32_t>(c.count)};
+  const size_t size =
+      32 + c.function->size() +
+      (b.fixed_size > 0 ? c.count * b.fixed_size
+                        : b.offsets[c.first + c.count] - b.offsets[c.first] + 5 * c.count);
+  std::string m = buffers_->Take(size);
+  const uint8_t* bytes = reinterpret_cast<const uint8_t*>(b.bytes.data());
+  if (b.fixed_size > 0) {
+    EncodeFixedChunk(h, 0, *c.function, static_cast<uint32_t>(b.fixed_size),
+                     bytes + c.first * b.fixed_size, m);
+  } else {
+    EncodeChunk(h, 0, *c.function, bytes, b.offsets.data() + c.first, m);
+  }
+  return m;
+}
+
+bool Engine::Impl::MayTake(const Worker& w) const {
+  return !w.stopping && (options_.max_tasks_per_child == 0 ||
+                         w.chunks_done + static_cast<int64_t>(w.outstanding.size()) <
+                             options_.max_tasks_per_child);
+}
+
+bool Engine::Impl::ReadEverything(const Worker& w) {
+  return !sender_->Queued(*w.out) && w.transport->AllRead();
+}
+
+bool Engine::Impl::Idle(Worker& w) {
+  if (!MayTake(w) || !w.outstanding.empty()) return false;
+  if (w.took_back) {
+    if (!ReadEverything(w)) return false;
+    w.took_back = false;
+  }
+  return true;
+}
+
+std::optional<Chunk> Engine::Impl::TakePending() {
+  MutexLock lock(&mu_);
+  if (pending_.empty()) return std::nullopt;
+  Chunk c = std::move(pending_.front());
+  pending_.pop_front();
+  return c;
+}
+
+bool Engine::Impl::PendingEmpty() const {
+  MutexLock lock(&mu_);
+  return pending_.empty();
+}
+
+void Engine::Impl::Assign(Worker& w, Chunk c) {
+  c.number = ++w.sent;
+  c.sent_ns = MonotonicNowNs();
+  sender_->Send(w.out, ChunkMessage(c));
+  w.outstanding.push_back(std::move(c));
+}
+
+bool Engine::Impl::AssignToIdle() {
+  bool idle_left = false;
+  for (Worker& w : workers_) {
+    if (!Idle(w)) continue;
+    std::optional<Chunk> c = TakePending();
+    if (!c.has_value()) {
+      idle_left = true;
+      continue;
+    }
+    Assign(w, *std::move(c));
+  }
+  return idle_left;
+}
+
+bool Engine::Impl::TakeBackUnstarted() {
+  const int64_t now = MonotonicNowNs();
+  std::deque<Chunk> back;
+  for (Worker& w : workers_) {
+    if (w.outstanding.empty()) continue;
+    std::atomic<uint64_t>& claimed = SlotAt(w.slot)->claimed;
+    uint64_t c = claimed.load(std::memory_order_acquire);
+    bool taken = false;
+    while (c < w.sent) {
+      const bool running_one = w.outstanding.front().number <= c;
+      if (!running_one && now - w.outstanding.front().sent_ns < kStartGraceNs) break;
+      if (claimed.compare_exchange_weak(c, w.sent, std::memory_order_acq_rel)) {
+        taken = true;
+        break;
+      }
+    }
+    if (!taken) continue;
+    // Chunks up to c were started; the ones after it are ours again.
+    auto first_back = std::find_if(w.outstanding.begin(), w.outstanding.end(),
+                                   [c](const Chunk& chunk) { return chunk.number > c; });
+    for (auto it = first_back; it != w.outstanding.end(); ++it) back.push_back(std::move(*it));
+    w.outstanding.erase(first_back, w.outstanding.end());
+    w.took_back = true;
+  }
+  if (back.empty()) return false;
+  // Back to the front of the queue, oldest submission first.
+  std::stable_sort(back.begin(), back.end(), [](const Chunk& a, const Chunk& b) {
+    return a.job_id != b.job_id ? a.job_id < b.job_id : a.first < b.first;
+  });
+  MutexLock lock(&mu_);
+  for (auto it = back.rbegin(); it != back.rend(); ++it) pending_.push_front(std::move(*it));
+  return true;
+}
+
+Deadline Engine::Impl::NextCheck() {
+  const int64_t now = MonotonicNowNs();
+  int64_t at = INT64_MAX;
+  bool work_waits = !PendingEmpty();
+  bool took_back = false;
+  for (const Worker& w : workers_) {
+    took_back = took_back || (w.took_back && w.outstanding.empty());
+    if (w.outstanding.empty()) continue;
+    const uint64_t claimed = SlotAt(w.slot)->claimed.load(std::memory_order_acquire);
+    if (claimed >= w.sent) continue;  // everything it holds has started
+    work_waits = true;
+    const Chunk& front = w.outstanding.front();
+    if (claimed < front.number && front.sent_ns + kStartGraceNs > now) {
+      at = std::min(at, front.sent_ns + kStartGraceNs);
+    }
+  }
+  if (took_back && work_waits) at = std::min(at, now + kStartGraceNs);
+  if (at == INT64_MAX) return Deadline::Never();
+  return Deadline::After(absl::Nanoseconds(std::max<int64_t>(0, at - now)));
+}
+
+void Engine::Impl::Dispatch() {
+  bool idle_left = AssignToIdle();
+  if (idle_left && workers_.size() > 1 && PendingEmpty() && TakeBackUnstarted()) {
+    idle_left = AssignToIdle();
+  }
+  if (!idle_left) {
+    for (Worker& w : workers_) {
+      if (w.outstanding.size() != 1 || !MayTake(w)) continue;
+      std::optional<Chunk> c = TakePending();
+      if (!c.has_value()) break;
+      Assign(w, *std::move(c));
+    }
+  }
+  for (Worker& w : workers_) {
+    if (w.stopping) continue;
+    bool stop = options_.max_tasks_per_child > 0 && w.chunks_done >= options_.max_tasks_per_child;
+    if (!stop && w.outstanding.empty()) {
+      MutexLock lock(&mu_);
+      stop = closed_ && pending_.empty();
+    }
+    if (stop && w.outstanding.empty()) {
+      sender_->Send(w.out, EncodeStop());
+      w.stopping = true;
+    }
+  }
+}
+
+}  // namespace pool_internal
+}  // namespace mp

@@ -1,0 +1,363 @@
+// Copyright 2026 The mp Authors.
+//
+// The engine's life (start, submit, close, join), its manager loop, the workers' messages and
+// deaths.
+
+#include "pool/engine.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/deadline.h"
+#include "base/errno_status.h"
+#include "channels/connection.h"
+#include "pool/engine_impl.h"
+#include "serialize/frame.h"
+
+namespace mp {
+namespace pool_internal {
+namespace {
+
+std::string DescribeExit(int pid, std::optional<int> code) {
+  if (!code.has_value()) return absl::StrCat("worker pid ", pid, " ended");
+  if (*code < 0) return absl::StrCat("worker pid ", pid, " died (signal ", -*code, ")");
+  return absl::StrCat("worker pid ", pid, " exited (code ", *code, ")");
+}
+
+}  // namespace
+
+absl::Status Engine::Impl::StartWorkers() {
+  for (int i = 0; i < options_.workers; ++i) {
+    absl::StatusOr<Worker> w = StartWorker(i);
+    if (!w.ok()) {
+      KillAll();
+      return w.status();
+    }
+    workers_.push_back(*std::move(w));
+  }
+  sender_ = std::make_unique<Sender>(buffers_);
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& function,
+                                  Batch batch, size_t chunksize, const SubmitOptions& options) {
+  if (chunksize == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("Pool: chunksize 0 for ", job->what()));
+  }
+  // The batch's bytes go back to the buffers when its last chunk is done.
+  std::shared_ptr<const Batch> shared(
+      new Batch(std::move(batch)), [buffers = std::weak_ptr<Buffers>(buffers_)](const Batch* b) {
+        Buffers::GiveBack(buffers, std::move(const_cast<Batch*>(b)->bytes));
+        delete b;
+      });
+  const uint64_t id = next_job_.fetch_add(1) + 1;
+  {
+    MutexLock lock(&mu_);
+    if (!broken_.ok()) return broken_;
+    if (closed_ || terminated_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Pool: ", job->what(), " submitted to a pool that is ",
+                       terminated_ ? "terminated" : "closed", " (Pool not running)"));
+    }
+    for (size_t first = 0; first < shared->size(); first += chunksize) {
+      pending_.push_back(
+          Chunk{job, id, shared, &function, first, std::min(chunksize, shared->size() - first)});
+    }
+  }
+  Wake();
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Impl::Join(absl::Duration timeout) {
+  const Deadline deadline = Deadline::After(timeout);
+  {
+    MutexLock lock(&mu_);
+    if (!closed_ && !terminated_) {
+      return absl::FailedPreconditionError("Pool::Join: call Close or Terminate first");
+    }
+    if (!mu_.Await(done_cv_, deadline,
+                   [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_; })) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("Pool::Join: workers still running after ", absl::FormatDuration(timeout)));
+    }
+  }
+  MutexLock lock(&join_mu_);
+  if (thread_.joinable()) thread_.join();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Worker> Engine::Impl::StartWorker(int slot) {
+  Slot* s = SlotAt(slot);  // the previous worker of this slot is gone
+  s->running.store(0, std::memory_order_relaxed);
+  s->job.store(0, std::memory_order_relaxed);
+  s->claimed.store(0, std::memory_order_relaxed);
+  RecordTimedTask(s, 0, 0, 0);
+  WorkerSpec spec;
+  spec.index = slot;
+  spec.name = absl::StrCat(options_.worker_name, "-", ++worker_count_);
+  spec.slots = ShmHandle{slots_, slots_offset_};
+  spec.init_function = options_.init_function;
+  spec.init_args = options_.init_args;
+  absl::StatusOr<std::unique_ptr<LaunchedWorker>> launched = launcher_->Start(spec);
+  if (!launched.ok()) return launched.status();
+  Worker w;
+  w.launched = std::shared_ptr<LaunchedWorker>(*std::move(launched));
+  w.out = std::make_shared<Outbox>(w.launched);
+  w.transport = &w.launched->transport();
+  w.slot = slot;
+  w.pid = w.launched->pid();
+  w.sentinel = w.launched->sentinel();
+  MutexLock lock(&mu_);
+  pids_.push_back(w.pid);
+  return w;
+}
+
+absl::Status Engine::Impl::HandleMessage(Worker& w, std::string msg, size_t length) {
+  const absl::Span<const uint8_t> bytes = AsBytes(absl::string_view(msg.data(), length));
+  if (absl::Status s = DecodeFromWorker(bytes, &from_worker_); !s.ok()) return s;
+  const FromWorker& m = from_worker_;
+  if (m.kind == kInitFailed) {
+    MutexLock lock(&mu_);
+    broken_ = absl::FailedPreconditionError(absl::StrCat(
+        "Pool: the initializer failed in worker pid ", w.pid, ": ",
+        absl::StatusCodeToString(m.init_failure.code()), ": ", m.init_failure.message()));
+    return absl::OkStatus();
+  }
+  if (w.outstanding.empty() || w.outstanding.front().job_id != m.header.job ||
+      w.outstanding.front().first != m.header.first ||
+      w.outstanding.front().count != m.header.count) {
+    return absl::InternalError(
+        absl::StrCat("Pool: results of a chunk it does not hold from worker pid ", w.pid));
+  }
+  Chunk c = std::move(w.outstanding.front());
+  w.outstanding.pop_front();
+  ++w.chunks_done;
+  std::shared_ptr<const std::string> blob = buffers_->Share(std::move(msg));
+  if (m.kind == kFixedResults) {
+    c.job->FinishFixed(c.first, c.count, blob, m.fixed_offset, m.fixed_size);
+  } else {
+    c.job->FinishRange(c.first, blob, from_worker_.outcomes);
+  }
+  return absl::OkStatus();
+}
+
+bool Engine::Impl::Drain(Worker& w) {
+  for (;;) {
+    absl::StatusOr<bool> ready = w.transport->Readable();
+    if (!ready.ok() || !*ready) return ready.ok();
+    std::string msg = buffers_->Take(w.last_length);
+    msg.resize(msg.capacity());  // the whole buffer receives
+    size_t length = 0;
+    if (!w.transport->Receive(msg, &length).ok()) return false;
+    w.last_length = length;
+    if (absl::Status s = HandleMessage(w, std::move(msg), length); !s.ok()) {
+      w.launched->Kill().IgnoreError();  // a confused worker is replaced
+      return false;
+    }
+  }
+}
+
+void Engine::Impl::HandleExit(size_t index) {
+  Worker& w = workers_[index];
+  Drain(w);
+  const std::optional<int> exit_code = w.launched->Reap();
+  const bool clean = w.stopping && w.outstanding.empty() && exit_code == 0;
+  if (!clean) {
+    const std::string how = DescribeExit(w.pid, exit_code);
+    const Slot* slot = SlotAt(w.slot);
+    const bool running = slot->running.load(std::memory_order_acquire) != 0;
+    const uint64_t job = slot->job.load(std::memory_order_relaxed);
+    const uint64_t at = slot->index.load(std::memory_order_relaxed);
+    std::deque<Chunk> requeue;
+    for (size_t k = 0; k < w.outstanding.size(); ++k) {
+      Chunk& c = w.outstanding[k];
+      const bool in_chunk = k == 0 && job == c.job_id && at >= c.first && at < c.first + c.count;
+      if (!in_chunk) {
+        requeue.push_back(std::move(c));
+        continue;
+      }
+      // Items before `at` ran (their results are lost), `at` killed the worker if it was running,
+      // the rest never started.
+      const size_t last_started = at;
+      for (size_t i = c.first; i < last_started; ++i) {
+        c.job->Finish(
+            i, nullptr, 0, 0,
+            absl::AbortedError(absl::StrCat("Pool: ", how, " while running task ", last_started,
+                                            " of ", c.job->what(), "; the result of task ", i,
+                                            " (same chunk) was lost with it")));
+      }
+      if (running) {
+        c.job->Finish(at, nullptr, 0, 0,
+                      absl::AbortedError(absl::StrCat("Pool: ", how, " while running task ", at,
+                                                      " of ", c.job->what())));
+      } else {
+        c.job->Finish(
+            at, nullptr, 0, 0,
+            absl::AbortedError(absl::StrCat("Pool: ", how, " after running task ", at, " of ",
+                                            c.job->what(), "; its result was lost")));
+      }
+      if (at + 1 < c.first + c.count) {
+        Chunk rest = c;
+        rest.count = c.first + c.count - (at + 1);
+        rest.first = at + 1;
+        requeue.push_back(std::move(rest));
+      }
+    }
+    MutexLock lock(&mu_);
+    for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) pending_.push_front(*it);
+  }
+  w.outstanding.clear();
+  bool replace;
+  {
+    MutexLock lock(&mu_);
+    pids_.erase(std::remove(pids_.begin(), pids_.end(), w.pid), pids_.end());
+    replace = broken_.ok() && !terminated_ && (!closed_ || !pending_.empty());
+  }
+  const int slot_index = w.slot;
+  workers_.erase(workers_.begin() + static_cast<ptrdiff_t>(index));
+  if (replace) {
+    absl::StatusOr<Worker> fresh = StartWorker(slot_index);
+    if (fresh.ok()) {
+      workers_.push_back(*std::move(fresh));
+    } else {
+      MutexLock lock(&mu_);
+      broken_ = absl::FailedPreconditionError(
+          absl::StrCat("Pool: could not start a replacement worker: ", fresh.status().ToString()));
+    }
+  }
+}
+
+void Engine::Impl::FailAll(const absl::Status& status) {
+  std::deque<Chunk> pending;
+  {
+    MutexLock lock(&mu_);
+    pending.swap(pending_);
+  }
+  for (Chunk& c : pending) c.job->FailUnfinished(status);
+  for (Worker& w : workers_) {
+    for (Chunk& c : w.outstanding) c.job->FailUnfinished(status);
+    w.outstanding.clear();
+  }
+}
+
+void Engine::Impl::KillAll() {
+  for (Worker& w : workers_) w.launched->Kill().IgnoreError();
+  for (Worker& w : workers_) w.launched->Reap();
+  workers_.clear();
+  MutexLock lock(&mu_);
+  pids_.clear();
+}
+
+void Engine::Impl::Run() {
+  for (;;) {
+    bool terminated, closed;
+    absl::Status broken;
+    {
+      MutexLock lock(&mu_);
+      terminated = terminated_;
+      closed = closed_;
+      broken = broken_;
+    }
+    if (terminated) {
+      FailAll(absl::CancelledError("Pool: terminated before the task finished"));
+      KillAll();
+      break;
+    }
+    if (!broken.ok()) {
+      FailAll(broken);
+      if (closed) {
+        KillAll();
+        break;
+      }
+    }
+    Dispatch();
+    if (closed && workers_.empty()) break;
+    std::vector<Waitable> objects;
+    objects.reserve(2 * workers_.size() + 1);
+    objects.emplace_back(wake_fd_);
+    for (const Worker& w : workers_) {
+      objects.push_back(w.transport->ReadWaitable());
+      objects.emplace_back(w.sentinel);
+    }
+    absl::StatusOr<std::vector<size_t>> ready = Wait(objects, NextCheck().Remaining());
+    if (!ready.ok()) {
+      MutexLock lock(&mu_);
+      broken_ = absl::InternalError(absl::StrCat("Pool: wait failed: ", ready.status().ToString()));
+      terminated_ = true;
+      continue;
+    }
+    std::vector<size_t> exited;
+    for (size_t i : *ready) {
+      if (i == 0) {
+        uint64_t value;
+        while (read(wake_fd_, &value, sizeof(value)) < 0 && errno == EINTR) {
+        }
+        continue;
+      }
+      const size_t wi = (i - 1) / 2;
+      if ((i - 1) % 2 == 0) {
+        if (!Drain(workers_[wi])) exited.push_back(wi);
+      } else {
+        exited.push_back(wi);
+      }
+    }
+    std::sort(exited.begin(), exited.end());
+    exited.erase(std::unique(exited.begin(), exited.end()), exited.end());
+    for (auto it = exited.rbegin(); it != exited.rend(); ++it) HandleExit(*it);
+  }
+  sender_->Stop();
+  {
+    MutexLock lock(&mu_);
+    done_ = true;
+  }
+  done_cv_.notify_all();
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<WorkerLauncher> launcher,
+                                                       EngineOptions options) {
+  if (launcher == nullptr) return absl::InvalidArgumentError("Pool engine: null launcher");
+  if (options.workers < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Pool engine: workers must be >= 1, got ", options.workers));
+  }
+  if (options.max_tasks_per_child < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Pool engine: max_tasks_per_child must be >= 0 (0: no limit), got ",
+                     options.max_tasks_per_child));
+  }
+  // The workers' slots live in a transferable segment, which every start method can pass.
+  const size_t bytes = sizeof(Slot) * static_cast<size_t>(options.workers);
+  absl::StatusOr<ShmSegment> slots = ShmSegment::Create(ShmDomain::kTransferable, bytes);
+  if (!slots.ok()) return slots.status();
+  absl::StatusOr<uint64_t> slots_offset = slots->Allocate(bytes);
+  if (!slots_offset.ok()) return slots_offset.status();
+  const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake < 0) return ErrnoStatus(errno, "Pool engine: eventfd");
+  auto impl = std::make_unique<Impl>(std::move(launcher), std::move(options), *std::move(slots),
+                                     *slots_offset, wake);
+  if (absl::Status s = impl->StartWorkers(); !s.ok()) return s;
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+absl::Status Engine::Submit(std::shared_ptr<Job> job, const std::string& function, Batch batch,
+                            size_t chunksize, SubmitOptions options) {
+  return impl_->Submit(std::move(job), function, std::move(batch), chunksize, options);
+}
+void Engine::Close() { impl_->Close(); }
+void Engine::Terminate() { impl_->Terminate(); }
+absl::Status Engine::Join(absl::Duration timeout) { return impl_->Join(timeout); }
+int Engine::workers() const { return impl_->workers(); }
+std::vector<int> Engine::WorkerPids() const { return impl_->WorkerPids(); }
+std::string Engine::TakeBuffer(size_t size) { return impl_->TakeBuffer(size); }
+
+}  // namespace pool_internal
+}  // namespace mp

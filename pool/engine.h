@@ -1,0 +1,93 @@
+// Copyright 2026 The mp Authors.
+//
+// pool/engine.h — the worker engine under Pool and ProcessPoolExecutor (internal to mp).
+//
+// The engine runs chunks of a Job's tasks on workers it starts through a WorkerLauncher and talks
+// to through their WorkerTransport (worker_transport.h); it knows neither start methods nor
+// sockets. A manager thread assigns chunks as CPython's workers take them from one queue when
+// free: a chunk goes to an idle worker first; a worker gets a second chunk (so that it need not
+// wait for its next one) only while no worker is idle; and when a worker is idle with nothing
+// queued, the chunks other workers hold but have not started come back to it (at once from a
+// worker busy with a chunk; after 20 ms from one that started none, which may be stopped or
+// starved). A worker claims each chunk in shared memory (slot.h) before starting it, and the
+// engine takes a chunk back only with the same compare-and-swap, so every task runs exactly once.
+// The manager thread receives a message per finished chunk and records it in the chunk's Job; it
+// watches every worker's sentinel, settles a dead worker's chunks and starts a replacement. It
+// never blocks on a send (a worker may be blocked sending it results): it sends a chunk itself
+// when the transport says the send cannot block, and otherwise hands it, in order, to a sender
+// thread.
+
+#ifndef MP_POOL_ENGINE_H_
+#define MP_POOL_ENGINE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "pool/job.h"
+#include "pool/worker_transport.h"
+
+namespace mp {
+namespace pool_internal {
+
+struct EngineOptions {
+  int workers = 1;            // >= 1
+  std::string init_function;  // registered task each worker runs once first; empty: none
+  std::string init_args;      // its encoded arguments
+  // Chunks a worker runs before it is replaced; 0: no limit.
+  int64_t max_tasks_per_child = 0;
+  // The prefix of the workers' names ("PoolWorker-1", ...).
+  std::string worker_name = "PoolWorker";
+};
+
+struct SubmitOptions {};
+
+class Engine {
+ public:
+  // Starts options.workers workers with `launcher`. kInvalidArgument for workers < 1 or a negative
+  // max_tasks_per_child; errors of the launcher, of the slots' shared memory, of eventfd.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(std::unique_ptr<WorkerLauncher> launcher,
+                                                        EngineOptions options);
+  // Terminates the workers and waits for the manager thread unless Join returned OK.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues `batch`'s tasks for `job` in chunks of `chunksize` (>= 1) items, running the registered
+  // task `function` (a registered name: it must outlive the engine). The job's items settle as
+  // chunks finish. kInvalidArgument for chunksize 0; kFailedPrecondition after Close or
+  // Terminate, or the engine's failure (a failed initializer) once it broke.
+  absl::Status Submit(std::shared_ptr<Job> job, const std::string& function, Batch batch,
+                      size_t chunksize, SubmitOptions options = {});
+
+  // No more submissions; workers exit once the submitted chunks are done.
+  void Close();
+  // Stops the workers now (kill); unfinished items fail with kCancelled.
+  void Terminate();
+  // Waits for the workers to exit (after Close or Terminate): kFailedPrecondition before either;
+  // kDeadlineExceeded when `timeout` passes first.
+  absl::Status Join(absl::Duration timeout);
+
+  int workers() const;
+  // Pids of the current workers.
+  std::vector<int> WorkerPids() const;
+  // An empty string with room for `size` bytes when the engine keeps one (buffers.h), for a face
+  // to encode a batch in.
+  std::string TakeBuffer(size_t size);
+
+  class Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pool_internal
+}  // namespace mp
+
+#endif  // MP_POOL_ENGINE_H_

@@ -1,0 +1,223 @@
+// Copyright 2026 The mp Authors.
+//
+// pool/engine_impl.h — the engine's state (private to //pool:engine): engine.cc has its life,
+// results and worker deaths, dispatch.cc the policy that gives chunks to workers.
+
+#ifndef MP_POOL_ENGINE_IMPL_H_
+#define MP_POOL_ENGINE_IMPL_H_
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "base/deadline.h"
+#include "base/mutex.h"
+#include "pool/buffers.h"
+#include "pool/engine.h"
+#include "pool/job.h"
+#include "pool/sender.h"
+#include "pool/slot.h"
+#include "pool/wire.h"
+#include "pool/worker_transport.h"
+#include "sync/shm.h"
+
+namespace mp {
+namespace pool_internal {
+
+struct Chunk {
+  std::shared_ptr<Job> job;
+  uint64_t job_id = 0;
+  std::shared_ptr<const Batch> batch;
+  const std::string* function = nullptr;
+  size_t first = 0;  // index of the first item in the job (and in the batch)
+  size_t count = 0;
+  uint64_t number = 0;  // its number among the chunks sent to its worker (Slot::claimed)
+  int64_t sent_ns = 0;  // when it was sent (MonotonicNowNs)
+};
+
+struct Worker {
+  std::shared_ptr<LaunchedWorker> launched;
+  std::shared_ptr<Outbox> out;           // the manager or the sender thread sends through it
+  WorkerTransport* transport = nullptr;  // launched->transport(): the manager thread receives
+  int slot = 0;
+  int pid = 0;
+  int sentinel = -1;
+  std::deque<Chunk> outstanding;  // sent to it, in order; not yet answered nor taken back
+  uint64_t sent = 0;              // the number of the last chunk sent to it (Slot::claimed)
+  // Chunks were taken back from it that it may not have read yet: until it has read everything
+  // sent to it, it counts as busy (a stopped worker must not get the same chunks again).
+  bool took_back = false;
+  size_t last_length = 0;  // of its last message: the size of buffer to receive the next one in
+  int64_t chunks_done = 0;
+  bool stopping = false;
+};
+
+// How long a chunk sent to a worker may wait unstarted, with its worker running nothing else,
+// before an idle worker may take it: such a worker may be stopped (SIGSTOP, a debugger) or starved.
+// Taking a chunk back is always safe (Slot::claimed), so this only bounds how long a task can wait
+// behind a stuck idle worker.
+inline constexpr int64_t kStartGraceNs = int64_t{20} * 1000 * 1000;
+
+class Engine::Impl {
+ public:
+  Impl(std::unique_ptr<WorkerLauncher> launcher, EngineOptions options, ShmSegment slots,
+       uint64_t slots_offset, int wake_fd)
+      : launcher_(std::move(launcher)),
+        options_(std::move(options)),
+        slots_(std::move(slots)),
+        slots_offset_(slots_offset),
+        wake_fd_(wake_fd) {}
+  ~Impl() {
+    if (thread_.joinable()) {
+      Terminate();
+      thread_.join();
+    }
+    close(wake_fd_);
+  }
+
+  absl::Status StartWorkers();
+
+  absl::Status Submit(std::shared_ptr<Job> job, const std::string& function, Batch batch,
+                      size_t chunksize, const SubmitOptions& options);
+
+  std::string TakeBuffer(size_t size) { return buffers_->Take(size); }
+
+  void Close() {
+    {
+      MutexLock lock(&mu_);
+      closed_ = true;
+    }
+    Wake();
+  }
+  void Terminate() {
+    {
+      MutexLock lock(&mu_);
+      terminated_ = true;
+    }
+    Wake();
+  }
+  absl::Status Join(absl::Duration timeout);
+
+  int workers() const { return options_.workers; }
+  std::vector<int> WorkerPids() const {
+    MutexLock lock(&mu_);
+    return pids_;
+  }
+
+ private:
+  absl::StatusOr<Worker> StartWorker(int slot);
+  void Wake() {
+    const uint64_t one = 1;
+    ssize_t n;
+    do {
+      n = write(wake_fd_, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+  }
+
+  std::string ChunkMessage(const Chunk& c) const;
+
+  Slot* SlotAt(int slot) const { return static_cast<Slot*>(slots_.At(slots_offset_)) + slot; }
+
+  // Whether `w` may be given another chunk (maxtasksperchild counts the ones it holds).
+  bool MayTake(const Worker& w) const;
+
+  // Whether `w` has read every message sent to it: nothing waits in the sender thread's queue nor
+  // in its socket (SIOCOUTQ counts the bytes it has not read).
+  bool ReadEverything(const Worker& w);
+
+  // Whether `w` is free for a chunk: it may take one, holds none, and (after chunks were taken back
+  // from it) has read everything sent to it.
+  bool Idle(Worker& w);
+
+  std::optional<Chunk> TakePending();
+
+  bool PendingEmpty() const;
+
+  void Assign(Worker& w, Chunk c);
+
+  // Gives one pending chunk to each idle worker. Returns whether an idle worker is left (nothing
+  // was pending for it).
+  bool AssignToIdle();
+
+  // For an idle worker with nothing pending: takes back, into the front of the queue, the chunks
+  // that other workers were given but have not started. From a worker running a chunk, at once
+  // (its second chunk would wait for the first); from a worker that started none of its chunks,
+  // once the first waited kStartGraceNs (the worker may be stopped). Slot::claimed decides each
+  // race with the worker starting the chunk. Returns whether any chunk came back.
+  bool TakeBackUnstarted();
+
+  // When the manager must look again without an event (Never() if it need not): when the grace
+  // of a chunk that is still unstarted ends, and, while work waits (pending, or held unstarted),
+  // every kStartGraceNs for a worker that chunks were taken back from to have read them (reading
+  // them sends nothing).
+  Deadline NextCheck();
+
+  // Gives pending chunks to workers, as CPython's workers take tasks from one queue when they are
+  // free: one to each idle worker first; with a worker idle and nothing pending, the chunks that
+  // busy workers hold unstarted come back for it; only when no worker is idle does a worker get a
+  // second chunk, so that it need not wait for its next one (a chunk waiting there behind a long
+  // task comes back as soon as another worker is idle). Then stop messages to idle workers of a
+  // closed pool and to workers at maxtasksperchild.
+  void Dispatch();
+
+  // Delivers one message from `w`: msg[0, length). Not OK when the message is malformed or
+  // unexpected.
+  absl::Status HandleMessage(Worker& w, std::string msg, size_t length);
+
+  // Reads every message the worker has sent. False when its connection is at its end.
+  bool Drain(Worker& w);
+
+  // The worker ended: settles its chunks and replaces it if there is work left.
+  void HandleExit(size_t index);
+
+  // Fails every queued and outstanding task with `status`.
+  void FailAll(const absl::Status& status);
+
+  void KillAll();
+
+  void Run();
+
+  const std::unique_ptr<WorkerLauncher> launcher_;
+  const EngineOptions options_;
+  const ShmSegment slots_;
+  const uint64_t slots_offset_;
+  const int wake_fd_;
+  const std::shared_ptr<Buffers> buffers_ = std::make_shared<Buffers>();
+  std::atomic<uint64_t> next_job_{0};
+  int worker_count_ = 0;  // manager thread (and Create) only
+
+  // Manager thread only (after StartWorkers).
+  std::vector<Worker> workers_;
+  FromWorker from_worker_;  // the last message decoded (its vectors reused)
+  std::thread thread_;
+  Mutex join_mu_;
+
+  std::unique_ptr<Sender> sender_;  // made by StartWorkers
+
+  mutable Mutex mu_;
+  std::condition_variable done_cv_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;  // the manager thread has finished
+  std::deque<Chunk> pending_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool terminated_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> pids_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace pool_internal
+}  // namespace mp
+
+#endif  // MP_POOL_ENGINE_IMPL_H_

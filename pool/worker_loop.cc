@@ -1,0 +1,172 @@
+// Copyright 2026 The mp Authors.
+
+#include "pool/worker_loop.h"
+
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "base/deadline.h"
+#include "channels/connection.h"
+#include "pool/task.h"
+#include "pool/wire.h"
+#include "serialize/frame.h"
+#include "serialize/status.h"
+#include "start_methods/process.h"
+
+namespace mp {
+namespace pool_internal {
+namespace {
+
+// Runs the initializer: OK, or its failure (an exception it threw included).
+absl::Status RunInitializer(const std::string& function, const std::string& args) {
+  TaskFn init = FindTask(function);
+  if (init == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no registered function \"", function, "\""));
+  }
+  std::string out;
+  init(AsBytes(args), out);  // catches what the initializer throws
+  if (out.empty() || out[0] == 0) return absl::OkStatus();
+  ByteReader r(AsBytes(out));
+  r.ReadByte("tag").IgnoreError();
+  absl::Status failure;
+  if (absl::Status s = Codec<absl::Status>::Decode(r, failure); !s.ok()) return s;
+  return AsFailure(std::move(failure));
+}
+
+// Sends `out`: OK also when the pool is gone (the loop then ends at its next receive).
+absl::Status SendResults(WorkerTransport& transport, const std::string& out) {
+  absl::Status s = transport.Send(out);
+  return s.code() == absl::StatusCode::kAborted ? absl::OkStatus() : s;
+}
+
+}  // namespace
+
+absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_sentinel,
+                           const std::string& init_function, const std::string& init_args) {
+  if (!init_function.empty()) {
+    absl::Status status;
+    try {
+      status = RunInitializer(init_function, init_args);
+    } catch (...) {
+      status = CurrentExceptionStatus(init_function);
+    }
+    if (!status.ok()) {
+      transport.Send(EncodeInitFailed(status)).IgnoreError();
+      return status;
+    }
+  }
+  std::string out, scratch;
+  std::string in;  // reused for every message
+  ToWorker m;
+  std::string last_name;
+  TaskFn fn = nullptr;
+  BatchFn batch = nullptr;
+  uint64_t received = 0;  // chunks received: the number of the next one, less one
+  for (;;) {
+    if (parent_sentinel >= 0) {
+      std::vector<Waitable> objects = {transport.ReadWaitable(), Waitable(parent_sentinel)};
+      absl::StatusOr<std::vector<size_t>> ready = Wait(objects);
+      if (!ready.ok()) return ready.status();
+      if (ready->size() == 1 && (*ready)[0] == 1) return absl::OkStatus();  // the pool died
+    }
+    size_t in_length = 0;
+    if (absl::Status s = transport.Receive(in, &in_length); !s.ok()) {
+      return s.code() == absl::StatusCode::kOutOfRange ? absl::OkStatus() : s;
+    }
+    if (absl::Status s = DecodeToWorker(AsBytes(absl::string_view(in.data(), in_length)), &m);
+        !s.ok()) {
+      return s;
+    }
+    if (m.kind == kStop) return absl::OkStatus();
+    const uint64_t number = ++received;
+    if (!ClaimChunk(slot, number)) continue;  // the pool gave it to another worker
+    const ChunkHeader& h = m.header;
+    if (fn == nullptr || m.function != last_name) {
+      last_name = std::string(m.function);
+      fn = FindTask(last_name);
+      batch = FindBatch(last_name);
+    }
+    const bool timed = (m.flags & kTimedChunk) != 0;
+    uint32_t start = 0;  // the first task the per-task loop below runs
+    if (m.kind == kFixedChunk && batch != nullptr && !timed) {
+      // Arithmetic in, arithmetic out: the results go straight into the compact form.
+      StartFixedResults(h, out);
+      slot->job.store(h.job, std::memory_order_relaxed);
+      slot->running.store(1, std::memory_order_release);
+      const size_t before = out.size();
+      uint32_t ran = 0;
+      absl::Status thrown;
+      const bool batched =
+          batch(m.fixed_items, h.count, m.item_size, h.first, &slot->index, out, &ran, &thrown);
+      slot->running.store(0, std::memory_order_release);
+      if (batched && thrown.ok()) {
+        FinishFixedResults(
+            h.count == 0 ? 0 : static_cast<uint32_t>((out.size() - before) / h.count), out);
+        if (absl::Status s = SendResults(transport, out); !s.ok()) return s;
+        continue;
+      }
+      if (batched) {
+        // Task `ran` threw: the raw results before it become encoded ones (the raw bytes are their
+        // Codec payloads), then the failure, then the per-task loop runs the rest.
+        scratch.assign(out, before);
+        const size_t result_size = ran == 0 ? 0 : scratch.size() / ran;
+        StartResults(h, out);
+        AppendRawResults(scratch, result_size, ran, out);
+        AppendError(out, thrown);
+        start = ran + 1;
+      } else {
+        StartResults(h, out);
+      }
+    } else {
+      StartResults(h, out);
+    }
+    // One task after another, each result encoded (AppendOk / AppendError).
+    for (uint32_t i = start; i < h.count; ++i) {
+      const absl::Span<const uint8_t> args =
+          m.kind == kFixedChunk
+              ? absl::Span<const uint8_t>(m.fixed_items + size_t{i} * m.item_size, m.item_size)
+              : m.items[i];
+      slot->job.store(h.job, std::memory_order_relaxed);
+      slot->index.store(h.first + i, std::memory_order_relaxed);
+      slot->running.store(1, std::memory_order_release);
+      if (timed) RecordTimedTask(slot, number, h.first + i, MonotonicNowNs());
+      if (fn == nullptr) {
+        AppendError(out, absl::NotFoundError(absl::StrCat(
+                             "Pool worker: no registered task function \"", last_name, "\"")));
+      } else {
+        fn(args, out);  // catches what the task throws
+      }
+      if (timed) RecordTimedTask(slot, 0, 0, 0);
+      slot->running.store(0, std::memory_order_release);
+    }
+    if (start == 0) CompactResults(h.count, scratch, out);
+    if (absl::Status s = SendResults(transport, out); !s.ok()) return s;
+  }
+}
+
+absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_index,
+                            std::string init_function, std::string init_args) {
+  try {
+    absl::StatusOr<Connection> adopted = Connection::FromFd(conn_fd.fd);
+    if (!adopted.ok()) return adopted.status();
+    absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> transport =
+        SocketWorkerTransport::Create(*std::move(adopted), false);
+    if (!transport.ok()) return transport.status();
+    Slot* slot = static_cast<Slot*>(slots.segment.At(slots.offset)) + slot_index;
+    const ParentHandle* parent = ParentProcess();
+    return RunWorkerLoop(**transport, slot, parent != nullptr ? parent->Sentinel() : -1,
+                         init_function, init_args);
+  } catch (...) {
+    try {
+      return CurrentExceptionStatus("the pool's worker loop");
+    } catch (...) {
+      std::abort();  // formatting the status threw (out of memory): die here rather than unwind
+    }
+  }
+}
+
+}  // namespace pool_internal
+}  // namespace mp

@@ -1,0 +1,87 @@
+// Copyright 2026 The mp Authors.
+
+#include "pool/worker_transport.h"
+
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+#include "base/errno_status.h"
+
+namespace mp {
+namespace pool_internal {
+
+absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> SocketWorkerTransport::Create(
+    Connection conn, bool separate_sender) {
+  if (!separate_sender) {
+    return std::unique_ptr<SocketWorkerTransport>(
+        new SocketWorkerTransport(std::move(conn), Connection(), 0));
+  }
+  const int dup_fd = fcntl(conn.fd(), F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return ErrnoStatus(errno, "Pool: dup of a worker's socket");
+  absl::StatusOr<Connection> out = Connection::FromFd(dup_fd);
+  if (!out.ok()) {
+    close(dup_fd);
+    return out.status();
+  }
+  // Room for two outstanding chunks of the common sizes, so most sends need no thread hop (the
+  // kernel caps the request at net.core.wmem_max and doubles it).
+  const int want = 1 << 20;
+  setsockopt(out->fd(), SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+  int sndbuf = 0;
+  socklen_t len = sizeof(sndbuf);
+  size_t room = 0;
+  if (getsockopt(out->fd(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 && sndbuf > 0) {
+    room = static_cast<size_t>(sndbuf);
+  }
+  return std::unique_ptr<SocketWorkerTransport>(
+      new SocketWorkerTransport(std::move(conn), *std::move(out), room));
+}
+
+absl::Status SocketWorkerTransport::Send(absl::string_view message) {
+  return sender().SendBytes(message);
+}
+
+// The bytes already queued (SIOCOUTQ, which counts as the kernel's limit does) plus the message
+// plus a slack for the kernel's per-buffer overhead stay below SO_SNDBUF (a Unix stream socket
+// blocks a send only when the bytes it holds reach SO_SNDBUF).
+bool SocketWorkerTransport::CanSendWithoutBlocking(size_t size) {
+  constexpr size_t kSlack = size_t{64} << 10;
+  int queued = 0;
+  if (ioctl(sender().fd(), SIOCOUTQ, &queued) != 0 || queued < 0) return false;
+  return size + static_cast<size_t>(queued) + kSlack <= sndbuf_;
+}
+
+bool SocketWorkerTransport::AllRead() {
+  int unread = 0;
+  return ioctl(sender().fd(), SIOCOUTQ, &unread) == 0 && unread == 0;
+}
+
+absl::Status SocketWorkerTransport::Receive(std::string& buffer, size_t* length) {
+  std::string whole;
+  absl::StatusOr<size_t> n = conn_.RecvBytesInto(
+      absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(buffer.data()), buffer.size()), 0, &whole);
+  if (n.ok()) {
+    *length = *n;
+    return absl::OkStatus();
+  }
+  if (n.status().code() != absl::StatusCode::kResourceExhausted) return n.status();
+  buffer = std::move(whole);  // RecvBytesInto hands a longer message over whole
+  *length = buffer.size();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SocketWorkerTransport::Readable() { return conn_.Poll(absl::ZeroDuration()); }
+
+void SocketWorkerTransport::Close() {
+  out_.Close();
+  conn_.Close();
+}
+
+}  // namespace pool_internal
+}  // namespace mp
