@@ -54,7 +54,7 @@
 //
 // Dying with the parent (ProcessOptions::kill_on_parent_death). The child gets SIGKILL (exit code
 // -9) when the process that called Start dies, however it dies (killed, crashed, exited), under
-// every start method. It is the kernel's PR_SET_PDEATHSIG(SIGKILL), armed by the child before its
+// every start method; also when that process replaces its image with execve. It is the kernel's PR_SET_PDEATHSIG(SIGKILL), armed by the child before its
 // target runs, and race-free: right after arming, the child checks that the parent it armed
 // against is still there (getppid() is still the pid recorded before the fork or spawn), and kills
 // itself at once, before its target runs, when it is not. The signal survives an exec in the
@@ -64,7 +64,9 @@
 //    lives on. mp therefore forks (posix_spawns) these children from its launcher thread, a thread
 //    started on first use that lives as long as the process (start_method.h, RunOnLauncherThread).
 //    Under fork the child thus runs its target on the launcher's stack with the caller's signal
-//    mask; thread_local variables are the launcher's (fresh), not the calling thread's.
+//    mask; thread_local variables are the launcher's (fresh), not the calling thread's. The
+//    process has that one more thread from then on (every signal blocked in it; the fork method's
+//    thread warning leaves it out).
 //  * forkserver: the child's kernel parent is the server, which is single-threaded and lives as
 //    long as the process that uses it (the one that asks for every start: forkserver.h): when that
 //    process dies, the server's lifeline ends, the server exits, and the kernel kills the child.
