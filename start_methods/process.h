@@ -54,11 +54,11 @@
 //
 // Dying with the parent (ProcessOptions::kill_on_parent_death). The child gets SIGKILL (exit code
 // -9) when the process that called Start dies, however it dies (killed, crashed, exited), under
-// every start method; also when that process replaces its image with execve. It is the kernel's PR_SET_PDEATHSIG(SIGKILL), armed by the child before its
-// target runs, and race-free: right after arming, the child checks that the parent it armed
-// against is still there (getppid() is still the pid recorded before the fork or spawn), and kills
-// itself at once, before its target runs, when it is not. The signal survives an exec in the
-// child. Per method:
+// every start method; also when that process replaces its image with execve. It is the kernel's
+// PR_SET_PDEATHSIG(SIGKILL), armed by the child before its target runs, and race-free: right after
+// arming, the child checks that the parent it armed against is still there (getppid() is still
+// the pid recorded before the fork or spawn), and kills itself at once, before its target runs,
+// when it is not. The signal survives an exec in the child. Per method:
 //  * fork, spawn: the kernel sends the signal when the *thread* that forked exits, not the
 //    process, so a child started from a short-lived thread would die while its parent process
 //    lives on. mp therefore forks (posix_spawns) these children from its launcher thread, a thread
