@@ -102,10 +102,17 @@ bool WaitUntilThreadGone(pid_t tid) {
   return true;
 }
 
-// P: starts C (Echo) with `method`, from this thread or from a thread that exits before the
-// report, reports on `report`, then waits to be killed.
-int StartEchoAndWait(std::string method, bool kill_on_parent_death, bool held, bool from_thread,
-                     mp::PassedFd in, mp::PassedFd out, mp::PassedFd report) {
+// How P starts C and what it does after its report.
+enum How : int32_t {
+  kPlain,            // starts C, reports, waits to be killed
+  kHeld,             // the same with C named kHeldName
+  kFromShortThread,  // starts C from a thread that has exited before the report
+  kThenExec,         // execs /bin/sleep after its report
+};
+
+// P: starts C (Echo) with `method` as `how` says, reports on `report`, then waits to be killed.
+int StartEchoAndWait(std::string method, bool kill_on_parent_death, int32_t how, mp::PassedFd in,
+                     mp::PassedFd out, mp::PassedFd report) {
   absl::StatusOr<std::shared_ptr<mp::StartMethod>> m = mp::FindStartMethod(method);
   if (!m.ok()) return 10;
   Report r;
@@ -114,12 +121,12 @@ int StartEchoAndWait(std::string method, bool kill_on_parent_death, bool held, b
   auto start = [&] {
     absl::StatusOr<mp::Process> c = mp::Process::Create(
         *m, mp::Call<&Echo>(in, out, mp::PassedFd{running.w()}),
-        {.name = held ? kHeldName : "", .kill_on_parent_death = kill_on_parent_death});
+        {.name = how == kHeld ? kHeldName : "", .kill_on_parent_death = kill_on_parent_death});
     started = c.ok() ? c->Start() : c.status();
     if (started.ok()) r.child = *c->Pid();
     running.CloseWrite();  // end of file if C dies
   };
-  if (from_thread) {
+  if (how == kFromShortThread) {
     pid_t tid = 0;
     std::thread t([&] {
       tid = static_cast<pid_t>(syscall(SYS_gettid));
@@ -141,6 +148,12 @@ int StartEchoAndWait(std::string method, bool kill_on_parent_death, bool held, b
   close(in.fd);
   close(out.fd);
   if (write(report.fd, &r, sizeof(r)) != sizeof(r)) return 13;
+  if (how == kThenExec) {
+    // Not before C's 'r' has reached P's end of `running`, which the exec closes.
+    if (running.Receive() != 'r') return 14;
+    execl("/bin/sleep", "sleep", "600", static_cast<char*>(nullptr));
+    return 15;
+  }
   for (;;) pause();
 }
 
@@ -152,12 +165,11 @@ class ParentDeathTest : public ::testing::Test {
   }
 
   // Starts P running StartEchoAndWait and reads its report; C's pid is then watched.
-  std::optional<Report> StartScenario(bool kill_on_parent_death, bool held = false,
-                                      bool from_thread = false) {
+  std::optional<Report> StartScenario(bool kill_on_parent_death, How how = kPlain) {
     mp::testing::TestPipe report;
     absl::StatusOr<mp::Process> p = mp::Process::Create(
         M::Get(), mp::Call<&StartEchoAndWait>(std::string(M::Get()->Name()), kill_on_parent_death,
-                                              held, from_thread, mp::PassedFd{in_.r()},
+                                              int32_t{how}, mp::PassedFd{in_.r()},
                                               mp::PassedFd{out_.w()}, mp::PassedFd{report.w()}));
     if (!p.ok()) {
       ADD_FAILURE() << p.status();
@@ -230,6 +242,15 @@ TYPED_TEST(ParentDeathTest, ChildDiesWhenItsParentIsKilled) {
   EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << *status;
 }
 
+TYPED_TEST(ParentDeathTest, ChildDiesWhenItsParentExecs) {
+  std::optional<Report> r = this->StartScenario(/*kill_on_parent_death=*/true, kThenExec);
+  ASSERT_TRUE(r.has_value());
+  // P execs once C's target runs (C may die before its 'r' reaches the test). P lives on as
+  // /bin/sleep (killed at the end of the test); C must not.
+  ASSERT_TRUE(this->strangers_.WaitForDeath(r->child)) << "C outlived its parent's exec";
+  EXPECT_EQ(*this->parent_->IsAlive(), true);
+}
+
 TYPED_TEST(ParentDeathTest, WithoutTheOptionTheChildOutlivesItsParent) {
   std::optional<Report> r = this->StartScenario(/*kill_on_parent_death=*/false);
   ASSERT_TRUE(r.has_value());
@@ -245,8 +266,7 @@ TYPED_TEST(ParentDeathTest, WithoutTheOptionTheChildOutlivesItsParent) {
 }
 
 TYPED_TEST(ParentDeathTest, ChildStartedFromAThreadThatExitedLivesWhileTheProcessLives) {
-  std::optional<Report> r =
-      this->StartScenario(/*kill_on_parent_death=*/true, /*held=*/false, /*from_thread=*/true);
+  std::optional<Report> r = this->StartScenario(/*kill_on_parent_death=*/true, kFromShortThread);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(this->FirstByte(), "r");
   // P reported only after the starting thread was gone from /proc: a signal tied to that thread
@@ -262,7 +282,7 @@ TYPED_TEST(ParentDeathTest, ChildStartedFromAThreadThatExitedLivesWhileTheProces
 TYPED_TEST(ParentDeathTest, ChildWhoseParentDiedBeforeItArmedTheSignalNeverRunsItsTarget) {
   // C waits in the test hook, before its prctl, until P is dead: the signal, armed after the
   // death, never comes, and only C's check of its parent can notice.
-  std::optional<Report> r = this->StartScenario(/*kill_on_parent_death=*/true, /*held=*/true);
+  std::optional<Report> r = this->StartScenario(/*kill_on_parent_death=*/true, kHeld);
   ASSERT_TRUE(r.has_value());
   this->KillParent();
   ASSERT_TRUE(this->strangers_.WaitForDeath(r->child)) << "C outlived its parent";
