@@ -18,20 +18,22 @@ std::string Engine::Impl::ChunkMessage(const Chunk& c) const {
       (b.fixed_size > 0 ? c.count * b.fixed_size
                         : b.offsets[c.first + c.count] - b.offsets[c.first] + 5 * c.count);
   std::string m = buffers_->Take(size);
+  const uint8_t flags = c.timeout_ns > 0 ? kTimedChunk : 0;
   const uint8_t* bytes = reinterpret_cast<const uint8_t*>(b.bytes.data());
   if (b.fixed_size > 0) {
-    EncodeFixedChunk(h, 0, *c.function, static_cast<uint32_t>(b.fixed_size),
+    EncodeFixedChunk(h, flags, *c.function, static_cast<uint32_t>(b.fixed_size),
                      bytes + c.first * b.fixed_size, m);
   } else {
-    EncodeChunk(h, 0, *c.function, bytes, b.offsets.data() + c.first, m);
+    EncodeChunk(h, flags, *c.function, bytes, b.offsets.data() + c.first, m);
   }
   return m;
 }
 
 bool Engine::Impl::MayTake(const Worker& w) const {
-  return !w.stopping && (options_.max_tasks_per_child == 0 ||
-                         w.chunks_done + static_cast<int64_t>(w.outstanding.size()) <
-                             options_.max_tasks_per_child);
+  return !w.stopping && !w.timed_out.has_value() &&
+         (options_.max_tasks_per_child == 0 ||
+          w.chunks_done + static_cast<int64_t>(w.outstanding.size()) <
+              options_.max_tasks_per_child);
 }
 
 bool Engine::Impl::ReadEverything(const Worker& w) {
@@ -115,9 +117,8 @@ bool Engine::Impl::TakeBackUnstarted() {
   return true;
 }
 
-Deadline Engine::Impl::NextCheck() {
+Deadline Engine::Impl::NextCheck(int64_t at) {
   const int64_t now = MonotonicNowNs();
-  int64_t at = INT64_MAX;
   bool work_waits = !PendingEmpty();
   bool took_back = false;
   for (const Worker& w : workers_) {

@@ -29,6 +29,16 @@ std::string DescribeExit(int pid, std::optional<int> code) {
   return absl::StrCat("worker pid ", pid, " exited (code ", *code, ")");
 }
 
+// A time limit in nanoseconds, 0 for an infinite one; kInvalidArgument naming `what` unless > 0.
+absl::StatusOr<int64_t> TimeoutNs(absl::Duration timeout, absl::string_view what) {
+  if (timeout == absl::InfiniteDuration()) return 0;
+  if (timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Pool: ", what, " must be > 0 (infinite: none), got ", absl::FormatDuration(timeout)));
+  }
+  return std::max<int64_t>(1, absl::ToInt64Nanoseconds(timeout));
+}
+
 }  // namespace
 
 absl::Status Engine::Impl::StartWorkers() {
@@ -50,6 +60,10 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
   if (chunksize == 0) {
     return absl::InvalidArgumentError(absl::StrCat("Pool: chunksize 0 for ", job->what()));
   }
+  absl::StatusOr<int64_t> timeout_ns = TimeoutNs(
+      options.timeout == absl::InfiniteDuration() ? options_.task_timeout : options.timeout,
+      absl::StrCat("the timeout of ", job->what()));
+  if (!timeout_ns.ok()) return timeout_ns.status();
   // The batch's bytes go back to the buffers when its last chunk is done.
   std::shared_ptr<const Batch> shared(
       new Batch(std::move(batch)), [buffers = std::weak_ptr<Buffers>(buffers_)](const Batch* b) {
@@ -66,8 +80,9 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
                        terminated_ ? "terminated" : "closed", " (Pool not running)"));
     }
     for (size_t first = 0; first < shared->size(); first += chunksize) {
-      pending_.push_back(
-          Chunk{job, id, shared, &function, first, std::min(chunksize, shared->size() - first)});
+      Chunk c{job, id, shared, &function, first, std::min(chunksize, shared->size() - first)};
+      c.timeout_ns = *timeout_ns;
+      pending_.push_back(std::move(c));
     }
   }
   Wake();
@@ -168,8 +183,19 @@ void Engine::Impl::HandleExit(size_t index) {
   Drain(w);
   const std::optional<int> exit_code = w.launched->Reap();
   const bool clean = w.stopping && w.outstanding.empty() && exit_code == 0;
+  // The failures of the tasks it took down, recorded once its replacement (if any) runs: whoever
+  // sees such a failure sees the new worker in WorkerPids too.
+  struct Failure {
+    std::shared_ptr<Job> job;
+    size_t index;
+    absl::Status status;
+  };
+  std::vector<Failure> failures;
   if (!clean) {
-    const std::string how = DescribeExit(w.pid, exit_code);
+    const std::string how = w.timed_out.has_value()
+                                ? absl::StrCat("worker pid ", w.pid, " was killed for task ",
+                                               w.timed_out->index, "'s time limit")
+                                : DescribeExit(w.pid, exit_code);
     const Slot* slot = SlotAt(w.slot);
     const bool running = slot->running.load(std::memory_order_acquire) != 0;
     const uint64_t job = slot->job.load(std::memory_order_relaxed);
@@ -184,23 +210,24 @@ void Engine::Impl::HandleExit(size_t index) {
       }
       // Items before `at` ran (their results are lost), `at` killed the worker if it was running,
       // the rest never started.
-      const size_t last_started = at;
-      for (size_t i = c.first; i < last_started; ++i) {
-        c.job->Finish(
-            i, nullptr, 0, 0,
-            absl::AbortedError(absl::StrCat("Pool: ", how, " while running task ", last_started,
-                                            " of ", c.job->what(), "; the result of task ", i,
-                                            " (same chunk) was lost with it")));
+      for (size_t i = c.first; i < at; ++i) {
+        failures.push_back({c.job, i,
+                            absl::AbortedError(absl::StrCat(
+                                "Pool: ", how, " while running task ", at, " of ", c.job->what(),
+                                "; the result of task ", i, " (same chunk) was lost with it"))});
       }
-      if (running) {
-        c.job->Finish(at, nullptr, 0, 0,
-                      absl::AbortedError(absl::StrCat("Pool: ", how, " while running task ", at,
-                                                      " of ", c.job->what())));
+      if (running && w.timed_out.has_value() && w.timed_out->job_id == job &&
+          w.timed_out->index == at) {
+        failures.push_back({c.job, at, w.timed_out->status});
+      } else if (running) {
+        failures.push_back({c.job, at,
+                            absl::AbortedError(absl::StrCat("Pool: ", how, " while running task ",
+                                                            at, " of ", c.job->what()))});
       } else {
-        c.job->Finish(
-            at, nullptr, 0, 0,
-            absl::AbortedError(absl::StrCat("Pool: ", how, " after running task ", at, " of ",
-                                            c.job->what(), "; its result was lost")));
+        failures.push_back(
+            {c.job, at,
+             absl::AbortedError(absl::StrCat("Pool: ", how, " after running task ", at, " of ",
+                                             c.job->what(), "; its result was lost"))});
       }
       if (at + 1 < c.first + c.count) {
         Chunk rest = c;
@@ -231,6 +258,7 @@ void Engine::Impl::HandleExit(size_t index) {
           absl::StrCat("Pool: could not start a replacement worker: ", fresh.status().ToString()));
     }
   }
+  for (Failure& f : failures) f.job->Finish(f.index, nullptr, 0, 0, std::move(f.status));
 }
 
 void Engine::Impl::FailAll(const absl::Status& status) {
@@ -277,6 +305,7 @@ void Engine::Impl::Run() {
       }
     }
     Dispatch();
+    const int64_t timed_at = EnforceTimeouts();  // after Dispatch: it sees every chunk sent
     if (closed && workers_.empty()) break;
     std::vector<Waitable> objects;
     objects.reserve(2 * workers_.size() + 1);
@@ -285,7 +314,7 @@ void Engine::Impl::Run() {
       objects.push_back(w.transport->ReadWaitable());
       objects.emplace_back(w.sentinel);
     }
-    absl::StatusOr<std::vector<size_t>> ready = Wait(objects, NextCheck().Remaining());
+    absl::StatusOr<std::vector<size_t>> ready = Wait(objects, NextCheck(timed_at).Remaining());
     if (!ready.ok()) {
       MutexLock lock(&mu_);
       broken_ = absl::InternalError(absl::StrCat("Pool: wait failed: ", ready.status().ToString()));
@@ -330,6 +359,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<WorkerLau
     return absl::InvalidArgumentError(
         absl::StrCat("Pool engine: max_tasks_per_child must be >= 0 (0: no limit), got ",
                      options.max_tasks_per_child));
+  }
+  if (absl::StatusOr<int64_t> t = TimeoutNs(options.task_timeout, "task_timeout"); !t.ok()) {
+    return t.status();
   }
   // The workers' slots live in a transferable segment, which every start method can pass.
   const size_t bytes = sizeof(Slot) * static_cast<size_t>(options.workers);

@@ -43,14 +43,26 @@ struct EngineOptions {
   int64_t max_tasks_per_child = 0;
   // The prefix of the workers' names ("PoolWorker-1", ...).
   std::string worker_name = "PoolWorker";
+  // The time limit of every task whose submission sets none (SubmitOptions::timeout); infinite:
+  // none.
+  absl::Duration task_timeout = absl::InfiniteDuration();
 };
 
-struct SubmitOptions {};
+struct SubmitOptions {
+  // Each task's time limit, counted from when it starts running in a worker (not from its
+  // submission). A task over it fails with kDeadlineExceeded naming the function, the task, the
+  // limit and the worker, whose process the engine kills (a stopped or hung worker too) and
+  // replaces; the other tasks carry on (those of the same chunk that had not started go to other
+  // workers; results of the same chunk's earlier tasks that the worker had not yet sent are lost,
+  // kAborted, as when a worker dies). Infinite: EngineOptions::task_timeout. Must be > 0.
+  absl::Duration timeout = absl::InfiniteDuration();
+};
 
 class Engine {
  public:
-  // Starts options.workers workers with `launcher`. kInvalidArgument for workers < 1 or a negative
-  // max_tasks_per_child; errors of the launcher, of the slots' shared memory, of eventfd.
+  // Starts options.workers workers with `launcher`. kInvalidArgument for workers < 1, a negative
+  // max_tasks_per_child or a task_timeout <= 0; errors of the launcher, of the slots' shared
+  // memory, of eventfd.
   static absl::StatusOr<std::unique_ptr<Engine>> Create(std::unique_ptr<WorkerLauncher> launcher,
                                                         EngineOptions options);
   // Terminates the workers and waits for the manager thread unless Join returned OK.
@@ -60,8 +72,8 @@ class Engine {
 
   // Queues `batch`'s tasks for `job` in chunks of `chunksize` (>= 1) items, running the registered
   // task `function` (a registered name: it must outlive the engine). The job's items settle as
-  // chunks finish. kInvalidArgument for chunksize 0; kFailedPrecondition after Close or
-  // Terminate, or the engine's failure (a failed initializer) once it broke.
+  // chunks finish. kInvalidArgument for chunksize 0 or a timeout <= 0; kFailedPrecondition after
+  // Close or Terminate, or the engine's failure (a failed initializer) once it broke.
   absl::Status Submit(std::shared_ptr<Job> job, const std::string& function, Batch batch,
                       size_t chunksize, SubmitOptions options = {});
 

@@ -44,8 +44,9 @@ struct Chunk {
   const std::string* function = nullptr;
   size_t first = 0;  // index of the first item in the job (and in the batch)
   size_t count = 0;
-  uint64_t number = 0;  // its number among the chunks sent to its worker (Slot::claimed)
-  int64_t sent_ns = 0;  // when it was sent (MonotonicNowNs)
+  uint64_t number = 0;     // its number among the chunks sent to its worker (Slot::claimed)
+  int64_t sent_ns = 0;     // when it was sent (MonotonicNowNs)
+  int64_t timeout_ns = 0;  // each task's time limit; 0: none
 };
 
 struct Worker {
@@ -63,6 +64,13 @@ struct Worker {
   size_t last_length = 0;  // of its last message: the size of buffer to receive the next one in
   int64_t chunks_done = 0;
   bool stopping = false;
+  // Set when the engine killed it for a task over its time limit: that task and its failure.
+  struct TimedOut {
+    uint64_t job_id = 0;
+    uint64_t index = 0;
+    absl::Status status;
+  };
+  std::optional<TimedOut> timed_out;
 };
 
 // How long a chunk sent to a worker may wait unstarted, with its worker running nothing else,
@@ -162,8 +170,11 @@ class Engine::Impl {
   // When the manager must look again without an event (Never() if it need not): when the grace
   // of a chunk that is still unstarted ends, and, while work waits (pending, or held unstarted),
   // every kStartGraceNs for a worker that chunks were taken back from to have read them (reading
-  // them sends nothing).
-  Deadline NextCheck();
+  // them sends nothing); and at `at` (MonotonicNowNs) at the latest.
+  Deadline NextCheck(int64_t at);
+  // Kills every worker whose running task is over its time limit (timeouts.cc). Returns when to
+  // look again (MonotonicNowNs; INT64_MAX: no timed task is in flight).
+  int64_t EnforceTimeouts();
 
   // Gives pending chunks to workers, as CPython's workers take tasks from one queue when they are
   // free: one to each idle worker first; with a worker idle and nothing pending, the chunks that

@@ -31,6 +31,7 @@ absl::StatusOr<Pool> Pool::Create(std::shared_ptr<StartMethod> method, PoolOptio
   engine.init_function = std::move(options.initializer.function);
   engine.init_args = std::move(options.initializer.args);
   engine.max_tasks_per_child = options.maxtasksperchild;
+  engine.task_timeout = options.task_timeout;
   absl::StatusOr<std::unique_ptr<pool_internal::Engine>> e = pool_internal::Engine::Create(
       std::make_unique<pool_internal::ProcessLauncher>(std::move(method)), std::move(engine));
   if (!e.ok()) return e.status();

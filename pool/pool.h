@@ -56,6 +56,8 @@
 //   a failing initializer                   every unfinished and later task fails with
 //                                           kFailedPrecondition naming the initializer's status
 //                                           (CPython respawns workers forever)
+//   a task over PoolOptions::task_timeout   kDeadlineExceeded naming the task, the limit and the
+//                                           worker, which is killed and replaced (see there)
 //   Get(timeout) / Next(timeout) timing out kDeadlineExceeded (multiprocessing.TimeoutError)
 //   Successful() before Ready()             kFailedPrecondition (ValueError)
 //   submitting after Close or Terminate     kFailedPrecondition ("Pool not running", ValueError)
@@ -162,6 +164,14 @@ struct PoolOptions {
   PoolInitializer initializer;
   // Chunks a worker runs before it is replaced; 0 means no limit.
   int64_t maxtasksperchild = 0;
+  // Every task's time limit, counted from when the task starts running in a worker (as pebble's
+  // and mpire's, which CPython's Pool lacks); infinite: none, else > 0. A task over its limit
+  // fails with kDeadlineExceeded "Pool: task K of Map<ns::Fn> exceeded its time limit of 2s
+  // (running for 2.001s) in worker pid N, which was killed": the pool kills that worker (a
+  // stopped or hung one too) and starts another; the other tasks carry on. Tasks of the same chunk
+  // that had not started run on other workers; results of its earlier tasks that the worker had
+  // not yet sent are lost (kAborted, as for a worker that dies: use chunksize 1 with time limits).
+  absl::Duration task_timeout = absl::InfiniteDuration();
 };
 
 // The pending result of ApplyAsync (R) or MapAsync (std::vector<R>).
@@ -278,9 +288,9 @@ class ImapIterator {
 
 class Pool {
  public:
-  // Starts the workers with `method`. kInvalidArgument for a null method or negative
-  // processes/maxtasksperchild, or an initializer whose function is not registered; the errors of
-  // Process::Create / Start otherwise.
+  // Starts the workers with `method`. kInvalidArgument for a null method, negative
+  // processes/maxtasksperchild, a task_timeout <= 0, or an initializer whose function is not
+  // registered; the errors of Process::Create / Start otherwise.
   static absl::StatusOr<Pool> Create(std::shared_ptr<StartMethod> method, PoolOptions options = {});
 
   Pool(Pool&&) noexcept;
