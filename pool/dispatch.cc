@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "pool/engine_impl.h"
 
 namespace mp {
@@ -162,6 +163,72 @@ void Engine::Impl::Dispatch() {
       w.stopping = true;
     }
   }
+}
+
+bool Engine::Impl::JobStarted(const Job& job) {
+  if (job.AnyDone()) return true;
+  for (const Worker& w : workers_) {
+    const uint64_t claimed = SlotAt(w.slot)->claimed.load(std::memory_order_acquire);
+    for (const Chunk& c : w.outstanding) {
+      if (c.job.get() == &job && c.number <= claimed) return true;
+    }
+  }
+  return false;
+}
+
+// All or nothing: the job's unstarted chunks come back from the workers holding them with
+// Slot::claimed's compare-and-swap, which takes back every unstarted chunk of that worker (other
+// jobs' chunks go back to the front of the queue, as TakeBackUnstarted's do). Should a worker have
+// claimed one of the job's chunks meanwhile, everything taken back is queued again and nothing is
+// cancelled.
+bool Engine::Impl::CancelJob(Job& job) {
+  if (JobStarted(job)) return false;
+  std::deque<Chunk> back;
+  bool started = false;
+  for (Worker& w : workers_) {
+    const bool holds = std::any_of(w.outstanding.begin(), w.outstanding.end(),
+                                   [&job](const Chunk& c) { return c.job.get() == &job; });
+    if (!holds) continue;
+    std::atomic<uint64_t>& claimed = SlotAt(w.slot)->claimed;
+    uint64_t c = claimed.load(std::memory_order_acquire);
+    while (c < w.sent && !claimed.compare_exchange_weak(c, w.sent, std::memory_order_acq_rel)) {
+    }
+    // Chunks up to c were started; the ones after it are ours again.
+    auto first_back = std::find_if(w.outstanding.begin(), w.outstanding.end(),
+                                   [c](const Chunk& chunk) { return chunk.number > c; });
+    for (auto it = w.outstanding.begin(); it != first_back; ++it) {
+      started = started || it->job.get() == &job;
+    }
+    if (first_back != w.outstanding.end()) w.took_back = true;
+    for (auto it = first_back; it != w.outstanding.end(); ++it) back.push_back(std::move(*it));
+    w.outstanding.erase(first_back, w.outstanding.end());
+  }
+  if (!started) {
+    back.erase(std::remove_if(back.begin(), back.end(),
+                              [&job](const Chunk& c) { return c.job.get() == &job; }),
+               back.end());
+  }
+  std::stable_sort(back.begin(), back.end(), [](const Chunk& a, const Chunk& b) {
+    return a.job_id != b.job_id ? a.job_id < b.job_id : a.first < b.first;
+  });
+  std::deque<Chunk> dropped;  // destroyed outside mu_ (a batch's deleter takes the buffers' lock)
+  {
+    MutexLock lock(&mu_);
+    for (auto it = back.rbegin(); it != back.rend(); ++it) pending_.push_front(std::move(*it));
+    if (!started) {
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->job.get() == &job) {
+          dropped.push_back(std::move(*it));
+          it = pending_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+  if (started) return false;
+  job.FailUnfinished(absl::CancelledError(absl::StrCat("Pool: ", job.what(), " was cancelled")));
+  return true;
 }
 
 }  // namespace pool_internal

@@ -51,7 +51,10 @@ absl::Status Engine::Impl::StartWorkers() {
     workers_.push_back(*std::move(w));
   }
   sender_ = std::make_unique<Sender>(buffers_);
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    manager_id_.store(std::this_thread::get_id(), std::memory_order_release);
+    Run();
+  });
   return absl::OkStatus();
 }
 
@@ -304,6 +307,7 @@ void Engine::Impl::Run() {
         break;
       }
     }
+    AnswerRequests();  // before Dispatch: a cancel may requeue other jobs' chunks
     Dispatch();
     const int64_t timed_at = EnforceTimeouts();  // after Dispatch: it sees every chunk sent
     if (closed && workers_.empty()) break;
@@ -344,8 +348,51 @@ void Engine::Impl::Run() {
   {
     MutexLock lock(&mu_);
     done_ = true;
+    // Every job is settled now: nothing is left to cancel.
+    for (Request* r : requests_) {
+      r->answer = r->kind == Request::kStarted && r->job->AnyDone();
+      r->answered = true;
+    }
+    requests_.clear();
   }
+  request_cv_.notify_all();
   done_cv_.notify_all();
+}
+
+bool Engine::Impl::Ask(Request::Kind kind, Job* job) {
+  if (std::this_thread::get_id() == manager_id_.load(std::memory_order_acquire)) {
+    // A done hook running in the manager thread: it cannot wait for itself (see engine.h).
+    return kind == Request::kStarted && job->AnyDone();
+  }
+  Request r;
+  r.kind = kind;
+  r.job = job;
+  {
+    MutexLock lock(&mu_);
+    if (done_) return kind == Request::kStarted && job->AnyDone();
+    requests_.push_back(&r);
+  }
+  Wake();
+  MutexLock lock(&mu_);
+  mu_.Await(request_cv_, Deadline::Never(),
+            [&r]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return r.answered; });
+  return r.answer;
+}
+
+void Engine::Impl::AnswerRequests() {
+  std::deque<Request*> requests;
+  {
+    MutexLock lock(&mu_);
+    requests.swap(requests_);
+  }
+  if (requests.empty()) return;
+  for (Request* r : requests) {
+    const bool answer = r->kind == Request::kCancel ? CancelJob(*r->job) : JobStarted(*r->job);
+    MutexLock lock(&mu_);
+    r->answer = answer;
+    r->answered = true;  // after this the asking thread may return and destroy *r
+  }
+  request_cv_.notify_all();
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<WorkerLauncher> launcher,
@@ -390,6 +437,12 @@ absl::Status Engine::Join(absl::Duration timeout) { return impl_->Join(timeout);
 int Engine::workers() const { return impl_->workers(); }
 std::vector<int> Engine::WorkerPids() const { return impl_->WorkerPids(); }
 std::string Engine::TakeBuffer(size_t size) { return impl_->TakeBuffer(size); }
+bool Engine::Cancel(const std::shared_ptr<Job>& job) {
+  return impl_->Ask(Impl::Request::kCancel, job.get());
+}
+bool Engine::Started(const std::shared_ptr<Job>& job) const {
+  return impl_->Ask(Impl::Request::kStarted, job.get());
+}
 
 }  // namespace pool_internal
 }  // namespace mp

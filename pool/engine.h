@@ -16,6 +16,26 @@
 // never blocks on a send (a worker may be blocked sending it results): it sends a chunk itself
 // when the transport says the send cannot block, and otherwise hands it, in order, to a sender
 // thread.
+//
+// What a face (Pool, ProcessPoolExecutor) uses, all in mp::pool_internal:
+//   pool/engine.h   Engine::Create(std::unique_ptr<WorkerLauncher>, EngineOptions{.workers,
+//                     .init_function, .init_args, .max_tasks_per_child, .worker_name,
+//                     .task_timeout})
+//                   Engine::Submit(std::shared_ptr<Job>, const std::string& function, Batch,
+//                     size_t chunksize, SubmitOptions{.timeout})
+//                   Engine::Cancel(job) -> bool   (all or nothing; kCancelled items; hooks run)
+//                   Engine::Started(job) -> bool  (a worker claimed a chunk, or an item is done)
+//                   Engine::Close(), Terminate(), Join(timeout), workers(), WorkerPids(),
+//                   TakeBuffer(size)
+//   pool/job.h      Job(count, what); Job::AddDoneHook(absl::AnyInvocable<void() &&>) -> bool
+//                     (false: already done, run it yourself); Job::AnyDone(), Ready(),
+//                     WaitAll / WaitItem / WaitCompleted(deadline), ItemResult, ForEachRun,
+//                     FirstFailure; Batch + AddItem / AppendItem / CheckBatch;
+//                     ItemResult<T>(job, i), DecodeResult<T>(payload)
+//   pool/task.h     TaskRegistrar<&Fn>::name, CheckTask<&Fn>(), ArgsOf<&Fn>, ResultOf<&Fn>
+//   pool/process_launcher.h  ProcessLauncher(std::shared_ptr<StartMethod>)
+// Done hooks run in the engine's manager thread (see Job::AddDoneHook); they must not block, throw,
+// or call Cancel / Started.
 
 #ifndef MP_POOL_ENGINE_H_
 #define MP_POOL_ENGINE_H_
@@ -91,6 +111,20 @@ class Engine {
   // An empty string with room for `size` bytes when the engine keeps one (buffers.h), for a face
   // to encode a batch in.
   std::string TakeBuffer(size_t size);
+
+  // CPython's Future.cancel() for a whole job, all or nothing: when no task of `job` has started
+  // (no worker claimed one of its chunks, none of its items is done), takes back its chunks —
+  // queued, or sent to workers and unstarted, with the same compare-and-swap a worker claims a
+  // chunk with — so that none runs, fails every item with kCancelled (the job's done hooks run,
+  // in the manager thread, before Cancel returns) and returns true. Otherwise changes nothing and
+  // returns false (the job runs to its end). Blocks until the manager thread answers, which it
+  // does between two events (it never blocks for long). Not from a done hook (which runs in the
+  // manager thread): there it returns false.
+  bool Cancel(const std::shared_ptr<Job>& job);
+  // Whether a worker has claimed one of `job`'s chunks or one of its items is done (CPython's
+  // Future.running() or done(); Cancel returns false from then on). Asks the manager thread as
+  // Cancel does; from a done hook, whether one of its items is done.
+  bool Started(const std::shared_ptr<Job>& job) const;
 
   class Impl;
 

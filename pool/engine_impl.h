@@ -120,6 +120,16 @@ class Engine::Impl {
   absl::Status Join(absl::Duration timeout);
 
   int workers() const { return options_.workers; }
+  // Cancel and Started: a question to the manager thread, which owns the workers' chunks; the
+  // asking thread blocks until it answers (it never blocks for long).
+  struct Request {
+    enum Kind { kCancel, kStarted } kind = kCancel;
+    Job* job = nullptr;
+    bool answered = false;  // guarded by mu_
+    bool answer = false;    // guarded by mu_
+  };
+  bool Ask(Request::Kind kind, Job* job);
+
   std::vector<int> WorkerPids() const {
     MutexLock lock(&mu_);
     return pids_;
@@ -172,6 +182,12 @@ class Engine::Impl {
   // every kStartGraceNs for a worker that chunks were taken back from to have read them (reading
   // them sends nothing); and at `at` (MonotonicNowNs) at the latest.
   Deadline NextCheck(int64_t at);
+  // Answers the queued Cancel / Started requests (manager thread).
+  void AnswerRequests();
+  // Whether a worker claimed one of `job`'s chunks, or one of its items is done.
+  bool JobStarted(const Job& job);
+  // Engine::Cancel on the manager thread (dispatch.cc).
+  bool CancelJob(Job& job);
   // Kills every worker whose running task is over its time limit (timeouts.cc). Returns when to
   // look again (MonotonicNowNs; INT64_MAX: no timed task is in flight).
   int64_t EnforceTimeouts();
@@ -221,6 +237,9 @@ class Engine::Impl {
   mutable Mutex mu_;
   std::condition_variable done_cv_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;  // the manager thread has finished
+  std::deque<Request*> requests_ ABSL_GUARDED_BY(mu_);
+  std::atomic<std::thread::id> manager_id_{};  // thread_'s id, once it runs
+  std::condition_variable request_cv_;  // a request was answered
   std::deque<Chunk> pending_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool terminated_ ABSL_GUARDED_BY(mu_) = false;

@@ -61,6 +61,7 @@ const Job::Segment& Job::SegmentOfLocked(size_t index, size_t* first) const {
 void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t offset,
                  size_t length, absl::Status status) {
   bool wake;
+  std::vector<DoneHook> hooks;
   {
     MutexLock lock(&mu_);
     if (done_[index]) return;
@@ -75,13 +76,16 @@ void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t o
     }
     AddLocked(index, std::move(seg));
     wake = WakeNeededLocked();
+    TakeHooksIfDoneLocked(hooks);
   }
   if (wake) cv_.notify_all();
+  RunHooks(hooks);
 }
 
 void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const std::string>& blob,
                       size_t offset, size_t stride) {
   bool wake;
+  std::vector<DoneHook> hooks;
   {
     MutexLock lock(&mu_);
     const uint32_t b = AddBlobLocked(blob);
@@ -97,13 +101,16 @@ void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const st
                              AddLocked(i, std::move(seg));
                            });
     wake = WakeNeededLocked();
+    TakeHooksIfDoneLocked(hooks);
   }
   if (wake) cv_.notify_all();
+  RunHooks(hooks);
 }
 
 void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& blob,
                       std::vector<Finished>& results) {
   bool wake;
+  std::vector<DoneHook> hooks;
   {
     MutexLock lock(&mu_);
     const uint32_t b = AddBlobLocked(blob);
@@ -134,19 +141,48 @@ void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& bl
                                  }
                                });
     wake = WakeNeededLocked();
+    TakeHooksIfDoneLocked(hooks);
   }
   if (wake) cv_.notify_all();
+  RunHooks(hooks);
 }
 
 void Job::FailUnfinished(const absl::Status& status) {
   bool wake;
+  std::vector<DoneHook> hooks;
   {
     MutexLock lock(&mu_);
     if (done_count_ == done_.size()) return;
     FailRunsLocked(0, done_.size(), status);
     wake = WakeNeededLocked();
+    TakeHooksIfDoneLocked(hooks);
   }
   if (wake) cv_.notify_all();
+  RunHooks(hooks);
+}
+
+bool Job::AddDoneHook(DoneHook hook) {
+  {
+    MutexLock lock(&mu_);
+    if (done_count_ != done_.size()) {
+      hooks_.push_back(std::move(hook));
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Job::AnyDone() const {
+  MutexLock lock(&mu_);
+  return done_count_ > 0;
+}
+
+void Job::TakeHooksIfDoneLocked(std::vector<DoneHook>& out) {
+  if (done_count_ == done_.size() && !hooks_.empty()) out.swap(hooks_);
+}
+
+void Job::RunHooks(std::vector<DoneHook>& hooks) {
+  for (DoneHook& hook : hooks) std::move(hook)();
 }
 
 bool Job::Ready() const {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -124,6 +125,18 @@ class Job {
     return absl::OkStatus();
   }
   bool Ready() const;
+  // Whether some item is done (finished or failed).
+  bool AnyDone() const;
+
+  // A hook runs once, when the job's last item is recorded, in the thread that records it (the
+  // engine's manager thread: its result handling, a dead worker's settlement, Terminate, Cancel),
+  // after the job's lock is released (it may call the job's methods). Hooks run in the order they
+  // were added; a hook must not throw or block (the manager thread serves every job).
+  using DoneHook = absl::AnyInvocable<void() &&>;
+  // Keeps `hook` and returns true while the job is not done; returns false, without keeping it,
+  // when the job is already done (the caller then runs it itself, in its own thread, so that a
+  // hook added late still runs once).
+  bool AddDoneHook(DoneHook hook);
   // True once all items are done; false when `deadline` passes first.
   bool WaitAll(Deadline deadline) const;
   // True once item `index` is done; false when `deadline` passes first.
@@ -177,6 +190,9 @@ class Job {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint32_t AddBlobLocked(const std::shared_ptr<const std::string>& blob)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the hooks into `out` once every item is done.
+  void TakeHooksIfDoneLocked(std::vector<DoneHook>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void RunHooks(std::vector<DoneHook>& hooks);
   // Whether a change must wake the waiters: everything is done (WaitAll), or someone waits for
   // single items (WaitItem, WaitCompleted). A Map's caller is woken once, not per chunk.
   bool WakeNeededLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -196,6 +212,7 @@ class Job {
   std::vector<std::pair<size_t, size_t>> completed_ ABSL_GUARDED_BY(mu_);
   std::vector<size_t> completed_end_ ABSL_GUARDED_BY(mu_);
   mutable int item_waiters_ ABSL_GUARDED_BY(mu_) = 0;  // threads in WaitItem or WaitCompleted
+  std::vector<DoneHook> hooks_ ABSL_GUARDED_BY(mu_);   // to run once all items are done
 };
 
 template <typename T>

@@ -1,0 +1,259 @@
+// Copyright 2026 The mp Authors.
+//
+// The engine's hooks for faces (ProcessPoolExecutor): Job done hooks, Cancel, Started, and the
+// per-submit time limit's validation, under every start method. Tasks block on FIFOs the test
+// controls, so which task runs when is decided by the test, not by timing.
+
+#include "pool/engine.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "pool/job.h"
+#include "pool/process_launcher.h"
+#include "pool/task.h"
+#include "start_methods/fork.h"
+#include "start_methods/forkserver.h"
+#include "start_methods/spawn.h"
+
+namespace engine_test {
+
+using ::absl::StatusCode;
+using ::mp::pool_internal::Batch;
+using ::mp::pool_internal::Engine;
+using ::mp::pool_internal::Job;
+
+// Writes a line into the FIFO `ready`, then blocks until the test writes into (or closes) the FIFO
+// `release`; returns 7.
+int64_t BlockUntilReleased(std::string ready, std::string release) {
+  const int out = open(ready.c_str(), O_WRONLY | O_CLOEXEC);
+  if (out < 0) return -1;
+  const bool wrote = write(out, "r\n", 2) == 2;
+  close(out);
+  if (!wrote) return -1;
+  const int in = open(release.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return -1;
+  char c;
+  while (read(in, &c, 1) < 0 && errno == EINTR) {
+  }
+  close(in);
+  return 7;
+}
+
+// Creates the file `path` (evidence that the task ran); returns 1.
+int64_t Mark(std::string path) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  close(fd);
+  return 1;
+}
+
+// A directory with two FIFOs, removed at the end.
+class Fifos {
+ public:
+  Fifos() {
+    char tmpl[] = "/tmp/mp-engine-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    ready_ = dir_ + "/ready";
+    release_ = dir_ + "/release";
+    mkfifo(ready_.c_str(), 0600);
+    mkfifo(release_.c_str(), 0600);
+  }
+  ~Fifos() {
+    unlink(ready_.c_str());
+    unlink(release_.c_str());
+    unlink(mark().c_str());
+    rmdir(dir_.c_str());
+  }
+  const std::string& ready() const { return ready_; }
+  const std::string& release() const { return release_; }
+  std::string mark() const { return dir_ + "/mark"; }
+  // Waits (60 s at most) for the blocked task's line.
+  bool WaitReady() const {
+    const int fd = open(ready_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool got = false;
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 60000) <= 0) break;
+      char c;
+      const ssize_t n = read(fd, &c, 1);
+      if (n == 1 && c == '\n') {
+        got = true;
+        break;
+      }
+      if (n == 0 || (n < 0 && errno != EAGAIN)) break;
+    }
+    close(fd);
+    return got;
+  }
+  // Lets the blocked task return.
+  void Release() const {
+    const int fd = open(release_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    (void)!write(fd, "x", 1);
+    close(fd);
+  }
+
+ private:
+  std::string dir_, ready_, release_;
+};
+
+template <auto Fn, typename... A>
+Batch OneTask(A&&... args) {
+  Batch batch;
+  EXPECT_TRUE(
+      mp::pool_internal::AddItem(batch, mp::pool_internal::ArgsOf<Fn>(std::forward<A>(args)...))
+          .ok());
+  return batch;
+}
+
+template <auto Fn>
+const std::string& Name() {
+  mp::pool_internal::CheckTask<Fn>();
+  return *mp::pool_internal::TaskRegistrar<Fn>::name;
+}
+
+class EngineTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::unique_ptr<Engine> MakeEngine(int workers) {
+    std::shared_ptr<mp::StartMethod> method = GetParam() == "fork"    ? mp::ForkStartMethod()
+                                              : GetParam() == "spawn" ? mp::SpawnStartMethod()
+                                                                      : mp::ForkServerStartMethod();
+    absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(
+        std::make_unique<mp::pool_internal::ProcessLauncher>(method), {.workers = workers});
+    EXPECT_TRUE(engine.ok()) << engine.status();
+    return engine.ok() ? *std::move(engine) : nullptr;
+  }
+};
+
+// One worker, blocked in job A: job B waits as the worker's second chunk (sent, unstarted) and job
+// C in the queue. Cancelling B and C takes both back; neither ever runs; A, running, cannot be
+// cancelled and completes normally.
+TEST_P(EngineTest, CancelTakesBackQueuedJobsButNotARunningOne) {
+  std::unique_ptr<Engine> engine = MakeEngine(1);
+  ASSERT_NE(engine, nullptr);
+  Fifos fifos;
+  auto a = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
+  auto b = std::make_shared<Job>(1, "Submit<Mark>");
+  auto c = std::make_shared<Job>(1, "Submit<Mark>");
+  ASSERT_TRUE(engine
+                  ->Submit(a, Name<&BlockUntilReleased>(),
+                           OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
+                  .ok());
+  ASSERT_TRUE(fifos.WaitReady());
+  ASSERT_TRUE(engine->Submit(b, Name<&Mark>(), OneTask<&Mark>(fifos.mark()), 1).ok());
+  ASSERT_TRUE(engine->Submit(c, Name<&Mark>(), OneTask<&Mark>(fifos.mark()), 1).ok());
+  EXPECT_TRUE(engine->Started(a));
+  EXPECT_FALSE(engine->Started(b));
+  EXPECT_FALSE(engine->Started(c));
+
+  EXPECT_FALSE(engine->Cancel(a));
+  EXPECT_TRUE(engine->Cancel(b));
+  EXPECT_TRUE(engine->Cancel(c));
+  EXPECT_FALSE(engine->Cancel(c));  // already done (cancelled)
+  for (const auto& job : {b, c}) {
+    ASSERT_TRUE(job->Ready());
+    EXPECT_EQ(mp::pool_internal::ItemResult<int64_t>(*job, 0).status().code(),
+              StatusCode::kCancelled);
+  }
+
+  fifos.Release();
+  ASSERT_TRUE(a->WaitAll(mp::Deadline::After(absl::Seconds(60))));
+  EXPECT_EQ(*mp::pool_internal::ItemResult<int64_t>(*a, 0), 7);
+  // A later job on the same (only) worker runs after everything sent before it: B and C never ran.
+  auto d = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
+  ASSERT_TRUE(engine
+                  ->Submit(d, Name<&BlockUntilReleased>(),
+                           OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
+                  .ok());
+  ASSERT_TRUE(fifos.WaitReady());
+  fifos.Release();
+  ASSERT_TRUE(d->WaitAll(mp::Deadline::After(absl::Seconds(60))));
+  EXPECT_NE(access(fifos.mark().c_str(), F_OK), 0) << "a cancelled task ran";
+  engine->Close();
+  EXPECT_TRUE(engine->Join(absl::Seconds(60)).ok());
+}
+
+// A done hook runs once, in the engine's manager thread, when the last item is recorded; one added
+// after the job is done is refused, so that the caller runs it.
+TEST_P(EngineTest, DoneHookRunsOnceInTheManagerThread) {
+  std::unique_ptr<Engine> engine = MakeEngine(1);
+  ASSERT_NE(engine, nullptr);
+  Fifos fifos;
+  auto job = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
+  std::atomic<int> runs{0};
+  std::atomic<bool> other_thread{false};
+  const std::thread::id test_thread = std::this_thread::get_id();
+  ASSERT_TRUE(job->AddDoneHook([&] {
+    other_thread = std::this_thread::get_id() != test_thread;
+    ++runs;
+  }));
+  ASSERT_TRUE(engine
+                  ->Submit(job, Name<&BlockUntilReleased>(),
+                           OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
+                  .ok());
+  ASSERT_TRUE(fifos.WaitReady());
+  EXPECT_EQ(runs, 0);
+  fifos.Release();
+  ASSERT_TRUE(job->WaitAll(mp::Deadline::After(absl::Seconds(60))));
+  engine->Close();
+  ASSERT_TRUE(engine->Join(absl::Seconds(60)).ok());  // the manager thread has finished
+  EXPECT_EQ(runs, 1);
+  EXPECT_TRUE(other_thread);
+  EXPECT_FALSE(job->AddDoneHook([&] { ++runs; }));
+  EXPECT_EQ(runs, 1);
+}
+
+// The hooks of a cancelled job run before Cancel returns.
+TEST_P(EngineTest, CancelRunsTheDoneHooks) {
+  std::unique_ptr<Engine> engine = MakeEngine(1);
+  ASSERT_NE(engine, nullptr);
+  Fifos fifos;
+  auto a = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
+  ASSERT_TRUE(engine
+                  ->Submit(a, Name<&BlockUntilReleased>(),
+                           OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
+                  .ok());
+  ASSERT_TRUE(fifos.WaitReady());
+  auto b = std::make_shared<Job>(1, "Submit<Mark>");
+  std::atomic<int> runs{0};
+  ASSERT_TRUE(b->AddDoneHook([&] { ++runs; }));
+  ASSERT_TRUE(engine->Submit(b, Name<&Mark>(), OneTask<&Mark>(fifos.mark()), 1).ok());
+  EXPECT_TRUE(engine->Cancel(b));
+  EXPECT_EQ(runs, 1);
+  fifos.Release();
+  engine->Close();
+  EXPECT_TRUE(engine->Join(absl::Seconds(60)).ok());
+}
+
+TEST_P(EngineTest, NonPositiveSubmitTimeoutsAreInvalid) {
+  std::unique_ptr<Engine> engine = MakeEngine(1);
+  ASSERT_NE(engine, nullptr);
+  for (absl::Duration bad : {absl::ZeroDuration(), absl::Milliseconds(-5)}) {
+    auto job = std::make_shared<Job>(1, "Submit<Mark>");
+    absl::Status s = engine->Submit(
+        job, Name<&Mark>(), OneTask<&Mark>(std::string("/nonexistent/x")), 1, {.timeout = bad});
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  }
+  engine->Terminate();
+  EXPECT_TRUE(engine->Join(absl::Seconds(60)).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, EngineTest, ::testing::Values("fork", "spawn", "forkserver"));
+
+}  // namespace engine_test
