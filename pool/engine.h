@@ -27,8 +27,8 @@
 //                   Engine::Started(job) -> bool  (a worker claimed a chunk, or an item is done)
 //                   Engine::Close(), Terminate(), Join(timeout), workers(), WorkerPids(),
 //                   TakeBuffer(size)
-//   pool/job.h      Job(count, what); Job::AddDoneHook(absl::AnyInvocable<void() &&>) -> bool
-//                     (false: already done, run it yourself); Job::AnyDone(), Ready(),
+//   pool/job.h      Job(count, what); Job::AddDoneHook(Job::DoneHook&&) -> bool (false: already
+//                     done, the hook is left untouched: run it yourself); Job::AnyDone(), Ready(),
 //                     WaitAll / WaitItem / WaitCompleted(deadline), ItemResult, ForEachRun,
 //                     FirstFailure; Batch + AddItem / AppendItem / CheckBatch;
 //                     ItemResult<T>(job, i), DecodeResult<T>(payload)

@@ -161,7 +161,7 @@ void Job::FailUnfinished(const absl::Status& status) {
   RunHooks(hooks);
 }
 
-bool Job::AddDoneHook(DoneHook hook) {
+bool Job::AddDoneHook(DoneHook&& hook) {
   {
     MutexLock lock(&mu_);
     if (done_count_ != done_.size()) {

@@ -133,10 +133,10 @@ class Job {
   // after the job's lock is released (it may call the job's methods). Hooks run in the order they
   // were added; a hook must not throw or block (the manager thread serves every job).
   using DoneHook = absl::AnyInvocable<void() &&>;
-  // Keeps `hook` and returns true while the job is not done; returns false, without keeping it,
-  // when the job is already done (the caller then runs it itself, in its own thread, so that a
-  // hook added late still runs once).
-  bool AddDoneHook(DoneHook hook);
+  // Takes `hook` (moves from it) and returns true while the job is not done; returns false and
+  // leaves `hook` untouched when the job is already done: the caller then runs it itself, in its
+  // own thread, so that a hook added late still runs once.
+  bool AddDoneHook(DoneHook&& hook);
   // True once all items are done; false when `deadline` passes first.
   bool WaitAll(Deadline deadline) const;
   // True once item `index` is done; false when `deadline` passes first.

@@ -163,10 +163,35 @@ TEST(JobTest, WaitersInOtherThreadsWake) {
   for (size_t p = 0; p < kItems; ++p) EXPECT_EQ(unordered[p], kItems - 1 - p);
 }
 
+TEST(JobTest, DoneHooksRunOnceWhenTheLastItemIsRecorded) {
+  Job job(2, "Map<f>");
+  std::vector<int> ran;
+  ASSERT_TRUE(job.AddDoneHook([&] { ran.push_back(1); }));
+  ASSERT_TRUE(job.AddDoneHook([&] {
+    ran.push_back(2);
+    EXPECT_TRUE(job.Ready());  // the job's lock is not held
+  }));
+  EXPECT_FALSE(job.AnyDone());
+  job.FinishFixed(1, 1, Raw({5}), 0, sizeof(int64_t));
+  EXPECT_TRUE(job.AnyDone());
+  EXPECT_TRUE(ran.empty());
+  job.Finish(0, nullptr, 0, 0, absl::InternalError("zero"));
+  EXPECT_EQ(ran, (std::vector<int>{1, 2}));
+  job.FailUnfinished(absl::CancelledError("late"));  // nothing left: no second run
+  EXPECT_EQ(ran, (std::vector<int>{1, 2}));
+  // Added after the job is done: refused and left to the caller, untouched.
+  Job::DoneHook late = [&] { ran.push_back(3); };
+  EXPECT_FALSE(job.AddDoneHook(std::move(late)));
+  ASSERT_TRUE(late);
+  std::move(late)();
+  EXPECT_EQ(ran, (std::vector<int>{1, 2, 3}));
+}
+
 TEST(JobTest, EmptyJobIsReady) {
   Job job(0, "Map<f>");
   EXPECT_TRUE(job.Ready());
   EXPECT_TRUE(job.WaitAll(Deadline::After(absl::ZeroDuration())));
+  EXPECT_FALSE(job.AddDoneHook([] {}));
 }
 
 TEST(BatchTest, AddItemRefusesDescriptorsAndCounts) {
