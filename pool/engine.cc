@@ -120,8 +120,7 @@ absl::StatusOr<Worker> Engine::Impl::StartWorker(int slot) {
   spec.index = slot;
   spec.name = absl::StrCat(options_.worker_name, "-", ++worker_count_);
   spec.slots = ShmHandle{slots_, slots_offset_};
-  spec.init_function = options_.init_function;
-  spec.init_args = options_.init_args;
+  spec.initializer = options_.initializer;
   absl::StatusOr<std::unique_ptr<LaunchedWorker>> launched = launcher_->Start(spec);
   if (!launched.ok()) return launched.status();
   Worker w;

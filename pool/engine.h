@@ -19,7 +19,7 @@
 //
 // What a face (Pool, ProcessPoolExecutor) uses, all in mp::pool_internal:
 //   pool/engine.h   Engine::Create(std::unique_ptr<WorkerLauncher>, EngineOptions{.workers,
-//                     .init_function, .init_args, .max_tasks_per_child, .worker_name,
+//                     .initializer, .max_tasks_per_child, .worker_name,
 //                     .task_timeout})
 //                   Engine::Submit(std::shared_ptr<Job>, const std::string& function, Batch,
 //                     size_t chunksize, SubmitOptions{.timeout})
@@ -57,8 +57,7 @@ namespace pool_internal {
 
 struct EngineOptions {
   int workers = 1;            // >= 1
-  std::string init_function;  // registered task each worker runs once first; empty: none
-  std::string init_args;      // its encoded arguments
+  PoolInitializer initializer;  // each worker runs it once first
   // Chunks a worker runs before it is replaced; 0: no limit.
   int64_t max_tasks_per_child = 0;
   // The prefix of the workers' names ("PoolWorker-1", ...).

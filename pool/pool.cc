@@ -28,8 +28,7 @@ absl::StatusOr<Pool> Pool::Create(std::shared_ptr<StartMethod> method, PoolOptio
   }
   pool_internal::EngineOptions engine;
   engine.workers = options.processes == 0 ? std::max(1, CpuCount()) : options.processes;
-  engine.init_function = std::move(options.initializer.function);
-  engine.init_args = std::move(options.initializer.args);
+  engine.initializer = std::move(options.initializer);
   engine.max_tasks_per_child = options.maxtasksperchild;
   engine.task_timeout = options.task_timeout;
   absl::StatusOr<std::unique_ptr<pool_internal::Engine>> e = pool_internal::Engine::Create(

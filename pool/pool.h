@@ -64,9 +64,9 @@
 //   Join before Close or Terminate          kFailedPrecondition (ValueError)
 //   tasks unfinished at Terminate           kCancelled
 //   arguments holding descriptors or shared objects (Lock, Queue, Connection...)
-//                                           kInvalidArgument (tasks travel as bytes; pass such
-//                                           objects to the initializer's process... see
-//                                           PoolInitializer)
+//                                           kInvalidArgument (tasks travel as bytes; give such
+//                                           objects to every worker through the initializer's
+//                                           arguments: pool/initializer.h)
 //   ImapIterator::Next after the last item  kOutOfRange (StopIteration)
 //
 // How it works. Each worker is an mp::Process running a registered worker loop, connected to the
@@ -125,6 +125,7 @@
 #include "absl/types/span.h"
 #include "base/deadline.h"
 #include "pool/engine.h"
+#include "pool/initializer.h"
 #include "pool/job.h"
 #include "pool/task.h"
 #include "serialize/codec.h"
@@ -142,21 +143,6 @@ template <typename E>
 inline constexpr bool kIsVector<std::vector<E>> = true;
 
 }  // namespace pool_internal
-
-// CPython's Pool(initializer=f, initargs=(...)): a registered function each worker runs once before
-// its first task. If it returns an error status, the pool fails (see the header comment).
-struct PoolInitializer {
-  std::string function;  // registered task name; empty: no initializer
-  std::string args;      // encoded arguments
-};
-template <auto Fn, typename... A>
-absl::StatusOr<PoolInitializer> MakePoolInitializer(A&&... args) {
-  pool_internal::CheckTask<Fn>();
-  pool_internal::ArgsOf<Fn> values(std::forward<A>(args)...);
-  pool_internal::Batch batch;
-  if (absl::Status s = pool_internal::AddItem(batch, values); !s.ok()) return s;
-  return PoolInitializer{*pool_internal::TaskRegistrar<Fn>::name, std::move(batch.bytes)};
-}
 
 struct PoolOptions {
   // Worker processes; 0 means CpuCount().

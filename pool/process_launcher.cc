@@ -63,7 +63,7 @@ absl::StatusOr<std::unique_ptr<LaunchedWorker>> ProcessLauncher::Start(const Wor
   absl::StatusOr<Process> p = Process::Create(
       method_,
       Call<&PoolWorkerMain>(PassedFd{child_end.fd()}, spec.slots, int64_t{spec.index},
-                            spec.init_function, spec.init_args),
+                            ToWorkerInitializer(spec.initializer)),
       ProcessOptions{.name = spec.name, .daemon = true});
   if (!p.ok()) return p.status();
   absl::Status started = p->Start();

@@ -20,22 +20,6 @@ namespace mp {
 namespace pool_internal {
 namespace {
 
-// Runs the initializer: OK, or its failure (an exception it threw included).
-absl::Status RunInitializer(const std::string& function, const std::string& args) {
-  TaskFn init = FindTask(function);
-  if (init == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no registered function \"", function, "\""));
-  }
-  std::string out;
-  init(AsBytes(args), out);  // catches what the initializer throws
-  if (out.empty() || out[0] == 0) return absl::OkStatus();
-  ByteReader r(AsBytes(out));
-  r.ReadByte("tag").IgnoreError();
-  absl::Status failure;
-  if (absl::Status s = Codec<absl::Status>::Decode(r, failure); !s.ok()) return s;
-  return AsFailure(std::move(failure));
-}
-
 // Sends `out`: OK also when the pool is gone (the loop then ends at its next receive).
 absl::Status SendResults(WorkerTransport& transport, const std::string& out) {
   absl::Status s = transport.Send(out);
@@ -45,13 +29,13 @@ absl::Status SendResults(WorkerTransport& transport, const std::string& out) {
 }  // namespace
 
 absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_sentinel,
-                           const std::string& init_function, const std::string& init_args) {
-  if (!init_function.empty()) {
+                           WorkerInitializer init) {
+  if (!init.function.empty()) {
     absl::Status status;
     try {
-      status = RunInitializer(init_function, init_args);
+      status = RunInitializer(init);
     } catch (...) {
-      status = CurrentExceptionStatus(init_function);
+      status = CurrentExceptionStatus(init.function);
     }
     if (!status.ok()) {
       transport.Send(EncodeInitFailed(status)).IgnoreError();
@@ -148,7 +132,7 @@ absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_se
 }
 
 absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_index,
-                            std::string init_function, std::string init_args) {
+                            WorkerInitializer init) {
   try {
     absl::StatusOr<Connection> adopted = Connection::FromFd(conn_fd.fd);
     if (!adopted.ok()) return adopted.status();
@@ -158,7 +142,7 @@ absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_inde
     Slot* slot = static_cast<Slot*>(slots.segment.At(slots.offset)) + slot_index;
     const ParentHandle* parent = ParentProcess();
     return RunWorkerLoop(**transport, slot, parent != nullptr ? parent->Sentinel() : -1,
-                         init_function, init_args);
+                         std::move(init));
   } catch (...) {
     try {
       return CurrentExceptionStatus("the pool's worker loop");

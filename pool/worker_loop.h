@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "pool/initializer.h"
 #include "pool/slot.h"
 #include "pool/worker_transport.h"
 #include "serialize/fd.h"
@@ -23,13 +24,13 @@ namespace pool_internal {
 // pool's process died); not OK for a message it cannot decode or a failing initializer (which it
 // reports to the pool first).
 absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_sentinel,
-                           const std::string& init_function, const std::string& init_args);
+                           WorkerInitializer init);
 
 // The registered entry point of a worker process (Call<&PoolWorkerMain>): adopts `conn_fd` (an end
 // of a socketpair) and runs the loop on slot `slot_index` of `slots`. Nothing the loop throws
 // leaves it: under the fork start method the frames below it are a copy of the pool's process's.
 absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_index,
-                            std::string init_function, std::string init_args);
+                            WorkerInitializer init);
 
 }  // namespace pool_internal
 }  // namespace mp

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "channels/connection.h"
+#include "pool/initializer.h"
 #include "sync/shm.h"
 
 namespace mp {
@@ -85,8 +86,7 @@ struct WorkerSpec {
   int index = 0;     // its slot: 0 .. workers - 1 (a replacement takes the dead one's index)
   std::string name;  // for its process title / error messages
   ShmHandle slots;   // the engine's array of Slot (slot.h); the worker uses slots[index]
-  std::string init_function;  // registered task run once before the first chunk; empty: none
-  std::string init_args;      // its encoded arguments
+  PoolInitializer initializer;  // run once before the first chunk
 };
 
 // A started worker.
