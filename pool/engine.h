@@ -49,6 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "pool/initializer.h"
 #include "pool/job.h"
 #include "pool/worker_transport.h"
 
