@@ -25,6 +25,10 @@
 //                                            .maxtasksperchild})
 //   apply(f, args)     Apply<&f>(args...)             -> StatusOr<R>
 //   apply_async        ApplyAsync<&f>(args...)        -> AsyncResult<R>
+//   apply_async(f, args, callback=cb, error_callback=eb)
+//                      ApplyAsync<&f>(mp::AsyncCallbacks<R>{.callback = cb, .error_callback = eb},
+//                                     args...)  (map_async / starmap_async: a third argument;
+//                                     see AsyncCallbacks in pool/async_result.h)
 //   map(f, it, cs)     Map<&f>(items, chunksize)      -> StatusOr<std::vector<R>>
 //   map_async          MapAsync<&f>(items, chunksize) -> AsyncResult<std::vector<R>>
 //   starmap(f, it)     Starmap<&f>(tuples, chunksize) -> StatusOr<std::vector<R>>
@@ -124,6 +128,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "base/deadline.h"
+#include "pool/async_result.h"
 #include "pool/engine.h"
 #include "pool/initializer.h"
 #include "pool/job.h"
@@ -134,15 +139,6 @@
 #include "start_methods/start_method.h"
 
 namespace mp {
-
-namespace pool_internal {
-
-template <typename R>
-inline constexpr bool kIsVector = false;
-template <typename E>
-inline constexpr bool kIsVector<std::vector<E>> = true;
-
-}  // namespace pool_internal
 
 struct PoolOptions {
   // Worker processes; 0 means CpuCount().
@@ -158,118 +154,6 @@ struct PoolOptions {
   // that had not started run on other workers; results of its earlier tasks that the worker had
   // not yet sent are lost (kAborted, as for a worker that dies: use chunksize 1 with time limits).
   absl::Duration task_timeout = absl::InfiniteDuration();
-};
-
-// The pending result of ApplyAsync (R) or MapAsync (std::vector<R>).
-template <typename R>
-class AsyncResult {
- public:
-  AsyncResult() = default;
-
-  // The result; waits at most `timeout` (kDeadlineExceeded then). A failed task's status.
-  absl::StatusOr<R> Get(absl::Duration timeout = absl::InfiniteDuration()) const {
-    if (job_ == nullptr) return absl::FailedPreconditionError("AsyncResult: empty");
-    if (!status_.ok()) return status_;
-    if (!job_->WaitAll(Deadline::After(timeout))) return TimeoutError(timeout);
-    if constexpr (pool_internal::kIsVector<R>) {
-      if (many_) {
-        R out;
-        out.reserve(job_->size());
-        using E = typename R::value_type;
-        absl::Status s =
-            job_->ForEachRun([&out](const pool_internal::Job::Run& run) -> absl::Status {
-              if constexpr (codec_internal::kBulkCopyable<E>) {
-                if (run.fixed && run.stride == sizeof(E)) {  // a chunk of raw results: one copy
-                  const size_t at = out.size();
-                  out.resize(at + run.count);
-                  std::memcpy(out.data() + at, run.data, run.count * sizeof(E));
-                  return absl::OkStatus();
-                }
-              }
-              for (size_t k = 0; k < run.count; ++k) {
-                absl::StatusOr<E> v = pool_internal::DecodeResult<E>(run.Payload(k));
-                if (!v.ok()) return v.status();
-                out.push_back(*std::move(v));
-              }
-              return absl::OkStatus();
-            });
-        if (!s.ok()) return s;
-        return out;
-      }
-    }
-    return pool_internal::ItemResult<R>(*job_, 0);
-  }
-  // Waits until the result is ready or `timeout` passes; returns Ready().
-  bool Wait(absl::Duration timeout = absl::InfiniteDuration()) const {
-    return job_ == nullptr || !status_.ok() || job_->WaitAll(Deadline::After(timeout));
-  }
-  bool Ready() const { return job_ == nullptr || !status_.ok() || job_->Ready(); }
-  // Whether every task succeeded; kFailedPrecondition before Ready() (CPython's ValueError).
-  absl::StatusOr<bool> Successful() const {
-    if (!Ready()) {
-      return absl::FailedPreconditionError("AsyncResult::Successful: the result is not ready");
-    }
-    return status_.ok() && job_ != nullptr && job_->FirstFailure().ok();
-  }
-
- private:
-  friend class Pool;
-  AsyncResult(std::shared_ptr<pool_internal::Job> job, absl::Status status, bool many)
-      : job_(std::move(job)), status_(std::move(status)), many_(many) {}
-  absl::Status TimeoutError(absl::Duration timeout) const {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "AsyncResult::Get: ", job_->what(), " not ready after ", absl::FormatDuration(timeout)));
-  }
-
-  std::shared_ptr<pool_internal::Job> job_;
-  absl::Status status_;  // a submission that failed
-  bool many_ = false;    // one result per item (MapAsync), else one result (ApplyAsync)
-};
-
-// Results of Imap (in submission order) or ImapUnordered (in completion order).
-template <typename R>
-class ImapIterator {
- public:
-  ImapIterator() = default;
-
-  // The next result (or that task's error). kOutOfRange after the last; kDeadlineExceeded when the
-  // next result is not ready within `timeout` (call again later).
-  absl::StatusOr<R> Next(absl::Duration timeout = absl::InfiniteDuration()) {
-    if (!status_.ok()) return status_;
-    if (job_ == nullptr || position_ >= job_->size()) {
-      return absl::OutOfRangeError("ImapIterator: no more results");
-    }
-    const Deadline deadline = Deadline::After(timeout);
-    size_t index = position_;
-    if (unordered_) {
-      std::optional<size_t> next = job_->WaitCompleted(position_, deadline);
-      if (!next.has_value()) return TimeoutError(timeout);
-      index = *next;
-    } else if (!job_->WaitItem(index, deadline)) {
-      return TimeoutError(timeout);  // the position stays: call again later
-    }
-    ++position_;
-    return pool_internal::ItemResult<R>(*job_, index);
-  }
-  // Number of results.
-  size_t size() const { return job_ == nullptr ? 0 : job_->size(); }
-
- private:
-  friend class Pool;
-  ImapIterator(std::shared_ptr<pool_internal::Job> job, bool unordered, absl::Status status)
-      : job_(std::move(job)), unordered_(unordered), status_(std::move(status)) {}
-  absl::Status TimeoutError(absl::Duration timeout) const {
-    const std::string which =
-        unordered_ ? std::string("no further result") : absl::StrCat("task ", position_);
-    return absl::DeadlineExceededError(absl::StrCat("ImapIterator::Next: ", job_->what(), ": ",
-                                                    which, " not ready after ",
-                                                    absl::FormatDuration(timeout)));
-  }
-
-  std::shared_ptr<pool_internal::Job> job_;
-  bool unordered_ = false;
-  absl::Status status_;
-  size_t position_ = 0;
 };
 
 class Pool {
@@ -288,13 +172,22 @@ class Pool {
 
   template <auto Fn, typename... A>
   AsyncResult<pool_internal::ResultOf<Fn>> ApplyAsync(A&&... args) {
+    return ApplyAsync<Fn>(AsyncCallbacks<pool_internal::ResultOf<Fn>>{}, std::forward<A>(args)...);
+  }
+  // With CPython's callback / error_callback (see AsyncCallbacks).
+  template <auto Fn, typename... A>
+  AsyncResult<pool_internal::ResultOf<Fn>> ApplyAsync(
+      AsyncCallbacks<pool_internal::ResultOf<Fn>> callbacks, A&&... args) {
     pool_internal::CheckTask<Fn>();
     pool_internal::Batch batch;
     absl::Status s =
         pool_internal::AddItem(batch, pool_internal::ArgsOf<Fn>(std::forward<A>(args)...));
     auto job = std::make_shared<pool_internal::Job>(1, Describe<Fn>("ApplyAsync"));
+    std::shared_ptr<pool_internal::CallbacksRun> run;
+    if (s.ok()) run = pool_internal::AttachCallbacks(job, false, std::move(callbacks));
     if (s.ok()) s = Submit(job, *pool_internal::TaskRegistrar<Fn>::name, std::move(batch), 1);
-    return AsyncResult<pool_internal::ResultOf<Fn>>(std::move(job), std::move(s), false);
+    return AsyncResult<pool_internal::ResultOf<Fn>>(std::move(job), std::move(s), false,
+                                                    std::move(run));
   }
   template <auto Fn, typename... A>
   absl::StatusOr<pool_internal::ResultOf<Fn>> Apply(A&&... args) {
@@ -303,11 +196,13 @@ class Pool {
 
   // One task per item: Fn(item). Items convert to Fn's single parameter type.
   template <auto Fn, typename T>
-  AsyncResult<std::vector<pool_internal::ResultOf<Fn>>> MapAsync(const std::vector<T>& items,
-                                                                 size_t chunksize = 0) {
+  AsyncResult<std::vector<pool_internal::ResultOf<Fn>>> MapAsync(
+      const std::vector<T>& items, size_t chunksize = 0,
+      AsyncCallbacks<std::vector<pool_internal::ResultOf<Fn>>> callbacks = {}) {
     static_assert(std::tuple_size_v<pool_internal::ArgsOf<Fn>> == 1,
                   "mp::Pool::Map<&Fn>: Fn must take exactly one parameter (use Starmap)");
-    return SubmitMany<Fn, std::vector<pool_internal::ResultOf<Fn>>, false>(items, chunksize, "Map");
+    return SubmitMany<Fn, std::vector<pool_internal::ResultOf<Fn>>, false>(items, chunksize, "Map",
+                                                                           std::move(callbacks));
   }
   template <auto Fn, typename T>
   absl::StatusOr<std::vector<pool_internal::ResultOf<Fn>>> Map(const std::vector<T>& items,
@@ -316,10 +211,11 @@ class Pool {
   }
   // One task per tuple: std::apply(Fn, item). Items convert to Fn's parameter tuple.
   template <auto Fn, typename T>
-  AsyncResult<std::vector<pool_internal::ResultOf<Fn>>> StarmapAsync(const std::vector<T>& items,
-                                                                     size_t chunksize = 0) {
-    return SubmitMany<Fn, std::vector<pool_internal::ResultOf<Fn>>, true>(items, chunksize,
-                                                                          "Starmap");
+  AsyncResult<std::vector<pool_internal::ResultOf<Fn>>> StarmapAsync(
+      const std::vector<T>& items, size_t chunksize = 0,
+      AsyncCallbacks<std::vector<pool_internal::ResultOf<Fn>>> callbacks = {}) {
+    return SubmitMany<Fn, std::vector<pool_internal::ResultOf<Fn>>, true>(
+        items, chunksize, "Starmap", std::move(callbacks));
   }
   template <auto Fn, typename T>
   absl::StatusOr<std::vector<pool_internal::ResultOf<Fn>>> Starmap(const std::vector<T>& items,
@@ -402,16 +298,19 @@ class Pool {
   }
 
   template <auto Fn, typename R, bool kStar, typename T>
-  AsyncResult<R> SubmitMany(const std::vector<T>& items, size_t chunksize, absl::string_view call) {
+  AsyncResult<R> SubmitMany(const std::vector<T>& items, size_t chunksize, absl::string_view call,
+                            AsyncCallbacks<R> callbacks = {}) {
     pool_internal::CheckTask<Fn>();
     auto job = std::make_shared<pool_internal::Job>(items.size(), Describe<Fn>(call));
     pool_internal::Batch batch;
     absl::Status s = Encode<Fn, kStar>(batch, items);
+    std::shared_ptr<pool_internal::CallbacksRun> run;
+    if (s.ok()) run = pool_internal::AttachCallbacks(job, true, std::move(callbacks));
     if (s.ok()) {
       s = Submit(job, *pool_internal::TaskRegistrar<Fn>::name, std::move(batch),
                  chunksize == 0 ? DefaultChunksize(items.size()) : chunksize);
     }
-    return AsyncResult<R>(std::move(job), std::move(s), true);
+    return AsyncResult<R>(std::move(job), std::move(s), true, std::move(run));
   }
 
   template <auto Fn, typename T>
