@@ -1,0 +1,217 @@
+// Copyright 2026 The mp Authors.
+
+#include "pool/process_pool_executor.h"
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "base/mutex.h"
+#include "pool/engine.h"
+#include "pool/process_launcher.h"
+#include "start_methods/process.h"
+
+namespace mp {
+namespace pool_internal {
+namespace {
+
+// What the futures of one job share. Cancel of any of them asks the engine to take the whole job
+// back (its Cancel is all or nothing); when it does, the job's done hook runs before the engine's
+// Cancel returns, sees `cancelling` and the items' kCancelled, marks the job cancelled and cancels
+// every future of the job (each one's hook then answers true at once).
+struct JobFutures {
+  std::shared_ptr<Job> job;
+  std::atomic<bool> cancelling{false};  // a Cancel is asking the engine
+  std::atomic<bool> cancelled{false};   // the engine took the job back
+};
+
+}  // namespace
+
+class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
+ public:
+  explicit ProcessPoolImpl(std::unique_ptr<Engine> engine) : engine_(std::move(engine)) {}
+
+  std::string NextTask() {
+    return absl::StrCat("ProcessPoolExecutor task ",
+                        tasks_.fetch_add(1, std::memory_order_relaxed));
+  }
+
+  void SubmitFutures(std::shared_ptr<Job> job, const std::string& function, Batch batch,
+                     size_t chunksize, absl::Duration timeout,
+                     std::vector<std::shared_ptr<futures_internal::CoreBase>> cores,
+                     FinishFn finish) {
+    auto state = std::make_shared<JobFutures>();
+    state->job = job;
+    const std::weak_ptr<ProcessPoolImpl> weak = weak_from_this();
+    for (size_t i = 0; i < cores.size(); ++i) {
+      cores[i]->SetCancelHook([weak, state] { return CancelJob(weak, *state); });
+      cores[i]->SetRunningHook([weak, state] {
+        std::shared_ptr<ProcessPoolImpl> impl = weak.lock();
+        return impl != nullptr && impl->engine_->Started(state->job);
+      });
+    }
+    const size_t n = cores.size();
+    // Before the job is submitted, so the hook cannot come too late.
+    Job::DoneHook hook = [state, finish = std::move(finish), n]() mutable {
+      const bool cancelling = state->cancelling.load();
+      if (cancelling) state->cancelled.store(true);  // only kCancelled items read it
+      for (size_t i = 0; i < n; ++i) finish(i, cancelling);
+    };
+    job->AddDoneHook(std::move(hook));  // a fresh job is not done: it takes the hook
+    absl::Status s;
+    {
+      MutexLock lock(&mu_);
+      if (shutdown_) {
+        s = absl::FailedPreconditionError(
+            "ProcessPoolExecutor: cannot schedule new futures after shutdown");
+      } else {
+        PruneLocked();
+        for (const auto& core : cores) live_.push_back(core);
+      }
+    }
+    if (s.ok()) {
+      SubmitOptions options;
+      options.timeout = timeout;
+      s = engine_->Submit(std::move(job), function, std::move(batch), chunksize, options);
+    }
+    if (!s.ok()) {
+      for (const auto& core : cores) core->SetFailure(s).IgnoreError();
+    }
+  }
+
+  absl::Status Shutdown(const ExecutorShutdownOptions& options) {
+    std::vector<std::weak_ptr<futures_internal::CoreBase>> live;
+    {
+      MutexLock lock(&mu_);
+      shutdown_ = true;
+      if (options.cancel_futures) live.swap(live_);
+    }
+    for (const auto& weak : live) {
+      if (std::shared_ptr<futures_internal::CoreBase> core = weak.lock()) core->Cancel();
+    }
+    engine_->Close();
+    if (!options.wait) return absl::OkStatus();
+    MutexLock lock(&join_mu_);
+    if (joined_) return absl::OkStatus();
+    absl::Status s = engine_->Join(options.timeout);
+    if (s.ok()) joined_ = true;
+    return s;
+  }
+
+  int workers() const { return engine_->workers(); }
+  std::vector<int> WorkerPids() const { return engine_->WorkerPids(); }
+
+ private:
+  // Cancel of one of `state`'s futures: whether the engine took the job back (now or before).
+  static bool CancelJob(const std::weak_ptr<ProcessPoolImpl>& weak, JobFutures& state) {
+    if (state.cancelled.load()) return true;
+    std::shared_ptr<ProcessPoolImpl> impl = weak.lock();
+    if (impl == nullptr) return false;  // the executor waited for its tasks: nothing is pending
+    state.cancelling.store(true);
+    const bool taken_back = impl->engine_->Cancel(state.job);
+    if (!taken_back) state.cancelling.store(false);
+    return taken_back || state.cancelled.load();
+  }
+
+  // Drops the futures that are gone or done, when the list has doubled since the last time.
+  void PruneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (live_.size() < 2 * pruned_size_ + 64) return;
+    live_.erase(std::remove_if(live_.begin(), live_.end(),
+                               [](const std::weak_ptr<futures_internal::CoreBase>& weak) {
+                                 std::shared_ptr<futures_internal::CoreBase> core = weak.lock();
+                                 return core == nullptr || core->Done();
+                               }),
+                live_.end());
+    pruned_size_ = live_.size();
+  }
+
+  const std::unique_ptr<Engine> engine_;
+  std::atomic<uint64_t> tasks_{0};
+  Mutex mu_;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  // Futures submitted and maybe not done (for cancel_futures).
+  std::vector<std::weak_ptr<futures_internal::CoreBase>> live_ ABSL_GUARDED_BY(mu_);
+  size_t pruned_size_ ABSL_GUARDED_BY(mu_) = 0;
+  Mutex join_mu_;
+  bool joined_ ABSL_GUARDED_BY(join_mu_) = false;
+};
+
+void SubmitFutures(ProcessPoolImpl& impl, std::shared_ptr<Job> job, const std::string& function,
+                   Batch batch, size_t chunksize, absl::Duration timeout,
+                   std::vector<std::shared_ptr<futures_internal::CoreBase>> cores,
+                   FinishFn finish) {
+  impl.SubmitFutures(std::move(job), function, std::move(batch), chunksize, timeout,
+                     std::move(cores), std::move(finish));
+}
+
+std::string NextExecutorTask(ProcessPoolImpl& impl) { return impl.NextTask(); }
+
+}  // namespace pool_internal
+
+absl::StatusOr<ProcessPoolExecutor> ProcessPoolExecutor::Create(
+    ProcessPoolExecutorOptions options) {
+  if (options.method == nullptr) {
+    return absl::InvalidArgumentError(
+        "ProcessPoolExecutor::Create: no start method (set .method, e.g. "
+        "mp::ForkServerStartMethod())");
+  }
+  if (options.max_workers < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ProcessPoolExecutor::Create: max_workers must be greater than 0 (0 for "
+                     "CpuCount()), got ",
+                     options.max_workers));
+  }
+  if (options.max_tasks_per_child < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ProcessPoolExecutor::Create: max_tasks_per_child must be >= 0 (0: no "
+                     "limit), got ",
+                     options.max_tasks_per_child));
+  }
+  if (!options.initializer.function.empty() &&
+      pool_internal::FindTask(options.initializer.function) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("ProcessPoolExecutor::Create: initializer \"",
+                                                   options.initializer.function,
+                                                   "\" is not registered"));
+  }
+  pool_internal::EngineOptions engine;
+  engine.workers = options.max_workers == 0 ? std::max(1, CpuCount()) : options.max_workers;
+  engine.initializer = std::move(options.initializer);
+  engine.max_tasks_per_child = options.max_tasks_per_child;
+  engine.worker_name = "ProcessPoolExecutorWorker";
+  absl::StatusOr<std::unique_ptr<pool_internal::Engine>> e = pool_internal::Engine::Create(
+      std::make_unique<pool_internal::ProcessLauncher>(std::move(options.method)),
+      std::move(engine));
+  if (!e.ok()) return e.status();
+  return ProcessPoolExecutor(std::make_shared<pool_internal::ProcessPoolImpl>(*std::move(e)));
+}
+
+ProcessPoolExecutor::ProcessPoolExecutor(std::shared_ptr<pool_internal::ProcessPoolImpl> impl)
+    : impl_(std::move(impl)) {}
+
+ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolExecutor&&) noexcept = default;
+
+ProcessPoolExecutor& ProcessPoolExecutor::operator=(ProcessPoolExecutor&& other) noexcept {
+  if (this != &other) {
+    if (impl_ != nullptr) impl_->Shutdown({}).IgnoreError();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+ProcessPoolExecutor::~ProcessPoolExecutor() {
+  if (impl_ != nullptr) impl_->Shutdown({}).IgnoreError();
+}
+
+absl::Status ProcessPoolExecutor::Shutdown(const ExecutorShutdownOptions& options) {
+  return impl_->Shutdown(options);
+}
+
+int ProcessPoolExecutor::max_workers() const { return impl_->workers(); }
+
+std::vector<int> ProcessPoolExecutor::WorkerPids() const { return impl_->WorkerPids(); }
+
+}  // namespace mp
