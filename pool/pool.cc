@@ -10,27 +10,38 @@
 
 namespace mp {
 
-absl::StatusOr<Pool> Pool::Create(std::shared_ptr<StartMethod> method, PoolOptions options) {
-  if (method == nullptr) return absl::InvalidArgumentError("Pool::Create: null start method");
+namespace pool_internal {
+
+absl::StatusOr<EngineOptions> MakeEngineOptions(PoolOptions options, absl::string_view caller) {
   if (options.processes < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "Pool::Create: processes must be >= 0 (0: CpuCount()), got ", options.processes));
+        caller, ": processes must be >= 0 (0: CpuCount()), got ", options.processes));
   }
   if (options.maxtasksperchild < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Pool::Create: maxtasksperchild must be >= 0 (0: no limit), got ",
-                     options.maxtasksperchild));
-  }
-  if (!options.initializer.function.empty() &&
-      pool_internal::FindTask(options.initializer.function) == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "Pool::Create: initializer \"", options.initializer.function, "\" is not registered"));
+        caller, ": maxtasksperchild must be >= 0 (0: no limit), got ", options.maxtasksperchild));
   }
-  pool_internal::EngineOptions engine;
+  if (!options.initializer.function.empty() && FindTask(options.initializer.function) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(caller, ": initializer \"",
+                                                   options.initializer.function,
+                                                   "\" is not registered"));
+  }
+  EngineOptions engine;
   engine.workers = options.processes == 0 ? std::max(1, CpuCount()) : options.processes;
   engine.initializer = std::move(options.initializer);
   engine.max_tasks_per_child = options.maxtasksperchild;
   engine.task_timeout = options.task_timeout;
+  return engine;
+}
+
+}  // namespace pool_internal
+
+absl::StatusOr<Pool> Pool::Create(std::shared_ptr<StartMethod> method, PoolOptions options) {
+  if (method == nullptr) return absl::InvalidArgumentError("Pool::Create: null start method");
+  absl::StatusOr<pool_internal::EngineOptions> options_or =
+      pool_internal::MakeEngineOptions(std::move(options), "Pool::Create");
+  if (!options_or.ok()) return options_or.status();
+  pool_internal::EngineOptions engine = *std::move(options_or);
   absl::StatusOr<std::unique_ptr<pool_internal::Engine>> e = pool_internal::Engine::Create(
       std::make_unique<pool_internal::ProcessLauncher>(std::move(method)), std::move(engine));
   if (!e.ok()) return e.status();

@@ -156,6 +156,12 @@ struct PoolOptions {
   absl::Duration task_timeout = absl::InfiniteDuration();
 };
 
+namespace pool_internal {
+// Checks `options` (kInvalidArgument naming `caller` and the bad field) and turns them into the
+// engine's.
+absl::StatusOr<EngineOptions> MakeEngineOptions(PoolOptions options, absl::string_view caller);
+}  // namespace pool_internal
+
 class Pool {
  public:
   // Starts the workers with `method`. kInvalidArgument for a null method, negative
@@ -247,6 +253,7 @@ class Pool {
   std::vector<int> WorkerPids() const;
 
  private:
+  friend class ThreadPool;
   explicit Pool(std::unique_ptr<pool_internal::Engine> engine);
 
   template <auto Fn>
