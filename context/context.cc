@@ -177,6 +177,17 @@ absl::StatusOr<mp::Pool> Context::Pool(int processes) const {
   return Pool(std::move(options));
 }
 
+absl::StatusOr<mp::ProcessPoolExecutor> Context::ProcessPoolExecutor(
+    ProcessPoolExecutorOptions options) const {
+  if (options.method != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Context::ProcessPoolExecutor: options.method is set (", options.method->Name(),
+        ") but the '", start_method_->Name(), "' context chooses the start method; leave it null"));
+  }
+  options.method = start_method_;
+  return mp::ProcessPoolExecutor::Create(std::move(options));
+}
+
 absl::StatusOr<mp::SharedMemory> Context::SharedMemory(std::optional<std::string> name, bool create,
                                                        int64_t size) const {
   return mp::SharedMemory::Open(std::move(name), create, size);

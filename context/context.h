@@ -63,6 +63,7 @@
 #include "channels/connection.h"
 #include "channels/queue.h"
 #include "pool/pool.h"
+#include "pool/process_pool_executor.h"
 #include "shared_memory/shared_memory.h"
 #include "shared_memory/value.h"
 #include "start_methods/process.h"
@@ -138,6 +139,10 @@ class Context {
   // method runs them). processes 0 means CpuCount().
   absl::StatusOr<mp::Pool> Pool(PoolOptions options = {}) const;
   absl::StatusOr<mp::Pool> Pool(int processes) const;
+  // concurrent.futures.ProcessPoolExecutor(mp_context=ctx): workers started by this context's start
+  // method. options.method must be left null (kInvalidArgument otherwise: the context chooses it).
+  absl::StatusOr<mp::ProcessPoolExecutor> ProcessPoolExecutor(
+      ProcessPoolExecutorOptions options = {}) const;
   // Named POSIX shared memory (multiprocessing.shared_memory.SharedMemory): travels by name, so
   // every start method takes it. See shared_memory/shared_memory.h for names and reclamation.
   absl::StatusOr<mp::SharedMemory> SharedMemory(std::optional<std::string> name,

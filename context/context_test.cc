@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "start_methods/spawn.h"
 #include "start_methods/test_util.h"
 
 namespace ctx_test {
@@ -218,6 +219,22 @@ TEST_P(ContextRulesTest, PoolRunsWithTheContextsStartMethod) {
   EXPECT_EQ(*squares, (std::vector<int64_t>{1, 4, 9}));
   pool->Close();
   ASSERT_TRUE(pool->Join(absl::Seconds(60)).ok());
+}
+
+// concurrent.futures.ProcessPoolExecutor(mp_context=ctx): the context chooses the start method.
+TEST_P(ContextRulesTest, ProcessPoolExecutorRunsWithTheContextsStartMethod) {
+  absl::StatusOr<mp::ProcessPoolExecutor> executor = ctx()->ProcessPoolExecutor({.max_workers = 1});
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  mp::Future<int64_t> f = executor->Submit<&Square>(int64_t{12});
+  absl::StatusOr<int64_t> v = f.Result(absl::Seconds(60));
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, 144);
+
+  absl::StatusOr<mp::ProcessPoolExecutor> both =
+      ctx()->ProcessPoolExecutor({.max_workers = 1, .method = mp::SpawnStartMethod()});
+  EXPECT_EQ(both.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(both.status().message().find("leave it null"), absl::string_view::npos)
+      << both.status();
 }
 
 // Value/Array follow the domain rules like every shared object.

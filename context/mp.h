@@ -21,28 +21,34 @@
 #ifndef MP_CONTEXT_MP_H_
 #define MP_CONTEXT_MP_H_
 
-#include "channels/connection.h"          // IWYU pragma: export
-#include "channels/queue.h"               // IWYU pragma: export
-#include "context/context.h"              // IWYU pragma: export
-#include "listener/listener.h"            // IWYU pragma: export
-#include "pool/pool.h"                    // IWYU pragma: export
-#include "serialize/codec.h"              // IWYU pragma: export
-#include "serialize/fd.h"                 // IWYU pragma: export
-#include "serialize/flat.h"               // IWYU pragma: export
-#include "serialize/frame.h"              // IWYU pragma: export
-#include "shared_memory/shared_memory.h"  // IWYU pragma: export
-#include "shared_memory/value.h"          // IWYU pragma: export
-#include "start_methods/fork.h"           // IWYU pragma: export
-#include "start_methods/forkserver.h"     // IWYU pragma: export
-#include "start_methods/process.h"        // IWYU pragma: export
-#include "start_methods/spawn.h"          // IWYU pragma: export
-#include "start_methods/target.h"         // IWYU pragma: export
-#include "sync/barrier.h"                 // IWYU pragma: export
-#include "sync/condition.h"               // IWYU pragma: export
-#include "sync/event.h"                   // IWYU pragma: export
-#include "sync/lock.h"                    // IWYU pragma: export
-#include "sync/rlock.h"                   // IWYU pragma: export
-#include "sync/semaphore.h"               // IWYU pragma: export
-#include "sync/shm.h"                     // IWYU pragma: export
+#include "channels/connection.h"           // IWYU pragma: export
+#include "channels/queue.h"                // IWYU pragma: export
+#include "context/context.h"               // IWYU pragma: export
+#include "futures/future.h"                // IWYU pragma: export
+#include "futures/thread_pool_executor.h"  // IWYU pragma: export
+#include "futures/wait.h"                  // IWYU pragma: export
+#include "listener/listener.h"             // IWYU pragma: export
+#include "pool/initializer.h"              // IWYU pragma: export
+#include "pool/pool.h"                     // IWYU pragma: export
+#include "pool/process_pool_executor.h"    // IWYU pragma: export
+#include "pool/thread_pool.h"              // IWYU pragma: export
+#include "serialize/codec.h"               // IWYU pragma: export
+#include "serialize/fd.h"                  // IWYU pragma: export
+#include "serialize/flat.h"                // IWYU pragma: export
+#include "serialize/frame.h"               // IWYU pragma: export
+#include "shared_memory/shared_memory.h"   // IWYU pragma: export
+#include "shared_memory/value.h"           // IWYU pragma: export
+#include "start_methods/fork.h"            // IWYU pragma: export
+#include "start_methods/forkserver.h"      // IWYU pragma: export
+#include "start_methods/process.h"         // IWYU pragma: export
+#include "start_methods/spawn.h"           // IWYU pragma: export
+#include "start_methods/target.h"          // IWYU pragma: export
+#include "sync/barrier.h"                  // IWYU pragma: export
+#include "sync/condition.h"                // IWYU pragma: export
+#include "sync/event.h"                    // IWYU pragma: export
+#include "sync/lock.h"                     // IWYU pragma: export
+#include "sync/rlock.h"                    // IWYU pragma: export
+#include "sync/semaphore.h"                // IWYU pragma: export
+#include "sync/shm.h"                      // IWYU pragma: export
 
 #endif  // MP_CONTEXT_MP_H_
