@@ -42,8 +42,12 @@ absl::StatusOr<Pool> Pool::Create(std::shared_ptr<StartMethod> method, PoolOptio
       pool_internal::MakeEngineOptions(std::move(options), "Pool::Create");
   if (!options_or.ok()) return options_or.status();
   pool_internal::EngineOptions engine = *std::move(options_or);
-  absl::StatusOr<std::unique_ptr<pool_internal::Engine>> e = pool_internal::Engine::Create(
-      std::make_unique<pool_internal::ProcessLauncher>(std::move(method)), std::move(engine));
+  // Before the engine's threads: under fork the launcher forks its worker helper now.
+  absl::StatusOr<std::unique_ptr<pool_internal::ProcessLauncher>> launcher =
+      pool_internal::ProcessLauncher::Create(std::move(method), engine.initializer);
+  if (!launcher.ok()) return launcher.status();
+  absl::StatusOr<std::unique_ptr<pool_internal::Engine>> e =
+      pool_internal::Engine::Create(*std::move(launcher), std::move(engine));
   if (!e.ok()) return e.status();
   return Pool(*std::move(e));
 }

@@ -8,6 +8,7 @@
 #include "channels/connection.h"
 #include "pool/worker_loop.h"
 #include "serialize/fd.h"
+#include "start_methods/forked_server.h"
 #include "start_methods/process.h"
 
 namespace mp {
@@ -49,7 +50,49 @@ class ProcessWorker : public LaunchedWorker {
   bool reaped_ = false;
 };
 
+// What the initializer's in-memory arguments are pinned as (forked_server.h).
+constexpr char kInitializerPin[] = "pool initializer";
+
+// The entry point of a worker forked by the pool's fork server: PoolWorkerMain, with the
+// initializer's in-memory arguments found under `pin` (0: none) in this worker's copy of the
+// pool's memory, as a worker forked from the pool's process has them in its Target. (Not found
+// cannot happen, since they were pinned before the server was forked; the worker would then decode
+// the arguments' bytes, and a fork-domain object among them fails the initializer by name.)
+absl::Status ForkServerWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_index,
+                                  WorkerInitializer init, uint64_t pin) {
+  if (pin != 0) {
+    absl::StatusOr<std::shared_ptr<const void>> pinned =
+        process_internal::FindPinned(pin, kInitializerPin);
+    if (pinned.ok()) init.in_memory = std::static_pointer_cast<const InitializerResources>(*pinned);
+  }
+  return PoolWorkerMain(conn_fd, std::move(slots), slot_index, std::move(init));
+}
+
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<ProcessLauncher>> ProcessLauncher::Create(
+    std::shared_ptr<StartMethod> method, const PoolInitializer& initializer) {
+  if (method == nullptr || method->Name() != "fork") {
+    return std::make_unique<ProcessLauncher>(std::move(method));
+  }
+  uint64_t pin = 0;
+  if (initializer.resources != nullptr && !initializer.resources->fork_only().empty()) {
+    absl::StatusOr<uint64_t> key =
+        process_internal::PinForForkChildren(initializer.resources, kInitializerPin);
+    if (!key.ok()) return key.status();
+    pin = *key;
+  }
+  absl::StatusOr<std::shared_ptr<ForkServer>> server = process_internal::ForkedServerStartMethod();
+  if (!server.ok()) {
+    if (pin != 0) process_internal::Unpin(pin);
+    return server.status();
+  }
+  return std::unique_ptr<ProcessLauncher>(new ProcessLauncher(*std::move(server), pin));
+}
+
+ProcessLauncher::~ProcessLauncher() {
+  if (initializer_pin_ != 0) process_internal::Unpin(initializer_pin_);
+}
 
 absl::StatusOr<std::unique_ptr<LaunchedWorker>> ProcessLauncher::Start(const WorkerSpec& spec) {
   absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true);
@@ -62,8 +105,11 @@ absl::StatusOr<std::unique_ptr<LaunchedWorker>> ProcessLauncher::Start(const Wor
   if (!transport.ok()) return transport.status();
   absl::StatusOr<Process> p = Process::Create(
       method_,
-      Call<&PoolWorkerMain>(PassedFd{child_end.fd()}, spec.slots, int64_t{spec.index},
-                            ToWorkerInitializer(spec.initializer)),
+      via_fork_server_
+          ? Call<&ForkServerWorkerMain>(PassedFd{child_end.fd()}, spec.slots, int64_t{spec.index},
+                                        ToWorkerInitializer(spec.initializer), initializer_pin_)
+          : Call<&PoolWorkerMain>(PassedFd{child_end.fd()}, spec.slots, int64_t{spec.index},
+                                  ToWorkerInitializer(spec.initializer)),
       ProcessOptions{.name = spec.name, .daemon = true});
   if (!p.ok()) return p.status();
   absl::Status started = p->Start();

@@ -2,41 +2,22 @@
 
 #include "start_methods/fork.h"
 
-#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
-
-#include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
 
 namespace mp {
 
-int CountThreads() {
-  DIR* d = opendir("/proc/self/task");
-  if (d == nullptr) return 0;
-  int n = 0;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  closedir(d);
-  return n;
-}
+int CountThreads() { return process_internal::CountThreads(); }
 
 absl::Status ForkMethod::CheckTarget(const Target& target) const { return absl::OkStatus(); }
 
 absl::StatusOr<std::unique_ptr<ChildHandle>> ForkMethod::Launch(const LaunchSpec& spec) {
-  // mp's launcher thread (RunOnLauncherThread) holds no lock while it waits: not counted.
-  if (int threads = CountThreads() - process_internal::LauncherThreadCount(); threads > 1) {
-    std::string warning = absl::StrCat(
-        "mp: warning: process ", getpid(), " has ", threads,
-        " threads; forking a multi-threaded process may deadlock the child (a lock another thread "
-        "held stays locked); use the 'spawn' or 'forkserver' start method\n");
-    std::fwrite(warning.data(), 1, warning.size(), stderr);
-  }
+  process_internal::WarnIfForkingThreads();
   process_internal::ChildIdentity id = process_internal::IdentityForChild(spec);
   const Target& target = *spec.target;
   process_internal::FlushStdio();

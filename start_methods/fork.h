@@ -47,7 +47,8 @@ class ForkMethod : public StartMethod {
 // The process-wide fork method (also FindStartMethod("fork")).
 std::shared_ptr<StartMethod> ForkStartMethod();
 
-// Threads of this process (entries of /proc/self/task); 0 if that cannot be read.
+// Threads of this process (entries of /proc/self/task); 0 if that cannot be read
+// (process_internal::CountThreads).
 int CountThreads();
 
 }  // namespace mp

@@ -478,9 +478,26 @@ void ForkServerAtForkChild() {
   AllInstances().mu.unlock();
 }
 
-ForkServer::ForkServer(ForkServerOptions options) : options_(options), owner_pid_(getpid()) {
+ForkServer::ForkServer(ForkServerOptions options) : ForkServer(options, false) {}
+
+ForkServer::ForkServer(ForkServerOptions options, bool forked_here)
+    : options_(options), forked_here_(forked_here), owner_pid_(getpid()) {
   std::lock_guard<std::mutex> lock(AllInstances().mu);
   AllInstances().all.insert(this);
+}
+
+absl::Status ForkServer::CheckTarget(const Target& target) const {
+  if (!forked_here_) return StartMethod::CheckTarget(target);
+  // The child decodes its arguments from the launch record (it is a fork of the server, not of the
+  // process that calls Start), so a callable cannot travel; fork-domain objects may (the narrow
+  // contract of forked_server.h: they existed when the server was forked).
+  if (!target.registered()) {
+    return absl::FailedPreconditionError(
+        "mp: a pool's fork server starts its children from a copy of the process made when the "
+        "pool was created, so it can only run a registered function: pass "
+        "mp::Call<&Function>(args...) instead of a callable");
+  }
+  return absl::OkStatus();
 }
 
 ForkServer::~ForkServer() {
@@ -552,60 +569,83 @@ std::string ForkServer::SocketDirectory() const {
   return server_.dir;
 }
 
-absl::Status ForkServer::StartServerLocked() {
-  if (absl::Status s = process_internal::CheckCanReexecute("forkserver"); !s.ok()) return s;
+namespace {
+
+void CloseEndpoints(int listener, int lifeline_r, int lifeline_w) {
+  for (int fd : {listener, lifeline_r, lifeline_w}) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+void RemoveServerFiles(const std::string& path, const std::string& dir) {
+  if (!path.empty()) unlink(path.c_str());
+  if (!dir.empty()) rmdir(dir.c_str());
+}
+
+}  // namespace
+
+absl::StatusOr<ForkServer::Endpoints> ForkServer::MakeEndpoints() {
   std::string key(kKeySize, '\0');
   if (absl::Status s = RandomBytes(Bytes(key.data(), key.size())); !s.ok()) return s;
   char dir_template[] = "/tmp/mp-forkserver-XXXXXX";
   if (mkdtemp(dir_template) == nullptr) {
     return ErrnoStatus(errno, "mkdtemp(/tmp/mp-forkserver-XXXXXX)");
   }
-  Server server;
-  server.dir = dir_template;
-  server.path = server.dir + "/s";
-  server.key = std::move(key);
-  auto fail = [&server](absl::Status s, int a = -1, int b = -1, int c = -1) {
-    for (int fd : {a, b, c}) {
-      if (fd >= 0) close(fd);
-    }
-    unlink(server.path.c_str());
-    rmdir(server.dir.c_str());
+  Endpoints e;
+  e.server.dir = dir_template;
+  e.server.path = e.server.dir + "/s";
+  e.server.key = std::move(key);
+  auto fail = [&e](absl::Status s) {
+    CloseEndpoints(e.listener, e.lifeline_r, e.lifeline_w);
+    RemoveServerFiles(e.server.path, e.server.dir);
     return s;
   };
-  int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listener < 0) return fail(ErrnoStatus(errno, "socket(AF_UNIX) for the forkserver"));
+  e.listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (e.listener < 0) return fail(ErrnoStatus(errno, "socket(AF_UNIX) for the forkserver"));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, server.path.c_str(), server.path.size() + 1);
-  if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return fail(ErrnoStatus(errno, absl::StrCat("bind(", server.path, ")")), listener);
+  std::memcpy(addr.sun_path, e.server.path.c_str(), e.server.path.size() + 1);
+  if (bind(e.listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return fail(ErrnoStatus(errno, absl::StrCat("bind(", e.server.path, ")")));
   }
-  if (listen(listener, SOMAXCONN) != 0) {
-    return fail(ErrnoStatus(errno, "listen on the forkserver socket"), listener);
+  if (listen(e.listener, SOMAXCONN) != 0) {
+    return fail(ErrnoStatus(errno, "listen on the forkserver socket"));
   }
   int lifeline[2];
-  if (pipe2(lifeline, O_CLOEXEC) != 0) {
-    return fail(ErrnoStatus(errno, "pipe2 for the forkserver"), listener);
-  }
+  if (pipe2(lifeline, O_CLOEXEC) != 0) return fail(ErrnoStatus(errno, "pipe2 for the forkserver"));
+  e.lifeline_r = lifeline[0];
+  e.lifeline_w = lifeline[1];
+  return e;
+}
+
+absl::Status ForkServer::StartServerLocked() {
+  if (absl::Status s = process_internal::CheckCanReexecute("forkserver"); !s.ok()) return s;
+  absl::StatusOr<Endpoints> e = MakeEndpoints();
+  if (!e.ok()) return e.status();
+  Server server = std::move(e->server);
+  auto fail = [&server, &e](absl::Status s) {
+    CloseEndpoints(e->listener, e->lifeline_r, e->lifeline_w);
+    RemoveServerFiles(server.path, server.dir);
+    return s;
+  };
   std::string config = server.key;
   AppendU32(&config, static_cast<uint32_t>(server.path.size()));
   config += server.path;
   // Well under the pipe's capacity: the write completes before the server runs.
-  if (absl::Status s = WriteFull(lifeline[1], Bytes(config), Deadline::After(absl::Seconds(10)),
+  if (absl::Status s = WriteFull(e->lifeline_w, Bytes(config), Deadline::After(absl::Seconds(10)),
                                  "mp: the forkserver's configuration");
       !s.ok()) {
-    return fail(s, listener, lifeline[0], lifeline[1]);
+    return fail(s);
   }
   process_internal::FlushStdio();
   absl::StatusOr<pid_t> pid = process_internal::SpawnSelf(
-      {lifeline[0], listener}, {process_internal::ProgramArgv0(), "--mp-forkserver"},
+      {e->lifeline_r, e->listener}, {process_internal::ProgramArgv0(), "--mp-forkserver"},
       process_internal::ChildEnvironment("forkserver:3:4"));
-  close(lifeline[0]);
-  close(listener);
-  if (!pid.ok()) return fail(pid.status(), lifeline[1]);
+  CloseEndpoints(e->listener, e->lifeline_r, -1);
+  e->listener = e->lifeline_r = -1;
+  if (!pid.ok()) return fail(pid.status());
   absl::StatusOr<int> pidfd = process_internal::PidfdOpen(*pid);
   if (!pidfd.ok()) {
-    close(lifeline[1]);
     kill(*pid, SIGKILL);
     waitpid(*pid, nullptr, 0);
     return fail(pidfd.status());
@@ -613,26 +653,88 @@ absl::Status ForkServer::StartServerLocked() {
   server.pid = *pid;
   server.pidfd = *pidfd;
   server_ = std::move(server);
-  lifeline_.store(lifeline[1]);
+  lifeline_.store(e->lifeline_w);
+  return absl::OkStatus();
+}
+
+absl::Status ForkServer::ForkServerFromHere() {
+  MutexLock fork_lock(&fork_mu_);
+  {
+    MutexLock lock(&mu_);
+    ForgetInheritedLocked();
+    ReapIfDeadLocked();
+    if (server_.pid > 0) return absl::OkStatus();  // another thread made one meanwhile
+  }
+  absl::StatusOr<Endpoints> e = MakeEndpoints();
+  if (!e.ok()) return e.status();
+  Server server = std::move(e->server);
+  auto fail = [&server, &e](absl::Status s) {
+    CloseEndpoints(e->listener, e->lifeline_r, e->lifeline_w);
+    RemoveServerFiles(server.path, server.dir);
+    return s;
+  };
+  // The one fork of this process whose warning is right for every child the server forks: they
+  // are copies of this moment. Made at Pool::Create, before the pool's threads, it warns only
+  // about the user's.
+  process_internal::WarnIfForkingThreads();
+  process_internal::FlushStdio();
+  const pid_t pid = fork();
+  if (pid < 0) return fail(ErrnoStatus(errno, "fork of a forkserver from this process"));
+  if (pid == 0) {
+    // The server: single-threaded from here on, it never returns into the owner's code. Its
+    // descriptors are the owner's at this moment (as a fork child's), minus the lifeline's write
+    // end (other servers' lifelines were closed by the atfork handler).
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGINT, &ignore, &g_owner_sigint);  // as ForkServerEntry
+    close(e->lifeline_w);
+    ServerLoop(e->lifeline_r, e->listener, server.key, server.path).Run();
+  }
+  CloseEndpoints(e->listener, e->lifeline_r, -1);
+  e->listener = e->lifeline_r = -1;
+  absl::StatusOr<int> pidfd = process_internal::PidfdOpen(pid);
+  if (!pidfd.ok()) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return fail(pidfd.status());
+  }
+  server.pid = pid;
+  server.pidfd = *pidfd;
+  MutexLock lock(&mu_);
+  server_ = std::move(server);
+  lifeline_.store(e->lifeline_w);
   return absl::OkStatus();
 }
 
 absl::StatusOr<ForkServer::Server> ForkServer::EnsureRunning() {
-  MutexLock lock(&mu_);
-  ForgetInheritedLocked();
-  ReapIfDeadLocked();
-  if (server_.pid <= 0) {
-    if (absl::Status s = StartServerLocked(); !s.ok()) return s;
+  // A server forked from here is made outside mu_ (ForkServerFromHere); a second round finds it
+  // unless it died at once.
+  for (int round = 0;; ++round) {
+    {
+      MutexLock lock(&mu_);
+      ForgetInheritedLocked();
+      ReapIfDeadLocked();
+      if (server_.pid <= 0 && !forked_here_) {
+        if (absl::Status s = StartServerLocked(); !s.ok()) return s;
+      }
+      if (server_.pid > 0) {
+        Server copy;
+        copy.pid = server_.pid;
+        copy.path = server_.path;
+        copy.key = server_.key;
+        return copy;
+      }
+    }
+    if (round > 0) {
+      return absl::UnavailableError("mp: the fork server forked from this process died at once");
+    }
+    if (absl::Status s = ForkServerFromHere(); !s.ok()) return s;
   }
-  Server copy;
-  copy.pid = server_.pid;
-  copy.path = server_.path;
-  copy.key = server_.key;
-  return copy;
 }
 
 absl::StatusOr<std::unique_ptr<ChildHandle>> ForkServer::Launch(const LaunchSpec& spec) {
-  const std::string record = process_internal::BuildLaunchRecord(spec, "forkserver");
+  const std::string record = process_internal::BuildLaunchRecord(spec, Name());
   std::string request;
   AppendU32(&request, static_cast<uint32_t>(record.size()));
   request += record;

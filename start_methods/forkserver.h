@@ -63,6 +63,12 @@
 // its directory removed) when the owning process exits, after its children were joined, or when the
 // ForkServer is destroyed.
 //
+// A server forked from here (internal to mp: start_methods/forked_server.h). The same server loop
+// and protocol, but the server is made by fork(2) of the owning process instead of by exec, at once
+// (not on first use): it is a single-threaded copy of the owner's memory at that moment, so its
+// children see what existed then (fork-domain objects, globals) as fork children do. Only the pool
+// uses it, to start every worker of a fork-method pool from a point before the pool's own threads.
+//
 // Thread safety: a ForkServer may be used from several threads; starts are serialized on its lock
 // only while the server is (re)started, not while children run.
 
@@ -83,6 +89,10 @@
 
 namespace mp {
 
+namespace process_internal {
+class ForkedServerFactory;  // forked_server.cc
+}  // namespace process_internal
+
 struct ForkServerOptions {
   // How long starting one child (connect, request, the child's acknowledgement) may take.
   absl::Duration handshake_timeout = absl::Seconds(60);
@@ -95,7 +105,11 @@ class ForkServer : public StartMethod {
   ForkServer(const ForkServer&) = delete;
   ForkServer& operator=(const ForkServer&) = delete;
 
-  absl::string_view Name() const override { return "forkserver"; }
+  // "forkserver"; "fork" for a server forked from here (its children are the fork method's).
+  absl::string_view Name() const override { return forked_here_ ? "fork" : "forkserver"; }
+  // The StartMethod rules; a server forked from here also accepts fork-domain objects (see
+  // forked_server.h for the narrow contract).
+  absl::Status CheckTarget(const Target& target) const override;
   absl::StatusOr<std::unique_ptr<ChildHandle>> Launch(const LaunchSpec& spec) override;
 
   // The server's pid while one runs (it may have died since), for diagnostics and tests.
@@ -113,15 +127,35 @@ class ForkServer : public StartMethod {
     std::string path;
     std::string key;
   };
+  // A server's endpoints before it runs: the listening socket and the lifeline pipe.
+  struct Endpoints {
+    Server server;  // dir, path and key set
+    int listener = -1;
+    int lifeline_r = -1;
+    int lifeline_w = -1;
+  };
   friend void ForkServerAtForkChild();
+  friend class process_internal::ForkedServerFactory;
 
+  // A ForkServer whose servers are forked from this process (forked_server.h).
+  ForkServer(ForkServerOptions options, bool forked_here);
+
+  // A fresh key, the private directory, the bound and listening socket, the lifeline pipe.
+  static absl::StatusOr<Endpoints> MakeEndpoints();
   absl::StatusOr<Server> EnsureRunning() ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status StartServerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forks a server from this process and installs it unless one runs by then. Called without mu_
+  // (the server is a copy of this process: a mu_ held across the fork would stay held in it and
+  // its children).
+  absl::Status ForkServerFromHere() ABSL_LOCKS_EXCLUDED(mu_);
   void StopLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetInheritedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReapIfDeadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ForkServerOptions options_;
+  const bool forked_here_ = false;
+  // Serializes ForkServerFromHere (held across its fork; nothing in the server takes it).
+  Mutex fork_mu_;
   mutable Mutex mu_;
   pid_t owner_pid_ ABSL_GUARDED_BY(mu_);
   Server server_ ABSL_GUARDED_BY(mu_);

@@ -2,6 +2,7 @@
 
 #include "start_methods/start_method.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -375,6 +376,31 @@ int LauncherThreadCount() {
   LauncherSlot& slot = Slot();
   MutexLock lock(&slot.mu);
   return slot.launcher != nullptr ? 1 : 0;
+}
+
+// ---- Forking a process that has threads. ----
+
+int CountThreads() {
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return 0;
+  int n = 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  closedir(d);
+  return n;
+}
+
+bool WarnIfForkingThreads() {
+  // mp's launcher thread (RunOnLauncherThread) holds no lock while it waits: not counted.
+  const int threads = CountThreads() - LauncherThreadCount();
+  if (threads <= 1) return false;
+  const std::string warning = absl::StrCat(
+      "mp: warning: process ", getpid(), " has ", threads,
+      " threads; forking a multi-threaded process may deadlock the child (a lock another thread "
+      "held stays locked); use the 'spawn' or 'forkserver' start method\n");
+  std::fwrite(warning.data(), 1, warning.size(), stderr);
+  return true;
 }
 
 // ---- Re-executing. ----

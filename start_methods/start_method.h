@@ -192,6 +192,18 @@ absl::Status RunOnLauncherThread(absl::FunctionRef<void()> fn);
 // leaves it out of its warning: the launcher holds no lock while it waits).
 int LauncherThreadCount();
 
+// ---- Forking a process that has threads. ----
+
+// Threads of this process (entries of /proc/self/task); 0 if that cannot be read.
+int CountThreads();
+
+// The fork method's warning (CPython 3.12's DeprecationWarning): when this process has threads
+// other than the calling one and mp's launcher thread (which holds no lock while it waits), prints
+// "mp: warning: process N has T threads; forking a multi-threaded process may deadlock the child
+// (a lock another thread held stays locked); use the 'spawn' or 'forkserver' start method" on
+// stderr and returns true. Called right before a fork(2) of this process.
+bool WarnIfForkingThreads();
+
 // Becomes the child described by `id` (current process name, parent, empty children table), runs
 // `run`, joins/terminates its own children as a process does at exit, flushes stdio and _exits with
 // the exit code. This is the boundary where every child enters its target: an exception escaping
