@@ -71,6 +71,8 @@ struct Worker {
     absl::Status status;
   };
   std::optional<TimedOut> timed_out;
+  // When its time-limit record was first seen half written (0: it was not).
+  int64_t record_busy_since = 0;
 };
 
 // How long a chunk sent to a worker may wait unstarted, with its worker running nothing else,
@@ -239,7 +241,7 @@ class Engine::Impl {
   bool done_ ABSL_GUARDED_BY(mu_) = false;  // the manager thread has finished
   std::deque<Request*> requests_ ABSL_GUARDED_BY(mu_);
   std::atomic<std::thread::id> manager_id_{};  // thread_'s id, once it runs
-  std::condition_variable request_cv_;  // a request was answered
+  std::condition_variable request_cv_;         // a request was answered
   std::deque<Chunk> pending_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool terminated_ ABSL_GUARDED_BY(mu_) = false;

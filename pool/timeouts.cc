@@ -37,10 +37,26 @@ int64_t Engine::Impl::EnforceTimeouts() {
       }
     }
     if (shortest == 0) continue;
-    if (!read) {  // the worker is writing the record: look again shortly
-      next = std::min(next, now + int64_t{1000} * 1000);
+    if (!read) {
+      // The worker is writing the record (a few instructions): look again shortly. A worker
+      // stopped in the middle of it for a whole limit is stuck, and is killed like one over it.
+      if (w.record_busy_since == 0) w.record_busy_since = now;
+      if (now - w.record_busy_since < shortest) {
+        next = std::min(next, now + int64_t{1000} * 1000);
+        continue;
+      }
+      const Chunk& c = w.outstanding.front();
+      const uint64_t at = SlotAt(w.slot)->index.load(std::memory_order_relaxed);
+      w.timed_out = Worker::TimedOut{
+          c.job_id, at,
+          absl::DeadlineExceededError(absl::StrCat(
+              "Pool: task ", at, " of ", c.job->what(), " exceeded its time limit of ",
+              absl::FormatDuration(absl::Nanoseconds(shortest)), " in worker pid ", w.pid,
+              ", which was killed (it stopped while recording the task's start)"))};
+      w.launched->Kill().IgnoreError();
       continue;
     }
+    w.record_busy_since = 0;
     if (timed == nullptr) {
       next = std::min(next, now + shortest);
       continue;
