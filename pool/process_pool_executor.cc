@@ -54,14 +54,6 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
         return impl != nullptr && impl->engine_->Started(state->job);
       });
     }
-    const size_t n = cores.size();
-    // Before the job is submitted, so the hook cannot come too late.
-    Job::DoneHook hook = [state, finish = std::move(finish), n]() mutable {
-      const bool cancelling = state->cancelling.load();
-      if (cancelling) state->cancelled.store(true);  // only kCancelled items read it
-      for (size_t i = 0; i < n; ++i) finish(i, cancelling);
-    };
-    job->AddDoneHook(std::move(hook));  // a fresh job is not done: it takes the hook
     absl::Status s;
     {
       MutexLock lock(&mu_);
@@ -76,11 +68,21 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
     if (s.ok()) {
       SubmitOptions options;
       options.timeout = timeout;
-      s = engine_->Submit(std::move(job), function, std::move(batch), chunksize, options);
+      s = engine_->Submit(job, function, std::move(batch), chunksize, options);
     }
     if (!s.ok()) {
       for (const auto& core : cores) core->SetFailure(s).IgnoreError();
+      return;
     }
+    // Added once the job was taken (a job that is never submitted keeps no hook, whose futures
+    // would otherwise keep the job, and it them, alive). A job already done runs it here.
+    const size_t n = cores.size();
+    Job::DoneHook hook = [state, finish = std::move(finish), n]() mutable {
+      const bool cancelling = state->cancelling.load();
+      if (cancelling) state->cancelled.store(true);  // only kCancelled items read it
+      for (size_t i = 0; i < n; ++i) finish(i, cancelling);
+    };
+    if (!job->AddDoneHook(std::move(hook))) std::move(hook)();
   }
 
   absl::Status Shutdown(const ExecutorShutdownOptions& options) {
