@@ -74,11 +74,14 @@ int64_t BlockUntilReleased(std::string ready, std::string release) {
   close(in);
   return 7;
 }
-// BlockUntilReleased for an item of Map: item 2 blocks (FIFOs named by `dir`), the others return.
+int64_t Mark(std::string path);
+// An item of Map, "<dir>|<item>": item 2 blocks in BlockUntilReleased (the FIFOs of `dir`), items
+// after it leave <dir>/mark (evidence that they ran), the others just return.
 int64_t BlockOnTwo(std::string dir_and_item) {
   const size_t bar = dir_and_item.rfind('|');
   const std::string dir = dir_and_item.substr(0, bar);
   const int64_t item = std::stoll(dir_and_item.substr(bar + 1));
+  if (item > 2) return Mark(dir + "/mark") == 1 ? item : -1;
   if (item != 2) return item;
   return BlockUntilReleased(dir + "/ready", dir + "/release") == 7 ? item : -1;
 }
@@ -335,6 +338,23 @@ TEST_P(ProcessPoolExecutorTest, MapTimeoutCancelsTheRest) {
   EXPECT_EQ(it.Next().status().code(), StatusCode::kOutOfRange);
   ASSERT_TRUE(fifos.Release());
   ASSERT_TRUE(e.Shutdown().ok());
+  EXPECT_FALSE(fifos.Marked());  // items 3.. were cancelled before they started
+}
+
+TEST_P(ProcessPoolExecutorTest, DestroyingAMapIteratorCancelsWholeChunks) {
+  mp::ProcessPoolExecutor e = Make({.max_workers = 1});
+  Fifos fifos;
+  mp::Future<int64_t> running = e.Submit<&BlockUntilReleased>(fifos.ready(), fifos.release());
+  ASSERT_TRUE(fifos.AwaitReady());
+  {
+    std::vector<std::string> items;
+    for (int i = 3; i < 7; ++i) items.push_back(absl::StrCat(fifos.dir(), "|", i));
+    mp::MapIterator<int64_t> it = e.Map<&BlockOnTwo>(items, {.chunksize = 2});
+  }  // two chunks of two, none started: every future is cancelled, the chunks taken back
+  ASSERT_TRUE(fifos.Release());
+  ASSERT_TRUE(e.Shutdown().ok());
+  EXPECT_EQ(*running.Result(absl::ZeroDuration()), 7);
+  EXPECT_FALSE(fifos.Marked());
 }
 
 TEST_P(ProcessPoolExecutorTest, ShutdownCancelFutures) {
