@@ -184,9 +184,13 @@ absl::StatusOr<ProcessPoolExecutor> ProcessPoolExecutor::Create(
   engine.initializer = std::move(options.initializer);
   engine.max_tasks_per_child = options.max_tasks_per_child;
   engine.worker_name = "ProcessPoolExecutorWorker";
-  absl::StatusOr<std::unique_ptr<pool_internal::Engine>> e = pool_internal::Engine::Create(
-      std::make_unique<pool_internal::ProcessLauncher>(std::move(options.method)),
-      std::move(engine));
+  // Before the engine's threads: under fork the launcher forks its single-threaded worker helper
+  // now, so replacement workers are not forks of this multi-threaded process.
+  absl::StatusOr<std::unique_ptr<pool_internal::ProcessLauncher>> launcher =
+      pool_internal::ProcessLauncher::Create(std::move(options.method), engine.initializer);
+  if (!launcher.ok()) return launcher.status();
+  absl::StatusOr<std::unique_ptr<pool_internal::Engine>> e =
+      pool_internal::Engine::Create(*std::move(launcher), std::move(engine));
   if (!e.ok()) return e.status();
   return ProcessPoolExecutor(std::make_shared<pool_internal::ProcessPoolImpl>(*std::move(e)));
 }

@@ -392,8 +392,10 @@ TEST_P(ProcessPoolExecutorTest, ShutdownWaitsForTheTasks) {
 TEST_P(ProcessPoolExecutorTest, Initializer) {
   absl::StatusOr<mp::PoolInitializer> init = mp::MakePoolInitializer<&SetBase>(int64_t{100});
   ASSERT_TRUE(init.ok()) << init.status();
-  mp::ProcessPoolExecutor e = Make({.max_workers = 2, .initializer = *init});
-  EXPECT_EQ(*e.Submit<&PlusBase>(1).Result(kBound), 101);
+  {
+    mp::ProcessPoolExecutor e = Make({.max_workers = 2, .initializer = *init});
+    EXPECT_EQ(*e.Submit<&PlusBase>(1).Result(kBound), 101);
+  }  // gone before the next one forks (its threads would make that a multi-threaded fork)
 
   absl::StatusOr<mp::PoolInitializer> bad = mp::MakePoolInitializer<&SetBase>(int64_t{-1});
   ASSERT_TRUE(bad.ok());
