@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -259,6 +261,18 @@ TEST_P(ProcessPoolExecutorTest, CallbacksRunInTheEnginesThread) {
   EXPECT_EQ(seen, 7);
   EXPECT_NE(ran_in, std::this_thread::get_id());
   EXPECT_NE(ran_in, std::thread::id());
+}
+
+TEST_P(ProcessPoolExecutorTest, ACallbackMaySubmitMoreWork) {
+  mp::ProcessPoolExecutor e = Make();
+  mp::Future<int64_t> first = e.Submit<&Square>(3);
+  std::promise<mp::Future<int64_t>> chained;
+  first.AddDoneCallback([&e, &chained](const mp::Future<int64_t>& done) {
+    chained.set_value(e.Submit<&Square>(*done.Result(absl::ZeroDuration())));
+  });
+  std::future<mp::Future<int64_t>> next = chained.get_future();
+  ASSERT_EQ(next.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_EQ(*next.get().Result(kBound), 81);
 }
 
 TEST_P(ProcessPoolExecutorTest, PerTaskTimeoutKillsOnlyThatTask) {
