@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <future>
@@ -424,6 +425,47 @@ TEST_P(ProcessPoolExecutorTest, MaxTasksPerChildReplacesWorkers) {
   const int64_t first = *e.Submit<&Pid>(0).Result(kBound);
   const int64_t second = *e.Submit<&Pid>(0).Result(kBound);
   EXPECT_NE(first, second);
+}
+
+TEST_P(ProcessPoolExecutorTest, ConcurrentSubmitCancelAndCallbacks) {
+  mp::ProcessPoolExecutor e = Make();
+  constexpr int kThreads = 4;
+  constexpr int kTasks = 50;
+  std::atomic<int64_t> callback_sum{0};
+  std::vector<std::vector<mp::Future<int64_t>>> per_thread(kThreads);
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < kThreads; ++t) {
+    submitters.emplace_back([&, t] {
+      for (int i = 0; i < kTasks; ++i) {
+        mp::Future<int64_t> f = e.Submit<&Square>(t * kTasks + i);
+        f.AddDoneCallback([&callback_sum](const mp::Future<int64_t>& done) {
+          absl::StatusOr<int64_t> r = done.Result(absl::ZeroDuration());
+          if (r.ok()) callback_sum += *r;
+        });
+        if (i % 5 == 0) f.Cancel();  // some are taken back, some have started
+        (void)f.Running();  // asks the engine's manager thread, concurrently with the others
+        per_thread[t].push_back(std::move(f));
+      }
+    });
+  }
+  for (std::thread& t : submitters) t.join();
+  std::vector<mp::Future<int64_t>> all;
+  for (auto& v : per_thread) all.insert(all.end(), v.begin(), v.end());
+  int yielded = 0;
+  for (const absl::StatusOr<mp::Future<int64_t>>& f : mp::AsCompleted(all, kBound)) {
+    ASSERT_TRUE(f.ok()) << f.status();
+    ++yielded;
+  }
+  EXPECT_EQ(yielded, kThreads * kTasks);
+  ASSERT_TRUE(e.Shutdown().ok());  // every callback ran before the manager thread exited
+  int64_t expected = 0;
+  for (const mp::Future<int64_t>& f : all) {
+    if (f.Cancelled()) continue;
+    absl::StatusOr<int64_t> r = f.Result(absl::ZeroDuration());
+    ASSERT_TRUE(r.ok()) << r.status();
+    expected += *r;
+  }
+  EXPECT_EQ(callback_sum.load(), expected);
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, ProcessPoolExecutorTest,
