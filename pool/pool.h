@@ -100,8 +100,16 @@
 // Workers are daemon processes (as in CPython): a task cannot start processes of its own, and
 // workers are terminated if the pool's process exits without joining them; a worker also exits when
 // the pool's process dies. Tasks cannot carry descriptors or shared objects (kInvalidArgument):
-// share those through a SharedMemory name, a Listener address, or objects the workers inherit
-// (fork).
+// share those through a SharedMemory name, a Listener address, the initializer's arguments
+// (pool/initializer.h), or objects the workers inherit (fork).
+//
+// Under the fork start method the workers, replacements included, are forked from a
+// single-threaded helper process that Pool::Create forks before the pool starts its own threads
+// (start_methods/forked_server.h): a replacement worker is never forked from a process running
+// the pool's threads, so mp's "forking a multi-threaded process" warning is printed only when the
+// user's threads run at Create, once. The workers therefore see this process's memory as it was
+// at Create (shared mappings excepted), as CPython's initial fork workers do; a global changed
+// later keeps its old value in them.
 //
 // Thread safety: all Pool methods may be called from any thread. AsyncResult and ImapIterator are
 // handles to shared state and are thread-safe too (one consumer per ImapIterator). Destroying a
