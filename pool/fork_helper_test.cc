@@ -6,7 +6,6 @@
 // alive at Create is warned about once, the workers see the memory of Create (a fork-domain Lock
 // of the initializer included, in replacements too) and die with the pool's process.
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -14,7 +13,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -35,6 +33,9 @@
 
 namespace fork_helper_test {
 
+using ::mp::testing::CountOccurrences;
+using ::mp::testing::StderrCapture;
+
 constexpr char kWarning[] = "forking a multi-threaded process";
 
 int64_t Pid(int64_t) { return getpid(); }
@@ -45,53 +46,9 @@ int64_t KillSelf(int64_t) {
 
 // A process's kernel parent (/proc/<pid>/stat's fourth field); 0 if it cannot be read.
 int ParentPidOf(int pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  if (!std::getline(stat, line)) return 0;
-  // "pid (comm) state ppid ...": comm may hold spaces, so start after its closing parenthesis.
-  const size_t close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::vector<std::string> fields = absl::StrSplit(line.substr(close + 2), ' ');
+  const std::vector<std::string> fields = mp::testing::ProcStatFields(pid);
   int ppid = 0;
   return fields.size() > 1 && absl::SimpleAtoi(fields[1], &ppid) ? ppid : 0;
-}
-
-// Replaces stderr with a pipe while alive; Take() restores it and returns what was written.
-class StderrCapture {
- public:
-  StderrCapture() {
-    std::fflush(stderr);
-    saved_ = dup(2);
-    dup2(pipe_.w(), 2);
-  }
-  ~StderrCapture() {
-    if (saved_ >= 0) Take();
-  }
-  std::string Take() {
-    std::fflush(stderr);
-    dup2(saved_, 2);
-    close(saved_);
-    saved_ = -1;
-    // What was written is in the pipe by now. No end of file to wait for: a fork helper made
-    // during the capture holds the write end as its stderr (as a fork child would).
-    fcntl(pipe_.r(), F_SETFL, fcntl(pipe_.r(), F_GETFL) | O_NONBLOCK);
-    std::string out;
-    char buf[4096];
-    for (ssize_t n; (n = read(pipe_.r(), buf, sizeof(buf))) > 0;) {
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
- private:
-  mp::testing::TestPipe pipe_;
-  int saved_ = -1;
-};
-
-size_t Count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 // Kills the pool's only worker with a task and returns the pid of its replacement (0 on failure,
@@ -169,7 +126,7 @@ TEST(ForkHelperTest, AUserThreadAliveAtCreateIsWarnedAboutOnce) {
   }
   mp::testing::WriteAllOrDie(release.w(), "x");
   user.join();
-  EXPECT_EQ(Count(err, kWarning), 1u) << err;
+  EXPECT_EQ(CountOccurrences(err, kWarning), 1u) << err;
 }
 
 // Set before Pool::Create; the workers are copies of that moment.

@@ -6,7 +6,6 @@
 
 #include "start_methods/forked_server.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -14,7 +13,6 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,30 +31,8 @@
 
 namespace forked_server_test {
 
-struct ForkOnlyThing {
-  int value = 0;
-};
-
-}  // namespace forked_server_test
-
-template <>
-struct mp::Codec<forked_server_test::ForkOnlyThing> {
-  static std::string Name() { return "ForkOnlyThing"; }
-  static constexpr size_t kMinSize = 4;
-  static size_t Size(const forked_server_test::ForkOnlyThing&) { return 4; }
-  static void Encode(const forked_server_test::ForkOnlyThing& v, ByteWriter& w) {
-    if (FdTable* t = ScopedFdTable::Current()) t->NoteForkOnly("ForkOnlyThing");
-    w.WriteLE(static_cast<int32_t>(v.value));
-  }
-  static absl::Status Decode(ByteReader& r, forked_server_test::ForkOnlyThing& out) {
-    int32_t v = 0;
-    absl::Status s = r.ReadLE(&v, "ForkOnlyThing");
-    out.value = v;
-    return s;
-  }
-};
-
-namespace forked_server_test {
+using ::mp::testing::ForkOnlyThing;
+using ::mp::testing::StderrCapture;
 
 constexpr char kWarning[] = "forking a multi-threaded process";
 
@@ -98,43 +74,9 @@ int RunToEnd(std::shared_ptr<mp::StartMethod> method, mp::Target target) {
 
 // A process's state letter in /proc/<pid>/stat ('T': stopped); 0 if it cannot be read.
 char StateOf(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  if (!std::getline(stat, line)) return 0;
-  const size_t close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() ? line[close + 2] : 0;
+  const std::vector<std::string> fields = mp::testing::ProcStatFields(pid);
+  return fields.empty() || fields[0].empty() ? 0 : fields[0][0];
 }
-
-// Replaces stderr with a pipe while alive; Take() restores it and returns what was written (what
-// is in the pipe: a server forked meanwhile holds the write end, so there is no end of file).
-class StderrCapture {
- public:
-  StderrCapture() {
-    std::fflush(stderr);
-    saved_ = dup(2);
-    dup2(pipe_.w(), 2);
-  }
-  ~StderrCapture() {
-    if (saved_ >= 0) Take();
-  }
-  std::string Take() {
-    std::fflush(stderr);
-    dup2(saved_, 2);
-    close(saved_);
-    saved_ = -1;
-    fcntl(pipe_.r(), F_SETFL, fcntl(pipe_.r(), F_GETFL) | O_NONBLOCK);
-    std::string out;
-    char buf[4096];
-    for (ssize_t n; (n = read(pipe_.r(), buf, sizeof(buf))) > 0;) {
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
- private:
-  mp::testing::TestPipe pipe_;
-  int saved_ = -1;
-};
 
 TEST(ForkedServerTest, ChildrenRunAndReportTheirExitCodes) {
   std::shared_ptr<mp::ForkServer> server = MakeServer();
@@ -226,11 +168,7 @@ TEST(ForkedServerTest, TheUsersThreadIsWarnedAboutOnceAtCreationOnly) {
   }
   mp::testing::WriteAllOrDie(release.w(), "x");
   user.join();
-  size_t count = 0;
-  for (size_t at = err.find(kWarning); at != std::string::npos; at = err.find(kWarning, at + 1)) {
-    ++count;
-  }
-  EXPECT_EQ(count, 1u) << err;
+  EXPECT_EQ(mp::testing::CountOccurrences(err, kWarning), 1u) << err;
 }
 
 TEST(ForkedServerTest, ADeadServerIsForkedAgain) {

@@ -35,12 +35,6 @@
 
 namespace mp_test {
 
-// Stands for a fork-domain shared object (a Lock in anonymous shared memory): its Codec notes that
-// only a forked child can use it, as sync/ and channels/ objects do.
-struct ForkOnlyThing {
-  int value = 0;
-};
-
 // An argument whose decoding throws (a user Codec may): the child must turn that into a refusal.
 struct ThrowsWhenDecoded {
   int value = 0;
@@ -61,27 +55,12 @@ struct mp::Codec<mp_test::ThrowsWhenDecoded> {
   }
 };
 
-template <>
-struct mp::Codec<mp_test::ForkOnlyThing> {
-  static std::string Name() { return "ForkOnlyThing"; }
-  static constexpr size_t kMinSize = 4;
-  static size_t Size(const mp_test::ForkOnlyThing&) { return 4; }
-  static void Encode(const mp_test::ForkOnlyThing& v, ByteWriter& w) {
-    if (FdTable* t = ScopedFdTable::Current()) t->NoteForkOnly("ForkOnlyThing");
-    w.WriteLE(static_cast<int32_t>(v.value));
-  }
-  static absl::Status Decode(ByteReader& r, mp_test::ForkOnlyThing& out) {
-    int32_t v = 0;
-    absl::Status s = r.ReadLE(&v, "ForkOnlyThing");
-    out.value = v;
-    return s;
-  }
-};
-
 namespace mp_test {
 namespace {
 
 using ::absl::StatusCode;
+using ::mp::testing::ForkOnlyThing;
+using ::mp::testing::StderrCapture;
 
 int ReturnCode(int code) { return code; }
 int ReturnThing(ForkOnlyThing thing) { return thing.value; }
@@ -345,27 +324,6 @@ TEST(ProcessTest, ExceptionWhileDecodingArgumentsFailsStart) {
   }
 }
 
-// Replaces stderr with a pipe while alive; Take() restores it and returns what was written.
-class StderrCapture {
- public:
-  StderrCapture() {
-    std::fflush(stderr);
-    saved_ = dup(2);
-    dup2(pipe_.w(), 2);
-  }
-  std::string Take() {
-    std::fflush(stderr);
-    dup2(saved_, 2);
-    close(saved_);
-    pipe_.CloseWrite();
-    return mp::testing::ReadToEof(pipe_.r()).value_or("<read failed>");
-  }
-
- private:
-  mp::testing::TestPipe pipe_;
-  int saved_;
-};
-
 TEST(ForkTest, WarnsWhenTheProcessHasThreads) {
   mp::testing::TestPipe release;
   std::thread t([&release] {
@@ -376,7 +334,7 @@ TEST(ForkTest, WarnsWhenTheProcessHasThreads) {
   StderrCapture capture;
   mp::Process p = Create(mp::ForkStartMethod(), mp::Call<&ReturnCode>(0));
   absl::Status started = p.Start();
-  std::string err = capture.Take();
+  std::string err = capture.TakeToEof();
   mp::testing::WriteAllOrDie(release.w(), "x");
   t.join();
   ASSERT_TRUE(started.ok()) << started;
@@ -399,7 +357,7 @@ int LauncherIsNotWarnedAbout() {
   StderrCapture capture;
   mp::Process second = Create(mp::ForkStartMethod(), mp::Call<&ReturnCode>(0));
   const bool started = second.Start().ok();
-  const std::string err = capture.Take();
+  const std::string err = capture.TakeToEof();
   if (!started || !second.Join().ok()) return 12;
   return absl::StrContains(err, "forking a multi-threaded process") ? 13 : 0;
 }
@@ -436,7 +394,7 @@ TEST(ProcessTest, FailedStatusIsPrintedOnTheChildsStderr) {
     mp::Process p = Create(method, mp::Call<&FailWith>("disk full on /dev/sdz"));
     absl::Status started = p.Start();
     absl::Status joined = started.ok() ? p.Join() : started;
-    std::string err = capture.Take();
+    std::string err = capture.TakeToEof();
     ASSERT_TRUE(joined.ok()) << joined;
     EXPECT_EQ(*p.ExitCode(), 1);
     EXPECT_TRUE(absl::StrContains(err, "mp: process '" + p.Name() + "' (pid " +

@@ -11,10 +11,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/deadline.h"
 #include "gtest/gtest.h"
 #include "start_methods/start_method.h"
@@ -140,6 +143,58 @@ ChildGuard::~ChildGuard() {
 Process ChildGuard::Add(Process p) {
   children_.push_back(std::move(p));
   return children_.back();
+}
+
+StderrCapture::StderrCapture() {
+  std::fflush(stderr);
+  saved_ = dup(2);
+  EXPECT_GE(saved_, 0) << "dup(2): errno " << errno;
+  EXPECT_EQ(dup2(pipe_.w(), 2), 2) << "dup2 onto stderr: errno " << errno;
+}
+
+StderrCapture::~StderrCapture() {
+  if (saved_ >= 0) Restore();
+}
+
+void StderrCapture::Restore() {
+  std::fflush(stderr);
+  dup2(saved_, 2);
+  close(saved_);
+  saved_ = -1;
+}
+
+std::string StderrCapture::Take() {
+  Restore();
+  // What this process wrote is in the pipe by now; a read returns what is there and no more.
+  fcntl(pipe_.r(), F_SETFL, fcntl(pipe_.r(), F_GETFL) | O_NONBLOCK);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(pipe_.r(), buf, sizeof(buf))) > 0;) {
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+std::string StderrCapture::TakeToEof(absl::Duration timeout) {
+  Restore();
+  pipe_.CloseWrite();
+  return ReadToEof(pipe_.r(), timeout).value_or("<read failed>");
+}
+
+size_t CountOccurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+std::vector<std::string> ProcStatFields(pid_t pid) {
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return {};
+  // "pid (comm) state ppid ...": comm may hold spaces, so start after its closing parenthesis.
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return {};
+  return absl::StrSplit(line.substr(close + 2), ' ');
 }
 
 }  // namespace mp::testing

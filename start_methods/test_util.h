@@ -1,22 +1,27 @@
 // Copyright 2026 The mp Authors.
 //
-// start_methods/test_util.h — helpers shared by the start_methods tests: pipes, reads with a
-// deadline (a test fails instead of hanging), descriptor snapshots, zombie checks, and a guard that
-// kills and reaps every child a test started, even when the test fails.
+// start_methods/test_util.h — helpers shared by the start_methods tests (and the pool tests that
+// start processes): pipes, reads with a deadline (a test fails instead of hanging), descriptor
+// snapshots, zombie checks, a guard that kills and reaps every child a test started even when the
+// test fails, stderr capture, /proc/<pid>/stat fields, and a fork-only argument type.
 
 #ifndef MP_START_METHODS_TEST_UTIL_H_
 #define MP_START_METHODS_TEST_UTIL_H_
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "serialize/codec.h"
+#include "serialize/fd.h"
 #include "start_methods/process.h"
 #include "testing/test_pipe.h"
 
@@ -70,6 +75,59 @@ class ChildGuard {
   std::vector<Process> children_;
 };
 
+// Replaces this process's stderr (descriptor 2) with a pipe while alive, so a test reads what this
+// process and its children wrote there; the destructor restores stderr if no Take ran.
+class StderrCapture {
+ public:
+  StderrCapture();
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+  ~StderrCapture();
+  // Restores stderr and returns what is in the pipe now, without waiting for end of file: a process
+  // forked during the capture (a fork server) keeps the write end as its stderr. Once only.
+  std::string Take();
+  // Restores stderr and reads until end of file, that is until every child that inherited the pipe
+  // as its stderr has ended; "<read failed>" when that does not come within `timeout`. Once only.
+  std::string TakeToEof(absl::Duration timeout = absl::Seconds(60));
+
+ private:
+  // Flushes stdio and puts the saved stderr back.
+  void Restore();
+
+  TestPipe pipe_;
+  int saved_ = -1;
+};
+
+// How many times `what` (not empty) occurs in `text`, overlapping occurrences included.
+size_t CountOccurrences(const std::string& text, const std::string& what);
+
+// The fields of /proc/<pid>/stat after the command name: [0] is the state letter ('T': stopped),
+// [1] the kernel parent's pid. Empty if the file cannot be read.
+std::vector<std::string> ProcStatFields(pid_t pid);
+
+// Stands for a fork-domain shared object (a Lock in anonymous shared memory): its Codec notes that
+// only a forked child can use it, as sync/ and channels/ objects do.
+struct ForkOnlyThing {
+  int value = 0;
+};
+
 }  // namespace mp::testing
+
+template <>
+struct mp::Codec<mp::testing::ForkOnlyThing> {
+  static std::string Name() { return "ForkOnlyThing"; }
+  static constexpr size_t kMinSize = 4;
+  static size_t Size(const mp::testing::ForkOnlyThing&) { return 4; }
+  static void Encode(const mp::testing::ForkOnlyThing& v, ByteWriter& w) {
+    if (FdTable* t = ScopedFdTable::Current()) t->NoteForkOnly("ForkOnlyThing");
+    w.WriteLE(static_cast<int32_t>(v.value));
+  }
+  static absl::Status Decode(ByteReader& r, mp::testing::ForkOnlyThing& out) {
+    int32_t v = 0;
+    absl::Status s = r.ReadLE(&v, "ForkOnlyThing");
+    out.value = v;
+    return s;
+  }
+};
 
 #endif  // MP_START_METHODS_TEST_UTIL_H_
