@@ -24,13 +24,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "futures/future.h"
 #include "serialize/codec.h"
 #include "start_methods/target.h"
 
 namespace mp {
 
-// The result of a task whose function returns void or absl::Status.
-using PoolUnit = std::tuple<>;
+// The result of a task whose function returns void or absl::Status (futures' Unit).
+using PoolUnit = Unit;
 
 namespace pool_internal {
 
@@ -81,27 +82,10 @@ struct TaskOutcome {
   uint32_t length = 0;
 };
 
-template <typename R>
-struct ResultTraits {
-  using Type = std::remove_cvref_t<R>;
-};
-template <>
-struct ResultTraits<void> {
-  using Type = PoolUnit;
-};
-template <>
-struct ResultTraits<absl::Status> {
-  using Type = PoolUnit;
-};
-template <typename T>
-struct ResultTraits<absl::StatusOr<T>> {
-  using Type = T;
-};
-
 template <auto Fn>
 using FnTraits = process_internal::FunctionTraits<decltype(Fn)>;
 template <auto Fn>
-using ResultOf = typename ResultTraits<typename FnTraits<Fn>::Result>::Type;
+using ResultOf = FutureResultOf<typename FnTraits<Fn>::Result>;
 template <auto Fn>
 using ArgsOf = typename FnTraits<Fn>::Values;
 
@@ -120,8 +104,7 @@ void CallAndAppend(ArgsOf<Fn>& values, std::string& out) {
     } else {
       AppendError(out, s);
     }
-  } else if constexpr (std::is_same_v<std::remove_cvref_t<R>,
-                                      absl::StatusOr<typename ResultTraits<R>::Type>>) {
+  } else if constexpr (std::is_same_v<std::remove_cvref_t<R>, absl::StatusOr<FutureResultOf<R>>>) {
     auto result = call();
     if (result.ok()) {
       AppendOk(out, *result);
