@@ -582,6 +582,30 @@ void RemoveServerFiles(const std::string& path, const std::string& dir) {
   if (!dir.empty()) rmdir(dir.c_str());
 }
 
+// A server that could not be started: closes its endpoints, removes its socket and directory, and
+// returns `s`.
+absl::Status AbandonServer(absl::Status s, int listener, int lifeline_r, int lifeline_w,
+                           const std::string& path, const std::string& dir) {
+  CloseEndpoints(listener, lifeline_r, lifeline_w);
+  RemoveServerFiles(path, dir);
+  return s;
+}
+
+// The owner's side once the server was started as `pid` (or failed to start): closes the server's
+// ends of the endpoints (`listener`, `lifeline_r`, set to -1; the server has its own copies) and
+// opens a pidfd for the server, which is killed and reaped when that fails.
+absl::StatusOr<int> KeepOwnerSide(absl::StatusOr<pid_t> pid, int& listener, int& lifeline_r) {
+  CloseEndpoints(listener, lifeline_r, -1);
+  listener = lifeline_r = -1;
+  if (!pid.ok()) return pid.status();
+  absl::StatusOr<int> pidfd = process_internal::PidfdOpen(*pid);
+  if (!pidfd.ok()) {
+    kill(*pid, SIGKILL);
+    waitpid(*pid, nullptr, 0);
+  }
+  return pidfd;
+}
+
 }  // namespace
 
 absl::StatusOr<ForkServer::Endpoints> ForkServer::MakeEndpoints() {
@@ -596,9 +620,8 @@ absl::StatusOr<ForkServer::Endpoints> ForkServer::MakeEndpoints() {
   e.server.path = e.server.dir + "/s";
   e.server.key = std::move(key);
   auto fail = [&e](absl::Status s) {
-    CloseEndpoints(e.listener, e.lifeline_r, e.lifeline_w);
-    RemoveServerFiles(e.server.path, e.server.dir);
-    return s;
+    return AbandonServer(std::move(s), e.listener, e.lifeline_r, e.lifeline_w, e.server.path,
+                         e.server.dir);
   };
   e.listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (e.listener < 0) return fail(ErrnoStatus(errno, "socket(AF_UNIX) for the forkserver"));
@@ -624,9 +647,8 @@ absl::Status ForkServer::StartServerLocked() {
   if (!e.ok()) return e.status();
   Server server = std::move(e->server);
   auto fail = [&server, &e](absl::Status s) {
-    CloseEndpoints(e->listener, e->lifeline_r, e->lifeline_w);
-    RemoveServerFiles(server.path, server.dir);
-    return s;
+    return AbandonServer(std::move(s), e->listener, e->lifeline_r, e->lifeline_w, server.path,
+                         server.dir);
   };
   std::string config = server.key;
   AppendU32(&config, static_cast<uint32_t>(server.path.size()));
@@ -641,15 +663,8 @@ absl::Status ForkServer::StartServerLocked() {
   absl::StatusOr<pid_t> pid = process_internal::SpawnSelf(
       {e->lifeline_r, e->listener}, {process_internal::ProgramArgv0(), "--mp-forkserver"},
       process_internal::ChildEnvironment("forkserver:3:4"));
-  CloseEndpoints(e->listener, e->lifeline_r, -1);
-  e->listener = e->lifeline_r = -1;
-  if (!pid.ok()) return fail(pid.status());
-  absl::StatusOr<int> pidfd = process_internal::PidfdOpen(*pid);
-  if (!pidfd.ok()) {
-    kill(*pid, SIGKILL);
-    waitpid(*pid, nullptr, 0);
-    return fail(pidfd.status());
-  }
+  absl::StatusOr<int> pidfd = KeepOwnerSide(pid, e->listener, e->lifeline_r);
+  if (!pidfd.ok()) return fail(pidfd.status());
   server.pid = *pid;
   server.pidfd = *pidfd;
   server_ = std::move(server);
@@ -669,9 +684,8 @@ absl::Status ForkServer::ForkServerFromHere() {
   if (!e.ok()) return e.status();
   Server server = std::move(e->server);
   auto fail = [&server, &e](absl::Status s) {
-    CloseEndpoints(e->listener, e->lifeline_r, e->lifeline_w);
-    RemoveServerFiles(server.path, server.dir);
-    return s;
+    return AbandonServer(std::move(s), e->listener, e->lifeline_r, e->lifeline_w, server.path,
+                         server.dir);
   };
   // The one fork of this process whose warning is right for every child the server forks: they
   // are copies of this moment. Made at Pool::Create, before the pool's threads, it warns only
@@ -691,14 +705,8 @@ absl::Status ForkServer::ForkServerFromHere() {
     close(e->lifeline_w);
     ServerLoop(e->lifeline_r, e->listener, server.key, server.path).Run();
   }
-  CloseEndpoints(e->listener, e->lifeline_r, -1);
-  e->listener = e->lifeline_r = -1;
-  absl::StatusOr<int> pidfd = process_internal::PidfdOpen(pid);
-  if (!pidfd.ok()) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    return fail(pidfd.status());
-  }
+  absl::StatusOr<int> pidfd = KeepOwnerSide(pid, e->listener, e->lifeline_r);
+  if (!pidfd.ok()) return fail(pidfd.status());
   server.pid = pid;
   server.pidfd = *pidfd;
   MutexLock lock(&mu_);
