@@ -26,6 +26,7 @@
 #include "pool/job.h"
 #include "pool/process_launcher.h"
 #include "pool/task.h"
+#include "pool/test_util.h"
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
@@ -40,18 +41,7 @@ using ::mp::pool_internal::Job;
 // Writes a line into the FIFO `ready`, then blocks until the test writes into (or closes) the FIFO
 // `release`; returns 7.
 int64_t BlockUntilReleased(std::string ready, std::string release) {
-  const int out = open(ready.c_str(), O_WRONLY | O_CLOEXEC);
-  if (out < 0) return -1;
-  const bool wrote = write(out, "r\n", 2) == 2;
-  close(out);
-  if (!wrote) return -1;
-  const int in = open(release.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return -1;
-  char c;
-  while (read(in, &c, 1) < 0 && errno == EINTR) {
-  }
-  close(in);
-  return 7;
+  return mp::pool_testing::ReportAndAwaitRelease(ready, "r\n", release) ? 7 : -1;
 }
 
 // Creates the file `path` (evidence that the task ran); returns 1.

@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "pool/pool.h"
+#include "pool/test_util.h"
 #include "start_methods/fork.h"
 #include "start_methods/process.h"
 #include "start_methods/test_util.h"
@@ -33,12 +34,14 @@
 
 namespace fork_helper_test {
 
+using ::mp::pool_testing::KeepLock;
+using ::mp::pool_testing::LockWasFree;
+using ::mp::pool_testing::Pid;
 using ::mp::testing::CountOccurrences;
 using ::mp::testing::StderrCapture;
 
 constexpr char kWarning[] = "forking a multi-threaded process";
 
-int64_t Pid(int64_t) { return getpid(); }
 int64_t KillSelf(int64_t) {
   raise(SIGKILL);
   return 0;
@@ -136,19 +139,6 @@ int64_t SetBeforeCreate(int64_t) { return g_set_before_create; }
 // after Create is seen too.
 std::atomic<int64_t>* g_shared = nullptr;
 int64_t ReadShared(int64_t) { return g_shared->load(); }
-
-// The worker's copy of a fork-domain Lock given to the initializer.
-std::unique_ptr<mp::Lock> g_lock;
-absl::Status KeepLock(mp::Lock lock) {
-  g_lock = std::make_unique<mp::Lock>(std::move(lock));
-  return absl::OkStatus();
-}
-// Whether this worker could take the shared Lock without waiting (and gives it back).
-bool LockWasFree(int64_t) {
-  absl::StatusOr<bool> got = g_lock->Acquire(false);
-  if (!got.ok() || !*got) return false;
-  return g_lock->Release().ok();
-}
 
 TEST(ForkHelperTest, WorkersSeeTheForkDomainStateOfCreate) {
   void* map = mmap(nullptr, sizeof(std::atomic<int64_t>), PROT_READ | PROT_WRITE,

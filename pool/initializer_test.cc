@@ -26,25 +26,16 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "pool/pool.h"
+#include "pool/test_util.h"
 #include "start_methods/test_methods.h"
 #include "sync/lock.h"
 
 namespace initializer_test {
 
 using ::absl::StatusCode;
-
-// The worker's copy of the pool's Lock.
-std::unique_ptr<mp::Lock> g_lock;
-absl::Status KeepLock(mp::Lock lock) {
-  g_lock = std::make_unique<mp::Lock>(std::move(lock));
-  return absl::OkStatus();
-}
-// Whether this worker could take the shared Lock without waiting (and gives it back).
-bool LockWasFree(int64_t) {
-  absl::StatusOr<bool> got = g_lock->Acquire(false);
-  if (!got.ok() || !*got) return false;
-  return g_lock->Release().ok();
-}
+using ::mp::pool_testing::KeepLock;
+using ::mp::pool_testing::LockWasFree;
+using ::mp::pool_testing::Pid;
 
 // Writes "<pid>\n" to the descriptor the initializer was given.
 absl::Status WritePid(mp::PassedFd fd) {
@@ -55,7 +46,6 @@ absl::Status WritePid(mp::PassedFd fd) {
   close(fd.fd);
   return absl::OkStatus();
 }
-int64_t Pid(int64_t) { return getpid(); }
 
 // Reads pid lines from `fd` until `count` were read (at most 30 s).
 std::vector<int> ReadPids(int fd, size_t count) {

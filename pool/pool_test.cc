@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "pool/test_util.h"
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
@@ -86,19 +87,9 @@ int64_t BlockAtToken(int64_t x) {
 // Writes this worker's pid into the FIFO `ready`, then blocks until the test writes a byte into the
 // FIFO `release` (or closes it); returns the pid.
 int64_t BlockUntilReleased(std::string ready, std::string release) {
-  const int out = open(ready.c_str(), O_WRONLY | O_CLOEXEC);
-  if (out < 0) return -1;
-  const std::string line = absl::StrCat(getpid(), "\n");
-  const bool wrote = write(out, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  close(out);
-  if (!wrote) return -1;
-  const int in = open(release.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return -1;
-  char c;
-  while (read(in, &c, 1) < 0 && errno == EINTR) {
-  }
-  close(in);
-  return getpid();
+  return mp::pool_testing::ReportAndAwaitRelease(ready, absl::StrCat(getpid(), "\n"), release)
+             ? getpid()
+             : -1;
 }
 
 // Appends "<x>\n" to the file at `log` (O_APPEND: one write per task), returns this worker's pid.
