@@ -210,18 +210,29 @@ TEST(BarrierTest, FailingActionBreaksTheBarrier) {
   EXPECT_TRUE(barrier->Broken());
 }
 
+// Forks a party that waits on `barrier` and kills it (SIGKILL) once it waits: returns its pid, or
+// -1 with the test failed when it never came to wait.
+pid_t KillAWaitingParty(Barrier& barrier) {
+  TestChild doomed([&] {
+    barrier.Wait().IgnoreError();
+    return 1;
+  });
+  if (absl::Status s = barrier.WaitForWaiting(1, kArrivalTimeout); !s.ok()) {
+    ADD_FAILURE() << "the party never waited: " << s;
+    return -1;
+  }
+  const pid_t pid = doomed.pid();
+  doomed.Kill();
+  EXPECT_EQ(doomed.Wait(), 128 + SIGKILL);
+  return pid;
+}
+
 // A party that dies while waiting breaks the barrier for the others long before their timeout.
 TEST(BarrierDeathTest, DeadWaiterBreaksTheBarrier) {
   absl::StatusOr<Barrier> barrier = Barrier::Create(ShmDomain::kFork, 3);
   ASSERT_TRUE(barrier.ok());
-  TestChild doomed([&] {
-    barrier->Wait().IgnoreError();
-    return 1;
-  });
-  ASSERT_TRUE(barrier->WaitForWaiting(1, kArrivalTimeout).ok());
-  const pid_t pid = doomed.pid();
-  doomed.Kill();
-  EXPECT_EQ(doomed.Wait(), 128 + SIGKILL);
+  const pid_t pid = KillAWaitingParty(*barrier);
+  ASSERT_GT(pid, 0);
   // Noticed as a death (the message says so), not as a timeout.
   absl::StatusOr<int> result = barrier->Wait(absl::Seconds(600));
   ASSERT_FALSE(result.ok());
@@ -425,14 +436,8 @@ TEST(BarrierWaitForWaitingTest, Reset) {
 TEST(BarrierWaitForWaitingDeathTest, NoticesADeadWaiter) {
   absl::StatusOr<Barrier> barrier = Barrier::Create(ShmDomain::kFork, 3);
   ASSERT_TRUE(barrier.ok());
-  TestChild doomed([&] {
-    barrier->Wait().IgnoreError();
-    return 1;
-  });
-  ASSERT_TRUE(barrier->WaitForWaiting(1, kArrivalTimeout).ok());
-  const pid_t pid = doomed.pid();
-  doomed.Kill();
-  EXPECT_EQ(doomed.Wait(), 128 + SIGKILL);
+  const pid_t pid = KillAWaitingParty(*barrier);
+  ASSERT_GT(pid, 0);
   absl::Status status = barrier->WaitForWaiting(2, absl::Seconds(600));
   EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
   EXPECT_NE(status.message().find(absl::StrCat("thread ", pid, " died")), std::string::npos)
