@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -103,11 +102,7 @@ TEST(ForkHelperTest, CreateWithoutOtherThreadsPrintsNoWarning) {
 }
 
 TEST(ForkHelperTest, AUserThreadAliveAtCreateIsWarnedAboutOnce) {
-  mp::testing::TestPipe release;
-  std::thread user([&release] {
-    char c;
-    (void)read(release.r(), &c, 1);
-  });
+  mp::testing::IdleThread user;
   std::string err;
   {
     StderrCapture capture;
@@ -127,8 +122,7 @@ TEST(ForkHelperTest, AUserThreadAliveAtCreateIsWarnedAboutOnce) {
     err = capture.Take();
     EXPECT_TRUE(pool.ok()) << pool.status();
   }
-  mp::testing::WriteAllOrDie(release.w(), "x");
-  user.join();
+  user.Release();
   EXPECT_EQ(CountOccurrences(err, kWarning), 1u) << err;
 }
 

@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -152,11 +151,7 @@ TEST(ForkedServerTest, PinsMadeBeforeTheServerReachItsChildren) {
 }
 
 TEST(ForkedServerTest, TheUsersThreadIsWarnedAboutOnceAtCreationOnly) {
-  mp::testing::TestPipe release;
-  std::thread user([&release] {
-    char c;
-    (void)read(release.r(), &c, 1);
-  });
+  mp::testing::IdleThread user;
   std::string err;
   {
     StderrCapture capture;
@@ -166,8 +161,7 @@ TEST(ForkedServerTest, TheUsersThreadIsWarnedAboutOnceAtCreationOnly) {
     }
     err = capture.Take();
   }
-  mp::testing::WriteAllOrDie(release.w(), "x");
-  user.join();
+  user.Release();
   EXPECT_EQ(mp::testing::CountOccurrences(err, kWarning), 1u) << err;
 }
 

@@ -325,18 +325,13 @@ TEST(ProcessTest, ExceptionWhileDecodingArgumentsFailsStart) {
 }
 
 TEST(ForkTest, WarnsWhenTheProcessHasThreads) {
-  mp::testing::TestPipe release;
-  std::thread t([&release] {
-    char c;
-    (void)read(release.r(), &c, 1);
-  });
+  mp::testing::IdleThread t;
   EXPECT_GE(mp::CountThreads(), 2);
   StderrCapture capture;
   mp::Process p = Create(mp::ForkStartMethod(), mp::Call<&ReturnCode>(0));
   absl::Status started = p.Start();
   std::string err = capture.TakeToEof();
-  mp::testing::WriteAllOrDie(release.w(), "x");
-  t.join();
+  t.Release();
   ASSERT_TRUE(started.ok()) << started;
   ASSERT_TRUE(p.Join().ok());
   EXPECT_TRUE(absl::StrContains(err, "threads; forking a multi-threaded process")) << err;

@@ -181,6 +181,18 @@ std::string StderrCapture::TakeToEof(absl::Duration timeout) {
   return ReadToEof(pipe_.r(), timeout).value_or("<read failed>");
 }
 
+IdleThread::IdleThread()
+    : thread_([this] {
+        char c;
+        (void)read(release_.r(), &c, 1);
+      }) {}
+
+void IdleThread::Release() {
+  if (!thread_.joinable()) return;
+  WriteAllOrDie(release_.w(), "x");
+  thread_.join();
+}
+
 size_t CountOccurrences(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;

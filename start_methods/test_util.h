@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -96,6 +97,23 @@ class StderrCapture {
 
   TestPipe pipe_;
   int saved_ = -1;
+};
+
+// A thread that only waits to be released: makes this process multi-threaded (the fork method's
+// warning is about such threads). Released and joined by Release() or, at the latest, the
+// destructor, so a failed test does not leave it running.
+class IdleThread {
+ public:
+  IdleThread();
+  IdleThread(const IdleThread&) = delete;
+  IdleThread& operator=(const IdleThread&) = delete;
+  ~IdleThread() { Release(); }
+  // Lets the thread end and joins it; once only has an effect.
+  void Release();
+
+ private:
+  TestPipe release_;
+  std::thread thread_;
 };
 
 // How many times `what` (not empty) occurs in `text`, overlapping occurrences included.
