@@ -22,9 +22,11 @@
 #ifndef MP_FUTURES_EXECUTOR_H_
 #define MP_FUTURES_EXECUTOR_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -63,6 +65,64 @@ struct ExecutorShutdownOptions {
   absl::Duration timeout = absl::InfiniteDuration();
 };
 
+// Where a MapIterator's results come from, by item index: an executor implements it to keep its
+// own per-item bookkeeping (ProcessPoolExecutor reads item i straight out of its chunk's job, with
+// no Future per item); MapIterator's other constructor adapts a function returning one Future per
+// item. MapIterator calls it from its one consumer thread: Submit(i) for i = 0, 1, ... in order;
+// for each submitted item in order, Wait(i) and then, once Wait returned true, Take(i).
+template <typename R>
+class MapSource {
+ public:
+  virtual ~MapSource() = default;
+  // Submits item i (a failure to submit shows as item i's result).
+  virtual void Submit(size_t i) = 0;
+  // True once item i (submitted, the lowest not taken) is done; false when `deadline` passes first.
+  virtual bool Wait(size_t i, Deadline deadline) = 0;
+  // The result (or failure) of item i, after Wait(i) returned true.
+  virtual absl::StatusOr<R> Take(size_t i) = 0;
+  // Cancels items [first, end): submitted, not taken (those already running go on, unobserved).
+  virtual void Cancel(size_t first, size_t end) = 0;
+  // Names item i in a timeout's message.
+  virtual std::string Describe(size_t i) const = 0;
+};
+
+namespace futures_internal {
+
+// A MapSource of one Future per item, made by `submit`.
+template <typename R>
+class FutureMapSource final : public MapSource<R> {
+ public:
+  explicit FutureMapSource(std::function<Future<R>(size_t)> submit) : submit_(std::move(submit)) {}
+  void Submit(size_t i) override { futures_.push_back(submit_(i)); }
+  bool Wait(size_t, Deadline deadline) override {
+    const Future<R>& head = futures_.front();
+    absl::StatusOr<R> r = head.Result(deadline.Remaining());
+    if (!r.ok() && head.Done()) {
+      r = head.Result(absl::ZeroDuration());  // done since the wait gave up, or failed
+    } else if (!r.ok()) {
+      return false;
+    }
+    head_result_ = std::move(r);
+    return true;
+  }
+  absl::StatusOr<R> Take(size_t) override {
+    futures_.pop_front();
+    return std::move(head_result_);
+  }
+  void Cancel(size_t, size_t) override {
+    for (const Future<R>& f : futures_) f.Cancel();
+    futures_.clear();
+  }
+  std::string Describe(size_t) const override { return futures_.front().description(); }
+
+ private:
+  std::function<Future<R>(size_t)> submit_;
+  std::deque<Future<R>> futures_;  // submitted, not yet taken, in item order
+  absl::StatusOr<R> head_result_ = absl::UnknownError("Map: no result");
+};
+
+}  // namespace futures_internal
+
 // Results of Map, in item order. Items are submitted by Map (all of them, or the first
 // `buffersize`), results are waited for one at a time by Next. Destroying the iterator before the
 // last item cancels the items not yet yielded (CPython's generator close). Move-only; one consumer.
@@ -73,15 +133,23 @@ class MapIterator {
   // when the executor cannot take it). A failed `status` (a bad option) is what every Next returns.
   MapIterator(size_t count, const ExecutorMapOptions& options,
               std::function<Future<R>(size_t)> submit, absl::Status status = absl::OkStatus())
+      : MapIterator(count, options,
+                    submit
+                        ? std::make_unique<futures_internal::FutureMapSource<R>>(std::move(submit))
+                        : nullptr,
+                    std::move(status)) {}
+  // The same with the items' results read from `source` (null only with a failed `status`).
+  MapIterator(size_t count, const ExecutorMapOptions& options, std::unique_ptr<MapSource<R>> source,
+              absl::Status status = absl::OkStatus())
       : count_(count),
         timeout_(options.timeout),
         deadline_(Deadline::After(options.timeout)),
         buffersize_(options.buffersize),
-        submit_(std::move(submit)),
+        source_(std::move(source)),
         status_(std::move(status)) {
     if (!status_.ok()) return;
     const size_t first = buffersize_ == 0 ? count_ : std::min(count_, buffersize_);
-    while (submitted_ < first) futures_.push_back(submit_(submitted_++));
+    while (submitted_ < first) source_->Submit(submitted_++);
   }
   MapIterator(MapIterator&& other) noexcept { *this = std::move(other); }
   MapIterator& operator=(MapIterator&& other) noexcept {
@@ -91,10 +159,9 @@ class MapIterator {
       timeout_ = other.timeout_;
       deadline_ = other.deadline_;
       buffersize_ = other.buffersize_;
-      submit_ = std::move(other.submit_);
+      source_ = std::move(other.source_);
       status_ = std::move(other.status_);
-      futures_ = std::move(other.futures_);
-      other.futures_.clear();
+      next_ = other.next_;
       submitted_ = other.submitted_;
       ended_ = other.ended_;
       other.ended_ = true;
@@ -111,40 +178,36 @@ class MapIterator {
   // are cancelled (those already running go on, unobserved) and the map ends.
   absl::StatusOr<R> Next() {
     if (!status_.ok()) return status_;
-    if (ended_ || futures_.empty()) return absl::OutOfRangeError("Map: no more results");
-    if (submitted_ < count_) futures_.push_back(submit_(submitted_++));  // keep buffersize queued
-    Future<R> head = std::move(futures_.front());
-    futures_.pop_front();
-    absl::StatusOr<R> r = head.Result(deadline_.Remaining());
-    if (!r.ok() && head.Done()) {
-      r = head.Result(absl::ZeroDuration());  // done since the wait gave up, or failed
-    } else if (!r.ok()) {
-      head.Cancel();
+    if (ended_ || next_ >= submitted_) return absl::OutOfRangeError("Map: no more results");
+    if (submitted_ < count_) source_->Submit(submitted_++);  // keep buffersize queued
+    const size_t i = next_;
+    if (!source_->Wait(i, deadline_)) {
+      std::string what = source_->Describe(i);
       CancelRest();
-      ended_ = true;
-      return absl::DeadlineExceededError(
-          absl::StrCat("Map: ", head.description(), " not done after ",
-                       absl::FormatDuration(timeout_), " (the map's overall timeout)"));
+      return absl::DeadlineExceededError(absl::StrCat("Map: ", what, " not done after ",
+                                                      absl::FormatDuration(timeout_),
+                                                      " (the map's overall timeout)"));
     }
-    return r;
+    ++next_;
+    return source_->Take(i);
   }
   // Number of items.
   size_t size() const { return count_; }
 
  private:
   void CancelRest() {
-    for (const Future<R>& f : futures_) f.Cancel();
-    futures_.clear();
+    if (!ended_ && source_ != nullptr && next_ < submitted_) source_->Cancel(next_, submitted_);
+    ended_ = true;
   }
 
   size_t count_ = 0;
   absl::Duration timeout_;
   Deadline deadline_ = Deadline::Never();
   size_t buffersize_ = 0;
-  std::function<Future<R>(size_t)> submit_;
+  std::unique_ptr<MapSource<R>> source_;
   absl::Status status_;
-  std::deque<Future<R>> futures_;  // submitted, not yet yielded, in item order
-  size_t submitted_ = 0;
+  size_t next_ = 0;       // the next item to yield
+  size_t submitted_ = 0;  // items [next_, submitted_) are submitted, not yet yielded
   bool ended_ = false;
 };
 

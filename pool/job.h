@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -221,6 +222,32 @@ absl::StatusOr<T> DecodeResult(absl::Span<const uint8_t> payload) {
   ByteReader r(payload);
   if (absl::Status s = Codec<T>::Decode(r, out); !s.ok()) return s;
   if (r.remaining() != 0) return absl::InternalError("Pool: trailing bytes after a task result");
+  return out;
+}
+
+// Every item's result of a done job, in item order (a run of raw fixed-size results is one copy);
+// the lowest failed item's status if one failed.
+template <typename E>
+absl::StatusOr<std::vector<E>> DecodeResults(const Job& job) {
+  std::vector<E> out;
+  out.reserve(job.size());
+  absl::Status s = job.ForEachRun([&out](const Job::Run& run) -> absl::Status {
+    if constexpr (codec_internal::kBulkCopyable<E>) {
+      if (run.fixed && run.stride == sizeof(E)) {
+        const size_t at = out.size();
+        out.resize(at + run.count);
+        std::memcpy(out.data() + at, run.data, run.count * sizeof(E));
+        return absl::OkStatus();
+      }
+    }
+    for (size_t k = 0; k < run.count; ++k) {
+      absl::StatusOr<E> v = DecodeResult<E>(run.Payload(k));
+      if (!v.ok()) return v.status();
+      out.push_back(*std::move(v));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
   return out;
 }
 

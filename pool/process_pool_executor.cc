@@ -85,15 +85,46 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
     if (!job->AddDoneHook(std::move(hook))) std::move(hook)();
   }
 
+  absl::Status SubmitMapChunk(std::shared_ptr<Job> job, const std::string& function, Batch batch) {
+    {
+      MutexLock lock(&mu_);
+      if (shutdown_) {
+        return absl::FailedPreconditionError(
+            "ProcessPoolExecutor: cannot schedule new futures after shutdown");
+      }
+      if (live_jobs_.size() >= 2 * pruned_jobs_ + 64) {
+        live_jobs_.erase(std::remove_if(live_jobs_.begin(), live_jobs_.end(),
+                                        [](const std::weak_ptr<Job>& weak) {
+                                          std::shared_ptr<Job> j = weak.lock();
+                                          return j == nullptr || j->Ready();
+                                        }),
+                         live_jobs_.end());
+        pruned_jobs_ = live_jobs_.size();
+      }
+      live_jobs_.push_back(job);
+    }
+    const size_t n = job->size();
+    return engine_->Submit(std::move(job), function, std::move(batch), n, SubmitOptions{});
+  }
+
+  void CancelMapChunk(const std::shared_ptr<Job>& job) { engine_->Cancel(job); }
+
   absl::Status Shutdown(const ExecutorShutdownOptions& options) {
     std::vector<std::weak_ptr<futures_internal::CoreBase>> live;
+    std::vector<std::weak_ptr<Job>> live_jobs;
     {
       MutexLock lock(&mu_);
       shutdown_ = true;
-      if (options.cancel_futures) live.swap(live_);
+      if (options.cancel_futures) {
+        live.swap(live_);
+        live_jobs.swap(live_jobs_);
+      }
     }
     for (const auto& weak : live) {
       if (std::shared_ptr<futures_internal::CoreBase> core = weak.lock()) core->Cancel();
+    }
+    for (const auto& weak : live_jobs) {
+      if (std::shared_ptr<Job> job = weak.lock()) engine_->Cancel(job);
     }
     engine_->Close();
     if (!options.wait) return absl::OkStatus();
@@ -138,6 +169,9 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
   // Futures submitted and maybe not done (for cancel_futures).
   std::vector<std::weak_ptr<futures_internal::CoreBase>> live_ ABSL_GUARDED_BY(mu_);
   size_t pruned_size_ ABSL_GUARDED_BY(mu_) = 0;
+  // Map chunks submitted and maybe not done (for cancel_futures).
+  std::vector<std::weak_ptr<Job>> live_jobs_ ABSL_GUARDED_BY(mu_);
+  size_t pruned_jobs_ ABSL_GUARDED_BY(mu_) = 0;
   Mutex join_mu_;
   bool joined_ ABSL_GUARDED_BY(join_mu_) = false;
 };
@@ -151,6 +185,15 @@ void SubmitFutures(ProcessPoolImpl& impl, std::shared_ptr<Job> job, const std::s
 }
 
 std::string NextExecutorTask(ProcessPoolImpl& impl) { return impl.NextTask(); }
+
+absl::Status SubmitMapChunk(ProcessPoolImpl& impl, std::shared_ptr<Job> job,
+                            const std::string& function, Batch batch) {
+  return impl.SubmitMapChunk(std::move(job), function, std::move(batch));
+}
+
+void CancelMapChunk(ProcessPoolImpl& impl, const std::shared_ptr<Job>& job) {
+  impl.CancelMapChunk(job);
+}
 
 }  // namespace pool_internal
 

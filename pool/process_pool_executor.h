@@ -66,9 +66,10 @@
 //                                           kInvalidArgument
 //   Map with chunksize < 1 (ValueError)     every Next returns kInvalidArgument
 //
-// Map sends its items in chunks of `chunksize` (one message per chunk, as CPython's): the futures
-// of a chunk finish together, when the whole chunk has run; cancelling one of them (a timeout, the
-// iterator destroyed) cancels the whole chunk if none of it started.
+// Map sends its items in chunks of `chunksize` (one message per chunk, as CPython's) and reads each
+// result straight out of its chunk (no Future per item): a chunk's items are there together, when
+// the whole chunk has run; a timeout, the iterator destroyed or Shutdown's cancel_futures takes
+// back the chunks none of whose items started.
 //
 // Thread safety: every method may be called from any thread. Do not destroy the executor from a
 // done callback. A moved-from executor allows only assignment and destruction.
@@ -79,6 +80,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -150,6 +152,13 @@ template <auto Fn, typename T>
 absl::Status EncodeItems(Batch& batch, const std::vector<T>& items, size_t first, size_t last) {
   using Args = ArgsOf<Fn>;
   using P = std::tuple_element_t<0, Args>;
+  if constexpr (std::is_same_v<P, T> && codec_internal::kBulkCopyable<T>) {
+    // An arithmetic argument encodes as its bytes: the items are the batch.
+    batch.fixed_size = sizeof(T);
+    batch.bytes.assign(reinterpret_cast<const char*>(items.data() + first),
+                       (last - first) * sizeof(T));
+    return CheckBatch(FdTable(), batch);
+  }
   FdTable table;
   {
     ScopedFdTable scope(&table);
@@ -177,6 +186,98 @@ FinishFn Finisher(std::shared_ptr<Job> job,
     }
   };
 }
+
+// Queues a Map chunk's `job` (its items encoded in `batch`, all in one chunk) with the engine and
+// keeps it for Shutdown's cancel_futures. kFailedPrecondition after Shutdown; the engine's errors.
+absl::Status SubmitMapChunk(ProcessPoolImpl& impl, std::shared_ptr<Job> job,
+                            const std::string& function, Batch batch);
+// Takes a Map chunk's job back unless one of its items started (Engine::Cancel).
+void CancelMapChunk(ProcessPoolImpl& impl, const std::shared_ptr<Job>& job);
+
+// Map's items, sent in chunks of `chunksize` (a Job each, submitted when MapIterator submits the
+// chunk's first item), their results read straight out of the chunk's job: no Future per item.
+template <auto Fn, typename T>
+class ExecutorMapSource final : public MapSource<ResultOf<Fn>> {
+ public:
+  using R = ResultOf<Fn>;
+  ExecutorMapSource(std::weak_ptr<ProcessPoolImpl> impl, std::vector<T> items, size_t chunksize)
+      : impl_(std::move(impl)), items_(std::move(items)), chunksize_(chunksize) {}
+
+  void Submit(size_t i) override {
+    if (i % chunksize_ != 0) return;  // the chunk went with its first item
+    const std::string& function = *TaskRegistrar<Fn>::name;
+    const size_t last = std::min(items_.size(), i + chunksize_);
+    Chunk& chunk = chunks_.emplace_back();
+    chunk.first = i;
+    chunk.last = last;
+    std::shared_ptr<ProcessPoolImpl> impl = impl_.lock();
+    if (impl == nullptr) {
+      chunk.status = absl::FailedPreconditionError(
+          "ProcessPoolExecutor: cannot schedule new futures after the executor was destroyed");
+      return;
+    }
+    Batch batch;
+    chunk.status = EncodeItems<Fn>(batch, items_, i, last);
+    if constexpr (std::is_default_constructible_v<T> && !std::is_trivially_destructible_v<T>) {
+      for (size_t k = i; k < last; ++k) items_[k] = T();  // no longer needed here
+    }
+    if (!chunk.status.ok()) return;
+    auto job =
+        std::make_shared<Job>(last - i, absl::StrCat("ProcessPoolExecutor.Map<", function, ">"));
+    chunk.status = SubmitMapChunk(*impl, job, function, std::move(batch));
+    if (chunk.status.ok()) chunk.job = std::move(job);
+  }
+  // A chunk's items finish together (one reply message): the first Wait of a chunk waits for all of
+  // them and decodes them in one pass, so that each Take is a move.
+  bool Wait(size_t, Deadline deadline) override {
+    Chunk& chunk = chunks_.front();  // holds the lowest item not taken
+    if (chunk.job == nullptr || chunk.collected) return true;
+    if (!chunk.job->WaitAll(deadline)) return false;
+    chunk.collected = true;
+    absl::StatusOr<std::vector<R>> values = DecodeResults<R>(*chunk.job);
+    if (values.ok()) {
+      chunk.values = *std::move(values);
+    } else {
+      chunk.values.clear();  // some item failed: each is read from the job
+    }
+    return true;
+  }
+  absl::StatusOr<R> Take(size_t i) override {
+    Chunk& chunk = chunks_.front();
+    absl::StatusOr<R> r = chunk.job == nullptr ? absl::StatusOr<R>(chunk.status)
+                          : !chunk.values.empty()
+                              ? absl::StatusOr<R>(std::move(chunk.values[i - chunk.first]))
+                              : ItemResult<R>(*chunk.job, i - chunk.first);
+    if (i + 1 == chunk.last) chunks_.pop_front();
+    return r;
+  }
+  void Cancel(size_t, size_t) override {
+    std::shared_ptr<ProcessPoolImpl> impl = impl_.lock();
+    if (impl != nullptr) {  // else the executor waited for its tasks: nothing is pending
+      for (const Chunk& chunk : chunks_) {
+        if (chunk.job != nullptr) CancelMapChunk(*impl, chunk.job);
+      }
+    }
+    chunks_.clear();
+  }
+  std::string Describe(size_t i) const override {
+    return absl::StrCat("ProcessPoolExecutor.Map<", *TaskRegistrar<Fn>::name, "> item ", i);
+  }
+
+ private:
+  struct Chunk {
+    size_t first = 0;
+    size_t last = 0;           // items [first, last)
+    std::shared_ptr<Job> job;  // null: not submitted, `status` says why
+    absl::Status status;
+    bool collected = false;  // the job is done and `values` decoded
+    std::vector<R> values;   // every item's value; empty when one of them failed
+  };
+  const std::weak_ptr<ProcessPoolImpl> impl_;
+  std::vector<T> items_;
+  const size_t chunksize_;
+  std::deque<Chunk> chunks_;  // submitted, with items not yet taken, in order
+};
 
 }  // namespace pool_internal
 
@@ -234,62 +335,13 @@ class ProcessPoolExecutor {
     const size_t count = items.size();
     if (options.chunksize < 1) {
       return MapIterator<R>(
-          count, options, nullptr,
+          count, options, std::unique_ptr<MapSource<R>>(),
           absl::InvalidArgumentError(absl::StrCat(
               "ProcessPoolExecutor::Map: chunksize must be >= 1, got ", options.chunksize)));
     }
-    struct State {
-      std::vector<T> items;
-      size_t chunksize;
-      std::vector<Future<R>> chunk;  // the futures of the chunk last submitted
-      size_t chunk_first = 0;
-    };
-    auto state = std::make_shared<State>(
-        State{std::move(items), static_cast<size_t>(options.chunksize), {}, 0});
-    std::weak_ptr<pool_internal::ProcessPoolImpl> weak = impl_;
-    // MapIterator asks for items in order; the first item of a chunk submits the chunk.
-    return MapIterator<R>(count, options, [weak, state](size_t i) -> Future<R> {
-      if (i % state->chunksize == 0) {
-        const std::string& function = *pool_internal::TaskRegistrar<Fn>::name;
-        const size_t last = std::min(state->items.size(), i + state->chunksize);
-        state->chunk.clear();
-        state->chunk_first = i;
-        std::shared_ptr<pool_internal::ProcessPoolImpl> impl = weak.lock();
-        if (impl == nullptr) {
-          for (size_t k = i; k < last; ++k) {
-            state->chunk.push_back(MakeFailedFuture<R>(
-                absl::StrCat("ProcessPoolExecutor.Map<", function, "> item ", k),
-                absl::FailedPreconditionError("ProcessPoolExecutor: cannot schedule new futures "
-                                              "after the executor was destroyed")));
-          }
-          return state->chunk[0];
-        }
-        std::vector<std::shared_ptr<futures_internal::Core<R>>> cores;
-        std::vector<std::shared_ptr<futures_internal::CoreBase>> bases;
-        const std::string task = pool_internal::NextExecutorTask(*impl);
-        for (size_t k = i; k < last; ++k) {
-          cores.push_back(std::make_shared<futures_internal::Core<R>>(
-              absl::StrCat(task, " (", function, " item ", k, ")")));
-          bases.push_back(cores.back());
-          state->chunk.push_back(Future<R>(cores.back()));
-        }
-        pool_internal::Batch batch;
-        absl::Status s = pool_internal::EncodeItems<Fn>(batch, state->items, i, last);
-        if constexpr (std::is_default_constructible_v<T>) {
-          for (size_t k = i; k < last; ++k) state->items[k] = T();  // no longer needed here
-        }
-        if (!s.ok()) {
-          for (auto& core : cores) core->SetFailure(s).IgnoreError();
-        } else {
-          auto job = std::make_shared<pool_internal::Job>(
-              last - i, absl::StrCat("ProcessPoolExecutor.Map<", function, ">"));
-          pool_internal::SubmitFutures(*impl, job, function, std::move(batch), last - i,
-                                       absl::InfiniteDuration(), std::move(bases),
-                                       pool_internal::Finisher<R>(job, std::move(cores)));
-        }
-      }
-      return state->chunk[i - state->chunk_first];
-    });
+    return MapIterator<R>(count, options,
+                          std::make_unique<pool_internal::ExecutorMapSource<Fn, T>>(
+                              impl_, std::move(items), static_cast<size_t>(options.chunksize)));
   }
 
   // No more tasks: later Submits fail (see the header comment). With cancel_futures, the tasks no

@@ -391,6 +391,23 @@ TEST_P(ProcessPoolExecutorTest, ShutdownCancelFutures) {
   EXPECT_FALSE(fifos.Marked());
 }
 
+TEST_P(ProcessPoolExecutorTest, ShutdownCancelFuturesTakesBackMapChunks) {
+  mp::ProcessPoolExecutor e = Make({.max_workers = 1});
+  Fifos fifos;
+  mp::Future<int64_t> running = e.Submit<&BlockUntilReleased>(fifos.ready(), fifos.release());
+  ASSERT_TRUE(fifos.AwaitReady());
+  std::vector<std::string> items;
+  for (int i = 3; i < 7; ++i) items.push_back(absl::StrCat(fifos.dir(), "|", i));
+  mp::MapIterator<int64_t> it = e.Map<&BlockOnTwo>(items, {.chunksize = 2});
+  ASSERT_TRUE(e.Shutdown({.wait = false, .cancel_futures = true}).ok());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(it.Next().status().code(), StatusCode::kCancelled) << i;
+  EXPECT_EQ(it.Next().status().code(), StatusCode::kOutOfRange);
+  ASSERT_TRUE(fifos.Release());
+  ASSERT_TRUE(e.Shutdown().ok());
+  EXPECT_EQ(*running.Result(absl::ZeroDuration()), 7);
+  EXPECT_FALSE(fifos.Marked());
+}
+
 TEST_P(ProcessPoolExecutorTest, ShutdownWaitsForTheTasks) {
   mp::ProcessPoolExecutor e = Make({.max_workers = 1});
   Fifos fifos;
