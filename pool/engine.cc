@@ -63,10 +63,14 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
   if (chunksize == 0) {
     return absl::InvalidArgumentError(absl::StrCat("Pool: chunksize 0 for ", job->what()));
   }
-  absl::StatusOr<int64_t> timeout_ns = TimeoutNs(
-      options.timeout == absl::InfiniteDuration() ? options_.task_timeout : options.timeout,
-      absl::StrCat("the timeout of ", job->what()));
-  if (!timeout_ns.ok()) return timeout_ns.status();
+  const absl::Duration timeout =
+      options.timeout == absl::InfiniteDuration() ? options_.task_timeout : options.timeout;
+  int64_t timeout_ns = 0;
+  if (timeout != absl::InfiniteDuration()) {  // the message is built only for a bad one
+    absl::StatusOr<int64_t> t = TimeoutNs(timeout, absl::StrCat("the timeout of ", job->what()));
+    if (!t.ok()) return t.status();
+    timeout_ns = *t;
+  }
   // The batch's bytes go back to the buffers when its last chunk is done.
   std::shared_ptr<const Batch> shared(
       new Batch(std::move(batch)), [buffers = std::weak_ptr<Buffers>(buffers_)](const Batch* b) {
@@ -74,6 +78,7 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
         delete b;
       });
   const uint64_t id = next_job_.fetch_add(1) + 1;
+  bool wake = false;
   {
     MutexLock lock(&mu_);
     if (!broken_.ok()) return broken_;
@@ -82,13 +87,16 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
           absl::StrCat("Pool: ", job->what(), " submitted to a pool that is ",
                        terminated_ ? "terminated" : "closed", " (Pool not running)"));
     }
+    // The manager dispatches the whole queue whenever it wakes, and a queue it left non-empty has
+    // no worker that could take more: only a first queued chunk needs to wake it.
+    wake = pending_.empty();
     for (size_t first = 0; first < shared->size(); first += chunksize) {
       Chunk c{job, id, shared, &function, first, std::min(chunksize, shared->size() - first)};
-      c.timeout_ns = *timeout_ns;
+      c.timeout_ns = timeout_ns;
       pending_.push_back(std::move(c));
     }
   }
-  Wake();
+  if (wake) Wake();
   return absl::OkStatus();
 }
 
