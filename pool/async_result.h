@@ -55,29 +55,7 @@ inline constexpr bool kIsVector<std::vector<E>> = true;
 template <typename R>
 absl::StatusOr<R> CollectResult(const Job& job, bool many) {
   if constexpr (kIsVector<R>) {
-    if (many) {
-      R out;
-      out.reserve(job.size());
-      using E = typename R::value_type;
-      absl::Status s = job.ForEachRun([&out](const Job::Run& run) -> absl::Status {
-        if constexpr (codec_internal::kBulkCopyable<E>) {
-          if (run.fixed && run.stride == sizeof(E)) {  // a chunk of raw results: one copy
-            const size_t at = out.size();
-            out.resize(at + run.count);
-            std::memcpy(out.data() + at, run.data, run.count * sizeof(E));
-            return absl::OkStatus();
-          }
-        }
-        for (size_t k = 0; k < run.count; ++k) {
-          absl::StatusOr<E> v = DecodeResult<E>(run.Payload(k));
-          if (!v.ok()) return v.status();
-          out.push_back(*std::move(v));
-        }
-        return absl::OkStatus();
-      });
-      if (!s.ok()) return s;
-      return out;
-    }
+    if (many) return DecodeResults<typename R::value_type>(job);
   }
   return ItemResult<R>(job, 0);
 }

@@ -339,11 +339,10 @@ TEST_P(PoolTest, KilledWorkerFailsOnlyItsTaskAndIsReplaced) {
           << v.status();
       EXPECT_NE(v.status().message().find("task 2"), absl::string_view::npos) << v.status();
     } else {
+      // Every other task succeeds. Some may carry the victim's pid even with a higher index: a
+      // worker runs its chunks in order, but an idle worker takes back chunks another one has not
+      // started, so the victim may have finished tasks 3.. before it took task 2 over.
       EXPECT_TRUE(v.ok()) << i << ": " << v.status();
-      // The victim may have run tasks before task 2, never one after it.
-      if (v.ok() && i > 2) {
-        EXPECT_NE(*v, victim);
-      }
     }
   }
   // A new worker took its place.
