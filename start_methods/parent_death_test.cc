@@ -163,6 +163,17 @@ class ParentDeathTest : public ::testing::Test {
   static void SetUpTestSuite() {
     ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0) << std::strerror(errno);
   }
+  // P's forkserver exits by itself once P is gone (its lifeline ends), removing its directory as it
+  // goes: end P, then let the server finish, before the Strangers' SIGKILL could cut it short and
+  // leave the directory behind.
+  ~ParentDeathTest() override {
+    if (server_ == 0) return;
+    if (parent_.has_value()) {
+      parent_->Kill().IgnoreError();
+      parent_->Join().IgnoreError();
+    }
+    EXPECT_TRUE(strangers_.WaitForDeath(server_, kBound)) << "P's forkserver outlived P";
+  }
 
   // Starts P running StartEchoAndWait and reads its report; C's pid is then watched.
   std::optional<Report> StartScenario(bool kill_on_parent_death, How how = kPlain) {
@@ -194,6 +205,7 @@ class ParentDeathTest : public ::testing::Test {
     EXPECT_TRUE(strangers_.Watch(r.child)) << "C (pid " << r.child << ") is already gone";
     if (r.server != 0) {
       EXPECT_TRUE(strangers_.Watch(r.server));
+      server_ = r.server;
     }
     return r;
   }
@@ -226,6 +238,7 @@ class ParentDeathTest : public ::testing::Test {
   mp::testing::Strangers strangers_;
   mp::testing::ChildGuard guard_;
   std::optional<mp::Process> parent_;
+  pid_t server_ = 0;  // P's forkserver, if P used one
 };
 
 TYPED_TEST_SUITE(ParentDeathTest, mp::testing::AllStartMethods, mp::testing::StartMethodNames);
