@@ -31,6 +31,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pool/initializer.h"
+#include "pool/test_util.h"
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
@@ -59,23 +60,12 @@ int64_t KillSelf(int64_t) {
   raise(SIGKILL);
   return -1;
 }
-int64_t Pid(int64_t) { return getpid(); }
+using ::mp::pool_testing::Pid;
 
 // Writes "r\n" into the FIFO `ready`, then blocks until the test writes into (or closes) the FIFO
 // `release`; returns 7.
 int64_t BlockUntilReleased(std::string ready, std::string release) {
-  const int out = open(ready.c_str(), O_WRONLY | O_CLOEXEC);
-  if (out < 0) return -1;
-  const bool wrote = write(out, "r\n", 2) == 2;
-  close(out);
-  if (!wrote) return -1;
-  const int in = open(release.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return -1;
-  char c;
-  while (read(in, &c, 1) < 0 && errno == EINTR) {
-  }
-  close(in);
-  return 7;
+  return mp::pool_testing::ReportAndAwaitRelease(ready, "r\n", release) ? 7 : -1;
 }
 int64_t Mark(std::string path);
 // An item of Map, "<dir>|<item>": item 2 blocks in BlockUntilReleased (the FIFOs of `dir`), items
