@@ -60,12 +60,12 @@ WorkerInitializer ToWorkerInitializer(const PoolInitializer& init) {
 }
 
 absl::Status InitializerStatus(const std::string& result) {
-  if (result.empty() || result[0] == 0) return absl::OkStatus();
+  if (result.empty()) return absl::OkStatus();
   ByteReader r(AsBytes(result));
-  if (absl::Status s = r.ReadByte("tag").status(); !s.ok()) return s;
-  absl::Status failure;
-  if (absl::Status s = Codec<absl::Status>::Decode(r, failure); !s.ok()) return s;
-  return AsFailure(std::move(failure));
+  absl::Status outcome;
+  absl::Span<const uint8_t> payload;
+  if (absl::Status s = ReadResult(r, &outcome, &payload); !s.ok()) return s;
+  return outcome;
 }
 
 absl::Status RunInitializer(WorkerInitializer& init) {

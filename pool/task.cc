@@ -52,6 +52,27 @@ BatchFn FindBatch(absl::string_view name) {
   return it == r.by_name.end() ? nullptr : it->second.second;
 }
 
+absl::Status ReadResult(ByteReader& r, absl::Status* outcome, absl::Span<const uint8_t>* payload) {
+  absl::StatusOr<uint8_t> tag = r.ReadByte("result tag");
+  if (!tag.ok()) return tag.status();
+  if (*tag == 0) {
+    absl::StatusOr<uint64_t> n = r.ReadVarint("result");
+    if (!n.ok()) return n.status();
+    absl::StatusOr<absl::Span<const uint8_t>> span = r.ReadSpan(*n, "result");
+    if (!span.ok()) return span.status();
+    *outcome = absl::OkStatus();
+    *payload = *span;
+    return absl::OkStatus();
+  }
+  if (*tag != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("result tag ", *tag, " (0 or 1 expected)"));
+  }
+  absl::Status failure;
+  if (absl::Status s = Codec<absl::Status>::Decode(r, failure); !s.ok()) return s;
+  *outcome = AsFailure(std::move(failure));
+  return absl::OkStatus();
+}
+
 void AppendError(std::string& out, const absl::Status& status) {
   const absl::Status failure = AsFailure(status);
   const size_t at = out.size();

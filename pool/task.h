@@ -73,6 +73,10 @@ void AppendOk(std::string& out, const T& value) {
   w.WriteVarint(size);
   Codec<T>::Encode(value, w);
 }
+// Reads one encoded result from `r` into *outcome: OK with *payload set to its Codec payload (a
+// span of r's input), or the task's failure (never OK: AsFailure). The returned status is about the
+// bytes: kInvalidArgument for a tag other than 0 or 1, the reader's errors for a truncated result.
+absl::Status ReadResult(ByteReader& r, absl::Status* outcome, absl::Span<const uint8_t>* payload);
 
 // Where one task's outcome lies in a results message: a failure, or OK with its Codec payload at
 // [offset, offset + length) of the message.

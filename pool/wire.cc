@@ -243,21 +243,15 @@ absl::Status DecodeFromWorker(absl::Span<const uint8_t> message, FromWorker* out
   if (count > r.remaining()) return TooMany("a results message", count, r.remaining());
   out->outcomes.resize(count);
   for (uint32_t i = 0; i < count; ++i) {
-    absl::StatusOr<uint8_t> tag = r.ReadByte("result tag");
-    if (!tag.ok()) return tag.status();
     TaskOutcome& o = out->outcomes[i];
-    if (*tag == 0) {
-      absl::StatusOr<absl::Span<const uint8_t>> payload = ReadBlob(r, "result");
-      if (!payload.ok()) return payload.status();
-      o.offset = static_cast<uint32_t>(payload->data() - message.data());
-      o.length = static_cast<uint32_t>(payload->size());
-    } else if (*tag == 1) {
-      absl::Status decoded;
-      if (absl::Status s = Codec<absl::Status>::Decode(r, decoded); !s.ok()) return s;
-      o.status = AsFailure(std::move(decoded));
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("Pool wire: result tag ", *tag, " of task ", i, " (0 or 1 expected)"));
+    absl::Span<const uint8_t> payload;
+    if (absl::Status s = ReadResult(r, &o.status, &payload); !s.ok()) {
+      return absl::Status(s.code(),
+                          absl::StrCat("Pool wire: result of task ", i, ": ", s.message()));
+    }
+    if (o.status.ok()) {
+      o.offset = static_cast<uint32_t>(payload.data() - message.data());
+      o.length = static_cast<uint32_t>(payload.size());
     }
   }
   if (r.remaining() != 0) {
