@@ -5,6 +5,8 @@
 #ifndef MP_POOL_BUFFERS_H_
 #define MP_POOL_BUFFERS_H_
 
+#include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -22,31 +24,39 @@ namespace pool_internal {
 // trivial tasks on a VM, where a fault costs microseconds). Thread-safe.
 class Buffers : public std::enable_shared_from_this<Buffers> {
  public:
-  // A kept buffer (its contents unspecified; the caller clears or resizes it): the one of the
-  // smallest capacity of at least `size` bytes, else
-  // the largest (empty when none is kept).
+  // A kept buffer (its contents unspecified; the caller clears or resizes it) of at least `size`
+  // bytes' capacity, from the smallest size class that has one; else the largest kept buffer
+  // (empty when none is kept). Constant time: buffers are kept by size class (a power of two),
+  // since a steady stream of 8 KB messages keeps thousands of them.
   std::string Take(size_t size = 0) {
     MutexLock lock(&mu_);
-    if (free_.empty()) return std::string();
-    size_t pick = 0;
-    for (size_t i = 1; i < free_.size(); ++i) {
-      const size_t have = free_[i].capacity(), best = free_[pick].capacity();
-      if (best < size ? have > best : (have >= size && have < best)) pick = i;
+    const int c = ClassOf(size);
+    // Class c - 1 holds capacities just below 2^(c + kMinShift): some may be >= size.
+    if (c > 0 && c <= kClasses) {
+      std::vector<std::string>& list = free_[c - 1];
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (list[i].capacity() >= size) return Pop(list, i);
+      }
     }
-    std::string b = std::move(free_[pick]);
-    free_[pick] = std::move(free_.back());
-    free_.pop_back();
-    kept_bytes_ -= b.capacity();
-    return b;
+    // Every buffer of class c or above is large enough.
+    for (int k = c; k < kClasses; ++k) {
+      if (!free_[k].empty()) return Pop(free_[k], free_[k].size() - 1);
+    }
+    for (int c = kClasses; c-- > 0;) {
+      if (!free_[c].empty()) return Pop(free_[c], free_[c].size() - 1);
+    }
+    return std::string();
   }
-  // Keeps `buffer` for a later Take (tiny and huge ones, and any beyond kMaxKeptBytes, are freed).
+  // Keeps `buffer` for a later Take (tiny and huge ones, and any beyond kMaxKeptBytes or
+  // kMaxPerClass, are freed).
   void Give(std::string buffer) {
     const size_t capacity = buffer.capacity();
     if (capacity < kMinBytes || capacity > kMaxBytes) return;
     MutexLock lock(&mu_);
-    if (kept_bytes_ + capacity > kMaxKeptBytes) return;
+    std::vector<std::string>& list = free_[ClassOf(capacity + 1) - 1];
+    if (kept_bytes_ + capacity > kMaxKeptBytes || list.size() >= kMaxPerClass) return;
     kept_bytes_ += capacity;
-    free_.push_back(std::move(buffer));
+    list.push_back(std::move(buffer));
   }
   // Give to `pool` if it still exists (a blob or batch may outlive its Pool).
   static void GiveBack(const std::weak_ptr<Buffers>& pool, std::string buffer) {
@@ -61,12 +71,33 @@ class Buffers : public std::enable_shared_from_this<Buffers> {
         });
   }
 
- private:
   static constexpr size_t kMinBytes = size_t{4} << 10;
   static constexpr size_t kMaxBytes = size_t{16} << 20;
   static constexpr size_t kMaxKeptBytes = size_t{32} << 20;
+  static constexpr size_t kMaxPerClass = 64;
+
+ private:
+  static constexpr int kMinShift = 12;  // kMinBytes == 1 << kMinShift
+  static constexpr int kClasses = 13;   // up to kMaxBytes == 1 << (kMinShift + kClasses - 1)
+
+  // Class k keeps capacities in [2^(k + kMinShift), 2^(k + kMinShift + 1)). ClassOf(size) is the
+  // lowest class whose every buffer holds `size` bytes: c with 2^(c + kMinShift - 1) < size <=
+  // 2^(c + kMinShift), at least 0, at most kClasses (none does).
+  static int ClassOf(size_t size) {
+    if (size <= kMinBytes) return 0;
+    const int bits = std::bit_width(size - 1);  // 2^(bits - 1) < size <= 2^bits
+    return std::min(bits - kMinShift, kClasses);
+  }
+  std::string Pop(std::vector<std::string>& list, size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::string b = std::move(list[i]);
+    list[i] = std::move(list.back());
+    list.pop_back();
+    kept_bytes_ -= b.capacity();
+    return b;
+  }
+
   Mutex mu_;
-  std::vector<std::string> free_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> free_[kClasses] ABSL_GUARDED_BY(mu_);
   size_t kept_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
