@@ -11,14 +11,16 @@
 namespace mp {
 namespace pool_internal {
 
-std::string Engine::Impl::ChunkMessage(const Chunk& c) const {
+size_t Engine::Impl::ChunkSize(const Chunk& c) {
+  const Batch& b = *c.batch;
+  return 32 + c.function->size() +
+         (b.fixed_size > 0 ? c.count * b.fixed_size
+                           : b.offsets[c.first + c.count] - b.offsets[c.first] + 5 * c.count);
+}
+
+void Engine::Impl::AppendChunk(const Chunk& c, std::string& m) {
   const Batch& b = *c.batch;
   const ChunkHeader h{0, c.job_id, c.first, static_cast<uint32_t>(c.count)};
-  const size_t size =
-      32 + c.function->size() +
-      (b.fixed_size > 0 ? c.count * b.fixed_size
-                        : b.offsets[c.first + c.count] - b.offsets[c.first] + 5 * c.count);
-  std::string m = buffers_->Take(size);
   const uint8_t flags = c.timeout_ns > 0 ? kTimedChunk : 0;
   const uint8_t* bytes = reinterpret_cast<const uint8_t*>(b.bytes.data());
   if (b.fixed_size > 0) {
@@ -27,7 +29,29 @@ std::string Engine::Impl::ChunkMessage(const Chunk& c) const {
   } else {
     EncodeChunk(h, flags, *c.function, bytes, b.offsets.data() + c.first, m);
   }
-  return m;
+}
+
+void Engine::Impl::SendAssigned(Worker& w) {
+  while (w.unsent > 0) {
+    const size_t n = std::min<size_t>(w.unsent, kMaxChunksPerMessage);
+    const size_t from = w.outstanding.size() - w.unsent;
+    size_t size = 5;
+    for (size_t k = from; k < from + n; ++k) size += 4 + ChunkSize(w.outstanding[k]);
+    std::string m = buffers_->Take(size);
+    m.clear();
+    if (n == 1) {
+      AppendChunk(w.outstanding[from], m);
+    } else {
+      StartChunks(m);
+      for (size_t k = from; k < from + n; ++k) {
+        const size_t at = StartChunksPart(m);
+        AppendChunk(w.outstanding[k], m);
+        FinishChunksPart(at, m);
+      }
+    }
+    sender_->Send(w.out, std::move(m));
+    w.unsent -= n;
+  }
 }
 
 bool Engine::Impl::MayTake(const Worker& w) const {
@@ -66,8 +90,8 @@ bool Engine::Impl::PendingEmpty() const {
 void Engine::Impl::Assign(Worker& w, Chunk c) {
   c.number = ++w.sent;
   c.sent_ns = MonotonicNowNs();
-  sender_->Send(w.out, ChunkMessage(c));
   w.outstanding.push_back(std::move(c));
+  ++w.unsent;  // SendAssigned sends it, with the others assigned to `w` in this Dispatch
 }
 
 bool Engine::Impl::AssignToIdle() {
@@ -144,13 +168,25 @@ void Engine::Impl::Dispatch() {
     idle_left = AssignToIdle();
   }
   if (!idle_left) {
+    // Workers down to kRefillHeldChunks are topped up to kMaxHeldChunks, a round over them at a
+    // time so that the queue spreads evenly.
+    std::vector<Worker*> refill;
     for (Worker& w : workers_) {
-      if (w.outstanding.size() != 1 || !MayTake(w)) continue;
-      std::optional<Chunk> c = TakePending();
-      if (!c.has_value()) break;
-      Assign(w, *std::move(c));
+      if (w.outstanding.size() <= kRefillHeldChunks && MayTake(w)) refill.push_back(&w);
+    }
+    bool more = !refill.empty();
+    while (more) {
+      more = false;
+      for (Worker* w : refill) {
+        if (w->outstanding.size() >= kMaxHeldChunks || !MayTake(*w)) continue;
+        std::optional<Chunk> c = TakePending();
+        if (!c.has_value()) break;
+        Assign(*w, *std::move(c));
+        more = true;
+      }
     }
   }
+  for (Worker& w : workers_) SendAssigned(w);
   for (Worker& w : workers_) {
     if (w.stopping) continue;
     bool stop = options_.max_tasks_per_child > 0 && w.chunks_done >= options_.max_tasks_per_child;

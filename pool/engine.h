@@ -5,8 +5,9 @@
 // The engine runs chunks of a Job's tasks on workers it starts through a WorkerLauncher and talks
 // to through their WorkerTransport (worker_transport.h); it knows neither start methods nor
 // sockets. A manager thread assigns chunks as CPython's workers take them from one queue when
-// free: a chunk goes to an idle worker first; a worker gets a second chunk (so that it need not
-// wait for its next one) only while no worker is idle; and when a worker is idle with nothing
+// free: a chunk goes to an idle worker first; a worker gets more (so that it need not wait for
+// its next one: topped up to 32 once it is down to 16, the chunks given to a worker at once going
+// in one message) only while no worker is idle; and when a worker is idle with nothing
 // queued, the chunks other workers hold but have not started come back to it (at once from a
 // worker busy with a chunk; after 20 ms from one that started none, which may be stopped or
 // starved). A worker claims each chunk in shared memory (slot.h) before starting it, and the
@@ -57,7 +58,7 @@ namespace mp {
 namespace pool_internal {
 
 struct EngineOptions {
-  int workers = 1;            // >= 1
+  int workers = 1;              // >= 1
   PoolInitializer initializer;  // each worker runs it once first
   // Chunks a worker runs before it is replaced; 0: no limit.
   int64_t max_tasks_per_child = 0;

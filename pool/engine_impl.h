@@ -58,6 +58,9 @@ struct Worker {
   int sentinel = -1;
   std::deque<Chunk> outstanding;  // sent to it, in order; not yet answered nor taken back
   uint64_t sent = 0;              // the number of the last chunk sent to it (Slot::claimed)
+  // The last `unsent` chunks of `outstanding` are assigned to it but not yet sent (Dispatch sends
+  // them together before it returns).
+  size_t unsent = 0;
   // Chunks were taken back from it that it may not have read yet: until it has read everything
   // sent to it, it counts as busy (a stopped worker must not get the same chunks again).
   bool took_back = false;
@@ -80,6 +83,15 @@ struct Worker {
 // Taking a chunk back is always safe (Slot::claimed), so this only bounds how long a task can wait
 // behind a stuck idle worker.
 inline constexpr int64_t kStartGraceNs = int64_t{20} * 1000 * 1000;
+
+// The most chunks a busy worker holds (running one, the rest sent and waiting in its socket)
+// while no worker is idle, and how few it holds when it is topped up again: so that a stream of
+// small chunks reaches a worker several to a message (each message costs the engine a system call
+// and the worker a wake-up) and a worker does not wait for the manager between two of them. The
+// chunks a busy worker holds unstarted come back as soon as another worker is idle
+// (TakeBackUnstarted), so holding many never leaves a task waiting behind a long one.
+inline constexpr size_t kMaxHeldChunks = 32;
+inline constexpr size_t kRefillHeldChunks = 16;
 
 class Engine::Impl {
  public:
@@ -147,7 +159,11 @@ class Engine::Impl {
     } while (n < 0 && errno == EINTR);
   }
 
-  std::string ChunkMessage(const Chunk& c) const;
+  // The bytes chunk `c` takes in a message, at most; AppendChunk appends it to `m`.
+  static size_t ChunkSize(const Chunk& c);
+  static void AppendChunk(const Chunk& c, std::string& m);
+  // Sends the chunks assigned to `w` and not yet sent, several to a message (wire.h's chunks).
+  void SendAssigned(Worker& w);
 
   Slot* SlotAt(int slot) const { return static_cast<Slot*>(slots_.At(slots_offset_)) + slot; }
 
@@ -196,9 +212,10 @@ class Engine::Impl {
 
   // Gives pending chunks to workers, as CPython's workers take tasks from one queue when they are
   // free: one to each idle worker first; with a worker idle and nothing pending, the chunks that
-  // busy workers hold unstarted come back for it; only when no worker is idle does a worker get a
-  // second chunk, so that it need not wait for its next one (a chunk waiting there behind a long
-  // task comes back as soon as another worker is idle). Then stop messages to idle workers of a
+  // busy workers hold unstarted come back for it; only when no worker is idle do workers get more
+  // (those down to kRefillHeldChunks, up to kMaxHeldChunks), so that they need not wait for their
+  // next one (a chunk waiting there behind a long task comes back as soon as another worker is
+  // idle). What a worker was given goes in one message. Then stop messages to idle workers of a
   // closed pool and to workers at maxtasksperchild.
   void Dispatch();
 

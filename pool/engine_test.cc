@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -103,6 +104,67 @@ class Fifos {
   std::string dir_, ready_, release_;
 };
 
+int64_t Twice(int64_t x) { return 2 * x; }
+
+// A launcher that counts the messages the engine sends to its workers.
+class CountingLauncher : public mp::pool_internal::WorkerLauncher {
+ public:
+  explicit CountingLauncher(std::shared_ptr<mp::StartMethod> method)
+      : inner_(std::move(method)), sends_(std::make_shared<std::atomic<int>>(0)) {}
+  std::shared_ptr<std::atomic<int>> sends() const { return sends_; }
+
+  absl::StatusOr<std::unique_ptr<mp::pool_internal::LaunchedWorker>> Start(
+      const mp::pool_internal::WorkerSpec& spec) override {
+    absl::StatusOr<std::unique_ptr<mp::pool_internal::LaunchedWorker>> w = inner_.Start(spec);
+    if (!w.ok()) return w.status();
+    return std::make_unique<Counted>(*std::move(w), sends_);
+  }
+
+ private:
+  class CountedTransport : public mp::pool_internal::WorkerTransport {
+   public:
+    CountedTransport(mp::pool_internal::WorkerTransport& inner,
+                     std::shared_ptr<std::atomic<int>> sends)
+        : inner_(inner), sends_(std::move(sends)) {}
+    absl::Status Send(absl::string_view message) override {
+      sends_->fetch_add(1);
+      return inner_.Send(message);
+    }
+    bool CanSendWithoutBlocking(size_t size) override {
+      return inner_.CanSendWithoutBlocking(size);
+    }
+    bool AllRead() override { return inner_.AllRead(); }
+    absl::Status Receive(std::string& buffer, size_t* length) override {
+      return inner_.Receive(buffer, length);
+    }
+    absl::StatusOr<bool> Readable() override { return inner_.Readable(); }
+    mp::Waitable ReadWaitable() const override { return inner_.ReadWaitable(); }
+    void Close() override { inner_.Close(); }
+
+   private:
+    mp::pool_internal::WorkerTransport& inner_;
+    const std::shared_ptr<std::atomic<int>> sends_;
+  };
+  class Counted : public mp::pool_internal::LaunchedWorker {
+   public:
+    Counted(std::unique_ptr<mp::pool_internal::LaunchedWorker> inner,
+            std::shared_ptr<std::atomic<int>> sends)
+        : inner_(std::move(inner)), transport_(inner_->transport(), std::move(sends)) {}
+    mp::pool_internal::WorkerTransport& transport() override { return transport_; }
+    int pid() const override { return inner_->pid(); }
+    int sentinel() const override { return inner_->sentinel(); }
+    absl::Status Kill() override { return inner_->Kill(); }
+    std::optional<int> Reap() override { return inner_->Reap(); }
+
+   private:
+    const std::unique_ptr<mp::pool_internal::LaunchedWorker> inner_;
+    CountedTransport transport_;
+  };
+
+  mp::pool_internal::ProcessLauncher inner_;
+  const std::shared_ptr<std::atomic<int>> sends_;
+};
+
 template <auto Fn, typename... A>
 Batch OneTask(A&&... args) {
   Batch batch;
@@ -175,6 +237,44 @@ TEST_P(EngineTest, CancelTakesBackQueuedJobsButNotARunningOne) {
   fifos.Release();
   ASSERT_TRUE(d->WaitAll(mp::Deadline::After(absl::Seconds(60))));
   EXPECT_NE(access(fifos.mark().c_str(), F_OK), 0) << "a cancelled task ran";
+  engine->Close();
+  EXPECT_TRUE(engine->Join(absl::Seconds(60)).ok());
+}
+
+// Work queued behind a busy worker reaches it many chunks to a message: one worker, blocked in job
+// A, while 200 one-task jobs are submitted; once A returns, the 169 chunks the worker does not
+// already hold (it holds at most 32) arrive at least 16 to a message. Every job gets its result.
+TEST_P(EngineTest, QueuedChunksGoManyToAMessage) {
+  std::shared_ptr<mp::StartMethod> method = GetParam() == "fork"    ? mp::ForkStartMethod()
+                                            : GetParam() == "spawn" ? mp::SpawnStartMethod()
+                                                                    : mp::ForkServerStartMethod();
+  auto launcher = std::make_unique<CountingLauncher>(method);
+  std::shared_ptr<std::atomic<int>> sends = launcher->sends();
+  absl::StatusOr<std::unique_ptr<Engine>> created =
+      Engine::Create(std::move(launcher), {.workers = 1});
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<Engine> engine = *std::move(created);
+  Fifos fifos;
+  auto a = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
+  ASSERT_TRUE(engine
+                  ->Submit(a, Name<&BlockUntilReleased>(),
+                           OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
+                  .ok());
+  ASSERT_TRUE(fifos.WaitReady());
+  constexpr int kJobs = 200;
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < kJobs; ++i) {
+    jobs.push_back(std::make_shared<Job>(1, "Submit<Twice>"));
+    ASSERT_TRUE(engine->Submit(jobs.back(), Name<&Twice>(), OneTask<&Twice>(int64_t{i}), 1).ok());
+  }
+  const int before = sends->load();
+  EXPECT_LE(before, 1 + 31);  // A, then the worker topped up to 32 as the jobs came
+  fifos.Release();
+  for (int i = 0; i < kJobs; ++i) {
+    ASSERT_TRUE(jobs[i]->WaitAll(mp::Deadline::After(absl::Seconds(60))));
+    EXPECT_EQ(*mp::pool_internal::ItemResult<int64_t>(*jobs[i], 0), 2 * i);
+  }
+  EXPECT_LE(sends->load() - before, (kJobs - 31 + 15) / 16);
   engine->Close();
   EXPECT_TRUE(engine->Join(absl::Seconds(60)).ok());
 }

@@ -76,8 +76,9 @@
 // How it works. Each worker is an mp::Process running a registered worker loop, connected to the
 // pool by its own socketpair (a Connection). A manager thread in the pool's process assigns chunks
 // of tasks as CPython's workers take them from one queue when free: a chunk goes to an idle worker
-// first; a worker gets a second chunk (so that it need not wait for its next one) only while no
-// worker is idle; and when a worker is idle with nothing queued, the chunks other workers hold but
+// first; a worker gets more (so that it need not wait for its next one: up to 32, several to a
+// message) only while no worker is idle; and when a worker is idle with nothing queued, the chunks
+// other workers hold but
 // have not started come back to it (at once from a worker busy with a chunk; after 20 ms from one
 // that started none, which may be stopped or starved). A worker claims each chunk in shared memory
 // before starting it, and the pool takes a chunk back only with the same compare-and-swap, so every

@@ -28,13 +28,12 @@ void WriteHeader(ByteWriter& w, uint8_t kind, const ChunkHeader& h) {
   w.WriteLE(h.count);
 }
 
-// Header, flags and function name of a chunk (kind kChunk or kFixedChunk), `rest` more bytes
-// reserved behind them; returns the writer positioned after the name.
+// Appends the header, flags and function name of a chunk (kind kChunk or kFixedChunk) to `out`,
+// `rest` more bytes reserved behind them; returns the writer positioned after the name.
 ByteWriter StartChunk(uint8_t kind, const ChunkHeader& h, uint8_t flags, absl::string_view function,
                       size_t rest, std::string& out) {
-  out.clear();
   const size_t size = kHeaderSize + 1 + VarintSize(function.size()) + function.size() + rest;
-  if (out.capacity() < size) out.reserve(size);
+  if (out.capacity() < out.size() + size) out.reserve(out.size() + size);
   ByteWriter w(Grow(out, size), size);
   WriteHeader(w, kind, h);
   w.WriteByte(flags);
@@ -81,10 +80,71 @@ void EncodeChunk(const ChunkHeader& h, uint8_t flags, absl::string_view function
 void EncodeFixedChunk(const ChunkHeader& h, uint8_t flags, absl::string_view function,
                       uint32_t item_size, const uint8_t* items, std::string& out) {
   const size_t bytes = size_t{item_size} * h.count;
-  out.reserve(kHeaderSize + 1 + VarintSize(function.size()) + function.size() + 4 + bytes);
+  out.reserve(out.size() + kHeaderSize + 1 + VarintSize(function.size()) + function.size() + 4 +
+              bytes);
   ByteWriter w = StartChunk(kFixedChunk, h, flags, function, 4, out);
   w.WriteLE(item_size);
   out.append(reinterpret_cast<const char*>(items), bytes);  // no zero fill before the copy
+}
+
+void StartChunks(std::string& out) {
+  out.clear();
+  ByteWriter w(Grow(out, 5), 5);
+  w.WriteByte(kChunks);
+  w.WriteLE(uint32_t{0});
+}
+
+size_t StartChunksPart(std::string& out) {
+  const size_t at = out.size();
+  Grow(out, 4);
+  return at;
+}
+
+void FinishChunksPart(size_t at, std::string& out) {
+  uint8_t* p = reinterpret_cast<uint8_t*>(out.data());
+  ByteWriter length(p + at, 4);
+  length.WriteLE(static_cast<uint32_t>(out.size() - at - 4));
+  uint32_t count = 0;
+  ByteReader r(absl::Span<const uint8_t>(p + 1, 4));
+  r.ReadLE(&count, "chunks count").IgnoreError();  // our own 4 bytes: cannot fail
+  ByteWriter w(p + 1, 4);
+  w.WriteLE(count + 1);
+}
+
+absl::Status SplitChunks(absl::Span<const uint8_t> message,
+                         std::vector<absl::Span<const uint8_t>>* parts) {
+  parts->clear();
+  ByteReader r(message);
+  absl::StatusOr<uint8_t> kind = r.ReadByte("message kind");
+  if (!kind.ok()) return kind.status();
+  if (*kind != kChunks) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Pool wire: message kind ", *kind, " is not a chunks message (6)"));
+  }
+  uint32_t count = 0;
+  if (absl::Status s = r.ReadLE(&count, "chunks count"); !s.ok()) return s;
+  if (count == 0 || count > kMaxChunksPerMessage) {
+    return absl::InvalidArgumentError(absl::StrCat("Pool wire: a chunks message of ", count,
+                                                   " chunks (1 to ", kMaxChunksPerMessage, ")"));
+  }
+  if (count > r.remaining() / 4) return TooMany("a chunks message", count, r.remaining());
+  parts->reserve(count);
+  for (uint32_t k = 0; k < count; ++k) {
+    uint32_t length = 0;
+    if (absl::Status s = r.ReadLE(&length, "chunk length"); !s.ok()) return s;
+    absl::StatusOr<absl::Span<const uint8_t>> part = r.ReadSpan(length, "chunk");
+    if (!part.ok()) return part.status();
+    if (part->empty() || ((*part)[0] != kChunk && (*part)[0] != kFixedChunk)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Pool wire: part ", k, " of a chunks message is not a chunk (kind 1 or 4)"));
+    }
+    parts->push_back(*part);
+  }
+  if (r.remaining() != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Pool wire: ", r.remaining(), " bytes after a chunks message's last chunk"));
+  }
+  return absl::OkStatus();
 }
 
 std::string EncodeStop() { return std::string(1, static_cast<char>(kStop)); }

@@ -6,6 +6,8 @@
 //                                 varint len + function name | count x (varint len + arguments)
 // Pool -> worker, a fixed chunk:  u8 4 | u64 job | u64 first | u32 count | u8 flags |
 //                                 varint len + function name | u32 item size | count x item
+// Pool -> worker, chunks:         u8 6 | u32 n | n x (u32 length + a chunk or fixed chunk)
+//                                 (several chunks for one worker in one message, 1 <= n <= 1024)
 // Pool -> worker, stop:           u8 2
 // Worker -> pool, results:        u8 1 | u64 job | u64 first | u32 count | count x result
 //                                 (task.h's AppendOk / AppendError)
@@ -41,10 +43,14 @@ enum MessageKind : uint8_t {
   kInitFailed = 3,
   kFixedChunk = 4,
   kFixedResults = 5,
+  kChunks = 6,
 };
 
 // Chunk flags.
 inline constexpr uint8_t kTimedChunk = 1;  // the worker records when each task starts (Slot)
+
+// The most chunks a chunks message may carry.
+inline constexpr uint32_t kMaxChunksPerMessage = 1024;
 
 // The longest function name a chunk may carry.
 inline constexpr size_t kMaxFunctionName = 4096;
@@ -58,13 +64,28 @@ struct ChunkHeader {
 
 // ---- Pool -> worker ----
 
-// A chunk of `h.count` tasks into `out` (its contents replaced, its memory reused): task k's
-// arguments are bytes[offsets[k], offsets[k + 1]) (offsets holds count + 1 entries).
+// Appends a chunk of `h.count` tasks to `out`: task k's arguments are bytes[offsets[k],
+// offsets[k + 1]) (offsets holds count + 1 entries).
 void EncodeChunk(const ChunkHeader& h, uint8_t flags, absl::string_view function,
                  const uint8_t* bytes, const uint32_t* offsets, std::string& out);
-// A chunk of `h.count` fixed-size arguments, item_size bytes each, back to back in `items`.
+// Appends a chunk of `h.count` fixed-size arguments, item_size bytes each, back to back in
+// `items`.
 void EncodeFixedChunk(const ChunkHeader& h, uint8_t flags, absl::string_view function,
                       uint32_t item_size, const uint8_t* items, std::string& out);
+// A chunks message: StartChunks replaces `out` with its header; then for each chunk,
+// `at = StartChunksPart(out)`, the chunk appended (EncodeChunk / EncodeFixedChunk), and
+// FinishChunksPart(at, out), which stores its length and counts it. At most kMaxChunksPerMessage
+// chunks of at most 4 GiB each.
+void StartChunks(std::string& out);
+size_t StartChunksPart(std::string& out);
+void FinishChunksPart(size_t at, std::string& out);
+// The chunks of the chunks message `message` into *parts (views into the message; each then goes
+// to DecodeToWorker). A status naming what was wrong: kOutOfRange (ByteReader's) for a truncated
+// message or a length past its end, kInvalidArgument for a count of 0 or above
+// kMaxChunksPerMessage, bytes after the last chunk, or a part that is not a chunk (a stop or
+// another chunks message).
+absl::Status SplitChunks(absl::Span<const uint8_t> message,
+                         std::vector<absl::Span<const uint8_t>>* parts);
 std::string EncodeStop();
 
 // A decoded pool -> worker message; the views point into the message.
@@ -77,8 +98,9 @@ struct ToWorker {
   const uint8_t* fixed_items = nullptr;          // kFixedChunk: count x item_size bytes
   std::vector<absl::Span<const uint8_t>> items;  // kChunk: each task's arguments
 };
-// Decodes `message` into *out (out->items reused). kInvalidArgument naming the field for a
-// truncated, oversized or unknown message.
+// Decodes `message` (a chunk, a fixed chunk or a stop; a chunks message goes to SplitChunks first)
+// into *out (out->items reused). kInvalidArgument naming the field for a truncated, oversized or
+// unknown message.
 absl::Status DecodeToWorker(absl::Span<const uint8_t> message, ToWorker* out);
 
 // ---- Worker -> pool ----

@@ -21,7 +21,7 @@ absl::Span<const uint8_t> Bytes(const std::string& s) { return AsBytes(s); }
 std::string VarintChunk() {
   const std::string bytes = "abcdefg";
   const std::vector<uint32_t> offsets = {0, 3, 3, 7};  // "abc", "", "defg"
-  std::string out = "stale contents";
+  std::string out;
   EncodeChunk(ChunkHeader{0, 7, 40, 3}, kTimedChunk, "ns::Fn",
               reinterpret_cast<const uint8_t*>(bytes.data()), offsets.data(), out);
   return out;
@@ -74,6 +74,97 @@ TEST(WireTest, FixedChunkRoundTrip) {
   int64_t second = 0;
   std::memcpy(&second, w.fixed_items + sizeof(int64_t), sizeof(second));
   EXPECT_EQ(second, -2);
+}
+
+TEST(WireTest, EncodersAppend) {
+  std::string m = "head";
+  const std::vector<uint32_t> offsets = {0, 0};
+  EncodeChunk(ChunkHeader{0, 7, 40, 1}, 0, "f", nullptr, offsets.data(), m);
+  ASSERT_EQ(m.substr(0, 4), "head");
+  ToWorker w;
+  ASSERT_TRUE(DecodeToWorker(Bytes(m.substr(4)), &w).ok());
+  EXPECT_EQ(w.header.job, 7u);
+}
+
+// Chunks messages: several chunks for one worker in one message.
+std::string ChunksOf(const std::vector<std::string>& chunks) {
+  std::string m = "stale contents";
+  StartChunks(m);
+  for (const std::string& c : chunks) {
+    const size_t at = StartChunksPart(m);
+    m.append(c);
+    FinishChunksPart(at, m);
+  }
+  return m;
+}
+
+TEST(WireTest, ChunksRoundTrip) {
+  const std::string m = ChunksOf({VarintChunk(), FixedChunk(), VarintChunk()});
+  EXPECT_EQ(static_cast<uint8_t>(m[0]), kChunks);
+  std::vector<absl::Span<const uint8_t>> parts;
+  ASSERT_TRUE(SplitChunks(Bytes(m), &parts).ok());
+  ASSERT_EQ(parts.size(), 3u);
+  ToWorker w;
+  ASSERT_TRUE(DecodeToWorker(parts[0], &w).ok());
+  EXPECT_EQ(w.kind, kChunk);
+  EXPECT_EQ(w.header.job, 7u);
+  ASSERT_TRUE(DecodeToWorker(parts[1], &w).ok());
+  EXPECT_EQ(w.kind, kFixedChunk);
+  EXPECT_EQ(w.header.job, 9u);
+  ASSERT_TRUE(DecodeToWorker(parts[2], &w).ok());
+  EXPECT_EQ(w.function, "ns::Fn");
+  // A chunks message is not a chunk.
+  EXPECT_EQ(DecodeToWorker(Bytes(m), &w).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WireTest, BadChunksMessagesAreAStatus) {
+  std::vector<absl::Span<const uint8_t>> parts;
+  auto code = [&parts](const std::string& m) { return SplitChunks(Bytes(m), &parts).code(); };
+  const auto kBad = absl::StatusCode::kInvalidArgument;
+  // Every truncation.
+  const std::string good = ChunksOf({VarintChunk(), FixedChunk()});
+  for (size_t n = 0; n < good.size(); ++n) {
+    EXPECT_NE(code(good.substr(0, n)), absl::StatusCode::kOk) << "prefix " << n;
+  }
+  // No chunks; more than kMaxChunksPerMessage; a count beyond the bytes.
+  EXPECT_EQ(code(ChunksOf({})), kBad);
+  std::string m = good;
+  m[1] = m[2] = m[3] = m[4] = static_cast<char>(0xff);
+  EXPECT_EQ(code(m), kBad);
+  m = good;
+  m[1] = 3;  // three chunks claimed, two present
+  EXPECT_EQ(code(m), absl::StatusCode::kOutOfRange);
+  // A length past the end.
+  m = good;
+  m[5 + 3] = static_cast<char>(0x7f);
+  EXPECT_EQ(code(m), absl::StatusCode::kOutOfRange);
+  // Bytes after the last chunk.
+  EXPECT_EQ(code(good + "z"), kBad);
+  // A stop, another chunks message, or an empty part inside.
+  EXPECT_EQ(code(ChunksOf({VarintChunk(), EncodeStop()})), kBad);
+  EXPECT_EQ(code(ChunksOf({good})), kBad);
+  EXPECT_EQ(code(ChunksOf({VarintChunk(), ""})), kBad);
+  // Not a chunks message at all.
+  EXPECT_EQ(code(VarintChunk()), kBad);
+  // Random bytes: a status or parts inside the message, never a crash.
+  uint64_t x = 88172645463325252ull;
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::string r(1 + trial % 64, '\0');
+    for (char& c : r) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      c = static_cast<char>(x);
+    }
+    r[0] = static_cast<char>(kChunks);
+    if (trial % 2 == 0 && r.size() >= 5) r[2] = r[3] = r[4] = 0;  // a small count
+    if (SplitChunks(Bytes(r), &parts).ok()) {
+      for (absl::Span<const uint8_t> p : parts) {
+        EXPECT_GE(p.data(), reinterpret_cast<const uint8_t*>(r.data()));
+        EXPECT_LE(p.data() + p.size(), reinterpret_cast<const uint8_t*>(r.data()) + r.size());
+      }
+    }
+  }
 }
 
 TEST(WireTest, Stop) {

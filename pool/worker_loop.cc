@@ -26,6 +26,88 @@ absl::Status SendResults(WorkerTransport& transport, const std::string& out) {
   return s.code() == absl::StatusCode::kAborted ? absl::OkStatus() : s;
 }
 
+// Runs the chunks a worker receives and sends their results; one per worker process.
+class ChunkRunner {
+ public:
+  ChunkRunner(WorkerTransport& transport, Slot* slot) : transport_(transport), slot_(slot) {}
+
+  // Runs chunk `m`, the worker's `number`th, unless the pool took it back first, and sends its
+  // results.
+  absl::Status Run(const ToWorker& m, uint64_t number);
+
+ private:
+  WorkerTransport& transport_;
+  Slot* const slot_;
+  std::string out_, scratch_;  // reused for every chunk
+  std::string last_name_;
+  TaskFn fn_ = nullptr;
+  BatchFn batch_ = nullptr;
+};
+
+absl::Status ChunkRunner::Run(const ToWorker& m, uint64_t number) {
+  if (!ClaimChunk(slot_, number)) return absl::OkStatus();  // the pool gave it to another worker
+  const ChunkHeader& h = m.header;
+  if (fn_ == nullptr || m.function != last_name_) {
+    last_name_ = std::string(m.function);
+    fn_ = FindTask(last_name_);
+    batch_ = FindBatch(last_name_);
+  }
+  const bool timed = (m.flags & kTimedChunk) != 0;
+  uint32_t start = 0;  // the first task the per-task loop below runs
+  if (m.kind == kFixedChunk && batch_ != nullptr && !timed) {
+    // Arithmetic in, arithmetic out: the results go straight into the compact form.
+    StartFixedResults(h, out_);
+    slot_->job.store(h.job, std::memory_order_relaxed);
+    slot_->running.store(1, std::memory_order_release);
+    const size_t before = out_.size();
+    uint32_t ran = 0;
+    absl::Status thrown;
+    const bool batched =
+        batch_(m.fixed_items, h.count, m.item_size, h.first, &slot_->index, out_, &ran, &thrown);
+    slot_->running.store(0, std::memory_order_release);
+    if (batched && thrown.ok()) {
+      FinishFixedResults(h.count == 0 ? 0 : static_cast<uint32_t>((out_.size() - before) / h.count),
+                         out_);
+      return SendResults(transport_, out_);
+    }
+    if (batched) {
+      // Task `ran` threw: the raw results before it become encoded ones (the raw bytes are their
+      // Codec payloads), then the failure, then the per-task loop runs the rest.
+      scratch_.assign(out_, before);
+      const size_t result_size = ran == 0 ? 0 : scratch_.size() / ran;
+      StartResults(h, out_);
+      AppendRawResults(scratch_, result_size, ran, out_);
+      AppendError(out_, thrown);
+      start = ran + 1;
+    } else {
+      StartResults(h, out_);
+    }
+  } else {
+    StartResults(h, out_);
+  }
+  // One task after another, each result encoded (AppendOk / AppendError).
+  for (uint32_t i = start; i < h.count; ++i) {
+    const absl::Span<const uint8_t> args =
+        m.kind == kFixedChunk
+            ? absl::Span<const uint8_t>(m.fixed_items + size_t{i} * m.item_size, m.item_size)
+            : m.items[i];
+    slot_->job.store(h.job, std::memory_order_relaxed);
+    slot_->index.store(h.first + i, std::memory_order_relaxed);
+    slot_->running.store(1, std::memory_order_release);
+    if (timed) RecordTimedTask(slot_, number, h.first + i, MonotonicNowNs());
+    if (fn_ == nullptr) {
+      AppendError(out_, absl::NotFoundError(absl::StrCat(
+                            "Pool worker: no registered task function \"", last_name_, "\"")));
+    } else {
+      fn_(args, out_);  // catches what the task throws
+    }
+    if (timed) RecordTimedTask(slot_, 0, 0, 0);
+    slot_->running.store(0, std::memory_order_release);
+  }
+  if (start == 0) CompactResults(h.count, scratch_, out_);
+  return SendResults(transport_, out_);
+}
+
 }  // namespace
 
 absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_sentinel,
@@ -42,12 +124,10 @@ absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_se
       return status;
     }
   }
-  std::string out, scratch;
+  ChunkRunner runner(transport, slot);
   std::string in;  // reused for every message
   ToWorker m;
-  std::string last_name;
-  TaskFn fn = nullptr;
-  BatchFn batch = nullptr;
+  std::vector<absl::Span<const uint8_t>> parts;
   uint64_t received = 0;  // chunks received: the number of the next one, less one
   for (;;) {
     if (parent_sentinel >= 0) {
@@ -60,74 +140,17 @@ absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_se
     if (absl::Status s = transport.Receive(in, &in_length); !s.ok()) {
       return s.code() == absl::StatusCode::kOutOfRange ? absl::OkStatus() : s;
     }
-    if (absl::Status s = DecodeToWorker(AsBytes(absl::string_view(in.data(), in_length)), &m);
-        !s.ok()) {
-      return s;
-    }
-    if (m.kind == kStop) return absl::OkStatus();
-    const uint64_t number = ++received;
-    if (!ClaimChunk(slot, number)) continue;  // the pool gave it to another worker
-    const ChunkHeader& h = m.header;
-    if (fn == nullptr || m.function != last_name) {
-      last_name = std::string(m.function);
-      fn = FindTask(last_name);
-      batch = FindBatch(last_name);
-    }
-    const bool timed = (m.flags & kTimedChunk) != 0;
-    uint32_t start = 0;  // the first task the per-task loop below runs
-    if (m.kind == kFixedChunk && batch != nullptr && !timed) {
-      // Arithmetic in, arithmetic out: the results go straight into the compact form.
-      StartFixedResults(h, out);
-      slot->job.store(h.job, std::memory_order_relaxed);
-      slot->running.store(1, std::memory_order_release);
-      const size_t before = out.size();
-      uint32_t ran = 0;
-      absl::Status thrown;
-      const bool batched =
-          batch(m.fixed_items, h.count, m.item_size, h.first, &slot->index, out, &ran, &thrown);
-      slot->running.store(0, std::memory_order_release);
-      if (batched && thrown.ok()) {
-        FinishFixedResults(
-            h.count == 0 ? 0 : static_cast<uint32_t>((out.size() - before) / h.count), out);
-        if (absl::Status s = SendResults(transport, out); !s.ok()) return s;
-        continue;
-      }
-      if (batched) {
-        // Task `ran` threw: the raw results before it become encoded ones (the raw bytes are their
-        // Codec payloads), then the failure, then the per-task loop runs the rest.
-        scratch.assign(out, before);
-        const size_t result_size = ran == 0 ? 0 : scratch.size() / ran;
-        StartResults(h, out);
-        AppendRawResults(scratch, result_size, ran, out);
-        AppendError(out, thrown);
-        start = ran + 1;
-      } else {
-        StartResults(h, out);
-      }
+    const absl::Span<const uint8_t> message = AsBytes(absl::string_view(in.data(), in_length));
+    if (!message.empty() && message[0] == kChunks) {
+      if (absl::Status s = SplitChunks(message, &parts); !s.ok()) return s;
     } else {
-      StartResults(h, out);
+      parts.assign(1, message);
     }
-    // One task after another, each result encoded (AppendOk / AppendError).
-    for (uint32_t i = start; i < h.count; ++i) {
-      const absl::Span<const uint8_t> args =
-          m.kind == kFixedChunk
-              ? absl::Span<const uint8_t>(m.fixed_items + size_t{i} * m.item_size, m.item_size)
-              : m.items[i];
-      slot->job.store(h.job, std::memory_order_relaxed);
-      slot->index.store(h.first + i, std::memory_order_relaxed);
-      slot->running.store(1, std::memory_order_release);
-      if (timed) RecordTimedTask(slot, number, h.first + i, MonotonicNowNs());
-      if (fn == nullptr) {
-        AppendError(out, absl::NotFoundError(absl::StrCat(
-                             "Pool worker: no registered task function \"", last_name, "\"")));
-      } else {
-        fn(args, out);  // catches what the task throws
-      }
-      if (timed) RecordTimedTask(slot, 0, 0, 0);
-      slot->running.store(0, std::memory_order_release);
+    for (absl::Span<const uint8_t> part : parts) {
+      if (absl::Status s = DecodeToWorker(part, &m); !s.ok()) return s;
+      if (m.kind == kStop) return absl::OkStatus();
+      if (absl::Status s = runner.Run(m, ++received); !s.ok()) return s;
     }
-    if (start == 0) CompactResults(h.count, scratch, out);
-    if (absl::Status s = SendResults(transport, out); !s.ok()) return s;
   }
 }
 
