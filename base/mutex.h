@@ -33,6 +33,9 @@ class ABSL_LOCKABLE Mutex {
 
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  // Locks it if no thread holds it, without waiting; whether it did. Not for a thread that already
+  // holds it.
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) { return mu_.try_lock(); }
 
   // Waits on `cv` (always used with this mutex) until pred() holds or `deadline` passes, and
   // returns pred(). pred runs with the mutex held; the mutex is held again on return.

@@ -67,9 +67,8 @@ bool CoreBase::Cancel() {
     waiters_.clear();
     callbacks = std::move(callbacks_);
     callbacks_.clear();
-    cv_.notify_all();
   }
-  RunCallbacks(callbacks);
+  Settled(callbacks);
   return true;
 }
 
@@ -110,6 +109,11 @@ void CoreBase::AddDoneCallback(Callback fn) {
   std::vector<Callback> now;
   now.push_back(std::move(fn));
   RunCallbacks(now);
+}
+
+void CoreBase::Settled(std::vector<Callback>& callbacks) {
+  cv_.notify_all();
+  RunCallbacks(callbacks);
 }
 
 void CoreBase::RunCallbacks(std::vector<Callback>& callbacks) {
@@ -170,7 +174,6 @@ std::vector<CoreBase::Callback> CoreBase::FinishLocked(absl::Status failure) {
   const Completion how = failure_.ok() ? Completion::kSucceeded : Completion::kFailed;
   for (Waiter* w : waiters_) w->Notify(this, how);
   waiters_.clear();
-  cv_.notify_all();
   std::vector<Callback> out = std::move(callbacks_);
   callbacks_.clear();
   return out;
@@ -187,7 +190,7 @@ absl::Status CoreBase::SetFailure(absl::Status failure) {
     if (absl::Status s = CheckFinishableLocked("SetFailure"); !s.ok()) return s;
     callbacks = FinishLocked(std::move(failure));
   }
-  RunCallbacks(callbacks);
+  Settled(callbacks);
   return absl::OkStatus();
 }
 

@@ -144,9 +144,14 @@ class CoreBase : public std::enable_shared_from_this<CoreBase> {
   // kFailedPrecondition unless the future may still finish.
   absl::Status CheckFinishableLocked(absl::string_view caller) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Marks the future finished with `failure` (OK: the subclass stored a value), wakes waiters and
-  // Result()s, and returns the callbacks to run once the lock is released.
+  // Marks the future finished with `failure` (OK: the subclass stored a value), tells the waiters
+  // (WaitFutures, AsCompleted), and returns the callbacks to run once the lock is released.
   std::vector<Callback> FinishLocked(absl::Status failure) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After the lock that finished or cancelled the future is released: wakes the threads in
+  // Result() / Status() (outside the lock, so that a woken thread does not block on it at once:
+  // two more context switches when both threads share a CPU), then runs `callbacks`. The caller
+  // holds a reference to the core (a woken thread may drop its own).
+  void Settled(std::vector<Callback>& callbacks);
   // Runs callbacks in order, each in a try block (see the header comment).
   void RunCallbacks(std::vector<Callback>& callbacks);
   // Waits until done; false when `deadline` passed first.
@@ -186,7 +191,7 @@ class Core final : public CoreBase {
       value_.emplace(*std::move(result));
       callbacks = FinishLocked(absl::OkStatus());
     }
-    RunCallbacks(callbacks);
+    Settled(callbacks);
     return absl::OkStatus();
   }
 

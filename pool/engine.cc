@@ -96,6 +96,15 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
       pending_.push_back(std::move(c));
     }
   }
+  // The first chunk queued: when the manager thread is waiting (it holds work_mu_ otherwise), this
+  // thread gives the chunks to workers itself, which saves the hop through the manager before a
+  // worker can start. The manager is woken all the same, to look again at its time limits and
+  // grace periods (NextCheck, EnforceTimeouts), in parallel with the worker's run.
+  if (wake && std::this_thread::get_id() != manager_id_.load(std::memory_order_acquire) &&
+      work_mu_.TryLock()) {
+    Dispatch();
+    work_mu_.Unlock();
+  }
   if (wake) Wake();
   return absl::OkStatus();
 }
@@ -172,10 +181,12 @@ absl::Status Engine::Impl::HandleMessage(Worker& w, std::string msg, size_t leng
   return absl::OkStatus();
 }
 
-bool Engine::Impl::Drain(Worker& w) {
-  for (;;) {
-    absl::StatusOr<bool> ready = w.transport->Readable();
-    if (!ready.ok() || !*ready) return ready.ok();
+bool Engine::Impl::Drain(Worker& w, bool readable) {
+  for (;; readable = false) {
+    if (!readable) {  // else the caller's Wait just said so: no second poll
+      absl::StatusOr<bool> ready = w.transport->Readable();
+      if (!ready.ok() || !*ready) return ready.ok();
+    }
     std::string msg = buffers_->Take(w.last_length);
     msg.resize(msg.capacity());  // the whole buffer receives
     size_t length = 0;
@@ -293,6 +304,7 @@ void Engine::Impl::KillAll() {
 }
 
 void Engine::Impl::Run() {
+  work_mu_.Lock();
   for (;;) {
     bool terminated, closed;
     absl::Status broken;
@@ -325,7 +337,10 @@ void Engine::Impl::Run() {
       objects.push_back(w.transport->ReadWaitable());
       objects.emplace_back(w.sentinel);
     }
-    absl::StatusOr<std::vector<size_t>> ready = Wait(objects, NextCheck(timed_at).Remaining());
+    const absl::Duration wait = NextCheck(timed_at).Remaining();
+    work_mu_.Unlock();
+    absl::StatusOr<std::vector<size_t>> ready = Wait(objects, wait);
+    work_mu_.Lock();
     if (!ready.ok()) {
       MutexLock lock(&mu_);
       broken_ = absl::InternalError(absl::StrCat("Pool: wait failed: ", ready.status().ToString()));
@@ -342,7 +357,7 @@ void Engine::Impl::Run() {
       }
       const size_t wi = (i - 1) / 2;
       if ((i - 1) % 2 == 0) {
-        if (!Drain(workers_[wi])) exited.push_back(wi);
+        if (!Drain(workers_[wi], true)) exited.push_back(wi);
       } else {
         exited.push_back(wi);
       }
@@ -352,6 +367,7 @@ void Engine::Impl::Run() {
     for (auto it = exited.rbegin(); it != exited.rend(); ++it) HandleExit(*it);
   }
   sender_->Stop();
+  work_mu_.Unlock();
   {
     MutexLock lock(&mu_);
     done_ = true;

@@ -223,8 +223,9 @@ class Engine::Impl {
   // unexpected.
   absl::Status HandleMessage(Worker& w, std::string msg, size_t length);
 
-  // Reads every message the worker has sent. False when its connection is at its end.
-  bool Drain(Worker& w);
+  // Reads every message the worker has sent (`readable`: a message or the end is known to wait).
+  // False when its connection is at its end.
+  bool Drain(Worker& w, bool readable = false);
 
   // The worker ended: settles its chunks and replaces it if there is work left.
   void HandleExit(size_t index);
@@ -245,7 +246,10 @@ class Engine::Impl {
   std::atomic<uint64_t> next_job_{0};
   int worker_count_ = 0;  // manager thread (and Create) only
 
-  // Manager thread only (after StartWorkers).
+  // The workers and what they hold: the manager thread's, which holds work_mu_ except while it
+  // waits for an event; Submit takes work_mu_ (TryLock only, never waiting) to Dispatch while the
+  // manager waits. Everything below up to mu_ is the holder's of work_mu_.
+  Mutex work_mu_;
   std::vector<Worker> workers_;
   FromWorker from_worker_;  // the last message decoded (its vectors reused)
   std::thread thread_;
