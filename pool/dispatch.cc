@@ -142,7 +142,7 @@ bool Engine::Impl::TakeBackUnstarted() {
   return true;
 }
 
-Deadline Engine::Impl::NextCheck(int64_t at) {
+int64_t Engine::Impl::NextCheck(int64_t at) {
   const int64_t now = MonotonicNowNs();
   bool work_waits = !PendingEmpty();
   bool took_back = false;
@@ -158,8 +158,7 @@ Deadline Engine::Impl::NextCheck(int64_t at) {
     }
   }
   if (took_back && work_waits) at = std::min(at, now + kStartGraceNs);
-  if (at == INT64_MAX) return Deadline::Never();
-  return Deadline::After(absl::Nanoseconds(std::max<int64_t>(0, at - now)));
+  return at;
 }
 
 void Engine::Impl::Dispatch() {

@@ -98,15 +98,27 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
   }
   // The first chunk queued: when the manager thread is waiting (it holds work_mu_ otherwise), this
   // thread gives the chunks to workers itself, which saves the hop through the manager before a
-  // worker can start. The manager is woken all the same, to look again at its time limits and
-  // grace periods (NextCheck, EnforceTimeouts), in parallel with the worker's run.
+  // worker can start. The manager is woken only if it must look again sooner than it planned (a
+  // time limit; a grace period while its Wait has no tick, see WaitUntil).
   if (wake && std::this_thread::get_id() != manager_id_.load(std::memory_order_acquire) &&
       work_mu_.TryLock()) {
     Dispatch();
+    const int64_t at = NextCheck(EnforceTimeouts());
+    wake = at < manager_wakes_at_ || !PendingEmpty();
     work_mu_.Unlock();
   }
   if (wake) Wake();
   return absl::OkStatus();
+}
+
+int64_t Engine::Impl::WaitUntil(int64_t timed_at) {
+  const int64_t now = MonotonicNowNs();
+  for (const Worker& w : workers_) {
+    if (!w.outstanding.empty()) last_busy_ = now;
+  }
+  int64_t at = NextCheck(timed_at);
+  if (now - last_busy_ < kTickWindowNs) at = std::min(at, now + kStartGraceNs);
+  return at;
 }
 
 absl::Status Engine::Impl::Join(absl::Duration timeout) {
@@ -337,7 +349,11 @@ void Engine::Impl::Run() {
       objects.push_back(w.transport->ReadWaitable());
       objects.emplace_back(w.sentinel);
     }
-    const absl::Duration wait = NextCheck(timed_at).Remaining();
+    manager_wakes_at_ = WaitUntil(timed_at);
+    const absl::Duration wait =
+        manager_wakes_at_ == INT64_MAX
+            ? absl::InfiniteDuration()
+            : absl::Nanoseconds(std::max<int64_t>(0, manager_wakes_at_ - MonotonicNowNs()));
     work_mu_.Unlock();
     absl::StatusOr<std::vector<size_t>> ready = Wait(objects, wait);
     work_mu_.Lock();

@@ -83,6 +83,8 @@ struct Worker {
 // Taking a chunk back is always safe (Slot::claimed), so this only bounds how long a task can wait
 // behind a stuck idle worker.
 inline constexpr int64_t kStartGraceNs = int64_t{20} * 1000 * 1000;
+// How long after its last chunk the manager keeps looking every kStartGraceNs (WaitUntil).
+inline constexpr int64_t kTickWindowNs = int64_t{1000} * 1000 * 1000;
 
 // The most chunks a busy worker holds (running one, the rest sent and waiting in its socket)
 // while no worker is idle, and how few it holds when it is topped up again: so that a stream of
@@ -195,11 +197,15 @@ class Engine::Impl {
   // race with the worker starting the chunk. Returns whether any chunk came back.
   bool TakeBackUnstarted();
 
-  // When the manager must look again without an event (Never() if it need not): when the grace
-  // of a chunk that is still unstarted ends, and, while work waits (pending, or held unstarted),
-  // every kStartGraceNs for a worker that chunks were taken back from to have read them (reading
-  // them sends nothing); and at `at` (MonotonicNowNs) at the latest.
-  Deadline NextCheck(int64_t at);
+  // When the manager must look again without an event (MonotonicNowNs; INT64_MAX if it need
+  // not): when the grace of a chunk that is still unstarted ends, and, while work waits (pending,
+  // or held unstarted), every kStartGraceNs for a worker that chunks were taken back from to have
+  // read them (reading them sends nothing); and at `at` at the latest.
+  int64_t NextCheck(int64_t at);
+  // When the manager's Wait is to end: NextCheck(timed_at); while the pool was busy in the last
+  // kTickWindowNs, kStartGraceNs from now at the latest, so that Submit's own Dispatch of untimed
+  // chunks need not wake it (a grace period it started then ends within one more kStartGraceNs).
+  int64_t WaitUntil(int64_t timed_at);
   // Answers the queued Cancel / Started requests (manager thread).
   void AnswerRequests();
   // Whether a worker claimed one of `job`'s chunks, or one of its items is done.
@@ -251,7 +257,9 @@ class Engine::Impl {
   // manager waits. Everything below up to mu_ is the holder's of work_mu_.
   Mutex work_mu_;
   std::vector<Worker> workers_;
-  FromWorker from_worker_;  // the last message decoded (its vectors reused)
+  int64_t manager_wakes_at_ = INT64_MAX;  // when the manager's current Wait ends (MonotonicNowNs)
+  int64_t last_busy_ = 0;                 // when a worker last held a chunk (MonotonicNowNs)
+  FromWorker from_worker_;                // the last message decoded (its vectors reused)
   std::thread thread_;
   Mutex join_mu_;
 
