@@ -32,6 +32,9 @@ void Engine::Impl::AppendChunk(const Chunk& c, std::string& m) {
 }
 
 void Engine::Impl::SendAssigned(Worker& w) {
+  // Every chunk sent before these was answered, and none was taken back unread: the worker has read
+  // everything sent to it (a stop is never followed by chunks).
+  bool all_read = w.outstanding.size() == w.unsent && !w.took_back;
   while (w.unsent > 0) {
     const size_t n = std::min<size_t>(w.unsent, kMaxChunksPerMessage);
     const size_t from = w.outstanding.size() - w.unsent;
@@ -49,7 +52,8 @@ void Engine::Impl::SendAssigned(Worker& w) {
         FinishChunksPart(at, m);
       }
     }
-    sender_->Send(w.out, std::move(m));
+    sender_->Send(w.out, std::move(m), all_read);
+    all_read = false;
     w.unsent -= n;
   }
 }

@@ -16,7 +16,10 @@
 // watches every worker's sentinel, settles a dead worker's chunks and starts a replacement. It
 // never blocks on a send (a worker may be blocked sending it results): it sends a chunk itself
 // when the transport says the send cannot block, and otherwise hands it, in order, to a sender
-// thread.
+// thread. A Submit that finds the queue empty and the manager waiting assigns the chunks itself
+// (one hop less before a worker starts) and wakes the manager only when it must look again sooner
+// than it planned (a time limit; a grace period while the manager has no 20 ms tick, which it keeps
+// for a second after the pool was last busy).
 //
 // What a face (Pool, ProcessPoolExecutor) uses, all in mp::pool_internal:
 //   pool/engine.h   Engine::Create(std::unique_ptr<WorkerLauncher>, EngineOptions{.workers,

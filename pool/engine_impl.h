@@ -229,8 +229,8 @@ class Engine::Impl {
   // unexpected.
   absl::Status HandleMessage(Worker& w, std::string msg, size_t length);
 
-  // Reads every message the worker has sent (`readable`: a message or the end is known to wait).
-  // False when its connection is at its end.
+  // Reads every message the worker has sent (`readable`: a Wait just said a message or the end
+  // waits). False when its connection is at its end.
   bool Drain(Worker& w, bool readable = false);
 
   // The worker ended: settles its chunks and replaces it if there is work left.

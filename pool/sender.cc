@@ -13,10 +13,10 @@ Sender::Sender(std::shared_ptr<Buffers> buffers) : buffers_(std::move(buffers)) 
 
 Sender::~Sender() { Stop(); }
 
-void Sender::Send(const std::shared_ptr<Outbox>& to, std::string message) {
+void Sender::Send(const std::shared_ptr<Outbox>& to, std::string message, bool all_read) {
   {
     MutexLock lock(&mu_);
-    if (to->queued_ > 0 || !to->transport().CanSendWithoutBlocking(message.size())) {
+    if (to->queued_ > 0 || !to->transport().CanSendWithoutBlocking(message.size(), all_read)) {
       ++to->queued_;
       sends_.emplace_back(to, std::move(message));
       cv_.notify_one();

@@ -49,8 +49,10 @@ class Sender {
   // Sends `message` to `to`: here when nothing of `to`'s waits in the sender thread and the
   // transport says the send cannot block (no thread hop: the common case), else through the sender
   // thread, after what waits there. A failed send is ignored: it means the worker is dying, and
-  // its sentinel tells the engine. For one thread at a time (the manager thread).
-  void Send(const std::shared_ptr<Outbox>& to, std::string message);
+  // its sentinel tells the engine. `all_read`: the worker has read every message sent to it (see
+  // WorkerTransport::CanSendWithoutBlocking). For one thread at a time (the holder of the engine's
+  // work_mu_).
+  void Send(const std::shared_ptr<Outbox>& to, std::string message, bool all_read = false);
   // Whether messages for `to` wait in the sender thread.
   bool Queued(const Outbox& to);
   // Drops what waits and joins the sender thread.

@@ -36,8 +36,9 @@ class WorkerTransport {
   // rather than blocking on a peer that died.
   virtual absl::Status Send(absl::string_view message) = 0;
   // Whether a Send of `size` bytes now cannot block (false when unsure). Only Send makes it false
-  // again: the peer can only make room.
-  virtual bool CanSendWithoutBlocking(size_t size) = 0;
+  // again: the peer can only make room. `all_read`: the caller knows the peer has read every
+  // message sent so far (it answered them all), so the transport need not ask.
+  virtual bool CanSendWithoutBlocking(size_t size, bool all_read) = 0;
   // Whether the peer has read every message sent so far.
   virtual bool AllRead() = 0;
   // Receives one message into `buffer`, reusing its memory: the message is buffer[0, *length). A
@@ -62,7 +63,7 @@ class SocketWorkerTransport : public WorkerTransport {
                                                                        bool separate_sender);
 
   absl::Status Send(absl::string_view message) override;
-  bool CanSendWithoutBlocking(size_t size) override;
+  bool CanSendWithoutBlocking(size_t size, bool all_read) override;
   bool AllRead() override;
   absl::Status Receive(std::string& buffer, size_t* length) override;
   absl::StatusOr<bool> Readable() override;
