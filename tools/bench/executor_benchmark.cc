@@ -16,13 +16,12 @@
 //   bazel run -c opt //tools/bench:executor_benchmark
 //   bash tools/bench/run --only Executor     # mp, CPython and the limit, side by side
 //
-// Measured 2026-12-01 with bash tools/bench/run --only Executor (median of 3; CPython 3.11.7, same
-// workers, start method and chunksize), the 2-core VM busy with builds (load 2.5), so take the
-// spread: Submit+Result 38 us (22-58 us over four runs) against a raw limit of 7.7 us (7-22 us)
-// and CPython's 201 us (200-380 us): 5.3x CPython, 4.9x the limit (goal <= 1.5x); 100,000 Submits
-// 14.3 us per submission against CPython's 132 us: 9.2x (goal >= 20x); Map with chunksize 1000
-// 72 ms against CPython's 76 ms: 1.05x (goal >= 20x). In Map, the parent's time goes to a Future
-// core and a description string per item (malloc/free lead the profile) and SubmitFutures.
+// Measured 2026-12-01 15:54 with bash tools/bench/run --only Executor --repeats 3 (median of 3;
+// CPython 3.11, same workers, start method and chunksize), the 2-core VM quiet: Submit+Result
+// 18.9 us against a raw limit of 7.5 us and CPython's 203 us: 10.8x CPython, 2.5x the limit (goal
+// <= 1.5x: the reply crosses the engine's manager thread, one wake-up more than the raw limit);
+// 100,000 Submits 4.5 us per submission against CPython's 108 us: 24x (goal >= 20x); Map with
+// chunksize 1000 1.66 ms against CPython's 60 ms: 36x (goal >= 20x).
 
 #include <sched.h>
 
