@@ -202,7 +202,7 @@ TEST(ListenerTest, SpawnChildConnects) {
   ASSERT_TRUE(pid.ok()) << pid.status();
   EXPECT_EQ(*pid, *child.Pid());
   ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
-  EXPECT_EQ(**child.ExitCode(), 0);
+  EXPECT_EQ(child.ExitCode(), 0);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -219,7 +219,7 @@ TEST(ForkHelperTest, WorkersAndTheirHelperDieWithThePoolsProcess) {
   for (int pid : watched) ASSERT_TRUE(strangers.Watch(pid)) << pid;
   ASSERT_TRUE(pool_process.Kill().ok());
   ASSERT_TRUE(pool_process.Join().ok());
-  EXPECT_EQ(*pool_process.ExitCode(), -SIGKILL);
+  EXPECT_EQ(pool_process.ExitCode(), -SIGKILL);
   for (int pid : watched) EXPECT_TRUE(strangers.WaitForDeath(pid)) << pid;
 }
 

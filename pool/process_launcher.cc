@@ -38,8 +38,7 @@ class ProcessWorker : public LaunchedWorker {
   std::optional<int> Reap() override {
     process_.Join().IgnoreError();
     reaped_ = true;
-    absl::StatusOr<std::optional<int>> code = process_.ExitCode();
-    return code.ok() ? *code : std::nullopt;
+    return process_.ExitCode();
   }
 
  private:

@@ -226,7 +226,7 @@ TEST(SharedMemoryTest, UntrackKeepsASegmentPastItsCreator) {
   mp::Process child = guard.Add(*p);
   ASSERT_TRUE(child.Start().ok());
   ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
-  EXPECT_EQ(**child.ExitCode(), 0);
+  EXPECT_EQ(child.ExitCode(), 0);
   ASSERT_TRUE(mp::SharedMemory::ReclaimOrphans().ok());
   EXPECT_TRUE(Exists(name));
 }
@@ -358,7 +358,7 @@ TEST(SharedMemoryTest, FallbackEntriesAreReclaimedAfterTheSquatEnds) {
   mp::Process child = guard.Add(*p);
   ASSERT_TRUE(child.Start().ok());
   ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
-  ASSERT_EQ(**child.ExitCode(), 0);
+  ASSERT_EQ(child.ExitCode(), 0);
   ASSERT_TRUE(Exists(orphan));
 
   ASSERT_EQ(rmdir(canonical.c_str()), 0);  // the squatter leaves
@@ -423,7 +423,7 @@ TEST_P(SharedMemoryMethodTest, ChildWritesThroughTheName) {
   mp::Process child = guard.Add(*p);
   ASSERT_TRUE(child.Start().ok());
   ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
-  EXPECT_EQ(**child.ExitCode(), 0);
+  EXPECT_EQ(child.ExitCode(), 0);
   int64_t got = 0;
   std::memcpy(&got, shm->buf().data(), 8);
   EXPECT_EQ(got, 0x1234567);

@@ -254,7 +254,7 @@ class ValueMethodTest : public ::testing::TestWithParam<std::string> {
     }
     for (mp::Process& c : children) {
       ASSERT_TRUE(c.Join(absl::Seconds(120)).ok());
-      EXPECT_EQ(**c.ExitCode(), 0);
+      EXPECT_EQ(c.ExitCode(), 0);
     }
   }
 };
@@ -287,7 +287,7 @@ TEST_P(ValueMethodTest, ForkDomainObjectsAreRefusedBySpawnAndForkserver) {
     mp::Process child = guard.Add(*p);
     ASSERT_TRUE(child.Start().ok());
     ASSERT_TRUE(child.Join(absl::Seconds(60)).ok());
-    EXPECT_EQ(**child.ExitCode(), 0);
+    EXPECT_EQ(child.ExitCode(), 0);
     EXPECT_EQ(*v->Get(), 1);
   } else {
     EXPECT_EQ(p.status().code(), StatusCode::kFailedPrecondition);

@@ -447,17 +447,16 @@ absl::Status Process::Join(std::optional<absl::Duration> timeout) {
   }
 }
 
-absl::StatusOr<bool> Process::IsAlive() const {
+bool Process::IsAlive() const {
   std::lock_guard<std::mutex> lock(state_->mu);
-  if (state_->closed) return state_->ClosedError("check whether it is alive:");
-  if (state_->child == nullptr) return false;
+  if (state_->closed || state_->child == nullptr) return false;
   return !state_->PollLocked().has_value();
 }
 
-absl::StatusOr<std::optional<int>> Process::ExitCode() const {
+std::optional<int> Process::ExitCode() const {
   std::lock_guard<std::mutex> lock(state_->mu);
-  if (state_->closed) return state_->ClosedError("get the exit code of");
-  if (state_->child == nullptr) return std::optional<int>();
+  if (state_->closed) return state_->exit_code;  // Close needs the child ended: it is known
+  if (state_->child == nullptr) return std::nullopt;
   return state_->PollLocked();
 }
 

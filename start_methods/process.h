@@ -14,7 +14,7 @@
 //     if (!p.ok()) return 1;
 //     if (absl::Status s = p->Start(); !s.ok()) ...
 //     p->Join();                                         // or Join(absl::Seconds(1))
-//     std::optional<int> code = *p->ExitCode();  // 0, N, 1 (failed Status), -N (signal N)
+//     std::optional<int> code = p->ExitCode();   // 0, N, 1 (failed Status), -N (signal N)
 //   }
 //
 // Semantics are CPython's:
@@ -139,16 +139,22 @@ class Process {
   absl::Status Start();
   // Waits for the child to end, at most `timeout` when given. OK also when the timeout passed.
   absl::Status Join(std::optional<absl::Duration> timeout = std::nullopt);
-  // False before Start and after the child ended.
-  absl::StatusOr<bool> IsAlive() const;
-  // The exit code, nullopt before Start and while running.
-  absl::StatusOr<std::optional<int>> ExitCode() const;
+  // False before Start and after the child ended (after Close too).
+  bool IsAlive() const;
+  // The exit code (0, N, 1 for a failed Status, -N for signal N): nullopt before Start and while
+  // running; after Close, the code the child ended with (CPython raises ValueError there; the code
+  // is known, so mp answers). `p.ExitCode() == 0` is true only for a child that exited with 0.
+  std::optional<int> ExitCode() const;
   // Send SIGTERM, SIGKILL and SIGINT (CPython's terminate(), kill() and, from 3.14, interrupt()):
   // exit code -15, -9 and -2 unless the child handles the signal. kFailedPrecondition before
   // Start and after Close; a no-op (OK) once the child has ended.
   absl::Status Terminate();
   absl::Status Kill();
   absl::Status Interrupt();
+  // Releases the child's resources (CPython's close()). Refused with kFailedPrecondition while the
+  // child runs; OK (and idempotent) once it ended. The one Close in mp that returns a Status: the
+  // rule is a Status exactly when closing can be refused (README, "Python exception -> absl status
+  // code").
   absl::Status Close();
   absl::StatusOr<int> Sentinel() const;
 

@@ -133,8 +133,7 @@ std::optional<int> Strangers::Reap(pid_t pid) {
 
 ChildGuard::~ChildGuard() {
   for (Process& p : children_) {
-    absl::StatusOr<bool> alive = p.IsAlive();
-    if (alive.ok() && *alive) (void)p.Kill();
+    if (p.IsAlive()) (void)p.Kill();
     if (p.Pid().has_value()) (void)p.Join();
     (void)p.Close();
   }

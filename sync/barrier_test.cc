@@ -485,7 +485,7 @@ TYPED_TEST(BarrierStartMethodTest, WaitForWaitingSeesChildren) {
   EXPECT_TRUE(barrier->Wait(kArrivalTimeout).ok());
   for (auto& child : children) {
     ASSERT_TRUE(child.Join().ok());
-    EXPECT_EQ(*child.ExitCode(), 0);
+    EXPECT_EQ(child.ExitCode(), 0);
   }
 }
 

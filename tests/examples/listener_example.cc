@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   if (!conn->Send(std::vector<double>{2.25, 8.5}).ok()) return 1;
   // A client with the wrong key is refused, and the listener stays usable.
   std::printf("listening on %s\n", listener->address().c_str());
-  if (!client->Join().ok() || *client->ExitCode() != 0) return 1;
+  if (!client->Join().ok() || client->ExitCode() != 0) return 1;
   absl::Status client_side;
   std::thread intruder(
       [&] { client_side = mp::Client(listener->address(), "wrong key").status(); });

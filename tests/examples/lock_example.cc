@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   }
   int failed = 0;
   for (mp::Process& p : processes) {
-    failed += (p.Join().ok() && *p.ExitCode() == 0) ? 0 : 1;
+    failed += (p.Join().ok() && p.ExitCode() == 0) ? 0 : 1;
   }
   return failed == 0 ? 0 : 1;
 }

@@ -90,7 +90,7 @@ void Check(bool ok, const char* what) {
 
 // Starts `p`; true once it has run and exited with code 0.
 bool RunsCleanly(absl::StatusOr<mp::Process> p) {
-  return p.ok() && p->Start().ok() && p->Join().ok() && *p->ExitCode() == 0;
+  return p.ok() && p->Start().ok() && p->Join().ok() && p->ExitCode() == 0;
 }
 
 int main(int argc, char** argv) {
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
     if (!p.ok() || !p->Start().ok()) return 1;
     adders.push_back(*p);
   }
-  for (mp::Process& p : adders) Check(p.Join().ok() && *p.ExitCode() == 0, "an adder failed");
+  for (mp::Process& p : adders) Check(p.Join().ok() && p.ExitCode() == 0, "an adder failed");
   absl::StatusOr<int64_t> sum = total->Get();
   Check(sum.ok() && *sum == 4 * kAdds, "the total is not 4000");
   std::printf("total: %lld\n", static_cast<long long>(sum.value_or(-1)));
@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
     if (!p.ok() || !p->Start().ok()) return 1;
     visitors.push_back(*p);
   }
-  for (mp::Process& p : visitors) Check(p.Join().ok() && *p.ExitCode() == 0, "a visitor failed");
+  for (mp::Process& p : visitors) Check(p.Join().ok() && p.ExitCode() == 0, "a visitor failed");
   absl::StatusOr<int32_t> crowd = most->Get();
   Check(crowd.ok() && *crowd == 2, "not exactly two visitors at most inside Semaphore(2)");
   std::printf("at most %d inside Semaphore(2)\n", crowd.value_or(-1));

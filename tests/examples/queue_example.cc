@@ -34,6 +34,6 @@ int main(int argc, char** argv) {
   }
   auto [a, b, c] = *item;
   std::printf("[%d, %s, '%s']\n", a, b ? std::to_string(*b).c_str() : "None", c.c_str());
-  if (!p->Join().ok() || *p->ExitCode() != 0) return 1;
+  if (!p->Join().ok() || p->ExitCode() != 0) return 1;
   return (a == 42 && !b && c == "hello") ? 0 : 1;
 }

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<mp::Array<int32_t>> arr = ctx->Array<int32_t>(absl::MakeConstSpan(range));
   if (!num.ok() || !arr.ok()) return 1;
   absl::StatusOr<mp::Process> p = ctx->Process<&F>(*num, *arr);
-  if (!p.ok() || !p->Start().ok() || !p->Join().ok() || *p->ExitCode() != 0) return 1;
+  if (!p.ok() || !p->Start().ok() || !p->Join().ok() || p->ExitCode() != 0) return 1;
   absl::StatusOr<double> value = num->Get();
   absl::StatusOr<std::vector<int32_t>> all = arr->GetAll();
   if (!value.ok() || !all.ok()) return 1;

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     ps.push_back(*p);
   }
   int failed = 0;
-  for (mp::Process& p : ps) failed += (p.Join().ok() && *p.ExitCode() == 0) ? 0 : 1;
+  for (mp::Process& p : ps) failed += (p.Join().ok() && p.ExitCode() == 0) ? 0 : 1;
   absl::StatusOr<int64_t> value = v->Get();
   if (!value.ok()) return 1;
   std::printf("%lld\n", static_cast<long long>(*value));

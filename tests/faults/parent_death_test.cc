@@ -83,12 +83,12 @@ TEST_P(ParentDeathThroughContextTest, ChildrenDieWithTheirKilledParent) {
     absl::StatusOr<short> ready = mp::PollUntil(report.r(), POLLIN, deadline);
     ASSERT_TRUE(ready.ok() && *ready != 0) << "the parent did not report";
     ASSERT_EQ(read(report.r(), pids, sizeof(pids)), static_cast<ssize_t>(sizeof(pids)))
-        << "exit code " << parent->ExitCode().value_or(std::nullopt).value_or(-1000);
+        << "exit code " << parent->ExitCode().value_or(-1000);
   }
   for (int32_t pid : pids) ASSERT_TRUE(strangers.Watch(pid)) << "child " << pid << " is gone";
   ASSERT_TRUE(parent->Kill().ok());
   ASSERT_TRUE(parent->Join().ok());
-  EXPECT_EQ(*parent->ExitCode(), -SIGKILL);
+  EXPECT_EQ(parent->ExitCode(), -SIGKILL);
   for (int32_t pid : pids) {
     EXPECT_TRUE(strangers.WaitForDeath(pid, kBound)) << "child " << pid << " outlived its parent";
   }

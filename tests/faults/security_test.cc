@@ -58,7 +58,7 @@ namespace {
 int RunOn(std::shared_ptr<ForkServer> server, int code) {
   absl::StatusOr<Process> p = Process::Create(std::move(server), Call<&SecurityReturn>(code));
   if (!p.ok() || !p->Start().ok() || !p->Join().ok()) return -1;
-  std::optional<int> exit_code = *p->ExitCode();
+  std::optional<int> exit_code = p->ExitCode();
   return exit_code.value_or(-1);
 }
 

@@ -139,7 +139,7 @@ void Processes() {
   }
   int exit_ok = 0;
   for (mp::Process& p : children) {
-    exit_ok += (p.Join(absl::Seconds(30)).ok() && *p.ExitCode() == 0) ? 1 : 0;
+    exit_ok += (p.Join(absl::Seconds(30)).ok() && p.ExitCode() == 0) ? 1 : 0;
   }
   absl::StatusOr<int64_t> total = counter->Get<int64_t>(true, absl::Seconds(5));
   Check(exit_ok == 6 && per_method.size() == 3,

@@ -200,7 +200,7 @@ TEST(CleanerRealForkServerTest, KilledServerLeavesADirectoryTheCleanerRemoves) {
     ASSERT_TRUE(p.ok()) << p.status();
     ASSERT_TRUE(p->Start().ok());
     ASSERT_TRUE(p->Join().ok());
-    ASSERT_EQ(*p->ExitCode(), 3);
+    ASSERT_EQ(p->ExitCode(), 3);
   }
   const std::string doomed_dir = doomed->SocketDirectory();
   const std::string alive_dir = alive->SocketDirectory();
