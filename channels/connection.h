@@ -52,8 +52,8 @@
 //                      at its RLIMIT_NOFILE); the descriptors that did arrive are closed.
 //   kAborted           Send to a peer that has closed its end (EPIPE, ECONNRESET: BrokenPipeError).
 //   kFailedPrecondition the connection is closed, or used in a direction it does not have
-//   (OSError). kInvalidArgument   a message longer than RecvBytes' maxlength or the max message
-//   size, a
+//                      (OSError).
+//   kInvalidArgument   a message longer than RecvBytes' maxlength or the max message size, a
 //                      malformed prefix (a hostile or confused peer; this includes declaring more
 //                      than 253 descriptors), a prefix declaring more descriptors than arrived with
 //                      its message, or a Recv<T> whose message holds another type (names both).
@@ -66,6 +66,20 @@
 // kFailedPrecondition. A typed Recv<T> that fails to decode consumes that one message (its
 // descriptors are closed) and leaves the connection usable, and so do undeclared descriptors
 // (closed, see above). Interrupted system calls (EINTR) are retried.
+//
+// End of file and fork. kOutOfRange comes once *every* copy of the other end is closed. A fork
+// child (the fork start method, or fork(2)) inherits every descriptor its parent holds, so when the
+// parent forked its workers while holding both ends of a Pipe, or the ends of other workers' Pipes,
+// a worker waiting for end of file on its end may never see it: a copy of the other end is still
+// open in the worker itself or in a sibling. CPython behaves the same. Under spawn and forkserver a
+// child holds only what it was passed. Under fork, either close in the child the ends it was not
+// given (the example above), or do not use end of file as "no more work" at all:
+//   * send a last message that says so (CPython's sentinel idiom: a None at the end; in mp e.g.
+//     Send(std::optional<Task>()) and stop at the empty optional);
+//   * or wait for the message and for the other process together, so that its end is seen even
+//     without end of file:
+//       std::vector<mp::Waitable> objects = {mp::Waitable(conn), mp::Waitable(*p.Sentinel())};
+//       absl::StatusOr<std::vector<size_t>> ready = mp::Wait(objects);  // a message or p ended
 //
 // SIGPIPE: writing to a peer that closed its end is kAborted and never kills the process. Sockets
 // use MSG_NOSIGNAL. For pipe ends, the first Connection that can write to a pipe sets SIGPIPE to
