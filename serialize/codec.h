@@ -314,7 +314,7 @@ struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T>>> {
       return r.ReadLE(&out, codec_internal::ArithmeticName<T>());
     } else {
       using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-      Bits bits;
+      Bits bits = 0;
       if (absl::Status s = r.ReadLE(&bits, codec_internal::ArithmeticName<T>()); !s.ok()) return s;
       out = std::bit_cast<T>(bits);
       return absl::OkStatus();
