@@ -19,6 +19,7 @@
 #include "base/deadline.h"
 #include "base/errno_status.h"
 #include "base/exception.h"
+#include "base/inherited.h"
 #include "base/io.h"
 #include "base/mutex.h"
 #include "base/random.h"
@@ -201,6 +202,24 @@ TEST(MutexTest, AwaitSeesTheConditionOrTheDeadline) {
     EXPECT_TRUE(mu.Await(cv, Deadline::Never(), [&] { return ready; }));
   }
   setter.join();
+}
+
+std::vector<std::vector<int>>* g_closer_calls = nullptr;
+void RecordA(absl::Span<const int> keep) { g_closer_calls->emplace_back(keep.begin(), keep.end()); }
+void RecordB(absl::Span<const int> keep) { g_closer_calls->push_back({-1}); }
+
+TEST(InheritedTest, ClosersRunInOrderWithTheKeptDescriptors) {
+  std::vector<std::vector<int>> calls;
+  g_closer_calls = &calls;
+  RegisterInheritedCloser(&RecordA);
+  RegisterInheritedCloser(&RecordB);
+  const int keep[] = {3, 7};
+  CloseInherited(keep);
+  g_closer_calls = nullptr;
+  // This binary links no other closer (no channels).
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0], (std::vector<int>{3, 7}));
+  EXPECT_EQ(calls[1], (std::vector<int>{-1}));
 }
 
 }  // namespace

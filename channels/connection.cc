@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,10 +17,13 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "base/deadline.h"
 #include "base/errno_status.h"
+#include "base/inherited.h"
 
 namespace mp {
 
@@ -109,6 +113,46 @@ ssize_t WritevNoSigpipe(int fd, const struct iovec* iov, int iovcnt) {
   return n;
 }
 
+// Every Connection of this process that holds a descriptor, for CloseInheritedConnections. Its
+// lock is held across fork(2) (pthread_atfork), so that a fork child finds the set whole.
+struct LiveConnections {
+  std::mutex mu;
+  absl::flat_hash_set<const Connection*> set;
+};
+LiveConnections& Live() {
+  static LiveConnections* const live = [] {
+    auto* l = new LiveConnections;
+    pthread_atfork([] { Live().mu.lock(); }, [] { Live().mu.unlock(); },
+                   [] { Live().mu.unlock(); });
+    return l;
+  }();
+  return *live;
+}
+// `from` (may be null) no longer holds a descriptor; `to` (may be null) does.
+void Track(const Connection* from, const Connection* to) {
+  LiveConnections& live = Live();
+  std::lock_guard<std::mutex> lock(live.mu);
+  if (from != nullptr) live.set.erase(from);
+  if (to != nullptr) live.set.insert(to);
+}
+
+// A fork child's closer (base/inherited.h): every Connection whose descriptor is not in `keep`
+// is closed, so that its later use is kFailedPrecondition and the other end can see end of file.
+void CloseInheritedConnections(absl::Span<const int> keep) {
+  std::vector<Connection*> inherited;
+  {
+    LiveConnections& live = Live();
+    std::lock_guard<std::mutex> lock(live.mu);
+    for (const Connection* c : live.set) {
+      if (std::find(keep.begin(), keep.end(), c->fd()) == keep.end()) {
+        inherited.push_back(const_cast<Connection*>(c));
+      }
+    }
+  }
+  for (Connection* c : inherited) c->Close();
+}
+const bool kCloserRegistered = (RegisterInheritedCloser(&CloseInheritedConnections), true);
+
 }  // namespace
 
 Connection::Connection(int fd, bool is_socket, bool readable, bool writable,
@@ -119,6 +163,7 @@ Connection::Connection(int fd, bool is_socket, bool readable, bool writable,
       writable_(writable),
       max_message_size_(max_message_size) {
   if (!is_socket && writable) IgnoreSigpipeIfDefault();
+  if (fd_ >= 0) Track(nullptr, this);
 }
 
 Connection::Connection(Connection&& other) noexcept
@@ -135,6 +180,7 @@ Connection::Connection(Connection&& other) noexcept
       message_end_(std::exchange(other.message_end_, 0)),
       pending_fds_(std::move(other.pending_fds_)),
       sbuf_(std::move(other.sbuf_)) {
+  if (fd_ >= 0) Track(&other, this);
   other.pending_fds_.clear();
 }
 
@@ -142,6 +188,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
   if (this != &other) {
     Close();
     fd_ = std::exchange(other.fd_, -1);
+    if (fd_ >= 0) Track(&other, this);
     is_socket_ = other.is_socket_;
     readable_ = std::exchange(other.readable_, false);
     writable_ = std::exchange(other.writable_, false);
@@ -200,6 +247,7 @@ absl::StatusOr<Connection> Connection::FromFd(int fd, size_t max_message_size) {
 
 int Connection::Release() {
   int fd = std::exchange(fd_, -1);
+  if (fd >= 0) Track(this, nullptr);
   Close();
   return fd;
 }
@@ -208,6 +256,7 @@ void Connection::Close() {
   if (fd_ >= 0) {
     ::close(fd_);  // never retried: on Linux the descriptor is gone even after EINTR
     fd_ = -1;
+    Track(this, nullptr);
   }
   readable_ = writable_ = false;
   for (const PendingFd& p : pending_fds_) ::close(p.fd);

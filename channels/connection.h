@@ -72,8 +72,10 @@
 // parent forked its workers while holding both ends of a Pipe, or the ends of other workers' Pipes,
 // a worker waiting for end of file on its end may never see it: a copy of the other end is still
 // open in the worker itself or in a sibling. CPython behaves the same. Under spawn and forkserver a
-// child holds only what it was passed. Under fork, either close in the child the ends it was not
-// given (the example above), or do not use end of file as "no more work" at all:
+// child holds only what it was passed. Under fork, start the child with
+// ProcessOptions{.close_inherited_connections = true} (it then closes every Connection it inherited
+// except those its Call<&Fn> arguments carry), or close in the child the ends it was not given (the
+// example above), or do not use end of file as "no more work" at all:
 //   * send a last message that says so (CPython's sentinel idiom: a None at the end; in mp e.g.
 //     Send(std::optional<Task>()) and stop at the empty optional);
 //   * or wait for the message and for the other process together, so that its end is seen even

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/errno_status.h"
+#include "base/inherited.h"
 
 namespace mp {
 
@@ -20,6 +21,12 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkMethod::Launch(const LaunchSpec
   process_internal::WarnIfForkingThreads();
   process_internal::ChildIdentity id = process_internal::IdentityForChild(spec);
   const Target& target = *spec.target;
+  const bool close_inherited = spec.close_inherited_connections;
+  // The child's work: what it inherited but was not given closed first, when asked.
+  auto run = [&target, close_inherited] {
+    if (close_inherited) CloseInherited(target.fds());
+    return target.Run();
+  };
   process_internal::FlushStdio();
   pid_t pid = -1;
   int fork_errno = 0;
@@ -29,7 +36,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkMethod::Launch(const LaunchSpec
     if (pid == 0) {
       // ChildMain catches whatever the target throws and _exits: the child never comes back here,
       // where it would unwind into (or return to) the parent's code that called Start.
-      process_internal::ChildMain(id, [&target] { return target.Run(); });
+      process_internal::ChildMain(id, run);
     }
   } else {
     // Forked by the launcher thread, which lives as long as this process: PR_SET_PDEATHSIG fires
@@ -42,7 +49,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> ForkMethod::Launch(const LaunchSpec
       fork_errno = errno;
       if (pid == 0) {
         pthread_sigmask(SIG_SETMASK, &mask, nullptr);
-        process_internal::ChildMain(id, [&target] { return target.Run(); });
+        process_internal::ChildMain(id, run);
       }
     });
     if (!on_launcher.ok()) return on_launcher;

@@ -12,9 +12,11 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "channels/connection.h"
 #include "gtest/gtest.h"
+#include "start_methods/fork.h"
 #include "start_methods/process.h"
 #include "start_methods/test_methods.h"
 #include "start_methods/test_util.h"
@@ -33,6 +35,30 @@ int CloseConnectionThenWait(mp::Connection conn, mp::PassedFd go) {
     n = read(go.fd, &c, 1);
   } while (n < 0 && errno == EINTR);
   return n == 1 && c == 'g' ? 0 : 3;
+}
+
+// Receives ints on `conn` until end of file; returns how many arrived (100 on another error).
+int CountUntilEndOfFile(mp::Connection conn) {
+  int n = 0;
+  for (;;) {
+    absl::StatusOr<int> v = conn.Recv<int>();
+    if (v.ok()) {
+      ++n;
+      continue;
+    }
+    return v.status().code() == absl::StatusCode::kOutOfRange ? n : 100;
+  }
+}
+
+// The parent's end of the pipe, as a fork child inherits it (a global, as in a real program).
+mp::Connection* g_parents_end = nullptr;
+
+// 0 when the inherited copy of the parent's end is closed in this (fork) child and using it is
+// kFailedPrecondition; 1 when it is still open; 2 when `mine` (given) was closed too.
+int InheritedEndState(mp::Connection mine) {
+  if (mine.closed()) return 2;
+  if (!g_parents_end->closed()) return 1;
+  return g_parents_end->Send(1).code() == absl::StatusCode::kFailedPrecondition ? 0 : 3;
 }
 
 namespace {
@@ -94,6 +120,63 @@ TYPED_TEST(PassedConnectionTest, ParentSeesEndOfFileWhenTheChildClosesItsEnd) {
   mp::testing::WriteAllOrDie(go.w(), "g");
   ASSERT_TRUE(p->Join().ok());
   EXPECT_EQ(p->ExitCode(), 0);
+}
+
+// close_inherited_connections: "close my end" reaches the child under every method, fork
+// included (where the child would otherwise hold a copy of the parent's end itself).
+TYPED_TEST(PassedConnectionTest, ClosingInheritedEndsLetsTheChildSeeEndOfFile) {
+  mp::testing::ChildGuard guard;
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = mp::Pipe();
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  mp::Connection mine = std::move(pipe->first);
+  absl::StatusOr<mp::Process> p =
+      mp::Process::Create(TypeParam::Get(), mp::Call<&CountUntilEndOfFile>(std::move(pipe->second)),
+                          {.close_inherited_connections = true});
+  ASSERT_TRUE(p.ok()) << p.status();
+  guard.Add(*p);
+  ASSERT_TRUE(p->Start().ok());
+  ASSERT_TRUE(mine.Send(1).ok());
+  ASSERT_TRUE(mine.Send(2).ok());
+  mine.Close();
+  ASSERT_TRUE(p->Join(kEofTimeout).ok());
+  EXPECT_EQ(p->ExitCode(), 2) << "the child did not see end of file within " << kEofTimeout;
+}
+
+// Under fork, the inherited copy of the parent's end is open in the child by default (CPython's
+// behaviour) and closed with close_inherited_connections, where using it is kFailedPrecondition;
+// the Connection the child was given stays open either way.
+TEST(CloseInheritedConnectionsTest, ForkChildClosesOnlyWhatItWasNotGiven) {
+  mp::testing::ChildGuard guard;
+  for (const bool close : {false, true}) {
+    absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = mp::Pipe();
+    ASSERT_TRUE(pipe.ok()) << pipe.status();
+    mp::Connection mine = std::move(pipe->first);
+    g_parents_end = &mine;
+    absl::StatusOr<mp::Process> p = mp::Process::Create(
+        mp::ForkStartMethod(), mp::Call<&InheritedEndState>(std::move(pipe->second)),
+        {.close_inherited_connections = close});
+    ASSERT_TRUE(p.ok()) << p.status();
+    guard.Add(*p);
+    ASSERT_TRUE(p->Start().ok());
+    ASSERT_TRUE(p->Join(kEofTimeout).ok());
+    EXPECT_EQ(p->ExitCode(), close ? 0 : 1) << "close_inherited_connections = " << close;
+    EXPECT_FALSE(mine.closed());  // the parent's own end is untouched
+  }
+  g_parents_end = nullptr;
+}
+
+int ReturnZero() { return 0; }
+
+TEST(CloseInheritedConnectionsTest, CallableTargetIsRefused) {
+  absl::StatusOr<mp::Process> p =
+      mp::Process::Create(mp::ForkStartMethod(), mp::Target::Callable([] { return 0; }),
+                          {.close_inherited_connections = true});
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "close_inherited_connections")) << p.status();
+  // A Call<&Fn> target is fine.
+  EXPECT_TRUE(mp::Process::Create(mp::ForkStartMethod(), mp::Call<&ReturnZero>(),
+                                  {.close_inherited_connections = true})
+                  .ok());
 }
 
 }  // namespace

@@ -85,6 +85,7 @@ struct ProcessState {
   std::string name;
   bool daemon = false;
   bool kill_on_parent_death = false;
+  bool close_inherited_connections = false;
   std::vector<int> identity;
   std::unique_ptr<ChildHandle> child;
   std::optional<int> pid;
@@ -368,6 +369,12 @@ absl::StatusOr<Process> Process::Create(std::shared_ptr<StartMethod> method, Tar
     return absl::InvalidArgumentError("mp::Process::Create: the target is empty");
   }
   if (absl::Status s = method->CheckTarget(target); !s.ok()) return s;
+  if (options.close_inherited_connections && !target.registered()) {
+    return absl::InvalidArgumentError(
+        "mp::Process::Create: close_inherited_connections needs a Call<&Fn>(...) target (it keeps "
+        "the Connections the arguments carry); a callable's captures cannot be told from what the "
+        "child inherited");
+  }
   auto state = std::make_shared<ProcessState>();
   {
     Globals& g = G();
@@ -379,6 +386,7 @@ absl::StatusOr<Process> Process::Create(std::shared_ptr<StartMethod> method, Tar
                                      : std::move(options.name);
   state->daemon = options.daemon;
   state->kill_on_parent_death = options.kill_on_parent_death;
+  state->close_inherited_connections = options.close_inherited_connections;
   state->method = std::move(method);
   state->target = std::move(target);
   return Process(std::move(state));
@@ -405,6 +413,7 @@ absl::Status Process::Start() {
   spec.daemon = state_->daemon;
   spec.identity = state_->identity;
   spec.kill_on_parent_death = state_->kill_on_parent_death;
+  spec.close_inherited_connections = state_->close_inherited_connections;
   absl::StatusOr<std::unique_ptr<ChildHandle>> child = state_->method->Launch(spec);
   if (!child.ok()) {
     return absl::Status(

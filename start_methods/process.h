@@ -42,6 +42,7 @@
 //   Process(target=f, args=(a,))       Process::Create(method, mp::Call<&f>(a))
 //   Process(name=n, daemon=d)          ProcessOptions{.name = n, .daemon = d}
 //   (no equivalent)                    ProcessOptions{.kill_on_parent_death = true}
+//   (no equivalent)                    ProcessOptions{.close_inherited_connections = true}
 //   p.start(), p.join(timeout)         p.Start(), p.Join(absl::Duration)
 //   p.is_alive(), p.exitcode           p.IsAlive(), p.ExitCode()
 //   p.terminate(), p.kill()            p.Terminate(), p.Kill()
@@ -123,6 +124,13 @@ struct ProcessOptions {
   // The child is killed (SIGKILL, exit code -9) when this process dies, however it dies (see the
   // header comment: "Dying with the parent").
   bool kill_on_parent_death = false;
+  // Fork only (a no-op under spawn and forkserver, whose children hold only what they were
+  // passed): before the target runs, the child closes every Connection it inherited from this
+  // process except the ones its Call<&Fn>(...) arguments carry, so that "close my end" reaches a
+  // child that would otherwise hold a copy of that end itself (channels/connection.h, "End of file
+  // and fork"); a closed one is kFailedPrecondition if the child uses it. Not for a callable target
+  // (kInvalidArgument at Create): what it captured cannot be told from what it inherited.
+  bool close_inherited_connections = false;
 };
 
 namespace process_internal {

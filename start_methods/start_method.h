@@ -70,6 +70,8 @@ struct LaunchSpec {
   std::vector<int> identity;  // the child's identity path, e.g. {3}
   // ProcessOptions::kill_on_parent_death (process.h explains the design).
   bool kill_on_parent_death = false;
+  // ProcessOptions::close_inherited_connections (the fork method runs base/inherited.h's closers).
+  bool close_inherited_connections = false;
 };
 
 class StartMethod {
