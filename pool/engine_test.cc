@@ -182,14 +182,30 @@ const std::string& Name() {
 
 class EngineTest : public ::testing::TestWithParam<std::string> {
  protected:
-  std::unique_ptr<Engine> MakeEngine(int workers) {
-    std::shared_ptr<mp::StartMethod> method = GetParam() == "fork"    ? mp::ForkStartMethod()
-                                              : GetParam() == "spawn" ? mp::SpawnStartMethod()
-                                                                      : mp::ForkServerStartMethod();
-    absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(
-        std::make_unique<mp::pool_internal::ProcessLauncher>(method), {.workers = workers});
+  std::shared_ptr<mp::StartMethod> Method() const {
+    return GetParam() == "fork"    ? mp::ForkStartMethod()
+           : GetParam() == "spawn" ? mp::SpawnStartMethod()
+                                   : mp::ForkServerStartMethod();
+  }
+  std::unique_ptr<Engine> MakeEngine(
+      int workers, std::unique_ptr<mp::pool_internal::WorkerLauncher> launcher = nullptr) {
+    if (launcher == nullptr) {
+      launcher = std::make_unique<mp::pool_internal::ProcessLauncher>(Method());
+    }
+    absl::StatusOr<std::unique_ptr<Engine>> engine =
+        Engine::Create(std::move(launcher), {.workers = workers});
     EXPECT_TRUE(engine.ok()) << engine.status();
     return engine.ok() ? *std::move(engine) : nullptr;
+  }
+  // Submits a job whose one task blocks until `fifos` releases it, and waits until it runs.
+  static std::shared_ptr<Job> SubmitBlocker(Engine& engine, const Fifos& fifos) {
+    auto job = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
+    EXPECT_TRUE(engine
+                    .Submit(job, Name<&BlockUntilReleased>(),
+                            OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
+                    .ok());
+    EXPECT_TRUE(fifos.WaitReady());
+    return job;
   }
 };
 
@@ -200,14 +216,9 @@ TEST_P(EngineTest, CancelTakesBackQueuedJobsButNotARunningOne) {
   std::unique_ptr<Engine> engine = MakeEngine(1);
   ASSERT_NE(engine, nullptr);
   Fifos fifos;
-  auto a = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
+  std::shared_ptr<Job> a = SubmitBlocker(*engine, fifos);
   auto b = std::make_shared<Job>(1, "Submit<Mark>");
   auto c = std::make_shared<Job>(1, "Submit<Mark>");
-  ASSERT_TRUE(engine
-                  ->Submit(a, Name<&BlockUntilReleased>(),
-                           OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
-                  .ok());
-  ASSERT_TRUE(fifos.WaitReady());
   ASSERT_TRUE(engine->Submit(b, Name<&Mark>(), OneTask<&Mark>(fifos.mark()), 1).ok());
   ASSERT_TRUE(engine->Submit(c, Name<&Mark>(), OneTask<&Mark>(fifos.mark()), 1).ok());
   EXPECT_TRUE(engine->Started(a));
@@ -228,12 +239,7 @@ TEST_P(EngineTest, CancelTakesBackQueuedJobsButNotARunningOne) {
   ASSERT_TRUE(a->WaitAll(mp::Deadline::After(absl::Seconds(60))));
   EXPECT_EQ(*mp::pool_internal::ItemResult<int64_t>(*a, 0), 7);
   // A later job on the same (only) worker runs after everything sent before it: B and C never ran.
-  auto d = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
-  ASSERT_TRUE(engine
-                  ->Submit(d, Name<&BlockUntilReleased>(),
-                           OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
-                  .ok());
-  ASSERT_TRUE(fifos.WaitReady());
+  std::shared_ptr<Job> d = SubmitBlocker(*engine, fifos);
   fifos.Release();
   ASSERT_TRUE(d->WaitAll(mp::Deadline::After(absl::Seconds(60))));
   EXPECT_NE(access(fifos.mark().c_str(), F_OK), 0) << "a cancelled task ran";
@@ -245,22 +251,12 @@ TEST_P(EngineTest, CancelTakesBackQueuedJobsButNotARunningOne) {
 // A, while 200 one-task jobs are submitted; once A returns, the chunks the worker does not already
 // hold (it holds at most 32) arrive at least 16 to a message. Every job gets its result.
 TEST_P(EngineTest, QueuedChunksGoManyToAMessage) {
-  std::shared_ptr<mp::StartMethod> method = GetParam() == "fork"    ? mp::ForkStartMethod()
-                                            : GetParam() == "spawn" ? mp::SpawnStartMethod()
-                                                                    : mp::ForkServerStartMethod();
-  auto launcher = std::make_unique<CountingLauncher>(method);
+  auto launcher = std::make_unique<CountingLauncher>(Method());
   std::shared_ptr<std::atomic<int>> sends = launcher->sends();
-  absl::StatusOr<std::unique_ptr<Engine>> created =
-      Engine::Create(std::move(launcher), {.workers = 1});
-  ASSERT_TRUE(created.ok()) << created.status();
-  std::unique_ptr<Engine> engine = *std::move(created);
+  std::unique_ptr<Engine> engine = MakeEngine(1, std::move(launcher));
+  ASSERT_NE(engine, nullptr);
   Fifos fifos;
-  auto a = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
-  ASSERT_TRUE(engine
-                  ->Submit(a, Name<&BlockUntilReleased>(),
-                           OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
-                  .ok());
-  ASSERT_TRUE(fifos.WaitReady());
+  std::shared_ptr<Job> a = SubmitBlocker(*engine, fifos);
   constexpr int kJobs = 200;
   std::vector<std::shared_ptr<Job>> jobs;
   for (int i = 0; i < kJobs; ++i) {
@@ -315,12 +311,7 @@ TEST_P(EngineTest, CancelRunsTheDoneHooks) {
   std::unique_ptr<Engine> engine = MakeEngine(1);
   ASSERT_NE(engine, nullptr);
   Fifos fifos;
-  auto a = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
-  ASSERT_TRUE(engine
-                  ->Submit(a, Name<&BlockUntilReleased>(),
-                           OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
-                  .ok());
-  ASSERT_TRUE(fifos.WaitReady());
+  std::shared_ptr<Job> a = SubmitBlocker(*engine, fifos);
   auto b = std::make_shared<Job>(1, "Submit<Mark>");
   std::atomic<int> runs{0};
   ASSERT_TRUE(b->AddDoneHook([&] { ++runs; }));

@@ -86,6 +86,24 @@ TEST(WireTest, EncodersAppend) {
   EXPECT_EQ(w.header.job, 7u);
 }
 
+// Pseudo-random bytes (xorshift64), the same on every run.
+class XorShift {
+ public:
+  std::string Bytes(size_t n) {
+    std::string out(n, '\0');
+    for (char& c : out) {
+      x_ ^= x_ << 13;
+      x_ ^= x_ >> 7;
+      x_ ^= x_ << 17;
+      c = static_cast<char>(x_);
+    }
+    return out;
+  }
+
+ private:
+  uint64_t x_ = 88172645463325252ull;
+};
+
 // Chunks messages: several chunks for one worker in one message.
 std::string ChunksOf(const std::vector<std::string>& chunks) {
   std::string m = "stale contents";
@@ -147,15 +165,9 @@ TEST(WireTest, BadChunksMessagesAreAStatus) {
   // Not a chunks message at all.
   EXPECT_EQ(code(VarintChunk()), kBad);
   // Random bytes: a status or parts inside the message, never a crash.
-  uint64_t x = 88172645463325252ull;
+  XorShift random;
   for (int trial = 0; trial < 2000; ++trial) {
-    std::string r(1 + trial % 64, '\0');
-    for (char& c : r) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      c = static_cast<char>(x);
-    }
+    std::string r = random.Bytes(1 + trial % 64);
     r[0] = static_cast<char>(kChunks);
     if (trial % 2 == 0 && r.size() >= 5) r[2] = r[3] = r[4] = 0;  // a small count
     if (SplitChunks(Bytes(r), &parts).ok()) {
@@ -289,15 +301,9 @@ TEST(WireTest, GarbageIsAStatus) {
   flags[21] = static_cast<char>(0x80);
   EXPECT_EQ(DecodeToWorker(Bytes(flags), &w).code(), absl::StatusCode::kInvalidArgument);
   // Random bytes after every kind byte: a status either way, never a crash.
-  uint64_t x = 88172645463325252ull;
+  XorShift random;
   for (int trial = 0; trial < 2000; ++trial) {
-    std::string m(1 + trial % 64, '\0');
-    for (char& c : m) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      c = static_cast<char>(x);
-    }
+    std::string m = random.Bytes(1 + trial % 64);
     m[0] = static_cast<char>(1 + trial % 5);
     DecodeToWorker(Bytes(m), &w).IgnoreError();
     DecodeFromWorker(Bytes(m), &f).IgnoreError();
