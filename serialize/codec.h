@@ -459,7 +459,8 @@ struct Codec<std::tuple<Ts...>, std::enable_if_t<(HasCodec<Ts> && ...)>> {
     return std::apply([](const Ts&... e) { return (size_t{0} + ... + Codec<Ts>::Size(e)); }, v);
   }
   static void Encode(const std::tuple<Ts...>& v, ByteWriter& w) {
-    std::apply([&w](const Ts&... e) { (Codec<Ts>::Encode(e, w), ...); }, v);
+    // [&], not [&w]: an empty tuple's lambda does not use w.
+    std::apply([&](const Ts&... e) { (Codec<Ts>::Encode(e, w), ...); }, v);
   }
   static absl::Status Decode(ByteReader& r, std::tuple<Ts...>& out) {
     absl::Status status;

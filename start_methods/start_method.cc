@@ -81,8 +81,6 @@ Registries& Reg() {
   return *r;
 }
 
-constexpr uint32_t kMaxRecordSize = 1u << 30;
-
 }  // namespace
 
 void RegisterStartMethod(absl::string_view name,
