@@ -35,9 +35,9 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
  public:
   explicit ProcessPoolImpl(std::unique_ptr<Engine> engine) : engine_(std::move(engine)) {}
 
-  std::string NextTask() {
-    return absl::StrCat("ProcessPoolExecutor task ",
-                        tasks_.fetch_add(1, std::memory_order_relaxed));
+  std::string NextTask(absl::string_view function) {
+    return absl::StrCat("ProcessPoolExecutor task ", tasks_.fetch_add(1, std::memory_order_relaxed),
+                        " (", function, ")");
   }
 
   void SubmitFutures(std::shared_ptr<Job> job, const std::string& function, Batch batch,
@@ -184,7 +184,9 @@ void SubmitFutures(ProcessPoolImpl& impl, std::shared_ptr<Job> job, const std::s
                      std::move(cores), std::move(finish));
 }
 
-std::string NextExecutorTask(ProcessPoolImpl& impl) { return impl.NextTask(); }
+std::string NextExecutorTask(ProcessPoolImpl& impl, absl::string_view function) {
+  return impl.NextTask(function);
+}
 
 absl::Status SubmitMapChunk(ProcessPoolImpl& impl, std::shared_ptr<Job> job,
                             const std::string& function, Batch batch) {

@@ -138,7 +138,8 @@ void SubmitFutures(ProcessPoolImpl& impl, std::shared_ptr<Job> job, const std::s
                    Batch batch, size_t chunksize, absl::Duration timeout,
                    std::vector<std::shared_ptr<futures_internal::CoreBase>> cores, FinishFn finish);
 // "ProcessPoolExecutor task <n>" for the next task.
-std::string NextExecutorTask(ProcessPoolImpl& impl);
+// "ProcessPoolExecutor task N (function)", N counting this executor's submissions.
+std::string NextExecutorTask(ProcessPoolImpl& impl, absl::string_view function);
 
 // Whether a Submit's first argument is its options (then the options overload applies).
 template <typename... A>
@@ -307,7 +308,7 @@ class ProcessPoolExecutor {
     using R = pool_internal::ResultOf<Fn>;
     const std::string& function = *pool_internal::TaskRegistrar<Fn>::name;
     auto core = std::make_shared<futures_internal::Core<R>>(
-        absl::StrCat(pool_internal::NextExecutorTask(*impl_), " (", function, ")"));
+        pool_internal::NextExecutorTask(*impl_, function));
     pool_internal::Batch batch;
     absl::Status s =
         pool_internal::AddItem(batch, pool_internal::ArgsOf<Fn>(std::forward<A>(args)...));
