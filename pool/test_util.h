@@ -24,6 +24,10 @@ absl::Status KeepLock(Lock lock);
 // A task: whether this worker could take the Lock kept by KeepLock without waiting (it gives it
 // back at once); false also when the Lock cannot be acquired or released.
 bool LockWasFree(int64_t);
+// A task: whether this worker can take the Lock kept by KeepLock within 60 s (it gives it back at
+// once). Where workers run it side by side, one may briefly hold the Lock another tries: waiting
+// for it, unlike LockWasFree, does not mistake that for someone else holding it.
+bool LockCanBeTaken(int64_t);
 
 // In a task: writes `line` into the FIFO `ready`, then blocks until the test writes into (or
 // closes) the FIFO `release`. False if a FIFO cannot be opened or `line` not written.
