@@ -608,6 +608,10 @@ absl::StatusOr<int> KeepOwnerSide(absl::StatusOr<pid_t> pid, int& listener, int&
 
 }  // namespace
 
+absl::Status ForkServer::Endpoints::Abandon(absl::Status s) const {
+  return AbandonServer(std::move(s), listener, lifeline_r, lifeline_w, server.path, server.dir);
+}
+
 absl::StatusOr<ForkServer::Endpoints> ForkServer::MakeEndpoints() {
   std::string key(kKeySize, '\0');
   if (absl::Status s = RandomBytes(Bytes(key.data(), key.size())); !s.ok()) return s;
@@ -619,23 +623,20 @@ absl::StatusOr<ForkServer::Endpoints> ForkServer::MakeEndpoints() {
   e.server.dir = dir_template;
   e.server.path = e.server.dir + "/s";
   e.server.key = std::move(key);
-  auto fail = [&e](absl::Status s) {
-    return AbandonServer(std::move(s), e.listener, e.lifeline_r, e.lifeline_w, e.server.path,
-                         e.server.dir);
-  };
   e.listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (e.listener < 0) return fail(ErrnoStatus(errno, "socket(AF_UNIX) for the forkserver"));
+  if (e.listener < 0) return e.Abandon(ErrnoStatus(errno, "socket(AF_UNIX) for the forkserver"));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, e.server.path.c_str(), e.server.path.size() + 1);
   if (bind(e.listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return fail(ErrnoStatus(errno, absl::StrCat("bind(", e.server.path, ")")));
+    return e.Abandon(ErrnoStatus(errno, absl::StrCat("bind(", e.server.path, ")")));
   }
   if (listen(e.listener, SOMAXCONN) != 0) {
-    return fail(ErrnoStatus(errno, "listen on the forkserver socket"));
+    return e.Abandon(ErrnoStatus(errno, "listen on the forkserver socket"));
   }
   int lifeline[2];
-  if (pipe2(lifeline, O_CLOEXEC) != 0) return fail(ErrnoStatus(errno, "pipe2 for the forkserver"));
+  if (pipe2(lifeline, O_CLOEXEC) != 0)
+    return e.Abandon(ErrnoStatus(errno, "pipe2 for the forkserver"));
   e.lifeline_r = lifeline[0];
   e.lifeline_w = lifeline[1];
   return e;
@@ -645,11 +646,7 @@ absl::Status ForkServer::StartServerLocked() {
   if (absl::Status s = process_internal::CheckCanReexecute("forkserver"); !s.ok()) return s;
   absl::StatusOr<Endpoints> e = MakeEndpoints();
   if (!e.ok()) return e.status();
-  Server server = std::move(e->server);
-  auto fail = [&server, &e](absl::Status s) {
-    return AbandonServer(std::move(s), e->listener, e->lifeline_r, e->lifeline_w, server.path,
-                         server.dir);
-  };
+  Server& server = e->server;  // installed as server_ once it runs
   std::string config = server.key;
   AppendU32(&config, static_cast<uint32_t>(server.path.size()));
   config += server.path;
@@ -657,14 +654,14 @@ absl::Status ForkServer::StartServerLocked() {
   if (absl::Status s = WriteFull(e->lifeline_w, Bytes(config), Deadline::After(absl::Seconds(10)),
                                  "mp: the forkserver's configuration");
       !s.ok()) {
-    return fail(s);
+    return e->Abandon(s);
   }
   process_internal::FlushStdio();
   absl::StatusOr<pid_t> pid = process_internal::SpawnSelf(
       {e->lifeline_r, e->listener}, {process_internal::ProgramArgv0(), "--mp-forkserver"},
       process_internal::ChildEnvironment("forkserver:3:4"));
   absl::StatusOr<int> pidfd = KeepOwnerSide(pid, e->listener, e->lifeline_r);
-  if (!pidfd.ok()) return fail(pidfd.status());
+  if (!pidfd.ok()) return e->Abandon(pidfd.status());
   server.pid = *pid;
   server.pidfd = *pidfd;
   server_ = std::move(server);
@@ -682,18 +679,14 @@ absl::Status ForkServer::ForkServerFromHere() {
   }
   absl::StatusOr<Endpoints> e = MakeEndpoints();
   if (!e.ok()) return e.status();
-  Server server = std::move(e->server);
-  auto fail = [&server, &e](absl::Status s) {
-    return AbandonServer(std::move(s), e->listener, e->lifeline_r, e->lifeline_w, server.path,
-                         server.dir);
-  };
+  Server& server = e->server;  // installed as server_ once it runs
   // The one fork of this process whose warning is right for every child the server forks: they
   // are copies of this moment. Made at Pool::Create, before the pool's threads, it warns only
   // about the user's.
   process_internal::WarnIfForkingThreads();
   process_internal::FlushStdio();
   const pid_t pid = fork();
-  if (pid < 0) return fail(ErrnoStatus(errno, "fork of a forkserver from this process"));
+  if (pid < 0) return e->Abandon(ErrnoStatus(errno, "fork of a forkserver from this process"));
   if (pid == 0) {
     // The server: single-threaded from here on, it never returns into the owner's code. Its
     // descriptors are the owner's at this moment (as a fork child's), minus the lifeline's write
@@ -706,7 +699,7 @@ absl::Status ForkServer::ForkServerFromHere() {
     ServerLoop(e->lifeline_r, e->listener, server.key, server.path).Run();
   }
   absl::StatusOr<int> pidfd = KeepOwnerSide(pid, e->listener, e->lifeline_r);
-  if (!pidfd.ok()) return fail(pidfd.status());
+  if (!pidfd.ok()) return e->Abandon(pidfd.status());
   server.pid = pid;
   server.pidfd = *pidfd;
   MutexLock lock(&mu_);

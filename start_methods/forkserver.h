@@ -133,6 +133,8 @@ class ForkServer : public StartMethod {
     int listener = -1;
     int lifeline_r = -1;
     int lifeline_w = -1;
+    // Closes the endpoints and removes the server's directory; returns `s` (a failure to start).
+    absl::Status Abandon(absl::Status s) const;
   };
   friend void ForkServerAtForkChild();
   friend class process_internal::ForkedServerFactory;
