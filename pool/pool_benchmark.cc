@@ -42,7 +42,6 @@
 #include "benchmark/benchmark.h"
 #include "pool/pool.h"
 #include "start_methods/fork.h"
-#include "start_methods/process.h"
 
 namespace pool_bench {
 
@@ -342,11 +341,3 @@ void BM_RawPoolMapOneMs(benchmark::State& state) { RunRawMap<&OneMs>(state); }
 BENCHMARK(BM_RawPoolMapOneMs)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace pool_bench
-
-int main(int argc, char** argv) {
-  mp::Init(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

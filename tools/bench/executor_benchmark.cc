@@ -35,7 +35,6 @@
 #include "pool/initializer.h"
 #include "pool/process_pool_executor.h"
 #include "start_methods/fork.h"
-#include "start_methods/process.h"
 #include "testing/pin.h"
 
 namespace executor_bench {
@@ -144,11 +143,3 @@ void BM_MapChunked(benchmark::State& state) {
 BENCHMARK(BM_MapChunked)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace executor_bench
-
-int main(int argc, char** argv) {
-  mp::Init(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
