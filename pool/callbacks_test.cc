@@ -19,6 +19,7 @@
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
+#include "start_methods/test_methods.h"
 
 namespace callbacks_test {
 
@@ -34,9 +35,7 @@ std::string Label(std::string s, int64_t n) { return absl::StrCat(s, n); }
 class CallbacksTest : public ::testing::TestWithParam<std::string> {
  protected:
   mp::Pool MakePool() {
-    std::shared_ptr<mp::StartMethod> method = GetParam() == "fork"    ? mp::ForkStartMethod()
-                                              : GetParam() == "spawn" ? mp::SpawnStartMethod()
-                                                                      : mp::ForkServerStartMethod();
+    std::shared_ptr<mp::StartMethod> method = mp::testing::MethodNamed(GetParam());
     absl::StatusOr<mp::Pool> pool = mp::Pool::Create(method, {.processes = 2});
     EXPECT_TRUE(pool.ok()) << pool.status();
     return *std::move(pool);

@@ -31,6 +31,7 @@
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
+#include "start_methods/test_methods.h"
 
 namespace engine_test {
 
@@ -182,11 +183,7 @@ const std::string& Name() {
 
 class EngineTest : public ::testing::TestWithParam<std::string> {
  protected:
-  std::shared_ptr<mp::StartMethod> Method() const {
-    return GetParam() == "fork"    ? mp::ForkStartMethod()
-           : GetParam() == "spawn" ? mp::SpawnStartMethod()
-                                   : mp::ForkServerStartMethod();
-  }
+  std::shared_ptr<mp::StartMethod> Method() const { return mp::testing::MethodNamed(GetParam()); }
   std::unique_ptr<Engine> MakeEngine(
       int workers, std::unique_ptr<mp::pool_internal::WorkerLauncher> launcher = nullptr) {
     if (launcher == nullptr) {

@@ -17,6 +17,7 @@
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
+#include "start_methods/test_methods.h"
 
 namespace pool_exceptions_test {
 
@@ -40,9 +41,7 @@ absl::Status ThrowingInitializer(int64_t) { throw std::runtime_error("boom in in
 class PoolTest : public ::testing::TestWithParam<std::string> {
  protected:
   mp::Pool MakePool(mp::PoolOptions options) {
-    std::shared_ptr<mp::StartMethod> method = GetParam() == "fork"    ? mp::ForkStartMethod()
-                                              : GetParam() == "spawn" ? mp::SpawnStartMethod()
-                                                                      : mp::ForkServerStartMethod();
+    std::shared_ptr<mp::StartMethod> method = mp::testing::MethodNamed(GetParam());
     absl::StatusOr<mp::Pool> pool = mp::Pool::Create(method, std::move(options));
     EXPECT_TRUE(pool.ok()) << pool.status();
     return *std::move(pool);

@@ -32,6 +32,7 @@
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
+#include "start_methods/test_methods.h"
 
 namespace pool_test {
 
@@ -105,11 +106,7 @@ absl::StatusOr<int64_t> AppendToLog(std::string log, int64_t x) {
 
 class PoolTest : public ::testing::TestWithParam<std::string> {
  protected:
-  std::shared_ptr<mp::StartMethod> method() const {
-    return GetParam() == "fork"    ? mp::ForkStartMethod()
-           : GetParam() == "spawn" ? mp::SpawnStartMethod()
-                                   : mp::ForkServerStartMethod();
-  }
+  std::shared_ptr<mp::StartMethod> method() const { return mp::testing::MethodNamed(GetParam()); }
   mp::Pool MakePool(mp::PoolOptions options = {.processes = 2}) {
     absl::StatusOr<mp::Pool> pool = mp::Pool::Create(method(), std::move(options));
     EXPECT_TRUE(pool.ok()) << pool.status();

@@ -35,6 +35,7 @@
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
+#include "start_methods/test_methods.h"
 
 namespace ppe_test {
 
@@ -159,11 +160,7 @@ class Fifos {
 
 class ProcessPoolExecutorTest : public ::testing::TestWithParam<std::string> {
  protected:
-  std::shared_ptr<mp::StartMethod> method() const {
-    return GetParam() == "fork"    ? mp::ForkStartMethod()
-           : GetParam() == "spawn" ? mp::SpawnStartMethod()
-                                   : mp::ForkServerStartMethod();
-  }
+  std::shared_ptr<mp::StartMethod> method() const { return mp::testing::MethodNamed(GetParam()); }
   mp::ProcessPoolExecutor Make(mp::ProcessPoolExecutorOptions options = {.max_workers = 2}) {
     options.method = method();
     absl::StatusOr<mp::ProcessPoolExecutor> e = mp::ProcessPoolExecutor::Create(std::move(options));

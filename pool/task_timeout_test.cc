@@ -21,6 +21,7 @@
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
+#include "start_methods/test_methods.h"
 
 namespace task_timeout_test {
 
@@ -61,9 +62,7 @@ int KilledPid(const absl::Status& s) {
 class TaskTimeoutTest : public ::testing::TestWithParam<std::string> {
  protected:
   mp::Pool MakePool(int processes, absl::Duration limit) {
-    std::shared_ptr<mp::StartMethod> method = GetParam() == "fork"    ? mp::ForkStartMethod()
-                                              : GetParam() == "spawn" ? mp::SpawnStartMethod()
-                                                                      : mp::ForkServerStartMethod();
+    std::shared_ptr<mp::StartMethod> method = mp::testing::MethodNamed(GetParam());
     absl::StatusOr<mp::Pool> pool =
         mp::Pool::Create(method, {.processes = processes, .task_timeout = limit});
     EXPECT_TRUE(pool.ok()) << pool.status();

@@ -24,6 +24,7 @@
 #include "start_methods/forkserver.h"
 #include "start_methods/process.h"
 #include "start_methods/spawn.h"
+#include "start_methods/test_methods.h"
 #include "start_methods/test_util.h"
 
 namespace shm_test {
@@ -413,9 +414,7 @@ TEST_P(SharedMemoryMethodTest, ChildWritesThroughTheName) {
   NameGuard g;
   absl::StatusOr<mp::SharedMemory> shm = mp::SharedMemory::Create(g.Add(UniqueName("child")), 8);
   ASSERT_TRUE(shm.ok());
-  std::shared_ptr<mp::StartMethod> method = GetParam() == "fork"    ? mp::ForkStartMethod()
-                                            : GetParam() == "spawn" ? mp::SpawnStartMethod()
-                                                                    : mp::ForkServerStartMethod();
+  std::shared_ptr<mp::StartMethod> method = mp::testing::MethodNamed(GetParam());
   mp::testing::ChildGuard guard;
   absl::StatusOr<mp::Process> p =
       mp::Process::Create(method, mp::Call<&WriteThrough>(*shm, int64_t{0x1234567}));

@@ -21,6 +21,7 @@
 #include "start_methods/forkserver.h"
 #include "start_methods/process.h"
 #include "start_methods/spawn.h"
+#include "start_methods/test_methods.h"
 #include "start_methods/test_util.h"
 
 namespace value_test {
@@ -234,11 +235,7 @@ TEST(ValueTest, UpdateReturnsTheNewValueAndAThrowLeavesItUnchanged) {
 
 class ValueMethodTest : public ::testing::TestWithParam<std::string> {
  protected:
-  std::shared_ptr<mp::StartMethod> method() const {
-    return GetParam() == "fork"    ? mp::ForkStartMethod()
-           : GetParam() == "spawn" ? mp::SpawnStartMethod()
-                                   : mp::ForkServerStartMethod();
-  }
+  std::shared_ptr<mp::StartMethod> method() const { return mp::testing::MethodNamed(GetParam()); }
   mp::ShmDomain domain() const {
     return GetParam() == "fork" ? mp::ShmDomain::kFork : mp::ShmDomain::kTransferable;
   }

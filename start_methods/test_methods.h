@@ -10,9 +10,12 @@
 #ifndef MP_START_METHODS_TEST_METHODS_H_
 #define MP_START_METHODS_TEST_METHODS_H_
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
@@ -35,6 +38,17 @@ struct ForkServer {
 };
 
 using AllStartMethods = ::testing::Types<Fork, Spawn, ForkServer>;
+
+// For value-parameterized tests over the method names: the method `name` names (FindStartMethod).
+// Aborts on a name no linked method has (a typo in the test's parameters).
+inline std::shared_ptr<StartMethod> MethodNamed(absl::string_view name) {
+  absl::StatusOr<std::shared_ptr<StartMethod>> method = FindStartMethod(name);
+  if (!method.ok()) {
+    ADD_FAILURE() << method.status();
+    std::abort();
+  }
+  return *method;
+}
 
 // Names the typed tests' instances "fork", "spawn", "forkserver".
 class StartMethodNames {
