@@ -194,14 +194,21 @@ class EngineTest : public ::testing::TestWithParam<std::string> {
     EXPECT_TRUE(engine.ok()) << engine.status();
     return engine.ok() ? *std::move(engine) : nullptr;
   }
-  // Submits a job whose one task blocks until `fifos` releases it, and waits until it runs.
+  // Submits a job whose one task blocks until `fifos` releases it, and waits until it runs; null
+  // (and a failure recorded) when either fails.
   static std::shared_ptr<Job> SubmitBlocker(Engine& engine, const Fifos& fifos) {
     auto job = std::make_shared<Job>(1, "Submit<BlockUntilReleased>");
-    EXPECT_TRUE(engine
-                    .Submit(job, Name<&BlockUntilReleased>(),
-                            OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1)
-                    .ok());
-    EXPECT_TRUE(fifos.WaitReady());
+    const absl::Status s =
+        engine.Submit(job, Name<&BlockUntilReleased>(),
+                      OneTask<&BlockUntilReleased>(fifos.ready(), fifos.release()), 1);
+    if (!s.ok()) {
+      ADD_FAILURE() << s;
+      return nullptr;
+    }
+    if (!fifos.WaitReady()) {
+      ADD_FAILURE() << "the blocking task did not start";
+      return nullptr;
+    }
     return job;
   }
 };
@@ -214,6 +221,7 @@ TEST_P(EngineTest, CancelTakesBackQueuedJobsButNotARunningOne) {
   ASSERT_NE(engine, nullptr);
   Fifos fifos;
   std::shared_ptr<Job> a = SubmitBlocker(*engine, fifos);
+  ASSERT_NE(a, nullptr);
   auto b = std::make_shared<Job>(1, "Submit<Mark>");
   auto c = std::make_shared<Job>(1, "Submit<Mark>");
   ASSERT_TRUE(engine->Submit(b, Name<&Mark>(), OneTask<&Mark>(fifos.mark()), 1).ok());
@@ -237,6 +245,7 @@ TEST_P(EngineTest, CancelTakesBackQueuedJobsButNotARunningOne) {
   EXPECT_EQ(*mp::pool_internal::ItemResult<int64_t>(*a, 0), 7);
   // A later job on the same (only) worker runs after everything sent before it: B and C never ran.
   std::shared_ptr<Job> d = SubmitBlocker(*engine, fifos);
+  ASSERT_NE(d, nullptr);
   fifos.Release();
   ASSERT_TRUE(d->WaitAll(mp::Deadline::After(absl::Seconds(60))));
   EXPECT_NE(access(fifos.mark().c_str(), F_OK), 0) << "a cancelled task ran";
@@ -254,6 +263,7 @@ TEST_P(EngineTest, QueuedChunksGoManyToAMessage) {
   ASSERT_NE(engine, nullptr);
   Fifos fifos;
   std::shared_ptr<Job> a = SubmitBlocker(*engine, fifos);
+  ASSERT_NE(a, nullptr);
   constexpr int kJobs = 200;
   std::vector<std::shared_ptr<Job>> jobs;
   for (int i = 0; i < kJobs; ++i) {
@@ -309,6 +319,7 @@ TEST_P(EngineTest, CancelRunsTheDoneHooks) {
   ASSERT_NE(engine, nullptr);
   Fifos fifos;
   std::shared_ptr<Job> a = SubmitBlocker(*engine, fifos);
+  ASSERT_NE(a, nullptr);
   auto b = std::make_shared<Job>(1, "Submit<Mark>");
   std::atomic<int> runs{0};
   ASSERT_TRUE(b->AddDoneHook([&] { ++runs; }));

@@ -153,6 +153,12 @@ class Fifos {
     }
   }
   bool Marked() const { return access(mark().c_str(), F_OK) == 0; }
+  // BlockOnTwo's items first .. last - 1 for these FIFOs.
+  std::vector<std::string> Items(int first, int last) const {
+    std::vector<std::string> items;
+    for (int i = first; i < last; ++i) items.push_back(absl::StrCat(dir_, "|", i));
+    return items;
+  }
 
  private:
   std::string dir_;
@@ -328,8 +334,7 @@ TEST_P(ProcessPoolExecutorTest, MapBuffersize) {
 TEST_P(ProcessPoolExecutorTest, MapTimeoutCancelsTheRest) {
   mp::ProcessPoolExecutor e = Make({.max_workers = 1});
   Fifos fifos;
-  std::vector<std::string> items;
-  for (int i = 0; i < 6; ++i) items.push_back(absl::StrCat(fifos.dir(), "|", i));
+  const std::vector<std::string> items = fifos.Items(0, 6);
   mp::MapIterator<int64_t> it = e.Map<&BlockOnTwo>(items, {.timeout = absl::Milliseconds(300)});
   EXPECT_EQ(*it.Next(), 0);
   EXPECT_EQ(*it.Next(), 1);
@@ -349,8 +354,7 @@ TEST_P(ProcessPoolExecutorTest, DestroyingAMapIteratorCancelsWholeChunks) {
   mp::Future<int64_t> running = e.Submit<&BlockUntilReleased>(fifos.ready(), fifos.release());
   ASSERT_TRUE(fifos.AwaitReady());
   {
-    std::vector<std::string> items;
-    for (int i = 3; i < 7; ++i) items.push_back(absl::StrCat(fifos.dir(), "|", i));
+    const std::vector<std::string> items = fifos.Items(3, 7);
     mp::MapIterator<int64_t> it = e.Map<&BlockOnTwo>(items, {.chunksize = 2});
   }  // two chunks of two, none started: every future is cancelled, the chunks taken back
   ASSERT_TRUE(fifos.Release());
@@ -383,8 +387,7 @@ TEST_P(ProcessPoolExecutorTest, ShutdownCancelFuturesTakesBackMapChunks) {
   Fifos fifos;
   mp::Future<int64_t> running = e.Submit<&BlockUntilReleased>(fifos.ready(), fifos.release());
   ASSERT_TRUE(fifos.AwaitReady());
-  std::vector<std::string> items;
-  for (int i = 3; i < 7; ++i) items.push_back(absl::StrCat(fifos.dir(), "|", i));
+  const std::vector<std::string> items = fifos.Items(3, 7);
   mp::MapIterator<int64_t> it = e.Map<&BlockOnTwo>(items, {.chunksize = 2});
   ASSERT_TRUE(e.Shutdown({.wait = false, .cancel_futures = true}).ok());
   for (int i = 0; i < 4; ++i) EXPECT_EQ(it.Next().status().code(), StatusCode::kCancelled) << i;
