@@ -57,6 +57,10 @@ TEST(DeadlineTest, NeverAndExpired) {
   EXPECT_FALSE(hour.Expired());
   EXPECT_LE(hour.Remaining(), absl::Hours(1));
   EXPECT_GT(hour.Remaining(), absl::Minutes(59));
+  // AtNs is the point ns() names; INT64_MAX is Never and a past point is expired.
+  EXPECT_EQ(Deadline::AtNs(hour.ns()).ns(), hour.ns());
+  EXPECT_TRUE(Deadline::AtNs(INT64_MAX).IsNever());
+  EXPECT_TRUE(Deadline::AtNs(MonotonicNowNs() - 1).Expired());
   // Durations past the clock's range are Never, not an overflow into the past.
   EXPECT_TRUE(Deadline::After(absl::Hours(24 * 365 * 400)).IsNever());
   EXPECT_EQ(Deadline::Earlier(hour, Deadline::Never()).ns(), hour.ns());

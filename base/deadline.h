@@ -33,6 +33,8 @@ class Deadline {
   // Now plus `timeout`; absl::InfiniteDuration() (or a timeout past the clock's range) gives
   // Never(), a zero or negative timeout gives now (already expired).
   static Deadline After(absl::Duration timeout);
+  // The point `ns` on CLOCK_MONOTONIC (MonotonicNowNs); INT64_MAX gives Never().
+  static Deadline AtNs(int64_t ns) { return Deadline(ns); }
 
   bool IsNever() const { return ns_ == kNever; }
   bool Expired() const;

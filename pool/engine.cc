@@ -350,10 +350,7 @@ void Engine::Impl::Run() {
       objects.emplace_back(w.sentinel);
     }
     manager_wakes_at_ = WaitUntil(timed_at);
-    const absl::Duration wait =
-        manager_wakes_at_ == INT64_MAX
-            ? absl::InfiniteDuration()
-            : absl::Nanoseconds(std::max<int64_t>(0, manager_wakes_at_ - MonotonicNowNs()));
+    const absl::Duration wait = Deadline::AtNs(manager_wakes_at_).Remaining();
     work_mu_.Unlock();
     absl::StatusOr<std::vector<size_t>> ready = Wait(objects, wait);
     work_mu_.Lock();
