@@ -51,6 +51,7 @@ void Engine::Impl::SendAssigned(Worker& w) {
         AppendChunk(w.outstanding[k], m);
         FinishChunksPart(at, m);
       }
+      FinishChunks(static_cast<uint32_t>(n), m);
     }
     sender_->Send(w.out, std::move(m), all_read);
     all_read = false;

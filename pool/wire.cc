@@ -101,14 +101,13 @@ size_t StartChunksPart(std::string& out) {
 }
 
 void FinishChunksPart(size_t at, std::string& out) {
-  uint8_t* p = reinterpret_cast<uint8_t*>(out.data());
-  ByteWriter length(p + at, 4);
-  length.WriteLE(static_cast<uint32_t>(out.size() - at - 4));
-  uint32_t count = 0;
-  ByteReader r(absl::Span<const uint8_t>(p + 1, 4));
-  r.ReadLE(&count, "chunks count").IgnoreError();  // our own 4 bytes: cannot fail
-  ByteWriter w(p + 1, 4);
-  w.WriteLE(count + 1);
+  ByteWriter w(reinterpret_cast<uint8_t*>(out.data()) + at, 4);
+  w.WriteLE(static_cast<uint32_t>(out.size() - at - 4));
+}
+
+void FinishChunks(uint32_t count, std::string& out) {
+  ByteWriter w(reinterpret_cast<uint8_t*>(out.data()) + 1, 4);
+  w.WriteLE(count);
 }
 
 absl::Status SplitChunks(absl::Span<const uint8_t> message,

@@ -74,11 +74,12 @@ void EncodeFixedChunk(const ChunkHeader& h, uint8_t flags, absl::string_view fun
                       uint32_t item_size, const uint8_t* items, std::string& out);
 // A chunks message: StartChunks replaces `out` with its header; then for each chunk,
 // `at = StartChunksPart(out)`, the chunk appended (EncodeChunk / EncodeFixedChunk), and
-// FinishChunksPart(at, out), which stores its length and counts it. At most kMaxChunksPerMessage
-// chunks of at most 4 GiB each.
+// FinishChunksPart(at, out), which stores its length; last, FinishChunks stores how many there
+// are. At most kMaxChunksPerMessage chunks of at most 4 GiB each.
 void StartChunks(std::string& out);
 size_t StartChunksPart(std::string& out);
 void FinishChunksPart(size_t at, std::string& out);
+void FinishChunks(uint32_t count, std::string& out);
 // The chunks of the chunks message `message` into *parts (views into the message; each then goes
 // to DecodeToWorker). A status naming what was wrong: kOutOfRange (ByteReader's) for a truncated
 // message or a length past its end, kInvalidArgument for a count of 0 or above

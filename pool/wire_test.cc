@@ -113,6 +113,7 @@ std::string ChunksOf(const std::vector<std::string>& chunks) {
     m.append(c);
     FinishChunksPart(at, m);
   }
+  FinishChunks(static_cast<uint32_t>(chunks.size()), m);
   return m;
 }
 
