@@ -117,7 +117,7 @@ ssize_t WritevNoSigpipe(int fd, const struct iovec* iov, int iovcnt) {
 // lock is held across fork(2) (pthread_atfork), so that a fork child finds the set whole.
 struct LiveConnections {
   std::mutex mu;
-  absl::flat_hash_set<const Connection*> set;
+  absl::flat_hash_set<Connection*> set;
 };
 LiveConnections& Live() {
   static LiveConnections* const live = [] {
@@ -129,7 +129,7 @@ LiveConnections& Live() {
   return *live;
 }
 // `from` (may be null) no longer holds a descriptor; `to` (may be null) does.
-void Track(const Connection* from, const Connection* to) {
+void Track(Connection* from, Connection* to) {
   LiveConnections& live = Live();
   std::lock_guard<std::mutex> lock(live.mu);
   if (from != nullptr) live.set.erase(from);
@@ -143,10 +143,8 @@ void CloseInheritedConnections(absl::Span<const int> keep) {
   {
     LiveConnections& live = Live();
     std::lock_guard<std::mutex> lock(live.mu);
-    for (const Connection* c : live.set) {
-      if (std::find(keep.begin(), keep.end(), c->fd()) == keep.end()) {
-        inherited.push_back(const_cast<Connection*>(c));
-      }
+    for (Connection* c : live.set) {
+      if (std::find(keep.begin(), keep.end(), c->fd()) == keep.end()) inherited.push_back(c);
     }
   }
   for (Connection* c : inherited) c->Close();
