@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "boost/interprocess/ipc/message_queue.hpp"
@@ -239,10 +240,10 @@ BENCHMARK(BM_RawSocketPingPong)->Arg(64);
 
 // ---- Connection round trip -------------------------------------------------------------------
 
-void ConnectionRoundTrip(benchmark::State& state, bool duplex) {
+void ConnectionRoundTrip(benchmark::State& state, bool duplex, mp::ConnectionTransport transport) {
   const size_t size = static_cast<size_t>(state.range(0));
-  absl::StatusOr<std::pair<Connection, Connection>> p1 = Pipe(duplex);
-  absl::StatusOr<std::pair<Connection, Connection>> p2 = Pipe(duplex);
+  absl::StatusOr<std::pair<Connection, Connection>> p1 = Pipe(duplex, transport);
+  absl::StatusOr<std::pair<Connection, Connection>> p2 = Pipe(duplex, transport);
   if (!p1.ok() || !p2.ok()) {
     state.SkipWithError("Pipe failed");
     return;
@@ -263,22 +264,90 @@ void ConnectionRoundTrip(benchmark::State& state, bool duplex) {
       if (!child_tx.SendBytes(absl::MakeConstSpan(buf.data(), *n)).ok()) return 1;
     }
   });
+  child_rx.Close();
+  child_tx.Close();
   std::vector<uint8_t> buf(size, 'x');
   for (auto _ : state) {
     if (!parent_tx.SendBytes(buf).ok()) break;
     if (!parent_rx.RecvBytesInto(absl::MakeSpan(buf)).ok()) break;
   }
   parent_tx.Close();
-  child_rx.Close();
+  parent_rx.Close();
   child.Reap();
 }
 
-void BM_ConnectionRoundTripDuplex(benchmark::State& state) { ConnectionRoundTrip(state, true); }
+// The shared-memory transport (Pipe()'s default) and the socket transport.
+void BM_ConnectionRoundTripDuplex(benchmark::State& state) {
+  ConnectionRoundTrip(state, true, mp::ConnectionTransport::kSharedMemory);
+}
+void BM_ConnectionRoundTripSocket(benchmark::State& state) {
+  ConnectionRoundTrip(state, true, mp::ConnectionTransport::kSocket);
+}
 void BM_ConnectionRoundTripOneWayPipes(benchmark::State& state) {
-  ConnectionRoundTrip(state, false);
+  ConnectionRoundTrip(state, false, mp::ConnectionTransport::kSocket);
 }
 BENCHMARK(BM_ConnectionRoundTripDuplex)->Arg(64);
+BENCHMARK(BM_ConnectionRoundTripSocket)->Arg(64);
 BENCHMARK(BM_ConnectionRoundTripOneWayPipes)->Arg(64);
+
+// The natural request/reply program: a parent and 4 worker processes, one duplex Pipe each; each
+// round the parent sends a 64-byte request to every worker, then receives every reply. Counter
+// total_ops: round trips per second (4 per round). Not pinned: 5 processes share the 2 cores as
+// they would in a user's program.
+void PipeWorkers(benchmark::State& state, mp::ConnectionTransport transport) {
+  constexpr int kWorkers = 4;
+  mp::testing::UnpinSelf();  // and the workers, which inherit it
+  absl::Cleanup repin = [] { mp::testing::PinSelf(0); };
+  std::vector<std::pair<Connection, Connection>> pipes;
+  for (int i = 0; i < kWorkers; ++i) {
+    absl::StatusOr<std::pair<Connection, Connection>> p = Pipe(true, transport);
+    if (!p.ok()) {
+      state.SkipWithError("Pipe failed");
+      return;
+    }
+    pipes.push_back(*std::move(p));
+  }
+  std::vector<pid_t> children;
+  for (int i = 0; i < kWorkers; ++i) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      for (int j = 0; j < kWorkers; ++j) {
+        pipes[j].first.Close();
+        if (j != i) pipes[j].second.Close();
+      }
+      Connection& c = pipes[i].second;
+      uint8_t buf[64];
+      for (;;) {
+        absl::StatusOr<size_t> n = c.RecvBytesInto(absl::MakeSpan(buf));
+        if (!n.ok()) _exit(0);
+        if (!c.SendBytes(absl::MakeConstSpan(buf, *n)).ok()) _exit(1);
+      }
+    }
+    children.push_back(pid);
+  }
+  for (auto& p : pipes) p.second.Close();
+  uint8_t msg[64] = {};
+  for (auto _ : state) {
+    for (auto& p : pipes) {
+      if (!p.first.SendBytes(absl::MakeConstSpan(msg)).ok()) state.SkipWithError("send failed");
+    }
+    for (auto& p : pipes) {
+      if (!p.first.RecvBytesInto(absl::MakeSpan(msg)).ok()) state.SkipWithError("recv failed");
+    }
+  }
+  state.counters["total_ops"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * kWorkers), benchmark::Counter::kIsRate);
+  for (auto& p : pipes) p.first.Close();
+  for (pid_t pid : children) waitpid(pid, nullptr, 0);
+}
+void BM_PipeWorkers(benchmark::State& state) {
+  PipeWorkers(state, mp::ConnectionTransport::kSharedMemory);
+}
+void BM_PipeWorkersSocket(benchmark::State& state) {
+  PipeWorkers(state, mp::ConnectionTransport::kSocket);
+}
+BENCHMARK(BM_PipeWorkers)->Iterations(5000)->UseRealTime();
+BENCHMARK(BM_PipeWorkersSocket)->Iterations(5000)->UseRealTime();
 
 // ---- Queue throughput vs Boost.Interprocess --------------------------------------------------
 
@@ -517,11 +586,11 @@ BENCHMARK(BM_QueueThroughputSize)
     ->UseManualTime()
     ->Iterations(1);
 
-// 1 MiB messages one way over a duplex Connection (CPython's default Pipe) vs raw writes on a
-// socketpair; the child reads until an empty message / end of file.
-void BM_ConnectionThroughput1MiB(benchmark::State& state) {
+// 1 MiB messages one way over a duplex Connection (CPython's default Pipe) of either transport vs
+// raw writes on a socketpair; the child reads until an empty message / end of file.
+void ConnectionThroughput1MiB(benchmark::State& state, mp::ConnectionTransport transport) {
   constexpr size_t kSize = 1 << 20;
-  absl::StatusOr<std::pair<Connection, Connection>> p = Pipe();
+  absl::StatusOr<std::pair<Connection, Connection>> p = Pipe(true, transport);
   if (!p.ok()) {
     state.SkipWithError("Pipe failed");
     return;
@@ -544,6 +613,13 @@ void BM_ConnectionThroughput1MiB(benchmark::State& state) {
   child.Reap();
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kSize));
 }
+void BM_ConnectionThroughput1MiB(benchmark::State& state) {
+  ConnectionThroughput1MiB(state, mp::ConnectionTransport::kSharedMemory);
+}
+void BM_ConnectionThroughput1MiBSocket(benchmark::State& state) {
+  ConnectionThroughput1MiB(state, mp::ConnectionTransport::kSocket);
+}
+BENCHMARK(BM_ConnectionThroughput1MiBSocket)->UseRealTime();
 BENCHMARK(BM_ConnectionThroughput1MiB)->UseRealTime();
 
 void BM_RawSocketThroughput1MiB(benchmark::State& state) {

@@ -19,11 +19,13 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "base/deadline.h"
 #include "base/errno_status.h"
 #include "base/inherited.h"
+#include "channels/shm_link.h"
 
 namespace mp {
 
@@ -164,6 +166,16 @@ Connection::Connection(int fd, bool is_socket, bool readable, bool writable,
   if (fd_ >= 0) Track(nullptr, this);
 }
 
+Connection::Connection(channels_internal::ShmLink link, bool readable, bool writable,
+                       size_t max_message_size)
+    : fd_(link.sock()),
+      readable_(readable),
+      writable_(writable),
+      max_message_size_(max_message_size),
+      shm_(std::make_unique<channels_internal::ShmLink>(std::move(link))) {
+  if (fd_ >= 0) Track(nullptr, this);
+}
+
 Connection::Connection(Connection&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       is_socket_(other.is_socket_),
@@ -177,7 +189,8 @@ Connection::Connection(Connection&& other) noexcept
       received_(std::exchange(other.received_, 0)),
       message_end_(std::exchange(other.message_end_, 0)),
       pending_fds_(std::move(other.pending_fds_)),
-      sbuf_(std::move(other.sbuf_)) {
+      sbuf_(std::move(other.sbuf_)),
+      shm_(std::move(other.shm_)) {
   if (fd_ >= 0) Track(&other, this);
   other.pending_fds_.clear();
 }
@@ -200,10 +213,12 @@ Connection& Connection::operator=(Connection&& other) noexcept {
     pending_fds_ = std::move(other.pending_fds_);
     other.pending_fds_.clear();
     sbuf_ = std::move(other.sbuf_);
+    shm_ = std::move(other.shm_);
   }
   return *this;
 }
 
+Connection::Connection() = default;
 Connection::~Connection() { Close(); }
 
 absl::StatusOr<Connection> Connection::FromFd(int fd, size_t max_message_size) {
@@ -244,6 +259,10 @@ absl::StatusOr<Connection> Connection::FromFd(int fd, size_t max_message_size) {
 }
 
 int Connection::Release() {
+  if (shm_ != nullptr) {
+    Close();
+    return -1;
+  }
   int fd = std::exchange(fd_, -1);
   if (fd >= 0) Track(this, nullptr);
   Close();
@@ -252,10 +271,15 @@ int Connection::Release() {
 
 void Connection::Close() {
   if (fd_ >= 0) {
-    ::close(fd_);  // never retried: on Linux the descriptor is gone even after EINTR
+    if (shm_ != nullptr) {
+      shm_->Close();
+    } else {
+      ::close(fd_);  // never retried: on Linux the descriptor is gone even after EINTR
+    }
     fd_ = -1;
     Track(this, nullptr);
   }
+  shm_.reset();
   readable_ = writable_ = false;
   for (const PendingFd& p : pending_fds_) ::close(p.fd);
   pending_fds_.clear();
@@ -305,7 +329,7 @@ absl::Status Connection::WriteMessage(absl::Span<const uint8_t> body, absl::Span
                                                    " bytes exceeds the max message size of ",
                                                    max_message_size_));
   }
-  if (!fds.empty() && !is_socket_) {
+  if (!fds.empty() && !carries_fds()) {
     return absl::FailedPreconditionError(
         "Connection: a one-way pipe cannot carry file descriptors; use Pipe(/*duplex=*/true)");
   }
@@ -313,6 +337,12 @@ absl::Status Connection::WriteMessage(absl::Span<const uint8_t> body, absl::Span
     return absl::InvalidArgumentError(absl::StrCat("Connection: a message can carry at most ",
                                                    kMaxFdsPerMessage, " descriptors, got ",
                                                    fds.size()));
+  }
+  if (shm_ != nullptr) {
+    absl::Status s = shm_->Send(body, fds);
+    // A broken ring cannot be trusted for the next message either.
+    if (s.code() == absl::StatusCode::kDataLoss) return Fail(s);
+    return s;
   }
   // A small body travels in one piece behind its prefix: one plain write.
   uint8_t prefix[kConnectionPrefixSize + kCoalesceBodySize];
@@ -418,7 +448,7 @@ absl::Status Connection::SendFd(int fd) {
     return absl::InvalidArgumentError(absl::StrCat("Connection::SendFd: invalid descriptor ", fd));
   }
   if (absl::Status s = CheckWritable(); !s.ok()) return s;
-  if (!is_socket_) {
+  if (!carries_fds()) {
     return absl::FailedPreconditionError(
         "Connection::SendFd: a one-way pipe cannot carry file descriptors; use "
         "Pipe(/*duplex=*/true)");
@@ -428,7 +458,7 @@ absl::Status Connection::SendFd(int fd) {
 
 absl::StatusOr<int> Connection::RecvFd() {
   if (absl::Status s = CheckReadable(); !s.ok()) return s;
-  if (!is_socket_) {
+  if (!carries_fds()) {
     return absl::FailedPreconditionError(
         "Connection::RecvFd: a one-way pipe cannot carry file descriptors; use "
         "Pipe(/*duplex=*/true)");
@@ -543,6 +573,14 @@ absl::Status Connection::FillBuffer(size_t n, bool exact) {
 
 absl::StatusOr<Connection::Prefix> Connection::ReadPrefix(std::vector<int>* fds) {
   if (absl::Status s = CheckReadable(); !s.ok()) return s;
+  if (shm_ != nullptr) {
+    absl::StatusOr<uint32_t> length = shm_->BeginRecv(fds, max_message_size_);
+    if (!length.ok()) {
+      if (length.status().code() == absl::StatusCode::kOutOfRange) return length.status();
+      return Fail(length.status());
+    }
+    return Prefix{.length = *length};
+  }
   if (rpos_ == rend_) rpos_ = rend_ = 0;
   const size_t had = buffered();
   if (absl::Status s = FillBuffer(kConnectionPrefixSize, /*exact=*/prefix_alone_); !s.ok()) {
@@ -601,6 +639,10 @@ absl::StatusOr<Connection::Prefix> Connection::ReadPrefix(std::vector<int>* fds)
 }
 
 absl::Status Connection::ReadBody(uint8_t* out, size_t n, size_t total, size_t done) {
+  if (shm_ != nullptr) {
+    if (absl::Status s = shm_->ReadBody(out, n); !s.ok()) return Fail(s);
+    return absl::OkStatus();
+  }
   const size_t from_buffer = std::min(n, buffered());
   if (from_buffer > 0) std::memcpy(out, rbuf_.data() + rpos_, from_buffer);
   rpos_ += from_buffer;
@@ -682,7 +724,18 @@ absl::StatusOr<size_t> Connection::RecvBytesInto(absl::Span<uint8_t> buffer, siz
 absl::StatusOr<absl::Span<const uint8_t>> Connection::RecvFrame(std::vector<int>* fds) {
   absl::StatusOr<Prefix> p = ReadPrefix(fds);
   if (!p.ok()) return p.status();
-  if (buffered() >= p->length || p->length <= kReceiveBufferSize) {
+  if (shm_ != nullptr) {
+    // Copied out of shared memory before it is decoded (the peer cannot change it under the
+    // decoder), into the receive buffer only, so that a sending thread may use sbuf_ meanwhile.
+    if (p->length <= kReceiveBufferSize) {
+      if (rbuf_.size() < kReceiveBufferSize) rbuf_.resize(kReceiveBufferSize);
+      if (absl::Status s = ReadBody(rbuf_.data(), p->length, p->length, 0); !s.ok()) return s;
+    } else if (absl::Status s = ReadBodyGrowing(rbuf_, p->length); !s.ok()) {
+      return s;
+    }
+    return absl::Span<const uint8_t>(rbuf_.data(), p->length);
+  }
+  if (shm_ == nullptr && (buffered() >= p->length || p->length <= kReceiveBufferSize)) {
     // Decode in place from the receive buffer.
     if (absl::Status s = FillBuffer(p->length); !s.ok()) {
       if (s.code() != absl::StatusCode::kOutOfRange) return s;
@@ -701,6 +754,7 @@ absl::StatusOr<absl::Span<const uint8_t>> Connection::RecvFrame(std::vector<int>
 
 absl::StatusOr<bool> Connection::Poll(absl::Duration timeout) {
   if (absl::Status s = CheckReadable(); !s.ok()) return s;
+  if (shm_ != nullptr) return shm_->Poll(Deadline::After(timeout));
   if (buffered() > 0) return true;
   absl::StatusOr<short> ready = PollUntil(fd_, POLLIN, Deadline::After(timeout));
   if (!ready.ok()) return PollFailed("Connection::Poll", ready.status());
@@ -709,7 +763,16 @@ absl::StatusOr<bool> Connection::Poll(absl::Duration timeout) {
 
 // ---------------------------------------------------------------------------------------------------
 
-absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex) {
+absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex,
+                                                       ConnectionTransport transport) {
+  if (transport == ConnectionTransport::kSharedMemory) {
+    absl::StatusOr<std::pair<channels_internal::ShmLink, channels_internal::ShmLink>> links =
+        channels_internal::ShmLink::CreatePair(channels_internal::kDefaultRingBytes);
+    if (!links.ok()) return links.status();
+    return std::make_pair(
+        Connection(std::move(links->first), true, duplex, kDefaultMaxMessageSize),
+        Connection(std::move(links->second), duplex, true, kDefaultMaxMessageSize));
+  }
   int fds[2];
   if (duplex) {
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
@@ -725,8 +788,14 @@ absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex) {
 
 absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
                                          absl::Duration timeout) {
-  std::vector<size_t> ready;
+  const Deadline deadline = Deadline::After(timeout);
   std::vector<struct pollfd> polls(objects.size());
+  // The shared-memory ends among the objects: ready when their ring holds a message; otherwise
+  // they announce a poll(2) sleeper so that the next message wakes their side socket. Objects
+  // ready before polling (a message in a ring, or buffered) are still polled once at once, so that
+  // every ready object is reported and every descriptor checked.
+  std::vector<channels_internal::ShmLink*> links(objects.size(), nullptr);
+  std::vector<bool> buffered(objects.size(), false);
   for (size_t i = 0; i < objects.size(); ++i) {
     const Waitable& w = objects[i];
     if (w.connection_ != nullptr) {
@@ -738,33 +807,64 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
         return absl::InvalidArgumentError(
             absl::StrCat("mp::Wait: object #", i, " is a write-only Connection"));
       }
-      if (w.connection_->buffered() > 0) ready.push_back(i);
+      links[i] = w.connection_->shm_.get();
+      buffered[i] = links[i] == nullptr && w.connection_->buffered() > 0;
     } else if (w.fd_ < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("mp::Wait: object #", i, " is an invalid descriptor ", w.fd_));
     }
     polls[i] = {w.fd_, POLLIN, 0};
   }
-  if (!ready.empty()) return ready;
-  absl::StatusOr<int> r = PollUntil(absl::MakeSpan(polls), Deadline::After(timeout));
-  if (!r.ok()) return PollFailed("mp::Wait", r.status());
-  for (size_t i = 0; i < polls.size(); ++i) {
-    if (polls[i].revents & POLLNVAL) {
-      return absl::InvalidArgumentError(absl::StrCat("mp::Wait: object #", i, " (descriptor ",
-                                                     polls[i].fd, ") is not an open descriptor"));
+  absl::Cleanup disarm = [&links] {
+    for (channels_internal::ShmLink* link : links) {
+      if (link != nullptr) link->DisarmPollWake();
     }
-    if (polls[i].revents != 0) ready.push_back(i);
+  };
+  std::vector<bool> ready_now(objects.size(), false);
+  for (;;) {
+    bool any = false;
+    for (size_t i = 0; i < links.size(); ++i) {
+      ready_now[i] = buffered[i] || (links[i] != nullptr && links[i]->ArmPollWake());
+      any = any || ready_now[i];
+    }
+    absl::StatusOr<int> r =
+        PollUntil(absl::MakeSpan(polls), any ? Deadline::After(absl::ZeroDuration()) : deadline);
+    if (!r.ok()) return PollFailed("mp::Wait", r.status());
+    std::vector<size_t> ready;
+    for (size_t i = 0; i < polls.size(); ++i) {
+      if (polls[i].revents & POLLNVAL) {
+        return absl::InvalidArgumentError(absl::StrCat("mp::Wait: object #", i, " (descriptor ",
+                                                       polls[i].fd,
+                                                       ") is not an open descriptor"));
+      }
+      if (polls[i].revents != 0) {
+        if (links[i] == nullptr) {
+          ready_now[i] = true;
+        } else {
+          // Woken by a wake-up packet, descriptors or a hang-up: ready only with a message or the
+          // end.
+          links[i]->TakeWake(polls[i].revents);
+          ready_now[i] = ready_now[i] || links[i]->ReadyNow();
+        }
+      }
+      polls[i].revents = 0;
+      if (ready_now[i]) ready.push_back(i);
+    }
+    if (!ready.empty() || *r == 0 || deadline.Expired()) return ready;
   }
-  return ready;
 }
 
 // ---------------------------------------------------------------------------------------------------
 
+// Flags: 1 socket, 2 readable, 4 writable, 8 shared memory (then the segment follows), 16 end 1
+// of its link.
 void Codec<Connection>::Encode(const Connection& c, ByteWriter& w) {
   Codec<PassedFd>::Encode(PassedFd{c.fd_}, w);
   w.WriteLE(static_cast<uint64_t>(c.max_message_size_));
   uint8_t flags = (c.is_socket_ ? 1 : 0) | (c.readable_ ? 2 : 0) | (c.writable_ ? 4 : 0);
+  if (c.shm_ != nullptr) flags |= 8 | (c.shm_->end() == 1 ? 16 : 0);
   w.WriteByte(flags);
+  if (c.shm_ != nullptr) Codec<PassedFd>::Encode(PassedFd{c.shm_->segment_fd()}, w);
 }
 
 absl::Status Codec<Connection>::Decode(ByteReader& r, Connection& out) {
@@ -778,13 +878,26 @@ absl::Status Codec<Connection>::Decode(ByteReader& r, Connection& out) {
     s = absl::InvalidArgumentError(absl::StrCat("mp::Decode: Connection max message size ",
                                                 max_size, " is not in [1, 2^32 - 1]"));
   }
-  if (s.ok() && (*flags & ~uint8_t{7}) != 0) {
+  if (s.ok() && (*flags & ~uint8_t{31}) != 0) {
     s = absl::InvalidArgumentError(
         absl::StrCat("mp::Decode: Connection flags 0x", absl::Hex(*flags), " has unknown bits"));
   }
+  PassedFd segment;
+  if (s.ok() && (*flags & 8) != 0) s = Codec<PassedFd>::Decode(r, segment);
   if (!s.ok()) {
     ::close(fd.fd);
     return s;
+  }
+  if ((*flags & 8) != 0) {
+    absl::StatusOr<channels_internal::ShmLink> link =
+        channels_internal::ShmLink::Adopt(fd.fd, segment.fd, (*flags & 16) != 0 ? 1 : 0);
+    ::close(segment.fd);  // Adopt mapped (and duplicated) it
+    if (!link.ok()) return link.status();
+    if ((*flags & 1) != 0) {
+      return absl::InvalidArgumentError("mp::Decode: a shared-memory Connection flagged socket");
+    }
+    out = Connection(*std::move(link), (*flags & 2) != 0, (*flags & 4) != 0, max_size);
+    return absl::OkStatus();
   }
   // The received descriptor says what it is; the flags must agree with it.
   absl::StatusOr<Connection> c = Connection::FromFd(fd.fd, max_size);

@@ -1,6 +1,7 @@
 // Copyright 2026 The mp Authors.
 //
-// channels/connection.h — Pipe, Connection and Wait: message channels over a socket or a pipe.
+// channels/connection.h — Pipe, Connection and Wait: message channels between processes, over
+// shared memory (Pipe()'s default) or a socket or a pipe.
 //
 // mp's equivalent of Python's multiprocessing.connection. `Pipe()` returns two connected
 // `Connection`s; whatever one end sends as a message, the other receives as exactly that message:
@@ -18,12 +19,36 @@
 //   absl::StatusOr<std::vector<int>> v = parent.Recv<std::vector<int>>();   // {1, 2, 3}
 //   absl::StatusOr<std::vector<int>> eof = parent.Recv<std::vector<int>>(); // kOutOfRange
 //
-// Duplex pipes (the default) are a socketpair(AF_UNIX, SOCK_STREAM): both ends read and write, and
-// they can carry file descriptors (SendFd/RecvFd, and typed messages with mp::PassedFd members). A
-// one-way pipe, Pipe(/*duplex=*/false), is pipe(2): the first Connection only receives, the second
-// only sends; the wrong direction is kFailedPrecondition, and so is sending a descriptor over it.
+// Duplex pipes (the default) read and write at both ends, and can carry file descriptors
+// (SendFd/RecvFd, and typed messages with mp::PassedFd members). A one-way pipe,
+// Pipe(/*duplex=*/false): the first Connection only receives, the second only sends; the wrong
+// direction is kFailedPrecondition, and so is sending a descriptor over it.
 //
-// Wire format (stated once, here). Each message is an 8-byte prefix followed by its body:
+// Two transports (ConnectionTransport), one API and one set of semantics:
+//   kSharedMemory  Pipe()'s default (and every context's Pipe()): a 256 KiB ring per direction in a
+//                  sealed memfd shared by the two ends, plus a side socket (SOCK_SEQPACKET). A
+//                  message is copied into the ring and out of it, with no system call while the
+//                  other side is awake: a waiting receiver spins briefly, then sleeps on a futex,
+//                  then in poll(2) on the side socket. The side socket carries descriptors (in
+//                  order with the ring's messages), wakes a receiver asleep in poll (Poll, Wait,
+//                  a long Recv), and its hang-up is end of file. Messages larger than a quarter
+//                  ring travel in parts. Round trip ~0.5 us, against ~8 us for a socket here.
+//                  channels/shm_link.h has the protocol.
+//   kSocket        a socketpair(AF_UNIX, SOCK_STREAM) (duplex) or pipe(2) (one-way), with the
+//                  wire format below; Listener/Client connections (listener/) and other hosts use
+//                  it, and FromFd() adopts such a descriptor.
+// Where they differ: (1) fd() of a shared-memory end is its side socket, which is what poll(2)
+// and mp::Wait watch, but not the whole end: pass the end by its Codec (as a spawn argument or in
+// a message), not by its bare descriptor, and Release() cannot hand it out (it closes the end and
+// returns -1). (2) A peer that dies mid-message leaves nothing half-sent in a ring: the receiver
+// sees end of file where a socket gives kDataLoss, except for a message in parts, which is
+// kDataLoss too. (3) Send to a peer whose every copy is closed is kAborted on both; after the peer
+// *dies* (no Close), a shared-memory Send notices within a millisecond, a socket at once: the few
+// messages sent in between are lost, as messages in flight to a dying socket peer are. (4) One
+// shared-memory end may have a sending and a receiving thread at once (see "Thread safety").
+//
+// Wire format of the socket transport (stated once, here). Each message is an 8-byte prefix
+// followed by its body:
 //
 //   offset  size  field
 //   0       4     body length in bytes, little-endian (at most the receiver's max message size)
@@ -105,8 +130,10 @@
 // received. A forked child simply keeps using its copy. FromFd() adopts a descriptor by hand.
 //
 // Thread safety: a Connection is not thread-safe (like CPython's); use one thread at a time per
-// Connection, or one for sending and one for receiving only if you synchronize them yourself.
-// Distinct Connections are independent.
+// Connection. A shared-memory end may also have one thread that only sends and one that only
+// receives at the same time (neither closing it while the other runs); a socket end may not (its
+// typed receive of a large message uses the send buffer): give each thread its own dup. Distinct
+// Connections are independent.
 
 #ifndef MP_CHANNELS_CONNECTION_H_
 #define MP_CHANNELS_CONNECTION_H_
@@ -114,6 +141,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -131,6 +159,16 @@
 struct msghdr;  // <sys/socket.h>
 
 namespace mp {
+
+namespace channels_internal {
+class ShmLink;  // channels/shm_link.h
+}  // namespace channels_internal
+
+// How a Connection's messages travel (see "Two transports" above).
+enum class ConnectionTransport {
+  kSocket,        // a socketpair or pipe(2) (and every Connection of listener/)
+  kSharedMemory,  // rings in shared memory beside a side socket: Pipe()'s default
+};
 
 // Size of the per-message prefix described above.
 inline constexpr size_t kConnectionPrefixSize = 8;
@@ -152,7 +190,7 @@ ConnectionPrefix DecodeConnectionPrefix(const uint8_t* in);
 class Connection {
  public:
   // A closed connection (every call is kFailedPrecondition).
-  Connection() = default;
+  Connection();
 
   // Adopts `fd` (the Connection owns and closes it). The kind (socket or pipe) and the directions
   // are read from the descriptor: a socket is readable and writable, a pipe end is whichever
@@ -166,16 +204,23 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
   ~Connection();
 
-  // The descriptor (-1 when closed); still owned by the Connection.
+  // The descriptor (-1 when closed); still owned by the Connection. For the shared-memory
+  // transport, the side socket: what poll(2) watches, and what must be passed (with the segment)
+  // for the end to travel, which its Codec does.
   int fd() const { return fd_; }
-  // Gives up ownership of the descriptor and leaves the Connection closed.
+  // Gives up ownership of the descriptor and leaves the Connection closed. A shared-memory
+  // Connection is more than one descriptor: Release() closes it and returns -1.
   int Release();
 
   bool closed() const { return fd_ < 0; }
   bool readable() const { return readable_; }
   bool writable() const { return writable_; }
-  // True for a socket (can carry descriptors), false for a pipe end.
+  // True for the socket transport's duplex ends (a socket), false for a pipe(2) end and for the
+  // shared-memory transport.
   bool is_socket() const { return is_socket_; }
+  ConnectionTransport transport() const {
+    return shm_ != nullptr ? ConnectionTransport::kSharedMemory : ConnectionTransport::kSocket;
+  }
 
   // Largest body this end accepts (default kDefaultMaxMessageSize, at most 4 GiB - 1) and sends.
   size_t max_message_size() const { return max_message_size_; }
@@ -222,12 +267,17 @@ class Connection {
 
  private:
   friend struct Codec<Connection>;
-  friend absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex);
+  friend absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex,
+                                                                ConnectionTransport transport);
   friend absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const class Waitable>, absl::Duration);
 
   using Prefix = ConnectionPrefix;
 
   Connection(int fd, bool is_socket, bool readable, bool writable, size_t max_message_size);
+  Connection(channels_internal::ShmLink link, bool readable, bool writable,
+             size_t max_message_size);
+  // Whether this end may send descriptors: the socket transport's sockets, duplex shm ends.
+  bool carries_fds() const { return is_socket_ || (shm_ != nullptr && readable_ && writable_); }
 
   absl::Status CheckReadable() const;
   absl::Status CheckWritable() const;
@@ -286,12 +336,16 @@ class Connection {
   std::vector<PendingFd> pending_fds_;
   // Reused encode buffer for typed sends: prefix + frame.
   std::vector<uint8_t> sbuf_;
+  // The shared-memory transport (null for the socket transport); it owns fd_.
+  std::unique_ptr<channels_internal::ShmLink> shm_;
 };
 
-// Returns a connected pair. duplex: socketpair, both ends read and write. One-way: pipe(2); the
-// first Connection receives and the second sends. Both descriptors are close-on-exec (a forked
-// child keeps them; pass them explicitly to a spawn child).
-absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex = true);
+// Returns a connected pair. duplex: both ends read and write. One-way: the first Connection
+// receives and the second sends. `transport`: see "Two transports" above; kSocket gives a
+// socketpair (duplex) or pipe(2) (one-way). Every descriptor is close-on-exec (a forked child
+// keeps them; pass the ends to a spawn child as arguments: their Codec carries them).
+absl::StatusOr<std::pair<Connection, Connection>> Pipe(
+    bool duplex = true, ConnectionTransport transport = ConnectionTransport::kSharedMemory);
 
 // Something Wait() can wait for: a Connection (ready when a message can be received, or it is at
 // end of file) or a raw descriptor (ready when readable or hung up, e.g. a process sentinel).
@@ -322,7 +376,10 @@ template <>
 struct Codec<Connection> {
   static std::string Name() { return "mp::Connection"; }
   static constexpr size_t kMinSize = Codec<PassedFd>::kMinSize + 8 + 1;
-  static size_t Size(const Connection&) { return kMinSize; }
+  // A shared-memory end also carries its segment's descriptor.
+  static size_t Size(const Connection& c) {
+    return kMinSize + (c.shm_ != nullptr ? Codec<PassedFd>::kMinSize : 0);
+  }
   static void Encode(const Connection& c, ByteWriter& w);
   static absl::Status Decode(ByteReader& r, Connection& out);
 };

@@ -1,12 +1,15 @@
 // Copyright 2026 The mp Authors.
 //
-// What a hostile peer can make a receiving Connection hold: descriptors it attaches without
-// declaring them, descriptors the kernel had to truncate, and memory for a message it announces but
-// does not send. The peer is a raw socket (the other end of a Pipe(), released), so it can send
-// anything the wire format allows and more.
+// What a peer can make a receiving Connection hold: descriptors it attaches without declaring them,
+// descriptors the kernel had to truncate, and memory for a message it announces but does not send.
+// The hostile peer is a raw socket (the other end of a Pipe(ConnectionTransport::kSocket),
+// released), so it can send anything the socket wire format allows and more: those tests are of the
+// socket transport. What an honest peer does (declared descriptors, truncation at the receiver's
+// RLIMIT_NOFILE, a large message cut short) runs on both transports.
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,10 +25,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "channels/connection.h"
+#include "channels/test_transports.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "serialize/fd.h"
@@ -87,12 +92,14 @@ void SendAll(int raw, absl::string_view bytes) {
   }
 }
 
-// A connection whose peer is a raw socket the test writes into.
+// A connection whose peer is a raw socket the test writes into (the socket transport: a
+// shared-memory end has no raw socket to release).
 struct RawPeer {
   Connection conn;
   int raw = -1;
   RawPeer() {
-    absl::StatusOr<std::pair<Connection, Connection>> p = Pipe();
+    absl::StatusOr<std::pair<Connection, Connection>> p =
+        Pipe(/*duplex=*/true, ConnectionTransport::kSocket);
     EXPECT_TRUE(p.ok()) << p.status();
     conn = std::move(p->first);
     raw = p->second.Release();
@@ -127,14 +134,18 @@ ino_t Inode(int fd) {
   return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
+class ConnectionLimitsTest : public ::testing::TestWithParam<ConnectionTransport> {};
+INSTANTIATE_TEST_SUITE_P(Transports, ConnectionLimitsTest, ::mp::testing::AllTransports(),
+                         ::mp::testing::TransportParamName());
+
 // An honest sender's descriptors stay with their messages however the receiver's reads cut the
-// stream: small messages read ahead in one read, messages right behind large bodies, large bodies
-// carrying descriptors, and every receive call in turn.
-TEST(ConnectionDescriptorLimitsTest, DeclaredDescriptorsArriveWithTheirMessages) {
+// stream: small messages read ahead in one read, messages right behind large bodies (or, in shared
+// memory, messages in parts), large bodies carrying descriptors, and every receive call in turn.
+TEST_P(ConnectionLimitsTest, DeclaredDescriptorsArriveWithTheirMessages) {
   constexpr int kPipes = 12;
   int pipes[kPipes][2];
   for (auto& p : pipes) ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
-  absl::StatusOr<std::pair<Connection, Connection>> ends = Pipe();
+  absl::StatusOr<std::pair<Connection, Connection>> ends = Pipe(/*duplex=*/true, GetParam());
   ASSERT_TRUE(ends.ok()) << ends.status();
   Connection& rx = ends->first;
   Connection& tx = ends->second;
@@ -151,6 +162,11 @@ TEST(ConnectionDescriptorLimitsTest, DeclaredDescriptorsArriveWithTheirMessages)
       }
     }
   });
+  // Also after a failed assertion: closing the receiving end lets a blocked sender return.
+  absl::Cleanup join_sender = [&] {
+    rx.Close();
+    sender.join();
+  };
   std::vector<uint8_t> buffer(400000);
   for (int i = 0; i < kPipes; ++i) {
     SCOPED_TRACE(absl::StrCat("message pair ", i));
@@ -171,9 +187,16 @@ TEST(ConnectionDescriptorLimitsTest, DeclaredDescriptorsArriveWithTheirMessages)
     EXPECT_EQ(Inode(m->second.fd), Inode(pipes[(i + 1) % kPipes][1]));
     close(m->first.fd);
     close(m->second.fd);
-    EXPECT_EQ(OpenFds(), before);
+    if (GetParam() == ConnectionTransport::kSocket) {
+      EXPECT_EQ(OpenFds(), before);
+    } else {
+      // A shared-memory receiver may hold the descriptors of messages it has not received yet
+      // (the side socket's packets, read ahead, at most kMaxPendingPackets), never more.
+      EXPECT_LE(OpenFds(), before + 2 * (kPipes - 1 - i));
+    }
   }
-  sender.join();
+  std::move(join_sender).Invoke();
+  EXPECT_EQ(OpenFds(), before - 1) << "only the receiving end was closed";
   for (auto& p : pipes) {
     close(p[0]);
     close(p[1]);
@@ -281,21 +304,23 @@ TEST(ConnectionDescriptorLimitsTest, MoreThanTheMaxDescriptorsPerMessageIsRefuse
 }
 
 // The kernel truncates the descriptors it cannot install (here: the receiver is at its
-// RLIMIT_NOFILE): the message is broken, kDataLoss, and nothing that did arrive stays open.
-TEST(ConnectionDescriptorLimitsTest, TruncatedDescriptorsAreDataLossAndClose) {
-  TestChild child([] {
+// RLIMIT_NOFILE): the message is broken, kDataLoss, and nothing that did arrive stays open. An
+// honest sender's message with five descriptors; the shared-memory receiver meets the truncation
+// on its side socket.
+TEST_P(ConnectionLimitsTest, TruncatedDescriptorsAreDataLossAndClose) {
+  const ConnectionTransport transport = GetParam();
+  TestChild child([transport] {
     // No gtest assertions in the child: it reports through its exit code.
-    absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe();
+    absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(/*duplex=*/true, transport);
     if (!pipe.ok()) return 1;
     Connection& conn = pipe->first;
-    const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull < 0) return 1;
-    const std::string frame = *EncodeFrame(std::string("with descriptors"));
-    const std::string message = Prefix(static_cast<uint32_t>(frame.size()), 5) + frame;
-    if (SendMsg(pipe->second.fd(), message, DevNullTimes(devnull, 5)) !=
-        static_cast<ssize_t>(message.size())) {
-      return 1;
+    // Five distinct descriptors (a message carries each distinct descriptor once).
+    std::vector<PassedFd> five;
+    for (int i = 0; i < 5; ++i) {
+      five.push_back(PassedFd{open("/dev/null", O_RDONLY | O_CLOEXEC)});
+      if (five.back().fd < 0) return 1;
     }
+    if (!pipe->second.Send(five).ok()) return 1;
     const int before = OpenFds();
     // Room for exactly two more descriptors.
     int free_slots = 0, limit = 0;
@@ -313,7 +338,9 @@ TEST(ConnectionDescriptorLimitsTest, TruncatedDescriptorsAreDataLossAndClose) {
     if (got.status().code() != absl::StatusCode::kDataLoss) return 5;
     if (got.status().message().find("truncated") == absl::string_view::npos) return 6;
     if (!conn.closed()) return 7;
-    if (OpenFds() != before - 1) return 8;  // only the connection's descriptor went away
+    // Only the connection's descriptor went away (a shared-memory end's segment stays open: the
+    // other end, still open here, holds it too).
+    if (OpenFds() != before - 1) return 8;
     return 0;
   });
   EXPECT_EQ(child.Wait(), 0);
@@ -362,6 +389,61 @@ TEST(ConnectionMemoryLimitsTest, AnnouncedLengthIsNotAllocatedBeforeItArrives) {
     receiver.join();
     EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
     EXPECT_LT(grew, 8 << 20) << "the receiver allocated for bytes that never came";
+  }
+}
+
+// An honest peer in another process starts a 60 MiB message and is stopped (SIGSTOP) once it is
+// blocked on the rest (its ring or socket buffer is full): the receiver, which reads what arrived
+// and waits for more, holds memory for what arrived, not for the 60 MiB announced. The peer's
+// death then is kDataLoss. Every receive call that allocates for a message, on both transports.
+TEST_P(ConnectionLimitsTest, AMessageCutShortByAStoppedSenderCostsWhatArrived) {
+  constexpr size_t kAnnounced = 60 << 20;
+  for (int how : {0, 1, 2}) {
+    SCOPED_TRACE(how == 0 ? "RecvBytes" : how == 1 ? "RecvBytesInto" : "Recv<std::string>");
+    absl::StatusOr<std::pair<Connection, Connection>> ends = Pipe(/*duplex=*/true, GetParam());
+    ASSERT_TRUE(ends.ok()) << ends.status();
+    Connection& rx = ends->first;
+    Connection& tx = ends->second;
+    TestChild sender([&] {
+      rx.Close();
+      const std::string big(kAnnounced, 'x');  // this process's memory, not the receiver's
+      return (how == 2 ? tx.Send(big) : tx.SendBytes(big)).ok() ? 0 : 1;
+    });
+    tx.Close();
+    ASSERT_GT(sender.pid(), 0);
+    ASSERT_TRUE(::mp::testing::AwaitSleep(sender.pid()))  // blocked on the rest of the message
+        << "the sender ended: its message fitted";
+    ASSERT_EQ(kill(sender.pid(), SIGSTOP), 0);
+    for (char state = '?'; state != 'T';) {
+      state = ::mp::testing::ProcState(sender.pid());
+      ASSERT_NE(state, 'Z') << "the sender ended";
+    }
+    const int64_t before = ResidentBytes();
+    std::atomic<pid_t> tid{0};
+    absl::Status status;
+    std::thread receiver([&] {
+      tid = static_cast<pid_t>(syscall(SYS_gettid));
+      if (how == 0) {
+        status = rx.RecvBytes().status();
+      } else if (how == 1) {
+        std::vector<uint8_t> small(16);
+        std::string whole;
+        status = rx.RecvBytesInto(absl::MakeSpan(small), 0, &whole).status();
+      } else {
+        status = rx.Recv<std::string>().status();
+      }
+    });
+    while (tid.load() == 0) {
+    }
+    // Asleep waiting for the rest (or ended: the expectations below say how).
+    ::mp::testing::AwaitSleep(tid.load());
+    const int64_t grew = ResidentBytes() - before;
+    sender.Kill();
+    EXPECT_EQ(sender.Wait(), 128 + SIGKILL);
+    receiver.join();
+    EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+    EXPECT_LT(grew, 8 << 20) << "the receiver allocated for bytes that never came";
+    EXPECT_TRUE(rx.closed());
   }
 }
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "base/deadline.h"
+#include "channels/ring.h"
 
 namespace mp {
 namespace {
@@ -23,6 +24,10 @@ using queue_internal::kCountMask;
 using queue_internal::kPosMask;
 using queue_internal::kRecordHeaderSize;
 using queue_internal::Shared;
+using ring::Align8;
+using ring::CopyIn;
+using ring::CopyOut;
+using ring::ReadOnce;
 
 constexpr uint32_t kTag = 0x51757071;  // "qpuQ"
 constexpr uint32_t kVersion = 2;       // 2: owner and position words on separate lines
@@ -33,15 +38,6 @@ constexpr size_t kMinRecord = kRecordHeaderSize + kFrameHeaderSize;
 
 enum RecordKind : uint32_t { kWhole = 1, kFirst = 2, kMiddle = 3, kLast = 4 };
 
-// Adaptive spinning before sleeping on a futex. Each thread keeps a budget between these bounds: a
-// wait that ends while spinning raises it, a wait that has to sleep halves it. When producer and
-// consumer run on different cores, waits end while spinning (sub-microsecond hand-offs); when they
-// share a core (a busy machine), spinning only delays the peer, and the budget falls to the floor
-// within a few waits. No sched_yield: it can hand the core to an unrelated process for a whole time
-// slice.
-constexpr int64_t kMinSpinNs = 1'000;
-constexpr int64_t kMaxSpinNs = 20'000;
-thread_local int64_t spin_budget_ns = kMaxSpinNs;
 // While assembling a chunked item, check the writer's liveness this often.
 constexpr absl::Duration kWriterCheckSlice = absl::Milliseconds(2);
 
@@ -50,7 +46,6 @@ inline uint64_t Count(uint64_t w) { return w >> queue_internal::kPosBits; }
 inline uint64_t Pack(uint64_t pos, uint64_t count) {
   return ((count & kCountMask) << queue_internal::kPosBits) | (pos & kPosMask);
 }
-inline size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
 // Per-thread buffer for frames that wrap around the ring end or span chunks. Grows to the largest
 // such frame this thread handled, up to kScratchKeepBytes; a larger one is given back (TrimScratch)
@@ -62,26 +57,6 @@ std::vector<uint8_t>& Scratch() {
 
 void TrimScratch(std::vector<uint8_t>& scratch) {
   if (scratch.capacity() > queue_internal::kScratchKeepBytes) std::vector<uint8_t>().swap(scratch);
-}
-
-// Reads a configuration word in shared memory exactly once (the compiler cannot load it again).
-template <typename T>
-T ReadOnce(T& word) {
-  return std::atomic_ref<T>(word).load(std::memory_order_relaxed);
-}
-
-void CopyIn(uint8_t* ring, uint64_t cap, uint64_t pos, const uint8_t* src, size_t n) {
-  const uint64_t off = pos & (cap - 1);
-  const size_t first = std::min<uint64_t>(n, cap - off);
-  std::memcpy(ring + off, src, first);
-  if (first < n) std::memcpy(ring, src + first, n - first);
-}
-
-void CopyOut(const uint8_t* ring, uint64_t cap, uint64_t pos, uint8_t* dst, size_t n) {
-  const uint64_t off = pos & (cap - 1);
-  const size_t first = std::min<uint64_t>(n, cap - off);
-  std::memcpy(dst, ring + off, first);
-  if (first < n) std::memcpy(dst + first, ring, n - first);
 }
 
 struct RecordHeader {
@@ -190,21 +165,7 @@ bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters,
              std::atomic<uint32_t>* fence_word, Deadline deadline, Ready ready) {
   if (ready()) return true;
   if (deadline.Expired()) return false;
-  const int64_t start = MonotonicNowNs();
-  // Poll with a growing gap (1 .. kMaxPauses pauses) so a waiting side does not keep stealing the
-  // cache line the other side is writing.
-  constexpr int kMaxPauses = 16;
-  int pauses = 1;
-  for (int i = 1;; ++i) {
-    if (ready()) {
-      spin_budget_ns = std::min(kMaxSpinNs, spin_budget_ns * 2);
-      return true;
-    }
-    if ((i & 7) == 0 && (MonotonicNowNs() - start > spin_budget_ns || deadline.Expired())) break;
-    for (int k = 0; k < pauses; ++k) SpinPause();
-    pauses = std::min(pauses * 2, kMaxPauses);
-  }
-  spin_budget_ns = std::max(kMinSpinNs, spin_budget_ns / 2);
+  if (ring::Spin(deadline, ready)) return true;
   for (;;) {
     const uint32_t s = seq.load(std::memory_order_seq_cst);
     waiters.store(1, std::memory_order_seq_cst);

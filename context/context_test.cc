@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "channels/test_transports.h"
 #include "gtest/gtest.h"
 #include "start_methods/spawn.h"
 #include "start_methods/test_util.h"
@@ -168,17 +170,49 @@ TEST_P(ContextRulesTest, TransferableObjectsGoEverywhere) {
   EXPECT_FALSE(lock->Locked());
 }
 
-// Connections are descriptors: every context's Pipe goes to every method.
-TEST_P(ContextRulesTest, PipeEndsGoEverywhere) {
+// Connections are descriptors: every context's Pipe (shared memory, the default) goes to every
+// method, and so does a socket Pipe; duplex and one-way (the child gets the write end).
+class ContextPipeTest
+    : public ::testing::TestWithParam<std::tuple<std::string, mp::ConnectionTransport>> {
+ protected:
+  mp::Context* ctx() const { return *mp::GetContext(std::get<0>(GetParam())); }
+  mp::ConnectionTransport transport() const { return std::get<1>(GetParam()); }
+  mp::testing::ChildGuard guard_;
+};
+
+INSTANTIATE_TEST_SUITE_P(
+    AllMethodsAndTransports, ContextPipeTest,
+    ::testing::Combine(::testing::Values(std::string("fork"), std::string("spawn"),
+                                         std::string("forkserver")),
+                       mp::testing::AllTransports()),
+    [](const ::testing::TestParamInfo<ContextPipeTest::ParamType>& info) {
+      return std::get<0>(info.param) + "_" + mp::testing::TransportName(std::get<1>(info.param));
+    });
+
+TEST_P(ContextPipeTest, PipeEndsGoEverywhere) {
   mp::Context* fork = *mp::GetContext("fork");
-  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = fork->Pipe();
-  ASSERT_TRUE(pipe.ok());
-  absl::StatusOr<mp::Process> p = ctx()->Process<&UseConnection>(std::move(pipe->second));
-  ASSERT_TRUE(p.ok()) << p.status();
-  EXPECT_EQ(RunToExit(*std::move(p)), 0);
-  absl::StatusOr<std::string> got = pipe->first.Recv<std::string>();
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(*got, "hello");
+  for (bool duplex : {true, false}) {
+    SCOPED_TRACE(duplex ? "duplex" : "one-way");
+    // The shared-memory transport is what a Context's Pipe gives.
+    absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe =
+        transport() == mp::ConnectionTransport::kSharedMemory ? fork->Pipe(duplex)
+                                                              : mp::Pipe(duplex, transport());
+    ASSERT_TRUE(pipe.ok()) << pipe.status();
+    EXPECT_EQ(pipe->first.transport(), transport());
+    absl::StatusOr<mp::Process> p = ctx()->Process<&UseConnection>(std::move(pipe->second));
+    ASSERT_TRUE(p.ok()) << p.status();
+    mp::Process started = guard_.Add(*std::move(p));
+    ASSERT_TRUE(started.Start().ok());
+    absl::StatusOr<std::string> got = pipe->first.Recv<std::string>();
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, "hello");
+    // The child's end was the only copy: its exit is end of file.
+    absl::StatusOr<bool> eof = pipe->first.Poll(absl::Seconds(60));
+    ASSERT_TRUE(eof.ok() && *eof) << "no end of file within 60 s";
+    EXPECT_EQ(pipe->first.Recv<std::string>().status().code(), StatusCode::kOutOfRange);
+    ASSERT_TRUE(started.Join(absl::Seconds(60)).ok());
+    EXPECT_EQ(started.ExitCode(), 0);
+  }
 }
 
 TEST_P(ContextRulesTest, ConditionRefusesALockOfAnotherDomain) {

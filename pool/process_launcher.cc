@@ -94,7 +94,7 @@ ProcessLauncher::~ProcessLauncher() {
 }
 
 absl::StatusOr<std::unique_ptr<LaunchedWorker>> ProcessLauncher::Start(const WorkerSpec& spec) {
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true);
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true, ConnectionTransport::kSocket);
   if (!pipe.ok()) return pipe.status();
   // The worker's end travels as a plain descriptor that this process closes right after Start, so
   // that a dead worker's socket is closed (sends to it fail instead of blocking).

@@ -124,7 +124,7 @@ absl::StatusOr<WorkerInitializer> ThreadInitializer(const PoolInitializer& init)
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LaunchedWorker>> ThreadLauncher::Start(const WorkerSpec& spec) {
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true);
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true, ConnectionTransport::kSocket);
   if (!pipe.ok()) return pipe.status();
   absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> transport =
       SocketWorkerTransport::Create(std::move(pipe->first), true);

@@ -3,18 +3,21 @@
 // A Connection moved into a Process belongs to the child once the process has started: the parent
 // keeps no copy of any descriptor it passed, so the parent's end of a Pipe sees end of file when
 // the child closes its end or exits (CPython drops the target and its arguments in start()). Once
-// per start method.
+// per start method and Pipe transport (instances "fork_Socket" ... "forkserver_SharedMemory").
 
 #include <unistd.h>
 
 #include <memory>
 #include <set>
+#include <string>
+#include <tuple>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "channels/connection.h"
+#include "channels/test_transports.h"
 #include "gtest/gtest.h"
 #include "start_methods/fork.h"
 #include "start_methods/process.h"
@@ -63,10 +66,25 @@ int InheritedEndState(mp::Connection mine) {
 
 namespace {
 
-template <typename M>
-class PassedConnectionTest : public ::testing::Test {};
+class PassedConnectionTest
+    : public ::testing::TestWithParam<std::tuple<std::string, mp::ConnectionTransport>> {
+ protected:
+  std::shared_ptr<mp::StartMethod> method() const {
+    return mp::testing::MethodNamed(std::get<0>(GetParam()));
+  }
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> MakePipe() const {
+    return mp::Pipe(/*duplex=*/true, std::get<1>(GetParam()));
+  }
+};
 
-TYPED_TEST_SUITE(PassedConnectionTest, mp::testing::AllStartMethods, mp::testing::StartMethodNames);
+INSTANTIATE_TEST_SUITE_P(
+    MethodsAndTransports, PassedConnectionTest,
+    ::testing::Combine(::testing::Values(std::string("fork"), std::string("spawn"),
+                                         std::string("forkserver")),
+                       mp::testing::AllTransports()),
+    [](const ::testing::TestParamInfo<PassedConnectionTest::ParamType>& info) {
+      return std::get<0>(info.param) + "_" + mp::testing::TransportName(std::get<1>(info.param));
+    });
 
 // Generous, so that a parent still holding the child's end fails the test instead of hanging it.
 constexpr absl::Duration kEofTimeout = absl::Seconds(20);
@@ -80,14 +98,14 @@ void ExpectEndOfFile(mp::Connection& mine) {
   EXPECT_EQ(eof.status().code(), absl::StatusCode::kOutOfRange) << eof.status();
 }
 
-TYPED_TEST(PassedConnectionTest, ParentSeesEndOfFileWhenTheChildExits) {
+TEST_P(PassedConnectionTest, ParentSeesEndOfFileWhenTheChildExits) {
   mp::testing::ChildGuard guard;
-  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = mp::Pipe();
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = MakePipe();
   ASSERT_TRUE(pipe.ok()) << pipe.status();
   mp::Connection mine = std::move(pipe->first);
   const int passed = pipe->second.fd();
   absl::StatusOr<mp::Process> p =
-      mp::Process::Create(TypeParam::Get(), mp::Call<&DropConnection>(std::move(pipe->second)));
+      mp::Process::Create(method(), mp::Call<&DropConnection>(std::move(pipe->second)));
   ASSERT_TRUE(p.ok()) << p.status();
   guard.Add(*p);
   ASSERT_TRUE(p->Start().ok());
@@ -100,15 +118,15 @@ TYPED_TEST(PassedConnectionTest, ParentSeesEndOfFileWhenTheChildExits) {
   EXPECT_TRUE(p->Close().ok());
 }
 
-TYPED_TEST(PassedConnectionTest, ParentSeesEndOfFileWhenTheChildClosesItsEnd) {
+TEST_P(PassedConnectionTest, ParentSeesEndOfFileWhenTheChildClosesItsEnd) {
   mp::testing::ChildGuard guard;
   mp::testing::TestPipe go;
-  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = mp::Pipe();
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = MakePipe();
   ASSERT_TRUE(pipe.ok()) << pipe.status();
   mp::Connection mine = std::move(pipe->first);
   const int passed = pipe->second.fd();
   absl::StatusOr<mp::Process> p = mp::Process::Create(
-      TypeParam::Get(),
+      method(),
       mp::Call<&CloseConnectionThenWait>(std::move(pipe->second), mp::PassedFd{go.r()}));
   ASSERT_TRUE(p.ok()) << p.status();
   guard.Add(*p);
@@ -124,13 +142,13 @@ TYPED_TEST(PassedConnectionTest, ParentSeesEndOfFileWhenTheChildClosesItsEnd) {
 
 // close_inherited_connections: "close my end" reaches the child under every method, fork
 // included (where the child would otherwise hold a copy of the parent's end itself).
-TYPED_TEST(PassedConnectionTest, ClosingInheritedEndsLetsTheChildSeeEndOfFile) {
+TEST_P(PassedConnectionTest, ClosingInheritedEndsLetsTheChildSeeEndOfFile) {
   mp::testing::ChildGuard guard;
-  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = mp::Pipe();
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = MakePipe();
   ASSERT_TRUE(pipe.ok()) << pipe.status();
   mp::Connection mine = std::move(pipe->first);
   absl::StatusOr<mp::Process> p =
-      mp::Process::Create(TypeParam::Get(), mp::Call<&CountUntilEndOfFile>(std::move(pipe->second)),
+      mp::Process::Create(method(), mp::Call<&CountUntilEndOfFile>(std::move(pipe->second)),
                           {.close_inherited_connections = true});
   ASSERT_TRUE(p.ok()) << p.status();
   guard.Add(*p);
@@ -144,11 +162,16 @@ TYPED_TEST(PassedConnectionTest, ClosingInheritedEndsLetsTheChildSeeEndOfFile) {
 
 // Under fork, the inherited copy of the parent's end is open in the child by default (CPython's
 // behaviour) and closed with close_inherited_connections, where using it is kFailedPrecondition;
-// the Connection the child was given stays open either way.
-TEST(CloseInheritedConnectionsTest, ForkChildClosesOnlyWhatItWasNotGiven) {
+// the Connection the child was given stays open either way. Once per transport.
+class CloseInheritedConnectionsTest : public ::testing::TestWithParam<mp::ConnectionTransport> {};
+INSTANTIATE_TEST_SUITE_P(Transports, CloseInheritedConnectionsTest, mp::testing::AllTransports(),
+                         mp::testing::TransportParamName());
+
+TEST_P(CloseInheritedConnectionsTest, ForkChildClosesOnlyWhatItWasNotGiven) {
   mp::testing::ChildGuard guard;
   for (const bool close : {false, true}) {
-    absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = mp::Pipe();
+    absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe =
+        mp::Pipe(/*duplex=*/true, GetParam());
     ASSERT_TRUE(pipe.ok()) << pipe.status();
     mp::Connection mine = std::move(pipe->first);
     g_parents_end = &mine;
@@ -167,7 +190,7 @@ TEST(CloseInheritedConnectionsTest, ForkChildClosesOnlyWhatItWasNotGiven) {
 
 int ReturnZero() { return 0; }
 
-TEST(CloseInheritedConnectionsTest, CallableTargetIsRefused) {
+TEST(CloseInheritedConnectionsOptionTest, CallableTargetIsRefused) {
   absl::StatusOr<mp::Process> p =
       mp::Process::Create(mp::ForkStartMethod(), mp::Target::Callable([] { return 0; }),
                           {.close_inherited_connections = true});

@@ -52,6 +52,15 @@ inline bool PinSelf(int k) {
   return sched_setaffinity(0, sizeof(set), &set) == 0;
 }
 
+// Lets the calling process run on every CPU of BenchCpus() again (for a workload with more
+// processes than cores, placed by the scheduler as in a user's program). False on an error.
+inline bool UnpinSelf() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : BenchCpus()) CPU_SET(c, &set);
+  return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
 }  // namespace mp::testing
 
 #endif  // MP_TESTING_PIN_H_

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "channels/connection.h"
 #include "channels/queue.h"
+#include "channels/test_transports.h"
 #include "gtest/gtest.h"
 #include "serialize/frame.h"
 #include "sync/barrier.h"
@@ -63,10 +64,20 @@ class BadInputTest : public ::testing::Test {
 };
 
 // ---------------------------------------------------------------------------------------------------
-// Connection.
+// Connection: every bad input once per transport.
 
-TEST_F(BadInputTest, SendBytesOffsetAndSize) {
-  absl::StatusOr<std::pair<Connection, Connection>> p = mp::Pipe();
+class BadConnectionInputTest : public BadInputTest,
+                               public ::testing::WithParamInterface<ConnectionTransport> {
+ protected:
+  absl::StatusOr<std::pair<Connection, Connection>> MakePipe() const {
+    return mp::Pipe(/*duplex=*/true, GetParam());
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Transports, BadConnectionInputTest, ::mp::testing::AllTransports(),
+                         ::mp::testing::TransportParamName());
+
+TEST_P(BadConnectionInputTest, SendBytesOffsetAndSize) {
+  absl::StatusOr<std::pair<Connection, Connection>> p = MakePipe();
   ASSERT_TRUE(p.ok());
   const std::string buf = "0123456789";
   const absl::Span<const uint8_t> bytes = AsBytes(buf);
@@ -87,8 +98,8 @@ TEST_F(BadInputTest, SendBytesOffsetAndSize) {
   EXPECT_EQ(*b, "3456789");
 }
 
-TEST_F(BadInputTest, SendAboveMaxMessageSizeIsRefusedAndUsable) {
-  absl::StatusOr<std::pair<Connection, Connection>> p = mp::Pipe();
+TEST_P(BadConnectionInputTest, SendAboveMaxMessageSizeIsRefusedAndUsable) {
+  absl::StatusOr<std::pair<Connection, Connection>> p = MakePipe();
   ASSERT_TRUE(p.ok());
   ASSERT_TRUE(p->first.set_max_message_size(16).ok());
   EXPECT_TRUE(Is(p->first.SendBytes(std::string(17, 'x')), kInvalid, "17"));
@@ -99,8 +110,8 @@ TEST_F(BadInputTest, SendAboveMaxMessageSizeIsRefusedAndUsable) {
   EXPECT_EQ(*got, std::string(16, 'y'));
 }
 
-TEST_F(BadInputTest, SetMaxMessageSize) {
-  absl::StatusOr<std::pair<Connection, Connection>> p = mp::Pipe();
+TEST_P(BadConnectionInputTest, SetMaxMessageSize) {
+  absl::StatusOr<std::pair<Connection, Connection>> p = MakePipe();
   ASSERT_TRUE(p.ok());
   EXPECT_TRUE(Is(p->first.set_max_message_size(0), kInvalid, "0"));
   EXPECT_TRUE(Is(p->first.set_max_message_size(size_t{1} << 32), kInvalid, "4294967296"));
@@ -108,8 +119,8 @@ TEST_F(BadInputTest, SetMaxMessageSize) {
   EXPECT_EQ(p->first.max_message_size(), kDefaultMaxMessageSize);
 }
 
-TEST_F(BadInputTest, RecvBytesMaxlengthClosesAsDocumented) {
-  absl::StatusOr<std::pair<Connection, Connection>> p = mp::Pipe();
+TEST_P(BadConnectionInputTest, RecvBytesMaxlengthClosesAsDocumented) {
+  absl::StatusOr<std::pair<Connection, Connection>> p = MakePipe();
   ASSERT_TRUE(p.ok());
   ASSERT_TRUE(p->first.SendBytes(std::string()).ok());
   ASSERT_TRUE(p->first.SendBytes(std::string("abc")).ok());
@@ -122,8 +133,8 @@ TEST_F(BadInputTest, RecvBytesMaxlengthClosesAsDocumented) {
   EXPECT_TRUE(Is(p->second.RecvBytes().status(), absl::StatusCode::kFailedPrecondition));
 }
 
-TEST_F(BadInputTest, RecvBytesIntoOffsetAndShortBuffer) {
-  absl::StatusOr<std::pair<Connection, Connection>> p = mp::Pipe();
+TEST_P(BadConnectionInputTest, RecvBytesIntoOffsetAndShortBuffer) {
+  absl::StatusOr<std::pair<Connection, Connection>> p = MakePipe();
   ASSERT_TRUE(p.ok());
   std::vector<uint8_t> buf(4);
   EXPECT_TRUE(Is(p->second.RecvBytesInto(absl::MakeSpan(buf), 5).status(), kInvalid, "offset 5"));
@@ -143,6 +154,27 @@ TEST_F(BadInputTest, RecvBytesIntoOffsetAndShortBuffer) {
   EXPECT_EQ(buf[3], 'k');
 }
 
+// Descriptors that cannot be sent are refused before anything is sent: the stream stays usable.
+TEST_P(BadConnectionInputTest, DescriptorsThatCannotBeSent) {
+  absl::StatusOr<std::pair<Connection, Connection>> p = MakePipe();
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(Is(p->first.SendFd(-1), kInvalid, "-1"));
+  const int gone = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(gone, 0);
+  close(gone);  // a number that is not an open descriptor
+  EXPECT_TRUE(Is(p->first.SendFd(gone), kInvalid, "not open"));
+  EXPECT_FALSE(p->first.closed());
+  ASSERT_TRUE(p->first.SendBytes(std::string("after")).ok());
+  absl::StatusOr<std::string> got = p->second.RecvBytes();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "after");
+  // A write-only end is nothing to wait for.
+  absl::StatusOr<std::pair<Connection, Connection>> one_way = mp::Pipe(/*duplex=*/false, GetParam());
+  ASSERT_TRUE(one_way.ok());
+  EXPECT_TRUE(Is(mp::Wait({Waitable(one_way->second)}, absl::ZeroDuration()).status(), kInvalid,
+                 "write-only"));
+}
+
 TEST_F(BadInputTest, FromFdAndWaitRefuseBadDescriptors) {
   EXPECT_TRUE(Is(Connection::FromFd(-1).status(), kInvalid, "-1"));
   const int file = memfd_create("not-a-socket", MFD_CLOEXEC);
@@ -155,8 +187,8 @@ TEST_F(BadInputTest, FromFdAndWaitRefuseBadDescriptors) {
   EXPECT_TRUE(Is(mp::Wait({Waitable(closed)}, absl::ZeroDuration()).status(), kInvalid, "closed"));
 }
 
-TEST_F(BadInputTest, PollWithNegativeTimeoutDoesNotBlock) {
-  absl::StatusOr<std::pair<Connection, Connection>> p = mp::Pipe();
+TEST_P(BadConnectionInputTest, PollWithNegativeTimeoutDoesNotBlock) {
+  absl::StatusOr<std::pair<Connection, Connection>> p = MakePipe();
   ASSERT_TRUE(p.ok());
   absl::StatusOr<bool> r = p->first.Poll(-absl::Seconds(5));
   // Either refused or treated as "do not wait"; never a 5 s (or endless) wait.

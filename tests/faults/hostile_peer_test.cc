@@ -1,8 +1,9 @@
 // Copyright 2026 The mp Authors.
 //
-// A hostile peer writes bytes (and descriptors) straight into a Connection's socket: random bytes,
-// valid prefixes followed by garbage, huge lengths, bad reserved fields, wrong descriptor counts,
-// frames with flipped bytes, and closes mid-frame. The receiver is checked against a reference
+// A hostile peer writes bytes (and descriptors) straight into a Connection's socket (the socket
+// transport, ConnectionTransport::kSocket: the peer is the released other end of its Pipe):
+// random bytes, valid prefixes followed by garbage, huge lengths, bad reserved fields, wrong
+// descriptor counts, frames with flipped bytes, and closes mid-frame. The receiver is checked against a reference
 // parser of the wire format documented in channels/connection.h:
 //   * a complete, well-formed message arrives exactly as sent (RecvBytes, RecvBytesInto, Recv<T>);
 //   * a malformed prefix, an oversized length (max message size or RecvBytes' maxlength) or a
@@ -30,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "channels/connection.h"
+#include "channels/test_transports.h"
 #include "gtest/gtest.h"
 #include "serialize/codec.h"
 #include "serialize/frame.h"
@@ -214,12 +216,18 @@ void CheckTyped(Connection& c, const Expected& e, const std::string& where) {
   }
 }
 
+// A Connection and the raw socket of its peer (the socket transport: a shared-memory end has no raw
+// socket to write into).
+absl::StatusOr<std::pair<Connection, Connection>> SocketPipe() {
+  return mp::Pipe(/*duplex=*/true, ConnectionTransport::kSocket);
+}
+
 // Runs one hostile input against a fresh Connection; returns how many receive calls were checked.
 int RunOne(uint64_t seed) {
   Rng rng(seed);
   int nfds = 0;
   const std::string input = MakeInput(rng, &nfds);
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe();
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = SocketPipe();
   EXPECT_TRUE(pipe.ok());
   if (!pipe.ok()) return 0;
   Connection& c = pipe->first;
@@ -306,7 +314,7 @@ int RunOne(uint64_t seed) {
 }
 
 TEST(HostilePeerTest, GarbageIsInvalidArgumentAndCloses) {
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe();
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = SocketPipe();
   ASSERT_TRUE(pipe.ok());
   const int raw = pipe->second.Release();
   ASSERT_EQ(write(raw, "GET / HTTP/1.1\r\n\r\n", 18), 18);
@@ -318,7 +326,7 @@ TEST(HostilePeerTest, GarbageIsInvalidArgumentAndCloses) {
 }
 
 TEST(HostilePeerTest, HugeLengthIsRefusedWithoutAllocating) {
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe();
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = SocketPipe();
   ASSERT_TRUE(pipe.ok());
   const int raw = pipe->second.Release();
   const std::string p = Prefix(0xffffffffu, 0);
@@ -331,7 +339,7 @@ TEST(HostilePeerTest, HugeLengthIsRefusedWithoutAllocating) {
 }
 
 TEST(HostilePeerTest, CloseMidFrameIsDataLoss) {
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe();
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = SocketPipe();
   ASSERT_TRUE(pipe.ok());
   const int raw = pipe->second.Release();
   const std::string m = Prefix(100, 0) + std::string(40, 'x');
@@ -343,7 +351,7 @@ TEST(HostilePeerTest, CloseMidFrameIsDataLoss) {
 }
 
 TEST(HostilePeerTest, ValidPrefixThenGarbageTypedRecvConsumesOnlyThatMessage) {
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe();
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = SocketPipe();
   ASSERT_TRUE(pipe.ok());
   const int raw = pipe->second.Release();
   const std::string garbage = "not a frame at all, definitely";
@@ -358,8 +366,13 @@ TEST(HostilePeerTest, ValidPrefixThenGarbageTypedRecvConsumesOnlyThatMessage) {
   close(raw);
 }
 
-TEST(HostilePeerTest, WrongTypeNamesBothAndStaysUsable) {
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe();
+// An honest peer sending another type: nothing raw here, so both transports.
+class HostilePeerTransportTest : public ::testing::TestWithParam<ConnectionTransport> {};
+INSTANTIATE_TEST_SUITE_P(Transports, HostilePeerTransportTest, ::mp::testing::AllTransports(),
+                         ::mp::testing::TransportParamName());
+
+TEST_P(HostilePeerTransportTest, WrongTypeNamesBothAndStaysUsable) {
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe(/*duplex=*/true, GetParam());
   ASSERT_TRUE(pipe.ok());
   ASSERT_TRUE(pipe->second.Send(std::vector<int32_t>{1, 2}).ok());
   ASSERT_TRUE(pipe->second.Send(std::string("ok")).ok());
@@ -369,6 +382,67 @@ TEST(HostilePeerTest, WrongTypeNamesBothAndStaysUsable) {
   absl::StatusOr<std::string> right = pipe->first.Recv<std::string>();
   ASSERT_TRUE(right.ok()) << right.status();
   EXPECT_EQ(*right, "ok");
+}
+
+// A shared-memory end's hostile peer can write into the side socket (fd() of its end) what no
+// honest end sends: a malformed packet is kInvalidArgument at the next receive (which Poll and
+// Wait report as ready), and the connection closes itself; descriptor packets for records that
+// never come are held at most kMaxPendingPackets (16) at a time, then refused; nothing leaks.
+TEST(HostilePeerTest, SharedMemorySideSocketGarbageIsInvalidArgumentAndCloses) {
+  const FdSnapshot before = FdSnapshot::Take();
+  {
+    absl::StatusOr<std::pair<Connection, Connection>> pipe =
+        mp::Pipe(/*duplex=*/true, ConnectionTransport::kSharedMemory);
+    ASSERT_TRUE(pipe.ok());
+    ASSERT_EQ(send(pipe->second.fd(), "GET / HTTP/1.1", 14, MSG_NOSIGNAL), 14);
+    absl::StatusOr<bool> ready = pipe->first.Poll(absl::Seconds(60));
+    ASSERT_TRUE(ready.ok()) << ready.status();
+    EXPECT_TRUE(*ready);
+    absl::StatusOr<std::string> got = pipe->first.RecvBytes();
+    EXPECT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
+    EXPECT_TRUE(pipe->first.closed());
+    EXPECT_TRUE(absl::IsFailedPrecondition(pipe->first.RecvBytes().status()));
+  }
+  {
+    absl::StatusOr<std::pair<Connection, Connection>> pipe =
+        mp::Pipe(/*duplex=*/true, ConnectionTransport::kSharedMemory);
+    ASSERT_TRUE(pipe.ok());
+    const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(devnull, 0);
+    // 'F' + a ring position no record will ever have, with a descriptor: 40 of them.
+    for (uint64_t i = 0; i < 40; ++i) {
+      std::string packet(9, 'F');
+      const uint64_t pos = (uint64_t{1} << 40) + 8 * i;
+      std::memcpy(packet.data() + 1, &pos, 8);
+      char control[CMSG_SPACE(sizeof(int))] = {};
+      iovec iov{packet.data(), packet.size()};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &devnull, sizeof(int));
+      ASSERT_EQ(sendmsg(pipe->second.fd(), &msg, MSG_NOSIGNAL), 9);
+    }
+    close(devnull);
+    // An honest message in between is delivered; then nothing is left to read but the packets.
+    ASSERT_TRUE(pipe->second.SendBytes("honest").ok());
+    absl::StatusOr<std::string> honest = pipe->first.RecvBytes();
+    ASSERT_TRUE(honest.ok()) << honest.status();
+    EXPECT_EQ(*honest, "honest");
+    absl::StatusOr<std::vector<size_t>> ready = mp::Wait({pipe->first}, absl::Seconds(60));
+    ASSERT_TRUE(ready.ok()) << ready.status();
+    EXPECT_EQ(*ready, std::vector<size_t>{0});
+    absl::StatusOr<std::string> got = pipe->first.RecvBytes();
+    EXPECT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
+    EXPECT_TRUE(pipe->first.closed());
+  }
+  const FdSnapshot after = FdSnapshot::Take();
+  EXPECT_EQ(after, before) << after.DiffFrom(before);
 }
 
 // The randomized run: 100,000 hostile inputs, deterministic seeds (plain, asan, ubsan). The

@@ -669,14 +669,14 @@ absl::Status GetTrial(uint64_t seed, Rng& rng) {
   return absl::OkStatus();
 }
 
-absl::Status SendBytesTrial(uint64_t seed, Rng& rng) {
+absl::Status SendBytesTrial(uint64_t seed, Rng& rng, ConnectionTransport transport) {
   struct Report {
     std::atomic<uint32_t> committed{0};
   };
   Shared<Report> report;
   MP_TRY(Check(report.ok(), "mmap for the report"));
   const bool duplex = seed % 3 != 0;
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe(duplex);
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe(duplex, transport);
   if (!pipe.ok()) return pipe.status();
   // One-way: first receives, second sends. Duplex: either way; same assignment.
   Connection& reader = pipe->first;
@@ -729,7 +729,7 @@ absl::Status SendBytesTrial(uint64_t seed, Rng& rng) {
   return absl::OkStatus();
 }
 
-absl::Status RecvBytesTrial(uint64_t seed, Rng& rng) {
+absl::Status RecvBytesTrial(uint64_t seed, Rng& rng, ConnectionTransport transport) {
   struct Report {
     std::atomic<uint32_t> received{0};
     std::atomic<uint32_t> bad{0};
@@ -737,7 +737,7 @@ absl::Status RecvBytesTrial(uint64_t seed, Rng& rng) {
   Shared<Report> report;
   MP_TRY(Check(report.ok(), "mmap for the report"));
   const bool duplex = seed % 3 != 0;
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe(duplex);
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = mp::Pipe(duplex, transport);
   if (!pipe.ok()) return pipe.status();
   Connection& reader = pipe->first;
   Connection& writer = pipe->second;
@@ -1011,9 +1011,13 @@ absl::Status RunScenario(Scenario scenario, uint64_t seed) {
     case Scenario::kGet:
       return GetTrial(seed, rng);
     case Scenario::kSendBytes:
-      return SendBytesTrial(seed, rng);
+      return SendBytesTrial(seed, rng, ConnectionTransport::kSocket);
     case Scenario::kRecvBytes:
-      return RecvBytesTrial(seed, rng);
+      return RecvBytesTrial(seed, rng, ConnectionTransport::kSocket);
+    case Scenario::kShmSendBytes:
+      return SendBytesTrial(seed, rng, ConnectionTransport::kSharedMemory);
+    case Scenario::kShmRecvBytes:
+      return RecvBytesTrial(seed, rng, ConnectionTransport::kSharedMemory);
     case Scenario::kLockHolding:
       return LockHoldingTrial(seed, rng);
     case Scenario::kLockWaiting:
@@ -1054,6 +1058,10 @@ absl::string_view ScenarioName(Scenario scenario) {
       return "SpawnPut";
     case Scenario::kSharedMemory:
       return "SharedMemory";
+    case Scenario::kShmSendBytes:
+      return "ShmSendBytes";
+    case Scenario::kShmRecvBytes:
+      return "ShmRecvBytes";
   }
   return "?";
 }

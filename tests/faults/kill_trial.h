@@ -55,14 +55,13 @@ enum class Scenario {
   // one
   // Get already returned to the victim) is missing.
   kGet,
-  // Victim killed in Connection::SendBytes (socket or one-way pipe, messages up to 300 KiB that
-  // need
-  // several writes). The receiver gets messages 0..r-1 intact and in order, then end of file
-  // (kOutOfRange) or a torn tail (kDataLoss), never a torn message; r is the number of SendBytes
-  // that
-  // returned OK, or one more; the closed connection answers at once afterwards.
+  // Victim killed in Connection::SendBytes on the socket transport (socket or one-way pipe,
+  // messages up to 300 KiB that need several writes). The receiver gets messages 0..r-1 intact and
+  // in order, then end of file (kOutOfRange) or a torn tail (kDataLoss), never a torn message; r is
+  // the number of SendBytes that returned OK, or one more; the closed connection answers at once
+  // afterwards.
   kSendBytes,
-  // Victim killed in Connection::RecvBytes while the parent sends. The victim saw only intact
+  // Victim killed in Connection::RecvBytes (socket transport) while the parent sends. The victim saw only intact
   // messages in order; the parent's SendBytes ends with kAborted (broken pipe), never a hang or a
   // signal.
   kRecvBytes,
@@ -90,8 +89,12 @@ enum class Scenario {
   // /dev/shm; the interrupted one may be left only in shared_memory.h's documented window (killed
   // between shm_open and its registry entry), and the trial removes it.
   kSharedMemory,
+  // kSendBytes and kRecvBytes on the shared-memory transport (Pipe()'s default; duplex or one-way;
+  // messages up to 300 KiB, so some travel in parts through the 256 KiB ring), same checks.
+  kShmSendBytes,
+  kShmRecvBytes,
 };
-inline constexpr int kScenarioCount = 10;
+inline constexpr int kScenarioCount = 12;
 
 // "Put", "Get", "SendBytes", ...
 absl::string_view ScenarioName(Scenario scenario);

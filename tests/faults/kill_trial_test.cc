@@ -28,7 +28,8 @@ INSTANTIATE_TEST_SUITE_P(AllScenarios, KillTrialTest,
                                            Scenario::kRecvBytes, Scenario::kLockHolding,
                                            Scenario::kLockWaiting, Scenario::kBarrierWait,
                                            Scenario::kConditionWait, Scenario::kSpawnPut,
-                                           Scenario::kSharedMemory),
+                                           Scenario::kSharedMemory, Scenario::kShmSendBytes,
+                                           Scenario::kShmRecvBytes),
                          [](const ::testing::TestParamInfo<Scenario>& info) {
                            return std::string(ScenarioName(info.param));
                          });
@@ -38,7 +39,9 @@ TEST(KillTrialTest, ScenarioNamesAndRoundRobin) {
   EXPECT_EQ(ScenarioName(ScenarioForTrial(7)), "ConditionWait");
   EXPECT_EQ(ScenarioName(ScenarioForTrial(8)), "SpawnPut");
   EXPECT_EQ(ScenarioName(ScenarioForTrial(9)), "SharedMemory");
-  EXPECT_EQ(ScenarioForTrial(10), ScenarioForTrial(0));
+  EXPECT_EQ(ScenarioName(ScenarioForTrial(10)), "ShmSendBytes");
+  EXPECT_EQ(ScenarioName(ScenarioForTrial(11)), "ShmRecvBytes");
+  EXPECT_EQ(ScenarioForTrial(12), ScenarioForTrial(0));
 }
 
 }  // namespace

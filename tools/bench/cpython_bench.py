@@ -135,6 +135,49 @@ def pipe_throughput(n, size=1 << 20):
     return n * size / dt / 1e9  # GB/s
 
 
+def _pipe_worker(conn):
+    # An empty request ends it (each worker inherited every parent end, so no end of file comes).
+    while True:
+        msg = conn.recv_bytes()
+        if not msg:
+            return
+        conn.send_bytes(msg)
+
+
+def pipe_workers(rounds, workers=4):
+    """The natural request/reply program: a parent and `workers` processes, one duplex Pipe each;
+    each round the parent sends a 64-byte request to every worker, then receives every reply.
+    Not pinned (as the C++ side, BM_PipeWorkers). Microseconds per round trip."""
+    ctx = mp.get_context("fork")
+    pipes = [ctx.Pipe() for _ in range(workers)]
+    procs = []
+    for i in range(workers):
+        p = ctx.Process(target=_pipe_worker, args=(pipes[i][1],))
+        p.start()
+        procs.append(p)
+    for _, child_end in pipes:
+        child_end.close()
+    msg = b"r" * 64
+    conns = [a for a, _ in pipes]
+    for _ in range(100):  # warm-up
+        for c in conns:
+            c.send_bytes(msg)
+        for c in conns:
+            c.recv_bytes()
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        for c in conns:
+            c.send_bytes(msg)
+        for c in conns:
+            c.recv_bytes()
+    dt = time.perf_counter() - t0
+    for c in conns:
+        c.send_bytes(b"")
+    for p in procs:
+        p.join()
+    return dt / (rounds * workers) * 1e6
+
+
 def _queue_consumer(q, n, done):
     for _ in range(n):
         q.get()
@@ -376,6 +419,7 @@ def main():
         ("start+join forkserver", "us/op", lambda: start_join("forkserver", n(100))),
         ("Pipe 64 B round trip", "us/op", lambda: pipe_roundtrip(n(20000))),
         ("Pipe 1 MiB throughput", "GB/s", lambda: pipe_throughput(n(500))),
+        ("Pipe 4 workers x 5,000 round trips", "us/op", lambda: pipe_workers(n(5000))),
         ("Queue small items 1->1", "msg/s", lambda: queue_throughput(n(200000), 1)),
         ("Queue small items 4->4", "msg/s", lambda: queue_throughput(n(200000), 4)),
         ("Queue round trip", "us/op", lambda: queue_roundtrip(n(10000))),

@@ -1,0 +1,79 @@
+// Copyright 2026 The mp Authors.
+//
+// channels/ring.h — internal: what the two shared-memory rings of channels/ have in common, the
+// Queue's (queue.cc) and the shared-memory Connection's (shm_link.cc). Byte positions grow without
+// wrapping and a ring's offset is pos & (capacity - 1) (capacity a power of two); records start on
+// an 8-byte grid; a reader copies what it reads out of shared memory before looking at it; a
+// waiter spins for a budget of its own before it sleeps.
+
+#ifndef MP_CHANNELS_RING_H_
+#define MP_CHANNELS_RING_H_
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "base/deadline.h"
+#include "sync/futex.h"
+
+namespace mp::ring {
+
+inline size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+// Reads a word in shared memory exactly once (the compiler cannot load it again).
+template <typename T>
+T ReadOnce(T& word) {
+  return std::atomic_ref<T>(word).load(std::memory_order_relaxed);
+}
+
+// Copies n bytes into / out of the ring at byte position `pos`, wrapping around its end.
+inline void CopyIn(uint8_t* ring, uint64_t cap, uint64_t pos, const uint8_t* src, size_t n) {
+  const uint64_t off = pos & (cap - 1);
+  const size_t first = std::min<uint64_t>(n, cap - off);
+  std::memcpy(ring + off, src, first);
+  if (first < n) std::memcpy(ring, src + first, n - first);
+}
+
+inline void CopyOut(const uint8_t* ring, uint64_t cap, uint64_t pos, uint8_t* dst, size_t n) {
+  const uint64_t off = pos & (cap - 1);
+  const size_t first = std::min<uint64_t>(n, cap - off);
+  std::memcpy(dst, ring + off, first);
+  if (first < n) std::memcpy(dst + first, ring, n - first);
+}
+
+// Adaptive spinning before sleeping. Each thread keeps a budget between these bounds: a wait that
+// ends while spinning raises it, a wait that has to sleep halves it. When the two sides run on
+// different cores, waits end while spinning (sub-microsecond hand-offs); when they share a core (a
+// busy machine), spinning only delays the peer, and the budget falls to the floor within a few
+// waits. No sched_yield: it can hand the core to an unrelated process for a whole time slice.
+inline constexpr int64_t kMinSpinNs = 1'000;
+inline constexpr int64_t kMaxSpinNs = 20'000;
+int64_t& SpinBudgetNs();
+
+// Spins until ready() or the thread's budget (or `deadline`) runs out; returns ready(). The poll
+// gap grows (1 .. 16 pauses) so a waiting side does not keep stealing the cache line the other
+// side is writing.
+template <typename Ready>
+bool Spin(Deadline deadline, Ready ready) {
+  int64_t& budget = SpinBudgetNs();
+  const int64_t start = MonotonicNowNs();
+  constexpr int kMaxPauses = 16;
+  int pauses = 1;
+  for (int i = 1;; ++i) {
+    if (ready()) {
+      budget = std::min(kMaxSpinNs, budget * 2);
+      return true;
+    }
+    if ((i & 7) == 0 && (MonotonicNowNs() - start > budget || deadline.Expired())) break;
+    for (int k = 0; k < pauses; ++k) SpinPause();
+    pauses = std::min(pauses * 2, kMaxPauses);
+  }
+  budget = std::max(kMinSpinNs, budget / 2);
+  return ready();
+}
+
+}  // namespace mp::ring
+
+#endif  // MP_CHANNELS_RING_H_

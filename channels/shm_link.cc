@@ -1,0 +1,763 @@
+// Copyright 2026 The mp Authors.
+
+#include "channels/shm_link.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
+#include "channels/ring.h"
+#include "sync/futex.h"
+
+namespace mp::channels_internal {
+namespace {
+
+using ring::Align8;
+using ring::CopyIn;
+using ring::CopyOut;
+using ring::ReadOnce;
+
+constexpr uint32_t kTag = 0x4b4e4c53;  // "SLNK"
+constexpr uint32_t kVersion = 1;
+constexpr uint64_t kStateOffset = kShmHeaderSize;
+constexpr size_t kMaxFds = 253;  // connection.h's kMaxFdsPerMessage
+// A reader sleeps on the futex this long before it moves to poll(2) on the side socket.
+constexpr int64_t kFutexPhaseNs = 2'000'000;
+// A writer waiting for room checks for a hang-up after each slice (doubling up to the cap).
+constexpr int64_t kRoomSliceNs = 200'000;
+constexpr int64_t kRoomSliceMaxNs = 10'000'000;
+// A writer checks for a hang-up at least this often while sending.
+constexpr int64_t kHupCheckNs = 1'000'000;
+constexpr uint8_t kWakePacket = 'W';
+constexpr uint8_t kFdPacket = 'F';
+constexpr size_t kFdPacketSize = 9;
+constexpr int kDrainBudget = 64;
+
+constexpr absl::string_view kOverwritten =
+    "; the peer overwrote the connection's shared memory, the connection is closed";
+
+struct RecordHeader {
+  uint32_t length;
+  uint16_t fd_count;
+  uint8_t kind;
+  uint8_t zero;
+};
+
+void WriteHeader(uint8_t* ring, uint64_t cap, uint64_t pos, const RecordHeader& h) {
+  uint8_t* at = ring + (pos & (cap - 1));  // 8-aligned, so never split by the ring end
+  std::memcpy(at, &h.length, 4);
+  std::memcpy(at + 4, &h.fd_count, 2);
+  at[6] = h.kind;
+  at[7] = 0;
+}
+
+RecordHeader ReadHeader(const uint8_t* ring, uint64_t cap, uint64_t pos) {
+  RecordHeader h;
+  uint8_t raw[kLinkRecordHeaderSize];
+  std::memcpy(raw, ring + (pos & (cap - 1)), sizeof(raw));  // read once, then look
+  std::memcpy(&h.length, raw, 4);
+  std::memcpy(&h.fd_count, raw + 4, 2);
+  h.kind = raw[6];
+  h.zero = raw[7];
+  return h;
+}
+
+// Between spinning and sleeping: while other processes wait for this core (more processes than
+// cores, e.g. a parent and 4 workers on 2 cores), giving the core away with sched_yield lets the
+// peer this reader waits for run at once, and its commit then needs no FUTEX_WAKE. A yield that
+// comes back at once means nobody else wanted the core: after kIdleYields of those in a row, or
+// kYieldPhaseNs in all, the reader goes to sleep instead.
+constexpr int64_t kYieldPhaseNs = 50'000;
+constexpr int64_t kIdleYieldNs = 2'000;
+constexpr int kIdleYields = 8;
+
+template <typename Ready>
+bool YieldUntil(Deadline deadline, Ready ready) {
+  const int64_t start = MonotonicNowNs();
+  int idle = 0;
+  for (int64_t now = start; now - start < kYieldPhaseNs && !deadline.Expired();) {
+    sched_yield();
+    if (ready()) return true;
+    const int64_t after = MonotonicNowNs();
+    idle = after - now < kIdleYieldNs ? idle + 1 : 0;
+    if (idle >= kIdleYields) return false;
+    now = after;
+  }
+  return false;
+}
+
+size_t SegmentBytes(size_t cap) { return sizeof(LinkState) + 2 * cap; }
+
+void CloseAll(absl::Span<const int> fds) {
+  for (int fd : fds) ::close(fd);
+}
+
+}  // namespace
+
+ShmLink::ShmLink(int sock, ShmSegment segment, int end, size_t cap)
+    : sock_(sock),
+      segment_(std::move(segment)),
+      state_(static_cast<LinkState*>(segment_.At(kStateOffset))),
+      rings_(static_cast<uint8_t*>(segment_.At(kStateOffset)) + sizeof(LinkState)),
+      end_(end),
+      cap_(cap) {
+  seen_closes_ = state_->closes[1 - end_].load(std::memory_order_relaxed);
+  reader_seen_closes_ = seen_closes_;
+  cached_head_ = out_words().head.load(std::memory_order_relaxed);
+  cached_tail_ = in_words().tail.load(std::memory_order_relaxed);
+}
+
+ShmLink::ShmLink(ShmLink&& other) noexcept { *this = std::move(other); }
+
+ShmLink& ShmLink::operator=(ShmLink&& other) noexcept {
+  if (this != &other) {
+    Close();
+    sock_ = std::exchange(other.sock_, -1);
+    segment_ = std::move(other.segment_);
+    other.segment_ = ShmSegment();
+    state_ = std::exchange(other.state_, nullptr);
+    rings_ = std::exchange(other.rings_, nullptr);
+    end_ = other.end_;
+    cap_ = other.cap_;
+    cached_head_ = other.cached_head_;
+    seen_closes_ = other.seen_closes_;
+    reader_seen_closes_ = other.reader_seen_closes_;
+    next_hup_check_ns_ = other.next_hup_check_ns_;
+    cached_tail_ = other.cached_tail_;
+    in_message_ = std::exchange(other.in_message_, false);
+    chunked_ = other.chunked_;
+    msg_left_ = other.msg_left_;
+    body_pos_ = other.body_pos_;
+    part_left_ = other.part_left_;
+    record_end_ = other.record_end_;
+    next_record_ = other.next_record_;
+    msg_length_ = other.msg_length_;
+    peer_gone_.store(other.peer_gone_.load());
+    error_ = std::move(other.error_);
+    packets_ = std::move(other.packets_);
+    other.packets_.clear();
+  }
+  return *this;
+}
+
+absl::StatusOr<std::pair<ShmLink, ShmLink>> ShmLink::CreatePair(size_t ring_bytes) {
+  if (ring_bytes < kMinRingBytes || ring_bytes > kMaxRingBytes ||
+      (ring_bytes & (ring_bytes - 1)) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("Pipe: ring size ", ring_bytes,
+                                                   " is not a power of two in [", kMinRingBytes,
+                                                   ", ", kMaxRingBytes, "]"));
+  }
+  absl::StatusOr<ShmSegment> segment =
+      ShmSegment::Create(ShmDomain::kTransferable, SegmentBytes(ring_bytes));
+  if (!segment.ok()) return segment.status();
+  absl::StatusOr<uint64_t> offset = segment->Allocate(SegmentBytes(ring_bytes));
+  if (!offset.ok()) return offset.status();
+  if (*offset != kStateOffset) {
+    return absl::InternalError(absl::StrCat("Pipe: link block at offset ", *offset));
+  }
+  auto* state = new (segment->At(kStateOffset)) LinkState{};
+  state->version = kVersion;
+  state->ring_bytes = ring_bytes;
+  state->tag.store(kTag, std::memory_order_release);
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    return ErrnoStatus(errno, "Pipe: socketpair(AF_UNIX, SOCK_SEQPACKET)");
+  }
+  ShmLink first(sv[0], *segment, 0, ring_bytes);
+  ShmLink second(sv[1], *std::move(segment), 1, ring_bytes);
+  return std::make_pair(std::move(first), std::move(second));
+}
+
+absl::StatusOr<ShmLink> ShmLink::Adopt(int sock, int segment_fd, int end) {
+  auto fail = [sock](absl::Status s) {
+    ::close(sock);
+    return s;
+  };
+  if (end != 0 && end != 1) {
+    return fail(absl::InvalidArgumentError(absl::StrCat("Connection: link end ", end)));
+  }
+  int type = 0;
+  socklen_t len = sizeof(type);
+  if (::getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    return fail(ErrnoStatus(errno, "Connection: getsockopt(SO_TYPE) of a shared-memory end"));
+  }
+  if (type != SOCK_SEQPACKET) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "Connection: the side socket of a shared-memory end is of type ", type,
+        ", not SOCK_SEQPACKET")));
+  }
+  absl::StatusOr<ShmSegment> segment = ShmSegment::Attach(segment_fd);
+  if (!segment.ok()) return fail(segment.status());
+  if (absl::Status s = segment->CheckBlock(kStateOffset, sizeof(LinkState), kTag,
+                                           "shared-memory Connection");
+      !s.ok()) {
+    return fail(s);
+  }
+  auto* state = static_cast<LinkState*>(segment->At(kStateOffset));
+  const uint32_t version = ReadOnce(state->version);
+  const uint64_t cap = ReadOnce(state->ring_bytes);  // the one read: the peer may change it later
+  if (version != kVersion) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("Connection: shared-memory link version ", version, ", expected ", kVersion)));
+  }
+  if (cap < kMinRingBytes || cap > kMaxRingBytes || (cap & (cap - 1)) != 0 ||
+      segment->size() < kStateOffset + SegmentBytes(cap)) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "Connection: shared-memory link with a ring size of ", cap,
+        " bytes (not a power of two in range, or larger than its ", segment->size(),
+        "-byte segment)")));
+  }
+  return ShmLink(sock, *std::move(segment), end, cap);
+}
+
+void ShmLink::ClosePackets() {
+  for (const Packet& p : packets_) CloseAll(p.fds);
+  packets_.clear();
+}
+
+void ShmLink::Close() {
+  if (sock_ < 0) return;
+  ::close(sock_);
+  sock_ = -1;
+  // After the close, so that a writer that sees the count move also sees the hang-up (if this was
+  // the last copy); a peer asleep on a futex re-checks for one.
+  state_->closes[end_].fetch_add(1, std::memory_order_seq_cst);
+  FutexWake(&out_words().reader_waiting, kFutexWakeAll);
+  FutexWake(&in_words().writer_waiting, kFutexWakeAll);
+  segment_ = ShmSegment();
+  state_ = nullptr;
+  rings_ = nullptr;
+  ClosePackets();
+  in_message_ = false;
+}
+
+absl::Status ShmLink::Sticky(absl::Status s) {
+  if (error_.ok()) error_ = s;
+  return s;
+}
+
+// An honest peer has at most one descriptor packet ahead of the records it committed (it sends the
+// packet, then commits the record), so kMaxPendingPackets of them with nothing to read is a flood.
+absl::Status ShmLink::RefuseFlood() {
+  return Sticky(absl::InvalidArgumentError(
+      absl::StrCat("Connection: the peer sent ", packets_.size(),
+                   " descriptor packets ahead of any message; the connection is closed")));
+}
+
+bool ShmLink::PeerGone() {
+  if (peer_gone_) return true;
+  struct pollfd p = {sock_, 0, 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) peer_gone_ = true;
+  return peer_gone_;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Writing.
+
+void ShmLink::Commit(uint64_t tail) {
+  RingWords& w = out_words();
+  w.tail.store(tail, std::memory_order_release);
+  // Ordered against a reader that announces its sleep and then re-checks tail (see the header).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (w.reader_waiting.load(std::memory_order_relaxed) == 0) return;
+  const uint32_t sleeper = w.reader_waiting.exchange(0, std::memory_order_seq_cst);
+  if ((sleeper & kFutexSleeper) != 0) FutexWake(&w.reader_waiting, kFutexWakeAll);
+  if ((sleeper & kPollSleeper) != 0) {
+    // A full socket is already readable, and a gone reader needs no wake-up: ignore both.
+    ssize_t n;
+    do {
+      n = ::send(sock_, &kWakePacket, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+  }
+}
+
+absl::Status ShmLink::WaitRoom(uint64_t tail, size_t rec) {
+  RingWords& w = out_words();
+  auto room = [&](uint64_t head) { return head <= tail && tail - head <= cap_ - rec; };
+  if (room(cached_head_)) return absl::OkStatus();
+  absl::Status bad;
+  auto refresh = [&]() {
+    const uint64_t head = w.head.load(std::memory_order_acquire);
+    if ((head & 7) != 0 || head > tail || tail - head > cap_) {
+      bad = absl::DataLossError(absl::StrCat("Connection: the shared head word (position ", head,
+                                             ") does not fit tail position ", tail, kOverwritten));
+      return true;
+    }
+    cached_head_ = head;
+    return room(head);
+  };
+  if (refresh() || ring::Spin(Deadline::Never(), refresh)) return bad;
+  int64_t slice = kRoomSliceNs;
+  for (;;) {
+    w.writer_waiting.store(1, std::memory_order_seq_cst);
+    if (refresh()) {
+      w.writer_waiting.store(0, std::memory_order_relaxed);
+      return bad;
+    }
+    FutexWait(&w.writer_waiting, 1, Deadline::AtNs(MonotonicNowNs() + slice));
+    if (refresh()) return bad;
+    if (PeerGone()) {
+      return absl::AbortedError(
+          "Connection: the peer has closed its end (broken pipe); the message was not sent whole");
+    }
+    slice = std::min(slice * 2, kRoomSliceMaxNs);
+  }
+}
+
+absl::Status ShmLink::SendFds(uint64_t pos, absl::Span<const int> fds) {
+  uint8_t data[kFdPacketSize];
+  data[0] = kFdPacket;
+  std::memcpy(data + 1, &pos, 8);
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  struct iovec iov = {data, sizeof(data)};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  const size_t bytes = sizeof(int) * fds.size();
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(bytes);
+  std::memset(control, 0, msg.msg_controllen);
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(bytes);
+  std::memcpy(CMSG_DATA(c), fds.data(), bytes);
+  for (;;) {
+    if (::sendmsg(sock_, &msg, MSG_NOSIGNAL) >= 0) return absl::OkStatus();
+    if (errno == EINTR) continue;
+    if (errno == EPIPE || errno == ECONNRESET) {
+      peer_gone_ = true;
+      return absl::AbortedError(
+          "Connection: the peer has closed its end (broken pipe); the message was not sent");
+    }
+    if (errno == EBADF) return absl::InvalidArgumentError("Connection: a descriptor to send is not open");
+    return ErrnoStatus(errno, "Connection: sendmsg of descriptors");
+  }
+}
+
+absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int> fds) {
+  if (sock_ < 0) return absl::FailedPreconditionError("Connection is closed");
+  if (peer_gone_) {
+    return absl::AbortedError(
+        "Connection: the peer has closed its end (broken pipe); the message was not sent");
+  }
+  // A peer that closed (a close count moved) or may have died (now and then) is checked for.
+  const uint32_t closes = state_->closes[1 - end_].load(std::memory_order_relaxed);
+  const int64_t now = MonotonicNowNs();
+  if (closes != seen_closes_ || now >= next_hup_check_ns_) {
+    seen_closes_ = closes;
+    next_hup_check_ns_ = now + kHupCheckNs;
+    if (PeerGone()) {
+      return absl::AbortedError(
+          "Connection: the peer has closed its end (broken pipe); the message was not sent");
+    }
+  }
+  RingWords& w = out_words();
+  uint64_t tail = w.tail.load(std::memory_order_relaxed);
+  if ((tail & 7) != 0) {
+    return absl::DataLossError(absl::StrCat("Connection: the shared tail word (position ", tail,
+                                            ") is not 8-aligned", kOverwritten));
+  }
+  if (!fds.empty()) {
+    if (absl::Status s = SendFds(tail, fds); !s.ok()) return s;
+  }
+  const size_t quarter = cap_ / 4;
+  const uint8_t* src = body.data();
+  size_t left = body.size();
+  const uint16_t fd_count = static_cast<uint16_t>(fds.size());
+  if (left <= quarter) {
+    const size_t rec = Align8(kLinkRecordHeaderSize + left);
+    if (absl::Status s = WaitRoom(tail, rec); !s.ok()) return s;
+    uint8_t* ring = out_ring();
+    WriteHeader(ring, cap_, tail,
+                {static_cast<uint32_t>(left), fd_count, kLinkWhole, 0});
+    CopyIn(ring, cap_, tail + kLinkRecordHeaderSize, src, left);
+    Commit(tail + rec);
+    return absl::OkStatus();
+  }
+  // A start record, then parts of at most a quarter ring, each committed as soon as written.
+  if (absl::Status s = WaitRoom(tail, kLinkRecordHeaderSize); !s.ok()) return s;
+  WriteHeader(out_ring(), cap_, tail, {static_cast<uint32_t>(left), fd_count, kLinkStart, 0});
+  tail += kLinkRecordHeaderSize;
+  Commit(tail);
+  while (left > 0) {
+    const size_t n = std::min(left, quarter);
+    const size_t rec = Align8(kLinkRecordHeaderSize + n);
+    if (absl::Status s = WaitRoom(tail, rec); !s.ok()) return s;
+    WriteHeader(out_ring(), cap_, tail, {static_cast<uint32_t>(n), 0, kLinkPart, 0});
+    CopyIn(out_ring(), cap_, tail + kLinkRecordHeaderSize, src, n);
+    tail += rec;
+    Commit(tail);
+    src += n;
+    left -= n;
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reading.
+
+absl::StatusOr<uint64_t> ShmLink::Committed(uint64_t pos) {
+  const uint64_t tail = in_words().tail.load(std::memory_order_acquire);
+  if ((tail & 7) != 0 || tail < pos || tail - pos > cap_) {
+    return absl::DataLossError(absl::StrCat("Connection: the shared tail word (position ", tail,
+                                            ") does not fit head position ", pos, kOverwritten));
+  }
+  cached_tail_ = tail;
+  return tail - pos;
+}
+
+absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, size_t need, Deadline deadline) {
+  if (cached_tail_ >= pos && cached_tail_ - pos >= need && cached_tail_ - pos <= cap_) {
+    return Wait::kReady;
+  }
+  absl::Status bad;
+  auto ready = [&]() {
+    absl::StatusOr<uint64_t> c = Committed(pos);
+    if (!c.ok()) {
+      bad = c.status();
+      return true;
+    }
+    return *c >= need;
+  };
+  auto result = [&]() -> absl::StatusOr<Wait> {
+    if (!bad.ok()) return bad;
+    return Wait::kReady;
+  };
+  if (ready()) return result();
+  if (!error_.ok()) return error_;
+  if (peer_gone_) return ready() ? result() : Wait::kEnd;
+  if (deadline.Expired()) {
+    if (PeerGone()) return ready() ? result() : Wait::kEnd;
+    return Wait::kTimeout;
+  }
+  if (ring::Spin(deadline, ready)) return result();
+  if (YieldUntil(deadline, ready)) return result();
+  RingWords& w = in_words();
+  auto announce = [&](uint32_t bit) {
+    w.reader_waiting.fetch_or(bit, std::memory_order_seq_cst);
+    // Pairs with the writer's fence between its tail store and its load of the word.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return ready();
+  };
+  auto withdraw = [&]() { w.reader_waiting.store(0, std::memory_order_relaxed); };
+  // Futex phase: a prompt peer wakes this reader with one FUTEX_WAKE.
+  const Deadline futex_end = Deadline::Earlier(deadline, Deadline::AtNs(MonotonicNowNs() + kFutexPhaseNs));
+  while (!futex_end.Expired()) {
+    if (announce(kFutexSleeper)) {
+      withdraw();
+      return result();
+    }
+    // A copy of the other end closed since this reader last looked: maybe the last one.
+    const uint32_t closes = state_->closes[1 - end_].load(std::memory_order_seq_cst);
+    if (closes != reader_seen_closes_) {
+      reader_seen_closes_ = closes;
+      if (PeerGone()) {
+        withdraw();
+        return ready() ? result() : Wait::kEnd;
+      }
+    }
+    FutexWait(&w.reader_waiting, kFutexSleeper, futex_end);
+    if (ready()) return result();
+    if (PeerGone()) return ready() ? result() : Wait::kEnd;
+  }
+  // Poll phase: the side socket wakes this reader for a 'W' packet, descriptors or a hang-up.
+  for (;;) {
+    if (announce(kPollSleeper)) {
+      withdraw();
+      return result();
+    }
+    absl::StatusOr<short> revents = PollUntil(sock_, POLLIN, deadline);
+    if (!revents.ok()) {
+      withdraw();
+      return revents.status();
+    }
+    if (*revents == 0) {
+      withdraw();
+      return ready() ? result() : Wait::kTimeout;
+    }
+    if ((*revents & (POLLHUP | POLLERR)) != 0) peer_gone_ = true;
+    if (absl::Status s = Drain(); !s.ok()) {
+      withdraw();
+      return s;
+    }
+    if (ready()) return result();
+    if (peer_gone_) return ready() ? result() : Wait::kEnd;
+    if (packets_.size() >= kMaxPendingPackets) {
+      withdraw();
+      return RefuseFlood();
+    }
+    if (deadline.Expired()) {
+      withdraw();
+      return Wait::kTimeout;
+    }
+  }
+}
+
+void ShmLink::Consume(uint64_t head) {
+  RingWords& w = in_words();
+  w.head.store(head, std::memory_order_release);
+  // No fence: a writer waiting for room sleeps in slices, so a wake-up missed here costs at most a
+  // slice, while a fence would cost every message.
+  if (w.writer_waiting.load(std::memory_order_relaxed) != 0 &&
+      w.writer_waiting.exchange(0, std::memory_order_seq_cst) != 0) {
+    FutexWake(&w.writer_waiting, kFutexWakeAll);
+  }
+}
+
+absl::Status ShmLink::Drain() {
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  // At most kDrainBudget packets per call, so that a peer flooding wake-ups cannot keep a waiter
+  // here past its deadline.
+  for (int budget = 0; packets_.size() < kMaxPendingPackets && budget < kDrainBudget; ++budget) {
+    uint8_t data[16];
+    struct iovec iov = {data, sizeof(data)};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n = ::recvmsg(sock_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::OkStatus();
+      if (errno == ECONNRESET) {
+        peer_gone_ = true;
+        return absl::OkStatus();
+      }
+      return Sticky(ErrnoStatus(errno, "Connection: recvmsg on the side socket"));
+    }
+    std::vector<int> fds;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+        fds.push_back(fd);
+      }
+    }
+    if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+      CloseAll(fds);
+      return Sticky(absl::DataLossError(absl::StrCat(
+          "Connection: descriptors sent with a message were truncated by the kernel (MSG_CTRUNC; "
+          "is this process out of descriptors? see RLIMIT_NOFILE); the ",
+          fds.size(), " that arrived were closed and the connection is closed")));
+    }
+    if (n == 0 && fds.empty()) {
+      // End of file, or an empty packet (which mp never sends): a hang-up tells them apart.
+      if (PeerGone()) return absl::OkStatus();
+      continue;
+    }
+    if (n == 1 && data[0] == kWakePacket && fds.empty()) continue;
+    if (n == static_cast<ssize_t>(kFdPacketSize) && data[0] == kFdPacket && !fds.empty() &&
+        (msg.msg_flags & MSG_TRUNC) == 0) {
+      uint64_t pos;
+      std::memcpy(&pos, data + 1, 8);
+      packets_.push_back({pos, std::move(fds)});
+      continue;
+    }
+    CloseAll(fds);
+    return Sticky(absl::InvalidArgumentError(absl::StrCat(
+        "Connection: malformed ", n, "-byte packet with ", fds.size(),
+        " descriptors on the side socket of a shared-memory end; the connection is closed")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShmLink::TakeFds(uint64_t pos, size_t count, std::vector<int>* fds) {
+  auto drop_stale = [&]() {
+    size_t stale = 0;
+    while (stale < packets_.size() && packets_[stale].pos < pos) CloseAll(packets_[stale++].fds);
+    packets_.erase(packets_.begin(), packets_.begin() + stale);
+  };
+  drop_stale();
+  if (count > 0 && (packets_.empty() || packets_.front().pos != pos)) {
+    if (absl::Status s = Drain(); !s.ok()) return s;
+    drop_stale();
+  }
+  if (packets_.empty() || packets_.front().pos != pos) {
+    if (count == 0) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        absl::StrCat("Connection: message says it carries ", count,
+                     " descriptors but none arrived; the connection is closed"));
+  }
+  Packet p = std::move(packets_.front());
+  packets_.erase(packets_.begin());
+  if (p.fds.size() < count) {
+    const size_t arrived = p.fds.size();
+    CloseAll(p.fds);
+    return absl::InvalidArgumentError(absl::StrCat("Connection: message says it carries ", count,
+                                                   " descriptors but ", arrived,
+                                                   " arrived; the connection is closed"));
+  }
+  // Descriptors beyond the declared count were declared by nobody: closed, the message delivered.
+  const auto declared_end = p.fds.begin() + static_cast<ptrdiff_t>(count);
+  if (fds != nullptr) {
+    fds->insert(fds->end(), p.fds.begin(), declared_end);
+  } else {
+    CloseAll(absl::MakeConstSpan(p.fds).first(count));
+  }
+  CloseAll(absl::MakeConstSpan(p.fds).subspan(count));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> ShmLink::BeginRecv(std::vector<int>* fds, size_t max_message_size) {
+  if (sock_ < 0) return absl::FailedPreconditionError("Connection is closed");
+  if (in_message_) {
+    return absl::FailedPreconditionError("Connection: a message is half received");
+  }
+  if (!error_.ok()) return error_;
+  const uint64_t head = in_words().head.load(std::memory_order_relaxed);
+  if ((head & 7) != 0) {
+    return absl::DataLossError(absl::StrCat("Connection: the shared head word (position ", head,
+                                            ") is not 8-aligned", kOverwritten));
+  }
+  absl::StatusOr<Wait> w = WaitData(head, kLinkRecordHeaderSize, Deadline::Never());
+  if (!w.ok()) return w.status();
+  if (*w == Wait::kEnd) return absl::OutOfRangeError("Connection: end of file (the peer closed its end)");
+  const uint64_t committed = cached_tail_ - head;
+  const RecordHeader h = ReadHeader(in_ring(), cap_, head);
+  if (h.zero != 0 || (h.kind != kLinkWhole && h.kind != kLinkStart) || h.fd_count > kMaxFds) {
+    return absl::DataLossError(absl::StrCat(
+        "Connection: malformed record at position ", head, " (kind ", h.kind, ", ", h.fd_count,
+        " descriptors, last byte ", h.zero, ")", kOverwritten));
+  }
+  if (h.kind == kLinkWhole && h.length > cap_ / 4) {
+    return absl::DataLossError(absl::StrCat("Connection: a ", h.length,
+                                            "-byte record at position ", head,
+                                            " is above a record's limit of ", cap_ / 4,
+                                            " bytes (a quarter of the ring)", kOverwritten));
+  }
+  if (h.kind == kLinkWhole && Align8(kLinkRecordHeaderSize + h.length) > committed) {
+    return absl::DataLossError(absl::StrCat("Connection: a ", h.length,
+                                            "-byte record at position ", head, " is longer than the ",
+                                            committed, " bytes committed", kOverwritten));
+  }
+  if (h.kind == kLinkStart && h.length <= cap_ / 4) {
+    return absl::DataLossError(absl::StrCat("Connection: a ", h.length,
+                                            "-byte message in parts at position ", head,
+                                            " fits one record", kOverwritten));
+  }
+  if (absl::Status s = TakeFds(head, h.fd_count, fds); !s.ok()) return s;
+  if (h.length > max_message_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Connection: incoming message of ", h.length, " bytes exceeds the max message size of ",
+        max_message_size, "; the connection is closed"));
+  }
+  msg_length_ = h.length;
+  msg_left_ = h.length;
+  if (h.kind == kLinkWhole) {
+    chunked_ = false;
+    body_pos_ = head + kLinkRecordHeaderSize;
+    part_left_ = h.length;
+    record_end_ = head + Align8(kLinkRecordHeaderSize + h.length);
+    if (h.length == 0) {
+      Consume(record_end_);
+      return h.length;
+    }
+  } else {
+    chunked_ = true;
+    part_left_ = 0;
+    next_record_ = head + kLinkRecordHeaderSize;
+    Consume(next_record_);
+  }
+  in_message_ = true;
+  return h.length;
+}
+
+absl::Status ShmLink::ReadBody(uint8_t* out, size_t n) {
+  if (n == 0) return absl::OkStatus();  // an empty message is complete once begun
+  if (!in_message_ || n > msg_left_) {
+    return absl::InternalError("Connection: body read past the message");
+  }
+  while (n > 0) {
+    if (part_left_ == 0) {
+      const uint64_t pos = next_record_;
+      absl::StatusOr<Wait> w = WaitData(pos, kLinkRecordHeaderSize, Deadline::Never());
+      if (!w.ok()) return w.status();
+      if (*w == Wait::kEnd) {
+        in_message_ = false;
+        return absl::DataLossError(absl::StrCat(
+            "Connection: the peer closed its end in the middle of a ", msg_length_,
+            "-byte message (", msg_length_ - msg_left_, " bytes arrived)"));
+      }
+      const uint64_t committed = cached_tail_ - pos;
+      const RecordHeader h = ReadHeader(in_ring(), cap_, pos);
+      if (h.kind != kLinkPart || h.zero != 0 || h.fd_count != 0 || h.length == 0 ||
+          h.length > cap_ / 4 || h.length > msg_left_ ||
+          Align8(kLinkRecordHeaderSize + h.length) > committed) {
+        return absl::DataLossError(absl::StrCat(
+            "Connection: malformed part record at position ", pos, " (kind ", h.kind, ", ",
+            h.length, " bytes with ", msg_left_, " of the message left and ", committed,
+            " committed)", kOverwritten));
+      }
+      body_pos_ = pos + kLinkRecordHeaderSize;
+      part_left_ = h.length;
+      record_end_ = pos + Align8(kLinkRecordHeaderSize + h.length);
+    }
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, part_left_));
+    CopyOut(in_ring(), cap_, body_pos_, out, k);
+    body_pos_ += k;
+    part_left_ -= k;
+    msg_left_ -= k;
+    out += k;
+    n -= k;
+    if (part_left_ == 0) {
+      next_record_ = record_end_;
+      Consume(record_end_);
+    }
+  }
+  if (msg_left_ == 0) in_message_ = false;
+  return absl::OkStatus();
+}
+
+bool ShmLink::ReadyNow() {
+  if (sock_ < 0 || !error_.ok() || peer_gone_) return true;
+  const uint64_t head = in_words().head.load(std::memory_order_relaxed);
+  const uint64_t tail = in_words().tail.load(std::memory_order_acquire);
+  return tail != head;  // data, or words a receive will report as broken
+}
+
+absl::StatusOr<bool> ShmLink::Poll(Deadline deadline) {
+  if (ReadyNow()) return true;
+  const uint64_t head = in_words().head.load(std::memory_order_relaxed);
+  if ((head & 7) != 0) return true;  // the receive reports it
+  absl::StatusOr<Wait> w = WaitData(head, 1, deadline);
+  if (!w.ok()) return true;  // the receive reports it (and closes the connection)
+  return *w != Wait::kTimeout;
+}
+
+bool ShmLink::ArmPollWake() {
+  in_words().reader_waiting.fetch_or(kPollSleeper, std::memory_order_seq_cst);
+  return ReadyNow();
+}
+
+void ShmLink::TakeWake(short revents) {
+  if ((revents & (POLLHUP | POLLERR)) != 0) peer_gone_ = true;
+  if ((revents & POLLIN) != 0) Drain().IgnoreError();  // kept in error_ for the next receive
+  // More descriptor packets than any honest peer leaves before committing their records: the
+  // socket would stay readable and a Wait would spin, so the next receive fails instead.
+  if (packets_.size() >= kMaxPendingPackets) {
+    const uint64_t head = in_words().head.load(std::memory_order_relaxed);
+    if (in_words().tail.load(std::memory_order_acquire) == head) RefuseFlood().IgnoreError();
+  }
+}
+
+void ShmLink::DisarmPollWake() {
+  if (sock_ >= 0) in_words().reader_waiting.fetch_and(~kPollSleeper, std::memory_order_relaxed);
+}
+
+}  // namespace mp::channels_internal
