@@ -258,6 +258,20 @@ absl::StatusOr<Connection> Connection::FromFd(int fd, size_t max_message_size) {
                                                  absl::Hex(st.st_mode & S_IFMT), ")"));
 }
 
+absl::StatusOr<Connection> Connection::Dup() const {
+  if (fd_ < 0) return absl::FailedPreconditionError("Connection::Dup: the connection is closed");
+  const int copy = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return ErrnoStatus(errno, "Connection::Dup: dup");
+  if (shm_ == nullptr) {
+    Connection c(copy, is_socket_, readable_, writable_, max_message_size_);
+    return c;
+  }
+  absl::StatusOr<channels_internal::ShmLink> link =
+      channels_internal::ShmLink::Adopt(copy, shm_->segment_fd(), shm_->end());
+  if (!link.ok()) return link.status();
+  return Connection(*std::move(link), readable_, writable_, max_message_size_);
+}
+
 int Connection::Release() {
   if (shm_ != nullptr) {
     Close();

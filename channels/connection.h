@@ -204,6 +204,13 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
   ~Connection();
 
+  // A second Connection on the same end (dup(2) of its descriptors), e.g. one per child when
+  // several processes share one end; the end's peer sees end of file once every copy is closed.
+  // Several copies may send (or receive) at once: messages never interleave on a shared-memory
+  // end; on a socket end only messages sent with one write(2) are safe (CPython's rule).
+  // kFailedPrecondition on a closed Connection, the errno status of dup otherwise.
+  absl::StatusOr<Connection> Dup() const;
+
   // The descriptor (-1 when closed); still owned by the Connection. For the shared-memory
   // transport, the side socket: what poll(2) watches, and what must be passed (with the segment)
   // for the end to travel, which its Codec does.

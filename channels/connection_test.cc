@@ -1416,5 +1416,126 @@ TEST(ConnectionSharedMemoryTest, TheSideSocketIsNotAStreamConnection) {
   EXPECT_EQ(*b.RecvBytes(), "still fine");
 }
 
+// Several processes send on copies (Dup) of one end at once: every message arrives whole, once, and
+// in each sender's order. Shared-memory ends also carry messages larger than a quarter ring (in
+// parts, the write side held for the whole message); a socket only keeps small sends apart.
+TEST_P(ConnectionTest, SeveralWritersOnCopiesOfOneEnd) {
+  constexpr int kWriters = 4;
+  constexpr int kMessages = 300;
+  const bool large = GetParam() == ConnectionTransport::kSharedMemory;
+  auto size_of = [large](int w, int i) -> size_t {
+    if (large && i % 50 == 7) return size_t{100} << 10;  // 100 KiB: in parts through the ring
+    return 8 + static_cast<size_t>((w * 31 + i * 17) % 600);
+  };
+  auto message = [&](int w, int i) {
+    std::string m = Pattern(size_of(w, i), static_cast<size_t>(w * 1000 + i));
+    m[0] = static_cast<char>(w);
+    std::memcpy(&m[1], &i, sizeof(i));
+    return m;
+  };
+  auto [r, w] = MakePipe();
+  std::vector<TestChild> writers;
+  for (int k = 0; k < kWriters; ++k) {
+    absl::StatusOr<Connection> copy = w.Dup();
+    ASSERT_TRUE(copy.ok()) << copy.status();
+    writers.emplace_back([&, k, &copy = *copy] {
+      r.Close();
+      w.Close();
+      for (int i = 0; i < kMessages; ++i) {
+        if (!copy.SendBytes(message(k, i)).ok()) return 1;
+      }
+      return 0;
+    });
+  }
+  w.Close();
+  std::vector<int> next(kWriters, 0);
+  for (int n = 0; n < kWriters * kMessages; ++n) {
+    absl::StatusOr<std::string> got = r.RecvBytes();
+    ASSERT_TRUE(got.ok()) << "message " << n << ": " << got.status();
+    ASSERT_GE(got->size(), 5u);
+    const int k = (*got)[0];
+    int i;
+    std::memcpy(&i, got->data() + 1, sizeof(i));
+    ASSERT_TRUE(k >= 0 && k < kWriters) << "writer byte " << k;
+    ASSERT_EQ(i, next[k]) << "writer " << k << " out of order";
+    ASSERT_EQ(*got, message(k, i)) << "writer " << k << " message " << i << " torn";
+    ++next[k];
+  }
+  for (TestChild& c : writers) EXPECT_EQ(c.Wait(), 0);
+  EXPECT_EQ(r.RecvBytes().status().code(), absl::StatusCode::kOutOfRange);
+}
+
+// Several processes receive on copies of one end at once: each message goes to exactly one of them.
+TEST_P(ConnectionTest, SeveralReadersOnCopiesOfOneEnd) {
+  if (GetParam() == ConnectionTransport::kSocket) {
+    GTEST_SKIP() << "a socket end read by two processes at once can split a message between them "
+                    "(as in CPython); the shared-memory transport holds its read side per message";
+  }
+  constexpr int kReaders = 3;
+  constexpr int kMessages = 900;
+  auto [a, b] = MakePipe();  // a: the sender; b: read by every reader, which answers on its copy
+  std::vector<TestChild> readers;
+  for (int k = 0; k < kReaders; ++k) {
+    readers.emplace_back([&] {
+      a.Close();
+      for (;;) {
+        absl::StatusOr<std::string> m = b.RecvBytes();
+        if (!m.ok()) {
+          if (absl::IsOutOfRange(m.status())) return 0;
+          fprintf(stderr, "reader: %s\n", m.status().ToString().c_str());
+          return 1;
+        }
+        if (m->empty()) return 0;  // the end of the work
+        if (*m != Pattern(m->size(), m->size())) return 2;
+        if (!b.SendBytes(*m).ok()) return 3;  // echoed: the parent counts each one once
+      }
+    });
+  }
+  b.Close();
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(a.SendBytes(Pattern(16 + i, 16 + i)).ok());
+  }
+  std::vector<int> seen(kMessages, 0);
+  for (int n = 0; n < kMessages; ++n) {
+    absl::StatusOr<std::string> got = a.RecvBytes();
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_GE(got->size(), 16u);
+    ++seen[got->size() - 16];
+  }
+  for (int i = 0; i < kMessages; ++i) EXPECT_EQ(seen[i], 1) << "message " << i;
+  for (int k = 0; k < kReaders; ++k) ASSERT_TRUE(a.SendBytes("").ok());
+  for (TestChild& c : readers) EXPECT_EQ(c.Wait(), 0);
+}
+
+// A writer killed while it holds the write side (blocked on a full ring in the middle of a message
+// in parts) does not block the other writers: the next one takes the side over and sends; the
+// reader of the half-sent message gets kDataLoss (and the connection closes, as after any torn
+// message).
+TEST(ConnectionShmTest, WriterKilledHoldingTheWriteSideIsTakenOver) {
+  auto [r, w] = PipeOf(ConnectionTransport::kSharedMemory);
+  absl::StatusOr<Connection> other = w.Dup();
+  ASSERT_TRUE(other.ok());
+  // Nobody reads yet: the victim fills the ring with the first parts and blocks mid-message.
+  TestChild victim([&] {
+    r.Close();
+    other->Close();
+    w.SendBytes(Pattern(4 << 20, 1)).IgnoreError();
+    return 0;
+  });
+  ASSERT_TRUE(AwaitSleep(victim.pid()));
+  victim.Kill();
+  EXPECT_EQ(victim.Wait(), 128 + SIGKILL);
+  w.Close();
+  TestChild survivor([&] {
+    r.Close();
+    return other->SendBytes("after the takeover").ok() ? 0 : 1;
+  });
+  other->Close();
+  // The victim's message began (its first parts are in the ring) and will never end.
+  absl::StatusOr<std::string> partial = r.RecvBytes();
+  EXPECT_EQ(partial.status().code(), absl::StatusCode::kDataLoss) << partial.status();
+  EXPECT_EQ(survivor.Wait(), 0);
+}
+
 }  // namespace
 }  // namespace mp

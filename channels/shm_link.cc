@@ -12,6 +12,7 @@
 #include <cstring>
 #include <new>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
 #include "channels/ring.h"
@@ -96,6 +97,24 @@ bool YieldUntil(Deadline deadline, Ready ready) {
 
 size_t SegmentBytes(size_t cap) { return sizeof(LinkState) + 2 * cap; }
 
+// Takes one side's owner word (a dead holder's is taken over: it committed nothing half-done).
+void LockSide(std::atomic<uint32_t>& word) {
+  const pid_t tid = CurrentThreadId();
+  if (!OwnerTryLock(word, tid)) OwnerLock(word, tid, /*block=*/true, Deadline::Never());
+}
+
+// Holds the write side for a scope.
+class WriteSide {
+ public:
+  explicit WriteSide(std::atomic<uint32_t>& word) : word_(word) { LockSide(word_); }
+  ~WriteSide() { OwnerUnlock(word_); }
+  WriteSide(const WriteSide&) = delete;
+  WriteSide& operator=(const WriteSide&) = delete;
+
+ private:
+  std::atomic<uint32_t>& word_;
+};
+
 void CloseAll(absl::Span<const int> fds) {
   for (int fd : fds) ::close(fd);
 }
@@ -140,6 +159,7 @@ ShmLink& ShmLink::operator=(ShmLink&& other) noexcept {
     record_end_ = other.record_end_;
     next_record_ = other.next_record_;
     msg_length_ = other.msg_length_;
+    read_locked_ = std::exchange(other.read_locked_, false);
     peer_gone_.store(other.peer_gone_.load());
     error_ = std::move(other.error_);
     packets_ = std::move(other.packets_);
@@ -225,6 +245,7 @@ void ShmLink::ClosePackets() {
 
 void ShmLink::Close() {
   if (sock_ < 0) return;
+  UnlockRead();  // a message given up half-read (an error; the connection is closing)
   ::close(sock_);
   sock_ = -1;
   // After the close, so that a writer that sees the count move also sees the hang-up (if this was
@@ -365,7 +386,8 @@ absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int>
     }
   }
   RingWords& w = out_words();
-  uint64_t tail = w.tail.load(std::memory_order_relaxed);
+  WriteSide side(w.write_lock);
+  uint64_t tail = w.tail.load(std::memory_order_acquire);  // another writer's commit, if any
   if ((tail & 7) != 0) {
     return absl::DataLossError(absl::StrCat("Connection: the shared tail word (position ", tail,
                                             ") is not 8-aligned", kOverwritten));
@@ -412,6 +434,10 @@ absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int>
 absl::StatusOr<uint64_t> ShmLink::Committed(uint64_t pos) {
   const uint64_t tail = in_words().tail.load(std::memory_order_acquire);
   if ((tail & 7) != 0 || tail < pos || tail - pos > cap_) {
+    // Waiting for a record (not holding the read side), `pos` may be stale: other readers of a
+    // copy of this end took records meanwhile. The caller's check after taking the read side sees
+    // the moved head and starts again.
+    if (!read_locked_ && in_words().head.load(std::memory_order_acquire) != pos) return cap_ + 1;
     return absl::DataLossError(absl::StrCat("Connection: the shared tail word (position ", tail,
                                             ") does not fit head position ", pos, kOverwritten));
   }
@@ -620,14 +646,29 @@ absl::StatusOr<uint32_t> ShmLink::BeginRecv(std::vector<int>* fds, size_t max_me
     return absl::FailedPreconditionError("Connection: a message is half received");
   }
   if (!error_.ok()) return error_;
-  const uint64_t head = in_words().head.load(std::memory_order_relaxed);
-  if ((head & 7) != 0) {
-    return absl::DataLossError(absl::StrCat("Connection: the shared head word (position ", head,
-                                            ") is not 8-aligned", kOverwritten));
+  // Wait for a record without holding the read side, then take it and check that no other reader
+  // took the record meanwhile.
+  uint64_t head;
+  for (;;) {
+    head = in_words().head.load(std::memory_order_acquire);
+    if ((head & 7) != 0) {
+      return absl::DataLossError(absl::StrCat("Connection: the shared head word (position ", head,
+                                              ") is not 8-aligned", kOverwritten));
+    }
+    absl::StatusOr<Wait> w = WaitData(head, kLinkRecordHeaderSize, Deadline::Never());
+    if (!w.ok()) return w.status();
+    if (*w == Wait::kEnd) {
+      return absl::OutOfRangeError("Connection: end of file (the peer closed its end)");
+    }
+    LockSide(in_words().read_lock);
+    read_locked_ = true;
+    if (in_words().head.load(std::memory_order_acquire) == head) break;
+    UnlockRead();
   }
-  absl::StatusOr<Wait> w = WaitData(head, kLinkRecordHeaderSize, Deadline::Never());
-  if (!w.ok()) return w.status();
-  if (*w == Wait::kEnd) return absl::OutOfRangeError("Connection: end of file (the peer closed its end)");
+  // Every return below without a message in progress gives the read side back.
+  absl::Cleanup unlock = [this] {
+    if (!in_message_) UnlockRead();
+  };
   const uint64_t committed = cached_tail_ - head;
   const RecordHeader h = ReadHeader(in_ring(), cap_, head);
   if (h.zero != 0 || (h.kind != kLinkWhole && h.kind != kLinkStart) || h.fd_count > kMaxFds) {
@@ -690,6 +731,7 @@ absl::Status ShmLink::ReadBody(uint8_t* out, size_t n) {
       if (!w.ok()) return w.status();
       if (*w == Wait::kEnd) {
         in_message_ = false;
+        UnlockRead();
         return absl::DataLossError(absl::StrCat(
             "Connection: the peer closed its end in the middle of a ", msg_length_,
             "-byte message (", msg_length_ - msg_left_, " bytes arrived)"));
@@ -720,8 +762,16 @@ absl::Status ShmLink::ReadBody(uint8_t* out, size_t n) {
       Consume(record_end_);
     }
   }
-  if (msg_left_ == 0) in_message_ = false;
+  if (msg_left_ == 0) {
+    in_message_ = false;
+    UnlockRead();
+  }
   return absl::OkStatus();
+}
+
+void ShmLink::UnlockRead() {
+  if (read_locked_) OwnerUnlock(in_words().read_lock);
+  read_locked_ = false;
 }
 
 bool ShmLink::ReadyNow() {

@@ -26,6 +26,13 @@
 //     of the socket. It is the only end-of-file signal: a copy of an end closing in one process
 //     (a fork child's) must not end the stream for the copies still open.
 //
+// Several processes (or threads) may hold copies of one end: each side has an owner word. A writer
+// holds the write side for a whole message (all its parts), a reader the read side from a
+// record's header to the message's last byte; a holder that died is taken over (its half-written
+// bytes were never committed; a half-read message is read again from its start, unless it came in
+// parts, then the next reader gets kDataLoss). Descriptors reach the copy that drains the side
+// socket: an end read by several processes at once should not carry them.
+//
 // Waiting. A reader spins (ring.h), then sleeps on its ring's `reader_waiting` word with
 // FUTEX_WAIT for up to kFutexPhase (cheap wake-ups for a peer that answers soon), then sleeps in
 // poll(2) on the side socket, where a hang-up wakes it at once. It announces each sleep in the word
@@ -78,10 +85,14 @@ enum LinkRecordKind : uint8_t { kLinkWhole = 1, kLinkStart = 2, kLinkPart = 3 };
 inline constexpr uint32_t kFutexSleeper = 1;
 inline constexpr uint32_t kPollSleeper = 2;
 
-// The shared words of one direction, each side's on its own cache line.
+// The shared words of one direction, each side's on its own cache line. write_lock / read_lock are
+// owner words (sync/futex.h) that make each side safe for several writers (readers) at once: the
+// processes sharing a copy of one end, e.g. forked workers all reporting on one Pipe end.
 struct RingWords {
   alignas(64) std::atomic<uint64_t> tail{0};
+  std::atomic<uint32_t> write_lock{0};
   alignas(64) std::atomic<uint64_t> head{0};
+  std::atomic<uint32_t> read_lock{0};
   alignas(64) std::atomic<uint32_t> reader_waiting{0};
   std::atomic<uint32_t> writer_waiting{0};
 };
@@ -176,6 +187,7 @@ class ShmLink {
   bool PeerGone();
   absl::Status Sticky(absl::Status s);
   absl::Status RefuseFlood();
+  void UnlockRead();
   void ClosePackets();
 
   int sock_ = -1;
@@ -200,6 +212,7 @@ class ShmLink {
   uint64_t record_end_ = 0;  // head after the current record
   uint64_t next_record_ = 0; // position of the next part record
   uint32_t msg_length_ = 0;
+  bool read_locked_ = false;  // this handle holds in_words().read_lock
   // Written by the receiving and the sending thread (a Connection may have one of each).
   std::atomic<bool> peer_gone_{false};
   absl::Status error_;  // a side-socket violation already consumed: every later receive returns it

@@ -16,7 +16,8 @@
 // Sharing domains (../shared/DESIGN.md). The fork context makes its shared objects in the fork
 // domain (anonymous MAP_SHARED memory: cheapest, but only a forked child inherits it); spawn and
 // forkserver make them in the transferable domain (memfd segments whose descriptors travel to the
-// child). Pipes' Connections are plain descriptors, which every start method can carry, so every
+// child). A Pipe's Connections (shared-memory rings in a sealed memfd beside a side socket; see
+// channels/connection.h) travel as descriptors, which every start method can carry, so every
 // context's Pipe works everywhere.
 //
 // The rules, checked when a Process is constructed, never later:
@@ -109,7 +110,8 @@ class Context {
 
   // ---- Channels ----
 
-  // Two connected Connections; duplex (socketpair) or one-way (first end reads, second writes).
+  // Two connected Connections over shared memory (channels/connection.h, "Two transports"); duplex
+  // or one-way (first end reads, second writes).
   absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex = true) const;
   // maxsize 0 is unlimited in items (the ring's byte capacity still bounds it).
   absl::StatusOr<mp::Queue> Queue(size_t maxsize = 0) const;

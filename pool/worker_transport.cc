@@ -22,13 +22,8 @@ absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> SocketWorkerTransport::Cr
     return std::unique_ptr<SocketWorkerTransport>(
         new SocketWorkerTransport(std::move(conn), Connection(), 0));
   }
-  const int dup_fd = fcntl(conn.fd(), F_DUPFD_CLOEXEC, 0);
-  if (dup_fd < 0) return ErrnoStatus(errno, "Pool: dup of a worker's socket");
-  absl::StatusOr<Connection> out = Connection::FromFd(dup_fd);
-  if (!out.ok()) {
-    close(dup_fd);
-    return out.status();
-  }
+  absl::StatusOr<Connection> out = conn.Dup();
+  if (!out.ok()) return out.status();
   // Room for two outstanding chunks of the common sizes, so most sends need no thread hop (the
   // kernel caps the request at net.core.wmem_max and doubles it).
   const int want = 1 << 20;

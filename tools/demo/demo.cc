@@ -85,9 +85,10 @@ void Serialization() {
   Check(view.ok() && (*view)->id() == 99, "a FlatBuffers record arrives as a verified view");
 }
 
-// Each child gets its own Connection on the shared write end (Connections own their descriptor).
+// Each child gets its own copy of the shared write end (a Connection owns its descriptors); the six
+// children's reports never interleave.
 mp::Connection WriteEnd(const mp::Connection& shared) {
-  absl::StatusOr<mp::Connection> c = mp::Connection::FromFd(::dup(shared.fd()));
+  absl::StatusOr<mp::Connection> c = shared.Dup();
   return c.ok() ? *std::move(c) : mp::Connection();
 }
 
