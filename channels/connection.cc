@@ -19,7 +19,6 @@
 #include <mutex>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "base/deadline.h"
@@ -257,6 +256,12 @@ absl::StatusOr<Connection> Connection::FromFd(int fd, size_t max_message_size) {
                                                  " is neither a stream socket nor a pipe (mode 0",
                                                  absl::Hex(st.st_mode & S_IFMT), ")"));
 }
+
+bool Connection::CanSendNow(size_t size) const {
+  return shm_ != nullptr && writable_ && size <= max_message_size_ && shm_->RoomFor(size);
+}
+
+bool Connection::PeerTookAll() const { return shm_ != nullptr && writable_ && shm_->AllTaken(); }
 
 absl::StatusOr<Connection> Connection::Dup() const {
   if (fd_ < 0) return absl::FailedPreconditionError("Connection::Dup: the connection is closed");
@@ -810,6 +815,7 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
   // every ready object is reported and every descriptor checked.
   std::vector<channels_internal::ShmLink*> links(objects.size(), nullptr);
   std::vector<bool> buffered(objects.size(), false);
+  bool any_link = false;
   for (size_t i = 0; i < objects.size(); ++i) {
     const Waitable& w = objects[i];
     if (w.connection_ != nullptr) {
@@ -822,6 +828,7 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
             absl::StrCat("mp::Wait: object #", i, " is a write-only Connection"));
       }
       links[i] = w.connection_->shm_.get();
+      any_link = any_link || links[i] != nullptr;
       buffered[i] = links[i] == nullptr && w.connection_->buffered() > 0;
     } else if (w.fd_ < 0) {
       return absl::InvalidArgumentError(
@@ -829,11 +836,6 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
     }
     polls[i] = {w.fd_, POLLIN, 0};
   }
-  absl::Cleanup disarm = [&links] {
-    for (channels_internal::ShmLink* link : links) {
-      if (link != nullptr) link->DisarmPollWake();
-    }
-  };
   std::vector<bool> ready_now(objects.size(), false);
   for (;;) {
     bool any = false;
@@ -841,8 +843,13 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
       ready_now[i] = buffered[i] || (links[i] != nullptr && links[i]->ArmPollWake());
       any = any || ready_now[i];
     }
-    absl::StatusOr<int> r =
-        PollUntil(absl::MakeSpan(polls), any ? Deadline::After(absl::ZeroDuration()) : deadline);
+    // With shared-memory ends, in slices of at most 100 ms: another process's copy of an end may
+    // drain the wake-up packet meant for this one (see shm_link.cc, the poll phase).
+    const Deadline until =
+        any ? Deadline::After(absl::ZeroDuration())
+            : !any_link ? deadline
+                        : Deadline::Earlier(deadline, Deadline::After(absl::Milliseconds(100)));
+    absl::StatusOr<int> r = PollUntil(absl::MakeSpan(polls), until);
     if (!r.ok()) return PollFailed("mp::Wait", r.status());
     std::vector<size_t> ready;
     for (size_t i = 0; i < polls.size(); ++i) {
@@ -864,7 +871,7 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
       polls[i].revents = 0;
       if (ready_now[i]) ready.push_back(i);
     }
-    if (!ready.empty() || *r == 0 || deadline.Expired()) return ready;
+    if (!ready.empty() || (*r == 0 && any) || deadline.Expired()) return ready;
   }
 }
 

@@ -264,6 +264,12 @@ class Connection {
   absl::Status SendFd(int fd);
   absl::StatusOr<int> RecvFd();
 
+  // Shared-memory ends only (a socket end answers false to both: it cannot tell without system
+  // calls): whether a SendBytes of `size` bytes would not wait for the peer now (its ring has the
+  // room), and whether the peer has taken every message sent so far (the ring is empty).
+  bool CanSendNow(size_t size) const;
+  bool PeerTookAll() const;
+
   // Whether a message can be received without blocking (or its first bytes have arrived, or the
   // peer closed: then Recv returns the end-of-file status at once). Waits up to `timeout`
   // (absl::InfiniteDuration() to block). Never consumes anything.

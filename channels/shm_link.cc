@@ -32,6 +32,9 @@ constexpr uint64_t kStateOffset = kShmHeaderSize;
 constexpr size_t kMaxFds = 253;  // connection.h's kMaxFdsPerMessage
 // A reader sleeps on the futex this long before it moves to poll(2) on the side socket.
 constexpr int64_t kFutexPhaseNs = 2'000'000;
+// A reader asleep in poll(2) re-announces itself after each slice (doubling up to the cap).
+constexpr int64_t kPollSliceNs = 1'000'000;
+constexpr int64_t kPollSliceMaxNs = 100'000'000;
 // A writer waiting for room checks for a hang-up after each slice (doubling up to the cap).
 constexpr int64_t kRoomSliceNs = 200'000;
 constexpr int64_t kRoomSliceMaxNs = 10'000'000;
@@ -175,22 +178,29 @@ absl::StatusOr<std::pair<ShmLink, ShmLink>> ShmLink::CreatePair(size_t ring_byte
                                                    " is not a power of two in [", kMinRingBytes,
                                                    ", ", kMaxRingBytes, "]"));
   }
+  // The sockets first: a Pipe refused for want of descriptors then never made (and dropped) a
+  // segment.
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    return ErrnoStatus(errno, "Pipe: socketpair(AF_UNIX, SOCK_SEQPACKET)");
+  }
+  auto fail = [&sv](absl::Status s) {
+    ::close(sv[0]);
+    ::close(sv[1]);
+    return s;
+  };
   absl::StatusOr<ShmSegment> segment =
       ShmSegment::Create(ShmDomain::kTransferable, SegmentBytes(ring_bytes));
-  if (!segment.ok()) return segment.status();
+  if (!segment.ok()) return fail(segment.status());
   absl::StatusOr<uint64_t> offset = segment->Allocate(SegmentBytes(ring_bytes));
-  if (!offset.ok()) return offset.status();
+  if (!offset.ok()) return fail(offset.status());
   if (*offset != kStateOffset) {
-    return absl::InternalError(absl::StrCat("Pipe: link block at offset ", *offset));
+    return fail(absl::InternalError(absl::StrCat("Pipe: link block at offset ", *offset)));
   }
   auto* state = new (segment->At(kStateOffset)) LinkState{};
   state->version = kVersion;
   state->ring_bytes = ring_bytes;
   state->tag.store(kTag, std::memory_order_release);
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return ErrnoStatus(errno, "Pipe: socketpair(AF_UNIX, SOCK_SEQPACKET)");
-  }
   ShmLink first(sv[0], *segment, 0, ring_bytes);
   ShmLink second(sv[1], *std::move(segment), 1, ring_bytes);
   return std::make_pair(std::move(first), std::move(second));
@@ -337,6 +347,21 @@ absl::Status ShmLink::WaitRoom(uint64_t tail, size_t rec) {
   }
 }
 
+bool ShmLink::RoomFor(size_t size) {
+  if (sock_ < 0 || size > cap_ / 4) return false;
+  const RingWords& w = out_words();
+  const uint64_t tail = w.tail.load(std::memory_order_relaxed);
+  const uint64_t head = w.head.load(std::memory_order_acquire);
+  const size_t rec = Align8(kLinkRecordHeaderSize + size);
+  return head <= tail && tail - head <= cap_ - rec;
+}
+
+bool ShmLink::AllTaken() {
+  if (sock_ < 0) return false;
+  const RingWords& w = out_words();
+  return w.head.load(std::memory_order_acquire) == w.tail.load(std::memory_order_relaxed);
+}
+
 absl::Status ShmLink::SendFds(uint64_t pos, absl::Span<const int> fds) {
   uint8_t data[kFdPacketSize];
   data[0] = kFdPacket;
@@ -472,63 +497,53 @@ absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, size_t need, Deadl
   if (ring::Spin(deadline, ready)) return result();
   if (YieldUntil(deadline, ready)) return result();
   RingWords& w = in_words();
+  // An announcement is never withdrawn: copies of this end in other processes may be asleep on
+  // the same word, and clearing it could erase their bit. A stale bit costs the writer one wake-up
+  // nobody needed, and the writer clears it.
+  uint32_t word = 0;  // the word as this reader's announcement left it
   auto announce = [&](uint32_t bit) {
-    w.reader_waiting.fetch_or(bit, std::memory_order_seq_cst);
+    word = w.reader_waiting.fetch_or(bit, std::memory_order_seq_cst) | bit;
     // Pairs with the writer's fence between its tail store and its load of the word.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     return ready();
   };
-  auto withdraw = [&]() { w.reader_waiting.store(0, std::memory_order_relaxed); };
   // Futex phase: a prompt peer wakes this reader with one FUTEX_WAKE.
-  const Deadline futex_end = Deadline::Earlier(deadline, Deadline::AtNs(MonotonicNowNs() + kFutexPhaseNs));
+  const Deadline futex_end =
+      Deadline::Earlier(deadline, Deadline::AtNs(MonotonicNowNs() + kFutexPhaseNs));
   while (!futex_end.Expired()) {
-    if (announce(kFutexSleeper)) {
-      withdraw();
-      return result();
-    }
+    if (announce(kFutexSleeper)) return result();
     // A copy of the other end closed since this reader last looked: maybe the last one.
     const uint32_t closes = state_->closes[1 - end_].load(std::memory_order_seq_cst);
     if (closes != reader_seen_closes_) {
       reader_seen_closes_ = closes;
-      if (PeerGone()) {
-        withdraw();
-        return ready() ? result() : Wait::kEnd;
-      }
+      if (PeerGone()) return ready() ? result() : Wait::kEnd;
     }
-    FutexWait(&w.reader_waiting, kFutexSleeper, futex_end);
+    FutexWait(&w.reader_waiting, word, futex_end);
     if (ready()) return result();
     if (PeerGone()) return ready() ? result() : Wait::kEnd;
   }
-  // Poll phase: the side socket wakes this reader for a 'W' packet, descriptors or a hang-up.
+  // Poll phase: the side socket wakes this reader for a 'W' packet, descriptors or a hang-up. In
+  // slices: when copies of this end in several processes sleep here, the one that drains a 'W'
+  // packet may take it from under another's poll(2) (which then sleeps on), so each re-announces
+  // itself after a slice.
+  int64_t slice = kPollSliceNs;
   for (;;) {
-    if (announce(kPollSleeper)) {
-      withdraw();
-      return result();
-    }
-    absl::StatusOr<short> revents = PollUntil(sock_, POLLIN, deadline);
-    if (!revents.ok()) {
-      withdraw();
-      return revents.status();
-    }
+    if (announce(kPollSleeper)) return result();
+    absl::StatusOr<short> revents =
+        PollUntil(sock_, POLLIN, Deadline::Earlier(deadline, Deadline::AtNs(MonotonicNowNs() + slice)));
+    if (!revents.ok()) return revents.status();
+    slice = std::min(slice * 2, kPollSliceMaxNs);
     if (*revents == 0) {
-      withdraw();
-      return ready() ? result() : Wait::kTimeout;
+      if (ready()) return result();
+      if (deadline.Expired()) return Wait::kTimeout;
+      continue;
     }
     if ((*revents & (POLLHUP | POLLERR)) != 0) peer_gone_ = true;
-    if (absl::Status s = Drain(); !s.ok()) {
-      withdraw();
-      return s;
-    }
+    if (absl::Status s = Drain(); !s.ok()) return s;
     if (ready()) return result();
     if (peer_gone_) return ready() ? result() : Wait::kEnd;
-    if (packets_.size() >= kMaxPendingPackets) {
-      withdraw();
-      return RefuseFlood();
-    }
-    if (deadline.Expired()) {
-      withdraw();
-      return Wait::kTimeout;
-    }
+    if (packets_.size() >= kMaxPendingPackets) return RefuseFlood();
+    if (deadline.Expired()) return Wait::kTimeout;
   }
 }
 
@@ -806,8 +821,5 @@ void ShmLink::TakeWake(short revents) {
   }
 }
 
-void ShmLink::DisarmPollWake() {
-  if (sock_ >= 0) in_words().reader_waiting.fetch_and(~kPollSleeper, std::memory_order_relaxed);
-}
 
 }  // namespace mp::channels_internal

@@ -33,12 +33,13 @@
 // parts, then the next reader gets kDataLoss). Descriptors reach the copy that drains the side
 // socket: an end read by several processes at once should not carry them.
 //
-// Waiting. A reader spins (ring.h), then sleeps on its ring's `reader_waiting` word with
-// FUTEX_WAIT for up to kFutexPhase (cheap wake-ups for a peer that answers soon), then sleeps in
-// poll(2) on the side socket, where a hang-up wakes it at once. It announces each sleep in the word
-// (kFutexSleeper / kPollSleeper) and re-checks the ring after a seq_cst store; the writer stores
-// tail, fences, and wakes whichever sleeper the word names (exchange 0): FUTEX_WAKE or a 'W'
-// packet. A writer without room for a record sleeps on `writer_waiting` in slices, checking for a
+// Waiting. A reader spins (ring.h), yields while other processes want its core, then sleeps on its
+// ring's `reader_waiting` word with FUTEX_WAIT for up to 2 ms (cheap wake-ups for a peer that
+// answers soon), then sleeps in poll(2) on the side socket, where a hang-up wakes it at once. It
+// announces each sleep in the word (kFutexSleeper / kPollSleeper, never withdrawn: copies of the
+// end in other processes may sleep on the same word) and re-checks the ring after a fence; the
+// writer stores tail, fences, and wakes whichever sleepers the word names (exchange 0): FUTEX_WAKE
+// and/or a 'W' packet. A writer without room for a record sleeps on `writer_waiting` in slices, checking for a
 // hang-up between slices; the reader wakes it after consuming.
 //
 // Hostile peers. The other end can write anything into the segment and send anything on the side
@@ -133,6 +134,11 @@ class ShmLink {
   // the ring is full. kAborted once every copy of the other end is closed.
   absl::Status Send(absl::Span<const uint8_t> body, absl::Span<const int> fds);
 
+  // Whether Send(body of `size` bytes) would find its room at once (false for a message in parts),
+  // and whether the reader has taken everything written (tail == head). Never wait.
+  bool RoomFor(size_t size);
+  bool AllTaken();
+
   // Waits for the next message and returns its length; its declared descriptors are appended to
   // *fds (closed if fds is null). kOutOfRange (empty message) at end of file; kInvalidArgument for
   // a message above `max_message_size`. Then ReadBody must read the whole body.
@@ -145,10 +151,10 @@ class ShmLink {
   // Waits until ReadyNow() or `deadline`; returns ReadyNow().
   absl::StatusOr<bool> Poll(Deadline deadline);
   // For mp::Wait over many descriptors: announce a poll(2) sleeper (returns ReadyNow() after the
-  // announcement), take in what woke the socket, and withdraw the announcement.
+  // announcement; an announcement stays until the writer's next commit clears it, see WaitData),
+  // and take in what woke the socket.
   bool ArmPollWake();
   void TakeWake(short revents);
-  void DisarmPollWake();
 
   // Closes the side socket, tells the peer (a copy of this end is gone), unmaps. Idempotent.
   void Close();

@@ -1008,7 +1008,6 @@ TEST_F(ShmLinkTest, MalformedPacketTakenByAWaitStaysSticky) {
   ASSERT_TRUE(revents.ok());
   ASSERT_NE(*revents & POLLIN, 0);
   h.link.TakeWake(*revents);
-  h.link.DisarmPollWake();
   EXPECT_TRUE(h.link.ReadyNow());
   ASSERT_TRUE(Send(h.peer, "after the violation").ok());
   ExpectStatus(Recv(h.link).status(), absl::StatusCode::kInvalidArgument, "malformed 1-byte");
@@ -1034,7 +1033,6 @@ TEST_F(ShmLinkTest, ZeroLengthPacketIsNotEndOfFile) {
       PollUntil(h.link.sock(), POLLIN, Deadline::After(absl::Seconds(10)));
   ASSERT_TRUE(revents.ok());
   h.link.TakeWake(*revents);
-  h.link.DisarmPollWake();
   EXPECT_FALSE(h.link.ReadyNow());
   ASSERT_TRUE(Send(h.peer, "alive").ok());
   absl::StatusOr<std::string> got = Recv(h.link);
@@ -1101,7 +1099,6 @@ TEST_F(ShmLinkTest, DescriptorPacketFloodTakenByAWaitFailsTheReceive) {
       PollUntil(h.link.sock(), POLLIN, Deadline::After(absl::Seconds(10)));
   ASSERT_TRUE(revents.ok());
   h.link.TakeWake(*revents);
-  h.link.DisarmPollWake();
   EXPECT_TRUE(h.link.ReadyNow());
   EXPECT_LE(CountOpenFds(), before + static_cast<int>(kMaxPendingPackets));
   Bounded<absl::Status> got = RunBounded(

@@ -17,7 +17,7 @@ namespace {
 
 class ProcessWorker : public LaunchedWorker {
  public:
-  ProcessWorker(Process process, std::unique_ptr<SocketWorkerTransport> transport, int pid,
+  ProcessWorker(Process process, std::unique_ptr<ConnectionWorkerTransport> transport, int pid,
                 int sentinel)
       : process_(std::move(process)),
         transport_(std::move(transport)),
@@ -43,7 +43,7 @@ class ProcessWorker : public LaunchedWorker {
 
  private:
   Process process_;
-  std::unique_ptr<SocketWorkerTransport> transport_;
+  std::unique_ptr<ConnectionWorkerTransport> transport_;
   const int pid_;
   const int sentinel_;
   bool reaped_ = false;
@@ -57,14 +57,14 @@ constexpr char kInitializerPin[] = "pool initializer";
 // pool's memory, as a worker forked from the pool's process has them in its Target. (Not found
 // cannot happen, since they were pinned before the server was forked; the worker would then decode
 // the arguments' bytes, and a fork-domain object among them fails the initializer by name.)
-absl::Status ForkServerWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_index,
+absl::Status ForkServerWorkerMain(Connection conn, ShmHandle slots, int64_t slot_index,
                                   WorkerInitializer init, uint64_t pin) {
   if (pin != 0) {
     absl::StatusOr<std::shared_ptr<const void>> pinned =
         process_internal::FindPinned(pin, kInitializerPin);
     if (pinned.ok()) init.in_memory = std::static_pointer_cast<const InitializerResources>(*pinned);
   }
-  return PoolWorkerMain(conn_fd, std::move(slots), slot_index, std::move(init));
+  return PoolWorkerMain(std::move(conn), std::move(slots), slot_index, std::move(init));
 }
 
 }  // namespace
@@ -94,20 +94,21 @@ ProcessLauncher::~ProcessLauncher() {
 }
 
 absl::StatusOr<std::unique_ptr<LaunchedWorker>> ProcessLauncher::Start(const WorkerSpec& spec) {
-  absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true, ConnectionTransport::kSocket);
+  absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true);
   if (!pipe.ok()) return pipe.status();
-  // The worker's end travels as a plain descriptor that this process closes right after Start, so
-  // that a dead worker's socket is closed (sends to it fail instead of blocking).
+  // The worker's end travels as an argument (its Codec: the side socket and the ring's memfd); this
+  // process closes its copy right after Start, so that a dead worker's end is closed everywhere
+  // (sends to it fail instead of blocking, and its replies' end of file is seen).
   Connection child_end = std::move(pipe->second);
-  absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> transport =
-      SocketWorkerTransport::Create(std::move(pipe->first), true);
+  absl::StatusOr<std::unique_ptr<ConnectionWorkerTransport>> transport =
+      ConnectionWorkerTransport::Create(std::move(pipe->first), true);
   if (!transport.ok()) return transport.status();
   absl::StatusOr<Process> p = Process::Create(
       method_,
       via_fork_server_
-          ? Call<&ForkServerWorkerMain>(PassedFd{child_end.fd()}, spec.slots, int64_t{spec.index},
+          ? Call<&ForkServerWorkerMain>(std::move(child_end), spec.slots, int64_t{spec.index},
                                         ToWorkerInitializer(spec.initializer), initializer_pin_)
-          : Call<&PoolWorkerMain>(PassedFd{child_end.fd()}, spec.slots, int64_t{spec.index},
+          : Call<&PoolWorkerMain>(std::move(child_end), spec.slots, int64_t{spec.index},
                                   ToWorkerInitializer(spec.initializer)),
       ProcessOptions{.name = spec.name, .daemon = true});
   if (!p.ok()) return p.status();

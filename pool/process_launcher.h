@@ -1,7 +1,7 @@
 // Copyright 2026 The mp Authors.
 //
 // pool/process_launcher.h — workers as mp::Process children of any StartMethod (internal to mp),
-// connected by a socketpair (SocketWorkerTransport). The only part of the pool that knows how a
+// connected by a socketpair (ConnectionWorkerTransport). The only part of the pool that knows how a
 // worker is started.
 
 #ifndef MP_POOL_PROCESS_LAUNCHER_H_

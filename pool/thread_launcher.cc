@@ -38,8 +38,8 @@ void WorkerThread(std::shared_ptr<ThreadState> state, Connection conn, ShmHandle
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
   absl::Status status;
   try {
-    absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> transport =
-        SocketWorkerTransport::Create(std::move(conn), false);
+    absl::StatusOr<std::unique_ptr<ConnectionWorkerTransport>> transport =
+        ConnectionWorkerTransport::Create(std::move(conn), false);
     if (transport.ok()) {
       Slot* slot = static_cast<Slot*>(slots.segment.At(slots.offset)) + index;
       status = RunWorkerLoop(**transport, slot, -1, std::move(init));
@@ -62,7 +62,7 @@ void WorkerThread(std::shared_ptr<ThreadState> state, Connection conn, ShmHandle
 class ThreadWorker : public LaunchedWorker {
  public:
   ThreadWorker(std::shared_ptr<ThreadState> state, std::thread thread,
-               std::unique_ptr<SocketWorkerTransport> transport, int tid, int kill_fd)
+               std::unique_ptr<ConnectionWorkerTransport> transport, int tid, int kill_fd)
       : state_(std::move(state)),
         thread_(std::move(thread)),
         transport_(std::move(transport)),
@@ -96,7 +96,7 @@ class ThreadWorker : public LaunchedWorker {
  private:
   std::shared_ptr<ThreadState> state_;
   std::thread thread_;
-  std::unique_ptr<SocketWorkerTransport> transport_;
+  std::unique_ptr<ConnectionWorkerTransport> transport_;
   const int tid_;
   const int kill_fd_;
 };
@@ -126,8 +126,8 @@ absl::StatusOr<WorkerInitializer> ThreadInitializer(const PoolInitializer& init)
 absl::StatusOr<std::unique_ptr<LaunchedWorker>> ThreadLauncher::Start(const WorkerSpec& spec) {
   absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true, ConnectionTransport::kSocket);
   if (!pipe.ok()) return pipe.status();
-  absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> transport =
-      SocketWorkerTransport::Create(std::move(pipe->first), true);
+  absl::StatusOr<std::unique_ptr<ConnectionWorkerTransport>> transport =
+      ConnectionWorkerTransport::Create(std::move(pipe->first), true);
   if (!transport.ok()) return transport.status();
   absl::StatusOr<WorkerInitializer> init = ThreadInitializer(spec.initializer);
   if (!init.ok()) return init.status();

@@ -130,7 +130,9 @@ absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_se
   std::vector<absl::Span<const uint8_t>> parts;
   uint64_t received = 0;  // chunks received: the number of the next one, less one
   for (;;) {
-    if (parent_sentinel >= 0) {
+    absl::StatusOr<bool> soon = transport.ReadableSoon();
+    if (!soon.ok()) return soon.status();
+    if (!*soon && parent_sentinel >= 0) {
       std::vector<Waitable> objects = {transport.ReadWaitable(), Waitable(parent_sentinel)};
       absl::StatusOr<std::vector<size_t>> ready = Wait(objects);
       if (!ready.ok()) return ready.status();
@@ -154,13 +156,11 @@ absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_se
   }
 }
 
-absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_index,
+absl::Status PoolWorkerMain(Connection conn, ShmHandle slots, int64_t slot_index,
                             WorkerInitializer init) {
   try {
-    absl::StatusOr<Connection> adopted = Connection::FromFd(conn_fd.fd);
-    if (!adopted.ok()) return adopted.status();
-    absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> transport =
-        SocketWorkerTransport::Create(*std::move(adopted), false);
+    absl::StatusOr<std::unique_ptr<ConnectionWorkerTransport>> transport =
+        ConnectionWorkerTransport::Create(std::move(conn), false);
     if (!transport.ok()) return transport.status();
     Slot* slot = static_cast<Slot*>(slots.segment.At(slots.offset)) + slot_index;
     const ParentHandle* parent = ParentProcess();

@@ -26,10 +26,10 @@ namespace pool_internal {
 absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_sentinel,
                            WorkerInitializer init);
 
-// The registered entry point of a worker process (Call<&PoolWorkerMain>): adopts `conn_fd` (an end
-// of a socketpair) and runs the loop on slot `slot_index` of `slots`. Nothing the loop throws
-// leaves it: under the fork start method the frames below it are a copy of the pool's process's.
-absl::Status PoolWorkerMain(PassedFd conn_fd, ShmHandle slots, int64_t slot_index,
+// The registered entry point of a worker process (Call<&PoolWorkerMain>): runs the loop over `conn`
+// (its end of the pool's Pipe) on slot `slot_index` of `slots`. Nothing the loop throws leaves it:
+// under the fork start method the frames below it are a copy of the pool's process's.
+absl::Status PoolWorkerMain(Connection conn, ShmHandle slots, int64_t slot_index,
                             WorkerInitializer init);
 
 }  // namespace pool_internal

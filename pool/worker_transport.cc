@@ -16,11 +16,11 @@
 namespace mp {
 namespace pool_internal {
 
-absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> SocketWorkerTransport::Create(
+absl::StatusOr<std::unique_ptr<ConnectionWorkerTransport>> ConnectionWorkerTransport::Create(
     Connection conn, bool separate_sender) {
-  if (!separate_sender) {
-    return std::unique_ptr<SocketWorkerTransport>(
-        new SocketWorkerTransport(std::move(conn), Connection(), 0));
+  if (!separate_sender || conn.transport() == ConnectionTransport::kSharedMemory) {
+    return std::unique_ptr<ConnectionWorkerTransport>(
+        new ConnectionWorkerTransport(std::move(conn), Connection(), 0));
   }
   absl::StatusOr<Connection> out = conn.Dup();
   if (!out.ok()) return out.status();
@@ -34,30 +34,32 @@ absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> SocketWorkerTransport::Cr
   if (getsockopt(out->fd(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 && sndbuf > 0) {
     room = static_cast<size_t>(sndbuf);
   }
-  return std::unique_ptr<SocketWorkerTransport>(
-      new SocketWorkerTransport(std::move(conn), *std::move(out), room));
+  return std::unique_ptr<ConnectionWorkerTransport>(
+      new ConnectionWorkerTransport(std::move(conn), *std::move(out), room));
 }
 
-absl::Status SocketWorkerTransport::Send(absl::string_view message) {
+absl::Status ConnectionWorkerTransport::Send(absl::string_view message) {
   return sender().SendBytes(message);
 }
 
 // The bytes already queued (SIOCOUTQ, which counts as the kernel's limit does) plus the message
 // plus a slack for the kernel's per-buffer overhead stay below SO_SNDBUF (a Unix stream socket
 // blocks a send only when the bytes it holds reach SO_SNDBUF).
-bool SocketWorkerTransport::CanSendWithoutBlocking(size_t size, bool all_read) {
+bool ConnectionWorkerTransport::CanSendWithoutBlocking(size_t size, bool all_read) {
+  if (conn_.transport() == ConnectionTransport::kSharedMemory) return conn_.CanSendNow(size);
   constexpr size_t kSlack = size_t{64} << 10;
   int queued = 0;  // nothing when the peer has read everything: no system call
   if (!all_read && (ioctl(sender().fd(), SIOCOUTQ, &queued) != 0 || queued < 0)) return false;
   return size + static_cast<size_t>(queued) + kSlack <= sndbuf_;
 }
 
-bool SocketWorkerTransport::AllRead() {
+bool ConnectionWorkerTransport::AllRead() {
+  if (conn_.transport() == ConnectionTransport::kSharedMemory) return conn_.PeerTookAll();
   int unread = 0;
   return ioctl(sender().fd(), SIOCOUTQ, &unread) == 0 && unread == 0;
 }
 
-absl::Status SocketWorkerTransport::Receive(std::string& buffer, size_t* length) {
+absl::Status ConnectionWorkerTransport::Receive(std::string& buffer, size_t* length) {
   std::string whole;
   absl::StatusOr<size_t> n = conn_.RecvBytesInto(
       absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(buffer.data()), buffer.size()), 0, &whole);
@@ -71,9 +73,16 @@ absl::Status SocketWorkerTransport::Receive(std::string& buffer, size_t* length)
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> SocketWorkerTransport::Readable() { return conn_.Poll(absl::ZeroDuration()); }
+absl::StatusOr<bool> ConnectionWorkerTransport::Readable() { return conn_.Poll(absl::ZeroDuration()); }
 
-void SocketWorkerTransport::Close() {
+// Long enough for a pool's next chunk to come while the worker spins or sleeps on the futex; short
+// enough that a worker whose pool died (its sentinel, not its channel, says so) notices soon.
+absl::StatusOr<bool> ConnectionWorkerTransport::ReadableSoon() {
+  if (conn_.transport() != ConnectionTransport::kSharedMemory) return Readable();
+  return conn_.Poll(absl::Milliseconds(2));
+}
+
+void ConnectionWorkerTransport::Close() {
   out_.Close();
   conn_.Close();
 }

@@ -3,9 +3,10 @@
 // pool/worker_transport.h — how the engine reaches a worker (internal to mp).
 //
 // The engine (engine.h) neither knows how a worker was started nor how its bytes travel: it asks a
-// WorkerLauncher to start worker i and talks to it through the WorkerTransport it gets back. A Unix
-// socketpair over mp::Connection (SocketWorkerTransport, below) is one transport; the Process-based
-// launcher (process_launcher.h, every StartMethod) is one launcher.
+// WorkerLauncher to start worker i and talks to it through the WorkerTransport it gets back. An
+// mp::Connection (ConnectionWorkerTransport, below: shared-memory rings for worker processes, a
+// socketpair for worker threads) is one transport; the Process-based launcher (process_launcher.h,
+// every StartMethod) is one launcher.
 
 #ifndef MP_POOL_WORKER_TRANSPORT_H_
 #define MP_POOL_WORKER_TRANSPORT_H_
@@ -46,6 +47,10 @@ class WorkerTransport {
   virtual absl::Status Receive(std::string& buffer, size_t* length) = 0;
   // Whether a message (or the end) waits now.
   virtual absl::StatusOr<bool> Readable() = 0;
+  // Readable(), after waiting briefly where waiting costs no system call while the peer answers
+  // soon (a shared-memory end: spin, yield, futex); a worker calls it before it sleeps in Wait on
+  // its channel and its parent's sentinel.
+  virtual absl::StatusOr<bool> ReadableSoon() { return Readable(); }
   // What channels' Wait() polls for: ready when Readable() would be true (input the transport
   // already holds included), for a poll loop over many workers and sentinels.
   virtual Waitable ReadWaitable() const = 0;
@@ -53,27 +58,29 @@ class WorkerTransport {
   virtual void Close() = 0;
 };
 
-// A Unix socketpair end (an mp::Connection). Sends go through their own dup of the descriptor, so
-// a Send and a Receive in two threads touch two Connections.
-class SocketWorkerTransport : public WorkerTransport {
+// An mp::Connection end of either transport (channels/connection.h). On a shared-memory end a Send
+// and a Receive may run in two threads on the one Connection; a socket end's sends go through their
+// own dup of the descriptor, so that they touch two Connections.
+class ConnectionWorkerTransport : public WorkerTransport {
  public:
-  // `conn` is one end of Pipe(true). With `separate_sender`, a dup of its descriptor is made for
-  // sends and the send buffer is enlarged (the pool's side); errors of dup.
-  static absl::StatusOr<std::unique_ptr<SocketWorkerTransport>> Create(Connection conn,
-                                                                       bool separate_sender);
+  // `conn` is one end of Pipe(true). With `separate_sender`, a socket end gets a dup of its
+  // descriptor for sends and an enlarged send buffer (the pool's side); errors of dup.
+  static absl::StatusOr<std::unique_ptr<ConnectionWorkerTransport>> Create(Connection conn,
+                                                                           bool separate_sender);
 
   absl::Status Send(absl::string_view message) override;
   bool CanSendWithoutBlocking(size_t size, bool all_read) override;
   bool AllRead() override;
   absl::Status Receive(std::string& buffer, size_t* length) override;
   absl::StatusOr<bool> Readable() override;
+  absl::StatusOr<bool> ReadableSoon() override;
   Waitable ReadWaitable() const override { return Waitable(conn_); }
   void Close() override;
 
   Connection& connection() { return conn_; }
 
  private:
-  SocketWorkerTransport(Connection conn, Connection out, size_t sndbuf)
+  ConnectionWorkerTransport(Connection conn, Connection out, size_t sndbuf)
       : conn_(std::move(conn)), out_(std::move(out)), sndbuf_(sndbuf) {}
   Connection& sender() { return out_.fd() >= 0 ? out_ : conn_; }
 

@@ -125,6 +125,11 @@ TEST_P(PipeErrnoTest, PipeWithNoDescriptorLeftIsResourceExhausted) {
 // otherwise, and one that failed (e.g. after its memfd, at its socket pair) leaves no descriptor
 // behind.
 TEST_P(PipeErrnoTest, PipeThatRunsOutHalfwayLeavesNothingBehind) {
+#ifdef MP_UBSAN
+  // UBSan's vptr check probes memory through a pipe(2) of its own: with no descriptor left it
+  // reports a false "invalid vptr" in the segment's make_shared (--config=ubsan defines MP_UBSAN).
+  if (GetParam() == ConnectionTransport::kSharedMemory) GTEST_SKIP() << "UBSan needs descriptors";
+#endif
   const int needs = GetParam() == ConnectionTransport::kSocket ? 2 : 3;
   for (int left : {1, 2, 3}) {
     for (bool duplex : {true, false}) {
