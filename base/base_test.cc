@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -23,6 +24,7 @@
 #include "base/io.h"
 #include "base/mutex.h"
 #include "base/random.h"
+#include "base/scm_rights.h"
 #include "gtest/gtest.h"
 
 namespace mp {
@@ -224,6 +226,46 @@ TEST(InheritedTest, ClosersRunInOrderWithTheKeptDescriptors) {
   ASSERT_EQ(calls.size(), 2u);
   EXPECT_EQ(calls[0], (std::vector<int>{3, 7}));
   EXPECT_EQ(calls[1], (std::vector<int>{-1}));
+}
+
+// Descriptors attached with AttachRights arrive, in order and open, through CollectRights; no
+// descriptors means no control message; the most a message may carry fit the buffer.
+TEST(ScmRightsTest, DescriptorsTravelInOrder) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  for (size_t count : {size_t{0}, size_t{1}, size_t{3}, kMaxRightsFds}) {
+    std::vector<int> sent;
+    for (size_t i = 0; i < count; ++i) sent.push_back(i % 2 == 0 ? sv[0] : sv[1]);
+    char byte = 'x';
+    iovec iov{&byte, 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    RightsBuffer out;
+    AttachRights(msg, out, sent);
+    EXPECT_EQ(msg.msg_controllen == 0, count == 0);
+    ASSERT_EQ(sendmsg(sv[0], &msg, MSG_NOSIGNAL), 1) << count;
+    RightsBuffer in;
+    msghdr got{};
+    got.msg_iov = &iov;
+    got.msg_iovlen = 1;
+    got.msg_control = in.data;
+    got.msg_controllen = sizeof(in.data);
+    ASSERT_EQ(recvmsg(sv[1], &got, MSG_CMSG_CLOEXEC), 1);
+    EXPECT_EQ(got.msg_flags & MSG_CTRUNC, 0);
+    std::vector<int> fds = {-7};  // appended to, not replaced
+    CollectRights(got, &fds);
+    ASSERT_EQ(fds.size(), count + 1);
+    for (size_t i = 0; i < count; ++i) {
+      struct stat a, b;
+      ASSERT_EQ(fstat(fds[i + 1], &a), 0);
+      ASSERT_EQ(fstat(sent[i], &b), 0);
+      EXPECT_EQ(a.st_ino, b.st_ino) << "descriptor " << i;
+      close(fds[i + 1]);
+    }
+  }
+  close(sv[0]);
+  close(sv[1]);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "base/deadline.h"
 #include "base/errno_status.h"
 #include "base/inherited.h"
+#include "base/scm_rights.h"
 #include "channels/shm_link.h"
 
 namespace mp {
@@ -381,24 +382,14 @@ absl::Status Connection::WriteMessage(absl::Span<const uint8_t> body, absl::Span
     count = 1;
   }
   bool fds_sent = fds.empty();
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  RightsBuffer control;
   while (count > 0) {
     ssize_t n;
     if (is_socket_) {
       struct msghdr msg = {};
       msg.msg_iov = iov + first;
       msg.msg_iovlen = count;
-      if (!fds_sent) {
-        const size_t bytes = sizeof(int) * fds.size();
-        msg.msg_control = control;
-        msg.msg_controllen = CMSG_SPACE(bytes);
-        std::memset(control, 0, msg.msg_controllen);
-        struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(bytes);
-        std::memcpy(CMSG_DATA(c), fds.data(), bytes);
-      }
+      if (!fds_sent) AttachRights(msg, control, fds);
       n = fds_sent && count == 1
               ? ::send(fd_, iov[first].iov_base, iov[first].iov_len, MSG_NOSIGNAL)
               : ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
@@ -509,20 +500,14 @@ absl::Status Connection::TakeArrivedFds(struct msghdr& msg) {
   // Descriptors of a read that ended inside the current message's body were declared by no one.
   const bool keep = received_ > message_end_;
   const bool truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
-  size_t arrived = 0;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    const unsigned char* data = CMSG_DATA(c);
-    for (size_t i = 0; i < count; ++i) {
-      int fd;
-      std::memcpy(&fd, data + i * sizeof(int), sizeof(fd));
-      ++arrived;
-      if (keep && !truncated) {
-        pending_fds_.push_back({fd, received_});
-      } else {
-        ::close(fd);
-      }
+  std::vector<int> fds;
+  CollectRights(msg, &fds);
+  const size_t arrived = fds.size();
+  for (int fd : fds) {
+    if (keep && !truncated) {
+      pending_fds_.push_back({fd, received_});
+    } else {
+      ::close(fd);
     }
   }
   if (truncated) {
@@ -540,13 +525,13 @@ absl::StatusOr<size_t> Connection::ReadSome(uint8_t* out, size_t n) {
   for (;;) {
     ssize_t got;
     if (is_socket_) {
-      alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+      RightsBuffer control;
       struct iovec iov = {out, n};
       struct msghdr msg = {};
       msg.msg_iov = &iov;
       msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
+      msg.msg_control = control.data;
+      msg.msg_controllen = sizeof(control.data);
       got = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
       if (got >= 0) {
         received_ += static_cast<uint64_t>(got);

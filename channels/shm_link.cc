@@ -15,6 +15,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
+#include "base/scm_rights.h"
 #include "channels/ring.h"
 #include "sync/futex.h"
 
@@ -29,7 +30,7 @@ using ring::ReadOnce;
 constexpr uint32_t kTag = 0x4b4e4c53;  // "SLNK"
 constexpr uint32_t kVersion = 1;
 constexpr uint64_t kStateOffset = kShmHeaderSize;
-constexpr size_t kMaxFds = 253;  // connection.h's kMaxFdsPerMessage
+constexpr size_t kMaxFds = kMaxRightsFds;  // connection.h's kMaxFdsPerMessage
 // A reader sleeps on the futex this long before it moves to poll(2) on the side socket.
 constexpr int64_t kFutexPhaseNs = 2'000'000;
 // A reader asleep in poll(2) re-announces itself after each slice (doubling up to the cap).
@@ -366,20 +367,12 @@ absl::Status ShmLink::SendFds(uint64_t pos, absl::Span<const int> fds) {
   uint8_t data[kFdPacketSize];
   data[0] = kFdPacket;
   std::memcpy(data + 1, &pos, 8);
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  RightsBuffer control;
   struct iovec iov = {data, sizeof(data)};
   struct msghdr msg = {};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  const size_t bytes = sizeof(int) * fds.size();
-  msg.msg_control = control;
-  msg.msg_controllen = CMSG_SPACE(bytes);
-  std::memset(control, 0, msg.msg_controllen);
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(bytes);
-  std::memcpy(CMSG_DATA(c), fds.data(), bytes);
+  AttachRights(msg, control, fds);
   for (;;) {
     if (::sendmsg(sock_, &msg, MSG_NOSIGNAL) >= 0) return absl::OkStatus();
     if (errno == EINTR) continue;
@@ -559,7 +552,7 @@ void ShmLink::Consume(uint64_t head) {
 }
 
 absl::Status ShmLink::Drain() {
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  RightsBuffer control;
   // At most kDrainBudget packets per call, so that a peer flooding wake-ups cannot keep a waiter
   // here past its deadline.
   for (int budget = 0; packets_.size() < kMaxPendingPackets && budget < kDrainBudget; ++budget) {
@@ -568,8 +561,8 @@ absl::Status ShmLink::Drain() {
     struct msghdr msg = {};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
+    msg.msg_control = control.data;
+    msg.msg_controllen = sizeof(control.data);
     const ssize_t n = ::recvmsg(sock_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -581,15 +574,7 @@ absl::Status ShmLink::Drain() {
       return Sticky(ErrnoStatus(errno, "Connection: recvmsg on the side socket"));
     }
     std::vector<int> fds;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-        fds.push_back(fd);
-      }
-    }
+    CollectRights(msg, &fds);
     if ((msg.msg_flags & MSG_CTRUNC) != 0) {
       CloseAll(fds);
       return Sticky(absl::DataLossError(absl::StrCat(

@@ -31,6 +31,7 @@
 #include "base/errno_status.h"
 #include "base/io.h"
 #include "base/mutex.h"
+#include "base/scm_rights.h"
 #include "flatbuffers/flatbuffers.h"
 #include "serialize/codec.h"
 #include "serialize/fd.h"
@@ -193,25 +194,18 @@ absl::Status WaitReady(int fd, short events, Deadline deadline, absl::string_vie
 absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<const int> fds,
                          Deadline deadline) {
   if (data.empty()) return absl::InvalidArgumentError("mp: SendWithFds needs at least one byte");
-  if (fds.size() > 253) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("mp: ", fds.size(), " descriptors in one message; at most 253 can be passed"));
+  if (fds.size() > kMaxRightsFds) {
+    return absl::InvalidArgumentError(absl::StrCat("mp: ", fds.size(),
+                                                   " descriptors in one message; at most ",
+                                                   kMaxRightsFds, " can be passed"));
   }
   const std::string what = absl::StrCat("sendmsg on descriptor ", fd);
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<size_t>(fds.size(), 1)), 0);
+  RightsBuffer control;
   iovec iov{const_cast<uint8_t*>(data.data()), data.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
+  AttachRights(msg, control, fds);
   for (;;) {
     ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0) {
@@ -227,14 +221,14 @@ absl::Status SendWithFds(int fd, absl::Span<const uint8_t> data, absl::Span<cons
 absl::StatusOr<size_t> RecvWithFds(int fd, absl::Span<uint8_t> data, std::vector<int>* fds,
                                    Deadline deadline) {
   const std::string what = absl::StrCat("recvmsg on descriptor ", fd);
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * 253));
+  RightsBuffer control;
   for (;;) {
     iovec iov{data.data(), data.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
+    msg.msg_control = control.data;
+    msg.msg_controllen = sizeof(control.data);
     ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -243,16 +237,7 @@ absl::StatusOr<size_t> RecvWithFds(int fd, absl::Span<uint8_t> data, std::vector
       continue;
     }
     std::vector<int> received;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; ++i) {
-          int got;
-          std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          received.push_back(got);
-        }
-      }
-    }
+    CollectRights(msg, &received);
     if ((msg.msg_flags & MSG_CTRUNC) != 0) {
       for (int f : received) close(f);
       return absl::ResourceExhaustedError(
