@@ -1433,7 +1433,9 @@ TEST_P(ConnectionTest, SeveralWritersOnCopiesOfOneEnd) {
     std::memcpy(&m[1], &i, sizeof(i));
     return m;
   };
-  auto [r, w] = MakePipe();
+  std::pair<Connection, Connection> ends = MakePipe();
+  Connection& r = ends.first;
+  Connection& w = ends.second;
   std::vector<TestChild> writers;
   for (int k = 0; k < kWriters; ++k) {
     absl::StatusOr<Connection> copy = w.Dup();
@@ -1473,7 +1475,10 @@ TEST_P(ConnectionTest, SeveralReadersOnCopiesOfOneEnd) {
   }
   constexpr int kReaders = 3;
   constexpr int kMessages = 900;
-  auto [a, b] = MakePipe();  // a: the sender; b: read by every reader, which answers on its copy
+  // a: the sender; b: read by every reader, which answers on its copy.
+  std::pair<Connection, Connection> ends = MakePipe();
+  Connection& a = ends.first;
+  Connection& b = ends.second;
   std::vector<TestChild> readers;
   for (int k = 0; k < kReaders; ++k) {
     readers.emplace_back([&] {
@@ -1512,7 +1517,9 @@ TEST_P(ConnectionTest, SeveralReadersOnCopiesOfOneEnd) {
 // reader of the half-sent message gets kDataLoss (and the connection closes, as after any torn
 // message).
 TEST(ConnectionShmTest, WriterKilledHoldingTheWriteSideIsTakenOver) {
-  auto [r, w] = PipeOf(ConnectionTransport::kSharedMemory);
+  std::pair<Connection, Connection> ends = PipeOf(ConnectionTransport::kSharedMemory);
+  Connection& r = ends.first;
+  Connection& w = ends.second;
   absl::StatusOr<Connection> other = w.Dup();
   ASSERT_TRUE(other.ok());
   // Nobody reads yet: the victim fills the ring with the first parts and blocks mid-message.
