@@ -262,6 +262,11 @@ bool Connection::CanSendNow(size_t size) const {
   return shm_ != nullptr && writable_ && size <= max_message_size_ && shm_->RoomFor(size);
 }
 
+bool Connection::HasInputNow() const {
+  if (fd_ < 0 || !readable_) return false;
+  return shm_ != nullptr ? shm_->ReadyNow() : buffered() > 0;
+}
+
 bool Connection::PeerTookAll() const { return shm_ != nullptr && writable_ && shm_->AllTaken(); }
 
 absl::StatusOr<Connection> Connection::Dup() const {

@@ -269,6 +269,10 @@ class Connection {
   // room), and whether the peer has taken every message sent so far (the ring is empty).
   bool CanSendNow(size_t size) const;
   bool PeerTookAll() const;
+  // Whether a receive would find a message (or the end) at once, known without a system call
+  // (shared memory: the ring holds something; socket: bytes already buffered). False when unsure:
+  // Poll is the full answer.
+  bool HasInputNow() const;
 
   // Whether a message can be received without blocking (or its first bytes have arrived, or the
   // peer closed: then Recv returns the end-of-file status at once). Waits up to `timeout`

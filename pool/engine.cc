@@ -5,6 +5,7 @@
 
 #include "pool/engine.h"
 
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "channels/connection.h"
 #include "pool/engine_impl.h"
 #include "serialize/frame.h"
+#include "sync/futex.h"
 
 namespace mp {
 namespace pool_internal {
@@ -110,6 +112,31 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
   if (wake) Wake();
   return absl::OkStatus();
 }
+
+namespace {
+
+// The manager's spin before it sleeps in Wait while workers owe replies: a reply that comes within
+// it is taken without the worker's wake-up packet and without the manager's wake from poll(2) (two
+// system calls and a scheduler wake-up on the reply path). It yields now and then, so that a worker
+// that shares this core runs. Only transports that can tell without a system call take part.
+bool AwaitReplyBriefly(absl::Span<WorkerTransport* const> busy) {
+  constexpr int64_t kManagerSpinNs = 50'000;
+  if (busy.empty()) return false;
+  const int64_t until = MonotonicNowNs() + kManagerSpinNs;
+  for (int i = 1;; ++i) {
+    for (WorkerTransport* t : busy) {
+      if (t->HasInputNow()) return true;
+    }
+    if ((i & 63) == 0) {
+      if (MonotonicNowNs() >= until) return false;
+      sched_yield();
+    } else {
+      SpinPause();
+    }
+  }
+}
+
+}  // namespace
 
 int64_t Engine::Impl::WaitUntil(int64_t timed_at) {
   const int64_t now = MonotonicNowNs();
@@ -349,9 +376,17 @@ void Engine::Impl::Run() {
       objects.push_back(w.transport->ReadWaitable());
       objects.emplace_back(w.sentinel);
     }
+    // The workers that owe replies; only this thread removes workers, so the pointers stay valid
+    // while work_mu_ is released.
+    std::vector<WorkerTransport*> busy;
+    for (const Worker& w : workers_) {
+      if (!w.outstanding.empty()) busy.push_back(w.transport);
+    }
     manager_wakes_at_ = WaitUntil(timed_at);
-    const absl::Duration wait = Deadline::AtNs(manager_wakes_at_).Remaining();
+    const int64_t wakes_at = manager_wakes_at_;  // read under work_mu_
     work_mu_.Unlock();
+    const absl::Duration wait =
+        AwaitReplyBriefly(busy) ? absl::ZeroDuration() : Deadline::AtNs(wakes_at).Remaining();
     absl::StatusOr<std::vector<size_t>> ready = Wait(objects, wait);
     work_mu_.Lock();
     if (!ready.ok()) {

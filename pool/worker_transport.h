@@ -51,6 +51,9 @@ class WorkerTransport {
   // soon (a shared-memory end: spin, yield, futex); a worker calls it before it sleeps in Wait on
   // its channel and its parent's sentinel.
   virtual absl::StatusOr<bool> ReadableSoon() { return Readable(); }
+  // Whether a message (or the end) waits, known without a system call; false when unsure. For the
+  // manager's brief spin before it sleeps in Wait.
+  virtual bool HasInputNow() { return false; }
   // What channels' Wait() polls for: ready when Readable() would be true (input the transport
   // already holds included), for a poll loop over many workers and sentinels.
   virtual Waitable ReadWaitable() const = 0;
@@ -74,6 +77,7 @@ class ConnectionWorkerTransport : public WorkerTransport {
   absl::Status Receive(std::string& buffer, size_t* length) override;
   absl::StatusOr<bool> Readable() override;
   absl::StatusOr<bool> ReadableSoon() override;
+  bool HasInputNow() override { return conn_.HasInputNow(); }
   Waitable ReadWaitable() const override { return Waitable(conn_); }
   void Close() override;
 
