@@ -28,6 +28,7 @@ using ring::Align8;
 using ring::CopyIn;
 using ring::CopyOut;
 using ring::ReadOnce;
+using ring::SideLock;
 
 constexpr uint32_t kTag = 0x51757071;  // "qpuQ"
 constexpr uint32_t kVersion = 2;       // 2: owner and position words on separate lines
@@ -178,31 +179,6 @@ bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters,
     if (deadline.Expired()) return false;
   }
 }
-
-// Holds one side's owner word for a scope. A holder that died leaves consistent state behind (see
-// the protocol in queue.h), so a takeover needs no repair.
-class SideLock {
- public:
-  SideLock(std::atomic<uint32_t>& word, Deadline deadline) : word_(word) {
-    const pid_t tid = CurrentThreadId();
-    held_ = OwnerTryLock(word, tid) ||  // inline fast path
-            OwnerLock(word, tid, /*block=*/true, deadline).result != OwnerLockResult::kTimedOut;
-  }
-  ~SideLock() { Unlock(); }
-  SideLock(const SideLock&) = delete;
-  SideLock& operator=(const SideLock&) = delete;
-  bool held() const { return held_; }
-  void Unlock() {
-    if (held_) OwnerUnlock(word_);
-    held_ = false;
-  }
-  // Forgets the side without unlocking it: the caller unlocks it (UnlockAndNotify).
-  void Release() { held_ = false; }
-
- private:
-  std::atomic<uint32_t>& word_;
-  bool held_ = false;
-};
 
 std::string DescribeTimeout(absl::Duration timeout) { return absl::FormatDuration(timeout); }
 

@@ -75,6 +75,33 @@ bool Spin(Deadline deadline, Ready ready, int max_pauses = 16) {
   return ready();
 }
 
+// Holds one side's owner word (sync/futex.h) for a scope: the Queue's put and get sides, a
+// shared-memory Connection's write side. Taken over from a holder that died: both rings are built
+// so that a dead holder leaves nothing half-committed, and a takeover needs no repair.
+class SideLock {
+ public:
+  SideLock(std::atomic<uint32_t>& word, Deadline deadline) : word_(word) {
+    const pid_t tid = CurrentThreadId();
+    held_ = OwnerTryLock(word, tid) ||  // inline fast path
+            OwnerLock(word, tid, /*block=*/true, deadline).result != OwnerLockResult::kTimedOut;
+  }
+  ~SideLock() { Unlock(); }
+  SideLock(const SideLock&) = delete;
+  SideLock& operator=(const SideLock&) = delete;
+  bool held() const { return held_; }
+  void Unlock() {
+    if (held_) OwnerUnlock(word_);
+    held_ = false;
+  }
+  // Forgets the side without unlocking it: the caller unlocks it (e.g. the Queue's
+  // UnlockAndNotify), or keeps it past the scope (a Connection reader, until its message's end).
+  void Release() { held_ = false; }
+
+ private:
+  std::atomic<uint32_t>& word_;
+  bool held_ = false;
+};
+
 }  // namespace mp::ring
 
 #endif  // MP_CHANNELS_RING_H_

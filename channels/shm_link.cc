@@ -105,23 +105,11 @@ bool YieldUntil(Deadline deadline, Ready ready) {
 
 size_t SegmentBytes(size_t cap) { return sizeof(LinkState) + 2 * cap; }
 
-// Takes one side's owner word (a dead holder's is taken over: it committed nothing half-done).
-void LockSide(std::atomic<uint32_t>& word) {
-  const pid_t tid = CurrentThreadId();
-  if (!OwnerTryLock(word, tid)) OwnerLock(word, tid, /*block=*/true, Deadline::Never());
+absl::Status BrokenPipe(absl::string_view what) {
+  return absl::AbortedError(
+      absl::StrCat("Connection: the peer has closed its end (broken pipe); the message was not ",
+                   what));
 }
-
-// Holds the write side for a scope.
-class WriteSide {
- public:
-  explicit WriteSide(std::atomic<uint32_t>& word) : word_(word) { LockSide(word_); }
-  ~WriteSide() { OwnerUnlock(word_); }
-  WriteSide(const WriteSide&) = delete;
-  WriteSide& operator=(const WriteSide&) = delete;
-
- private:
-  std::atomic<uint32_t>& word_;
-};
 
 void CloseAll(absl::Span<const int> fds) {
   for (int fd : fds) ::close(fd);
@@ -160,7 +148,6 @@ ShmLink& ShmLink::operator=(ShmLink&& other) noexcept {
     next_hup_check_ns_ = other.next_hup_check_ns_;
     cached_tail_ = other.cached_tail_;
     in_message_ = std::exchange(other.in_message_, false);
-    chunked_ = other.chunked_;
     msg_left_ = other.msg_left_;
     body_pos_ = other.body_pos_;
     part_left_ = other.part_left_;
@@ -290,12 +277,9 @@ absl::Status ShmLink::RefuseFlood() {
 
 bool ShmLink::PeerGone() {
   if (peer_gone_) return true;
-  struct pollfd p = {sock_, 0, 0};
-  int r;
-  do {
-    r = ::poll(&p, 1, 0);
-  } while (r < 0 && errno == EINTR);
-  if (r > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) peer_gone_ = true;
+  // Events 0: only a hang-up (or an error) is reported.
+  absl::StatusOr<short> revents = PollUntil(sock_, 0, Deadline::After(absl::ZeroDuration()));
+  if (revents.ok() && (*revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) peer_gone_ = true;
   return peer_gone_;
 }
 
@@ -345,8 +329,7 @@ absl::Status ShmLink::WaitRoom(uint64_t tail, size_t rec) {
     FutexWait(&w.writer_waiting, 1, Deadline::AtNs(MonotonicNowNs() + slice));
     if (refresh()) return bad;
     if (PeerGone()) {
-      return absl::AbortedError(
-          "Connection: the peer has closed its end (broken pipe); the message was not sent whole");
+      return BrokenPipe("sent whole");
     }
     slice = std::min(slice * 2, kRoomSliceMaxNs);
   }
@@ -382,8 +365,7 @@ absl::Status ShmLink::SendFds(uint64_t pos, absl::Span<const int> fds) {
     if (errno == EINTR) continue;
     if (errno == EPIPE || errno == ECONNRESET) {
       peer_gone_ = true;
-      return absl::AbortedError(
-          "Connection: the peer has closed its end (broken pipe); the message was not sent");
+      return BrokenPipe("sent");
     }
     if (errno == EBADF) return absl::InvalidArgumentError("Connection: a descriptor to send is not open");
     return ErrnoStatus(errno, "Connection: sendmsg of descriptors");
@@ -393,8 +375,7 @@ absl::Status ShmLink::SendFds(uint64_t pos, absl::Span<const int> fds) {
 absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int> fds) {
   if (sock_ < 0) return absl::FailedPreconditionError("Connection is closed");
   if (peer_gone_) {
-    return absl::AbortedError(
-        "Connection: the peer has closed its end (broken pipe); the message was not sent");
+    return BrokenPipe("sent");
   }
   // A peer that closed (a close count moved) or may have died (now and then) is checked for.
   const uint32_t closes = state_->closes[1 - end_].load(std::memory_order_relaxed);
@@ -403,12 +384,11 @@ absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int>
     seen_closes_ = closes;
     next_hup_check_ns_ = now + kHupCheckNs;
     if (PeerGone()) {
-      return absl::AbortedError(
-          "Connection: the peer has closed its end (broken pipe); the message was not sent");
+      return BrokenPipe("sent");
     }
   }
   RingWords& w = out_words();
-  WriteSide side(w.write_lock);
+  ring::SideLock side(w.write_lock, Deadline::Never());
   uint64_t tail = w.tail.load(std::memory_order_acquire);  // another writer's commit, if any
   if ((tail & 7) != 0) {
     return absl::DataLossError(absl::StrCat("Connection: the shared tail word (position ", tail,
@@ -664,7 +644,8 @@ absl::StatusOr<uint32_t> ShmLink::BeginRecv(std::vector<int>* fds, size_t max_me
     if (*w == Wait::kEnd) {
       return absl::OutOfRangeError("Connection: end of file (the peer closed its end)");
     }
-    LockSide(in_words().read_lock);
+    ring::SideLock side(in_words().read_lock, Deadline::Never());
+    side.Release();  // held until the message's end (UnlockRead)
     read_locked_ = true;
     if (in_words().head.load(std::memory_order_acquire) == head) break;
     UnlockRead();
@@ -705,7 +686,6 @@ absl::StatusOr<uint32_t> ShmLink::BeginRecv(std::vector<int>* fds, size_t max_me
   msg_length_ = h.length;
   msg_left_ = h.length;
   if (h.kind == kLinkWhole) {
-    chunked_ = false;
     body_pos_ = head + kLinkRecordHeaderSize;
     part_left_ = h.length;
     record_end_ = head + Align8(kLinkRecordHeaderSize + h.length);
@@ -714,7 +694,6 @@ absl::StatusOr<uint32_t> ShmLink::BeginRecv(std::vector<int>* fds, size_t max_me
       return h.length;
     }
   } else {
-    chunked_ = true;
     part_left_ = 0;
     next_record_ = head + kLinkRecordHeaderSize;
     Consume(next_record_);

@@ -211,7 +211,6 @@ class ShmLink {
   uint64_t cached_tail_ = 0;
   uint32_t reader_seen_closes_ = 0;
   bool in_message_ = false;
-  bool chunked_ = false;
   uint64_t msg_left_ = 0;    // body bytes still to read
   uint64_t body_pos_ = 0;    // ring position of the next body byte
   uint64_t part_left_ = 0;   // bytes left in the current whole or part record
