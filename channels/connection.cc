@@ -861,7 +861,8 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
       polls[i].revents = 0;
       if (ready_now[i]) ready.push_back(i);
     }
-    if (!ready.empty() || (*r == 0 && any) || deadline.Expired()) return ready;
+    // Nothing ready after a slice (or a wake-up packet that was another copy's): look again.
+    if (!ready.empty() || deadline.Expired()) return ready;
   }
 }
 
