@@ -7,7 +7,6 @@
 // socket transport. What an honest peer does (declared descriptors, truncation at the receiver's
 // RLIMIT_NOFILE, a large message cut short) runs on both transports.
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -37,10 +36,12 @@
 #include "serialize/frame.h"
 #include "sync/test_child.h"
 #include "testing/proc_state.h"
+#include "testing/open_fds.h"
 
 namespace mp {
 namespace {
 
+using ::mp::testing::CountOpenFds;
 using ::mp::testing::TestChild;
 using ::testing::HasSubstr;
 
@@ -49,16 +50,6 @@ std::string Prefix(uint32_t length, uint16_t fds) {
   std::memcpy(p.data(), &length, 4);
   std::memcpy(p.data() + 4, &fds, 2);
   return p;
-}
-
-// Entries of /proc/self/fd (minus the directory's own descriptor).
-int OpenFds() {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return -1;
-  int n = 0;
-  while (struct dirent* e = readdir(dir)) n += e->d_name[0] != '.';
-  closedir(dir);
-  return n - 1;
 }
 
 // Sends `bytes` on the raw socket with `fds` attached as one SCM_RIGHTS message; sendmsg's result.
@@ -151,7 +142,7 @@ TEST_P(ConnectionLimitsTest, DeclaredDescriptorsArriveWithTheirMessages) {
   Connection& tx = ends->second;
   const std::vector<size_t> label_sizes = {3,     0, 70000, 10,     200000, 5,
                                            65536, 1, 1000,  300000, 2,      64};
-  const int before = OpenFds();
+  const int before = CountOpenFds();
   std::thread sender([&] {
     for (int i = 0; i < kPipes; ++i) {
       const std::string label(label_sizes[i], static_cast<char>('a' + i));
@@ -188,15 +179,15 @@ TEST_P(ConnectionLimitsTest, DeclaredDescriptorsArriveWithTheirMessages) {
     close(m->first.fd);
     close(m->second.fd);
     if (GetParam() == ConnectionTransport::kSocket) {
-      EXPECT_EQ(OpenFds(), before);
+      EXPECT_EQ(CountOpenFds(), before);
     } else {
       // A shared-memory receiver may hold the descriptors of messages it has not received yet
       // (the side socket's packets, read ahead, at most kMaxPendingPackets), never more.
-      EXPECT_LE(OpenFds(), before + 2 * (kPipes - 1 - i));
+      EXPECT_LE(CountOpenFds(), before + 2 * (kPipes - 1 - i));
     }
   }
   std::move(join_sender).Invoke();
-  EXPECT_EQ(OpenFds(), before - 1) << "only the receiving end was closed";
+  EXPECT_EQ(CountOpenFds(), before - 1) << "only the receiving end was closed";
   for (auto& p : pipes) {
     close(p[0]);
     close(p[1]);
@@ -207,7 +198,7 @@ TEST(ConnectionDescriptorLimitsTest, UndeclaredDescriptorsAreClosedAtOnce) {
   RawPeer peer;
   const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   ASSERT_GE(devnull, 0);
-  const int before = OpenFds();
+  const int before = CountOpenFds();
   for (int i = 0; i < 70; ++i) {
     SCOPED_TRACE(absl::StrCat("message ", i));
     // Declares no descriptor, carries 250.
@@ -215,7 +206,7 @@ TEST(ConnectionDescriptorLimitsTest, UndeclaredDescriptorsAreClosedAtOnce) {
     absl::StatusOr<std::string> got = peer.conn.RecvBytes();
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(*got, "body");
-    ASSERT_EQ(OpenFds(), before) << "the receiver holds descriptors nobody declared";
+    ASSERT_EQ(CountOpenFds(), before) << "the receiver holds descriptors nobody declared";
   }
   // The stream is intact: the next message arrives as sent.
   SendWithFds(peer.raw, Prefix(4, 0) + "last", {});
@@ -229,7 +220,7 @@ TEST(ConnectionDescriptorLimitsTest, DescriptorsBeyondTheDeclaredCountAreClosed)
   ASSERT_EQ(pipe2(data, O_CLOEXEC), 0);
   const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   ASSERT_GE(devnull, 0);
-  const int before = OpenFds();
+  const int before = CountOpenFds();
   // A typed PassedFd message declaring its one descriptor, with two more attached behind it.
   std::string frame;
   {
@@ -241,7 +232,7 @@ TEST(ConnectionDescriptorLimitsTest, DescriptorsBeyondTheDeclaredCountAreClosed)
               {data[1], devnull, devnull});
   absl::StatusOr<int> fd = peer.conn.RecvFd();
   ASSERT_TRUE(fd.ok()) << fd.status();
-  EXPECT_EQ(OpenFds(), before + 1) << "only the declared descriptor may stay open";
+  EXPECT_EQ(CountOpenFds(), before + 1) << "only the declared descriptor may stay open";
   ASSERT_EQ(write(*fd, "k", 1), 1);  // and it is the first one that was attached
   char c = 0;
   ASSERT_EQ(read(data[0], &c, 1), 1);
@@ -250,7 +241,7 @@ TEST(ConnectionDescriptorLimitsTest, DescriptorsBeyondTheDeclaredCountAreClosed)
   // A raw message declaring 2 of the 5 attached: the message arrives, all 5 are closed.
   SendWithFds(peer.raw, Prefix(2, 2) + "xy", DevNullTimes(devnull, 5));
   EXPECT_EQ(*peer.conn.RecvBytes(), "xy");
-  EXPECT_EQ(OpenFds(), before);
+  EXPECT_EQ(CountOpenFds(), before);
   EXPECT_FALSE(peer.conn.closed());
   close(devnull);
   close(data[0]);
@@ -265,7 +256,7 @@ TEST(ConnectionDescriptorLimitsTest, DescriptorsInsideABodyAreClosedAsTheyArrive
     RawPeer peer;
     const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ASSERT_GE(devnull, 0);
-    const int before = OpenFds();
+    const int before = CountOpenFds();
     const std::string body(size, 'b');
     std::thread writer([&] {
       SendAll(peer.raw, Prefix(static_cast<uint32_t>(size), 0) + body.substr(0, size / 2));
@@ -279,7 +270,7 @@ TEST(ConnectionDescriptorLimitsTest, DescriptorsInsideABodyAreClosedAsTheyArrive
     writer.join();
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_TRUE(*got == body);
-    EXPECT_EQ(OpenFds(), before);
+    EXPECT_EQ(CountOpenFds(), before);
     EXPECT_EQ(*peer.conn.RecvBytes(), "next");
     close(devnull);
   }
@@ -290,7 +281,7 @@ TEST(ConnectionDescriptorLimitsTest, MoreThanTheMaxDescriptorsPerMessageIsRefuse
     RawPeer peer;
     const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ASSERT_GE(devnull, 0);
-    const int before = OpenFds();
+    const int before = CountOpenFds();
     SendWithFds(peer.raw, Prefix(1, declared) + "x", DevNullTimes(devnull, kMaxFdsPerMessage));
     absl::StatusOr<std::string> got = peer.conn.RecvBytes();
     EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument) << got.status();
@@ -298,7 +289,7 @@ TEST(ConnectionDescriptorLimitsTest, MoreThanTheMaxDescriptorsPerMessageIsRefuse
                 HasSubstr(absl::StrCat("declares ", declared)));
     EXPECT_THAT(std::string(got.status().message()), HasSubstr("at most 253"));
     EXPECT_TRUE(peer.conn.closed());
-    EXPECT_EQ(OpenFds(), before - 1) << "the connection's own descriptor is the only one gone";
+    EXPECT_EQ(CountOpenFds(), before - 1) << "the connection's own descriptor is the only one gone";
     close(devnull);
   }
 }
@@ -321,7 +312,7 @@ TEST_P(ConnectionLimitsTest, TruncatedDescriptorsAreDataLossAndClose) {
       if (five.back().fd < 0) return 1;
     }
     if (!pipe->second.Send(five).ok()) return 1;
-    const int before = OpenFds();
+    const int before = CountOpenFds();
     // Room for exactly two more descriptors.
     int free_slots = 0, limit = 0;
     for (int fd = 0; free_slots < 2; ++fd) {
@@ -340,7 +331,7 @@ TEST_P(ConnectionLimitsTest, TruncatedDescriptorsAreDataLossAndClose) {
     if (!conn.closed()) return 7;
     // Only the connection's descriptor went away (a shared-memory end's segment stays open: the
     // other end, still open here, holds it too).
-    if (OpenFds() != before - 1) return 8;
+    if (CountOpenFds() != before - 1) return 8;
     return 0;
   });
   EXPECT_EQ(child.Wait(), 0);

@@ -9,7 +9,6 @@
 
 #include "channels/shm_link.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -40,10 +39,12 @@
 #include "sync/futex.h"
 #include "sync/shm.h"
 #include "sync/test_child.h"
+#include "testing/open_fds.h"
 
 namespace mp::channels_internal {
 namespace {
 
+using ::mp::testing::CountOpenFds;
 using ::mp::testing::TestChild;
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
@@ -56,18 +57,6 @@ constexpr size_t kNoLimit = size_t{1} << 32;
 uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
 
 // ---- Descriptors --------------------------------------------------------------------------------
-
-// Open descriptors of this process (the directory's own descriptor not counted).
-int CountOpenFds() {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return -1;
-  int n = 0;
-  while (struct dirent* e = readdir(dir)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  closedir(dir);
-  return n - 1;
-}
 
 // A new file of its own (a distinct inode), to send and recognize.
 int NewFile() { return memfd_create("shm_link_test", MFD_CLOEXEC); }

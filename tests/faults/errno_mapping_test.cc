@@ -6,7 +6,6 @@
 // memfd and a socket pair), also with a few descriptors left, where a Pipe that fails halfway must
 // leave nothing behind.
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 #include "context/context.h"
 #include "gtest/gtest.h"
 #include "listener/listener.h"
+#include "testing/open_fds.h"
 
 namespace mp {
 namespace {
@@ -95,15 +95,6 @@ class DescriptorsLeft {
   bool ok_ = false;
 };
 
-int OpenFds() {
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return -1;
-  int n = 0;
-  while (struct dirent* e = readdir(dir)) n += e->d_name[0] != '.';
-  closedir(dir);
-  return n - 1;
-}
-
 class PipeErrnoTest : public ::testing::TestWithParam<ConnectionTransport> {};
 INSTANTIATE_TEST_SUITE_P(Transports, PipeErrnoTest, ::mp::testing::AllTransports(),
                          ::mp::testing::TransportParamName());
@@ -134,7 +125,7 @@ TEST_P(PipeErrnoTest, PipeThatRunsOutHalfwayLeavesNothingBehind) {
   for (int left : {1, 2, 3}) {
     for (bool duplex : {true, false}) {
       const std::string what = absl::StrCat(left, " left, ", duplex ? "duplex" : "one-way");
-      const int before = OpenFds();
+      const int before = ::mp::testing::CountOpenFds();
       {
         absl::StatusOr<std::pair<Connection, Connection>> pipe;
         {
@@ -146,13 +137,13 @@ TEST_P(PipeErrnoTest, PipeThatRunsOutHalfwayLeavesNothingBehind) {
         if (!pipe.ok()) {
           ExpectExhausted(pipe.status(), what);
         } else {
-          EXPECT_GT(OpenFds(), before) << what;
+          EXPECT_GT(::mp::testing::CountOpenFds(), before) << what;
           ASSERT_TRUE(pipe->second.SendBytes("works").ok()) << what;
           absl::StatusOr<std::string> got = pipe->first.RecvBytes();
           EXPECT_TRUE(got.ok() && *got == "works") << what << ": " << got.status();
         }
       }
-      EXPECT_EQ(OpenFds(), before) << what;
+      EXPECT_EQ(::mp::testing::CountOpenFds(), before) << what;
     }
   }
 }
