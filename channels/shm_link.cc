@@ -464,11 +464,13 @@ absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, size_t need, Deadl
     if (!bad.ok()) return bad;
     return Wait::kReady;
   };
+  // The peer is gone: what it committed before it went is still read first.
+  auto at_end = [&]() -> absl::StatusOr<Wait> { return ready() ? result() : Wait::kEnd; };
   if (ready()) return result();
   if (!error_.ok()) return error_;
-  if (peer_gone_) return ready() ? result() : Wait::kEnd;
+  if (peer_gone_) return at_end();
   if (deadline.Expired()) {
-    if (PeerGone()) return ready() ? result() : Wait::kEnd;
+    if (PeerGone()) return at_end();
     return Wait::kTimeout;
   }
   if (ring::Spin(deadline, ready, kMaxSpinPauses)) return result();
@@ -493,11 +495,11 @@ absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, size_t need, Deadl
     const uint32_t closes = state_->closes[1 - end_].load(std::memory_order_seq_cst);
     if (closes != reader_seen_closes_) {
       reader_seen_closes_ = closes;
-      if (PeerGone()) return ready() ? result() : Wait::kEnd;
+      if (PeerGone()) return at_end();
     }
     FutexWait(&w.reader_waiting, word, futex_end);
     if (ready()) return result();
-    if (PeerGone()) return ready() ? result() : Wait::kEnd;
+    if (PeerGone()) return at_end();
   }
   // Poll phase: the side socket wakes this reader for a 'W' packet, descriptors or a hang-up. In
   // slices: when copies of this end in several processes sleep here, the one that drains a 'W'
@@ -518,7 +520,7 @@ absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, size_t need, Deadl
     if ((*revents & (POLLHUP | POLLERR)) != 0) peer_gone_ = true;
     if (absl::Status s = Drain(); !s.ok()) return s;
     if (ready()) return result();
-    if (peer_gone_) return ready() ? result() : Wait::kEnd;
+    if (peer_gone_) return at_end();
     if (packets_.size() >= kMaxPendingPackets) return RefuseFlood();
     if (deadline.Expired()) return Wait::kTimeout;
   }
