@@ -772,8 +772,7 @@ absl::StatusOr<bool> Connection::Poll(absl::Duration timeout) {
 
 // ---------------------------------------------------------------------------------------------------
 
-absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex,
-                                                       ConnectionTransport transport) {
+absl::StatusOr<std::pair<Connection, Connection>> Pipe(bool duplex, ConnectionTransport transport) {
   if (transport == ConnectionTransport::kSharedMemory) {
     absl::StatusOr<std::pair<channels_internal::ShmLink, channels_internal::ShmLink>> links =
         channels_internal::ShmLink::CreatePair(channels_internal::kDefaultRingBytes);
@@ -836,17 +835,16 @@ absl::StatusOr<std::vector<size_t>> Wait(absl::Span<const Waitable> objects,
     // With shared-memory ends, in slices of at most 100 ms: another process's copy of an end may
     // drain the wake-up packet meant for this one (see shm_link.cc, the poll phase).
     const Deadline until =
-        any ? Deadline::After(absl::ZeroDuration())
-            : !any_link ? deadline
-                        : Deadline::Earlier(deadline, Deadline::After(absl::Milliseconds(100)));
+        any         ? Deadline::After(absl::ZeroDuration())
+        : !any_link ? deadline
+                    : Deadline::Earlier(deadline, Deadline::After(absl::Milliseconds(100)));
     absl::StatusOr<int> r = PollUntil(absl::MakeSpan(polls), until);
     if (!r.ok()) return PollFailed("mp::Wait", r.status());
     std::vector<size_t> ready;
     for (size_t i = 0; i < polls.size(); ++i) {
       if (polls[i].revents & POLLNVAL) {
         return absl::InvalidArgumentError(absl::StrCat("mp::Wait: object #", i, " (descriptor ",
-                                                       polls[i].fd,
-                                                       ") is not an open descriptor"));
+                                                       polls[i].fd, ") is not an open descriptor"));
       }
       if (polls[i].revents != 0) {
         if (links[i] == nullptr) {

@@ -7,10 +7,11 @@
 //
 // To see the slices without waiting for them, this test binary interposes poll(2): when armed, the
 // first `g_fake_timeouts` calls that would block (a timeout other than 0) record their timeout and
-// return 0 at once, as poll does when its slice has elapsed; every other call goes to the real poll.
-// A caller that treated the end of one slice as the end of its timeout would report a timeout here
-// although its deadline is weeks away. Calls with a zero timeout never block (the shared-memory
-// transport makes them to check its side socket for a hang-up) and are left to the real poll.
+// return 0 at once, as poll does when its slice has elapsed; every other call goes to the real
+// poll. A caller that treated the end of one slice as the end of its timeout would report a timeout
+// here although its deadline is weeks away. Calls with a zero timeout never block (the
+// shared-memory transport makes them to check its side socket for a hang-up) and are left to the
+// real poll.
 //
 // Both transports. A shared-memory receiver with nothing to read spins, then sleeps on a futex for
 // up to 2 ms, and only then polls its side socket, so in every test below the data is sent by
@@ -182,9 +183,10 @@ TEST_P(ConnectionDeadlineTest, TimeoutsBecomeTheRightPollArguments) {
   // The shared-memory receiver polls in slices of 1 ms doubling to 100 ms whatever the timeout
   // (shm_link.cc, the poll phase), after its futex stage: its first poll is of 1 ms.
   const bool slices = shm();
-  for (const Case& c : {slices ? Case{kThirtyDays, 1, 1} : Case{kThirtyDays, kMaxPollMillis, kMaxPollMillis},
-                        slices ? Case{absl::InfiniteDuration(), 1, 1} : Case{absl::InfiniteDuration(), -1, -1},
-                        slices ? Case{absl::Seconds(2), 1, 1} : Case{absl::Seconds(2), 1990, 2000}}) {
+  for (const Case& c :
+       {slices ? Case{kThirtyDays, 1, 1} : Case{kThirtyDays, kMaxPollMillis, kMaxPollMillis},
+        slices ? Case{absl::InfiniteDuration(), 1, 1} : Case{absl::InfiniteDuration(), -1, -1},
+        slices ? Case{absl::Seconds(2), 1, 1} : Case{absl::Seconds(2), 1990, 2000}}) {
     SCOPED_TRACE(absl::FormatDuration(c.timeout));
     // One faked slice; data arrives once the real poll after it sleeps, and that poll returns it.
     FakeSlices fake(1);

@@ -35,8 +35,8 @@
 #include "serialize/fd.h"
 #include "serialize/frame.h"
 #include "sync/test_child.h"
-#include "testing/proc_state.h"
 #include "testing/open_fds.h"
+#include "testing/proc_state.h"
 
 namespace mp {
 namespace {

@@ -309,8 +309,8 @@ TEST_P(ConnectionTest, SixteenMiBRoundTripAcrossFork) {
 // one record, and 1 MiB and 16 MiB are many rings' worth, written while the receiver reads. Every
 // receive call, with descriptors attached to the large messages too.
 TEST_P(ConnectionTest, MessagesLargerThanTheRingArriveWholeFromAForkedChild) {
-  const std::vector<size_t> sizes = {65536 - 16, 65536, 65537, 256 << 10, (256 << 10) + 1,
-                                     1 << 20,    16 << 20};
+  const std::vector<size_t> sizes = {65536 - 16,      65536,   65537,   256 << 10,
+                                     (256 << 10) + 1, 1 << 20, 16 << 20};
   std::pair<Connection, Connection> ends = MakePipe();
   Connection& rx = ends.first;
   Connection& tx = ends.second;
@@ -468,8 +468,8 @@ TEST_P(ConnectionTest, PollTimesOutThenSeesAMessageAndEndOfFileFromAnotherProces
   std::pair<Connection, Connection> ends = MakePipe();
   Connection& mine = ends.first;
   Connection& theirs = ends.second;
-  for (absl::Duration timeout : {absl::ZeroDuration(), absl::Milliseconds(1),
-                                 absl::Milliseconds(3), absl::Milliseconds(30)}) {
+  for (absl::Duration timeout : {absl::ZeroDuration(), absl::Milliseconds(1), absl::Milliseconds(3),
+                                 absl::Milliseconds(30)}) {
     SCOPED_TRACE(absl::FormatDuration(timeout));
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<bool> ready = mine.Poll(timeout);
@@ -931,9 +931,9 @@ TEST_P(ConnectionTest, DescriptorsTravelInOrderWithTheirMessagesEvenWhenQueued) 
           ASSERT_TRUE(a.SendFd(pipes[i][1]).ok());
           break;
         case 1:
-          ASSERT_TRUE(
-              a.Send(FdMessage{label(i), PassedFd{pipes[i][1]}, PassedFd{pipes[(i + 1) % kPipes][1]}})
-                  .ok());
+          ASSERT_TRUE(a.Send(FdMessage{label(i), PassedFd{pipes[i][1]},
+                                       PassedFd{pipes[(i + 1) % kPipes][1]}})
+                          .ok());
           break;
         case 2:
           ASSERT_TRUE(a.SendBytes(label(i)).ok());
@@ -941,7 +941,8 @@ TEST_P(ConnectionTest, DescriptorsTravelInOrderWithTheirMessagesEvenWhenQueued) 
           break;
         default:
           ASSERT_TRUE(a.SendBytes("").ok());
-          ASSERT_TRUE(a.Send(FdMessage{label(i), PassedFd{pipes[i][1]}, PassedFd{pipes[i][1]}}).ok());
+          ASSERT_TRUE(
+              a.Send(FdMessage{label(i), PassedFd{pipes[i][1]}, PassedFd{pipes[i][1]}}).ok());
       }
     }
     ASSERT_TRUE(a.SendBytes("end").ok());
@@ -980,10 +981,10 @@ TEST_P(ConnectionTest, DescriptorsTravelInOrderWithTheirMessagesEvenWhenQueued) 
       rx.Close();
       for (int i = 0; i < kMessages; ++i) {
         const int p = i % kPipes;
-        const absl::Status s =
-            i % 3 == 0 ? tx.SendFd(pipes[p][1])
-                       : tx.Send(FdMessage{label(i), PassedFd{pipes[p][1]},
-                                           PassedFd{pipes[(p + 7) % kPipes][1]}});
+        const absl::Status s = i % 3 == 0
+                                   ? tx.SendFd(pipes[p][1])
+                                   : tx.Send(FdMessage{label(i), PassedFd{pipes[p][1]},
+                                                       PassedFd{pipes[(p + 7) % kPipes][1]}});
         if (!s.ok()) return 1;
         if (i % 10 == 0 && !tx.SendBytes(label(i)).ok()) return 2;
       }

@@ -4,8 +4,8 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -106,9 +106,8 @@ bool YieldUntil(Deadline deadline, Ready ready) {
 size_t SegmentBytes(size_t cap) { return sizeof(LinkState) + 2 * cap; }
 
 absl::Status BrokenPipe(absl::string_view what) {
-  return absl::AbortedError(
-      absl::StrCat("Connection: the peer has closed its end (broken pipe); the message was not ",
-                   what));
+  return absl::AbortedError(absl::StrCat(
+      "Connection: the peer has closed its end (broken pipe); the message was not ", what));
 }
 
 void CloseAll(absl::Span<const int> fds) {
@@ -212,14 +211,14 @@ absl::StatusOr<ShmLink> ShmLink::Adopt(int sock, int segment_fd, int end) {
     return fail(ErrnoStatus(errno, "Connection: getsockopt(SO_TYPE) of a shared-memory end"));
   }
   if (type != SOCK_SEQPACKET) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "Connection: the side socket of a shared-memory end is of type ", type,
-        ", not SOCK_SEQPACKET")));
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("Connection: the side socket of a shared-memory end is of type ", type,
+                     ", not SOCK_SEQPACKET")));
   }
   absl::StatusOr<ShmSegment> segment = ShmSegment::Attach(segment_fd);
   if (!segment.ok()) return fail(segment.status());
-  if (absl::Status s = segment->CheckBlock(kStateOffset, sizeof(LinkState), kTag,
-                                           "shared-memory Connection");
+  if (absl::Status s =
+          segment->CheckBlock(kStateOffset, sizeof(LinkState), kTag, "shared-memory Connection");
       !s.ok()) {
     return fail(s);
   }
@@ -232,10 +231,10 @@ absl::StatusOr<ShmLink> ShmLink::Adopt(int sock, int segment_fd, int end) {
   }
   if (cap < kMinRingBytes || cap > kMaxRingBytes || (cap & (cap - 1)) != 0 ||
       segment->size() < kStateOffset + SegmentBytes(cap)) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "Connection: shared-memory link with a ring size of ", cap,
-        " bytes (not a power of two in range, or larger than its ", segment->size(),
-        "-byte segment)")));
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("Connection: shared-memory link with a ring size of ", cap,
+                     " bytes (not a power of two in range, or larger than its ", segment->size(),
+                     "-byte segment)")));
   }
   return ShmLink(sock, *std::move(segment), end, cap);
 }
@@ -367,7 +366,8 @@ absl::Status ShmLink::SendFds(uint64_t pos, absl::Span<const int> fds) {
       peer_gone_ = true;
       return BrokenPipe("sent");
     }
-    if (errno == EBADF) return absl::InvalidArgumentError("Connection: a descriptor to send is not open");
+    if (errno == EBADF)
+      return absl::InvalidArgumentError("Connection: a descriptor to send is not open");
     return ErrnoStatus(errno, "Connection: sendmsg of descriptors");
   }
 }
@@ -405,8 +405,7 @@ absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int>
     const size_t rec = Align8(kLinkRecordHeaderSize + left);
     if (absl::Status s = WaitRoom(tail, rec); !s.ok()) return s;
     uint8_t* ring = out_ring();
-    WriteHeader(ring, cap_, tail,
-                {static_cast<uint32_t>(left), fd_count, kLinkWhole, 0});
+    WriteHeader(ring, cap_, tail, {static_cast<uint32_t>(left), fd_count, kLinkWhole, 0});
     CopyIn(ring, cap_, tail + kLinkRecordHeaderSize, src, left);
     Commit(tail + rec);
     return absl::OkStatus();
@@ -508,8 +507,8 @@ absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, size_t need, Deadl
   int64_t slice = kPollSliceNs;
   for (;;) {
     if (announce(kPollSleeper)) return result();
-    absl::StatusOr<short> revents =
-        PollUntil(sock_, POLLIN, Deadline::Earlier(deadline, Deadline::AtNs(MonotonicNowNs() + slice)));
+    absl::StatusOr<short> revents = PollUntil(
+        sock_, POLLIN, Deadline::Earlier(deadline, Deadline::AtNs(MonotonicNowNs() + slice)));
     if (!revents.ok()) return revents.status();
     slice = std::min(slice * 2, kPollSliceMaxNs);
     if (*revents == 0) {
@@ -659,20 +658,19 @@ absl::StatusOr<uint32_t> ShmLink::BeginRecv(std::vector<int>* fds, size_t max_me
   const uint64_t committed = cached_tail_ - head;
   const RecordHeader h = ReadHeader(in_ring(), cap_, head);
   if (h.zero != 0 || (h.kind != kLinkWhole && h.kind != kLinkStart) || h.fd_count > kMaxFds) {
-    return absl::DataLossError(absl::StrCat(
-        "Connection: malformed record at position ", head, " (kind ", h.kind, ", ", h.fd_count,
-        " descriptors, last byte ", h.zero, ")", kOverwritten));
+    return absl::DataLossError(absl::StrCat("Connection: malformed record at position ", head,
+                                            " (kind ", h.kind, ", ", h.fd_count,
+                                            " descriptors, last byte ", h.zero, ")", kOverwritten));
   }
   if (h.kind == kLinkWhole && h.length > cap_ / 4) {
-    return absl::DataLossError(absl::StrCat("Connection: a ", h.length,
-                                            "-byte record at position ", head,
-                                            " is above a record's limit of ", cap_ / 4,
+    return absl::DataLossError(absl::StrCat("Connection: a ", h.length, "-byte record at position ",
+                                            head, " is above a record's limit of ", cap_ / 4,
                                             " bytes (a quarter of the ring)", kOverwritten));
   }
   if (h.kind == kLinkWhole && Align8(kLinkRecordHeaderSize + h.length) > committed) {
-    return absl::DataLossError(absl::StrCat("Connection: a ", h.length,
-                                            "-byte record at position ", head, " is longer than the ",
-                                            committed, " bytes committed", kOverwritten));
+    return absl::DataLossError(absl::StrCat("Connection: a ", h.length, "-byte record at position ",
+                                            head, " is longer than the ", committed,
+                                            " bytes committed", kOverwritten));
   }
   if (h.kind == kLinkStart && h.length <= cap_ / 4) {
     return absl::DataLossError(absl::StrCat("Connection: a ", h.length,
@@ -681,9 +679,9 @@ absl::StatusOr<uint32_t> ShmLink::BeginRecv(std::vector<int>* fds, size_t max_me
   }
   if (absl::Status s = TakeFds(head, h.fd_count, fds); !s.ok()) return s;
   if (h.length > max_message_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Connection: incoming message of ", h.length, " bytes exceeds the max message size of ",
-        max_message_size, "; the connection is closed"));
+    return absl::InvalidArgumentError(absl::StrCat("Connection: incoming message of ", h.length,
+                                                   " bytes exceeds the max message size of ",
+                                                   max_message_size, "; the connection is closed"));
   }
   msg_length_ = h.length;
   msg_left_ = h.length;
@@ -717,19 +715,19 @@ absl::Status ShmLink::ReadBody(uint8_t* out, size_t n) {
       if (*w == Wait::kEnd) {
         in_message_ = false;
         UnlockRead();
-        return absl::DataLossError(absl::StrCat(
-            "Connection: the peer closed its end in the middle of a ", msg_length_,
-            "-byte message (", msg_length_ - msg_left_, " bytes arrived)"));
+        return absl::DataLossError(
+            absl::StrCat("Connection: the peer closed its end in the middle of a ", msg_length_,
+                         "-byte message (", msg_length_ - msg_left_, " bytes arrived)"));
       }
       const uint64_t committed = cached_tail_ - pos;
       const RecordHeader h = ReadHeader(in_ring(), cap_, pos);
       if (h.kind != kLinkPart || h.zero != 0 || h.fd_count != 0 || h.length == 0 ||
           h.length > cap_ / 4 || h.length > msg_left_ ||
           Align8(kLinkRecordHeaderSize + h.length) > committed) {
-        return absl::DataLossError(absl::StrCat(
-            "Connection: malformed part record at position ", pos, " (kind ", h.kind, ", ",
-            h.length, " bytes with ", msg_left_, " of the message left and ", committed,
-            " committed)", kOverwritten));
+        return absl::DataLossError(
+            absl::StrCat("Connection: malformed part record at position ", pos, " (kind ", h.kind,
+                         ", ", h.length, " bytes with ", msg_left_, " of the message left and ",
+                         committed, " committed)", kOverwritten));
       }
       body_pos_ = pos + kLinkRecordHeaderSize;
       part_left_ = h.length;
@@ -790,6 +788,5 @@ void ShmLink::TakeWake(short revents) {
     if (in_words().tail.load(std::memory_order_acquire) == head) RefuseFlood().IgnoreError();
   }
 }
-
 
 }  // namespace mp::channels_internal

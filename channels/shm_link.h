@@ -39,8 +39,8 @@
 // announces each sleep in the word (kFutexSleeper / kPollSleeper, never withdrawn: copies of the
 // end in other processes may sleep on the same word) and re-checks the ring after a fence; the
 // writer stores tail, fences, and wakes whichever sleepers the word names (exchange 0): FUTEX_WAKE
-// and/or a 'W' packet. A writer without room for a record sleeps on `writer_waiting` in slices, checking for a
-// hang-up between slices; the reader wakes it after consuming.
+// and/or a 'W' packet. A writer without room for a record sleeps on `writer_waiting` in slices,
+// checking for a hang-up between slices; the reader wakes it after consuming.
 //
 // Hostile peers. The other end can write anything into the segment and send anything on the side
 // socket. Each end reads the configuration once when it attaches (Adopt) and checks it; every
@@ -211,11 +211,11 @@ class ShmLink {
   uint64_t cached_tail_ = 0;
   uint32_t reader_seen_closes_ = 0;
   bool in_message_ = false;
-  uint64_t msg_left_ = 0;    // body bytes still to read
-  uint64_t body_pos_ = 0;    // ring position of the next body byte
-  uint64_t part_left_ = 0;   // bytes left in the current whole or part record
-  uint64_t record_end_ = 0;  // head after the current record
-  uint64_t next_record_ = 0; // position of the next part record
+  uint64_t msg_left_ = 0;     // body bytes still to read
+  uint64_t body_pos_ = 0;     // ring position of the next body byte
+  uint64_t part_left_ = 0;    // bytes left in the current whole or part record
+  uint64_t record_end_ = 0;   // head after the current record
+  uint64_t next_record_ = 0;  // position of the next part record
   uint32_t msg_length_ = 0;
   bool read_locked_ = false;  // this handle holds in_words().read_lock
   // Written by the receiving and the sending thread (a Connection may have one of each).

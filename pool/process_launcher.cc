@@ -96,8 +96,8 @@ ProcessLauncher::~ProcessLauncher() {
 absl::StatusOr<std::unique_ptr<LaunchedWorker>> ProcessLauncher::Start(const WorkerSpec& spec) {
   absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe(true);
   if (!pipe.ok()) return pipe.status();
-  // The worker's end travels as an argument (its Codec: the side socket and the ring's memfd); Start
-  // drops the parent's copy with the target, so that a dead worker's end is closed everywhere
+  // The worker's end travels as an argument (its Codec: the side socket and the ring's memfd);
+  // Start drops the parent's copy with the target, so that a dead worker's end is closed everywhere
   // (sends to it fail instead of blocking, and its replies' end of file is seen).
   Connection child_end = std::move(pipe->second);
   absl::StatusOr<std::unique_ptr<ConnectionWorkerTransport>> transport =
