@@ -267,6 +267,19 @@ bool Connection::HasInputNow() const {
   return shm_ != nullptr ? shm_->ReadyNow() : buffered() > 0;
 }
 
+bool Connection::ArmWaitWake() {
+  if (shm_ == nullptr || fd_ < 0 || !readable_) return HasInputNow();
+  return shm_->ArmPollWake();
+}
+
+void Connection::QuietWaitWake() {
+  if (shm_ != nullptr && fd_ >= 0 && readable_) shm_->DisarmPollWake();
+}
+
+void Connection::TakeWaitWake() {
+  if (shm_ != nullptr && fd_ >= 0 && readable_) shm_->TakeWake(POLLIN);
+}
+
 bool Connection::PeerTookAll() const { return shm_ != nullptr && writable_ && shm_->AllTaken(); }
 
 absl::StatusOr<Connection> Connection::Dup() const {

@@ -273,6 +273,23 @@ class Connection {
   // (shared memory: the ring holds something; socket: bytes already buffered). False when unsure:
   // Poll is the full answer.
   bool HasInputNow() const;
+  // For a process that polls this end's fd() in a loop of its own while another of its threads
+  // may take the messages (the pool's engine lets a thread waiting for a result take the reply
+  // while the manager thread sleeps in poll(2)). A shared-memory end's fd() is its side socket,
+  // which becomes readable for a message only when the writer was asked for a wake-up packet:
+  //   ArmWaitWake()   asks for it; returns HasInputNow() (true: a message may already wait and
+  //                   no packet come for it, do not sleep on fd()).
+  //   QuietWaitWake() withdraws the request while a thread watches the ring itself.
+  //   TakeWaitWake()  after fd() polled readable: takes in what made it so (wake-up packets,
+  //                   descriptors sent ahead of their message, a hang-up), so that it does not
+  //                   stay readable; a receive then says what there is.
+  // Only while no other process reads this end (its request would be withdrawn too), and with the
+  // end's receives and these calls in one thread at a time. A socket end needs none of them: the
+  // kernel makes fd() readable for its bytes (ArmWaitWake returns HasInputNow(), the others do
+  // nothing).
+  bool ArmWaitWake();
+  void QuietWaitWake();
+  void TakeWaitWake();
 
   // Whether a message can be received without blocking (or its first bytes have arrived, or the
   // peer closed: then Recv returns the end-of-file status at once). Waits up to `timeout`

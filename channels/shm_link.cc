@@ -156,6 +156,7 @@ ShmLink& ShmLink::operator=(ShmLink&& other) noexcept {
     read_locked_ = std::exchange(other.read_locked_, false);
     peer_gone_.store(other.peer_gone_.load());
     error_ = std::move(other.error_);
+    failed_.store(other.failed_.load());
     packets_ = std::move(other.packets_);
     other.packets_.clear();
   }
@@ -262,7 +263,10 @@ void ShmLink::Close() {
 }
 
 absl::Status ShmLink::Sticky(absl::Status s) {
-  if (error_.ok()) error_ = s;
+  if (error_.ok()) {
+    error_ = s;
+    failed_.store(true, std::memory_order_relaxed);
+  }
   return s;
 }
 
@@ -758,7 +762,8 @@ void ShmLink::UnlockRead() {
 }
 
 bool ShmLink::ReadyNow() {
-  if (sock_ < 0 || !error_.ok() || peer_gone_) return true;
+  // Only atomics and what Close alone changes: a thread may ask while another receives.
+  if (sock_ < 0 || failed_.load(std::memory_order_relaxed) || peer_gone_) return true;
   const uint64_t head = in_words().head.load(std::memory_order_relaxed);
   const uint64_t tail = in_words().tail.load(std::memory_order_acquire);
   return tail != head;  // data, or words a receive will report as broken
@@ -776,6 +781,10 @@ absl::StatusOr<bool> ShmLink::Poll(Deadline deadline) {
 bool ShmLink::ArmPollWake() {
   in_words().reader_waiting.fetch_or(kPollSleeper, std::memory_order_seq_cst);
   return ReadyNow();
+}
+
+void ShmLink::DisarmPollWake() {
+  in_words().reader_waiting.fetch_and(~kPollSleeper, std::memory_order_relaxed);
 }
 
 void ShmLink::TakeWake(short revents) {

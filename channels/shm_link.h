@@ -146,7 +146,8 @@ class ShmLink {
   // The next n bytes of the message BeginRecv began. kDataLoss if the peer ends mid-message.
   absl::Status ReadBody(uint8_t* out, size_t n);
 
-  // Whether a message (or end of file, or an error) can be received now without waiting.
+  // Whether a message (or end of file, or an error) can be received now without waiting. Safe
+  // from a thread other than the receiving one.
   bool ReadyNow();
   // Waits until ReadyNow() or `deadline`; returns ReadyNow().
   absl::StatusOr<bool> Poll(Deadline deadline);
@@ -155,6 +156,11 @@ class ShmLink {
   // and take in what woke the socket.
   bool ArmPollWake();
   void TakeWake(short revents);
+  // Withdraws a poll(2) sleeper's announcement: for a thread that watches the ring itself while
+  // another thread of this process sleeps in mp::Wait on this end (the writer then sends no
+  // wake-up packet). Only where no other process reads this end: its announcement would be erased
+  // too. ArmPollWake makes it again.
+  void DisarmPollWake();
 
   // Closes the side socket, tells the peer (a copy of this end is gone), unmaps. Idempotent.
   void Close();
@@ -221,6 +227,7 @@ class ShmLink {
   // Written by the receiving and the sending thread (a Connection may have one of each).
   std::atomic<bool> peer_gone_{false};
   absl::Status error_;  // a side-socket violation already consumed: every later receive returns it
+  std::atomic<bool> failed_{false};  // !error_.ok(), for ReadyNow from another thread
   std::vector<Packet> packets_;
 };
 

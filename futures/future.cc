@@ -14,6 +14,18 @@
 namespace mp {
 namespace futures_internal {
 
+namespace {
+// The list of the innermost DeferCallbacks alive in this thread (null: none).
+thread_local std::vector<std::shared_ptr<CoreBase>>* t_deferred = nullptr;
+}  // namespace
+
+DeferCallbacks::DeferCallbacks(std::vector<std::shared_ptr<CoreBase>>* deferred)
+    : previous_(t_deferred) {
+  t_deferred = deferred;
+}
+
+DeferCallbacks::~DeferCallbacks() { t_deferred = previous_; }
+
 void RunCallbackReporting(const std::function<void()>& fn, absl::string_view description) {
   try {
     fn();
@@ -92,16 +104,22 @@ absl::Status CoreBase::OutcomeLocked(absl::string_view caller, absl::Duration ti
       absl::StrCat(caller, ": ", description_, " not done after ", absl::FormatDuration(timeout)));
 }
 
+void CoreBase::Assist(Deadline deadline) const {
+  if (wait_assist_ != nullptr && !Done()) wait_assist_(deadline);
+}
+
 absl::Status CoreBase::Status(absl::Duration timeout, absl::string_view caller) const {
+  const Deadline deadline = Deadline::After(timeout);
+  Assist(deadline);
   MutexLock lock(&mu_);
-  AwaitDoneLocked(Deadline::After(timeout));
+  AwaitDoneLocked(deadline);
   return OutcomeLocked(caller, timeout);
 }
 
 void CoreBase::AddDoneCallback(Callback fn) {
   {
     MutexLock lock(&mu_);
-    if (state_ != State::kCancelled && state_ != State::kFinished) {
+    if ((state_ != State::kCancelled && state_ != State::kFinished) || callbacks_deferred_) {
       callbacks_.push_back(std::move(fn));
       return;
     }
@@ -161,6 +179,20 @@ void CoreBase::SetCancelHook(std::function<bool()> hook) { cancel_hook_ = std::m
 
 void CoreBase::SetRunningHook(std::function<bool()> hook) { running_hook_ = std::move(hook); }
 
+void CoreBase::SetWaitAssist(std::function<void(Deadline)> assist) {
+  wait_assist_ = std::move(assist);
+}
+
+void CoreBase::RunDeferredCallbacks() {
+  std::vector<Callback> callbacks;
+  {
+    MutexLock lock(&mu_);
+    callbacks.swap(callbacks_);
+    callbacks_deferred_ = false;
+  }
+  RunCallbacks(callbacks);
+}
+
 absl::Status CoreBase::CheckFinishableLocked(absl::string_view caller) const {
   if (state_ == State::kPending || state_ == State::kRunning) return absl::OkStatus();
   return absl::FailedPreconditionError(
@@ -174,6 +206,11 @@ std::vector<CoreBase::Callback> CoreBase::FinishLocked(absl::Status failure) {
   const Completion how = failure_.ok() ? Completion::kSucceeded : Completion::kFailed;
   for (Waiter* w : waiters_) w->Notify(this, how);
   waiters_.clear();
+  if (t_deferred != nullptr && !callbacks_.empty()) {
+    callbacks_deferred_ = true;  // callbacks_ stays: RunDeferredCallbacks takes it
+    t_deferred->push_back(shared_from_this());
+    return {};
+  }
   std::vector<Callback> out = std::move(callbacks_);
   callbacks_.clear();
   return out;

@@ -134,9 +134,17 @@ class CoreBase : public std::enable_shared_from_this<CoreBase> {
   // Called by Running() while the future is pending, without the lock: whether the task has
   // started (a process executor knows it before it tells the future). Set before sharing.
   void SetRunningHook(std::function<bool()> hook);
+  // Called by Result() and Status() before they wait (not when the future is done), without the
+  // lock, with their deadline: lets the executor do work that finishes the future in the waiting
+  // thread (a process executor takes the worker's reply there, see pool/engine.h's Assist). Set
+  // before the future is shared.
+  void SetWaitAssist(std::function<void(Deadline)> assist);
   // Finishes the future with a failure (CPython's set_exception); kFailedPrecondition naming the
   // task when it is already finished or cancelled (CPython's InvalidStateError).
   absl::Status SetFailure(absl::Status failure);
+  // The done callbacks of a future finished under DeferCallbacks (see there): runs them, and those
+  // added since, in this thread.
+  void RunDeferredCallbacks();
 
  protected:
   enum class State { kPending, kRunning, kCancelled, kFinished };
@@ -156,6 +164,8 @@ class CoreBase : public std::enable_shared_from_this<CoreBase> {
   void RunCallbacks(std::vector<Callback>& callbacks);
   // Waits until done; false when `deadline` passed first.
   bool AwaitDoneLocked(Deadline deadline) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The wait assist (SetWaitAssist), unless none is set or the future is done.
+  void Assist(Deadline deadline) const;
   // The status a consumer sees for a done future whose value is not asked for: OK, the failure,
   // or kCancelled naming `caller`; or kDeadlineExceeded when it is not done.
   absl::Status OutcomeLocked(absl::string_view caller, absl::Duration timeout) const
@@ -169,9 +179,30 @@ class CoreBase : public std::enable_shared_from_this<CoreBase> {
  private:
   const std::string description_;
   std::vector<Callback> callbacks_ ABSL_GUARDED_BY(mu_);
+  // Finished under DeferCallbacks: callbacks_ (and those added since) wait for
+  // RunDeferredCallbacks.
+  bool callbacks_deferred_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
   std::function<bool()> cancel_hook_;
   std::function<bool()> running_hook_;
+  std::function<void(Deadline)> wait_assist_;
+};
+
+// While one is alive in a thread, a future that thread finishes keeps its done callbacks instead of
+// running them and is appended to *deferred (waiters are still told at once, and the result is
+// visible at once); the owner then has the callbacks run where they belong with
+// CoreBase::RunDeferredCallbacks (a process executor: in its manager thread, when a thread waiting
+// in Result() took the reply). A callback added to such a future meanwhile waits with the others,
+// so callbacks still run in the order they were added.
+class DeferCallbacks {
+ public:
+  explicit DeferCallbacks(std::vector<std::shared_ptr<CoreBase>>* deferred);
+  ~DeferCallbacks();
+  DeferCallbacks(const DeferCallbacks&) = delete;
+  DeferCallbacks& operator=(const DeferCallbacks&) = delete;
+
+ private:
+  std::vector<std::shared_ptr<CoreBase>>* const previous_;
 };
 
 // The shared state of a Future<T>: CoreBase plus the value.
@@ -196,8 +227,10 @@ class Core final : public CoreBase {
   }
 
   absl::StatusOr<T> Result(absl::Duration timeout) const {
+    const Deadline deadline = Deadline::After(timeout);
+    Assist(deadline);
     MutexLock lock(&mu_);
-    AwaitDoneLocked(Deadline::After(timeout));
+    AwaitDoneLocked(deadline);
     absl::Status s = OutcomeLocked("Future::Result", timeout);
     if (!s.ok()) return s;
     return *value_;

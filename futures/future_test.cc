@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/deadline.h"
 #include "futures/test_gate.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -295,6 +296,84 @@ TEST(FutureTest, RunningHookReportsAStartTheFutureWasNotToldOf) {
   EXPECT_TRUE(m.future.Running());
   ASSERT_TRUE(m.core->SetResult(1).ok());
   EXPECT_FALSE(m.future.Running());  // done: the hook is not asked
+}
+
+TEST(FutureTest, WaitAssistRunsBeforeResultWaitsAndMayFinishTheFuture) {
+  Made m = Make();
+  int calls = 0;
+  Deadline seen = Deadline::Never();
+  m.core->SetWaitAssist([&](Deadline deadline) {
+    ++calls;
+    seen = deadline;
+    EXPECT_TRUE(m.core->SetResult(5).ok());  // as an executor taking the reply here
+  });
+  const Deadline before = Deadline::After(absl::Seconds(30));
+  EXPECT_EQ(*m.future.Result(absl::Seconds(30)), 5);
+  EXPECT_EQ(calls, 1);
+  EXPECT_GE(seen.ns(), before.ns());  // Result's own deadline
+  EXPECT_LT(seen.ns(), Deadline::Never().ns());
+  EXPECT_TRUE(m.future.Status(absl::Seconds(1)).ok());
+  EXPECT_EQ(calls, 1);  // done: not asked again
+}
+
+TEST(FutureTest, WaitAssistThatDoesNotFinishLeavesResultWaiting) {
+  Made m = Make();
+  int calls = 0;
+  m.core->SetWaitAssist([&calls](Deadline) { ++calls; });
+  EXPECT_EQ(m.future.Result(absl::Milliseconds(1)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(m.future.Status(absl::Milliseconds(1)).code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(FutureTest, DeferredCallbacksWaitForTheirOwnerInOrder) {
+  Made m = Make();
+  std::vector<std::string> order;
+  m.future.AddDoneCallback([&order](const Future<int>&) { order.push_back("first"); });
+  std::vector<std::shared_ptr<futures_internal::CoreBase>> deferred;
+  {
+    futures_internal::DeferCallbacks defer(&deferred);
+    ASSERT_TRUE(m.core->SetResult(3).ok());
+  }
+  // Finished and visible at once; the callbacks wait, and one added meanwhile joins them.
+  EXPECT_TRUE(m.future.Done());
+  EXPECT_EQ(*m.future.Result(absl::ZeroDuration()), 3);
+  EXPECT_TRUE(order.empty());
+  m.future.AddDoneCallback([&order](const Future<int>&) { order.push_back("second"); });
+  EXPECT_TRUE(order.empty());
+  ASSERT_EQ(deferred.size(), 1u);
+  std::thread other([&deferred] { deferred[0]->RunDeferredCallbacks(); });
+  other.join();
+  EXPECT_THAT(order, ElementsAre("first", "second"));
+  // From now on a late callback runs at once in its caller again.
+  m.future.AddDoneCallback([&order](const Future<int>&) { order.push_back("third"); });
+  EXPECT_THAT(order, ElementsAre("first", "second", "third"));
+}
+
+TEST(FutureTest, DeferCallbacksKeepsOnlyFuturesWithCallbacksAndNests) {
+  Made plain = Make();
+  Made with = Make();
+  int ran = 0;
+  with.future.AddDoneCallback([&ran](const Future<int>&) { ++ran; });
+  std::vector<std::shared_ptr<futures_internal::CoreBase>> outer, inner;
+  {
+    futures_internal::DeferCallbacks defer_outer(&outer);
+    {
+      futures_internal::DeferCallbacks defer_inner(&inner);
+      ASSERT_TRUE(plain.core->SetResult(1).ok());  // no callbacks: nothing to keep
+    }
+    ASSERT_TRUE(with.core->SetResult(2).ok());
+  }
+  EXPECT_TRUE(inner.empty());
+  ASSERT_EQ(outer.size(), 1u);
+  EXPECT_EQ(ran, 0);
+  outer[0]->RunDeferredCallbacks();
+  EXPECT_EQ(ran, 1);
+  // Outside any DeferCallbacks, callbacks run in the finishing thread as before.
+  Made later = Make();
+  later.future.AddDoneCallback([&ran](const Future<int>&) { ++ran; });
+  ASSERT_TRUE(later.core->SetResult(3).ok());
+  EXPECT_EQ(ran, 2);
 }
 
 TEST(FutureTest, ConcurrentCancelAndFinishAgreeOnOneOutcome) {

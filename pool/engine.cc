@@ -102,15 +102,111 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
   // thread gives the chunks to workers itself, which saves the hop through the manager before a
   // worker can start. The manager is woken only if it must look again sooner than it planned (a
   // time limit; a grace period while its Wait has no tick, see WaitUntil).
-  if (wake && std::this_thread::get_id() != manager_id_.load(std::memory_order_acquire) &&
-      work_mu_.TryLock()) {
+  if (wake && !InEngineThread() && work_mu_.TryLock()) {
     Dispatch();
-    const int64_t at = NextCheck(EnforceTimeouts());
-    wake = at < manager_wakes_at_ || !PendingEmpty();
+    wake = LeaveAsGuest();
     work_mu_.Unlock();
   }
   if (wake) Wake();
   return absl::OkStatus();
+}
+
+bool Engine::Impl::LeaveAsGuest() {
+  bool input = false;
+  for (Worker& w : workers_) {
+    if (!w.outstanding.empty() && w.transport->ArmWake()) input = true;
+  }
+  const int64_t at = NextCheck(EnforceTimeouts());
+  return input || at < manager_wakes_at_ || !PendingEmpty();
+}
+
+namespace {
+
+// The engine whose manager's work this thread does in Assist (null: none).
+thread_local const Engine::Impl* t_assisting = nullptr;
+
+// How long Assist watches for a reply: about what a trivial task's round trip takes when its worker
+// is awake, and the manager's own spin (AwaitReplyBriefly).
+constexpr int64_t kAssistSpinNs = 50'000;
+
+}  // namespace
+
+bool Engine::Impl::InEngineThread() const {
+  return t_assisting == this ||
+         std::this_thread::get_id() == manager_id_.load(std::memory_order_acquire);
+}
+
+void Engine::Impl::Assist(const Job& job, Deadline deadline) {
+  if (job.Ready() || InEngineThread() || !work_mu_.TryLock()) return;
+  // The manager is in its Wait (or about to be): it polls the watched workers' wake-up descriptors
+  // only, and their input no longer wakes it while this thread watches them.
+  ++assists_;
+  t_assisting = this;
+  std::vector<Worker*> watched;
+  for (Worker& w : workers_) {
+    if (!w.outstanding.empty() && w.transport->SeesInputWithoutSystemCall()) {
+      w.transport->QuietWake();
+      watched.push_back(&w);
+    }
+  }
+  const int64_t until = std::min(deadline.ns(), MonotonicNowNs() + kAssistSpinNs);
+  for (int i = 1; !watched.empty(); ++i) {
+    bool took = false;
+    for (size_t k = 0; k < watched.size();) {
+      Worker& w = *watched[k];
+      if (!w.transport->HasInputNow()) {
+        ++k;
+        continue;
+      }
+      took = true;
+      if (!Drain(w)) {  // at its end (or killed for a bad message): the manager settles it
+        watched.erase(watched.begin() + static_cast<ptrdiff_t>(k));
+        continue;
+      }
+      ++k;
+    }
+    if (took) {
+      if (job.Ready()) break;
+      Dispatch();  // the worker that answered may take what is queued
+      continue;
+    }
+    if ((i & 63) == 0) {
+      if (MonotonicNowNs() >= until) break;
+      if (!PendingEmpty()) Dispatch();  // a Submit that found work_mu_ taken queued it
+      sched_yield();
+    } else {
+      SpinPause();
+    }
+  }
+  Dispatch();
+  const bool wake = LeaveAsGuest();
+  t_assisting = nullptr;
+  work_mu_.Unlock();
+  if (wake) Wake();
+}
+
+void Engine::Impl::RunInManagerThread(absl::AnyInvocable<void() &&> fn) {
+  {
+    MutexLock lock(&mu_);
+    if (!done_) {
+      manager_tasks_.push_back(std::move(fn));
+      fn = nullptr;
+    }
+  }
+  if (fn == nullptr) {
+    Wake();
+  } else {
+    std::move(fn)();
+  }
+}
+
+void Engine::Impl::RunManagerTasks() {
+  std::vector<absl::AnyInvocable<void() &&>> tasks;
+  {
+    MutexLock lock(&mu_);
+    tasks.swap(manager_tasks_);
+  }
+  for (auto& task : tasks) std::move(task)();
 }
 
 namespace {
@@ -222,7 +318,10 @@ absl::Status Engine::Impl::HandleMessage(Worker& w, std::string msg, size_t leng
 
 bool Engine::Impl::Drain(Worker& w, bool readable) {
   for (;; readable = false) {
-    if (!readable) {  // else the caller's Wait just said so: no second poll
+    if (!readable && w.transport->SeesInputWithoutSystemCall()) {
+      // No system call: the worker's end shows in its sentinel and its wake-up descriptor.
+      if (!w.transport->HasInputNow()) return true;
+    } else if (!readable) {  // else the caller's Wait just said so: no second poll
       absl::StatusOr<bool> ready = w.transport->Readable();
       if (!ready.ok() || !*ready) return ready.ok();
     }
@@ -366,29 +465,44 @@ void Engine::Impl::Run() {
       }
     }
     AnswerRequests();  // before Dispatch: a cancel may requeue other jobs' chunks
+    RunManagerTasks();
     Dispatch();
     const int64_t timed_at = EnforceTimeouts();  // after Dispatch: it sees every chunk sent
     if (closed && workers_.empty()) break;
     std::vector<Waitable> objects;
     objects.reserve(2 * workers_.size() + 1);
     objects.emplace_back(wake_fd_);
-    for (const Worker& w : workers_) {
-      objects.push_back(w.transport->ReadWaitable());
-      objects.emplace_back(w.sentinel);
+    // Each worker's wake-up descriptor, never its transport's receive state: a thread in Assist
+    // may receive from it while this thread waits.
+    // A worker whose input came before ArmWake is read after a Wait that does not sleep (its
+    // descriptor may never become readable for it).
+    std::vector<bool> input_now(workers_.size(), false);
+    bool any_input = false;
+    for (size_t wi = 0; wi < workers_.size(); ++wi) {
+      objects.push_back(workers_[wi].transport->WakeWaitable());
+      objects.emplace_back(workers_[wi].sentinel);
+      input_now[wi] = workers_[wi].transport->ArmWake();
+      any_input = any_input || input_now[wi];
     }
-    // The workers that owe replies; only this thread removes workers, so the pointers stay valid
-    // while work_mu_ is released.
+    // The workers that owe replies and can be spun on; only this thread removes workers, so the
+    // pointers stay valid while work_mu_ is released.
     std::vector<WorkerTransport*> busy;
     for (const Worker& w : workers_) {
-      if (!w.outstanding.empty()) busy.push_back(w.transport);
+      if (!w.outstanding.empty() && w.transport->SeesInputWithoutSystemCall()) {
+        busy.push_back(w.transport);
+      }
     }
     manager_wakes_at_ = WaitUntil(timed_at);
     const int64_t wakes_at = manager_wakes_at_;  // read under work_mu_
+    const uint64_t assists = assists_;
     work_mu_.Unlock();
-    const absl::Duration wait =
-        AwaitReplyBriefly(busy) ? absl::ZeroDuration() : Deadline::AtNs(wakes_at).Remaining();
+    const absl::Duration wait = any_input || AwaitReplyBriefly(busy)
+                                    ? absl::ZeroDuration()
+                                    : Deadline::AtNs(wakes_at).Remaining();
     absl::StatusOr<std::vector<size_t>> ready = Wait(objects, wait);
     work_mu_.Lock();
+    // What Wait saw may be gone: an Assist took it meanwhile.
+    const bool stale = assists_ != assists;
     if (!ready.ok()) {
       MutexLock lock(&mu_);
       broken_ = absl::InternalError(absl::StrCat("Pool: wait failed: ", ready.status().ToString()));
@@ -405,10 +519,20 @@ void Engine::Impl::Run() {
       }
       const size_t wi = (i - 1) / 2;
       if ((i - 1) % 2 == 0) {
-        if (!Drain(workers_[wi], true)) exited.push_back(wi);
+        Worker& w = workers_[wi];
+        w.transport->TakeWake();
+        // A descriptor the kernel made readable for input says a message waits, unless an Assist
+        // ran since; a wake-up descriptor only that something came.
+        const bool readable =
+            !stale && !input_now[wi] && !w.transport->SeesInputWithoutSystemCall();
+        if (!Drain(w, readable)) exited.push_back(wi);
+        input_now[wi] = false;  // drained
       } else {
         exited.push_back(wi);
       }
+    }
+    for (size_t wi = 0; wi < input_now.size(); ++wi) {
+      if (input_now[wi] && !Drain(workers_[wi])) exited.push_back(wi);
     }
     std::sort(exited.begin(), exited.end());
     exited.erase(std::unique(exited.begin(), exited.end()), exited.end());
@@ -416,23 +540,34 @@ void Engine::Impl::Run() {
   }
   sender_->Stop();
   work_mu_.Unlock();
-  {
-    MutexLock lock(&mu_);
-    done_ = true;
-    // Every job is settled now: nothing is left to cancel.
-    for (Request* r : requests_) {
-      r->answer = r->kind == Request::kStarted && r->job->AnyDone();
-      r->answered = true;
+  // What was handed to this thread runs here before it ends; once done_ is set, RunInManagerThread
+  // runs it in its caller.
+  for (;;) {
+    std::vector<absl::AnyInvocable<void() &&>> tasks;
+    {
+      MutexLock lock(&mu_);
+      if (manager_tasks_.empty()) {
+        done_ = true;
+        // Every job is settled now: nothing is left to cancel.
+        for (Request* r : requests_) {
+          r->answer = r->kind == Request::kStarted && r->job->AnyDone();
+          r->answered = true;
+        }
+        requests_.clear();
+        break;
+      }
+      tasks.swap(manager_tasks_);
     }
-    requests_.clear();
+    for (auto& task : tasks) std::move(task)();
   }
   request_cv_.notify_all();
   done_cv_.notify_all();
 }
 
 bool Engine::Impl::Ask(Request::Kind kind, Job* job) {
-  if (std::this_thread::get_id() == manager_id_.load(std::memory_order_acquire)) {
-    // A done hook running in the manager thread: it cannot wait for itself (see engine.h).
+  if (InEngineThread()) {
+    // A done hook running in the manager thread (or in Assist, which holds work_mu_): it cannot
+    // wait for the manager (see engine.h).
     return kind == Request::kStarted && job->AnyDone();
   }
   Request r;
@@ -513,6 +648,10 @@ bool Engine::Cancel(const std::shared_ptr<Job>& job) {
 }
 bool Engine::Started(const std::shared_ptr<Job>& job) const {
   return impl_->Ask(Impl::Request::kStarted, job.get());
+}
+void Engine::Assist(const Job& job, Deadline deadline) { impl_->Assist(job, deadline); }
+void Engine::RunInManagerThread(absl::AnyInvocable<void() &&> fn) {
+  impl_->RunInManagerThread(std::move(fn));
 }
 
 }  // namespace pool_internal

@@ -38,8 +38,8 @@
 //                     ItemResult<T>(job, i), DecodeResult<T>(payload)
 //   pool/task.h     TaskRegistrar<&Fn>::name, CheckTask<&Fn>(), ArgsOf<&Fn>, ResultOf<&Fn>
 //   pool/process_launcher.h  ProcessLauncher(std::shared_ptr<StartMethod>)
-// Done hooks run in the engine's manager thread (see Job::AddDoneHook); they must not block, throw,
-// or call Cancel / Started.
+// Done hooks run in the engine's manager thread, or in a thread in Assist (see Job::AddDoneHook);
+// they must not block, throw, or call Cancel / Started.
 
 #ifndef MP_POOL_ENGINE_H_
 #define MP_POOL_ENGINE_H_
@@ -50,9 +50,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/deadline.h"
 #include "pool/initializer.h"
 #include "pool/job.h"
 #include "pool/worker_transport.h"
@@ -129,6 +131,19 @@ class Engine {
   // Future.running() or done(); Cancel returns false from then on). Asks the manager thread as
   // Cancel does; from a done hook, whether one of its items is done.
   bool Started(const std::shared_ptr<Job>& job) const;
+
+  // For a thread about to wait for `job` (Future::Result): while the manager thread sleeps in its
+  // Wait, this thread takes the replies of the workers that owe some itself, for up to 50 us (or
+  // until `deadline`, or `job` is done), and hands out what is queued. A reply that comes within it
+  // then costs no wake-up packet, no wake-up of the manager and no hand-over from the manager to
+  // this thread. Returns at once when the manager is at work (it delivers the reply), when called
+  // from the manager thread, or when no worker that owes a reply can be watched without system
+  // calls. Done hooks of the jobs it finishes run in this thread: a face whose hooks must run in
+  // the manager thread defers them (futures_internal::DeferCallbacks) and hands them over with
+  // RunInManagerThread.
+  void Assist(const Job& job, Deadline deadline);
+  // Runs `fn` in the manager thread soon, or here at once when the manager thread has ended.
+  void RunInManagerThread(absl::AnyInvocable<void() &&> fn);
 
   class Impl;
 

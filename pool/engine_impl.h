@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "base/deadline.h"
@@ -146,6 +147,10 @@ class Engine::Impl {
   };
   bool Ask(Request::Kind kind, Job* job);
 
+  // Engine::Assist and Engine::RunInManagerThread (engine.h).
+  void Assist(const Job& job, Deadline deadline);
+  void RunInManagerThread(absl::AnyInvocable<void() &&> fn);
+
   std::vector<int> WorkerPids() const {
     MutexLock lock(&mu_);
     return pids_;
@@ -208,6 +213,17 @@ class Engine::Impl {
   int64_t WaitUntil(int64_t timed_at);
   // Answers the queued Cancel / Started requests (manager thread).
   void AnswerRequests();
+  // Runs what RunInManagerThread queued (manager thread).
+  void RunManagerTasks();
+  // Whether this thread does the manager's work now: the manager thread, or one in Assist (a done
+  // hook there must not wait for the manager either).
+  bool InEngineThread() const;
+  // For a thread that worked on the workers under work_mu_ while the manager waits (Submit's
+  // Dispatch, Assist), before it lets go of work_mu_: lets every worker that owes replies wake the
+  // manager's Wait again, and returns whether the manager must be woken now: input came meanwhile
+  // (it may not wake the Wait), the manager must look again sooner than it planned (a time limit;
+  // a grace period while its Wait has no tick, see WaitUntil), or chunks are still queued.
+  bool LeaveAsGuest();
   // Whether a worker claimed one of `job`'s chunks, or one of its items is done.
   bool JobStarted(const Job& job);
   // Engine::Cancel on the manager thread (dispatch.cc).
@@ -259,7 +275,9 @@ class Engine::Impl {
   std::vector<Worker> workers_;
   int64_t manager_wakes_at_ = INT64_MAX;  // when the manager's current Wait ends (MonotonicNowNs)
   int64_t last_busy_ = 0;                 // when a worker last held a chunk (MonotonicNowNs)
-  FromWorker from_worker_;                // the last message decoded (its vectors reused)
+  // Assists that took work_mu_: the manager's Wait result may be stale once one ran meanwhile.
+  uint64_t assists_ = 0;
+  FromWorker from_worker_;  // the last message decoded (its vectors reused)
   std::thread thread_;
   Mutex join_mu_;
 
@@ -269,6 +287,7 @@ class Engine::Impl {
   std::condition_variable done_cv_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;  // the manager thread has finished
   std::deque<Request*> requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::AnyInvocable<void() &&>> manager_tasks_ ABSL_GUARDED_BY(mu_);
   std::atomic<std::thread::id> manager_id_{};  // thread_'s id, once it runs
   std::condition_variable request_cv_;         // a request was answered
   std::deque<Chunk> pending_ ABSL_GUARDED_BY(mu_);

@@ -53,6 +53,10 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
         std::shared_ptr<ProcessPoolImpl> impl = weak.lock();
         return impl != nullptr && impl->engine_->Started(state->job);
       });
+      cores[i]->SetWaitAssist([weak, state](Deadline deadline) {
+        if (std::shared_ptr<ProcessPoolImpl> impl = weak.lock())
+          impl->Assist(*state->job, deadline);
+      });
     }
     absl::Status s;
     {
@@ -133,6 +137,21 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
     absl::Status s = engine_->Join(options.timeout);
     if (s.ok()) joined_ = true;
     return s;
+  }
+
+  // A thread about to wait for `job`'s future takes the worker's reply itself when it comes soon
+  // (Engine::Assist). The done callbacks of the futures it finishes run in the manager thread all
+  // the same, as the header promises: they are deferred and handed over.
+  void Assist(const Job& job, Deadline deadline) {
+    std::vector<std::shared_ptr<futures_internal::CoreBase>> deferred;
+    {
+      futures_internal::DeferCallbacks defer(&deferred);
+      engine_->Assist(job, deadline);
+    }
+    if (deferred.empty()) return;
+    engine_->RunInManagerThread([deferred = std::move(deferred)]() {
+      for (const auto& core : deferred) core->RunDeferredCallbacks();
+    });
   }
 
   int workers() const { return engine_->workers(); }

@@ -257,6 +257,41 @@ TEST_P(ProcessPoolExecutorTest, CallbacksRunInTheEnginesThread) {
   EXPECT_NE(ran_in, std::thread::id());
 }
 
+// Result() takes a prompt reply in its own thread (Engine::Assist, most of these trivial tasks);
+// the futures' done callbacks still run in the engine's thread, in the order they were added, each
+// once, and the future is done as soon as Result returns.
+TEST_P(ProcessPoolExecutorTest, CallbacksStayInTheEnginesThreadWhenResultTakesTheReply) {
+  mp::ProcessPoolExecutor e = Make({.max_workers = 1});
+  constexpr int kTasks = 200;
+  struct Seen {
+    std::thread::id first, second;
+    std::atomic<int> calls{0};
+    std::atomic<bool> in_order{true};
+  };
+  std::vector<Seen> seen(kTasks);
+  for (int i = 0; i < kTasks; ++i) {
+    mp::Future<int64_t> f = e.Submit<&Square>(i);
+    Seen& s = seen[i];
+    f.AddDoneCallback([&s](const mp::Future<int64_t>&) {
+      s.first = std::this_thread::get_id();
+      if (s.calls.fetch_add(1) != 0) s.in_order = false;
+    });
+    f.AddDoneCallback([&s](const mp::Future<int64_t>&) {
+      s.second = std::this_thread::get_id();
+      if (s.calls.fetch_add(1) != 1) s.in_order = false;
+    });
+    ASSERT_EQ(*f.Result(kBound), int64_t{i} * i);
+    EXPECT_TRUE(f.Done());
+  }
+  ASSERT_TRUE(e.Shutdown().ok());  // every callback handed to the manager thread ran
+  for (int i = 0; i < kTasks; ++i) {
+    EXPECT_EQ(seen[i].calls.load(), 2) << "task " << i;
+    EXPECT_TRUE(seen[i].in_order.load()) << "task " << i;
+    EXPECT_NE(seen[i].first, std::this_thread::get_id()) << "task " << i;
+    EXPECT_EQ(seen[i].first, seen[i].second) << "task " << i;
+  }
+}
+
 TEST_P(ProcessPoolExecutorTest, ACallbackMaySubmitMoreWork) {
   mp::ProcessPoolExecutor e = Make();
   mp::Future<int64_t> first = e.Submit<&Square>(3);

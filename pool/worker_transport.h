@@ -52,8 +52,24 @@ class WorkerTransport {
   // its channel and its parent's sentinel.
   virtual absl::StatusOr<bool> ReadableSoon() { return Readable(); }
   // Whether a message (or the end) waits, known without a system call; false when unsure. For the
-  // manager's brief spin before it sleeps in Wait.
+  // manager's brief spin before it sleeps in Wait, and a waiting thread's (Engine::Assist).
   virtual bool HasInputNow() { return false; }
+  // Whether HasInputNow() is the whole answer (a shared-memory ring), not only what is buffered:
+  // only such transports are spun on.
+  virtual bool SeesInputWithoutSystemCall() const { return false; }
+  // The manager's side of a transport that other threads may receive from too (Engine::Assist
+  // lets a thread waiting for a result take the reply while the manager sleeps): the manager polls
+  // WakeWaitable(), a plain descriptor, so that its Wait never touches the transport's receive
+  // state; before it sleeps it calls ArmWake(), which makes input wake that descriptor and returns
+  // HasInputNow() (true: do not sleep, input may wait already); after the descriptor polled
+  // readable it calls TakeWake(), which takes in what made it so. A thread that watches
+  // HasInputNow() itself calls QuietWake(), so that input does not wake the manager, and ArmWake()
+  // before it leaves. The defaults fit a transport no other thread receives from (those whose
+  // SeesInputWithoutSystemCall() is false): its ReadWaitable(), which the kernel wakes.
+  virtual Waitable WakeWaitable() const { return ReadWaitable(); }
+  virtual bool ArmWake() { return false; }
+  virtual void QuietWake() {}
+  virtual void TakeWake() {}
   // What channels' Wait() polls for: ready when Readable() would be true (input the transport
   // already holds included), for a poll loop over many workers and sentinels.
   virtual Waitable ReadWaitable() const = 0;
@@ -78,6 +94,15 @@ class ConnectionWorkerTransport : public WorkerTransport {
   absl::StatusOr<bool> Readable() override;
   absl::StatusOr<bool> ReadableSoon() override;
   bool HasInputNow() override { return conn_.HasInputNow(); }
+  bool SeesInputWithoutSystemCall() const override {
+    return conn_.transport() == ConnectionTransport::kSharedMemory;
+  }
+  Waitable WakeWaitable() const override {
+    return SeesInputWithoutSystemCall() ? Waitable(conn_.fd()) : Waitable(conn_);
+  }
+  bool ArmWake() override { return SeesInputWithoutSystemCall() && conn_.ArmWaitWake(); }
+  void QuietWake() override { conn_.QuietWaitWake(); }
+  void TakeWake() override { conn_.TakeWaitWake(); }
   Waitable ReadWaitable() const override { return Waitable(conn_); }
   void Close() override;
 
