@@ -52,6 +52,16 @@ inline constexpr int64_t kMinSpinNs = 1'000;
 inline constexpr int64_t kMaxSpinNs = 20'000;
 int64_t& SpinBudgetNs();
 
+// A wait Spin gave up on ended `waited_ns` after it began all the same, while this thread only
+// yielded a core nobody else wanted (so spinning would have cost no one anything): the budget grows
+// to twice that, so that the next such wait ends while spinning, without the yields' system calls.
+// A wait that others' work ended (they ran when it yielded) leaves the budget alone: spinning
+// would have kept them off the core.
+inline void SpinWouldHaveServed(int64_t waited_ns) {
+  int64_t& budget = SpinBudgetNs();
+  budget = std::min(kMaxSpinNs, std::max(budget, 2 * waited_ns));
+}
+
 // Spins until ready() or the thread's budget (or `deadline`) runs out; returns ready(). The poll
 // gap grows (1 .. max_pauses pauses) so a waiting side does not keep stealing the cache line the
 // other side is writing; a pause is ~40 ns on this class of CPU, so a gap of 16 also delays

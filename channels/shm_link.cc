@@ -88,15 +88,23 @@ constexpr int64_t kYieldPhaseNs = 50'000;
 constexpr int64_t kIdleYieldNs = 2'000;
 constexpr int kIdleYields = 8;
 
+// Returns ready(); *only_idle: every yield came back at once (nobody else wanted the core).
 template <typename Ready>
-bool YieldUntil(Deadline deadline, Ready ready) {
+bool YieldUntil(Deadline deadline, Ready ready, bool* only_idle) {
   const int64_t start = MonotonicNowNs();
   int idle = 0;
+  *only_idle = true;
   for (int64_t now = start; now - start < kYieldPhaseNs && !deadline.Expired();) {
     sched_yield();
-    if (ready()) return true;
+    const bool done = ready();
     const int64_t after = MonotonicNowNs();
-    idle = after - now < kIdleYieldNs ? idle + 1 : 0;
+    if (after - now < kIdleYieldNs) {
+      ++idle;
+    } else {
+      idle = 0;
+      *only_idle = false;
+    }
+    if (done) return true;
     if (idle >= kIdleYields) return false;
     now = after;
   }
@@ -476,8 +484,12 @@ absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, size_t need, Deadl
     if (PeerGone()) return at_end();
     return Wait::kTimeout;
   }
+  const int64_t wait_start = MonotonicNowNs();
   if (ring::Spin(deadline, ready, kMaxSpinPauses)) return result();
-  if (YieldUntil(deadline, ready)) return result();
+  if (bool only_idle; YieldUntil(deadline, ready, &only_idle)) {
+    if (only_idle) ring::SpinWouldHaveServed(MonotonicNowNs() - wait_start);
+    return result();
+  }
   RingWords& w = in_words();
   // An announcement is never withdrawn: copies of this end in other processes may be asleep on
   // the same word, and clearing it could erase their bit. A stale bit costs the writer one wake-up
