@@ -43,8 +43,13 @@ CoreBase::CoreBase(std::string description) : description_(std::move(description
 CoreBase::~CoreBase() = default;
 
 bool CoreBase::Done() const {
-  MutexLock lock(&mu_);
-  return state_ == State::kCancelled || state_ == State::kFinished;
+  bool done;
+  {
+    MutexLock lock(&mu_);
+    done = state_ == State::kCancelled || state_ == State::kFinished;
+  }
+  if (!done && hooks_ != nullptr) hooks_->Observed();
+  return done;
 }
 
 bool CoreBase::Running() const {
@@ -52,7 +57,7 @@ bool CoreBase::Running() const {
     MutexLock lock(&mu_);
     if (state_ != State::kPending) return state_ == State::kRunning;
   }
-  return running_hook_ != nullptr && running_hook_();
+  return hooks_ != nullptr && hooks_->Started();
 }
 
 bool CoreBase::Cancelled() const {
@@ -68,7 +73,7 @@ bool CoreBase::Cancel() {
   }
   // The executor is asked without the future's lock: it may be finishing this very future (which
   // takes the lock) while holding its own.
-  if (cancel_hook_ != nullptr && !cancel_hook_()) return false;
+  if (hooks_ != nullptr && !hooks_->TakeBack()) return false;
   std::vector<Callback> callbacks;
   {
     MutexLock lock(&mu_);
@@ -104,8 +109,13 @@ absl::Status CoreBase::OutcomeLocked(absl::string_view caller, absl::Duration ti
       absl::StrCat(caller, ": ", description_, " not done after ", absl::FormatDuration(timeout)));
 }
 
+bool CoreBase::DoneNoHooks() const {
+  MutexLock lock(&mu_);
+  return state_ == State::kCancelled || state_ == State::kFinished;
+}
+
 void CoreBase::Assist(Deadline deadline) const {
-  if (wait_assist_ != nullptr && !Done()) wait_assist_(deadline);
+  if (hooks_ != nullptr && !DoneNoHooks()) hooks_->AssistWait(deadline);
 }
 
 absl::Status CoreBase::Status(absl::Duration timeout, absl::string_view caller) const {
@@ -117,12 +127,18 @@ absl::Status CoreBase::Status(absl::Duration timeout, absl::string_view caller) 
 }
 
 void CoreBase::AddDoneCallback(Callback fn) {
+  bool pending;
   {
     MutexLock lock(&mu_);
-    if ((state_ != State::kCancelled && state_ != State::kFinished) || callbacks_deferred_) {
+    pending = state_ != State::kCancelled && state_ != State::kFinished;
+    if (pending || callbacks_deferred_) {
       callbacks_.push_back(std::move(fn));
-      return;
+      if (!pending) return;  // waits with the deferred ones
     }
+  }
+  if (pending) {
+    if (hooks_ != nullptr) hooks_->Observed();
+    return;
   }
   std::vector<Callback> now;
   now.push_back(std::move(fn));
@@ -144,17 +160,20 @@ void CoreBase::RunCallbacks(std::vector<Callback>& callbacks) {
 }
 
 std::optional<Completion> CoreBase::AddWaiter(Waiter* waiter) {
-  MutexLock lock(&mu_);
-  switch (state_) {
-    case State::kFinished:
-      return failure_.ok() ? Completion::kSucceeded : Completion::kFailed;
-    case State::kCancelled:
-      return Completion::kCancelled;
-    case State::kPending:
-    case State::kRunning:
-      break;
+  {
+    MutexLock lock(&mu_);
+    switch (state_) {
+      case State::kFinished:
+        return failure_.ok() ? Completion::kSucceeded : Completion::kFailed;
+      case State::kCancelled:
+        return Completion::kCancelled;
+      case State::kPending:
+      case State::kRunning:
+        break;
+    }
+    waiters_.push_back(waiter);
   }
-  waiters_.push_back(waiter);
+  if (hooks_ != nullptr) hooks_->Observed();
   return std::nullopt;
 }
 
@@ -175,13 +194,7 @@ bool CoreBase::SetRunningOrNotifyCancel() {
   return true;
 }
 
-void CoreBase::SetCancelHook(std::function<bool()> hook) { cancel_hook_ = std::move(hook); }
-
-void CoreBase::SetRunningHook(std::function<bool()> hook) { running_hook_ = std::move(hook); }
-
-void CoreBase::SetWaitAssist(std::function<void(Deadline)> assist) {
-  wait_assist_ = std::move(assist);
-}
+void CoreBase::SetExecutorHooks(std::shared_ptr<ExecutorHooks> hooks) { hooks_ = std::move(hooks); }
 
 void CoreBase::RunDeferredCallbacks() {
   std::vector<Callback> callbacks;

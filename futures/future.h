@@ -75,6 +75,26 @@ namespace futures_internal {
 
 class CoreBase;
 
+// What a future asks its executor, without the future's lock (one object may serve many futures;
+// a process executor's serves the futures of one submission).
+class ExecutorHooks {
+ public:
+  virtual ~ExecutorHooks() = default;
+  // Cancel() of a pending future: true when the executor took the task back before it started (the
+  // future becomes cancelled), false when the task has started (Cancel returns false).
+  virtual bool TakeBack() = 0;
+  // Running() of a pending future: whether the task has started (a process executor knows it
+  // before it tells the future).
+  virtual bool Started() = 0;
+  // Result() and Status() of a pending future, before they wait, with their deadline: work that
+  // may finish the future in the waiting thread (a process executor takes the worker's reply
+  // there, see pool/engine.h's Assist).
+  virtual void AssistWait(Deadline deadline) = 0;
+  // Any other look at a pending future that depends on its end being noticed without another
+  // look: Done(), AddDoneCallback, AddWaiter (WaitFutures, AsCompleted).
+  virtual void Observed() = 0;
+};
+
 // How a future ended, as a waiter learns it (CPython's _Waiter.add_result / add_exception /
 // add_cancelled).
 enum class Completion { kSucceeded, kFailed, kCancelled };
@@ -126,19 +146,9 @@ class CoreBase : public std::enable_shared_from_this<CoreBase> {
   // (run the task); false when it was cancelled (skip the task). Called in any other state (already
   // running or finished: an executor's bug) it returns false and changes nothing.
   bool SetRunningOrNotifyCancel();
-  // Called by Cancel() while the future is pending, without the future's lock: true when the
-  // executor took the task back before it started (the future becomes cancelled), false when the
-  // task has started (Cancel returns false). Unset: the future alone decides (pending means not
-  // started). Set before the future is shared.
-  void SetCancelHook(std::function<bool()> hook);
-  // Called by Running() while the future is pending, without the lock: whether the task has
-  // started (a process executor knows it before it tells the future). Set before sharing.
-  void SetRunningHook(std::function<bool()> hook);
-  // Called by Result() and Status() before they wait (not when the future is done), without the
-  // lock, with their deadline: lets the executor do work that finishes the future in the waiting
-  // thread (a process executor takes the worker's reply there, see pool/engine.h's Assist). Set
-  // before the future is shared.
-  void SetWaitAssist(std::function<void(Deadline)> assist);
+  // What an executor answers for its futures (ExecutorHooks); set before the future is shared.
+  // Unset: the future alone decides (pending means not started, nothing to do before a wait).
+  void SetExecutorHooks(std::shared_ptr<ExecutorHooks> hooks);
   // Finishes the future with a failure (CPython's set_exception); kFailedPrecondition naming the
   // task when it is already finished or cancelled (CPython's InvalidStateError).
   absl::Status SetFailure(absl::Status failure);
@@ -164,8 +174,10 @@ class CoreBase : public std::enable_shared_from_this<CoreBase> {
   void RunCallbacks(std::vector<Callback>& callbacks);
   // Waits until done; false when `deadline` passed first.
   bool AwaitDoneLocked(Deadline deadline) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The wait assist (SetWaitAssist), unless none is set or the future is done.
+  // hooks_->AssistWait, unless there are no hooks or the future is done.
   void Assist(Deadline deadline) const;
+  // Done() without telling the hooks.
+  bool DoneNoHooks() const;
   // The status a consumer sees for a done future whose value is not asked for: OK, the failure,
   // or kCancelled naming `caller`; or kDeadlineExceeded when it is not done.
   absl::Status OutcomeLocked(absl::string_view caller, absl::Duration timeout) const
@@ -183,9 +195,7 @@ class CoreBase : public std::enable_shared_from_this<CoreBase> {
   // RunDeferredCallbacks.
   bool callbacks_deferred_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
-  std::function<bool()> cancel_hook_;
-  std::function<bool()> running_hook_;
-  std::function<void(Deadline)> wait_assist_;
+  std::shared_ptr<ExecutorHooks> hooks_;
 };
 
 // While one is alive in a thread, a future that thread finishes keeps its done callbacks instead of

@@ -6,6 +6,8 @@
 #include "futures/future.h"
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -53,6 +55,25 @@ Made Cancelled() {
   Made m = Make();
   EXPECT_TRUE(m.future.Cancel());
   return m;
+}
+
+// ExecutorHooks made of functions (each optional: unset, it answers as a future with no hooks).
+struct TestHooks final : futures_internal::ExecutorHooks {
+  std::function<bool()> take_back;
+  std::function<bool()> started;
+  std::function<void(Deadline)> assist;
+  int observed = 0;
+  bool TakeBack() override { return take_back == nullptr || take_back(); }
+  bool Started() override { return started != nullptr && started(); }
+  void AssistWait(Deadline deadline) override {
+    if (assist != nullptr) assist(deadline);
+  }
+  void Observed() override { ++observed; }
+};
+std::shared_ptr<TestHooks> HooksOf(const Made& m) {
+  auto hooks = std::make_shared<TestHooks>();
+  m.core->SetExecutorHooks(hooks);
+  return hooks;
 }
 
 TEST(FutureTest, StatesAsCpython) {
@@ -268,17 +289,17 @@ TEST(FutureTest, CancelHookDecidesWhetherAPendingTaskStarted) {
   // A process executor's engine knows a worker claimed the task before the future does.
   Made taken_back = Make();
   int asked = 0;
-  taken_back.core->SetCancelHook([&asked] {
+  HooksOf(taken_back)->take_back = [&asked] {
     ++asked;
     return true;
-  });
+  };
   EXPECT_TRUE(taken_back.future.Cancel());
   EXPECT_TRUE(taken_back.future.Cancel());
   EXPECT_EQ(asked, 1);  // the second Cancel sees the cancelled state
   EXPECT_FALSE(taken_back.core->SetRunningOrNotifyCancel());
 
   Made started = Make();
-  started.core->SetCancelHook([] { return false; });
+  HooksOf(started)->take_back = [] { return false; };
   EXPECT_FALSE(started.future.Cancel());
   EXPECT_FALSE(started.future.Cancelled());
   EXPECT_FALSE(started.future.Done());
@@ -290,7 +311,7 @@ TEST(FutureTest, CancelHookDecidesWhetherAPendingTaskStarted) {
 TEST(FutureTest, RunningHookReportsAStartTheFutureWasNotToldOf) {
   Made m = Make();
   bool started = false;
-  m.core->SetRunningHook([&started] { return started; });
+  HooksOf(m)->started = [&started] { return started; };
   EXPECT_FALSE(m.future.Running());
   started = true;
   EXPECT_TRUE(m.future.Running());
@@ -302,11 +323,11 @@ TEST(FutureTest, WaitAssistRunsBeforeResultWaitsAndMayFinishTheFuture) {
   Made m = Make();
   int calls = 0;
   Deadline seen = Deadline::Never();
-  m.core->SetWaitAssist([&](Deadline deadline) {
+  HooksOf(m)->assist = [&](Deadline deadline) {
     ++calls;
     seen = deadline;
     EXPECT_TRUE(m.core->SetResult(5).ok());  // as an executor taking the reply here
-  });
+  };
   const Deadline before = Deadline::After(absl::Seconds(30));
   EXPECT_EQ(*m.future.Result(absl::Seconds(30)), 5);
   EXPECT_EQ(calls, 1);
@@ -319,11 +340,26 @@ TEST(FutureTest, WaitAssistRunsBeforeResultWaitsAndMayFinishTheFuture) {
 TEST(FutureTest, WaitAssistThatDoesNotFinishLeavesResultWaiting) {
   Made m = Make();
   int calls = 0;
-  m.core->SetWaitAssist([&calls](Deadline) { ++calls; });
+  HooksOf(m)->assist = [&calls](Deadline) { ++calls; };
   EXPECT_EQ(m.future.Result(absl::Milliseconds(1)).status().code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(m.future.Status(absl::Milliseconds(1)).code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(calls, 2);
+}
+
+TEST(FutureTest, LooksThatDependOnTheEndBeingNoticedTellTheExecutor) {
+  Made m = Make();
+  std::shared_ptr<TestHooks> hooks = HooksOf(m);
+  EXPECT_FALSE(m.future.Done());
+  EXPECT_EQ(hooks->observed, 1);
+  m.future.AddDoneCallback([](const Future<int>&) {});
+  EXPECT_EQ(hooks->observed, 2);
+  EXPECT_FALSE(m.future.Cancelled());  // depends on nothing the executor must notice
+  EXPECT_EQ(hooks->observed, 2);
+  ASSERT_TRUE(m.core->SetResult(1).ok());
+  EXPECT_TRUE(m.future.Done());  // done: nothing to notice any more
+  m.future.AddDoneCallback([](const Future<int>&) {});
+  EXPECT_EQ(hooks->observed, 2);
 }
 
 TEST(FutureTest, DeferredCallbacksWaitForTheirOwnerInOrder) {

@@ -104,20 +104,49 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
   // time limit; a grace period while its Wait has no tick, see WaitUntil).
   if (wake && !InEngineThread() && work_mu_.TryLock()) {
     Dispatch();
-    wake = LeaveAsGuest();
+    wake = LeaveAsGuest(/*arm=*/!options.looked_for);
     work_mu_.Unlock();
   }
   if (wake) Wake();
   return absl::OkStatus();
 }
 
-bool Engine::Impl::LeaveAsGuest() {
+bool Engine::Impl::ArmBusy() {
   bool input = false;
   for (Worker& w : workers_) {
     if (!w.outstanding.empty() && w.transport->ArmWake()) input = true;
   }
+  unwatched_.store(false, std::memory_order_relaxed);
+  return input;
+}
+
+bool Engine::Impl::LeaveAsGuest(bool arm) {
+  bool input = false;
+  if (arm) {
+    input = ArmBusy();
+  } else {
+    for (const Worker& w : workers_) {
+      if (!w.outstanding.empty() && w.transport->SeesInputWithoutSystemCall()) {
+        unwatched_.store(true, std::memory_order_release);
+        break;
+      }
+    }
+  }
   const int64_t at = NextCheck(EnforceTimeouts());
   return input || at < manager_wakes_at_ || !PendingEmpty();
+}
+
+void Engine::Impl::WatchReplies() {
+  if (!unwatched_.load(std::memory_order_acquire) || InEngineThread()) return;
+  if (!work_mu_.TryLock()) {
+    // The manager (or an Assist) holds it: the manager arms every worker before it sleeps again,
+    // an Assist those that owe replies before it leaves; the wake-up makes sure the manager looks.
+    Wake();
+    return;
+  }
+  const bool input = unwatched_.load(std::memory_order_relaxed) && ArmBusy();
+  work_mu_.Unlock();
+  if (input) Wake();
 }
 
 namespace {
@@ -484,6 +513,7 @@ void Engine::Impl::Run() {
       input_now[wi] = workers_[wi].transport->ArmWake();
       any_input = any_input || input_now[wi];
     }
+    unwatched_.store(false, std::memory_order_relaxed);
     // The workers that owe replies and can be spun on; only this thread removes workers, so the
     // pointers stay valid while work_mu_ is released.
     std::vector<WorkerTransport*> busy;
@@ -650,6 +680,7 @@ bool Engine::Started(const std::shared_ptr<Job>& job) const {
   return impl_->Ask(Impl::Request::kStarted, job.get());
 }
 void Engine::Assist(const Job& job, Deadline deadline) { impl_->Assist(job, deadline); }
+void Engine::WatchReplies() { impl_->WatchReplies(); }
 void Engine::RunInManagerThread(absl::AnyInvocable<void() &&> fn) {
   impl_->RunInManagerThread(std::move(fn));
 }

@@ -82,6 +82,14 @@ struct SubmitOptions {
   // workers; results of the same chunk's earlier tasks that the worker had not yet sent are lost,
   // kAborted, as when a worker dies). Infinite: EngineOptions::task_timeout. Must be > 0.
   absl::Duration timeout = absl::InfiniteDuration();
+  // The caller sees to it that the job's results are looked for: a thread calls Assist before it
+  // waits for them, and WatchReplies before anything else waits for them or is to be told of
+  // them (a done hook's effect, a wait on several jobs), and after an Assist that left them
+  // unfinished. Then a Submit that hands its chunks to a worker itself does not ask that worker
+  // for a wake-up packet for the manager: a reply the waiting thread takes costs no system call
+  // and no wake-up of the manager. (Unlooked-for replies are still taken within the manager's
+  // 20 ms tick.)
+  bool looked_for = false;
 };
 
 class Engine {
@@ -142,6 +150,9 @@ class Engine {
   // the manager thread defers them (futures_internal::DeferCallbacks) and hands them over with
   // RunInManagerThread.
   void Assist(const Job& job, Deadline deadline);
+  // Makes sure the manager thread is woken for every reply owed so far (after Submits with
+  // SubmitOptions::looked_for). Cheap when nothing is owed unwatched; never waits for the manager.
+  void WatchReplies();
   // Runs `fn` in the manager thread soon, or here at once when the manager thread has ended.
   void RunInManagerThread(absl::AnyInvocable<void() &&> fn);
 

@@ -149,6 +149,7 @@ class Engine::Impl {
 
   // Engine::Assist and Engine::RunInManagerThread (engine.h).
   void Assist(const Job& job, Deadline deadline);
+  void WatchReplies();
   void RunInManagerThread(absl::AnyInvocable<void() &&> fn);
 
   std::vector<int> WorkerPids() const {
@@ -220,10 +221,15 @@ class Engine::Impl {
   bool InEngineThread() const;
   // For a thread that worked on the workers under work_mu_ while the manager waits (Submit's
   // Dispatch, Assist), before it lets go of work_mu_: lets every worker that owes replies wake the
-  // manager's Wait again, and returns whether the manager must be woken now: input came meanwhile
-  // (it may not wake the Wait), the manager must look again sooner than it planned (a time limit;
-  // a grace period while its Wait has no tick, see WaitUntil), or chunks are still queued.
-  bool LeaveAsGuest();
+  // manager's Wait again (with `arm`; else notes in unwatched_ that some may not), and returns
+  // whether the manager must be woken now: input came meanwhile (it may not wake the Wait), the
+  // manager must look again sooner than it planned (a time limit; a grace period while its Wait
+  // has no tick, see WaitUntil), or chunks are still queued.
+  bool LeaveAsGuest(bool arm = true);
+  // Lets every worker that owes replies and can be watched without system calls wake the
+  // manager's Wait; returns whether input waits already (the Wait may not wake for it). Clears
+  // unwatched_.
+  bool ArmBusy();
   // Whether a worker claimed one of `job`'s chunks, or one of its items is done.
   bool JobStarted(const Job& job);
   // Engine::Cancel on the manager thread (dispatch.cc).
@@ -277,6 +283,9 @@ class Engine::Impl {
   int64_t last_busy_ = 0;                 // when a worker last held a chunk (MonotonicNowNs)
   // Assists that took work_mu_: the manager's Wait result may be stale once one ran meanwhile.
   uint64_t assists_ = 0;
+  // A Submit left a worker that owes replies unable to wake the manager's Wait (looked_for);
+  // written under work_mu_, read by WatchReplies without it.
+  std::atomic<bool> unwatched_{false};
   FromWorker from_worker_;  // the last message decoded (its vectors reused)
   std::thread thread_;
   Mutex join_mu_;

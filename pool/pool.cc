@@ -14,17 +14,16 @@ namespace pool_internal {
 
 absl::StatusOr<EngineOptions> MakeEngineOptions(PoolOptions options, absl::string_view caller) {
   if (options.processes < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        caller, ": processes must be >= 0 (0: CpuCount()), got ", options.processes));
+    return absl::InvalidArgumentError(
+        absl::StrCat(caller, ": processes must be >= 0 (0: CpuCount()), got ", options.processes));
   }
   if (options.maxtasksperchild < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         caller, ": maxtasksperchild must be >= 0 (0: no limit), got ", options.maxtasksperchild));
   }
   if (!options.initializer.function.empty() && FindTask(options.initializer.function) == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(caller, ": initializer \"",
-                                                   options.initializer.function,
-                                                   "\" is not registered"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        caller, ": initializer \"", options.initializer.function, "\" is not registered"));
   }
   EngineOptions engine;
   engine.workers = options.processes == 0 ? std::max(1, CpuCount()) : options.processes;

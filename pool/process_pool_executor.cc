@@ -19,14 +19,21 @@ namespace mp {
 namespace pool_internal {
 namespace {
 
-// What the futures of one job share. Cancel of any of them asks the engine to take the whole job
-// back (its Cancel is all or nothing); when it does, the job's done hook runs before the engine's
-// Cancel returns, sees `cancelling` and the items' kCancelled, marks the job cancelled and cancels
-// every future of the job (each one's hook then answers true at once).
-struct JobFutures {
+// What the futures of one job share, and what they ask the executor (futures_internal::
+// ExecutorHooks). Cancel of any of them asks the engine to take the whole job back (its Cancel is
+// all or nothing); when it does, the job's done hook runs before the engine's Cancel returns, sees
+// `cancelling` and the items' kCancelled, marks the job cancelled and cancels every future of the
+// job (each one's TakeBack then answers true at once).
+struct JobFutures final : futures_internal::ExecutorHooks {
+  std::weak_ptr<ProcessPoolImpl> impl;
   std::shared_ptr<Job> job;
   std::atomic<bool> cancelling{false};  // a Cancel is asking the engine
   std::atomic<bool> cancelled{false};   // the engine took the job back
+
+  bool TakeBack() override;
+  bool Started() override;
+  void AssistWait(Deadline deadline) override;
+  void Observed() override;
 };
 
 }  // namespace
@@ -45,19 +52,9 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
                      std::vector<std::shared_ptr<futures_internal::CoreBase>> cores,
                      FinishFn finish) {
     auto state = std::make_shared<JobFutures>();
+    state->impl = weak_from_this();
     state->job = job;
-    const std::weak_ptr<ProcessPoolImpl> weak = weak_from_this();
-    for (size_t i = 0; i < cores.size(); ++i) {
-      cores[i]->SetCancelHook([weak, state] { return CancelJob(weak, *state); });
-      cores[i]->SetRunningHook([weak, state] {
-        std::shared_ptr<ProcessPoolImpl> impl = weak.lock();
-        return impl != nullptr && impl->engine_->Started(state->job);
-      });
-      cores[i]->SetWaitAssist([weak, state](Deadline deadline) {
-        if (std::shared_ptr<ProcessPoolImpl> impl = weak.lock())
-          impl->Assist(*state->job, deadline);
-      });
-    }
+    for (const auto& core : cores) core->SetExecutorHooks(state);
     absl::Status s;
     {
       MutexLock lock(&mu_);
@@ -72,6 +69,7 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
     if (s.ok()) {
       SubmitOptions options;
       options.timeout = timeout;
+      options.looked_for = true;  // the futures' hooks Assist and WatchReplies
       s = engine_->Submit(job, function, std::move(batch), chunksize, options);
     }
     if (!s.ok()) {
@@ -141,34 +139,28 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
 
   // A thread about to wait for `job`'s future takes the worker's reply itself when it comes soon
   // (Engine::Assist). The done callbacks of the futures it finishes run in the manager thread all
-  // the same, as the header promises: they are deferred and handed over.
+  // the same, as the header promises: they are deferred and handed over. Then, in case the future
+  // is still not done, the manager is to be woken for the reply (Engine::WatchReplies).
   void Assist(const Job& job, Deadline deadline) {
     std::vector<std::shared_ptr<futures_internal::CoreBase>> deferred;
     {
       futures_internal::DeferCallbacks defer(&deferred);
       engine_->Assist(job, deadline);
     }
+    engine_->WatchReplies();
     if (deferred.empty()) return;
     engine_->RunInManagerThread([deferred = std::move(deferred)]() {
       for (const auto& core : deferred) core->RunDeferredCallbacks();
     });
   }
+  void WatchReplies() { engine_->WatchReplies(); }
+  bool Started(const std::shared_ptr<Job>& job) { return engine_->Started(job); }
+  bool TakeBack(const std::shared_ptr<Job>& job) { return engine_->Cancel(job); }
 
   int workers() const { return engine_->workers(); }
   std::vector<int> WorkerPids() const { return engine_->WorkerPids(); }
 
  private:
-  // Cancel of one of `state`'s futures: whether the engine took the job back (now or before).
-  static bool CancelJob(const std::weak_ptr<ProcessPoolImpl>& weak, JobFutures& state) {
-    if (state.cancelled.load()) return true;
-    std::shared_ptr<ProcessPoolImpl> impl = weak.lock();
-    if (impl == nullptr) return false;  // the executor waited for its tasks: nothing is pending
-    state.cancelling.store(true);
-    const bool taken_back = impl->engine_->Cancel(state.job);
-    if (!taken_back) state.cancelling.store(false);
-    return taken_back || state.cancelled.load();
-  }
-
   // Drops the futures that are gone or done, when the list has doubled since the last time.
   void PruneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (live_.size() < 2 * pruned_size_ + 64) return;
@@ -194,6 +186,29 @@ class ProcessPoolImpl : public std::enable_shared_from_this<ProcessPoolImpl> {
   Mutex join_mu_;
   bool joined_ ABSL_GUARDED_BY(join_mu_) = false;
 };
+
+bool JobFutures::TakeBack() {
+  if (cancelled.load()) return true;
+  std::shared_ptr<ProcessPoolImpl> executor = impl.lock();
+  if (executor == nullptr) return false;  // the executor waited for its tasks: nothing is pending
+  cancelling.store(true);
+  const bool taken_back = executor->TakeBack(job);
+  if (!taken_back) cancelling.store(false);
+  return taken_back || cancelled.load();
+}
+
+bool JobFutures::Started() {
+  std::shared_ptr<ProcessPoolImpl> executor = impl.lock();
+  return executor != nullptr && executor->Started(job);
+}
+
+void JobFutures::AssistWait(Deadline deadline) {
+  if (std::shared_ptr<ProcessPoolImpl> executor = impl.lock()) executor->Assist(*job, deadline);
+}
+
+void JobFutures::Observed() {
+  if (std::shared_ptr<ProcessPoolImpl> executor = impl.lock()) executor->WatchReplies();
+}
 
 void SubmitFutures(ProcessPoolImpl& impl, std::shared_ptr<Job> job, const std::string& function,
                    Batch batch, size_t chunksize, absl::Duration timeout,

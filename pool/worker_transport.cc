@@ -73,7 +73,9 @@ absl::Status ConnectionWorkerTransport::Receive(std::string& buffer, size_t* len
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> ConnectionWorkerTransport::Readable() { return conn_.Poll(absl::ZeroDuration()); }
+absl::StatusOr<bool> ConnectionWorkerTransport::Readable() {
+  return conn_.Poll(absl::ZeroDuration());
+}
 
 // Long enough for a pool's next chunk to come while the worker spins or sleeps on the futex; short
 // enough that a worker whose pool died (its sentinel, not its channel, says so) notices soon.
