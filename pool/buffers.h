@@ -63,12 +63,17 @@ class Buffers : public std::enable_shared_from_this<Buffers> {
     if (std::shared_ptr<Buffers> alive = pool.lock()) alive->Give(std::move(buffer));
   }
   // `buffer` as a shared blob that comes back here when its last reference goes.
+  // One allocation for the blob and its count.
   std::shared_ptr<const std::string> Share(std::string buffer) {
-    return std::shared_ptr<const std::string>(
-        new std::string(std::move(buffer)), [self = weak_from_this()](const std::string* b) {
-          GiveBack(self, std::move(*const_cast<std::string*>(b)));
-          delete b;
-        });
+    struct Owned {
+      std::string bytes;
+      std::weak_ptr<Buffers> pool;
+      ~Owned() { GiveBack(pool, std::move(bytes)); }
+    };
+    auto owned = std::make_shared<Owned>();
+    owned->bytes = std::move(buffer);
+    owned->pool = weak_from_this();
+    return std::shared_ptr<const std::string>(owned, &owned->bytes);
   }
 
   static constexpr size_t kMinBytes = size_t{4} << 10;

@@ -73,12 +73,17 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
     if (!t.ok()) return t.status();
     timeout_ns = *t;
   }
-  // The batch's bytes go back to the buffers when its last chunk is done.
-  std::shared_ptr<const Batch> shared(
-      new Batch(std::move(batch)), [buffers = std::weak_ptr<Buffers>(buffers_)](const Batch* b) {
-        Buffers::GiveBack(buffers, std::move(const_cast<Batch*>(b)->bytes));
-        delete b;
-      });
+  // The batch's bytes go back to the buffers when its last chunk is done (one allocation for the
+  // batch and its count).
+  struct Owned {
+    Batch batch;
+    std::weak_ptr<Buffers> buffers;
+    ~Owned() { Buffers::GiveBack(buffers, std::move(batch.bytes)); }
+  };
+  auto owned = std::make_shared<Owned>();
+  owned->batch = std::move(batch);
+  owned->buffers = buffers_;
+  std::shared_ptr<const Batch> shared(owned, &owned->batch);
   const uint64_t id = next_job_.fetch_add(1) + 1;
   bool wake = false;
   {

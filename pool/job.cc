@@ -61,7 +61,7 @@ const Job::Segment& Job::SegmentOfLocked(size_t index, size_t* first) const {
 void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t offset,
                  size_t length, absl::Status status) {
   bool wake;
-  std::vector<DoneHook> hooks;
+  DoneHooks hooks;
   {
     MutexLock lock(&mu_);
     if (done_[index]) return;
@@ -85,7 +85,7 @@ void Job::Finish(size_t index, std::shared_ptr<const std::string> blob, size_t o
 void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const std::string>& blob,
                       size_t offset, size_t stride) {
   bool wake;
-  std::vector<DoneHook> hooks;
+  DoneHooks hooks;
   {
     MutexLock lock(&mu_);
     const uint32_t b = AddBlobLocked(blob);
@@ -110,7 +110,7 @@ void Job::FinishFixed(size_t first, size_t count, const std::shared_ptr<const st
 void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& blob,
                       std::vector<Finished>& results) {
   bool wake;
-  std::vector<DoneHook> hooks;
+  DoneHooks hooks;
   {
     MutexLock lock(&mu_);
     const uint32_t b = AddBlobLocked(blob);
@@ -149,7 +149,7 @@ void Job::FinishRange(size_t first, const std::shared_ptr<const std::string>& bl
 
 void Job::FailUnfinished(const absl::Status& status) {
   bool wake;
-  std::vector<DoneHook> hooks;
+  DoneHooks hooks;
   {
     MutexLock lock(&mu_);
     if (done_count_ == done_.size()) return;
@@ -177,11 +177,11 @@ bool Job::AnyDone() const {
   return done_count_ > 0;
 }
 
-void Job::TakeHooksIfDoneLocked(std::vector<DoneHook>& out) {
+void Job::TakeHooksIfDoneLocked(DoneHooks& out) {
   if (done_count_ == done_.size() && !hooks_.empty()) out.swap(hooks_);
 }
 
-void Job::RunHooks(std::vector<DoneHook>& hooks) {
+void Job::RunHooks(DoneHooks& hooks) {
   for (DoneHook& hook : hooks) std::move(hook)();
 }
 

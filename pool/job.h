@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -134,6 +135,8 @@ class Job {
   // after the job's lock is released (it may call the job's methods). Hooks run in the order they
   // were added; a hook must not throw or block (the manager thread serves every job).
   using DoneHook = absl::AnyInvocable<void() &&>;
+  // A job's hooks: most have one (a future's), kept without a heap allocation.
+  using DoneHooks = absl::InlinedVector<DoneHook, 1>;
   // Takes `hook` (moves from it) and returns true while the job is not done; returns false and
   // leaves `hook` untouched when the job is already done: the caller then runs it itself, in its
   // own thread, so that a hook added late still runs once.
@@ -192,8 +195,8 @@ class Job {
   uint32_t AddBlobLocked(const std::shared_ptr<const std::string>& blob)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the hooks into `out` once every item is done.
-  void TakeHooksIfDoneLocked(std::vector<DoneHook>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static void RunHooks(std::vector<DoneHook>& hooks);
+  void TakeHooksIfDoneLocked(DoneHooks& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void RunHooks(DoneHooks& hooks);
   // Whether a change must wake the waiters: everything is done (WaitAll), or someone waits for
   // single items (WaitItem, WaitCompleted). A Map's caller is woken once, not per chunk.
   bool WakeNeededLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -204,16 +207,18 @@ class Job {
   const size_t size_;  // items
   mutable Mutex mu_;
   mutable std::condition_variable cv_;
-  std::vector<uint8_t> done_ ABSL_GUARDED_BY(mu_);  // 1 per finished item
+  // Small jobs (a Submit's one item, one reply) keep these without heap allocations.
+  absl::InlinedVector<uint8_t, 16> done_ ABSL_GUARDED_BY(mu_);  // 1 per finished item
   size_t done_count_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t failed_ ABSL_GUARDED_BY(mu_) = 0;                                      // failure segments
-  std::map<size_t, Segment> segments_ ABSL_GUARDED_BY(mu_);                     // by first item
-  std::vector<std::shared_ptr<const std::string>> blobs_ ABSL_GUARDED_BY(mu_);  // result messages
+  size_t failed_ ABSL_GUARDED_BY(mu_) = 0;                   // failure segments
+  std::map<size_t, Segment> segments_ ABSL_GUARDED_BY(mu_);  // by first item
+  absl::InlinedVector<std::shared_ptr<const std::string>, 1> blobs_
+      ABSL_GUARDED_BY(mu_);  // result messages
   // Runs in completion order (first, count) and the running total after each.
-  std::vector<std::pair<size_t, size_t>> completed_ ABSL_GUARDED_BY(mu_);
-  std::vector<size_t> completed_end_ ABSL_GUARDED_BY(mu_);
+  absl::InlinedVector<std::pair<size_t, size_t>, 1> completed_ ABSL_GUARDED_BY(mu_);
+  absl::InlinedVector<size_t, 1> completed_end_ ABSL_GUARDED_BY(mu_);
   mutable int item_waiters_ ABSL_GUARDED_BY(mu_) = 0;  // threads in WaitItem or WaitCompleted
-  std::vector<DoneHook> hooks_ ABSL_GUARDED_BY(mu_);   // to run once all items are done
+  DoneHooks hooks_ ABSL_GUARDED_BY(mu_);               // to run once all items are done
 };
 
 template <typename T>
