@@ -156,8 +156,13 @@ void Engine::Impl::WatchReplies() {
 
 namespace {
 
-// The engine whose manager's work this thread does in Assist (null: none).
-thread_local const Engine::Impl* t_assisting = nullptr;
+// The engines whose manager's work this thread does in Assist, innermost first (a hook in one
+// Assist may wait for another engine's future, whose Assist then runs nested).
+struct AssistFrame {
+  const Engine::Impl* engine;
+  const AssistFrame* outer;
+};
+thread_local const AssistFrame* t_assisting = nullptr;
 
 // How long Assist watches for a reply: about what a trivial task's round trip takes when its worker
 // is awake, and the manager's own spin (AwaitReplyBriefly).
@@ -166,8 +171,10 @@ constexpr int64_t kAssistSpinNs = 50'000;
 }  // namespace
 
 bool Engine::Impl::InEngineThread() const {
-  return t_assisting == this ||
-         std::this_thread::get_id() == manager_id_.load(std::memory_order_acquire);
+  for (const AssistFrame* f = t_assisting; f != nullptr; f = f->outer) {
+    if (f->engine == this) return true;
+  }
+  return std::this_thread::get_id() == manager_id_.load(std::memory_order_acquire);
 }
 
 void Engine::Impl::Assist(const Job& job, Deadline deadline) {
@@ -175,7 +182,8 @@ void Engine::Impl::Assist(const Job& job, Deadline deadline) {
   // The manager is in its Wait (or about to be): it polls the watched workers' wake-up descriptors
   // only, and their input no longer wakes it while this thread watches them.
   ++assists_;
-  t_assisting = this;
+  const AssistFrame frame{this, t_assisting};
+  t_assisting = &frame;
   std::vector<Worker*> watched;
   for (Worker& w : workers_) {
     if (!w.outstanding.empty() && w.transport->SeesInputWithoutSystemCall()) {
@@ -214,7 +222,7 @@ void Engine::Impl::Assist(const Job& job, Deadline deadline) {
   }
   Dispatch();
   const bool wake = LeaveAsGuest();
-  t_assisting = nullptr;
+  t_assisting = frame.outer;
   work_mu_.Unlock();
   if (wake) Wake();
 }
