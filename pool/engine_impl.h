@@ -1,7 +1,8 @@
 // Copyright 2026 The mp Authors.
 //
 // pool/engine_impl.h — the engine's state (private to //pool:engine): engine.cc has its life,
-// results and worker deaths, dispatch.cc the policy that gives chunks to workers.
+// results and worker deaths, dispatch.cc the policy that gives chunks to workers, timeouts.cc the
+// tasks' time limits, assist.cc the threads that do the manager's work while it waits.
 
 #ifndef MP_POOL_ENGINE_IMPL_H_
 #define MP_POOL_ENGINE_IMPL_H_
