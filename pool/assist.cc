@@ -37,11 +37,8 @@ bool Engine::Impl::LeaveAsGuest(bool arm) {
   if (arm) {
     input = ArmBusy();
   } else {
-    for (const Worker& w : workers_) {
-      if (!w.outstanding.empty() && w.transport->SeesInputWithoutSystemCall()) {
-        unwatched_.store(true, std::memory_order_release);
-        break;
-      }
+    if (std::any_of(workers_.begin(), workers_.end(), Watchable)) {
+      unwatched_.store(true, std::memory_order_release);
     }
   }
   const int64_t at = NextCheck(EnforceTimeouts());
@@ -93,7 +90,7 @@ void Engine::Impl::Assist(const Job& job, Deadline deadline) {
   t_assisting = &frame;
   std::vector<Worker*> watched;
   for (Worker& w : workers_) {
-    if (!w.outstanding.empty() && w.transport->SeesInputWithoutSystemCall()) {
+    if (Watchable(w)) {
       w.transport->QuietWake();
       watched.push_back(&w);
     }

@@ -62,18 +62,26 @@ class Buffers : public std::enable_shared_from_this<Buffers> {
   static void GiveBack(const std::weak_ptr<Buffers>& pool, std::string buffer) {
     if (std::shared_ptr<Buffers> alive = pool.lock()) alive->Give(std::move(buffer));
   }
-  // `buffer` as a shared blob that comes back here when its last reference goes.
-  // One allocation for the blob and its count.
-  std::shared_ptr<const std::string> Share(std::string buffer) {
+  // `value` shared; when its last reference goes, the buffer bytes_of(value) comes back to `pool`
+  // if it still exists. One allocation for the value and its count.
+  template <typename T, typename BytesOf>
+  static std::shared_ptr<const T> ShareGivingBack(std::weak_ptr<Buffers> pool, T value,
+                                                  BytesOf bytes_of) {
     struct Owned {
-      std::string bytes;
+      T value;
       std::weak_ptr<Buffers> pool;
-      ~Owned() { GiveBack(pool, std::move(bytes)); }
+      BytesOf bytes_of;
+      ~Owned() { GiveBack(pool, std::move(bytes_of(value))); }
     };
-    auto owned = std::make_shared<Owned>();
-    owned->bytes = std::move(buffer);
-    owned->pool = weak_from_this();
-    return std::shared_ptr<const std::string>(owned, &owned->bytes);
+    auto owned = std::make_shared<Owned>(Owned{T(), {}, bytes_of});  // empty: gives back nothing
+    owned->value = std::move(value);
+    owned->pool = std::move(pool);
+    return std::shared_ptr<const T>(owned, &owned->value);
+  }
+  // `buffer` as a shared blob that comes back here when its last reference goes.
+  std::shared_ptr<const std::string> Share(std::string buffer) {
+    return ShareGivingBack(weak_from_this(), std::move(buffer),
+                           [](std::string& b) -> std::string& { return b; });
   }
 
   static constexpr size_t kMinBytes = size_t{4} << 10;

@@ -73,17 +73,9 @@ absl::Status Engine::Impl::Submit(std::shared_ptr<Job> job, const std::string& f
     if (!t.ok()) return t.status();
     timeout_ns = *t;
   }
-  // The batch's bytes go back to the buffers when its last chunk is done (one allocation for the
-  // batch and its count).
-  struct Owned {
-    Batch batch;
-    std::weak_ptr<Buffers> buffers;
-    ~Owned() { Buffers::GiveBack(buffers, std::move(batch.bytes)); }
-  };
-  auto owned = std::make_shared<Owned>();
-  owned->batch = std::move(batch);
-  owned->buffers = buffers_;
-  std::shared_ptr<const Batch> shared(owned, &owned->batch);
+  // The batch's bytes go back to the buffers when its last chunk is done.
+  const std::shared_ptr<const Batch> shared = Buffers::ShareGivingBack(
+      buffers_, std::move(batch), [](Batch& b) -> std::string& { return b.bytes; });
   const uint64_t id = next_job_.fetch_add(1) + 1;
   bool wake = false;
   {
@@ -225,10 +217,12 @@ absl::Status Engine::Impl::HandleMessage(Worker& w, std::string msg, size_t leng
 
 bool Engine::Impl::Drain(Worker& w, bool readable) {
   for (;; readable = false) {
-    if (!readable && w.transport->SeesInputWithoutSystemCall()) {
+    if (readable) {
+      // The caller's Wait just said so: no second poll.
+    } else if (w.transport->SeesInputWithoutSystemCall()) {
       // No system call: the worker's end shows in its sentinel and its wake-up descriptor.
       if (!w.transport->HasInputNow()) return true;
-    } else if (!readable) {  // else the caller's Wait just said so: no second poll
+    } else {
       absl::StatusOr<bool> ready = w.transport->Readable();
       if (!ready.ok() || !*ready) return ready.ok();
     }
@@ -380,26 +374,22 @@ void Engine::Impl::Run() {
     objects.reserve(2 * workers_.size() + 1);
     objects.emplace_back(wake_fd_);
     // Each worker's wake-up descriptor, never its transport's receive state: a thread in Assist
-    // may receive from it while this thread waits.
-    // A worker whose input came before ArmWake is read after a Wait that does not sleep (its
-    // descriptor may never become readable for it).
+    // may receive from it while this thread waits. A worker whose input came before ArmWake is
+    // read after a Wait that does not sleep (its descriptor may never become readable for it).
+    // `busy`: the workers that owe replies and can be spun on; only this thread removes workers,
+    // so the pointers stay valid while work_mu_ is released.
     std::vector<bool> input_now(workers_.size(), false);
     bool any_input = false;
+    std::vector<WorkerTransport*> busy;
     for (size_t wi = 0; wi < workers_.size(); ++wi) {
-      objects.push_back(workers_[wi].transport->WakeWaitable());
-      objects.emplace_back(workers_[wi].sentinel);
-      input_now[wi] = workers_[wi].transport->ArmWake();
+      Worker& w = workers_[wi];
+      objects.push_back(w.transport->WakeWaitable());
+      objects.emplace_back(w.sentinel);
+      input_now[wi] = w.transport->ArmWake();
       any_input = any_input || input_now[wi];
+      if (Watchable(w)) busy.push_back(w.transport);
     }
     unwatched_.store(false, std::memory_order_relaxed);
-    // The workers that owe replies and can be spun on; only this thread removes workers, so the
-    // pointers stay valid while work_mu_ is released.
-    std::vector<WorkerTransport*> busy;
-    for (const Worker& w : workers_) {
-      if (!w.outstanding.empty() && w.transport->SeesInputWithoutSystemCall()) {
-        busy.push_back(w.transport);
-      }
-    }
     manager_wakes_at_ = WaitUntil(timed_at);
     const int64_t wakes_at = manager_wakes_at_;  // read under work_mu_
     const uint64_t assists = assists_;

@@ -176,6 +176,12 @@ class Engine::Impl {
 
   Slot* SlotAt(int slot) const { return static_cast<Slot*>(slots_.At(slots_offset_)) + slot; }
 
+  // Whether `w` owes replies that a thread can watch for without system calls (its transport's
+  // HasInputNow is the whole answer): what AwaitReplyBriefly and Assist spin on.
+  static bool Watchable(const Worker& w) {
+    return !w.outstanding.empty() && w.transport->SeesInputWithoutSystemCall();
+  }
+
   // Whether `w` may be given another chunk (maxtasksperchild counts the ones it holds).
   bool MayTake(const Worker& w) const;
 
