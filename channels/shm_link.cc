@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -79,33 +80,68 @@ RecordHeader ReadHeader(const uint8_t* ring, uint64_t cap, uint64_t pos) {
 // up to ~0.6 us to a round trip).
 constexpr int kMaxSpinPauses = 2;
 
-// Between spinning and sleeping: while other processes wait for this core (more processes than
+// Between spinning and sleeping: while other processes want this core (more processes than
 // cores, e.g. a parent and 4 workers on 2 cores), giving the core away with sched_yield lets the
 // peer this reader waits for run at once, and its commit then needs no FUTEX_WAKE. A yield that
-// comes back at once means nobody else wanted the core: after kIdleYields of those in a row, or
-// kYieldPhaseNs in all, the reader goes to sleep instead.
+// comes back at once means nobody else wanted the core: after kIdleYields of those in a row (or
+// kYieldPhaseNs in all) the reader goes to sleep instead, unless it is still before
+// `patient_until_ns` (see kWokenPeerPatienceNs).
 constexpr int64_t kYieldPhaseNs = 50'000;
 constexpr int64_t kIdleYieldNs = 2'000;
 constexpr int kIdleYields = 8;
 
-// Returns ready(); *only_idle: every yield came back at once (nobody else wanted the core).
+// A reader whose own last commit woke a sleeping peer waits this long past that wake-up before it
+// sleeps too (yielding to anyone who wants the core meanwhile). The peer's answer comes only after
+// its wake-up, which on a virtual machine whose idle core halted costs ~35 us (BM_RawFutex_PingPong
+// round trips of ~70 us): a reader that slept after ~10 us of spinning made its own wake-up the
+// peer's next wait, the peer then slept too, and a round trip that slept once kept sleeping
+// (2.5% of 64 B round trips sleeping made them 2-4x slower than spinning ones).
+constexpr int64_t kWokenPeerPatienceNs = 200'000;
+
+// Whether this thread's last yield phase found other processes wanting its core. Its next wait
+// then yields at once instead of spinning first: with more runnable processes than cores (a parent
+// and 4 workers on 2 cores) a spinning waiter holds the core the process it waits for needs, and
+// every microsecond spun is one the answer comes later (BM_PipeWorkers: 20 yields and ~20 us per
+// round with a 1 us spin first; a yield-only waiter of raw shared words needs ~6 and ~3.5 us). A
+// yield phase whose yields all came back at once clears it.
+bool& CoreContended() {
+  thread_local bool contended = false;
+  return contended;
+}
+
+// Context switches of the calling thread so far (voluntary and not: a sched_yield that ran
+// another process counts as involuntary).
+int64_t ThreadContextSwitches() {
+  struct rusage ru;
+  if (getrusage(RUSAGE_THREAD, &ru) != 0) return -1;
+  return static_cast<int64_t>(ru.ru_nvcsw) + static_cast<int64_t>(ru.ru_nivcsw);
+}
+
+// Returns ready(); *only_idle: no yield ran another process (nobody else wanted the core). A yield
+// counts as busy when the thread's context-switch count moved: timing alone misjudges the yields
+// that ran another process for under a microsecond, which is what a yield between spinning
+// request/reply processes mostly does.
 template <typename Ready>
-bool YieldUntil(Deadline deadline, Ready ready, bool* only_idle) {
+bool YieldUntil(Deadline deadline, Ready ready, int64_t patient_until_ns, bool* only_idle) {
   const int64_t start = MonotonicNowNs();
+  const int64_t phase_end = std::max(start + kYieldPhaseNs, patient_until_ns);
   int idle = 0;
   *only_idle = true;
-  for (int64_t now = start; now - start < kYieldPhaseNs && !deadline.Expired();) {
+  int64_t switches = ThreadContextSwitches();
+  for (int64_t now = start; now < phase_end && !deadline.Expired();) {
     sched_yield();
     const bool done = ready();
     const int64_t after = MonotonicNowNs();
-    if (after - now < kIdleYieldNs) {
+    const int64_t switches_after = ThreadContextSwitches();
+    if (after - now < kIdleYieldNs && switches_after == switches) {
       ++idle;
     } else {
       idle = 0;
       *only_idle = false;
     }
+    switches = switches_after;
     if (done) return true;
-    if (idle >= kIdleYields) return false;
+    if (idle >= kIdleYields && after >= patient_until_ns) return false;
     now = after;
   }
   return false;
@@ -163,6 +199,7 @@ ShmLink& ShmLink::operator=(ShmLink&& other) noexcept {
     msg_length_ = other.msg_length_;
     read_locked_ = std::exchange(other.read_locked_, false);
     peer_gone_.store(other.peer_gone_.load());
+    woke_peer_ns_.store(other.woke_peer_ns_.load());
     error_ = std::move(other.error_);
     failed_.store(other.failed_.load());
     packets_ = std::move(other.packets_);
@@ -304,6 +341,9 @@ void ShmLink::Commit(uint64_t tail) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (w.reader_waiting.load(std::memory_order_relaxed) == 0) return;
   const uint32_t sleeper = w.reader_waiting.exchange(0, std::memory_order_seq_cst);
+  if ((sleeper & (kFutexSleeper | kPollSleeper)) != 0) {
+    woke_peer_ns_.store(MonotonicNowNs(), std::memory_order_relaxed);
+  }
   if ((sleeper & kFutexSleeper) != 0) FutexWake(&w.reader_waiting, kFutexWakeAll);
   if ((sleeper & kPollSleeper) != 0) {
     // A full socket is already readable, and a gone reader needs no wake-up: ignore both.
@@ -485,8 +525,14 @@ absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, size_t need, Deadl
     return Wait::kTimeout;
   }
   const int64_t wait_start = MonotonicNowNs();
-  if (ring::Spin(deadline, ready, kMaxSpinPauses)) return result();
-  if (bool only_idle; YieldUntil(deadline, ready, &only_idle)) {
+  bool& contended = CoreContended();
+  if (!contended && ring::Spin(deadline, ready, kMaxSpinPauses)) return result();
+  const int64_t patient_until =
+      woke_peer_ns_.load(std::memory_order_relaxed) + kWokenPeerPatienceNs;
+  bool only_idle;
+  const bool done = YieldUntil(deadline, ready, patient_until, &only_idle);
+  contended = !only_idle;
+  if (done) {
     if (only_idle) ring::SpinWouldHaveServed(MonotonicNowNs() - wait_start);
     return result();
   }

@@ -228,6 +228,9 @@ class ShmLink {
   std::atomic<bool> peer_gone_{false};
   absl::Status error_;  // a side-socket violation already consumed: every later receive returns it
   std::atomic<bool> failed_{false};  // !error_.ok(), for ReadyNow from another thread
+  // When this end's last commit that woke a sleeping reader did so (MonotonicNowNs; written by
+  // the sending thread, read by the receiving one): its answer is then waited for longer.
+  std::atomic<int64_t> woke_peer_ns_{INT64_MIN / 2};
   std::vector<Packet> packets_;
 };
 
