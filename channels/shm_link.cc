@@ -29,7 +29,7 @@ using ring::CopyOut;
 using ring::ReadOnce;
 
 constexpr uint32_t kTag = 0x4b4e4c53;  // "SLNK"
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr uint64_t kStateOffset = kShmHeaderSize;
 constexpr size_t kMaxFds = kMaxRightsFds;  // connection.h's kMaxFdsPerMessage
 // A reader sleeps on the futex this long before it moves to poll(2) on the side socket.
@@ -50,30 +50,23 @@ constexpr int kDrainBudget = 64;
 constexpr absl::string_view kOverwritten =
     "; the peer overwrote the connection's shared memory, the connection is closed";
 
-struct RecordHeader {
-  uint32_t length;
-  uint16_t fd_count;
-  uint8_t kind;
-  uint8_t zero;
-};
-
-void WriteHeader(uint8_t* ring, uint64_t cap, uint64_t pos, const RecordHeader& h) {
-  uint8_t* at = ring + (pos & (cap - 1));  // 8-aligned, so never split by the ring end
-  std::memcpy(at, &h.length, 4);
-  std::memcpy(at + 4, &h.fd_count, 2);
-  at[6] = h.kind;
-  at[7] = 0;
+// A record header is one 64-bit word (little-endian: length, descriptor count, kind, 0) at an
+// 8-aligned position, so never split by the ring end. Its store (release) is what commits the
+// record: a reader that sees it nonzero sees the record's bytes.
+std::atomic_ref<uint64_t> HeaderWord(uint8_t* ring, uint64_t cap, uint64_t pos) {
+  return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(ring + (pos & (cap - 1))));
 }
 
-RecordHeader ReadHeader(const uint8_t* ring, uint64_t cap, uint64_t pos) {
-  RecordHeader h;
-  uint8_t raw[kLinkRecordHeaderSize];
-  std::memcpy(raw, ring + (pos & (cap - 1)), sizeof(raw));  // read once, then look
-  std::memcpy(&h.length, raw, 4);
-  std::memcpy(&h.fd_count, raw + 4, 2);
-  h.kind = raw[6];
-  h.zero = raw[7];
-  return h;
+uint64_t EncodeHeader(const RecordHeader& h) {
+  return uint64_t{h.length} | uint64_t{h.fd_count} << 32 | uint64_t{h.kind} << 48 |
+         uint64_t{h.zero} << 56;
+}
+
+RecordHeader DecodeHeader(uint64_t word) {
+  return {.length = static_cast<uint32_t>(word),
+          .fd_count = static_cast<uint16_t>(word >> 32),
+          .kind = static_cast<uint8_t>(word >> 48),
+          .zero = static_cast<uint8_t>(word >> 56)};
 }
 
 // A reader's spin checks the ring after at most this many pauses (ring.h: the Queue's 16 would add
@@ -170,7 +163,6 @@ ShmLink::ShmLink(int sock, ShmSegment segment, int end, size_t cap)
   seen_closes_ = state_->closes[1 - end_].load(std::memory_order_relaxed);
   reader_seen_closes_ = seen_closes_;
   cached_head_ = out_words().head.load(std::memory_order_relaxed);
-  cached_tail_ = in_words().tail.load(std::memory_order_relaxed);
 }
 
 ShmLink::ShmLink(ShmLink&& other) noexcept { *this = std::move(other); }
@@ -189,7 +181,6 @@ ShmLink& ShmLink::operator=(ShmLink&& other) noexcept {
     seen_closes_ = other.seen_closes_;
     reader_seen_closes_ = other.reader_seen_closes_;
     next_hup_check_ns_ = other.next_hup_check_ns_;
-    cached_tail_ = other.cached_tail_;
     in_message_ = std::exchange(other.in_message_, false);
     msg_left_ = other.msg_left_;
     body_pos_ = other.body_pos_;
@@ -334,10 +325,16 @@ bool ShmLink::PeerGone() {
 // ---------------------------------------------------------------------------------------------------
 // Writing.
 
-void ShmLink::Commit(uint64_t tail) {
+void ShmLink::Commit(uint64_t pos, const RecordHeader& h, uint64_t end) {
   RingWords& w = out_words();
-  w.tail.store(tail, std::memory_order_release);
-  // Ordered against a reader that announces its sleep and then re-checks tail (see the header).
+  uint8_t* ring = out_ring();
+  // The next record's header word is zero before this one is seen (the reader polls it next):
+  // whatever an earlier lap left there must not pass for a record.
+  HeaderWord(ring, cap_, end).store(0, std::memory_order_relaxed);
+  HeaderWord(ring, cap_, pos).store(EncodeHeader(h), std::memory_order_release);
+  w.tail.store(end, std::memory_order_release);  // for the next writer
+  // Ordered against a reader that announces its sleep and then re-checks the header word (see
+  // the header).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (w.reader_waiting.load(std::memory_order_relaxed) == 0) return;
   const uint32_t sleeper = w.reader_waiting.exchange(0, std::memory_order_seq_cst);
@@ -441,11 +438,9 @@ absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int>
   }
   RingWords& w = out_words();
   ring::SideLock side(w.write_lock, Deadline::Never());
-  uint64_t tail = w.tail.load(std::memory_order_acquire);  // another writer's commit, if any
-  if ((tail & 7) != 0) {
-    return absl::DataLossError(absl::StrCat("Connection: the shared tail word (position ", tail,
-                                            ") is not 8-aligned", kOverwritten));
-  }
+  absl::StatusOr<uint64_t> at = WriteStart();
+  if (!at.ok()) return at.status();
+  uint64_t tail = *at;
   if (!fds.empty()) {
     if (absl::Status s = SendFds(tail, fds); !s.ok()) return s;
   }
@@ -453,68 +448,71 @@ absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int>
   const uint8_t* src = body.data();
   size_t left = body.size();
   const uint16_t fd_count = static_cast<uint16_t>(fds.size());
+  // Each record needs room for itself and the next record's header word, which Commit zeroes.
   if (left <= quarter) {
     const size_t rec = Align8(kLinkRecordHeaderSize + left);
-    if (absl::Status s = WaitRoom(tail, rec); !s.ok()) return s;
-    uint8_t* ring = out_ring();
-    WriteHeader(ring, cap_, tail, {static_cast<uint32_t>(left), fd_count, kLinkWhole, 0});
-    CopyIn(ring, cap_, tail + kLinkRecordHeaderSize, src, left);
-    Commit(tail + rec);
+    if (absl::Status s = WaitRoom(tail, rec + kLinkRecordHeaderSize); !s.ok()) return s;
+    CopyIn(out_ring(), cap_, tail + kLinkRecordHeaderSize, src, left);
+    Commit(tail, {static_cast<uint32_t>(left), fd_count, kLinkWhole, 0}, tail + rec);
     return absl::OkStatus();
   }
   // A start record, then parts of at most a quarter ring, each committed as soon as written.
-  if (absl::Status s = WaitRoom(tail, kLinkRecordHeaderSize); !s.ok()) return s;
-  WriteHeader(out_ring(), cap_, tail, {static_cast<uint32_t>(left), fd_count, kLinkStart, 0});
+  if (absl::Status s = WaitRoom(tail, 2 * kLinkRecordHeaderSize); !s.ok()) return s;
+  Commit(tail, {static_cast<uint32_t>(left), fd_count, kLinkStart, 0},
+         tail + kLinkRecordHeaderSize);
   tail += kLinkRecordHeaderSize;
-  Commit(tail);
   while (left > 0) {
     const size_t n = std::min(left, quarter);
     const size_t rec = Align8(kLinkRecordHeaderSize + n);
-    if (absl::Status s = WaitRoom(tail, rec); !s.ok()) return s;
-    WriteHeader(out_ring(), cap_, tail, {static_cast<uint32_t>(n), 0, kLinkPart, 0});
+    if (absl::Status s = WaitRoom(tail, rec + kLinkRecordHeaderSize); !s.ok()) return s;
     CopyIn(out_ring(), cap_, tail + kLinkRecordHeaderSize, src, n);
+    Commit(tail, {static_cast<uint32_t>(n), 0, kLinkPart, 0}, tail + rec);
     tail += rec;
-    Commit(tail);
     src += n;
     left -= n;
   }
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> ShmLink::WriteStart() {
+  RingWords& w = out_words();
+  uint64_t tail = w.tail.load(std::memory_order_acquire);  // another writer's commit, if any
+  if ((tail & 7) != 0) {
+    return absl::DataLossError(absl::StrCat("Connection: the shared tail word (position ", tail,
+                                            ") is not 8-aligned", kOverwritten));
+  }
+  // Records committed past the tail word: a writer that held the side died between a record's
+  // header and its tail store. Normally the word at tail is the zero its last Commit left.
+  for (uint64_t word;
+       (word = HeaderWord(out_ring(), cap_, tail).load(std::memory_order_relaxed)) != 0;) {
+    const RecordHeader h = DecodeHeader(word);
+    const uint64_t head = w.head.load(std::memory_order_acquire);
+    const bool known = h.zero == 0 && (h.kind == kLinkWhole || h.kind == kLinkPart ||
+                                       (h.kind == kLinkStart && h.length > cap_ / 4));
+    const uint64_t rec =
+        h.kind == kLinkStart ? kLinkRecordHeaderSize : Align8(kLinkRecordHeaderSize + h.length);
+    if (!known || (h.kind != kLinkStart && h.length > cap_ / 4) || head > tail ||
+        tail + rec + kLinkRecordHeaderSize - head > cap_) {
+      return absl::DataLossError(absl::StrCat("Connection: the outgoing ring holds a malformed ",
+                                              "record at its tail position ", tail, " (kind ",
+                                              h.kind, ", ", h.length, " bytes)", kOverwritten));
+    }
+    tail += rec;
+  }
+  return tail;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Reading.
 
-absl::StatusOr<uint64_t> ShmLink::Committed(uint64_t pos) {
-  const uint64_t tail = in_words().tail.load(std::memory_order_acquire);
-  if ((tail & 7) != 0 || tail < pos || tail - pos > cap_) {
-    // Waiting for a record (not holding the read side), `pos` may be stale: other readers of a
-    // copy of this end took records meanwhile. The caller's check after taking the read side sees
-    // the moved head and starts again.
-    if (!read_locked_ && in_words().head.load(std::memory_order_acquire) != pos) return cap_ + 1;
-    return absl::DataLossError(absl::StrCat("Connection: the shared tail word (position ", tail,
-                                            ") does not fit head position ", pos, kOverwritten));
-  }
-  cached_tail_ = tail;
-  return tail - pos;
+bool ShmLink::Sealed(uint64_t pos) {
+  // Relaxed: a reader that goes on to read the record loads the word again with acquire order.
+  return HeaderWord(in_ring(), cap_, pos).load(std::memory_order_relaxed) != 0;
 }
 
-absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, size_t need, Deadline deadline) {
-  if (cached_tail_ >= pos && cached_tail_ - pos >= need && cached_tail_ - pos <= cap_) {
-    return Wait::kReady;
-  }
-  absl::Status bad;
-  auto ready = [&]() {
-    absl::StatusOr<uint64_t> c = Committed(pos);
-    if (!c.ok()) {
-      bad = c.status();
-      return true;
-    }
-    return *c >= need;
-  };
-  auto result = [&]() -> absl::StatusOr<Wait> {
-    if (!bad.ok()) return bad;
-    return Wait::kReady;
-  };
+absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, Deadline deadline) {
+  auto ready = [&]() { return Sealed(pos); };
+  auto result = []() -> absl::StatusOr<Wait> { return Wait::kReady; };
   // The peer is gone: what it committed before it went is still read first.
   auto at_end = [&]() -> absl::StatusOr<Wait> { return ready() ? result() : Wait::kEnd; };
   if (ready()) return result();
@@ -702,7 +700,7 @@ absl::StatusOr<uint32_t> ShmLink::BeginRecv(std::vector<int>* fds, size_t max_me
       return absl::DataLossError(absl::StrCat("Connection: the shared head word (position ", head,
                                               ") is not 8-aligned", kOverwritten));
     }
-    absl::StatusOr<Wait> w = WaitData(head, kLinkRecordHeaderSize, Deadline::Never());
+    absl::StatusOr<Wait> w = WaitData(head, Deadline::Never());
     if (!w.ok()) return w.status();
     if (*w == Wait::kEnd) {
       return absl::OutOfRangeError("Connection: end of file (the peer closed its end)");
@@ -717,8 +715,9 @@ absl::StatusOr<uint32_t> ShmLink::BeginRecv(std::vector<int>* fds, size_t max_me
   absl::Cleanup unlock = [this] {
     if (!in_message_) UnlockRead();
   };
-  const uint64_t committed = cached_tail_ - head;
-  const RecordHeader h = ReadHeader(in_ring(), cap_, head);
+  // Read once (acquire: the record's bytes are then visible), then checked.
+  const RecordHeader h =
+      DecodeHeader(HeaderWord(in_ring(), cap_, head).load(std::memory_order_acquire));
   if (h.zero != 0 || (h.kind != kLinkWhole && h.kind != kLinkStart) || h.fd_count > kMaxFds) {
     return absl::DataLossError(absl::StrCat("Connection: malformed record at position ", head,
                                             " (kind ", h.kind, ", ", h.fd_count,
@@ -728,11 +727,6 @@ absl::StatusOr<uint32_t> ShmLink::BeginRecv(std::vector<int>* fds, size_t max_me
     return absl::DataLossError(absl::StrCat("Connection: a ", h.length, "-byte record at position ",
                                             head, " is above a record's limit of ", cap_ / 4,
                                             " bytes (a quarter of the ring)", kOverwritten));
-  }
-  if (h.kind == kLinkWhole && Align8(kLinkRecordHeaderSize + h.length) > committed) {
-    return absl::DataLossError(absl::StrCat("Connection: a ", h.length, "-byte record at position ",
-                                            head, " is longer than the ", committed,
-                                            " bytes committed", kOverwritten));
   }
   if (h.kind == kLinkStart && h.length <= cap_ / 4) {
     return absl::DataLossError(absl::StrCat("Connection: a ", h.length,
@@ -772,7 +766,7 @@ absl::Status ShmLink::ReadBody(uint8_t* out, size_t n) {
   while (n > 0) {
     if (part_left_ == 0) {
       const uint64_t pos = next_record_;
-      absl::StatusOr<Wait> w = WaitData(pos, kLinkRecordHeaderSize, Deadline::Never());
+      absl::StatusOr<Wait> w = WaitData(pos, Deadline::Never());
       if (!w.ok()) return w.status();
       if (*w == Wait::kEnd) {
         in_message_ = false;
@@ -781,15 +775,13 @@ absl::Status ShmLink::ReadBody(uint8_t* out, size_t n) {
             absl::StrCat("Connection: the peer closed its end in the middle of a ", msg_length_,
                          "-byte message (", msg_length_ - msg_left_, " bytes arrived)"));
       }
-      const uint64_t committed = cached_tail_ - pos;
-      const RecordHeader h = ReadHeader(in_ring(), cap_, pos);
+      const RecordHeader h =
+          DecodeHeader(HeaderWord(in_ring(), cap_, pos).load(std::memory_order_acquire));
       if (h.kind != kLinkPart || h.zero != 0 || h.fd_count != 0 || h.length == 0 ||
-          h.length > cap_ / 4 || h.length > msg_left_ ||
-          Align8(kLinkRecordHeaderSize + h.length) > committed) {
-        return absl::DataLossError(
-            absl::StrCat("Connection: malformed part record at position ", pos, " (kind ", h.kind,
-                         ", ", h.length, " bytes with ", msg_left_, " of the message left and ",
-                         committed, " committed)", kOverwritten));
+          h.length > cap_ / 4 || h.length > msg_left_) {
+        return absl::DataLossError(absl::StrCat(
+            "Connection: malformed part record at position ", pos, " (kind ", h.kind, ", ",
+            h.length, " bytes with ", msg_left_, " of the message left)", kOverwritten));
       }
       body_pos_ = pos + kLinkRecordHeaderSize;
       part_left_ = h.length;
@@ -823,15 +815,15 @@ bool ShmLink::ReadyNow() {
   // Only atomics and what Close alone changes: a thread may ask while another receives.
   if (sock_ < 0 || failed_.load(std::memory_order_relaxed) || peer_gone_) return true;
   const uint64_t head = in_words().head.load(std::memory_order_relaxed);
-  const uint64_t tail = in_words().tail.load(std::memory_order_acquire);
-  return tail != head;  // data, or words a receive will report as broken
+  // A record, or words a receive will report as broken.
+  return (head & 7) != 0 || Sealed(head);
 }
 
 absl::StatusOr<bool> ShmLink::Poll(Deadline deadline) {
   if (ReadyNow()) return true;
   const uint64_t head = in_words().head.load(std::memory_order_relaxed);
   if ((head & 7) != 0) return true;  // the receive reports it
-  absl::StatusOr<Wait> w = WaitData(head, 1, deadline);
+  absl::StatusOr<Wait> w = WaitData(head, deadline);
   if (!w.ok()) return true;  // the receive reports it (and closes the connection)
   return *w != Wait::kTimeout;
 }
