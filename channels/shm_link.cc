@@ -125,14 +125,21 @@ bool YieldUntil(Deadline deadline, Ready ready, int64_t patient_until_ns, bool* 
     sched_yield();
     const bool done = ready();
     const int64_t after = MonotonicNowNs();
-    const int64_t switches_after = ThreadContextSwitches();
-    if (after - now < kIdleYieldNs && switches_after == switches) {
-      ++idle;
-    } else {
+    // A long yield ran something else; a short one did if the count moved (counted since the
+    // last short one: a count that moved during a long one makes the next short one busy too,
+    // which only repeats what the long one said).
+    bool busy = after - now >= kIdleYieldNs;
+    if (!busy) {
+      const int64_t switches_after = ThreadContextSwitches();
+      busy = switches_after != switches;
+      switches = switches_after;
+    }
+    if (busy) {
       idle = 0;
       *only_idle = false;
+    } else {
+      ++idle;
     }
-    switches = switches_after;
     if (done) return true;
     if (idle >= kIdleYields && after >= patient_until_ns) return false;
     now = after;
