@@ -2,6 +2,7 @@
 
 #include "channels/queue.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -146,6 +147,7 @@ void Notify(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters) {
       waiters.exchange(0, std::memory_order_seq_cst) != 0) {
     seq.fetch_add(1, std::memory_order_seq_cst);
     FutexWake(&seq, kFutexWakeAll);
+    ring::WokePeerAtNs() = MonotonicNowNs();
   }
 }
 
@@ -167,6 +169,12 @@ bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters,
   if (ready()) return true;
   if (deadline.Expired()) return false;
   if (ring::Spin(deadline, ready)) return true;
+  // Just woke the peer this waits for: its answer is worth its wake-up's time (ring.h).
+  for (const int64_t until = ring::WokePeerAtNs() + ring::kWokenPeerPatienceNs;
+       MonotonicNowNs() < until && !deadline.Expired();) {
+    sched_yield();
+    if (ready()) return true;
+  }
   for (;;) {
     const uint32_t s = seq.load(std::memory_order_seq_cst);
     waiters.store(1, std::memory_order_seq_cst);

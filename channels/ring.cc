@@ -9,4 +9,9 @@ int64_t& SpinBudgetNs() {
   return budget;
 }
 
+int64_t& WokePeerAtNs() {
+  thread_local int64_t at = INT64_MIN / 2;
+  return at;
+}
+
 }  // namespace mp::ring

@@ -62,6 +62,18 @@ inline void SpinWouldHaveServed(int64_t waited_ns) {
   budget = std::min(kMaxSpinNs, std::max(budget, 2 * waited_ns));
 }
 
+// A waiter whose own last commit woke a sleeping peer (FUTEX_WAKE, or a wake-up packet) waits this
+// long past that wake-up before it sleeps too, yielding to anyone who wants the core meanwhile.
+// The peer's answer comes only after its wake-up, which on a virtual machine whose idle core halted
+// costs ~35 us (BM_RawFutex_PingPong round trips of ~70 us): a waiter that slept after its spin
+// made its own wake-up the peer's next wait, the peer then slept too, and a round trip that slept
+// once kept sleeping (2.5% of 64 B Pipe round trips sleeping made them 2-4x slower than spinning
+// ones; the Queue's round trip likewise).
+inline constexpr int64_t kWokenPeerPatienceNs = 200'000;
+// When this thread last woke a sleeping peer (MonotonicNowNs), for the Queue. A shared-memory
+// Connection keeps its own, per link: its sending and receiving threads may differ.
+int64_t& WokePeerAtNs();
+
 // Spins until ready() or the thread's budget (or `deadline`) runs out; returns ready(). The poll
 // gap grows (1 .. max_pauses pauses) so a waiting side does not keep stealing the cache line the
 // other side is writing; a pause is ~40 ns on this class of CPU, so a gap of 16 also delays

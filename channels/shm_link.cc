@@ -78,18 +78,10 @@ constexpr int kMaxSpinPauses = 2;
 // peer this reader waits for run at once, and its commit then needs no FUTEX_WAKE. A yield that
 // comes back at once means nobody else wanted the core: after kIdleYields of those in a row (or
 // kYieldPhaseNs in all) the reader goes to sleep instead, unless it is still before
-// `patient_until_ns` (see kWokenPeerPatienceNs).
+// `patient_until_ns` (see ring::kWokenPeerPatienceNs).
 constexpr int64_t kYieldPhaseNs = 50'000;
 constexpr int64_t kIdleYieldNs = 2'000;
 constexpr int kIdleYields = 8;
-
-// A reader whose own last commit woke a sleeping peer waits this long past that wake-up before it
-// sleeps too (yielding to anyone who wants the core meanwhile). The peer's answer comes only after
-// its wake-up, which on a virtual machine whose idle core halted costs ~35 us (BM_RawFutex_PingPong
-// round trips of ~70 us): a reader that slept after ~10 us of spinning made its own wake-up the
-// peer's next wait, the peer then slept too, and a round trip that slept once kept sleeping
-// (2.5% of 64 B round trips sleeping made them 2-4x slower than spinning ones).
-constexpr int64_t kWokenPeerPatienceNs = 200'000;
 
 // Whether this thread's last yield phase found other processes wanting its core. Its next wait
 // then yields at once instead of spinning first: with more runnable processes than cores (a parent
@@ -533,7 +525,7 @@ absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, Deadline deadline)
   bool& contended = CoreContended();
   if (!contended && ring::Spin(deadline, ready, kMaxSpinPauses)) return result();
   const int64_t patient_until =
-      woke_peer_ns_.load(std::memory_order_relaxed) + kWokenPeerPatienceNs;
+      woke_peer_ns_.load(std::memory_order_relaxed) + ring::kWokenPeerPatienceNs;
   bool only_idle;
   const bool done = YieldUntil(deadline, ready, patient_until, &only_idle);
   contended = !only_idle;
