@@ -17,6 +17,12 @@ int64_t MonotonicNowNs() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+int64_t CoarseMonotonicNowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
 Deadline Deadline::After(absl::Duration timeout) {
   if (timeout == absl::InfiniteDuration()) return Never();
   const int64_t now = MonotonicNowNs();

@@ -77,11 +77,15 @@ int64_t& WokePeerAtNs();
 // Spins until ready() or the thread's budget (or `deadline`) runs out; returns ready(). The poll
 // gap grows (1 .. max_pauses pauses) so a waiting side does not keep stealing the cache line the
 // other side is writing; a pause is ~40 ns on this class of CPU, so a gap of 16 also delays
-// noticing by up to ~0.6 us, which a request/reply channel cannot afford.
+// noticing by up to ~0.6 us, which a request/reply channel cannot afford. The clock is first read
+// after 8 polls (the budget counts from there; *start_ns, if given, is that time): most waits of a
+// request/reply channel end sooner, and a clock read on a virtual machine waits for the cache miss
+// of the poll before it (removing the one per Send took a 64 B Pipe round trip from 0.80 to
+// 0.62 us here).
 template <typename Ready>
-bool Spin(Deadline deadline, Ready ready, int max_pauses = 16) {
+bool Spin(Deadline deadline, Ready ready, int max_pauses = 16, int64_t* start_ns = nullptr) {
   int64_t& budget = SpinBudgetNs();
-  const int64_t start = MonotonicNowNs();
+  int64_t start = 0;
   const int kMaxPauses = max_pauses;
   int pauses = 1;
   for (int i = 1;; ++i) {
@@ -89,7 +93,14 @@ bool Spin(Deadline deadline, Ready ready, int max_pauses = 16) {
       budget = std::min(kMaxSpinNs, budget * 2);
       return true;
     }
-    if ((i & 7) == 0 && (MonotonicNowNs() - start > budget || deadline.Expired())) break;
+    if ((i & 7) == 0) {
+      const int64_t now = MonotonicNowNs();
+      if (i == 8) {
+        start = now;
+        if (start_ns != nullptr) *start_ns = now;
+      }
+      if (now - start > budget || deadline.Expired()) break;
+    }
     for (int k = 0; k < pauses; ++k) SpinPause();
     pauses = std::min(pauses * 2, kMaxPauses);
   }

@@ -40,7 +40,8 @@ constexpr int64_t kPollSliceMaxNs = 100'000'000;
 // A writer waiting for room checks for a hang-up after each slice (doubling up to the cap).
 constexpr int64_t kRoomSliceNs = 200'000;
 constexpr int64_t kRoomSliceMaxNs = 10'000'000;
-// A writer checks for a hang-up at least this often while sending.
+// A writer checks for a hang-up about this often while sending (on the coarse clock: a tick later
+// at worst).
 constexpr int64_t kHupCheckNs = 1'000'000;
 constexpr uint8_t kWakePacket = 'W';
 constexpr uint8_t kFdPacket = 'F';
@@ -427,7 +428,7 @@ absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int>
   }
   // A peer that closed (a close count moved) or may have died (now and then) is checked for.
   const uint32_t closes = state_->closes[1 - end_].load(std::memory_order_relaxed);
-  const int64_t now = MonotonicNowNs();
+  const int64_t now = CoarseMonotonicNowNs();
   if (closes != seen_closes_ || now >= next_hup_check_ns_) {
     seen_closes_ = closes;
     next_hup_check_ns_ = now + kHupCheckNs;
@@ -521,9 +522,10 @@ absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, Deadline deadline)
     if (PeerGone()) return at_end();
     return Wait::kTimeout;
   }
-  const int64_t wait_start = MonotonicNowNs();
   bool& contended = CoreContended();
-  if (!contended && ring::Spin(deadline, ready, kMaxSpinPauses)) return result();
+  int64_t wait_start = 0;
+  if (!contended && ring::Spin(deadline, ready, kMaxSpinPauses, &wait_start)) return result();
+  if (contended) wait_start = MonotonicNowNs();
   const int64_t patient_until =
       woke_peer_ns_.load(std::memory_order_relaxed) + ring::kWokenPeerPatienceNs;
   bool only_idle;
