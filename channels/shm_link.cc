@@ -104,41 +104,61 @@ int64_t ThreadContextSwitches() {
   return static_cast<int64_t>(ru.ru_nvcsw) + static_cast<int64_t>(ru.ru_nivcsw);
 }
 
-// Returns ready(); *only_idle: no yield ran another process (nobody else wanted the core). A yield
-// counts as busy when the thread's context-switch count moved: timing alone misjudges the yields
-// that ran another process for under a microsecond, which is what a yield between spinning
-// request/reply processes mostly does.
+// Whether a yield of `ns` ran another process, by its duration: one that took several times this
+// thread's fastest yield so far did (a bare sched_yield takes ~0.16 us here; one that switched to
+// another process and back takes two context switches and that process's run, ~1 us or more).
+// A short one may still have (a switch to a process that yields back at once), which only the
+// thread's context-switch count tells.
+bool LongYield(int64_t ns) {
+  thread_local int64_t fastest = kIdleYieldNs;
+  fastest = std::min(fastest, ns);
+  return ns > std::min(kIdleYieldNs, 3 * fastest + 100);
+}
+
+// Returns ready(); *only_idle: no yield ran another process (nobody else wanted the core). A phase
+// with a long yield (LongYield) was not idle; one of short yields only is idle if the thread's
+// context-switch count (getrusage, about as costly as a yield) did not move since it was last read:
+// at the end of the phase, and after every kIdleYields short yields in a row, before the waiter
+// goes to sleep on their word. So a waiter on a busy core, whose yields run other processes, makes
+// no getrusage calls (they cost the 4-worker Pipe row ~15%).
 template <typename Ready>
 bool YieldUntil(Deadline deadline, Ready ready, int64_t patient_until_ns, bool* only_idle) {
+  thread_local int64_t last_switches = -1;
+  // Whether the count moved since it was last read (and reads it).
+  auto switched = [&]() {
+    const int64_t switches = ThreadContextSwitches();
+    const bool moved = switches != last_switches;
+    last_switches = switches;
+    return moved;
+  };
   const int64_t start = MonotonicNowNs();
   const int64_t phase_end = std::max(start + kYieldPhaseNs, patient_until_ns);
-  int idle = 0;
-  *only_idle = true;
-  int64_t switches = ThreadContextSwitches();
+  int short_yields = 0;  // in a row
+  bool busy = false;
+  bool done = false;
   for (int64_t now = start; now < phase_end && !deadline.Expired();) {
     sched_yield();
-    const bool done = ready();
+    done = ready();
     const int64_t after = MonotonicNowNs();
-    // A long yield ran something else; a short one did if the count moved (counted since the
-    // last short one: a count that moved during a long one makes the next short one busy too,
-    // which only repeats what the long one said).
-    bool busy = after - now >= kIdleYieldNs;
-    if (!busy) {
-      const int64_t switches_after = ThreadContextSwitches();
-      busy = switches_after != switches;
-      switches = switches_after;
-    }
-    if (busy) {
-      idle = 0;
-      *only_idle = false;
+    if (LongYield(after - now)) {
+      busy = true;
+      short_yields = 0;
     } else {
-      ++idle;
+      ++short_yields;
     }
-    if (done) return true;
-    if (idle >= kIdleYields && after >= patient_until_ns) return false;
+    if (done) break;
+    if (short_yields >= kIdleYields && after >= patient_until_ns) {
+      if (!switched()) {
+        *only_idle = !busy;
+        return false;
+      }
+      busy = true;
+      short_yields = 0;
+    }
     now = after;
   }
-  return false;
+  *only_idle = !busy && !switched();
+  return done;
 }
 
 size_t SegmentBytes(size_t cap) { return sizeof(LinkState) + 2 * cap; }
