@@ -115,13 +115,20 @@ class SideLock {
  public:
   SideLock(std::atomic<uint32_t>& word, Deadline deadline) : word_(word) {
     const pid_t tid = CurrentThreadId();
-    held_ = OwnerTryLock(word, tid) ||  // inline fast path
-            OwnerLock(word, tid, /*block=*/true, deadline).result != OwnerLockResult::kTimedOut;
+    if (OwnerTryLock(word, tid)) {  // inline fast path
+      held_ = true;
+      return;
+    }
+    const OwnerLockResult r = OwnerLock(word, tid, /*block=*/true, deadline).result;
+    held_ = r != OwnerLockResult::kTimedOut;
+    recovered_ = r == OwnerLockResult::kRecovered;
   }
   ~SideLock() { Unlock(); }
   SideLock(const SideLock&) = delete;
   SideLock& operator=(const SideLock&) = delete;
   bool held() const { return held_; }
+  // Taken over from a holder that died (whatever it left half done is the new holder's to see).
+  bool recovered() const { return recovered_; }
   void Unlock() {
     if (held_) OwnerUnlock(word_);
     held_ = false;
@@ -133,6 +140,7 @@ class SideLock {
  private:
   std::atomic<uint32_t>& word_;
   bool held_ = false;
+  bool recovered_ = false;
 };
 
 }  // namespace mp::ring

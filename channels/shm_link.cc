@@ -459,7 +459,7 @@ absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int>
   }
   RingWords& w = out_words();
   ring::SideLock side(w.write_lock, Deadline::Never());
-  absl::StatusOr<uint64_t> at = WriteStart();
+  absl::StatusOr<uint64_t> at = WriteStart(side.recovered());
   if (!at.ok()) return at.status();
   uint64_t tail = *at;
   if (!fds.empty()) {
@@ -495,7 +495,7 @@ absl::Status ShmLink::Send(absl::Span<const uint8_t> body, absl::Span<const int>
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> ShmLink::WriteStart() {
+absl::StatusOr<uint64_t> ShmLink::WriteStart(bool after_dead_writer) {
   RingWords& w = out_words();
   uint64_t tail = w.tail.load(std::memory_order_acquire);  // another writer's commit, if any
   if ((tail & 7) != 0) {
@@ -503,7 +503,10 @@ absl::StatusOr<uint64_t> ShmLink::WriteStart() {
                                             ") is not 8-aligned", kOverwritten));
   }
   // Records committed past the tail word: a writer that held the side died between a record's
-  // header and its tail store. Normally the word at tail is the zero its last Commit left.
+  // header and its tail store (a writer that unlocked stored its tail first). The word at tail is
+  // otherwise the zero the last Commit left, and only the peer could have changed it since: this
+  // writer overwrites it either way.
+  if (!after_dead_writer) return tail;
   for (uint64_t word;
        (word = HeaderWord(out_ring(), cap_, tail).load(std::memory_order_relaxed)) != 0;) {
     const RecordHeader h = DecodeHeader(word);

@@ -201,9 +201,10 @@ class ShmLink {
   absl::StatusOr<Wait> WaitData(uint64_t pos, Deadline deadline);
   // Waits for room for `rec` bytes at `tail` in the outgoing ring.
   absl::Status WaitRoom(uint64_t tail, size_t rec);
-  // The outgoing ring's tail for a new message (the write side held): the tail word, past any
-  // records a writer that died committed without storing it (checked: kDataLoss).
-  absl::StatusOr<uint64_t> WriteStart();
+  // The outgoing ring's tail for a new message (the write side held): the tail word, and after
+  // taking the side over from a writer that died, past any records it committed without storing
+  // the tail (checked: kDataLoss).
+  absl::StatusOr<uint64_t> WriteStart(bool after_dead_writer);
   // Commits the record at `pos` (its bytes written) whose header is `h` and which ends at `end`,
   // and wakes a sleeping reader.
   void Commit(uint64_t pos, const RecordHeader& h, uint64_t end);
