@@ -115,14 +115,16 @@ bool LongYield(int64_t ns) {
   return ns > std::min(kIdleYieldNs, 3 * fastest + 100);
 }
 
-// Returns ready(); *only_idle: no yield ran another process (nobody else wanted the core). A phase
+// Yields from `start` (now, MonotonicNowNs) until ready(), the phase's end or `deadline`. Returns
+// ready(); *only_idle: no yield ran another process (nobody else wanted the core). A phase
 // with a long yield (LongYield) was not idle; one of short yields only is idle if the thread's
 // context-switch count (getrusage, about as costly as a yield) did not move since it was last read:
 // at the end of the phase, and after every kIdleYields short yields in a row, before the waiter
 // goes to sleep on their word. So a waiter on a busy core, whose yields run other processes, makes
 // no getrusage calls (they cost the 4-worker Pipe row ~15%).
 template <typename Ready>
-bool YieldUntil(Deadline deadline, Ready ready, int64_t patient_until_ns, bool* only_idle) {
+bool YieldUntil(Deadline deadline, Ready ready, int64_t start, int64_t patient_until_ns,
+                bool* only_idle) {
   thread_local int64_t last_switches = -1;
   // Whether the count moved since it was last read (and reads it).
   auto switched = [&]() {
@@ -131,7 +133,6 @@ bool YieldUntil(Deadline deadline, Ready ready, int64_t patient_until_ns, bool* 
     last_switches = switches;
     return moved;
   };
-  const int64_t start = MonotonicNowNs();
   const int64_t phase_end = std::max(start + kYieldPhaseNs, patient_until_ns);
   int short_yields = 0;  // in a row
   bool busy = false;
@@ -548,19 +549,22 @@ absl::StatusOr<ShmLink::Wait> ShmLink::WaitData(uint64_t pos, Deadline deadline)
   }
   bool& contended = CoreContended();
   int64_t wait_start = 0;
-  if (!contended && ring::Spin(deadline, ready, kMaxSpinPauses, &wait_start)) return result();
+  int64_t yield_start = 0;
   if (contended) {
     // A few polls first (~0.2 us): an answer already on its way needs no context switch.
     for (int i = 0; i < kContendedPolls; ++i) {
       SpinPause();
       if (ready()) return result();
     }
-    wait_start = MonotonicNowNs();
+    wait_start = yield_start = MonotonicNowNs();
+  } else {
+    if (ring::Spin(deadline, ready, kMaxSpinPauses, &wait_start)) return result();
+    yield_start = MonotonicNowNs();
   }
   const int64_t patient_until =
       woke_peer_ns_.load(std::memory_order_relaxed) + ring::kWokenPeerPatienceNs;
   bool only_idle;
-  const bool done = YieldUntil(deadline, ready, patient_until, &only_idle);
+  const bool done = YieldUntil(deadline, ready, yield_start, patient_until, &only_idle);
   contended = !only_idle;
   if (done) {
     if (only_idle) ring::SpinWouldHaveServed(MonotonicNowNs() - wait_start);
