@@ -1,0 +1,62 @@
+// Copyright 2026 The mp Authors.
+//
+// managers/builtins.h — the server side of the built-in shared types of a Manager (CPython's
+// SyncManager): dict, list, Namespace, Value, Array. Internal to managers/.
+//
+// They hold encoded values (managers/wire.h: one string per value), never C++ objects, so a server
+// serves a Dict<K, V> of any K and V, also one built by another program: the proxies
+// (managers/collections.h) encode and decode, and the object's type
+// fingerprint, fixed by the proxy that created it, keeps every caller to the same K and V. Two
+// keys are the same key when their encodings are equal: for every Codec mp ships that is equality
+// of the values, except floating point (0.0 and -0.0 are two keys, a NaN key can be found again).
+//
+// Methods and their arguments (each argument and result one encoded value; i64 indices count from
+// the end when negative, as Python's do):
+//   dict       getitem(k)->v  setitem(k, v)  delitem(k)  contains(k)->bool  len->u64
+//              items->k,v,...  keys->k...  values->v...  update(k, v, ...)  pop(k)->v
+//              setdefault(k, v)->v  popitem->k,v  clear
+//              (a missing key is kNotFound, Python's KeyError)
+//   list       append(v)  extend(v...)  insert(i64, v)  getitem(i64)->v  setitem(i64, v)
+//              delitem(i64)  pop(i64)->v  len->u64  index(v)->i64  count(v)->u64  remove(v)
+//              slice(i64 start, i64 stop)->v...  clear  reverse
+//              (an index out of range is kOutOfRange, IndexError; a value not in the list is
+//              kNotFound, ValueError)
+//   Namespace  getattr(name)->u64 type, v  setattr(name, u64 type, v)  delattr(name)
+//              names->str...   (a name argument is its raw bytes; a missing attribute is
+//              kNotFound, AttributeError)
+//   Value      get->v  set(v)
+//   Array      getitem(i64)->v  setitem(i64, v)  len->u64  slice(i64, i64)->v...
+//              (made with its elements as arguments)
+
+#ifndef MP_MANAGERS_BUILTINS_H_
+#define MP_MANAGERS_BUILTINS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "managers/served_object.h"
+
+namespace mp::managers_internal {
+
+// Adds every built-in typeid ("dict", "list", "Namespace", "Value", "Array") to `table`.
+absl::Status AddBuiltins(TypeTable& table);
+
+// kInvalidArgument unless `args` has `n` values: "<type>.<method> takes n arguments, the call
+// sent m".
+absl::Status CheckArgCount(absl::string_view type_name, absl::string_view method,
+                           absl::Span<const std::string> args, size_t n);
+// kInvalidArgument naming the method: "<type> has no method <method>".
+absl::Status NoSuchMethod(absl::string_view type_name, absl::string_view method);
+// Decodes a fixed-width little-endian integer argument (an index, a count, a timeout).
+absl::StatusOr<int64_t> DecodeI64(absl::string_view type_name, absl::string_view method,
+                                  const std::string& arg);
+std::string EncodeU64(uint64_t v);
+std::string EncodeI64(int64_t v);
+std::string EncodeBool(bool v);
+
+}  // namespace mp::managers_internal
+
+#endif  // MP_MANAGERS_BUILTINS_H_

@@ -1,0 +1,373 @@
+// Copyright 2026 The mp Authors.
+//
+// Manager and its built-in collections under every start method: each proxy method and its
+// errors, proxies passed to children, reference counting (copies, children, a client that dies
+// holding references), the server's death, remote (TCP) use, and registered classes.
+
+#include "managers/manager.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "managers/collections.h"
+#include "managers/registry.h"
+#include "start_methods/process.h"
+#include "start_methods/test_methods.h"
+#include "start_methods/test_util.h"
+
+namespace manager_test {
+
+using ::absl::StatusCode;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+// ---- A registered class ----
+
+class Counter {
+ public:
+  Counter() = default;
+  explicit Counter(int64_t start) : n_(start) {}
+  int64_t Add(int64_t d) { return n_ += d; }
+  int64_t Get() const { return n_; }
+  absl::Status Reset(int64_t to) {
+    if (to < 0) return absl::InvalidArgumentError("negative reset");
+    n_ = to;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> Describe(std::string prefix) const {
+    return absl::StrCat(prefix, n_);
+  }
+  void Throw() { throw std::runtime_error("counter broke"); }
+  Counter Fork() const { return Counter(n_ * 2); }
+
+ private:
+  int64_t n_ = 0;
+};
+
+Counter MakeCounter(int64_t start) { return Counter(start); }
+
+void CounterTypes(mp::TypeRegistry& r) {
+  r.Register<Counter>("Counter", &MakeCounter)
+      .Expose<&Counter::Add>("add")
+      .Expose<&Counter::Get>("get")
+      .Expose<&Counter::Reset>("reset")
+      .Expose<&Counter::Describe>("describe")
+      .Expose<&Counter::Throw>("throw")
+      .ExposeProxy<&Counter::Fork>("fork");
+}
+
+// ---- Children ----
+
+absl::Status FillDict(mp::DictProxy<std::string, int64_t> d, mp::ListProxy<int64_t> l, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (absl::Status s = d.Set(absl::StrCat("k", i), i * i); !s.ok()) return s;
+    if (absl::Status s = l.Append(i); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddToCounter(mp::Proxy<Counter> c, int64_t times) {
+  for (int64_t i = 0; i < times; ++i) {
+    absl::StatusOr<int64_t> n = c.Call<&Counter::Add>(1);
+    if (!n.ok()) return n.status();
+  }
+  return absl::OkStatus();
+}
+
+// Connects to the manager at `address`, makes `n` objects, and dies without dropping them.
+absl::Status LeakAndDie(std::string address, std::string authkey, int64_t n) {
+  absl::StatusOr<mp::Manager> m = mp::Manager::Connect(address, authkey);
+  if (!m.ok()) return m.status();
+  std::vector<mp::DictProxy<int64_t, int64_t>> held;
+  for (int64_t i = 0; i < n; ++i) {
+    absl::StatusOr<mp::DictProxy<int64_t, int64_t>> d = m->Dict<int64_t, int64_t>();
+    if (!d.ok()) return d.status();
+    held.push_back(*std::move(d));
+  }
+  ::kill(::getpid(), SIGKILL);
+  return absl::InternalError("not killed");
+}
+
+// Reads a value through a proxy it received, and writes it back doubled.
+absl::Status Double(mp::ValueProxy<int64_t> v) {
+  absl::StatusOr<int64_t> x = v.Get();
+  if (!x.ok()) return x.status();
+  return v.Set(*x * 2);
+}
+
+template <typename M>
+class ManagerTest : public ::testing::Test {
+ protected:
+  mp::Manager Start(mp::ManagerOptions options = {}) {
+    absl::StatusOr<mp::Manager> m = mp::Manager::Start<&CounterTypes>(M::Get(), std::move(options));
+    EXPECT_TRUE(m.ok()) << m.status();
+    if (!m.ok()) std::abort();
+    return *std::move(m);
+  }
+  mp::Process Run(mp::Target target) {
+    absl::StatusOr<mp::Process> p = mp::Process::Create(M::Get(), std::move(target));
+    EXPECT_TRUE(p.ok()) << p.status();
+    mp::Process process = guard_.Add(*std::move(p));
+    EXPECT_TRUE(process.Start().ok());
+    return process;
+  }
+  static void ExpectExit(mp::Process& p, int code) {
+    ASSERT_TRUE(p.Join(absl::Seconds(60)).ok());
+    EXPECT_EQ(p.ExitCode(), code);
+  }
+  // Waits (bounded) until the server holds `n` objects: a session's end reaches it asynchronously.
+  static void ExpectObjectCountBecomes(const mp::Manager& m, size_t n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    absl::StatusOr<size_t> count = m.ObjectCount();
+    while (count.ok() && *count != n && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(1));
+      count = m.ObjectCount();
+    }
+    ASSERT_TRUE(count.ok()) << count.status();
+    EXPECT_EQ(*count, n);
+  }
+
+  mp::testing::ChildGuard guard_;
+};
+TYPED_TEST_SUITE(ManagerTest, mp::testing::AllStartMethods, mp::testing::StartMethodNames);
+
+TYPED_TEST(ManagerTest, DictMethods) {
+  mp::Manager m = this->Start();
+  const std::vector<std::pair<std::string, int64_t>> initial = {{"a", 1}, {"b", 2}};
+  absl::StatusOr<mp::DictProxy<std::string, int64_t>> d =
+      m.Dict<std::string, int64_t>(absl::MakeConstSpan(initial));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(*d->Get("a"), 1);
+  EXPECT_EQ(d->Get("zz").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*d->Get("zz", 7), 7);
+  ASSERT_TRUE(d->Set("c", 3).ok());
+  ASSERT_TRUE(d->Set("a", 10).ok());  // keeps its place
+  EXPECT_THAT(*d->Items(), ElementsAre(Pair("a", 10), Pair("b", 2), Pair("c", 3)));
+  EXPECT_THAT(*d->Keys(), ElementsAre("a", "b", "c"));
+  EXPECT_THAT(*d->Values(), ElementsAre(10, 2, 3));
+  EXPECT_TRUE(*d->Contains("b"));
+  EXPECT_FALSE(*d->Contains("zz"));
+  EXPECT_EQ(*d->Size(), 3u);
+  EXPECT_EQ(*d->Pop("b"), 2);
+  EXPECT_EQ(d->Pop("b").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*d->Pop("b", -1), -1);
+  EXPECT_EQ(*d->SetDefault("a", 99), 10);
+  EXPECT_EQ(*d->SetDefault("d", 4), 4);
+  EXPECT_EQ(d->Erase("zz").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(d->Erase("c").ok());
+  EXPECT_THAT(*d->PopItem(), Pair("d", 4));
+  ASSERT_TRUE(d->Clear().ok());
+  EXPECT_EQ(*d->Size(), 0u);
+  EXPECT_EQ(d->PopItem().status().code(), StatusCode::kNotFound);
+}
+
+TYPED_TEST(ManagerTest, ListMethods) {
+  mp::Manager m = this->Start();
+  const std::vector<int64_t> initial = {1, 2, 3};
+  absl::StatusOr<mp::ListProxy<int64_t>> l = m.List<int64_t>(absl::MakeConstSpan(initial));
+  ASSERT_TRUE(l.ok()) << l.status();
+  ASSERT_TRUE(l->Append(4).ok());
+  const std::vector<int64_t> more = {5, 3};
+  ASSERT_TRUE(l->Extend(absl::MakeConstSpan(more)).ok());
+  EXPECT_THAT(*l->ToVector(), ElementsAre(1, 2, 3, 4, 5, 3));
+  EXPECT_EQ(*l->Get(0), 1);
+  EXPECT_EQ(*l->Get(-1), 3);
+  EXPECT_EQ(l->Get(6).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(l->Get(-7).status().code(), StatusCode::kOutOfRange);
+  ASSERT_TRUE(l->Set(1, 20).ok());
+  ASSERT_TRUE(l->Insert(0, 0).ok());
+  ASSERT_TRUE(l->Insert(100, 9).ok());  // clamps: appends
+  EXPECT_THAT(*l->ToVector(), ElementsAre(0, 1, 20, 3, 4, 5, 3, 9));
+  EXPECT_EQ(*l->Index(3), 3);
+  EXPECT_EQ(l->Index(42).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*l->Count(3), 2u);
+  ASSERT_TRUE(l->Remove(3).ok());
+  EXPECT_EQ(l->Remove(42).code(), StatusCode::kNotFound);
+  EXPECT_THAT(*l->Slice(1, 3), ElementsAre(1, 20));
+  EXPECT_THAT(*l->Slice(-2, 100), ElementsAre(3, 9));
+  EXPECT_THAT(*l->Slice(5, 2), ElementsAre());
+  EXPECT_EQ(*l->Pop(), 9);
+  EXPECT_EQ(*l->Pop(0), 0);
+  ASSERT_TRUE(l->Erase(0).ok());
+  ASSERT_TRUE(l->Reverse().ok());
+  EXPECT_THAT(*l->ToVector(), ElementsAre(3, 5, 4, 20));
+  EXPECT_EQ(*l->Size(), 4u);
+  ASSERT_TRUE(l->Clear().ok());
+  EXPECT_EQ(l->Pop().status().code(), StatusCode::kOutOfRange);
+}
+
+TYPED_TEST(ManagerTest, NamespaceValueArray) {
+  mp::Manager m = this->Start();
+  absl::StatusOr<mp::NamespaceProxy> ns = m.Namespace();
+  ASSERT_TRUE(ns.ok()) << ns.status();
+  ASSERT_TRUE(ns->Set("x", int64_t{1}).ok());
+  ASSERT_TRUE(ns->Set("y", std::string("hello")).ok());
+  EXPECT_EQ(*ns->Get<int64_t>("x"), 1);
+  EXPECT_EQ(*ns->Get<std::string>("y"), "hello");
+  absl::StatusOr<std::string> wrong = ns->Get<std::string>("x");
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(wrong.status().message(), HasSubstr("i64"));
+  EXPECT_EQ(ns->Get<int64_t>("z").status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(*ns->Names(), ElementsAre("x", "y"));
+  ASSERT_TRUE(ns->Erase("x").ok());
+  EXPECT_EQ(ns->Erase("x").code(), StatusCode::kNotFound);
+
+  absl::StatusOr<mp::ValueProxy<double>> v = m.Value<double>(1.5);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v->Get(), 1.5);
+  ASSERT_TRUE(v->Set(2.5).ok());
+  EXPECT_EQ(*v->Get(), 2.5);
+
+  absl::StatusOr<mp::ArrayProxy<int32_t>> a = m.Array<int32_t>(3);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_THAT(*a->ToVector(), ElementsAre(0, 0, 0));
+  ASSERT_TRUE(a->Set(-1, 7).ok());
+  EXPECT_EQ(*a->Get(2), 7);
+  EXPECT_EQ(a->Set(3, 1).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(*a->Size(), 3u);
+  const std::vector<int32_t> init = {4, 5};
+  absl::StatusOr<mp::ArrayProxy<int32_t>> b = m.Array<int32_t>(absl::MakeConstSpan(init));
+  EXPECT_THAT(*b->Slice(0, 2), ElementsAre(4, 5));
+}
+
+TYPED_TEST(ManagerTest, ProxiesTravelToChildren) {
+  mp::Manager m = this->Start();
+  absl::StatusOr<mp::DictProxy<std::string, int64_t>> d = m.Dict<std::string, int64_t>();
+  absl::StatusOr<mp::ListProxy<int64_t>> l = m.List<int64_t>();
+  ASSERT_TRUE(d.ok() && l.ok());
+  mp::Process p = this->Run(mp::Call<&FillDict>(*d, *l, int64_t{10}));
+  this->ExpectExit(p, 0);
+  EXPECT_EQ(*d->Size(), 10u);
+  EXPECT_EQ(*d->Get("k9"), 81);
+  EXPECT_EQ(*l->Size(), 10u);
+
+  absl::StatusOr<mp::ValueProxy<int64_t>> v = m.Value<int64_t>(21);
+  mp::Process q = this->Run(mp::Call<&Double>(*v));
+  this->ExpectExit(q, 0);
+  EXPECT_EQ(*v->Get(), 42);
+}
+
+TYPED_TEST(ManagerTest, ObjectsDieWithTheirLastProxy) {
+  mp::Manager m = this->Start();
+  EXPECT_EQ(*m.ObjectCount(), 0u);
+  {
+    absl::StatusOr<mp::DictProxy<int64_t, int64_t>> d = m.Dict<int64_t, int64_t>();
+    ASSERT_TRUE(d.ok());
+    EXPECT_EQ(*m.ObjectCount(), 1u);
+    mp::DictProxy<int64_t, int64_t> copy = *d;  // shares the reference
+    {
+      mp::DictProxy<int64_t, int64_t> moved = std::move(*d);
+      EXPECT_EQ(*m.ObjectCount(), 1u);
+    }
+    ASSERT_TRUE(copy.Set(1, 2).ok());
+    EXPECT_EQ(*m.ObjectCount(), 1u);
+  }
+  EXPECT_EQ(*m.ObjectCount(), 0u);
+
+  // A child's reference keeps the object alive while it runs; its end drops it.
+  absl::StatusOr<mp::ValueProxy<int64_t>> v = m.Value<int64_t>(1);
+  mp::Process p = this->Run(mp::Call<&Double>(*v));
+  this->ExpectExit(p, 0);
+  EXPECT_EQ(*v->Get(), 2);
+  this->ExpectObjectCountBecomes(m, 1);
+}
+
+TYPED_TEST(ManagerTest, AClientThatDiesHoldingReferencesLeaksNothing) {
+  mp::Manager m = this->Start();
+  mp::Process p = this->Run(mp::Call<&LeakAndDie>(m.address(), m.authkey(), int64_t{5}));
+  ASSERT_TRUE(p.Join(absl::Seconds(60)).ok());
+  EXPECT_EQ(p.ExitCode(), -SIGKILL);
+  this->ExpectObjectCountBecomes(m, 0);
+}
+
+TYPED_TEST(ManagerTest, EveryCallIsUnavailableOnceTheServerIsKilled) {
+  mp::Manager m = this->Start();
+  absl::StatusOr<mp::DictProxy<int64_t, int64_t>> d = m.Dict<int64_t, int64_t>();
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(d->Set(1, 1).ok());
+  ASSERT_NE(m.process(), nullptr);
+  const std::string socket = m.address();
+  ASSERT_TRUE(const_cast<mp::Process*>(m.process())->Kill().ok());
+  ASSERT_TRUE(m.Join(absl::Seconds(60)).ok());
+  absl::Status s = d->Set(2, 2);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s;
+  EXPECT_EQ(d->Get(1).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ((m.Dict<int64_t, int64_t>().status().code()), StatusCode::kUnavailable);
+  EXPECT_TRUE(m.Shutdown().ok());
+  // A SIGKILLed server leaves its socket file: remove what it made.
+  ::unlink(socket.c_str());
+  ::rmdir(socket.substr(0, socket.rfind('/')).c_str());
+}
+
+TYPED_TEST(ManagerTest, ShutdownEndsTheServer) {
+  mp::Manager m = this->Start();
+  absl::StatusOr<mp::ListProxy<int64_t>> l = m.List<int64_t>();
+  ASSERT_TRUE(l.ok());
+  const std::string socket = m.address();
+  ASSERT_TRUE(m.Shutdown().ok());
+  EXPECT_FALSE(m.process()->IsAlive());
+  EXPECT_EQ(m.process()->ExitCode(), 0);
+  EXPECT_EQ(l->Append(1).code(), StatusCode::kUnavailable);
+  EXPECT_NE(::access(socket.c_str(), F_OK), 0);  // it removed its socket
+  EXPECT_TRUE(m.Shutdown().ok());                // idempotent
+}
+
+TYPED_TEST(ManagerTest, RemoteOverTcp) {
+  mp::Manager m = this->Start({.address = "127.0.0.1:0", .authkey = "remote secret"});
+  EXPECT_THAT(m.address(), HasSubstr("127.0.0.1:"));
+  absl::StatusOr<mp::Manager> other = mp::Manager::Connect(m.address(), "remote secret");
+  ASSERT_TRUE(other.ok()) << other.status();
+  absl::StatusOr<mp::DictProxy<std::string, int64_t>> d = other->Dict<std::string, int64_t>();
+  absl::StatusOr<mp::ListProxy<int64_t>> l = other->List<int64_t>();
+  ASSERT_TRUE(d.ok() && l.ok());
+  mp::Process p = this->Run(mp::Call<&FillDict>(*d, *l, int64_t{3}));
+  this->ExpectExit(p, 0);
+  EXPECT_EQ(*d->Get("k2"), 4);
+  absl::StatusOr<mp::Manager> wrong = mp::Manager::Connect(m.address(), "wrong");
+  EXPECT_EQ(wrong.status().code(), StatusCode::kUnauthenticated) << wrong.status();
+  EXPECT_EQ(other->Shutdown().code(), StatusCode::kFailedPrecondition);
+}
+
+TYPED_TEST(ManagerTest, RegisteredClass) {
+  mp::Manager m = this->Start();
+  absl::StatusOr<mp::Proxy<Counter>> c = m.Create<Counter>(int64_t{10});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(*c->Call<&Counter::Add>(5), 15);
+  EXPECT_EQ(*c->Call<&Counter::Get>(), 15);
+  EXPECT_EQ(*c->Call<&Counter::Describe>("n="), "n=15");
+  EXPECT_EQ(c->Call<&Counter::Reset>(-1).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(c->Call<&Counter::Reset>(1).ok());
+  absl::Status thrown = c->Call<&Counter::Throw>();
+  EXPECT_EQ(thrown.code(), StatusCode::kUnknown);
+  EXPECT_THAT(thrown.message(), HasSubstr("counter broke"));
+
+  mp::Process p = this->Run(mp::Call<&AddToCounter>(*c, int64_t{100}));
+  this->ExpectExit(p, 0);
+  EXPECT_EQ(*c->Call<&Counter::Get>(), 101);
+
+  absl::StatusOr<mp::Proxy<Counter>> forked = c->CallProxy<&Counter::Fork>();
+  ASSERT_TRUE(forked.ok()) << forked.status();
+  EXPECT_EQ(*forked->Call<&Counter::Get>(), 202);
+  EXPECT_EQ(*m.ObjectCount(), 2u);
+
+  // The factory's parameter types, exactly.
+  absl::StatusOr<mp::Proxy<Counter>> bad = m.Create<Counter>(int32_t{1});
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << bad.status();
+}
+
+}  // namespace manager_test

@@ -1,0 +1,202 @@
+// Copyright 2026 The mp Authors.
+//
+// managers/proxy.h — mp::BaseProxy: a reference to an object that lives in a manager's server
+// (CPython's multiprocessing.managers.BaseProxy). The typed proxies (managers/collections.h for
+// Dict, List, Namespace, Value, Array; managers/registry.h's Proxy<T> for registered classes)
+// build on it.
+//
+// What a proxy is: a Token (the server's address, the authkey, the object's id and type) and a
+// reference the server counts. The object lives while some proxy in some process refers to it
+// (CPython's incref/decref): copies of a proxy in one process share one reference; a proxy that
+// travels to another process (a spawn or forkserver argument, a Queue item, a Pipe message:
+// every proxy has a Codec) takes a reference of its own when it is decoded there, and a fork
+// child takes its own on its first call. When the last proxy of a process goes, its reference is
+// dropped, and when a process dies holding proxies the server drops their references itself
+// (managers/server.h). Hand a proxy over while you still hold it: a receiver that decodes it after
+// every other reference is gone gets kNotFound (as CPython's).
+//
+// A proxy's bytes hold the manager's authkey (a receiver needs it to connect): send proxies only
+// to processes you would give the authkey.
+//
+// Calls: each method of a proxy is one round trip to the server (managers/client.h). Errors are
+// the method's own (KeyError is kNotFound...), or kUnavailable when the server cannot be reached
+// or went away during the call, also for a call that was blocked in it; an empty proxy (default
+// constructed or moved from) is kFailedPrecondition.
+//
+// Thread safety: a proxy object may be used by several threads at once (each call runs on a
+// connection of its own).
+
+#ifndef MP_MANAGERS_PROXY_H_
+#define MP_MANAGERS_PROXY_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "base/mutex.h"
+#include "serialize/codec.h"
+
+namespace mp {
+
+namespace managers_internal {
+class ServerClient;  // managers/client.h
+}  // namespace managers_internal
+
+// Which object of which server: what a proxy's Codec carries.
+struct Token {
+  std::string address;                 // the server's Listener address
+  std::optional<std::string> authkey;  // its authkey (nullopt: none)
+  uint64_t id = 0;                     // the object's id in that server
+  uint64_t type = 0;                   // fingerprint of the object's type (see managers/wire.h)
+  std::string type_name;               // for messages: "mp::Dict<str,i64>"
+};
+MP_FIELDS(Token, address, authkey, id, type, type_name);
+
+class BaseProxy {
+ public:
+  // An empty proxy: every call is kFailedPrecondition.
+  BaseProxy() = default;
+
+  bool empty() const { return ref_ == nullptr; }
+  // The token (an empty one for an empty proxy).
+  const Token& token() const;
+
+  // CPython's _callmethod: calls `method` with encoded arguments and returns the encoded results.
+  // `signature` is the method's type fingerprint (0 for built-in types); `server_timeout` bounds a
+  // blocking method's wait in the server (nullopt: no bound).
+  absl::StatusOr<std::vector<std::string>> CallMethod(
+      absl::string_view method, std::vector<std::string> args, uint64_t signature = 0,
+      std::optional<absl::Duration> server_timeout = std::nullopt) const;
+
+  // A proxy for the object `token` names, with a reference of its own (an incref). kNotFound if
+  // the object is gone, kUnavailable if its server cannot be reached.
+  static absl::StatusOr<BaseProxy> Attach(Token token);
+  // A proxy that takes over a reference this process's session already holds (the one a create
+  // request or a method returning an object gave it).
+  static BaseProxy Adopt(Token token);
+  // Asks the server at `address` for a new object of `type_id` (a create request) and returns its
+  // proxy. `type` / `type_name` are the fingerprint and name of the proxy type; `args` the
+  // encoded constructor arguments; `signature` the fingerprint of their types (0: built-in).
+  static absl::StatusOr<BaseProxy> Create(const std::string& address,
+                                          const std::optional<std::string>& authkey,
+                                          absl::string_view type_id, uint64_t type,
+                                          std::string type_name, std::vector<std::string> args,
+                                          uint64_t signature = 0);
+
+ private:
+  // The reference: one per process, shared by the copies of a proxy in that process.
+  struct Ref {
+    Ref(Token t, std::shared_ptr<managers_internal::ServerClient> c, pid_t p)
+        : token(std::move(t)), client(std::move(c)), pid(p) {}
+    Ref(const Ref&) = delete;
+    Ref& operator=(const Ref&) = delete;
+    ~Ref();  // drops the reference (a decref), in the process that took it
+
+    const Token token;
+    const std::shared_ptr<managers_internal::ServerClient> client;
+    const pid_t pid;
+  };
+  // The reference of this process: ref_, or (in a fork child, whose ref_ is its parent's) a new
+  // one taken now.
+  absl::StatusOr<std::shared_ptr<Ref>> ThisProcessRef() const;
+
+  mutable Mutex mu_;  // guards ref_ replacing itself in a fork child
+  mutable std::shared_ptr<Ref> ref_;
+
+ public:
+  BaseProxy(const BaseProxy& other) : ref_(other.Snapshot()) {}
+  BaseProxy& operator=(const BaseProxy& other) {
+    if (this != &other) {
+      std::shared_ptr<Ref> ref = other.Snapshot();
+      MutexLock lock(&mu_);
+      ref_ = std::move(ref);
+    }
+    return *this;
+  }
+  BaseProxy(BaseProxy&& other) noexcept : ref_(other.Take()) {}
+  BaseProxy& operator=(BaseProxy&& other) noexcept {
+    if (this != &other) {
+      std::shared_ptr<Ref> ref = other.Take();
+      MutexLock lock(&mu_);
+      ref_ = std::move(ref);
+    }
+    return *this;
+  }
+
+ private:
+  std::shared_ptr<Ref> Snapshot() const {
+    MutexLock lock(&mu_);
+    return ref_;
+  }
+  std::shared_ptr<Ref> Take() {
+    MutexLock lock(&mu_);
+    return std::move(ref_);
+  }
+};
+
+namespace managers_internal {
+
+// Each argument encoded by its Codec, one string per value (managers/wire.h).
+template <typename... A>
+std::vector<std::string> EncodeArgs(const A&... args) {
+  std::vector<std::string> out;
+  out.reserve(sizeof...(A));
+  (out.push_back(Encode(args)), ...);
+  return out;
+}
+
+// Decodes one result; kDataLoss naming the method when the server sent bytes of another shape.
+template <typename T>
+absl::StatusOr<T> DecodeResult(const std::vector<std::string>& results, size_t i,
+                               absl::string_view method) {
+  if (i >= results.size()) {
+    return absl::DataLossError(absl::StrCat("manager: ", method, " returned ", results.size(),
+                                            " values, fewer than expected"));
+  }
+  absl::StatusOr<T> v = Decode<T>(results[i]);
+  if (!v.ok()) {
+    return absl::DataLossError(absl::StrCat("manager: ", method, " returned a malformed ",
+                                            TypeName<T>(), ": ", v.status().message()));
+  }
+  return v;
+}
+
+// The Codec of every typed proxy: its Token; decoding attaches (an incref in this process) after
+// checking that the token is of the type `Fingerprint` names.
+template <typename P>
+struct ProxyCodec {
+  static constexpr size_t kMinSize = Codec<Token>::kMinSize;
+  static size_t Size(const P& p) { return Codec<Token>::Size(p.token()); }
+  static void Encode(const P& p, ByteWriter& w) { Codec<Token>::Encode(p.token(), w); }
+  static absl::Status Decode(ByteReader& r, P& out) {
+    Token token;
+    if (absl::Status s = Codec<Token>::Decode(r, token); !s.ok()) return s;
+    if (token.id == 0) {  // an empty proxy travels as an empty token
+      out = P();
+      return absl::OkStatus();
+    }
+    const uint64_t expected = P::TypeFingerprint();
+    if (token.type != expected) {
+      return absl::InvalidArgumentError(absl::StrCat("a proxy of a ", token.type_name,
+                                                     " cannot be decoded as a ", P::TypeLabel()));
+    }
+    absl::StatusOr<BaseProxy> attached = BaseProxy::Attach(std::move(token));
+    if (!attached.ok()) return attached.status();
+    out = P(*std::move(attached));
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace managers_internal
+}  // namespace mp
+
+#endif  // MP_MANAGERS_PROXY_H_

@@ -1,0 +1,103 @@
+// Copyright 2026 The mp Authors.
+//
+// managers/wire.h — the manager protocol: what a client and a manager's server say to each other
+// (internal to managers/; stated once, here).
+//
+// A client reaches a server through a Listener (listener/listener.h: a Unix socket for a local
+// manager, TCP for a remote one; the authkey challenge first). On every new connection the client
+// then sends a Hello and the server answers a HelloReply:
+//   Hello       {version, session, shared_memory}
+//   HelloReply  {status, shared_memory}
+// `session` names the client process (16 random bytes, new in every process, fork children
+// included): the references a process holds belong to its session, and when the last connection
+// of a session closes (the client exited or died) the server drops what the session still held.
+// With `shared_memory` asked for on a Unix socket, the server answers shared_memory = true and
+// sends, as the next message, one end of a new shared-memory Pipe (channels/connection.h); both
+// sides then talk over that Pipe and close the socket. Over TCP the socket stays.
+//
+// After the hello, the client sends Requests and the server answers each with one Reply, in order,
+// one at a time per connection (a client with several calls in flight uses several connections):
+//   Request {op, id, type, method, signature, thread, timeout_ns, args}
+//   Reply   {status, results}
+//   op         kCall: call `method` of object `id`; kCreate: make a new object of typeid `method`
+//              with `args` (the reply's results[0] is the new object's Token, whose reference the
+//              caller's session holds); kIncref / kDecref: one reference of the caller's session
+//              to `id` more or less; kShutdown: stop the server (it replies, then exits);
+//              kObjectCount: how many objects the server holds (results[0]: a uint64_t).
+//   type       the fingerprint of the type the caller believes `id` has (Token::type): a call whose
+//              type differs from the object's is kInvalidArgument naming both.
+//   signature  for methods of registered C++ classes, the fingerprint of the method's argument
+//              and result types as the caller compiled them (0 for the built-in types, whose
+//              arguments are typed by `type` alone); a mismatch is kInvalidArgument naming both.
+//   thread     the calling thread of the client (gettid), the owner of an RLock it acquires.
+//   timeout_ns how long a blocking method (Queue.Get, Lock.Acquire, Event.Wait...) may wait on the
+//              server; negative: no bound.
+//   args / results  each value encoded by its Codec (serialize/codec.h), one string per value, so
+//              a built-in container keeps its keys and values as bytes and needs no C++ type of
+//              its own in the server.
+// Every message is a typed Connection frame (serialize/frame.h), so a message of another type is
+// refused by its fingerprint before it is decoded, and decoding checks every length. A server
+// refuses any message above its max_message_size (ManagerOptions) and closes that connection; a
+// malformed request on a connection that is still in sync gets a Reply with kInvalidArgument and
+// the connection goes on.
+
+#ifndef MP_MANAGERS_WIRE_H_
+#define MP_MANAGERS_WIRE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "serialize/codec.h"
+#include "serialize/status.h"
+
+namespace mp::managers_internal {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr size_t kSessionBytes = 16;
+
+enum class Op : uint8_t {
+  kCall = 1,
+  kCreate = 2,
+  kIncref = 3,
+  kDecref = 4,
+  kShutdown = 5,
+  kObjectCount = 6,
+};
+inline constexpr uint8_t kMaxOp = 6;
+
+struct Hello {
+  uint32_t version = kProtocolVersion;
+  std::string session;
+  bool shared_memory = false;
+};
+MP_FIELDS(Hello, version, session, shared_memory);
+
+struct HelloReply {
+  absl::Status status;
+  bool shared_memory = false;
+};
+MP_FIELDS(HelloReply, status, shared_memory);
+
+struct Request {
+  uint8_t op = 0;
+  uint64_t id = 0;
+  uint64_t type = 0;
+  std::string method;
+  uint64_t signature = 0;
+  uint64_t thread = 0;
+  int64_t timeout_ns = -1;
+  std::vector<std::string> args;
+};
+MP_FIELDS(Request, op, id, type, method, signature, thread, timeout_ns, args);
+
+struct Reply {
+  absl::Status status;
+  std::vector<std::string> results;
+};
+MP_FIELDS(Reply, status, results);
+
+}  // namespace mp::managers_internal
+
+#endif  // MP_MANAGERS_WIRE_H_
