@@ -4,8 +4,8 @@
 //
 // A Context binds one start method ("fork", "spawn" or "forkserver") and is the factory for
 // everything: Process, Pipe, Queue, SimpleQueue, JoinableQueue, Lock, RLock, Semaphore,
-// BoundedSemaphore, Event, Condition, Barrier, Pool, SharedMemory, Value, Array. What a context
-// makes can go to the processes it starts:
+// BoundedSemaphore, Event, Condition, Barrier, Pool, ProcessPoolExecutor, Manager, SharedMemory,
+// Value, Array. What a context makes can go to the processes it starts:
 //
 //   mp::Context* ctx = *mp::GetContext("spawn");
 //   absl::StatusOr<mp::Queue> q = ctx->Queue();
@@ -63,6 +63,7 @@
 #include "absl/time/time.h"
 #include "channels/connection.h"
 #include "channels/queue.h"
+#include "managers/manager.h"
 #include "pool/pool.h"
 #include "pool/process_pool_executor.h"
 #include "shared_memory/shared_memory.h"
@@ -145,6 +146,20 @@ class Context {
   // method. options.method must be left null (kInvalidArgument otherwise: the context chooses it).
   absl::StatusOr<mp::ProcessPoolExecutor> ProcessPoolExecutor(
       ProcessPoolExecutorOptions options = {}) const;
+  // ---- Managers ----
+
+  // multiprocessing.Manager() / ctx.Manager(): a manager's server process started by this
+  // context's start method, serving the built-in shared types (managers/manager.h); with a
+  // registrar, the classes it registers too (managers/registry.h). Its proxies are network-domain
+  // objects: they go to children of every start method.
+  absl::StatusOr<mp::Manager> Manager(ManagerOptions options = {}) const {
+    return mp::Manager::Start(start_method_, std::move(options));
+  }
+  template <Registrar R>
+  absl::StatusOr<mp::Manager> Manager(ManagerOptions options = {}) const {
+    return mp::Manager::Start<R>(start_method_, std::move(options));
+  }
+
   // Named POSIX shared memory (multiprocessing.shared_memory.SharedMemory): travels by name, so
   // every start method takes it. See shared_memory/shared_memory.h for names and reclamation.
   absl::StatusOr<mp::SharedMemory> SharedMemory(std::optional<std::string> name,

@@ -4,7 +4,7 @@
 //
 //   #include "mp.h"
 //
-//   int Worker(mp::Queue q, int64_t n);      // at namespace scope: a spawn/forkserver child runs
+//   int Worker(mp::Queue q, int64_t n);      // at namespace scope: spawn/forkserver children run
 //   it
 //
 //   int main(int argc, char** argv) {
@@ -28,6 +28,11 @@
 #include "futures/thread_pool_executor.h"  // IWYU pragma: export
 #include "futures/wait.h"                  // IWYU pragma: export
 #include "listener/listener.h"             // IWYU pragma: export
+#include "managers/collections.h"          // IWYU pragma: export
+#include "managers/manager.h"              // IWYU pragma: export
+#include "managers/proxy.h"                // IWYU pragma: export
+#include "managers/registry.h"             // IWYU pragma: export
+#include "managers/sync_proxies.h"         // IWYU pragma: export
 #include "pool/initializer.h"              // IWYU pragma: export
 #include "pool/pool.h"                     // IWYU pragma: export
 #include "pool/process_pool_executor.h"    // IWYU pragma: export

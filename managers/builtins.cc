@@ -420,7 +420,7 @@ class Array : public Builtin {
 
 }  // namespace
 
-absl::Status AddBuiltins(TypeTable& table) {
+absl::Status AddBuiltinCollections(TypeTable& table) {
   auto no_args = [](absl::string_view type_id, absl::Span<const std::string> args) {
     return args.empty() ? absl::OkStatus()
                         : absl::InvalidArgumentError(absl::StrCat(
@@ -461,6 +461,12 @@ absl::Status AddBuiltins(TypeTable& table) {
         return std::make_shared<Array>(type, std::string(name),
                                        std::vector<std::string>(args.begin(), args.end()));
       }));
+  return s;
+}
+
+absl::Status AddBuiltins(TypeTable& table) {
+  absl::Status s = AddBuiltinCollections(table);
+  s.Update(AddBuiltinSync(table));
   return s;
 }
 

@@ -1,7 +1,9 @@
 // Copyright 2026 The mp Authors.
 //
 // managers/builtins.h — the server side of the built-in shared types of a Manager (CPython's
-// SyncManager): dict, list, Namespace, Value, Array. Internal to managers/.
+// SyncManager): dict, list, Namespace, Value, Array (builtins.cc), and Queue, JoinableQueue,
+// Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier (builtin_sync.cc).
+// Internal to managers/.
 //
 // They hold encoded values (managers/wire.h: one string per value), never C++ objects, so a server
 // serves a Dict<K, V> of any K and V, also one built by another program: the proxies
@@ -27,6 +29,23 @@
 //   Value      get->v  set(v)
 //   Array      getitem(i64)->v  setitem(i64, v)  len->u64  slice(i64, i64)->v...
 //              (made with its elements as arguments)
+// The blocking methods wait at most the request's timeout (managers/wire.h; 0: not at all):
+//   Lock/RLock acquire->bool acquired, bool holder_died, u32 dead holder's pid  release
+//              locked->bool
+//              (an RLock is re-entrant and belongs to the thread that acquired it; release of a
+//              lock not held, or an RLock held by another thread, is kFailedPrecondition)
+//   Semaphore, BoundedSemaphore (made with an i64 value)  acquire->bool  release  get_value->i64
+//   Event      is_set->bool  set  clear  wait->bool
+//   Condition  acquire, release as RLock's; wait->bool notified, bool holder_died, u32 pid;
+//              notify(i64 n);
+//              notify_all (all but acquire need the caller to hold it: kFailedPrecondition)
+//   Barrier (made with i64 parties)  wait->i64 index  abort  reset  parties->i64
+//              n_waiting->i64  broken->bool   (broken: kAborted; the timed-out waiter
+//              kDeadlineExceeded)
+//   Queue, JoinableQueue (made with i64 maxsize, 0 unbounded)  put(v)  get->v  qsize->u64
+//              empty->bool  full->bool  task_done  join   (full / empty: kUnavailable without a
+//              wait, kDeadlineExceeded after one; too many task_done: kFailedPrecondition)
+// A blocked call whose client goes away ends with kCancelled (nobody reads it).
 
 #ifndef MP_MANAGERS_BUILTINS_H_
 #define MP_MANAGERS_BUILTINS_H_
@@ -41,8 +60,10 @@
 
 namespace mp::managers_internal {
 
-// Adds every built-in typeid ("dict", "list", "Namespace", "Value", "Array") to `table`.
+// Adds every built-in typeid to `table`.
 absl::Status AddBuiltins(TypeTable& table);
+absl::Status AddBuiltinCollections(TypeTable& table);
+absl::Status AddBuiltinSync(TypeTable& table);
 
 // kInvalidArgument unless `args` has `n` values: "<type>.<method> takes n arguments, the call
 // sent m".

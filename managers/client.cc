@@ -97,7 +97,10 @@ absl::StatusOr<Connection> ServerClient::Connect() {
     if (c.status().code() == absl::StatusCode::kUnauthenticated) return c.status();
     return Unavailable("cannot be reached", c.status());
   }
-  Hello hello{.version = kProtocolVersion, .session = session_, .shared_memory = true};
+  Hello hello{.version = kProtocolVersion,
+              .session = session_,
+              .pid = static_cast<uint32_t>(pid_),
+              .shared_memory = true};
   if (absl::Status s = c->Send(hello); !s.ok()) return Unavailable("closed the connection", s);
   absl::StatusOr<HelloReply> reply = c->Recv<HelloReply>();
   if (!reply.ok()) return Unavailable("did not answer the hello", reply.status());

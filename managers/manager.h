@@ -12,9 +12,10 @@
 //   absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> items = d->Items();
 //   // ~Manager shuts the server down, as leaving `with Manager() as m:` does.
 //
-// The built-in types (managers/collections.h): Dict, List, Namespace, Value, Array. Classes of
-// your own: a registrar (managers/registry.h) and BaseManager::Start<&Registrar> /
-// Create<T>(args...).
+// The built-in types: Dict, List, Namespace, Value, Array (managers/collections.h); Queue,
+// JoinableQueue, Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier
+// (managers/sync_proxies.h). Classes of your own: a registrar (managers/registry.h) and
+// BaseManager::Start<&Registrar> / Create<T>(args...).
 //
 // Local and remote. A manager started with the default options listens on a Unix socket in a
 // fresh private directory, and its local clients talk to it over shared-memory Pipes
@@ -32,8 +33,8 @@
 // Reliability (where CPython hangs or leaks):
 //   * The server dies (even SIGKILL): every call of every proxy in every client, including one
 //     blocked in the server, returns kUnavailable at once (its connection ends).
-//   * A client dies: the server drops the references it held (and, once the sync types exist,
-//     the locks it held), so nothing leaks; ObjectCount() shows it.
+//   * A client dies: the server drops the references it held and releases the locks it held
+//     (the next acquirer sees IsOwnerDied), so nothing leaks; ObjectCount() shows it.
 //   * A malformed or hostile request gets a status naming what was wrong and the server keeps
 //     serving; an unauthenticated peer gets nothing but the challenge.
 //   * Each client connection is served by its own thread: a slow client blocks nobody.
@@ -65,6 +66,7 @@
 #include "managers/proxy.h"
 #include "managers/registry.h"
 #include "managers/served_object.h"
+#include "managers/sync_proxies.h"
 #include "serialize/codec.h"
 #include "start_methods/process.h"
 #include "start_methods/start_method.h"
@@ -282,6 +284,31 @@ class Manager : public BaseManager {
   template <typename T>
   absl::StatusOr<ArrayProxy<T>> Array(size_t length) const {
     return CreateBuiltin<ArrayProxy<T>>(std::vector<std::string>(length, Encode(T{})));
+  }
+
+  // manager.Queue(maxsize) / manager.JoinableQueue(maxsize) of T (0: unbounded).
+  template <typename T>
+  absl::StatusOr<QueueProxy<T>> Queue(int64_t maxsize = 0) const {
+    return CreateBuiltin<QueueProxy<T>>({Encode(maxsize)});
+  }
+  template <typename T>
+  absl::StatusOr<JoinableQueueProxy<T>> JoinableQueue(int64_t maxsize = 0) const {
+    return CreateBuiltin<JoinableQueueProxy<T>>({Encode(maxsize)});
+  }
+  // manager.Lock(), RLock(), Semaphore(value), BoundedSemaphore(value), Condition(), Event(),
+  // Barrier(parties) (kInvalidArgument for a negative value, parties < 1).
+  absl::StatusOr<LockProxy> Lock() const { return CreateBuiltin<LockProxy>({}); }
+  absl::StatusOr<RLockProxy> RLock() const { return CreateBuiltin<RLockProxy>({}); }
+  absl::StatusOr<SemaphoreProxy> Semaphore(int64_t value = 1) const {
+    return CreateBuiltin<SemaphoreProxy>({Encode(value)});
+  }
+  absl::StatusOr<BoundedSemaphoreProxy> BoundedSemaphore(int64_t value = 1) const {
+    return CreateBuiltin<BoundedSemaphoreProxy>({Encode(value)});
+  }
+  absl::StatusOr<ConditionProxy> Condition() const { return CreateBuiltin<ConditionProxy>({}); }
+  absl::StatusOr<EventProxy> Event() const { return CreateBuiltin<EventProxy>({}); }
+  absl::StatusOr<BarrierProxy> Barrier(int64_t parties) const {
+    return CreateBuiltin<BarrierProxy>({Encode(parties)});
   }
 
  private:

@@ -31,9 +31,12 @@ class CallContext {
   // The caller's session (a number the server gave it) and thread (Request::thread): who owns an
   // RLock or a Lock acquired by this call.
   virtual uint64_t session() const = 0;
+  // The caller's process id as its hello said (for messages only: it is not checked).
+  virtual uint32_t pid() const = 0;
   virtual uint64_t thread() const = 0;
-  // The bound of a blocking call (Request::timeout_ns).
+  // The bound of a blocking call (Request::timeout_ns: 0 must not wait, negative has none).
   virtual Deadline deadline() const = 0;
+  virtual int64_t timeout_ns() const = 0;
   // Whether the caller has gone (its connection hung up) while the call waits: a blocking method
   // asks between slices of its wait and gives up, so that nothing is acquired for a dead client.
   virtual bool CallerGone() = 0;

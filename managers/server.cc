@@ -33,11 +33,13 @@ namespace mp::managers_internal {
 // One connection's view of the server while it runs a call.
 class Server::Context : public CallContext {
  public:
-  Context(Server* server, Connection* connection, uint64_t session)
-      : server_(server), connection_(connection), session_(session) {}
+  Context(Server* server, Connection* connection, uint64_t session, uint32_t pid)
+      : server_(server), connection_(connection), session_(session), pid_(pid) {}
   uint64_t session() const override { return session_; }
+  uint32_t pid() const override { return pid_; }
   uint64_t thread() const override { return thread_; }
   Deadline deadline() const override { return deadline_; }
+  int64_t timeout_ns() const override { return timeout_ns_; }
   bool CallerGone() override {
     // A client sends its next request only after this reply, so anything to read (or the end of
     // the connection) while a call runs means the client is gone or broke the protocol.
@@ -49,6 +51,7 @@ class Server::Context : public CallContext {
   }
   void Begin(const Request& request) {
     thread_ = request.thread;
+    timeout_ns_ = request.timeout_ns;
     deadline_ = request.timeout_ns < 0 ? Deadline::Never()
                                        : Deadline::After(absl::Nanoseconds(request.timeout_ns));
   }
@@ -57,7 +60,9 @@ class Server::Context : public CallContext {
   Server* const server_;
   Connection* const connection_;
   const uint64_t session_;
+  const uint32_t pid_;
   uint64_t thread_ = 0;
+  int64_t timeout_ns_ = -1;
   Deadline deadline_ = Deadline::Never();
 };
 
@@ -129,7 +134,7 @@ void Server::AcceptLoop() {
   }
 }
 
-absl::StatusOr<uint64_t> Server::Greet(Connection& connection) {
+absl::StatusOr<std::pair<uint64_t, uint32_t>> Server::Greet(Connection& connection) {
   absl::StatusOr<bool> ready = connection.Poll(options_.auth_timeout);
   if (!ready.ok()) return ready.status();
   if (!*ready) return absl::DeadlineExceededError("no hello");
@@ -171,17 +176,18 @@ absl::StatusOr<uint64_t> Server::Greet(Connection& connection) {
   Session& session = sessions_[hello->session];
   if (session.number == 0) {
     session.number = next_session_++;
+    session.pid = hello->pid;
     session_tokens_[session.number] = hello->session;
   }
   ++session.connections;
-  return session.number;
+  return std::make_pair(session.number, session.pid);
 }
 
 void Server::ServeConnection(Connection connection) {
   if (!connection.set_max_message_size(options_.max_message_size).ok()) return;
-  absl::StatusOr<uint64_t> session = Greet(connection);
+  absl::StatusOr<std::pair<uint64_t, uint32_t>> session = Greet(connection);
   if (!session.ok()) return;
-  Context context(this, &connection, *session);
+  Context context(this, &connection, session->first, session->second);
   Request request;
   Reply reply;
   for (;;) {
@@ -208,7 +214,7 @@ void Server::ServeConnection(Connection connection) {
     }
   }
   connection.Close();
-  LeaveSession(*session);
+  LeaveSession(session->first);
 }
 
 void Server::Handle(Context& context, Request& request, Reply& reply) {

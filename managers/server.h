@@ -75,6 +75,7 @@ class Server {
  private:
   struct Session {
     uint64_t number = 0;
+    uint32_t pid = 0;
     int connections = 0;
     absl::flat_hash_map<uint64_t, uint64_t> refs;  // object id -> references held
   };
@@ -88,8 +89,8 @@ class Server {
 
   void AcceptLoop();
   void ServeConnection(Connection connection);
-  // The hello; the session's number, or why the client is refused.
-  absl::StatusOr<uint64_t> Greet(Connection& connection);
+  // The hello; the session's number and pid, or why the client is refused.
+  absl::StatusOr<std::pair<uint64_t, uint32_t>> Greet(Connection& connection);
   void Handle(Context& context, Request& request, Reply& reply);
   void LeaveSession(uint64_t session);
   uint64_t Adopt(uint64_t session, std::shared_ptr<ServedObject> object);

@@ -6,7 +6,7 @@
 // A client reaches a server through a Listener (listener/listener.h: a Unix socket for a local
 // manager, TCP for a remote one; the authkey challenge first). On every new connection the client
 // then sends a Hello and the server answers a HelloReply:
-//   Hello       {version, session, shared_memory}
+//   Hello       {version, session, pid, shared_memory}
 //   HelloReply  {status, shared_memory}
 // `session` names the client process (16 random bytes, new in every process, fork children
 // included): the references a process holds belong to its session, and when the last connection
@@ -70,9 +70,10 @@ inline constexpr uint8_t kMaxOp = 6;
 struct Hello {
   uint32_t version = kProtocolVersion;
   std::string session;
+  uint32_t pid = 0;  // the client's process id, for messages ("the holder, process N, died")
   bool shared_memory = false;
 };
-MP_FIELDS(Hello, version, session, shared_memory);
+MP_FIELDS(Hello, version, session, pid, shared_memory);
 
 struct HelloReply {
   absl::Status status;
