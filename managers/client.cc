@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -91,7 +92,16 @@ absl::Status ServerClient::Unavailable(absl::string_view what, const absl::Statu
       absl::StrCat("the manager at ", address_, " ", what, ": ", cause.message()));
 }
 
-absl::StatusOr<Connection> ServerClient::Connect() {
+absl::Status ServerClient::Anchor() {
+  MutexLock lock(&anchor_mu_);
+  if (anchor_.has_value()) return absl::OkStatus();
+  absl::StatusOr<Connection> c = Connect(/*shared_memory=*/false);
+  if (!c.ok()) return c.status();
+  anchor_ = *std::move(c);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Connection> ServerClient::Connect(bool shared_memory) {
   absl::StatusOr<Connection> c = Client(address_, authkey_);
   if (!c.ok()) {
     if (c.status().code() == absl::StatusCode::kUnauthenticated) return c.status();
@@ -100,18 +110,28 @@ absl::StatusOr<Connection> ServerClient::Connect() {
   Hello hello{.version = kProtocolVersion,
               .session = session_,
               .pid = static_cast<uint32_t>(pid_),
-              .shared_memory = true};
+              .shared_memory = shared_memory};
   if (absl::Status s = c->Send(hello); !s.ok()) return Unavailable("closed the connection", s);
   absl::StatusOr<HelloReply> reply = c->Recv<HelloReply>();
   if (!reply.ok()) return Unavailable("did not answer the hello", reply.status());
   if (!reply->status.ok()) return reply->status;
-  if (!reply->shared_memory) return c;
+  if (reply->max_message_size < 4096) {
+    return absl::DataLossError(absl::StrCat(
+        "the manager at ", address_, " announced a max message size of ", reply->max_message_size));
+  }
+  const size_t limit =
+      static_cast<size_t>(std::min<uint64_t>(reply->max_message_size, c->max_message_size()));
+  if (!reply->shared_memory) {
+    if (absl::Status s = c->set_max_message_size(limit); !s.ok()) return s;
+    return c;
+  }
   absl::StatusOr<Connection> moved = c->Recv<Connection>();
   if (!moved.ok()) return Unavailable("did not send its shared-memory pipe", moved.status());
   if (moved->transport() != ConnectionTransport::kSharedMemory) {
     return absl::DataLossError(absl::StrCat("the manager at ", address_,
                                             " sent a socket where a shared-memory pipe belongs"));
   }
+  if (absl::Status s = moved->set_max_message_size(limit); !s.ok()) return s;
   return moved;
 }
 
@@ -125,7 +145,8 @@ absl::Status ServerClient::Call(Request& request, Reply& reply, absl::Duration t
     }
   }
   if (!connection.has_value()) {
-    absl::StatusOr<Connection> fresh = Connect();
+    if (absl::Status s = Anchor(); !s.ok()) return s;
+    absl::StatusOr<Connection> fresh = Connect(/*shared_memory=*/true);
     if (!fresh.ok()) return fresh.status();
     connection = *std::move(fresh);
   }

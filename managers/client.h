@@ -4,10 +4,13 @@
 // over them (CPython's per-thread proxy connections). Internal to managers/.
 //
 // One ServerClient per (process, address, authkey): every proxy of that server in this process
-// shares it. A call takes an idle connection (or opens one: connect, authkey challenge, hello;
-// a local server then moves it to a shared-memory Pipe, managers/wire.h), sends its Request,
-// waits for the Reply, and gives the connection back; so calls from several threads run at once,
-// each on its own connection, and a thread blocked in Queue.Get through a proxy holds up nobody.
+// shares it. Its first connection is an anchor that carries no call (managers/wire.h): the
+// session, and with it every reference this process holds, lasts while the anchor is open, that
+// is until this process ends or the ServerClient (its last proxy) goes. A call takes an idle
+// connection (or opens one: connect, authkey challenge, hello; a local server then moves it to a
+// shared-memory Pipe, managers/wire.h), sends its Request, waits for the Reply, and gives the
+// connection back; so calls from several threads run at once, each on its own connection, and a
+// thread blocked in Queue.Get through a proxy holds up nobody.
 //
 // A fork child never uses its parent's ServerClients (their connections belong to the parent's
 // session): Get() in a new process makes new ones, and the parent's are left alone.
@@ -61,13 +64,18 @@ class ServerClient {
 
  private:
   ServerClient(std::string address, std::optional<std::string> authkey, std::string session);
-  absl::StatusOr<Connection> Connect();
+  // A new connection: connect, authkey challenge, hello (and the move to shared memory if asked).
+  absl::StatusOr<Connection> Connect(bool shared_memory);
+  // Opens the anchor (managers/wire.h) if it is not open yet.
+  absl::Status Anchor();
   absl::Status Unavailable(absl::string_view what, const absl::Status& cause) const;
 
   const std::string address_;
   const std::optional<std::string> authkey_;
   const std::string session_;
   const pid_t pid_;
+  Mutex anchor_mu_;
+  std::optional<Connection> anchor_ ABSL_GUARDED_BY(anchor_mu_);
   Mutex mu_;
   std::vector<Connection> idle_ ABSL_GUARDED_BY(mu_);
 };

@@ -140,7 +140,7 @@ absl::StatusOr<std::pair<uint64_t, uint32_t>> Server::Greet(Connection& connecti
   if (!*ready) return absl::DeadlineExceededError("no hello");
   absl::StatusOr<Hello> hello = connection.Recv<Hello>();
   if (!hello.ok()) return hello.status();
-  HelloReply reply;
+  HelloReply reply{.max_message_size = options_.max_message_size};
   if (hello->version != kProtocolVersion) {
     reply.status = absl::FailedPreconditionError(absl::StrCat(
         "the manager speaks protocol version ", kProtocolVersion, ", the client ", hello->version));
@@ -160,6 +160,9 @@ absl::StatusOr<std::pair<uint64_t, uint32_t>> Server::Greet(Connection& connecti
     if (pipe.ok()) {
       reply.shared_memory = true;
       if (absl::Status s = pipe->first.set_max_message_size(options_.max_message_size); !s.ok()) {
+        return s;
+      }
+      if (absl::Status s = pipe->second.set_max_message_size(options_.max_message_size); !s.ok()) {
         return s;
       }
       if (absl::Status s = connection.Send(reply); !s.ok()) return s;

@@ -7,13 +7,16 @@
 // manager, TCP for a remote one; the authkey challenge first). On every new connection the client
 // then sends a Hello and the server answers a HelloReply:
 //   Hello       {version, session, pid, shared_memory}
-//   HelloReply  {status, shared_memory}
+//   HelloReply  {status, shared_memory, max_message_size}
 // `session` names the client process (16 random bytes, new in every process, fork children
 // included): the references a process holds belong to its session, and when the last connection
 // of a session closes (the client exited or died) the server drops what the session still held.
 // With `shared_memory` asked for on a Unix socket, the server answers shared_memory = true and
 // sends, as the next message, one end of a new shared-memory Pipe (channels/connection.h); both
-// sides then talk over that Pipe and close the socket. Over TCP the socket stays.
+// sides then talk over that Pipe and close the socket. Over TCP the socket stays. A client asks
+// for no shared memory on its anchor: the first connection it opens, which it never uses for a
+// call, so that its session lasts as long as the process, whatever happens to the connections
+// its calls use (one may be closed for a request too large, a reply too slow).
 //
 // After the hello, the client sends Requests and the server answers each with one Reply, in order,
 // one at a time per connection (a client with several calls in flight uses several connections):
@@ -78,8 +81,9 @@ MP_FIELDS(Hello, version, session, pid, shared_memory);
 struct HelloReply {
   absl::Status status;
   bool shared_memory = false;
+  uint64_t max_message_size = 0;  // the server's limit, which the client then keeps to
 };
-MP_FIELDS(HelloReply, status, shared_memory);
+MP_FIELDS(HelloReply, status, shared_memory, max_message_size);
 
 struct Request {
   uint8_t op = 0;
