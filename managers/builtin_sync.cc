@@ -463,7 +463,7 @@ class ServedQueue : public Blocking {
         case Waited::kReady:
           break;
       }
-      items_.push_back(a[0]);
+      items_.push_back(StoredArg(context, a, 0));
       ++unfinished_;
       cv_.notify_all();
       return absl::OkStatus();
@@ -478,7 +478,7 @@ class ServedQueue : public Blocking {
         case Waited::kReady:
           break;
       }
-      out.push_back(std::move(items_.front()));
+      Emit(context, out, items_.front());
       items_.pop_front();
       cv_.notify_all();
       return absl::OkStatus();
@@ -529,7 +529,7 @@ class ServedQueue : public Blocking {
 
   const int64_t maxsize_;
   const bool joinable_;
-  std::deque<std::string> items_ ABSL_GUARDED_BY(mu_);
+  std::deque<Stored> items_ ABSL_GUARDED_BY(mu_);
   uint64_t unfinished_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -49,6 +49,15 @@ absl::StatusOr<int64_t> DecodeI64(absl::string_view type_name, absl::string_view
   return v;
 }
 
+Stored StoredArg(CallContext& context, absl::Span<const std::string> args, size_t i) {
+  return Stored{args[i], context.HeldArg(i)};
+}
+
+void Emit(CallContext& context, std::vector<std::string>& out, const Stored& value) {
+  if (value.held != nullptr) context.Give(out.size(), *value.held);
+  out.push_back(value.bytes);
+}
+
 std::string EncodeU64(uint64_t v) { return Encode(v); }
 std::string EncodeI64(int64_t v) { return Encode(v); }
 std::string EncodeBool(bool v) { return Encode(v); }
@@ -114,20 +123,20 @@ class Dict : public Builtin {
  public:
   using Builtin::Builtin;
 
-  absl::Status Call(CallContext&, absl::string_view m, uint64_t, absl::Span<const std::string> a,
+  absl::Status Call(CallContext& c, absl::string_view m, uint64_t, absl::Span<const std::string> a,
                     std::vector<std::string>& out) override {
     MutexLock lock(&mu_);
     if (m == "getitem" || m == "pop") {
       if (absl::Status s = Args(m, a, 1); !s.ok()) return s;
       auto it = index_.find(a[0]);
       if (it == index_.end()) return Missing(m);
-      out.push_back(it->second->second);
+      Emit(c, out, it->second->second);
       if (m == "pop") Erase(it);
       return absl::OkStatus();
     }
     if (m == "setitem") {
       if (absl::Status s = Args(m, a, 2); !s.ok()) return s;
-      Set(a[0], a[1]);
+      Set(a[0], StoredArg(c, a, 1));
       return absl::OkStatus();
     }
     if (m == "contains") {
@@ -152,7 +161,7 @@ class Dict : public Builtin {
       out.reserve(order_.size() * (m == "items" ? 2 : 1));
       for (const auto& [k, v] : order_) {
         if (m != "values") out.push_back(k);
-        if (m != "keys") out.push_back(v);
+        if (m != "keys") Emit(c, out, v);
       }
       return absl::OkStatus();
     }
@@ -161,17 +170,18 @@ class Dict : public Builtin {
         return absl::InvalidArgumentError(absl::StrCat(
             type_name(), ".update takes key, value pairs, the call sent ", a.size(), " values"));
       }
-      for (size_t i = 0; i < a.size(); i += 2) Set(a[i], a[i + 1]);
+      for (size_t i = 0; i < a.size(); i += 2) Set(a[i], StoredArg(c, a, i + 1));
       return absl::OkStatus();
     }
     if (m == "setdefault") {
       if (absl::Status s = Args(m, a, 2); !s.ok()) return s;
       auto it = index_.find(a[0]);
       if (it == index_.end()) {
-        Set(a[0], a[1]);
-        out.push_back(a[1]);
+        Stored v = StoredArg(c, a, 1);
+        Emit(c, out, v);
+        Set(a[0], std::move(v));
       } else {
-        out.push_back(it->second->second);
+        Emit(c, out, it->second->second);
       }
       return absl::OkStatus();
     }
@@ -181,7 +191,7 @@ class Dict : public Builtin {
         return absl::NotFoundError(absl::StrCat(type_name(), ".popitem: the dict is empty"));
       }
       out.push_back(order_.back().first);
-      out.push_back(order_.back().second);
+      Emit(c, out, order_.back().second);
       Erase(index_.find(order_.back().first));
       return absl::OkStatus();
     }
@@ -195,18 +205,18 @@ class Dict : public Builtin {
   }
 
  private:
-  using Order = std::list<std::pair<std::string, std::string>>;
+  using Order = std::list<std::pair<std::string, Stored>>;
 
   absl::Status Missing(absl::string_view m) const {
     return absl::NotFoundError(absl::StrCat(type_name(), ".", m, ": no such key"));
   }
-  void Set(const std::string& k, const std::string& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void Set(const std::string& k, Stored v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = index_.find(k);
     if (it != index_.end()) {
-      it->second->second = v;
+      it->second->second = std::move(v);
       return;
     }
-    order_.emplace_back(k, v);
+    order_.emplace_back(k, std::move(v));
     index_.emplace(k, std::prev(order_.end()));
   }
   void Erase(absl::flat_hash_map<std::string, Order::iterator>::iterator it)
@@ -223,27 +233,29 @@ class Dict : public Builtin {
 
 class List : public Builtin {
  public:
-  List(uint64_t type, std::string type_name, std::vector<std::string> items)
-      : Builtin(type, std::move(type_name)), items_(std::move(items)) {}
+  List(uint64_t type, std::string type_name, absl::Span<const std::string> items)
+      : Builtin(type, std::move(type_name)) {
+    for (const std::string& item : items) items_.push_back(Stored{item, nullptr});
+  }
 
-  absl::Status Call(CallContext&, absl::string_view m, uint64_t, absl::Span<const std::string> a,
+  absl::Status Call(CallContext& c, absl::string_view m, uint64_t, absl::Span<const std::string> a,
                     std::vector<std::string>& out) override {
     MutexLock lock(&mu_);
     if (m == "append") {
       if (absl::Status s = Args(m, a, 1); !s.ok()) return s;
-      items_.push_back(a[0]);
+      items_.push_back(StoredArg(c, a, 0));
       return absl::OkStatus();
     }
     if (m == "extend") {
-      items_.insert(items_.end(), a.begin(), a.end());
+      for (size_t i = 0; i < a.size(); ++i) items_.push_back(StoredArg(c, a, i));
       return absl::OkStatus();
     }
     if (m == "getitem" || m == "setitem" || m == "delitem" || m == "pop") {
       if (absl::Status s = Args(m, a, m == "setitem" ? 2 : 1); !s.ok()) return s;
       absl::StatusOr<size_t> i = ItemIndex(type_name(), m, a[0], items_.size());
       if (!i.ok()) return i.status();
-      if (m == "getitem" || m == "pop") out.push_back(items_[*i]);
-      if (m == "setitem") items_[*i] = a[1];
+      if (m == "getitem" || m == "pop") Emit(c, out, items_[*i]);
+      if (m == "setitem") items_[*i] = StoredArg(c, a, 1);
       if (m == "delitem" || m == "pop") items_.erase(items_.begin() + static_cast<ptrdiff_t>(*i));
       return absl::OkStatus();
     }
@@ -251,7 +263,7 @@ class List : public Builtin {
       if (absl::Status s = Args(m, a, 2); !s.ok()) return s;
       absl::StatusOr<size_t> i = SliceBound(type_name(), m, a[0], items_.size());
       if (!i.ok()) return i.status();
-      items_.insert(items_.begin() + static_cast<ptrdiff_t>(*i), a[1]);
+      items_.insert(items_.begin() + static_cast<ptrdiff_t>(*i), StoredArg(c, a, 1));
       return absl::OkStatus();
     }
     if (m == "len") {
@@ -261,7 +273,8 @@ class List : public Builtin {
     }
     if (m == "index" || m == "remove") {
       if (absl::Status s = Args(m, a, 1); !s.ok()) return s;
-      auto it = std::find(items_.begin(), items_.end(), a[0]);
+      auto it = std::find_if(items_.begin(), items_.end(),
+                             [&](const Stored& v) { return v.bytes == a[0]; });
       if (it == items_.end()) {
         return absl::NotFoundError(
             absl::StrCat(type_name(), ".", m, ": the value is not in the list"));
@@ -272,16 +285,15 @@ class List : public Builtin {
     }
     if (m == "count") {
       if (absl::Status s = Args(m, a, 1); !s.ok()) return s;
-      out.push_back(
-          EncodeU64(static_cast<uint64_t>(std::count(items_.begin(), items_.end(), a[0]))));
+      out.push_back(EncodeU64(static_cast<uint64_t>(std::count_if(
+          items_.begin(), items_.end(), [&](const Stored& v) { return v.bytes == a[0]; }))));
       return absl::OkStatus();
     }
     if (m == "slice") {
       if (absl::Status s = Args(m, a, 2); !s.ok()) return s;
       absl::StatusOr<std::pair<size_t, size_t>> b = SliceBounds(type_name(), m, a, items_.size());
       if (!b.ok()) return b.status();
-      out.assign(items_.begin() + static_cast<ptrdiff_t>(b->first),
-                 items_.begin() + static_cast<ptrdiff_t>(b->second));
+      for (size_t i = b->first; i < b->second; ++i) Emit(c, out, items_[i]);
       return absl::OkStatus();
     }
     if (m == "clear" || m == "reverse") {
@@ -295,7 +307,7 @@ class List : public Builtin {
 
  private:
   Mutex mu_;
-  std::vector<std::string> items_ ABSL_GUARDED_BY(mu_);
+  std::vector<Stored> items_ ABSL_GUARDED_BY(mu_);
 };
 
 // Attributes keep the fingerprint of their value's type: reading one as another type is
@@ -304,7 +316,7 @@ class Namespace : public Builtin {
  public:
   using Builtin::Builtin;
 
-  absl::Status Call(CallContext&, absl::string_view m, uint64_t, absl::Span<const std::string> a,
+  absl::Status Call(CallContext& c, absl::string_view m, uint64_t, absl::Span<const std::string> a,
                     std::vector<std::string>& out) override {
     MutexLock lock(&mu_);
     if (m == "getattr") {
@@ -312,7 +324,7 @@ class Namespace : public Builtin {
       auto it = attrs_.find(a[0]);
       if (it == attrs_.end()) return Missing(m, a[0]);
       out.push_back(it->second.first);
-      out.push_back(it->second.second);
+      Emit(c, out, it->second.second);
       return absl::OkStatus();
     }
     if (m == "setattr") {
@@ -321,7 +333,7 @@ class Namespace : public Builtin {
         return absl::InvalidArgumentError(
             absl::StrCat(type_name(), ".setattr: a malformed type fingerprint"));
       }
-      attrs_[a[0]] = {a[1], a[2]};
+      attrs_[a[0]] = {a[1], StoredArg(c, a, 2)};
       return absl::OkStatus();
     }
     if (m == "delattr") {
@@ -348,25 +360,25 @@ class Namespace : public Builtin {
 
   Mutex mu_;
   // name -> (encoded type fingerprint, encoded value)
-  absl::flat_hash_map<std::string, std::pair<std::string, std::string>> attrs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::pair<std::string, Stored>> attrs_ ABSL_GUARDED_BY(mu_);
 };
 
 class Value : public Builtin {
  public:
   Value(uint64_t type, std::string type_name, std::string value)
-      : Builtin(type, std::move(type_name)), value_(std::move(value)) {}
+      : Builtin(type, std::move(type_name)), value_{std::move(value), nullptr} {}
 
-  absl::Status Call(CallContext&, absl::string_view m, uint64_t, absl::Span<const std::string> a,
+  absl::Status Call(CallContext& c, absl::string_view m, uint64_t, absl::Span<const std::string> a,
                     std::vector<std::string>& out) override {
     MutexLock lock(&mu_);
     if (m == "get") {
       if (absl::Status s = Args(m, a, 0); !s.ok()) return s;
-      out.push_back(value_);
+      Emit(c, out, value_);
       return absl::OkStatus();
     }
     if (m == "set") {
       if (absl::Status s = Args(m, a, 1); !s.ok()) return s;
-      value_ = a[0];
+      value_ = StoredArg(c, a, 0);
       return absl::OkStatus();
     }
     return NoMethod(m);
@@ -374,7 +386,7 @@ class Value : public Builtin {
 
  private:
   Mutex mu_;
-  std::string value_ ABSL_GUARDED_BY(mu_);
+  Stored value_ ABSL_GUARDED_BY(mu_);
 };
 
 // A fixed length, as a multiprocessing Array's.

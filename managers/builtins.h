@@ -46,12 +46,17 @@
 //              empty->bool  full->bool  task_done  join   (full / empty: kUnavailable without a
 //              wait, kDeadlineExceeded after one; too many task_done: kFailedPrecondition)
 // A blocked call whose client goes away ends with kCancelled (nobody reads it).
+// A stored value that is a proxy of this server's objects (a Dict value that is a ListProxy; the
+// client marks it, Request::held_args) keeps its object alive while it is stored: in a dict,
+// list, Namespace, Value or Queue.
 
 #ifndef MP_MANAGERS_BUILTINS_H_
 #define MP_MANAGERS_BUILTINS_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -64,6 +69,19 @@ namespace mp::managers_internal {
 absl::Status AddBuiltins(TypeTable& table);
 absl::Status AddBuiltinCollections(TypeTable& table);
 absl::Status AddBuiltinSync(TypeTable& table);
+
+// A value a container stores: its bytes and, for a proxy of this server's objects that the
+// caller asked to be held (Request::held_args), the reference that keeps its object alive while
+// it is stored.
+struct Stored {
+  std::string bytes;
+  std::shared_ptr<HeldRef> held;
+};
+// Argument i as a value to store.
+Stored StoredArg(CallContext& context, absl::Span<const std::string> args, size_t i);
+// Appends a stored value to a call's results; for a held proxy the caller's session is given a
+// reference (Reply::given).
+void Emit(CallContext& context, std::vector<std::string>& out, const Stored& value);
 
 // kInvalidArgument unless `args` has `n` values: "<type>.<method> takes n arguments, the call
 // sent m".

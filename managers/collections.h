@@ -19,6 +19,12 @@
 // Get() returned changes nothing in the server (as CPython's `d[k].append(x)` does not), so
 // write the new value back with Set.
 //
+// Nested proxies: a value that is itself a proxy of the same manager (a DictProxy whose values are
+// ListProxy<T>, a ListProxy of DictProxy...) keeps its object alive while it is stored, as
+// CPython's nested proxies do, and a proxy read back from a container is a full proxy of that
+// object. Only a value that is a proxy is kept (not a proxy inside a struct or a vector), and a
+// proxy of another manager cannot be stored (kInvalidArgument).
+//
 // Errors: a missing key is kNotFound (KeyError), an index out of range kOutOfRange (IndexError), a
 // value not in a list kNotFound (ValueError), a missing attribute kNotFound (AttributeError), a
 // Namespace attribute read as another type than it was written kInvalidArgument; the rest are
@@ -52,6 +58,8 @@ namespace managers_internal {
 template <typename Self>
 class TypedProxy {
  public:
+  using ProxyTag = void;  // managers_internal::IsProxy
+
   bool empty() const { return base_.empty(); }
   const Token& token() const { return base_.token(); }
   const BaseProxy& base() const { return base_; }
@@ -66,20 +74,40 @@ class TypedProxy {
   TypedProxy() = default;
   explicit TypedProxy(BaseProxy base) : base_(std::move(base)) {}
 
-  absl::Status None(absl::string_view m, std::vector<std::string> args = {}) const {
-    absl::StatusOr<std::vector<std::string>> r = base_.CallMethod(m, std::move(args));
+  absl::Status None(absl::string_view m, std::vector<std::string> args = {},
+                    std::vector<uint32_t> held = {}) const {
+    absl::StatusOr<CallResults> r =
+        base_.CallMethod(m, std::move(args), 0, std::nullopt, std::move(held));
     return r.status();
   }
+  // Argument `index` will be `v`: if it is a proxy (a Dict value that is a ListProxy), the server
+  // keeps its object alive while it is stored. A proxy of another manager cannot be stored here
+  // (kInvalidArgument): its object would not be kept.
+  template <typename V>
+  absl::Status MarkHeld(const V& v, uint32_t index, std::vector<uint32_t>& held) const {
+    if constexpr (IsProxy<V>) {
+      if (v.empty()) return absl::OkStatus();
+      if (v.token().address != token().address) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(Self::TypeLabel(), ": a proxy of the manager at ", v.token().address,
+                         " cannot be stored in an object of the manager at ", token().address));
+      }
+      held.push_back(index);
+    }
+    return absl::OkStatus();
+  }
   template <typename R>
-  absl::StatusOr<R> One(absl::string_view m, std::vector<std::string> args = {}) const {
-    absl::StatusOr<std::vector<std::string>> r = base_.CallMethod(m, std::move(args));
+  absl::StatusOr<R> One(absl::string_view m, std::vector<std::string> args = {},
+                        std::vector<uint32_t> held = {}) const {
+    absl::StatusOr<CallResults> r =
+        base_.CallMethod(m, std::move(args), 0, std::nullopt, std::move(held));
     if (!r.ok()) return r.status();
     return DecodeResult<R>(*r, 0, Label(m));
   }
   template <typename R>
   absl::StatusOr<std::vector<R>> Many(absl::string_view m,
                                       std::vector<std::string> args = {}) const {
-    absl::StatusOr<std::vector<std::string>> r = base_.CallMethod(m, std::move(args));
+    absl::StatusOr<CallResults> r = base_.CallMethod(m, std::move(args));
     if (!r.ok()) return r.status();
     std::vector<R> out;
     out.reserve(r->size());
@@ -132,7 +160,9 @@ class DictProxy : public managers_internal::TypedProxy<DictProxy<K, V>> {
   }
   // d[k] = v
   absl::Status Set(const K& k, const V& v) const {
-    return this->None("setitem", managers_internal::EncodeArgs(k, v));
+    std::vector<uint32_t> held;
+    if (absl::Status s = this->MarkHeld(v, 1, held); !s.ok()) return s;
+    return this->None("setitem", managers_internal::EncodeArgs(k, v), std::move(held));
   }
   // del d[k]: kNotFound when k is not in the dict.
   absl::Status Erase(const K& k) const {
@@ -147,7 +177,7 @@ class DictProxy : public managers_internal::TypedProxy<DictProxy<K, V>> {
     return static_cast<size_t>(*n);
   }
   absl::StatusOr<std::vector<std::pair<K, V>>> Items() const {
-    absl::StatusOr<std::vector<std::string>> r = this->base_.CallMethod("items", {});
+    absl::StatusOr<CallResults> r = this->base_.CallMethod("items", {});
     if (!r.ok()) return r.status();
     if (r->size() % 2 != 0) {
       return absl::DataLossError(absl::StrCat(this->Label("items"), " returned an odd count"));
@@ -168,12 +198,17 @@ class DictProxy : public managers_internal::TypedProxy<DictProxy<K, V>> {
   // d.update(pairs): one call, atomic.
   absl::Status Update(absl::Span<const std::pair<K, V>> pairs) const {
     std::vector<std::string> args;
+    std::vector<uint32_t> held;
     args.reserve(pairs.size() * 2);
     for (const auto& [k, v] : pairs) {
+      if (absl::Status s = this->MarkHeld(v, static_cast<uint32_t>(args.size() + 1), held);
+          !s.ok()) {
+        return s;
+      }
       args.push_back(Encode(k));
       args.push_back(Encode(v));
     }
-    return this->None("update", std::move(args));
+    return this->None("update", std::move(args), std::move(held));
   }
   // d.pop(k): kNotFound when absent; d.pop(k, default).
   absl::StatusOr<V> Pop(const K& k) const {
@@ -186,11 +221,14 @@ class DictProxy : public managers_internal::TypedProxy<DictProxy<K, V>> {
   }
   // d.setdefault(k, v): the value now at k.
   absl::StatusOr<V> SetDefault(const K& k, const V& v) const {
-    return this->template One<V>("setdefault", managers_internal::EncodeArgs(k, v));
+    std::vector<uint32_t> held;
+    if (absl::Status s = this->MarkHeld(v, 1, held); !s.ok()) return s;
+    return this->template One<V>("setdefault", managers_internal::EncodeArgs(k, v),
+                                 std::move(held));
   }
   // d.popitem(): the last inserted pair; kNotFound when empty.
   absl::StatusOr<std::pair<K, V>> PopItem() const {
-    absl::StatusOr<std::vector<std::string>> r = this->base_.CallMethod("popitem", {});
+    absl::StatusOr<CallResults> r = this->base_.CallMethod("popitem", {});
     if (!r.ok()) return r.status();
     absl::StatusOr<K> k = managers_internal::DecodeResult<K>(*r, 0, this->Label("popitem"));
     if (!k.ok()) return k.status();
@@ -222,21 +260,33 @@ class ListProxy : public managers_internal::TypedProxy<ListProxy<T>> {
   ListProxy() = default;
 
   absl::Status Append(const T& v) const {
-    return this->None("append", managers_internal::EncodeArgs(v));
+    std::vector<uint32_t> held;
+    if (absl::Status s = this->MarkHeld(v, 0, held); !s.ok()) return s;
+    return this->None("append", managers_internal::EncodeArgs(v), std::move(held));
   }
   absl::Status Extend(absl::Span<const T> values) const {
-    return this->None("extend", managers_internal::EncodeEach(values));
+    std::vector<uint32_t> held;
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (absl::Status s = this->MarkHeld(values[i], static_cast<uint32_t>(i), held); !s.ok()) {
+        return s;
+      }
+    }
+    return this->None("extend", managers_internal::EncodeEach(values), std::move(held));
   }
   // l.insert(i, v): Python's clamping (an index past the end appends).
   absl::Status Insert(int64_t i, const T& v) const {
-    return this->None("insert", managers_internal::EncodeArgs(i, v));
+    std::vector<uint32_t> held;
+    if (absl::Status s = this->MarkHeld(v, 1, held); !s.ok()) return s;
+    return this->None("insert", managers_internal::EncodeArgs(i, v), std::move(held));
   }
   // l[i] (negative from the end): kOutOfRange outside the list.
   absl::StatusOr<T> Get(int64_t i) const {
     return this->template One<T>("getitem", managers_internal::EncodeArgs(i));
   }
   absl::Status Set(int64_t i, const T& v) const {
-    return this->None("setitem", managers_internal::EncodeArgs(i, v));
+    std::vector<uint32_t> held;
+    if (absl::Status s = this->MarkHeld(v, 1, held); !s.ok()) return s;
+    return this->None("setitem", managers_internal::EncodeArgs(i, v), std::move(held));
   }
   // del l[i]
   absl::Status Erase(int64_t i) const {
@@ -295,13 +345,16 @@ class NamespaceProxy : public managers_internal::TypedProxy<NamespaceProxy> {
   // ns.name = value
   template <typename T>
   absl::Status Set(absl::string_view name, const T& value) const {
-    return None("setattr", {std::string(name), Encode(mp::TypeFingerprint<T>()), Encode(value)});
+    std::vector<uint32_t> held;
+    if (absl::Status s = MarkHeld(value, 2, held); !s.ok()) return s;
+    return None("setattr", {std::string(name), Encode(mp::TypeFingerprint<T>()), Encode(value)},
+                std::move(held));
   }
   // ns.name: kNotFound when there is no such attribute, kInvalidArgument naming both types when
   // it was set as another type.
   template <typename T>
   absl::StatusOr<T> Get(absl::string_view name) const {
-    absl::StatusOr<std::vector<std::string>> r = base_.CallMethod("getattr", {std::string(name)});
+    absl::StatusOr<CallResults> r = base_.CallMethod("getattr", {std::string(name)});
     if (!r.ok()) return r.status();
     absl::StatusOr<uint64_t> type = managers_internal::DecodeResult<uint64_t>(*r, 0, "getattr");
     if (!type.ok()) return type.status();
@@ -339,7 +392,11 @@ class ValueProxy : public managers_internal::TypedProxy<ValueProxy<T>> {
   ValueProxy() = default;
 
   absl::StatusOr<T> Get() const { return this->template One<T>("get"); }
-  absl::Status Set(const T& v) const { return this->None("set", managers_internal::EncodeArgs(v)); }
+  absl::Status Set(const T& v) const {
+    std::vector<uint32_t> held;
+    if (absl::Status s = this->MarkHeld(v, 0, held); !s.ok()) return s;
+    return this->None("set", managers_internal::EncodeArgs(v), std::move(held));
+  }
 
  private:
   friend class BaseManager;
@@ -350,6 +407,8 @@ class ValueProxy : public managers_internal::TypedProxy<ValueProxy<T>> {
 // Manager.Array(typecode, sequence): a fixed number of T.
 template <typename T>
 class ArrayProxy : public managers_internal::TypedProxy<ArrayProxy<T>> {
+  static_assert(!managers_internal::IsProxy<T>,
+                "mp::ArrayProxy holds plain values; keep proxies in a ListProxy");
   using Base = managers_internal::TypedProxy<ArrayProxy<T>>;
 
  public:

@@ -267,14 +267,31 @@ class Manager : public BaseManager {
   // manager.list(), manager.list(sequence)
   template <typename T>
   absl::StatusOr<ListProxy<T>> List(absl::Span<const T> initial = {}) const {
-    return CreateBuiltin<ListProxy<T>>(managers_internal::EncodeEach(initial));
+    if constexpr (managers_internal::IsProxy<T>) {
+      // Proxies are stored by a call, which has the server keep their objects alive.
+      absl::StatusOr<ListProxy<T>> l = CreateBuiltin<ListProxy<T>>({});
+      if (l.ok() && !initial.empty()) {
+        if (absl::Status s = l->Extend(initial); !s.ok()) return s;
+      }
+      return l;
+    } else {
+      return CreateBuiltin<ListProxy<T>>(managers_internal::EncodeEach(initial));
+    }
   }
   // manager.Namespace()
   absl::StatusOr<NamespaceProxy> Namespace() const { return CreateBuiltin<NamespaceProxy>({}); }
   // manager.Value(typecode, value)
   template <typename T>
   absl::StatusOr<ValueProxy<T>> Value(const T& initial = T{}) const {
-    return CreateBuiltin<ValueProxy<T>>({Encode(initial)});
+    if constexpr (managers_internal::IsProxy<T>) {
+      absl::StatusOr<ValueProxy<T>> v = CreateBuiltin<ValueProxy<T>>({Encode(T())});
+      if (v.ok()) {
+        if (absl::Status s = v->Set(initial); !s.ok()) return s;
+      }
+      return v;
+    } else {
+      return CreateBuiltin<ValueProxy<T>>({Encode(initial)});
+    }
   }
   // manager.Array(typecode, sequence) / an array of `length` T{}
   template <typename T>

@@ -110,6 +110,13 @@ absl::Status Double(mp::ValueProxy<int64_t> v) {
   return v.Set(*x * 2);
 }
 
+// Appends through a list it finds in a dict.
+absl::Status AppendThroughNested(mp::DictProxy<std::string, mp::ListProxy<int64_t>> d) {
+  absl::StatusOr<mp::ListProxy<int64_t>> l = d.Get("a");
+  if (!l.ok()) return l.status();
+  return l->Append(3);
+}
+
 template <typename M>
 class ManagerTest : public ::testing::Test {
  protected:
@@ -368,6 +375,64 @@ TYPED_TEST(ManagerTest, RegisteredClass) {
   // The factory's parameter types, exactly.
   absl::StatusOr<mp::Proxy<Counter>> bad = m.Create<Counter>(int32_t{1});
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << bad.status();
+}
+
+TYPED_TEST(ManagerTest, NestedProxiesKeepTheirObjectsAlive) {
+  mp::Manager m = this->Start();
+  absl::StatusOr<mp::DictProxy<std::string, mp::ListProxy<int64_t>>> outer =
+      m.Dict<std::string, mp::ListProxy<int64_t>>();
+  ASSERT_TRUE(outer.ok()) << outer.status();
+  {
+    absl::StatusOr<mp::ListProxy<int64_t>> inner = m.List<int64_t>();
+    ASSERT_TRUE(inner.ok());
+    ASSERT_TRUE(inner->Append(1).ok());
+    ASSERT_TRUE(outer->Set("a", *inner).ok());
+  }  // the only proxy of the list is gone: the dict keeps it
+  EXPECT_EQ(*m.ObjectCount(), 2u);
+  {
+    absl::StatusOr<mp::ListProxy<int64_t>> got = outer->Get("a");
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_TRUE(got->Append(2).ok());
+    mp::Process p = this->Run(mp::Call<&AppendThroughNested>(*outer));
+    this->ExpectExit(p, 0);
+    EXPECT_THAT(*got->ToVector(), ElementsAre(1, 2, 3));
+    ASSERT_TRUE(outer->Erase("a").ok());
+    EXPECT_EQ(*m.ObjectCount(), 2u);  // `got` still refers to it
+  }
+  EXPECT_EQ(*m.ObjectCount(), 1u);
+
+  // In a list, a queue, a Namespace and a Value too; and taken out by Pop.
+  absl::StatusOr<mp::ListProxy<mp::DictProxy<int64_t, int64_t>>> dicts =
+      m.List<mp::DictProxy<int64_t, int64_t>>();
+  absl::StatusOr<mp::QueueProxy<mp::ValueProxy<int64_t>>> q = m.Queue<mp::ValueProxy<int64_t>>();
+  absl::StatusOr<mp::NamespaceProxy> ns = m.Namespace();
+  ASSERT_TRUE(dicts.ok() && q.ok() && ns.ok());
+  {
+    absl::StatusOr<mp::DictProxy<int64_t, int64_t>> d = m.Dict<int64_t, int64_t>();
+    ASSERT_TRUE(d->Set(1, 10).ok());
+    ASSERT_TRUE(dicts->Append(*d).ok());
+    absl::StatusOr<mp::ValueProxy<int64_t>> v = m.Value<int64_t>(5);
+    ASSERT_TRUE(q->Put(*v).ok());
+    ASSERT_TRUE(ns->Set("v", *v).ok());
+  }
+  EXPECT_EQ(*m.ObjectCount(), 6u);  // outer, dicts, q, ns, the dict, the value
+  absl::StatusOr<mp::DictProxy<int64_t, int64_t>> d = dicts->Pop();
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(*d->Get(1), 10);
+  absl::StatusOr<mp::ValueProxy<int64_t>> v = q->Get();
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v->Get(), 5);
+  absl::StatusOr<mp::ValueProxy<int64_t>> from_ns = ns->Get<mp::ValueProxy<int64_t>>("v");
+  ASSERT_TRUE(from_ns.ok()) << from_ns.status();
+  ASSERT_TRUE(ns->Erase("v").ok());
+  ASSERT_TRUE(from_ns->Set(6).ok());
+  EXPECT_EQ(*v->Get(), 6);
+
+  // A proxy of another manager is refused.
+  mp::Manager other = this->Start();
+  absl::StatusOr<mp::ListProxy<int64_t>> foreign = other.List<int64_t>();
+  ASSERT_TRUE(foreign.ok());
+  EXPECT_EQ(outer->Set("f", *foreign).code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace manager_test

@@ -92,9 +92,10 @@ absl::StatusOr<std::shared_ptr<BaseProxy::Ref>> BaseProxy::ThisProcessRef() cons
   return ref_;
 }
 
-absl::StatusOr<std::vector<std::string>> BaseProxy::CallMethod(
-    absl::string_view method, std::vector<std::string> args, uint64_t signature,
-    std::optional<absl::Duration> server_timeout) const {
+absl::StatusOr<CallResults> BaseProxy::CallMethod(absl::string_view method,
+                                                  std::vector<std::string> args, uint64_t signature,
+                                                  std::optional<absl::Duration> server_timeout,
+                                                  std::vector<uint32_t> held_args) const {
   absl::StatusOr<std::shared_ptr<Ref>> ref = ThisProcessRef();
   if (!ref.ok()) return ref.status();
   Request request{
@@ -104,10 +105,24 @@ absl::StatusOr<std::vector<std::string>> BaseProxy::CallMethod(
       .method = std::string(method),
       .signature = signature,
       .timeout_ns = server_timeout.has_value() ? absl::ToInt64Nanoseconds(*server_timeout) : -1,
-      .args = std::move(args)};
+      .args = std::move(args),
+      .held_args = std::move(held_args)};
   Reply reply;
   if (absl::Status s = (*ref)->client->Call(request, reply); !s.ok()) return s;
-  return std::move(reply.results);
+  for (const uint32_t g : reply.given) {
+    if (g >= reply.results.size()) {
+      return absl::DataLossError(absl::StrCat("manager: ", method, " gave a reference for result ",
+                                              g, " of ", reply.results.size()));
+    }
+  }
+  return CallResults{std::move(reply.results), std::move(reply.given)};
 }
+
+namespace managers_internal {
+bool& AdoptingDecode() {
+  thread_local bool adopting = false;
+  return adopting;
+}
+}  // namespace managers_internal
 
 }  // namespace mp

@@ -43,6 +43,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "base/mutex.h"
+#include "managers/token.h"
 #include "serialize/codec.h"
 
 namespace mp {
@@ -51,15 +52,14 @@ namespace managers_internal {
 class ServerClient;  // managers/client.h
 }  // namespace managers_internal
 
-// Which object of which server: what a proxy's Codec carries.
-struct Token {
-  std::string address;                 // the server's Listener address
-  std::optional<std::string> authkey;  // its authkey (nullopt: none)
-  uint64_t id = 0;                     // the object's id in that server
-  uint64_t type = 0;                   // fingerprint of the object's type (see managers/wire.h)
-  std::string type_name;               // for messages: "mp::Dict<str,i64>"
+// What a call returns: the encoded results, and the indices of those for which the server gave
+// this process's session a reference (stored proxies, managers/wire.h Reply::given): decoding
+// one of those (DecodeResult) takes that reference over.
+struct CallResults {
+  std::vector<std::string> values;
+  std::vector<uint32_t> given;
+  size_t size() const { return values.size(); }
 };
-MP_FIELDS(Token, address, authkey, id, type, type_name);
 
 class BaseProxy {
  public:
@@ -72,10 +72,12 @@ class BaseProxy {
 
   // CPython's _callmethod: calls `method` with encoded arguments and returns the encoded results.
   // `signature` is the method's type fingerprint (0 for built-in types); `server_timeout` bounds a
-  // blocking method's wait in the server (nullopt: no bound).
-  absl::StatusOr<std::vector<std::string>> CallMethod(
+  // blocking method's wait in the server (nullopt: no bound); `held_args` names the arguments that
+  // are proxies of this server's objects for the object to keep alive (Request::held_args).
+  absl::StatusOr<CallResults> CallMethod(
       absl::string_view method, std::vector<std::string> args, uint64_t signature = 0,
-      std::optional<absl::Duration> server_timeout = std::nullopt) const;
+      std::optional<absl::Duration> server_timeout = std::nullopt,
+      std::vector<uint32_t> held_args = {}) const;
 
   // A proxy for the object `token` names, with a reference of its own (an incref). kNotFound if
   // the object is gone, kUnavailable if its server cannot be reached.
@@ -145,6 +147,16 @@ class BaseProxy {
 
 namespace managers_internal {
 
+// A proxy type (every typed proxy derives from TypedProxy, which names the tag).
+template <typename T>
+concept IsProxy = requires {
+  typename T::ProxyTag;
+};
+
+// True while DecodeResult decodes a result the server gave a reference for: the proxy's Codec
+// then takes that reference over instead of asking for one. One decode only (it clears it).
+bool& AdoptingDecode();
+
 // Each argument encoded by its Codec, one string per value (managers/wire.h).
 template <typename... A>
 std::vector<std::string> EncodeArgs(const A&... args) {
@@ -155,6 +167,24 @@ std::vector<std::string> EncodeArgs(const A&... args) {
 }
 
 // Decodes one result; kDataLoss naming the method when the server sent bytes of another shape.
+template <typename T>
+absl::StatusOr<T> DecodeResult(const std::vector<std::string>& results, size_t i,
+                               absl::string_view method);
+// The same for a call's results: a proxy the server gave a reference for takes it over.
+template <typename T>
+absl::StatusOr<T> DecodeResult(const CallResults& results, size_t i, absl::string_view method) {
+  if constexpr (IsProxy<T>) {
+    bool given = false;
+    for (const uint32_t g : results.given) given = given || g == i;
+    AdoptingDecode() = given;
+    absl::StatusOr<T> out = DecodeResult<T>(results.values, i, method);
+    AdoptingDecode() = false;
+    return out;
+  } else {
+    return DecodeResult<T>(results.values, i, method);
+  }
+}
+
 template <typename T>
 absl::StatusOr<T> DecodeResult(const std::vector<std::string>& results, size_t i,
                                absl::string_view method) {
@@ -181,6 +211,7 @@ struct ProxyCodec {
     Token token;
     if (absl::Status s = Codec<Token>::Decode(r, token); !s.ok()) return s;
     if (token.id == 0) {  // an empty proxy travels as an empty token
+      AdoptingDecode() = false;
       out = P();
       return absl::OkStatus();
     }
@@ -188,6 +219,11 @@ struct ProxyCodec {
     if (token.type != expected) {
       return absl::InvalidArgumentError(absl::StrCat("a proxy of a ", token.type_name,
                                                      " cannot be decoded as a ", P::TypeLabel()));
+    }
+    if (AdoptingDecode()) {
+      AdoptingDecode() = false;
+      out = P(BaseProxy::Adopt(std::move(token)));
+      return absl::OkStatus();
     }
     absl::StatusOr<BaseProxy> attached = BaseProxy::Attach(std::move(token));
     if (!attached.ok()) return attached.status();

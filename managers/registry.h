@@ -565,7 +565,7 @@ class Proxy : public managers_internal::TypedProxy<Proxy<T>> {
     using Traits = managers_internal::MethodTraits<decltype(M)>;
     using R = std::decay_t<typename Traits::Result>;
     using V = typename managers_internal::ResultShape<R>::Value;
-    absl::StatusOr<std::vector<std::string>> r = Send<M>(std::forward<A>(args)...);
+    absl::StatusOr<CallResults> r = Send<M>(std::forward<A>(args)...);
     if (!r.ok()) return r.status();
     if constexpr (std::is_void_v<V>) {
       return absl::OkStatus();
@@ -580,7 +580,7 @@ class Proxy : public managers_internal::TypedProxy<Proxy<T>> {
       std::decay_t<typename managers_internal::MethodTraits<decltype(M)>::Result>>::Value>> {
     using Traits = managers_internal::MethodTraits<decltype(M)>;
     using U = typename managers_internal::ResultShape<std::decay_t<typename Traits::Result>>::Value;
-    absl::StatusOr<std::vector<std::string>> r =
+    absl::StatusOr<CallResults> r =
         SendAs<M>(absl::StrCat(mp::TypeName<typename Traits::Args>(), "->", Proxy<U>::TypeLabel()),
                   std::forward<A>(args)...);
     if (!r.ok()) return r.status();
@@ -604,14 +604,14 @@ class Proxy : public managers_internal::TypedProxy<Proxy<T>> {
     return absl::StrCat(TypeLabel(), ".", n == nullptr ? "?" : *n);
   }
   template <auto M, typename... A>
-  absl::StatusOr<std::vector<std::string>> Send(A&&... args) const {
+  absl::StatusOr<CallResults> Send(A&&... args) const {
     using Traits = managers_internal::MethodTraits<decltype(M)>;
     return SendAs<M>(managers_internal::SignatureText<typename Traits::Args,
                                                       std::decay_t<typename Traits::Result>>(),
                      std::forward<A>(args)...);
   }
   template <auto M, typename... A>
-  absl::StatusOr<std::vector<std::string>> SendAs(const std::string& signature, A&&... args) const {
+  absl::StatusOr<CallResults> SendAs(const std::string& signature, A&&... args) const {
     using Traits = managers_internal::MethodTraits<decltype(M)>;
     static_assert(std::is_same_v<typename Traits::Class, T>,
                   "Proxy<T>::Call<&C::M>: M must be a member function of T");

@@ -24,6 +24,14 @@ namespace mp::managers_internal {
 
 class ServedObject;
 
+// A reference the server took for an object stored inside another (see Request::held_args): the
+// object lives while the HeldRef does.
+class HeldRef {
+ public:
+  virtual ~HeldRef() = default;
+  virtual uint64_t id() const = 0;
+};
+
 // What a method call knows of its caller and its server.
 class CallContext {
  public:
@@ -43,6 +51,12 @@ class CallContext {
   // Puts `object` into the server's table with one reference held by the caller's session and
   // returns its id (for a method that returns a new shared object: CPython's method_to_typeid).
   virtual uint64_t Adopt(std::shared_ptr<ServedObject> object) = 0;
+  // The reference taken for argument `i` when the caller marked it as a proxy to hold
+  // (Request::held_args); null for any other argument.
+  virtual std::shared_ptr<HeldRef> HeldArg(size_t i) = 0;
+  // Result `index` is a stored proxy of `held`'s object: gives the caller's session a reference
+  // to it (Reply::given).
+  virtual void Give(size_t index, const HeldRef& held) = 0;
 };
 
 class ServedObject {

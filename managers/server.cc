@@ -25,6 +25,7 @@
 #include "channels/connection.h"
 #include "listener/listener.h"
 #include "managers/served_object.h"
+#include "managers/token.h"
 #include "managers/wire.h"
 #include "serialize/codec.h"
 
@@ -49,7 +50,38 @@ class Server::Context : public CallContext {
   uint64_t Adopt(std::shared_ptr<ServedObject> object) override {
     return server_->Adopt(session_, std::move(object));
   }
-  void Begin(const Request& request) {
+  std::shared_ptr<HeldRef> HeldArg(size_t i) override {
+    return i < held_.size() ? held_[i] : nullptr;
+  }
+  void Give(size_t index, const HeldRef& held) override {
+    // The object is alive (`held` refers to it), so this cannot fail.
+    if (server_->Incref(session_, held.id()).ok()) {
+      given_->push_back(static_cast<uint32_t>(index));
+    }
+  }
+  // The references the request's held_args ask for; kInvalidArgument / kNotFound naming the bad
+  // one.
+  absl::Status HoldArgs(const Request& request) {
+    held_.clear();
+    for (const uint32_t i : request.held_args) {
+      if (i >= request.args.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("manager: held_args names argument ", i, " of ", request.args.size()));
+      }
+      if (held_.size() <= i) held_.resize(i + 1);
+      if (held_[i] != nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("manager: held_args names argument ", i, " twice"));
+      }
+      absl::StatusOr<std::shared_ptr<HeldRef>> held = server_->Hold(request.args[i]);
+      if (!held.ok()) return held.status();
+      held_[i] = *std::move(held);
+    }
+    return absl::OkStatus();
+  }
+  void Begin(const Request& request, Reply& reply) {
+    given_ = &reply.given;
+    held_.clear();
     thread_ = request.thread;
     timeout_ns_ = request.timeout_ns;
     deadline_ = request.timeout_ns < 0 ? Deadline::Never()
@@ -64,6 +96,20 @@ class Server::Context : public CallContext {
   uint64_t thread_ = 0;
   int64_t timeout_ns_ = -1;
   Deadline deadline_ = Deadline::Never();
+  std::vector<std::shared_ptr<HeldRef>> held_;
+  std::vector<uint32_t>* given_ = nullptr;
+};
+
+// A reference held by the server for an object stored in another.
+class Server::Held : public HeldRef {
+ public:
+  Held(Server* server, uint64_t id) : server_(server), id_(id) {}
+  ~Held() override { server_->ReleaseHeld(id_); }
+  uint64_t id() const override { return id_; }
+
+ private:
+  Server* const server_;
+  const uint64_t id_;
 };
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options, TypeTable types) {
@@ -209,7 +255,8 @@ void Server::ServeConnection(Connection connection) {
     request = *std::move(received);
     reply.status = absl::OkStatus();
     reply.results.clear();
-    context.Begin(request);
+    reply.given.clear();
+    context.Begin(request, reply);
     Handle(context, request, reply);
     if (!connection.Send(reply).ok()) break;
     if (request.op == static_cast<uint8_t>(Op::kShutdown) && reply.status.ok()) {
@@ -233,9 +280,25 @@ void Server::Handle(Context& context, Request& request, Reply& reply) {
         reply.status = object.status();
         return;
       }
+      if (absl::Status s = context.HoldArgs(request); !s.ok()) {
+        reply.status = s;
+        return;
+      }
       reply.status =
           (*object)->Call(context, request.method, request.signature, request.args, reply.results);
-      if (!reply.status.ok()) reply.results.clear();
+      if (!reply.status.ok()) {
+        // Take back what was given for results that will not be sent.
+        for (const uint32_t i : reply.given) {
+          absl::StatusOr<Token> token = Decode<Token>(reply.results[i]);
+          std::vector<std::shared_ptr<ServedObject>> dead;
+          MutexLock lock(&mu_);
+          if (token.ok()) {
+            DropRefs(sessions_[session_tokens_[context.session()]], token->id, 1, dead);
+          }
+        }
+        reply.results.clear();
+        reply.given.clear();
+      }
       return;
     }
     case Op::kCreate: {
@@ -264,18 +327,9 @@ void Server::Handle(Context& context, Request& request, Reply& reply) {
       reply.results.push_back(Encode<uint64_t>(Adopt(context.session(), *std::move(object))));
       return;
     }
-    case Op::kIncref: {
-      MutexLock lock(&mu_);
-      auto it = objects_.find(request.id);
-      if (it == objects_.end()) {
-        reply.status = absl::NotFoundError(
-            absl::StrCat("manager: no object ", request.id, " (its last reference was dropped)"));
-        return;
-      }
-      ++it->second.refs;
-      ++sessions_[session_tokens_[context.session()]].refs[request.id];
+    case Op::kIncref:
+      reply.status = Incref(context.session(), request.id);
       return;
-    }
     case Op::kDecref: {
       std::vector<std::shared_ptr<ServedObject>> dead;
       MutexLock lock(&mu_);
@@ -304,6 +358,50 @@ uint64_t Server::Adopt(uint64_t session, std::shared_ptr<ServedObject> object) {
   objects_[id] = Entry{std::move(object), 1};
   ++sessions_[session_tokens_[session]].refs[id];
   return id;
+}
+
+absl::Status Server::Incref(uint64_t session, uint64_t id) {
+  MutexLock lock(&mu_);
+  auto it = objects_.find(id);
+  if (it == objects_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("manager: no object ", id, " (its last reference was dropped)"));
+  }
+  ++it->second.refs;
+  ++sessions_[session_tokens_[session]].refs[id];
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<HeldRef>> Server::Hold(const std::string& token_bytes) {
+  absl::StatusOr<Token> token = Decode<Token>(token_bytes);
+  if (!token.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("manager: a proxy to store is malformed: ", token.status().message()));
+  }
+  MutexLock lock(&mu_);
+  auto it = objects_.find(token->id);
+  if (it == objects_.end()) {
+    return absl::NotFoundError(absl::StrCat("manager: the proxy to store refers to object ",
+                                            token->id, ", which is gone"));
+  }
+  if (it->second.object->type() != token->type) {
+    return absl::InvalidArgumentError(absl::StrCat("manager: the proxy to store says object ",
+                                                   token->id, " is a ", token->type_name,
+                                                   "; it is a ", it->second.object->type_name()));
+  }
+  ++it->second.refs;
+  return std::make_shared<Held>(this, token->id);
+}
+
+void Server::ReleaseHeld(uint64_t id) {
+  std::shared_ptr<ServedObject> dead;
+  MutexLock lock(&mu_);
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return;
+  if (--it->second.refs == 0) {
+    dead = std::move(it->second.object);
+    objects_.erase(it);
+  }
 }
 
 absl::StatusOr<std::shared_ptr<ServedObject>> Server::Find(uint64_t id, uint64_t type) {

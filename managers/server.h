@@ -84,6 +84,7 @@ class Server {
     uint64_t refs = 0;
   };
   class Context;
+  class Held;
 
   Server(ServerOptions options, TypeTable types, Listener listener, int wake_fd);
 
@@ -94,6 +95,12 @@ class Server {
   void Handle(Context& context, Request& request, Reply& reply);
   void LeaveSession(uint64_t session);
   uint64_t Adopt(uint64_t session, std::shared_ptr<ServedObject> object);
+  // A reference to the object a stored proxy's token names (kNotFound if gone, kInvalidArgument
+  // for a token of another type or malformed bytes).
+  absl::StatusOr<std::shared_ptr<HeldRef>> Hold(const std::string& token_bytes);
+  void ReleaseHeld(uint64_t id);
+  // One more reference of `session` to `id` (kNotFound if the object is gone).
+  absl::Status Incref(uint64_t session, uint64_t id);
   absl::StatusOr<std::shared_ptr<ServedObject>> Find(uint64_t id, uint64_t type);
   // Drops `n` references of `session` to `id` (collecting the object in `dead` if it dies).
   void DropRefs(Session& session, uint64_t id, uint64_t n,

@@ -181,6 +181,27 @@ TEST_F(ServerHostileTest, EveryMalformedRequestGetsAStatusAndTheConnectionGoesOn
                      .method = "Barrier",
                      .args = {"b", mp::Encode(int64_t{0})}});
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  // Stored proxies (held_args) that name no argument, twice the same, malformed tokens, tokens of
+  // objects that do not exist or of another type.
+  Request held = CallDict("setitem", {mp::Encode(int64_t{5}), "junk"});
+  held.held_args = {7};
+  EXPECT_EQ(Ask(c, held).code(), StatusCode::kInvalidArgument);
+  held.held_args = {1, 1};
+  EXPECT_EQ(Ask(c, held).code(), StatusCode::kInvalidArgument);
+  held.held_args = {1};
+  s = Ask(c, held);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("malformed"));
+  mp::Token ghost = dict_.token();
+  ghost.id = 424242;
+  held.args[1] = mp::Encode(ghost);
+  EXPECT_EQ(Ask(c, held).code(), StatusCode::kNotFound);
+  mp::Token liar = l->token();
+  liar.type = dict_.token().type;
+  held.args[1] = mp::Encode(liar);
+  s = Ask(c, held);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  EXPECT_FALSE(*dict_.Contains(5));
   // A decref of a reference this session does not hold.
   s = Ask(c, Request{.op = static_cast<uint8_t>(Op::kDecref), .id = dict_.token().id});
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;

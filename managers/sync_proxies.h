@@ -51,8 +51,7 @@ inline std::optional<absl::Duration> ServerTimeout(bool block, absl::Duration ti
 }
 
 // An acquire's reply: acquired, holder died (and its pid).
-inline absl::StatusOr<bool> AcquireResult(absl::StatusOr<std::vector<std::string>> r,
-                                          absl::string_view what) {
+inline absl::StatusOr<bool> AcquireResult(absl::StatusOr<CallResults> r, absl::string_view what) {
   if (!r.ok()) return r.status();
   absl::StatusOr<bool> acquired = DecodeResult<bool>(*r, 0, what);
   if (!acquired.ok()) return acquired.status();
@@ -137,7 +136,7 @@ class SemaphoreProxyOf : public managers_internal::TypedProxy<SemaphoreProxyOf<k
   absl::StatusOr<bool> Acquire(bool block = true,
                                absl::Duration timeout = absl::InfiniteDuration()) const {
     if (absl::Status s = CheckAcquireArgs(block, timeout, TypeLabel()); !s.ok()) return s;
-    absl::StatusOr<std::vector<std::string>> r =
+    absl::StatusOr<CallResults> r =
         this->base_.CallMethod("acquire", {}, 0, managers_internal::ServerTimeout(block, timeout));
     if (!r.ok()) return r.status();
     return managers_internal::DecodeResult<bool>(*r, 0, TypeLabel());
@@ -165,7 +164,7 @@ class EventProxy : public managers_internal::TypedProxy<EventProxy> {
   // true once set; false after `timeout` (kInvalidArgument if negative).
   absl::StatusOr<bool> Wait(absl::Duration timeout = absl::InfiniteDuration()) const {
     if (absl::Status s = CheckTimeout(timeout, "EventProxy::Wait"); !s.ok()) return s;
-    absl::StatusOr<std::vector<std::string>> r =
+    absl::StatusOr<CallResults> r =
         base_.CallMethod("wait", {}, 0, managers_internal::ServerTimeout(true, timeout));
     if (!r.ok()) return r.status();
     return managers_internal::DecodeResult<bool>(*r, 0, "EventProxy::Wait");
@@ -223,7 +222,7 @@ class BarrierProxy : public managers_internal::TypedProxy<BarrierProxy> {
   // kDeadlineExceeded for the waiter whose timeout broke it.
   absl::StatusOr<int64_t> Wait(absl::Duration timeout = absl::InfiniteDuration()) const {
     if (absl::Status s = CheckTimeout(timeout, "BarrierProxy::Wait"); !s.ok()) return s;
-    absl::StatusOr<std::vector<std::string>> r =
+    absl::StatusOr<CallResults> r =
         base_.CallMethod("wait", {}, 0, managers_internal::ServerTimeout(true, timeout));
     if (!r.ok()) return r.status();
     return managers_internal::DecodeResult<int64_t>(*r, 0, "BarrierProxy::Wait");
@@ -251,15 +250,18 @@ class QueueProxyOf : public managers_internal::TypedProxy<QueueProxyOf<T, kJoina
   absl::Status Put(const T& item, bool block = true,
                    absl::Duration timeout = absl::InfiniteDuration()) const {
     if (absl::Status s = CheckAcquireArgs(block, timeout, "QueueProxy::Put"); !s.ok()) return s;
+    std::vector<uint32_t> held;
+    if (absl::Status s = this->MarkHeld(item, 0, held); !s.ok()) return s;
     return this->base_
-        .CallMethod("put", {Encode(item)}, 0, managers_internal::ServerTimeout(block, timeout))
+        .CallMethod("put", {Encode(item)}, 0, managers_internal::ServerTimeout(block, timeout),
+                    std::move(held))
         .status();
   }
   // kUnavailable when empty and not blocking, kDeadlineExceeded when still empty at the timeout.
   absl::StatusOr<T> Get(bool block = true,
                         absl::Duration timeout = absl::InfiniteDuration()) const {
     if (absl::Status s = CheckAcquireArgs(block, timeout, "QueueProxy::Get"); !s.ok()) return s;
-    absl::StatusOr<std::vector<std::string>> r =
+    absl::StatusOr<CallResults> r =
         this->base_.CallMethod("get", {}, 0, managers_internal::ServerTimeout(block, timeout));
     if (!r.ok()) return r.status();
     return managers_internal::DecodeResult<T>(*r, 0, "QueueProxy::Get");

@@ -20,8 +20,8 @@
 //
 // After the hello, the client sends Requests and the server answers each with one Reply, in order,
 // one at a time per connection (a client with several calls in flight uses several connections):
-//   Request {op, id, type, method, signature, thread, timeout_ns, args}
-//   Reply   {status, results}
+//   Request {op, id, type, method, signature, thread, timeout_ns, args, held_args}
+//   Reply   {status, results, given}
 //   op         kCall: call `method` of object `id`; kCreate: make a new object of typeid `method`
 //              with `args` (the reply's results[0] is the new object's Token, whose reference the
 //              caller's session holds); kIncref / kDecref: one reference of the caller's session
@@ -38,6 +38,13 @@
 //   args / results  each value encoded by its Codec (serialize/codec.h), one string per value, so
 //              a built-in container keeps its keys and values as bytes and needs no C++ type of
 //              its own in the server.
+//   held_args  the indices of the arguments that are proxies (their Token's encoding) of this
+//              server's objects, which the object that stores them must keep alive (a Dict value
+//              that is a List proxy): the server takes a reference for each while it is stored.
+//   given      the indices of the results that are such stored proxies, for each of which the
+//              server gave the caller's session a reference: the proxy the caller decodes from it
+//              takes that reference over instead of asking for one (no window in which the last
+//              reference could go).
 // Every message is a typed Connection frame (serialize/frame.h), so a message of another type is
 // refused by its fingerprint before it is decoded, and decoding checks every length. A server
 // refuses any message above its max_message_size (ManagerOptions) and closes that connection; a
@@ -94,14 +101,16 @@ struct Request {
   uint64_t thread = 0;
   int64_t timeout_ns = -1;
   std::vector<std::string> args;
+  std::vector<uint32_t> held_args;
 };
-MP_FIELDS(Request, op, id, type, method, signature, thread, timeout_ns, args);
+MP_FIELDS(Request, op, id, type, method, signature, thread, timeout_ns, args, held_args);
 
 struct Reply {
   absl::Status status;
   std::vector<std::string> results;
+  std::vector<uint32_t> given;
 };
-MP_FIELDS(Reply, status, results);
+MP_FIELDS(Reply, status, results, given);
 
 }  // namespace mp::managers_internal
 
