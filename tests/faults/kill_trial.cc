@@ -23,6 +23,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -37,9 +38,11 @@
 #include "base/errno_status.h"
 #include "channels/connection.h"
 #include "channels/queue.h"
+#include "managers/manager.h"
 #include "serialize/codec.h"
 #include "serialize/fd.h"
 #include "shared_memory/shared_memory.h"
+#include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/process.h"
 #include "start_methods/spawn.h"
@@ -1002,6 +1005,183 @@ absl::Status ConditionTrial(uint64_t seed, Rng& rng) {
 // ------------------------------------------------------------------------------------------------
 // Resource accounting around a trial.
 
+// A manager started by this process with the fork method; on failure the status.
+absl::StatusOr<Manager> StartTrialManager() {
+  return Manager::Start(ForkStartMethod(), ManagerOptions{.start_timeout = kHang});
+}
+
+// A killed server leaves its socket file and directory: the trial removes them.
+void RemoveSocket(const std::string& address) {
+  if (address.empty() || address[0] != '/') return;
+  unlink(address.c_str());
+  rmdir(address.substr(0, address.rfind('/')).c_str());
+}
+
+absl::Status ManagerClientTrial(uint64_t seed, Rng& rng) {
+  struct Report {
+    std::atomic<uint32_t> sets{0};  // Sets that returned OK (keys 0 .. sets-1)
+    std::atomic<uint32_t> puts{0};  // Puts that returned OK (seq 0 .. puts-1)
+    std::atomic<uint32_t> op{0};    // the op in progress: 1 Set, 2 Put, 3 Acquire, 4 holding
+  };
+  Shared<Report> report;
+  MP_TRY(Check(report.ok(), "mmap for the report"));
+  absl::StatusOr<Manager> m = StartTrialManager();
+  if (!m.ok()) return m.status();
+  absl::StatusOr<DictProxy<uint32_t, std::string>> d = m->Dict<uint32_t, std::string>();
+  absl::StatusOr<QueueProxy<Item>> q = m->Queue<Item>();
+  absl::StatusOr<LockProxy> lock = m->Lock();
+  if (!d.ok() || !q.ok() || !lock.ok()) return absl::InternalError("could not make the objects");
+  absl::StatusOr<size_t> baseline = m->ObjectCount();
+  if (!baseline.ok()) return baseline.status();
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 60));
+  const uint64_t spin = rng.Range(0, 2000000);
+  Victim victim(spin, [&](const Arm& arm) {
+    std::vector<ListProxy<int64_t>> mine;  // objects of its own, never dropped
+    uint32_t set = 0;
+    uint32_t put = 0;
+    for (uint32_t i = 0;; ++i) {
+      Phase(KillPhase::kInside);
+      switch ((seed + i) % 4) {
+        case 0: {
+          report->op.store(1);
+          if (!d->Set(set, Payload(1, set, ItemSize(seed, 1, set))).ok()) return 3;
+          report->sets.store(++set);
+          break;
+        }
+        case 1: {
+          report->op.store(2);
+          if (!q->Put(Item{2, put, Payload(2, put, ItemSize(seed, 2, put))}).ok()) return 4;
+          report->puts.store(++put);
+          break;
+        }
+        case 2: {
+          report->op.store(3);
+          absl::StatusOr<bool> got = lock->Acquire(true, kHang);
+          if (!got.ok() || !*got) return 5;
+          report->op.store(4);
+          Phase(KillPhase::kHolding);
+          absl::StatusOr<size_t> n = d->Size();
+          if (!n.ok()) return 6;
+          report->op.store(5);
+          if (!lock->Release().ok()) return 7;
+          break;
+        }
+        case 3: {
+          report->op.store(6);
+          absl::StatusOr<ListProxy<int64_t>> l = m->List<int64_t>();
+          if (!l.ok()) return 8;
+          mine.push_back(*std::move(l));
+          break;
+        }
+      }
+      report->op.store(0);
+      Phase(KillPhase::kOutside);
+      if (i + 1 == trigger) arm();
+    }
+  });
+  MP_TRY(victim.status());
+  MP_TRY(victim.ExpectKilled());
+  const uint32_t op = report->op.load();
+  // The dict: every Set that returned, whole; the interrupted one whole or absent.
+  const uint32_t sets = report->sets.load();
+  for (uint32_t k = 0; k <= sets; ++k) {
+    absl::StatusOr<std::string> v = d->Get(k);
+    if (k == sets && v.status().code() == absl::StatusCode::kNotFound) break;
+    if (!v.ok()) {
+      return absl::InternalError(
+          absl::StrCat("key ", k, " of ", sets, ": ", v.status().ToString()));
+    }
+    MP_TRY(Check(*v == Payload(1, k, ItemSize(seed, 1, k)), absl::StrCat("value ", k, " is torn")));
+    MP_TRY(Check(k < sets || op == 1, absl::StrCat("key ", k, " is there but no Set was running")));
+  }
+  // The queue: 0 .. puts-1 in order, then possibly the interrupted one, then nothing.
+  const uint32_t puts = report->puts.load();
+  for (uint32_t seq = 0;; ++seq) {
+    absl::StatusOr<Item> item = q->Get(false);
+    if (!item.ok()) {
+      MP_TRY(Check(item.status().code() == absl::StatusCode::kUnavailable,
+                   absl::StrCat("Get: ", item.status().ToString())));
+      MP_TRY(Check(seq >= puts, absl::StrCat("only ", seq, " of ", puts, " items delivered")));
+      break;
+    }
+    MP_TRY(Check(item->seq == seq && item->payload == Payload(2, seq, ItemSize(seed, 2, seq)),
+                 absl::StrCat("item ", seq, " torn, duplicated or out of order")));
+    MP_TRY(Check(seq < puts || (seq == puts && op == 2),
+                 absl::StrCat("item ", seq, " delivered but only ", puts, " Puts returned")));
+  }
+  // The lock: free; IsOwnerDied when the victim held it (and only if it could have).
+  absl::StatusOr<bool> got = lock->Acquire(true, kHang);
+  if (IsOwnerDied(got.status())) {
+    MP_TRY(Check(op >= 3 && op <= 5, absl::StrCat("IsOwnerDied, but the victim was in op ", op)));
+  } else {
+    MP_TRY(
+        Check(got.ok() && *got, absl::StrCat("the lock is not free: ", got.status().ToString())));
+    MP_TRY(Check(op != 4, "the victim died holding the lock but nobody was told"));
+  }
+  MP_TRY(lock->Release());
+  // The victim's own objects are dropped once the server sees it gone.
+  const Deadline deadline = Deadline::After(kHang);
+  absl::StatusOr<size_t> count = m->ObjectCount();
+  while (count.ok() && *count != *baseline && !deadline.Expired()) {
+    absl::SleepFor(absl::Milliseconds(1));
+    count = m->ObjectCount();
+  }
+  if (!count.ok()) return count.status();
+  MP_TRY(Check(*count == *baseline, absl::StrCat("the server holds ", *count, " objects, ",
+                                                 *baseline, " before the victim")));
+  MP_TRY(d->Set(999999, "after"));
+  return m->Shutdown();
+}
+
+absl::Status ManagerServerTrial(uint64_t seed, Rng& rng) {
+  absl::StatusOr<Manager> m = StartTrialManager();
+  if (!m.ok()) return m.status();
+  const std::string address = m->address();
+  absl::StatusOr<DictProxy<uint32_t, std::string>> d = m->Dict<uint32_t, std::string>();
+  absl::StatusOr<QueueProxy<int64_t>> q = m->Queue<int64_t>();
+  if (!d.ok() || !q.ok()) return absl::InternalError("could not make the objects");
+  const std::optional<int> server = m->process()->Pid();
+  if (!server.has_value()) return absl::InternalError("the server has no pid");
+  const uint32_t trigger = static_cast<uint32_t>(rng.Range(1, 100));
+  const uint64_t spin = rng.Range(0, 2000000);
+  TestPipe armed;
+  MP_TRY(Check(armed.ok(), "pipe"));
+  // The client: a child, so that a hang is caught by its bound. It calls until a call fails, with
+  // another thread blocked in Get all along.
+  Child client([&] {
+    armed.CloseRead();
+    absl::Status blocked;
+    std::thread getter([&] { blocked = q->Get().status(); });
+    absl::Status first;
+    uint32_t i = 0;
+    for (;; ++i) {
+      Phase(KillPhase::kInside);
+      first = d->Set(i, Payload(3, i, ItemSize(seed, 3, i)));
+      if (!first.ok()) break;  // the phase stays kInside: the call the server's death ended
+      Phase(KillPhase::kOutside);
+      if (i + 1 == trigger) WriteByte(armed.w());
+    }
+    getter.join();
+    if (first.code() != absl::StatusCode::kUnavailable) return 3;
+    if (blocked.code() != absl::StatusCode::kUnavailable) return 4;
+    if (d->Get(0).status().code() != absl::StatusCode::kUnavailable) return 5;
+    return 0;
+  });
+  armed.CloseWrite();
+  Child killer = StartKiller(armed.r(), *server, spin);
+  armed.CloseRead();
+  MP_TRY(ExpectExit(killer, kHang, "killer"));
+  absl::StatusOr<int> code = client.Wait(kHang, "client");
+  if (!code.ok()) return code.status();
+  MP_TRY(Check(*code == 0, absl::StrCat("client exited with ", *code,
+                                        " (3: first failure not kUnavailable, 4: blocked Get, "
+                                        "5: a later call)")));
+  MP_TRY(m->Join(kHang));
+  MP_TRY(Check(!m->process()->IsAlive(), "the server is still alive"));
+  RemoveSocket(address);
+  return absl::OkStatus();
+}
+
 absl::Status RunScenario(Scenario scenario, uint64_t seed) {
   Rng rng(seed * kScenarioCount + static_cast<uint64_t>(scenario));
   g_phase->store(static_cast<uint32_t>(KillPhase::kOutside));
@@ -1030,6 +1210,10 @@ absl::Status RunScenario(Scenario scenario, uint64_t seed) {
       return SpawnPutTrial(seed, rng);
     case Scenario::kSharedMemory:
       return SharedMemoryTrial(seed, rng);
+    case Scenario::kManagerClient:
+      return ManagerClientTrial(seed, rng);
+    case Scenario::kManagerServer:
+      return ManagerServerTrial(seed, rng);
   }
   return absl::InvalidArgumentError("unknown scenario");
 }
@@ -1060,6 +1244,10 @@ absl::string_view ScenarioName(Scenario scenario) {
       return "SharedMemory";
     case Scenario::kShmSendBytes:
       return "ShmSendBytes";
+    case Scenario::kManagerClient:
+      return "ManagerClient";
+    case Scenario::kManagerServer:
+      return "ManagerServer";
     case Scenario::kShmRecvBytes:
       return "ShmRecvBytes";
   }

@@ -1,7 +1,8 @@
 // Copyright 2026 The mp Authors.
 //
 // tests/faults/kill_trial.h — kill trials: a victim process is SIGKILLed at a random point while it
-// is inside a Queue, Connection, Lock, Barrier or Condition call, and the survivors are checked.
+// is inside a Queue, Connection, Lock, Barrier, Condition or manager call (or is a manager's
+// server), and the survivors are checked.
 //
 // One trial = one scenario + one seed. The seed picks (with a seeded RNG, never the clock) how many
 // operations the victim completes before it arms the killer and how many loop iterations the killer
@@ -61,7 +62,8 @@ enum class Scenario {
   // the number of SendBytes that returned OK, or one more; the closed connection answers at once
   // afterwards.
   kSendBytes,
-  // Victim killed in Connection::RecvBytes (socket transport) while the parent sends. The victim saw only intact
+  // Victim killed in Connection::RecvBytes (socket transport) while the parent sends. The victim
+  // saw only intact
   // messages in order; the parent's SendBytes ends with kAborted (broken pipe), never a hang or a
   // signal.
   kRecvBytes,
@@ -93,8 +95,18 @@ enum class Scenario {
   // messages up to 300 KiB, so some travel in parts through the 256 KiB ring), same checks.
   kShmSendBytes,
   kShmRecvBytes,
+  // A manager client killed mid-call (Dict Set, Queue Put, holding a manager Lock, making objects
+  // of its own). Every Set that returned is there, untorn; the interrupted one is there whole or
+  // not at all; every Put that returned is delivered once, in order, and the interrupted one at
+  // most once; the lock is free (IsOwnerDied exactly when the victim could have held it); the
+  // server drops every object the victim made (ObjectCount back to the parent's) and serves on.
+  kManagerClient,
+  // A manager's server killed while a client calls (and another client thread is blocked in a
+  // Queue Get): every call returns; the first failure, and every call after it, is kUnavailable;
+  // the blocked Get returns kUnavailable; nothing hangs.
+  kManagerServer,
 };
-inline constexpr int kScenarioCount = 12;
+inline constexpr int kScenarioCount = 14;
 
 // "Put", "Get", "SendBytes", ...
 absl::string_view ScenarioName(Scenario scenario);

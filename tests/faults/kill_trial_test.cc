@@ -29,7 +29,8 @@ INSTANTIATE_TEST_SUITE_P(AllScenarios, KillTrialTest,
                                            Scenario::kLockWaiting, Scenario::kBarrierWait,
                                            Scenario::kConditionWait, Scenario::kSpawnPut,
                                            Scenario::kSharedMemory, Scenario::kShmSendBytes,
-                                           Scenario::kShmRecvBytes),
+                                           Scenario::kShmRecvBytes, Scenario::kManagerClient,
+                                           Scenario::kManagerServer),
                          [](const ::testing::TestParamInfo<Scenario>& info) {
                            return std::string(ScenarioName(info.param));
                          });
@@ -41,7 +42,9 @@ TEST(KillTrialTest, ScenarioNamesAndRoundRobin) {
   EXPECT_EQ(ScenarioName(ScenarioForTrial(9)), "SharedMemory");
   EXPECT_EQ(ScenarioName(ScenarioForTrial(10)), "ShmSendBytes");
   EXPECT_EQ(ScenarioName(ScenarioForTrial(11)), "ShmRecvBytes");
-  EXPECT_EQ(ScenarioForTrial(12), ScenarioForTrial(0));
+  EXPECT_EQ(ScenarioName(ScenarioForTrial(12)), "ManagerClient");
+  EXPECT_EQ(ScenarioName(ScenarioForTrial(13)), "ManagerServer");
+  EXPECT_EQ(ScenarioForTrial(14), ScenarioForTrial(0));
 }
 
 }  // namespace
