@@ -479,6 +479,7 @@ absl::Status AddBuiltinCollections(TypeTable& table) {
 absl::Status AddBuiltins(TypeTable& table) {
   absl::Status s = AddBuiltinCollections(table);
   s.Update(AddBuiltinSync(table));
+  s.Update(AddSharedMemoryTracker(table));
   return s;
 }
 

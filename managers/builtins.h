@@ -69,6 +69,7 @@ namespace mp::managers_internal {
 absl::Status AddBuiltins(TypeTable& table);
 absl::Status AddBuiltinCollections(TypeTable& table);
 absl::Status AddBuiltinSync(TypeTable& table);
+absl::Status AddSharedMemoryTracker(TypeTable& table);  // shared_memory_tracker.cc
 
 // A value a container stores: its bytes and, for a proxy of this server's objects that the
 // caller asked to be held (Request::held_args), the reference that keeps its object alive while

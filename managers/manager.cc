@@ -88,6 +88,7 @@ absl::Status RunServer(const ServerConfig& config, Registrar registrar,
   if (absl::Status s = report(started); !s.ok() && server.ok()) return s;
   if (!server.ok()) return server.status();
   absl::Status served = (*server)->Serve();
+  (*server)->EndObjects();
   RemoveSocketFile(config.address, (*server)->address());
   if (!served.ok()) return served;
   std::fflush(nullptr);
@@ -228,6 +229,49 @@ absl::Status BaseManager::Join(std::optional<absl::Duration> timeout) {
         "BaseManager::Join: this manager was connected to, not started, by this process");
   }
   return process_->Join(timeout);
+}
+
+namespace {
+constexpr absl::string_view kTrackerLabel = "mp::SharedMemoryTracker";
+}  // namespace
+
+absl::StatusOr<SharedMemoryManager> SharedMemoryManager::Start(std::shared_ptr<StartMethod> method,
+                                                               ManagerOptions options) {
+  absl::StatusOr<BaseManager> m = BaseManager::Start(std::move(method), std::move(options));
+  if (!m.ok()) return m.status();
+  absl::StatusOr<BaseProxy> tracker =
+      BaseProxy::Create(m->address(), m->authkey(), "SharedMemoryTracker",
+                        Fingerprint(kTrackerLabel), std::string(kTrackerLabel), {});
+  if (!tracker.ok()) return tracker.status();
+  return SharedMemoryManager(*std::move(m), *std::move(tracker));
+}
+
+absl::StatusOr<SharedMemory> SharedMemoryManager::SharedMemory(int64_t size) const {
+  if (size <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SharedMemoryManager::SharedMemory: size must be positive, not ", size));
+  }
+  absl::StatusOr<CallResults> r = tracker_.CallMethod("create", {Encode(size)});
+  if (!r.ok()) return r.status();
+  absl::StatusOr<std::string> name = managers_internal::DecodeResult<std::string>(*r, 0, "create");
+  if (!name.ok()) return name.status();
+  return mp::SharedMemory::Attach(*name);
+}
+
+absl::StatusOr<std::vector<std::string>> SharedMemoryManager::Segments() const {
+  absl::StatusOr<CallResults> r = tracker_.CallMethod("list", {});
+  if (!r.ok()) return r.status();
+  std::vector<std::string> names;
+  for (size_t i = 0; i < r->size(); ++i) {
+    absl::StatusOr<std::string> name = managers_internal::DecodeResult<std::string>(*r, i, "list");
+    if (!name.ok()) return name.status();
+    names.push_back(*std::move(name));
+  }
+  return names;
+}
+
+absl::Status SharedMemoryManager::Release(const std::string& name) const {
+  return tracker_.CallMethod("release", {Encode(name)}).status();
 }
 
 absl::Status ServeManager(ManagerOptions options, Registrar registrar,

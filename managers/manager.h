@@ -68,6 +68,8 @@
 #include "managers/served_object.h"
 #include "managers/sync_proxies.h"
 #include "serialize/codec.h"
+#include "shared_memory/shareable_list.h"
+#include "shared_memory/shared_memory.h"
 #include "start_methods/process.h"
 #include "start_methods/start_method.h"
 #include "start_methods/target.h"
@@ -330,6 +332,42 @@ class Manager : public BaseManager {
 
  private:
   explicit Manager(BaseManager&& m) : BaseManager(std::move(m)) {}
+};
+
+// CPython's multiprocessing.managers.SharedMemoryManager: named SharedMemory segments and
+// ShareableLists that live as long as the manager. The server makes each segment (and, being
+// their creator, has them reclaimed by shared_memory.h's registry even if it is killed); Shutdown,
+// or the end of the process that started the server, unlinks them all.
+//
+//   absl::StatusOr<mp::SharedMemoryManager> smm = mp::SharedMemoryManager::Start(method);
+//   absl::StatusOr<mp::SharedMemory> shm = smm->SharedMemory(4096);
+//   absl::StatusOr<mp::ShareableList<int64_t>> sl = smm->ShareableList<int64_t>(values);
+//   // pass *shm, *sl to children of any start method (they travel by name) ...
+//   smm->Shutdown();                                // both segments are unlinked
+class SharedMemoryManager : public BaseManager {
+ public:
+  static absl::StatusOr<SharedMemoryManager> Start(std::shared_ptr<StartMethod> method,
+                                                   ManagerOptions options = {});
+
+  // A new segment of `size` bytes, mapped here (kInvalidArgument for size <= 0).
+  absl::StatusOr<mp::SharedMemory> SharedMemory(int64_t size) const;
+  // A new ShareableList holding `values`.
+  template <typename T>
+  absl::StatusOr<mp::ShareableList<T>> ShareableList(absl::Span<const T> values) const {
+    absl::StatusOr<mp::SharedMemory> shm =
+        SharedMemory(static_cast<int64_t>(mp::ShareableList<T>::Bytes(values.size())));
+    if (!shm.ok()) return shm.status();
+    return mp::ShareableList<T>::Format(*std::move(shm), values);
+  }
+  // The names of the segments it made and has not released.
+  absl::StatusOr<std::vector<std::string>> Segments() const;
+  // Unlinks one of its segments now (kNotFound if it made no such segment).
+  absl::Status Release(const std::string& name) const;
+
+ private:
+  SharedMemoryManager(BaseManager&& m, BaseProxy tracker)
+      : BaseManager(std::move(m)), tracker_(std::move(tracker)) {}
+  BaseProxy tracker_;
 };
 
 // Serves a manager in this process (CPython's get_server().serve_forever()) on `options.address`

@@ -117,6 +117,13 @@ absl::Status AppendThroughNested(mp::DictProxy<std::string, mp::ListProxy<int64_
   return l->Append(3);
 }
 
+// Reads the segment's first byte and the list's sum; writes them into the list's last element.
+absl::Status ReadShared(mp::SharedMemory shm, mp::ShareableList<int64_t> sl) {
+  int64_t sum = shm.buf()[0];
+  for (int64_t v : sl.ToVector()) sum += v;
+  return sl.Set(-1, sum);
+}
+
 template <typename M>
 class ManagerTest : public ::testing::Test {
  protected:
@@ -433,6 +440,47 @@ TYPED_TEST(ManagerTest, NestedProxiesKeepTheirObjectsAlive) {
   absl::StatusOr<mp::ListProxy<int64_t>> foreign = other.List<int64_t>();
   ASSERT_TRUE(foreign.ok());
   EXPECT_EQ(outer->Set("f", *foreign).code(), StatusCode::kInvalidArgument);
+}
+
+TYPED_TEST(ManagerTest, SharedMemoryManager) {
+  absl::StatusOr<mp::SharedMemoryManager> smm = mp::SharedMemoryManager::Start(TypeParam::Get());
+  ASSERT_TRUE(smm.ok()) << smm.status();
+  absl::StatusOr<mp::SharedMemory> shm = smm->SharedMemory(64);
+  ASSERT_TRUE(shm.ok()) << shm.status();
+  shm->buf()[0] = 7;
+  const std::vector<int64_t> values = {1, 2, 0};
+  absl::StatusOr<mp::ShareableList<int64_t>> sl = smm->ShareableList<int64_t>(values);
+  ASSERT_TRUE(sl.ok()) << sl.status();
+  EXPECT_EQ(smm->SharedMemory(0).status().code(), StatusCode::kInvalidArgument);
+  absl::StatusOr<std::vector<std::string>> names = smm->Segments();
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(names->size(), 2u);
+  mp::Process p = this->Run(mp::Call<&ReadShared>(*shm, *sl));
+  this->ExpectExit(p, 0);
+  EXPECT_EQ(*sl->Get(-1), 10);
+  const std::string shm_name = shm->name();
+  const std::string sl_name = sl->name();
+  ASSERT_TRUE(smm->Shutdown().ok());
+  // Unlinked with the manager (the mappings here stay valid until closed).
+  EXPECT_EQ(mp::SharedMemory::Attach(shm_name).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(mp::SharedMemory::Attach(sl_name).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*sl->Get(-1), 10);
+}
+
+TYPED_TEST(ManagerTest, AKilledSharedMemoryManagersSegmentsAreReclaimed) {
+  absl::StatusOr<mp::SharedMemoryManager> smm = mp::SharedMemoryManager::Start(TypeParam::Get());
+  ASSERT_TRUE(smm.ok()) << smm.status();
+  absl::StatusOr<mp::SharedMemory> shm = smm->SharedMemory(64);
+  ASSERT_TRUE(shm.ok()) << shm.status();
+  const std::string socket = smm->address();
+  ASSERT_TRUE(const_cast<mp::Process*>(smm->process())->Kill().ok());
+  ASSERT_TRUE(smm->Join(absl::Seconds(60)).ok());
+  absl::StatusOr<std::vector<std::string>> reclaimed = mp::SharedMemory::ReclaimOrphans();
+  ASSERT_TRUE(reclaimed.ok()) << reclaimed.status();
+  EXPECT_THAT(*reclaimed, ::testing::Contains(shm->name()));
+  EXPECT_EQ(mp::SharedMemory::Attach(shm->name()).status().code(), StatusCode::kNotFound);
+  ::unlink(socket.c_str());
+  ::rmdir(socket.substr(0, socket.rfind('/')).c_str());
 }
 
 }  // namespace manager_test

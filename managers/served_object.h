@@ -75,6 +75,9 @@ class ServedObject {
   virtual void SessionEnded(uint64_t /*session*/) {}
   // Whether SessionEnded does anything (the server calls it only on those that say so).
   virtual bool WatchesSessions() const { return false; }
+  // The server is about to end (shutdown, or the end of the process that started it): release
+  // what must not outlive it (a SharedMemoryManager's segments).
+  virtual void ServerEnding() {}
 };
 
 // How a server makes an object of one typeid: from the Request's type and arguments.

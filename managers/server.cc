@@ -151,6 +151,15 @@ absl::Status Server::Serve() {
   }
 }
 
+void Server::EndObjects() {
+  std::vector<std::shared_ptr<ServedObject>> all;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, entry] : objects_) all.push_back(entry.object);
+  }
+  for (const std::shared_ptr<ServedObject>& object : all) object->ServerEnding();
+}
+
 void Server::RequestShutdown() {
   const uint64_t one = 1;
   while (::write(wake_fd_, &one, sizeof(one)) < 0 && errno == EINTR) {

@@ -71,6 +71,8 @@ class Server {
   // Accepts and serves until a shutdown request arrives or stop_fd becomes readable. The serving
   // threads are still running when it returns: end the process.
   absl::Status Serve();
+  // Tells every object the server is ending (ServedObject::ServerEnding); after Serve returns.
+  void EndObjects();
 
  private:
   struct Session {
