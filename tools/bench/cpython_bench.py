@@ -396,6 +396,88 @@ def executor_map(n, chunksize):
         return dt * 1e3
 
 
+# Managers (multiprocessing.managers.SyncManager, fork context), as //managers:manager_benchmark
+# runs mp::Manager: a dict proxy's d[k] = v then d[k] (one op: two calls, two round trips to the
+# server), over the default Unix socket or TCP loopback, and 4 client processes hammering one dict.
+
+
+def _start_manager(address=None, server_cpu=None):
+    """A started SyncManager (fork); its server process on CPU `server_cpu` (None: unplaced), this
+    process on the first CPU afterwards when placed."""
+    from multiprocessing.managers import SyncManager
+    if server_cpu is not None:
+        _pin(server_cpu)  # the server process inherits it
+    m = SyncManager(address=address, ctx=mp.get_context("fork"))
+    m.start()
+    if server_cpu is not None:
+        _pin(0)
+    return m
+
+
+def _set_get(d, k, v):
+    d[k] = v
+    if d[k] != v:
+        raise SystemExit("cpython: the manager dict returned a wrong value")
+
+
+def manager_roundtrip(n, address=None):
+    """d[k] = v; d[k] on a SyncManager dict proxy, this process on the first CPU and the server on
+    the second (as the mp side and its raw limits are placed); us per pair (two calls)."""
+    with _placed():
+        m = _start_manager(address, server_cpu=1)
+        try:
+            d = m.dict()
+            for i in range(200):  # warm up: the connection, the server's thread
+                _set_get(d, i & 63, i)
+            t0 = time.perf_counter()
+            for i in range(n):
+                _set_get(d, i & 63, i)
+            dt = time.perf_counter() - t0
+        finally:
+            m.shutdown()
+    return dt / n * 1e6
+
+
+def _manager_client(d, c, n, ready, go, done):
+    _set_get(d, 1000 * c, -1)  # the child's own reference and connection, before the clock
+    ready.put(c)
+    go.wait()
+    for i in range(n):
+        _set_get(d, 1000 * c + (i & 63), i)
+    done.put(c)
+
+
+def manager_clients(n, clients=4):
+    """`clients` forked processes each doing n d[k] = v; d[k] pairs on one SyncManager dict proxy
+    (the one they inherited), released together; timed from the release until the last is done.
+    Not placed (as the mp side). Microseconds per call across all of them (1 / aggregate calls/s;
+    each pair is two calls)."""
+    ctx = mp.get_context("fork")
+    m = _start_manager()
+    try:
+        d = m.dict()
+        _set_get(d, 0, 0)
+        ready, done, go = ctx.SimpleQueue(), ctx.SimpleQueue(), ctx.Event()
+        procs = [ctx.Process(target=_manager_client, args=(d, c, n, ready, go, done))
+                 for c in range(clients)]
+        for p in procs:
+            p.start()
+        for _ in procs:
+            ready.get()
+        t0 = time.perf_counter()
+        go.set()
+        for _ in procs:
+            done.get()
+        dt = time.perf_counter() - t0
+        for p in procs:
+            p.join()
+            if p.exitcode != 0:
+                raise SystemExit("cpython: a manager client failed")
+    finally:
+        m.shutdown()
+    return dt / (2 * n * clients) * 1e6
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -436,6 +518,10 @@ def main():
          lambda: executor_submit_all(n(10000))),
         ("Executor.map 100,000 trivial items (chunksize 1000)", "ms/op",
          lambda: executor_map(100000, 1000)),
+        ("Manager dict round trip", "us/op", lambda: manager_roundtrip(n(4000))),
+        ("Manager dict 4 clients", "us/op", lambda: manager_clients(n(1500))),
+        ("Manager dict round trip TCP", "us/op",
+         lambda: manager_roundtrip(n(4000), address=("127.0.0.1", 0))),
     ]
     out = {}
     for name, unit, fn in workloads:
