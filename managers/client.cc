@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/mutex.h"
+#include "base/pid.h"
 #include "base/random.h"
 #include "channels/connection.h"
 #include "listener/listener.h"
@@ -40,7 +41,7 @@ struct Registry {
 Registry* ThisProcess() {
   static std::atomic<Registry*> current{nullptr};
   Registry* r = current.load(std::memory_order_acquire);
-  const pid_t pid = getpid();
+  const pid_t pid = CurrentPid();
   if (r != nullptr && r->pid == pid) return r;
   auto* fresh = new Registry;
   fresh->pid = pid;
@@ -83,7 +84,7 @@ ServerClient::ServerClient(std::string address, std::optional<std::string> authk
     : address_(std::move(address)),
       authkey_(std::move(authkey)),
       session_(std::move(session)),
-      pid_(getpid()) {}
+      pid_(CurrentPid()) {}
 
 ServerClient::~ServerClient() = default;
 
@@ -136,7 +137,7 @@ absl::StatusOr<Connection> ServerClient::Connect(bool shared_memory) {
 }
 
 absl::Status ServerClient::Call(Request& request, Reply& reply, absl::Duration timeout) {
-  std::optional<Connection> connection;
+  std::unique_ptr<Connection> connection;
   {
     MutexLock lock(&mu_);
     if (!idle_.empty()) {
@@ -144,18 +145,18 @@ absl::Status ServerClient::Call(Request& request, Reply& reply, absl::Duration t
       idle_.pop_back();
     }
   }
-  if (!connection.has_value()) {
+  if (connection == nullptr) {
     if (absl::Status s = Anchor(); !s.ok()) return s;
     absl::StatusOr<Connection> fresh = Connect(/*shared_memory=*/true);
     if (!fresh.ok()) return fresh.status();
-    connection = *std::move(fresh);
+    connection = std::make_unique<Connection>(*std::move(fresh));
   }
   request.thread = ThreadId();
   if (absl::Status s = connection->Send(request); !s.ok()) {
     // Too large a request leaves the connection as it was.
     if (s.code() == absl::StatusCode::kInvalidArgument && !connection->closed()) {
       MutexLock lock(&mu_);
-      idle_.push_back(*std::move(connection));
+      idle_.push_back(std::move(connection));
       return s;
     }
     return Unavailable("closed the connection", s);
@@ -179,7 +180,7 @@ absl::Status ServerClient::Call(Request& request, Reply& reply, absl::Duration t
   reply = *std::move(received);
   {
     MutexLock lock(&mu_);
-    idle_.push_back(*std::move(connection));
+    idle_.push_back(std::move(connection));
   }
   return reply.status;
 }

@@ -77,7 +77,9 @@ class ServerClient {
   Mutex anchor_mu_;
   std::optional<Connection> anchor_ ABSL_GUARDED_BY(anchor_mu_);
   Mutex mu_;
-  std::vector<Connection> idle_ ABSL_GUARDED_BY(mu_);
+  // Held by pointer: moving a Connection object updates the process's registry of live
+  // Connections (a global mutex), which a call should not pay twice.
+  std::vector<std::unique_ptr<Connection>> idle_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mp::managers_internal

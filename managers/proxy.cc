@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/mutex.h"
+#include "base/pid.h"
 #include "managers/client.h"
 #include "managers/wire.h"
 
@@ -26,7 +27,7 @@ using managers_internal::ServerClient;
 
 BaseProxy::Ref::~Ref() {
   // A fork child's copy of its parent's reference is the parent's to drop.
-  if (client == nullptr || getpid() != pid) return;
+  if (client == nullptr || CurrentPid() != pid) return;
   Request request{.op = static_cast<uint8_t>(Op::kDecref), .id = token.id, .type = token.type};
   Reply reply;
   client->Call(request, reply).IgnoreError();  // a server that is gone has dropped it already
@@ -44,14 +45,14 @@ absl::StatusOr<BaseProxy> BaseProxy::Attach(Token token) {
   Reply reply;
   if (absl::Status s = client->Call(request, reply); !s.ok()) return s;
   BaseProxy proxy;
-  proxy.ref_ = std::make_shared<Ref>(std::move(token), std::move(client), getpid());
+  proxy.ref_ = std::make_shared<Ref>(std::move(token), std::move(client), CurrentPid());
   return proxy;
 }
 
 BaseProxy BaseProxy::Adopt(Token token) {
   std::shared_ptr<ServerClient> client = ServerClient::Get(token.address, token.authkey);
   BaseProxy proxy;
-  proxy.ref_ = std::make_shared<Ref>(std::move(token), std::move(client), getpid());
+  proxy.ref_ = std::make_shared<Ref>(std::move(token), std::move(client), CurrentPid());
   return proxy;
 }
 
@@ -75,7 +76,7 @@ absl::StatusOr<BaseProxy> BaseProxy::Create(const std::string& address,
   if (!id.ok()) return id.status();
   BaseProxy proxy;
   proxy.ref_ = std::make_shared<Ref>(Token{address, authkey, *id, type, std::move(type_name)},
-                                     std::move(client), getpid());
+                                     std::move(client), CurrentPid());
   return proxy;
 }
 
@@ -84,7 +85,7 @@ absl::StatusOr<std::shared_ptr<BaseProxy::Ref>> BaseProxy::ThisProcessRef() cons
   if (ref_ == nullptr) {
     return absl::FailedPreconditionError("manager: a call through an empty proxy");
   }
-  if (ref_->pid == getpid()) return ref_;
+  if (ref_->pid == CurrentPid()) return ref_;
   // A fork child: its own reference, so that the object outlives the parent's proxies.
   absl::StatusOr<BaseProxy> attached = Attach(ref_->token);
   if (!attached.ok()) return attached.status();
