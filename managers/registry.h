@@ -455,9 +455,13 @@ class TypeRegistry {
     registrations_.emplace_back(r);
     tables_[std::type_index(typeid(T))] = r->table_;
     // The names this process uses to call the class (the first registration wins).
-    const std::string* expected = nullptr;
-    managers_internal::RegisteredType<T>::type_id.compare_exchange_strong(expected,
-                                                                          new std::string(type_id));
+    if (managers_internal::RegisteredType<T>::type_id.load() == nullptr) {
+      auto* mine = new std::string(type_id);
+      const std::string* expected = nullptr;
+      if (!managers_internal::RegisteredType<T>::type_id.compare_exchange_strong(expected, mine)) {
+        delete mine;
+      }
+    }
     return *r;
   }
   void Fail(absl::Status s) { status_.Update(std::move(s)); }
@@ -484,8 +488,14 @@ void Registration<T>::Add(std::string name, managers_internal::Method<T> method)
         absl::StrCat(table_->type_id, " exposes two methods named '", name, "'")));
     return;
   }
-  const std::string* expected = nullptr;
-  managers_internal::ExposedName<M>::name.compare_exchange_strong(expected, new std::string(name));
+  // The first registration names it; later runs of a registrar allocate nothing.
+  if (managers_internal::ExposedName<M>::name.load() == nullptr) {
+    auto* mine = new std::string(name);
+    const std::string* expected = nullptr;
+    if (!managers_internal::ExposedName<M>::name.compare_exchange_strong(expected, mine)) {
+      delete mine;
+    }
+  }
 }
 
 template <typename T>
@@ -512,13 +522,20 @@ Registration<T>& Registration<T>::ExposeProxy(std::string name) {
   method.signature_text = absl::StrCat(TypeName<Args>(), "->", result_table->type_name);
   method.signature = Fingerprint(method.signature_text);
   const std::string label = absl::StrCat(table_->type_id, ".", name);
-  method.invoke = [label, result_table](T& object, managers_internal::CallContext& context,
-                                        const std::string& bytes,
-                                        std::vector<std::string>& results) -> absl::Status {
+  // Weak: a class whose method returns the class itself would otherwise keep its own table alive
+  // (a cycle). The server's TypeTable holds every table for as long as it serves.
+  std::weak_ptr<const managers_internal::MethodTable<U>> weak_table = result_table;
+  method.invoke = [label, weak_table](T& object, managers_internal::CallContext& context,
+                                      const std::string& bytes,
+                                      std::vector<std::string>& results) -> absl::Status {
     Args args;
     if (absl::Status s = DecodeInto(AsBytes(bytes), args); !s.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(label, ": malformed arguments: ", s.message()));
+    }
+    std::shared_ptr<const managers_internal::MethodTable<U>> table = weak_table.lock();
+    if (table == nullptr) {
+      return absl::InternalError(absl::StrCat(label, ": the result's class is not served"));
     }
     std::unique_ptr<U> made;
     absl::Status s = managers_internal::Guarded(label, [&]() -> absl::Status {
@@ -530,7 +547,7 @@ Registration<T>& Registration<T>::ExposeProxy(std::string name) {
     });
     if (!s.ok()) return s;
     const uint64_t id = context.Adopt(
-        std::make_shared<managers_internal::UserObject<U>>(std::move(made), result_table));
+        std::make_shared<managers_internal::UserObject<U>>(std::move(made), std::move(table)));
     results.push_back(Encode(id));
     return absl::OkStatus();
   };

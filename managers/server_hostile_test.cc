@@ -245,7 +245,8 @@ TEST_F(ServerHostileTest, SilentAndBlockedClientsHoldUpNobody) {
   ASSERT_TRUE(silent.ok());
   // Greeted and then sends half a message.
   mp::Connection half = Greeted();
-  ASSERT_GE(::write(half.fd(), "\x40\x00\x00\x00\x00\x00\x00\x00abc", 11), 0);
+  const std::string half_message = std::string("\x40\0\0\0\0\0\0\0", 8) + "abc";
+  ASSERT_GE(::write(half.fd(), half_message.data(), half_message.size()), 0);
   // Blocked in the server.
   absl::StatusOr<mp::QueueProxy<int64_t>> q = manager_->Queue<int64_t>();
   ASSERT_TRUE(q.ok());
