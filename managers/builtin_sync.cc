@@ -85,12 +85,13 @@ class Blocking : public ServedObject {
   const std::string type_name_;
 };
 
-// Lock (not owned: any caller may release it) and RLock (owned by the thread that acquired it,
-// re-entrant). acquire -> bool acquired, bool holder_died, u32 the dead holder's pid.
-class ServedLock : public Blocking {
+// The lock state of Lock, RLock and Condition: a count, the session and thread that hold it, and
+// whether its last holder's session ended while holding it (the next acquirer is told, with that
+// process's pid). Replies to an acquire are: bool acquired, bool holder_died, u32 the dead
+// holder's pid.
+class OwnedLock : public Blocking {
  public:
-  ServedLock(uint64_t type, std::string type_name, bool recursive)
-      : Blocking(type, std::move(type_name)), recursive_(recursive) {}
+  using Blocking::Blocking;
 
   bool WatchesSessions() const override { return true; }
   void SessionEnded(uint64_t session) override {
@@ -99,48 +100,81 @@ class ServedLock : public Blocking {
       count_ = 0;
       abandoned_ = true;
       dead_pid_ = pid_;
-      cv_.notify_one();
+      cv_.notify_all();
     }
   }
+
+ protected:
+  // Whether the caller's thread holds it.
+  bool Mine(const CallContext& context) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return count_ > 0 && session_ == context.session() && thread_ == context.thread();
+  }
+  // acquire: re-entrant (a holder takes it again at once) when `recursive`.
+  absl::Status Acquire(CallContext& context, absl::string_view m, bool recursive,
+                       std::vector<std::string>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (recursive && Mine(context)) {
+      ++count_;
+      out = {EncodeBool(true), EncodeBool(false), Encode<uint32_t>(0)};
+      return absl::OkStatus();
+    }
+    switch (Await(context, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ == 0; })) {
+      case Waited::kTimedOut:
+        out = {EncodeBool(false), EncodeBool(false), Encode<uint32_t>(0)};
+        return absl::OkStatus();
+      case Waited::kCallerGone:
+        return Gone(m);
+      case Waited::kReady:
+        break;
+    }
+    Take(context, 1, /*first=*/true, out);
+    return absl::OkStatus();
+  }
+  // The caller now holds it `count` times; the reply says true (an acquire) or `first` (a
+  // Condition's wait: whether it was notified), and whether the last holder had died.
+  void Take(CallContext& context, uint64_t count, bool first, std::vector<std::string>& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    count_ = count;
+    session_ = context.session();
+    thread_ = context.thread();
+    pid_ = context.pid();
+    out = {EncodeBool(first), EncodeBool(abandoned_), Encode<uint32_t>(dead_pid_)};
+    abandoned_ = false;
+  }
+
+  uint64_t count_ ABSL_GUARDED_BY(mu_) = 0;
+
+ private:
+  uint64_t session_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t thread_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t pid_ ABSL_GUARDED_BY(mu_) = 0;
+  bool abandoned_ ABSL_GUARDED_BY(mu_) = false;
+  uint32_t dead_pid_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Lock (not owned: any caller may release it) and RLock (owned by the thread that acquired it,
+// re-entrant).
+class ServedLock : public OwnedLock {
+ public:
+  ServedLock(uint64_t type, std::string type_name, bool recursive)
+      : OwnedLock(type, std::move(type_name)), recursive_(recursive) {}
 
   absl::Status Call(CallContext& context, absl::string_view m, uint64_t,
                     absl::Span<const std::string> a, std::vector<std::string>& out) override {
     MutexLock lock(&mu_);
     if (m == "acquire") {
       if (absl::Status s = Args(m, a, 0); !s.ok()) return s;
-      const bool mine = count_ > 0 && session_ == context.session() && thread_ == context.thread();
-      if (recursive_ && mine) {
-        ++count_;
-        out = {EncodeBool(true), EncodeBool(false), Encode<uint32_t>(0)};
-        return absl::OkStatus();
-      }
-      switch (Await(context, [this] { return count_ == 0; })) {
-        case Waited::kTimedOut:
-          out = {EncodeBool(false), EncodeBool(false), Encode<uint32_t>(0)};
-          return absl::OkStatus();
-        case Waited::kCallerGone:
-          return Gone(m);
-        case Waited::kReady:
-          break;
-      }
-      count_ = 1;
-      session_ = context.session();
-      thread_ = context.thread();
-      out = {EncodeBool(true), EncodeBool(abandoned_), Encode<uint32_t>(dead_pid_)};
-      abandoned_ = false;
-      pid_ = context.pid();
-      return absl::OkStatus();
+      return Acquire(context, m, recursive_, out);
     }
     if (m == "release") {
       if (absl::Status s = Args(m, a, 0); !s.ok()) return s;
       if (count_ == 0) {
         return absl::FailedPreconditionError(absl::StrCat(type_name(), ".release: not held"));
       }
-      if (recursive_ && (session_ != context.session() || thread_ != context.thread())) {
+      if (recursive_ && !Mine(context)) {
         return absl::FailedPreconditionError(
             absl::StrCat(type_name(), ".release: held by another thread"));
       }
-      if (--count_ == 0) cv_.notify_one();
+      if (--count_ == 0) cv_.notify_all();
       return absl::OkStatus();
     }
     if (m == "locked") {
@@ -153,13 +187,6 @@ class ServedLock : public Blocking {
 
  private:
   const bool recursive_;
-  uint64_t count_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t session_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t thread_ ABSL_GUARDED_BY(mu_) = 0;
-  // Its holder's session ended while it was held: the next acquirer is told (and which process).
-  bool abandoned_ ABSL_GUARDED_BY(mu_) = false;
-  uint32_t pid_ ABSL_GUARDED_BY(mu_) = 0;
-  uint32_t dead_pid_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Semaphore and BoundedSemaphore (bound > 0: release past it is kFailedPrecondition).
@@ -173,7 +200,7 @@ class ServedSemaphore : public Blocking {
     MutexLock lock(&mu_);
     if (m == "acquire") {
       if (absl::Status s = Args(m, a, 0); !s.ok()) return s;
-      switch (Await(context, [this] { return value_ > 0; })) {
+      switch (Await(context, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return value_ > 0; })) {
         case Waited::kTimedOut:
           out.push_back(EncodeBool(false));
           return absl::OkStatus();
@@ -227,7 +254,7 @@ class ServedEvent : public Blocking {
       return absl::OkStatus();
     }
     if (m == "wait") {
-      const Waited w = Await(context, [this] { return set_; });
+      const Waited w = Await(context, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return set_; });
       if (w == Waited::kCallerGone) return Gone(m);
       out.push_back(EncodeBool(w == Waited::kReady));
       return absl::OkStatus();
@@ -242,45 +269,17 @@ class ServedEvent : public Blocking {
 // Condition with its own RLock. wait: the caller must hold it; the lock is released while
 // waiting and taken back before the reply, as threading.Condition does. Notify(n) wakes the n
 // oldest waiters, never one that began waiting after it.
-class ServedCondition : public Blocking {
+class ServedCondition : public OwnedLock {
  public:
-  using Blocking::Blocking;
-
-  bool WatchesSessions() const override { return true; }
-  void SessionEnded(uint64_t session) override {
-    MutexLock lock(&mu_);
-    if (count_ > 0 && session_ == session) {
-      count_ = 0;
-      abandoned_ = true;
-      dead_pid_ = pid_;
-      cv_.notify_all();
-    }
-  }
+  using OwnedLock::OwnedLock;
 
   absl::Status Call(CallContext& context, absl::string_view m, uint64_t,
                     absl::Span<const std::string> a, std::vector<std::string>& out) override {
     MutexLock lock(&mu_);
-    const bool mine = count_ > 0 && session_ == context.session() && thread_ == context.thread();
+    const bool mine = Mine(context);
     if (m == "acquire") {
       if (absl::Status s = Args(m, a, 0); !s.ok()) return s;
-      if (mine) {
-        ++count_;
-        out = {EncodeBool(true), EncodeBool(false), Encode<uint32_t>(0)};
-        return absl::OkStatus();
-      }
-      switch (Await(context, [this] { return count_ == 0; })) {
-        case Waited::kTimedOut:
-          out = {EncodeBool(false), EncodeBool(false), Encode<uint32_t>(0)};
-          return absl::OkStatus();
-        case Waited::kCallerGone:
-          return Gone(m);
-        case Waited::kReady:
-          break;
-      }
-      Take(context, 1);
-      out = {EncodeBool(true), EncodeBool(abandoned_), Encode<uint32_t>(dead_pid_)};
-      abandoned_ = false;
-      return absl::OkStatus();
+      return Acquire(context, m, /*recursive=*/true, out);
     }
     if (m == "release") {
       if (absl::Status s = Args(m, a, 0); !s.ok()) return s;
@@ -316,30 +315,25 @@ class ServedCondition : public Blocking {
       waiting_.push_back(ticket);
       count_ = 0;
       cv_.notify_all();
-      const Waited w = Await(context, [&] { return Contains(notified_, ticket); });
+      const Waited w = Await(context, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return Contains(notified_, ticket);
+      });
       Remove(waiting_, ticket);
       const bool notified = Remove(notified_, ticket);
       // Take the lock back (without a deadline: threading.Condition.wait does too).
       while (count_ != 0) {
-        mu_.Await(cv_, Deadline::After(kCallerCheck), [this] { return count_ == 0; });
+        mu_.Await(cv_, Deadline::After(kCallerCheck),
+                  [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ == 0; });
         if (count_ != 0 && context.CallerGone()) return Gone(m);
       }
       if (w == Waited::kCallerGone) return Gone(m);
-      Take(context, saved);
-      out = {EncodeBool(notified), EncodeBool(abandoned_), Encode<uint32_t>(dead_pid_)};
-      abandoned_ = false;
+      Take(context, saved, notified, out);
       return absl::OkStatus();
     }
     return NoMethod(m);
   }
 
  private:
-  void Take(CallContext& context, uint64_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    count_ = count;
-    session_ = context.session();
-    thread_ = context.thread();
-    pid_ = context.pid();
-  }
   absl::Status NotHeld(absl::string_view m) const {
     return absl::FailedPreconditionError(
         absl::StrCat(type_name(), ".", m, ": the caller does not hold the lock"));
@@ -360,12 +354,6 @@ class ServedCondition : public Blocking {
     return false;
   }
 
-  uint64_t count_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t session_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t thread_ ABSL_GUARDED_BY(mu_) = 0;
-  bool abandoned_ ABSL_GUARDED_BY(mu_) = false;
-  uint32_t pid_ ABSL_GUARDED_BY(mu_) = 0;
-  uint32_t dead_pid_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   std::deque<uint64_t> waiting_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> notified_ ABSL_GUARDED_BY(mu_);
@@ -394,7 +382,9 @@ class ServedBarrier : public Blocking {
         out.push_back(EncodeI64(index));
         return absl::OkStatus();
       }
-      const Waited w = Await(context, [&] { return generation_ != generation || broken_; });
+      const Waited w = Await(context, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return generation_ != generation || broken_;
+      });
       if (generation_ != generation) {
         out.push_back(EncodeI64(index));
         return absl::OkStatus();
@@ -455,7 +445,7 @@ class ServedQueue : public Blocking {
     MutexLock lock(&mu_);
     if (m == "put") {
       if (absl::Status s = Args(m, a, 1); !s.ok()) return s;
-      switch (Await(context, [this] { return !Full(); })) {
+      switch (Await(context, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !Full(); })) {
         case Waited::kTimedOut:
           return Unready(context, m, "full");
         case Waited::kCallerGone:
@@ -470,7 +460,8 @@ class ServedQueue : public Blocking {
     }
     if (m == "get") {
       if (absl::Status s = Args(m, a, 0); !s.ok()) return s;
-      switch (Await(context, [this] { return !items_.empty(); })) {
+      switch (
+          Await(context, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !items_.empty(); })) {
         case Waited::kTimedOut:
           return Unready(context, m, "empty");
         case Waited::kCallerGone:
@@ -501,7 +492,8 @@ class ServedQueue : public Blocking {
       return absl::OkStatus();
     }
     if (joinable_ && m == "join") {
-      switch (Await(context, [this] { return unfinished_ == 0; })) {
+      switch (Await(context,
+                    [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return unfinished_ == 0; })) {
         case Waited::kTimedOut:
           return absl::DeadlineExceededError(
               absl::StrCat(type_name(), ".join: ", unfinished_, " items are not done yet"));

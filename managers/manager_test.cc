@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "managers/collections.h"
 #include "managers/registry.h"
+#include "managers/test_util.h"
 #include "start_methods/process.h"
 #include "start_methods/test_methods.h"
 #include "start_methods/test_util.h"
@@ -125,25 +126,8 @@ absl::Status ReadShared(mp::SharedMemory shm, mp::ShareableList<int64_t> sl) {
 }
 
 template <typename M>
-class ManagerTest : public ::testing::Test {
+class ManagerTest : public mp::testing::ManagerTestBase<M, &CounterTypes> {
  protected:
-  mp::Manager Start(mp::ManagerOptions options = {}) {
-    absl::StatusOr<mp::Manager> m = mp::Manager::Start<&CounterTypes>(M::Get(), std::move(options));
-    EXPECT_TRUE(m.ok()) << m.status();
-    if (!m.ok()) std::abort();
-    return *std::move(m);
-  }
-  mp::Process Run(mp::Target target) {
-    absl::StatusOr<mp::Process> p = mp::Process::Create(M::Get(), std::move(target));
-    EXPECT_TRUE(p.ok()) << p.status();
-    mp::Process process = guard_.Add(*std::move(p));
-    EXPECT_TRUE(process.Start().ok());
-    return process;
-  }
-  static void ExpectExit(mp::Process& p, int code) {
-    ASSERT_TRUE(p.Join(absl::Seconds(60)).ok());
-    EXPECT_EQ(p.ExitCode(), code);
-  }
   // Waits (bounded) until the server holds `n` objects: a session's end reaches it asynchronously.
   static void ExpectObjectCountBecomes(const mp::Manager& m, size_t n) {
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -155,8 +139,6 @@ class ManagerTest : public ::testing::Test {
     ASSERT_TRUE(count.ok()) << count.status();
     EXPECT_EQ(*count, n);
   }
-
-  mp::testing::ChildGuard guard_;
 };
 TYPED_TEST_SUITE(ManagerTest, mp::testing::AllStartMethods, mp::testing::StartMethodNames);
 

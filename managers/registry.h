@@ -213,6 +213,15 @@ class UserObject : public ServedObject {
   Mutex mu_;
 };
 
+// Decodes a call's arguments (one encoded tuple); kInvalidArgument naming `what` when malformed.
+template <typename Args>
+absl::Status DecodeArgs(absl::string_view what, const std::string& bytes, Args& args) {
+  if (absl::Status s = DecodeInto(AsBytes(bytes), args); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": malformed arguments: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 // Runs f (a call of user code), turning an exception into kUnknown naming it.
 template <typename F>
 absl::Status Guarded(absl::string_view what, F&& f) {
@@ -281,10 +290,7 @@ class Registration : public managers_internal::RegistrationBase {
     method.invoke = [label](T& object, managers_internal::CallContext&, const std::string& bytes,
                             std::vector<std::string>& results) -> absl::Status {
       Args args;
-      if (absl::Status s = DecodeInto(AsBytes(bytes), args); !s.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(label, ": malformed arguments: ", s.message()));
-      }
+      if (absl::Status s = managers_internal::DecodeArgs(label, bytes, args); !s.ok()) return s;
       return managers_internal::Guarded(label, [&]() -> absl::Status {
         auto call = [&]() -> decltype(auto) {
           return std::apply(
@@ -415,9 +421,10 @@ class TypeRegistry {
         std::move(type_id),
         [factory, label](const std::string& bytes) -> absl::StatusOr<std::unique_ptr<T>> {
           Args args;
-          if (absl::Status s = DecodeInto(AsBytes(bytes), args); !s.ok()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("the factory of '", label, "': malformed arguments: ", s.message()));
+          if (absl::Status s = managers_internal::DecodeArgs(
+                  absl::StrCat("the factory of '", label, "'"), bytes, args);
+              !s.ok()) {
+            return s;
           }
           absl::StatusOr<std::unique_ptr<T>> out;
           absl::Status s = managers_internal::Guarded(
@@ -529,10 +536,7 @@ Registration<T>& Registration<T>::ExposeProxy(std::string name) {
                                       const std::string& bytes,
                                       std::vector<std::string>& results) -> absl::Status {
     Args args;
-    if (absl::Status s = DecodeInto(AsBytes(bytes), args); !s.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(label, ": malformed arguments: ", s.message()));
-    }
+    if (absl::Status s = managers_internal::DecodeArgs(label, bytes, args); !s.ok()) return s;
     std::shared_ptr<const managers_internal::MethodTable<U>> table = weak_table.lock();
     if (table == nullptr) {
       return absl::InternalError(absl::StrCat(label, ": the result's class is not served"));

@@ -23,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "managers/manager.h"
+#include "managers/test_util.h"
 #include "start_methods/process.h"
 #include "start_methods/test_methods.h"
 #include "start_methods/test_util.h"
@@ -96,28 +97,7 @@ absl::Status Work(mp::JoinableQueueProxy<int64_t> q, mp::ValueProxy<int64_t> tot
 }
 
 template <typename M>
-class SyncProxiesTest : public ::testing::Test {
- protected:
-  mp::Manager Start() {
-    absl::StatusOr<mp::Manager> m = mp::Manager::Start(M::Get());
-    EXPECT_TRUE(m.ok()) << m.status();
-    if (!m.ok()) std::abort();
-    return *std::move(m);
-  }
-  mp::Process Run(mp::Target target) {
-    absl::StatusOr<mp::Process> p = mp::Process::Create(M::Get(), std::move(target));
-    EXPECT_TRUE(p.ok()) << p.status();
-    mp::Process process = guard_.Add(*std::move(p));
-    EXPECT_TRUE(process.Start().ok());
-    return process;
-  }
-  static void ExpectExit(mp::Process& p, int code) {
-    ASSERT_TRUE(p.Join(absl::Seconds(60)).ok());
-    EXPECT_EQ(p.ExitCode(), code);
-  }
-
-  mp::testing::ChildGuard guard_;
-};
+using SyncProxiesTest = mp::testing::ManagerTestBase<M>;
 TYPED_TEST_SUITE(SyncProxiesTest, mp::testing::AllStartMethods, mp::testing::StartMethodNames);
 
 TYPED_TEST(SyncProxiesTest, Lock) {
