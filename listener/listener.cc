@@ -263,8 +263,11 @@ class Handshake {
           if (absl::Status s = Enter(); !s.ok()) return s;
           continue;
         }
+        // A peer that hangs up or resets mid-handshake did not fail the challenge: CPython raises
+        // EOFError / ConnectionResetError there, not AuthenticationError, and a caller (a manager
+        // client racing its server's death) must be able to tell "gone" from "refused".
         if (n == 0) {
-          return absl::UnauthenticatedError(
+          return absl::OutOfRangeError(
               absl::StrCat(names_.who, ": ", names_.peer,
                            " closed the connection during the authentication (", Progress(), ")"));
         }
@@ -278,7 +281,7 @@ class Handshake {
       }
       const int err = errno;
       if (err == ECONNRESET || err == EPIPE || err == ECONNABORTED) {
-        return absl::UnauthenticatedError(absl::StrCat(
+        return absl::AbortedError(absl::StrCat(
             names_.who, ": ", names_.peer, " broke off the authentication (", Progress(),
             "): ", ErrnoStatus(err, Sending() ? "send" : "recv").message()));
       }

@@ -58,8 +58,10 @@
 //   server: "Listener::Accept: the client at <peer> failed the authkey challenge (digest mismatch)"
 //   client: "Client: <address> refused our authkey" (or "... failed our authkey challenge" when the
 //           server is the one with the wrong key)
-// A peer that does not speak the protocol (no challenge, a malformed or oversized message, closing
-// mid-handshake) is kUnauthenticated too, naming what arrived. A handshake that does not finish
+// A peer that does not speak the protocol (no challenge, a malformed or oversized message) is
+// kUnauthenticated too, naming what arrived. A peer that hangs up mid-handshake is kOutOfRange (end
+// of file, CPython's EOFError), one that resets the connection kAborted: it did not fail the
+// challenge, it went away (a manager's client tells a dead server from a refusal by this). A handshake that does not finish
 // within its deadline is kDeadlineExceeded ("... did not finish the authentication within <t>",
 // naming the step and how many bytes of it had moved). The Listener stays usable after a refused
 // client.

@@ -152,7 +152,8 @@ TEST(ListenerTest, ServerWithKeyClientWithoutTimesOut) {
   absl::StatusOr<mp::Connection> c3 = mp::Client(patient->address());
   ASSERT_TRUE(c3.ok());
   c3->Close();
-  EXPECT_EQ(patient->Accept(absl::Seconds(60)).status().code(), StatusCode::kUnauthenticated);
+  // CPython's accept() raises EOFError here; a hang-up is not a failed challenge.
+  EXPECT_EQ(patient->Accept(absl::Seconds(60)).status().code(), StatusCode::kOutOfRange);
 }
 
 TEST(ListenerTest, Errors) {

@@ -1162,8 +1162,17 @@ absl::Status ManagerServerTrial(uint64_t seed, Rng& rng) {
       if (i + 1 == trigger) WriteByte(armed.w());
     }
     getter.join();
-    if (first.code() != absl::StatusCode::kUnavailable) return 3;
-    if (blocked.code() != absl::StatusCode::kUnavailable) return 4;
+    // The statuses go to stderr (the test log) so that a failure names what came back.
+    if (first.code() != absl::StatusCode::kUnavailable) {
+      std::fprintf(stderr, "ManagerServer trial: the first failed Set: %s\n",
+                   first.ToString().c_str());
+      return 3;
+    }
+    if (blocked.code() != absl::StatusCode::kUnavailable) {
+      std::fprintf(stderr, "ManagerServer trial: the blocked Get: %s\n",
+                   blocked.ToString().c_str());
+      return 4;
+    }
     if (d->Get(0).ok()) return 5;
     return 0;
   });
