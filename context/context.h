@@ -155,9 +155,12 @@ class Context {
   absl::StatusOr<mp::Manager> Manager(ManagerOptions options = {}) const {
     return mp::Manager::Start(start_method_, std::move(options));
   }
-  template <Registrar R>
-  absl::StatusOr<mp::Manager> Manager(ManagerOptions options = {}) const {
-    return mp::Manager::Start<R>(start_method_, std::move(options));
+  // With an initializer (CPython's manager.start(initializer, initargs)): see
+  // BaseManager::Start. ctx->Manager<nullptr, &Init>(options, args...) for one without a registrar.
+  template <Registrar R, auto Init = nullptr, typename... A>
+  absl::StatusOr<mp::Manager> Manager(ManagerOptions options = {}, A&&... initargs) const {
+    return mp::Manager::Start<R, Init>(start_method_, std::move(options),
+                                       std::forward<A>(initargs)...);
   }
 
   // Named POSIX shared memory (multiprocessing.shared_memory.SharedMemory): travels by name, so

@@ -180,14 +180,15 @@ class ContextPipeTest
   mp::testing::ChildGuard guard_;
 };
 
-INSTANTIATE_TEST_SUITE_P(
-    AllMethodsAndTransports, ContextPipeTest,
-    ::testing::Combine(::testing::Values(std::string("fork"), std::string("spawn"),
-                                         std::string("forkserver")),
-                       mp::testing::AllTransports()),
-    [](const ::testing::TestParamInfo<ContextPipeTest::ParamType>& info) {
-      return std::get<0>(info.param) + "_" + mp::testing::TransportName(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(AllMethodsAndTransports, ContextPipeTest,
+                         ::testing::Combine(::testing::Values(std::string("fork"),
+                                                              std::string("spawn"),
+                                                              std::string("forkserver")),
+                                            mp::testing::AllTransports()),
+                         [](const ::testing::TestParamInfo<ContextPipeTest::ParamType>& info) {
+                           return std::get<0>(info.param) + "_" +
+                                  mp::testing::TransportName(std::get<1>(info.param));
+                         });
 
 TEST_P(ContextPipeTest, PipeEndsGoEverywhere) {
   mp::Context* fork = *mp::GetContext("fork");
@@ -269,6 +270,34 @@ TEST_P(ContextRulesTest, ProcessPoolExecutorRunsWithTheContextsStartMethod) {
   EXPECT_EQ(both.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(both.status().message().find("leave it null"), absl::string_view::npos)
       << both.status();
+}
+
+// A manager's initializer, run in its server process: sets the event it was given.
+absl::Status SignalFromServer(mp::Event started, std::string tag) {
+  if (tag != "server") return absl::InvalidArgumentError("wrong tag: " + tag);
+  started.Set();
+  return absl::OkStatus();
+}
+
+// ctx.Manager(): a server started by the context's method; its initializer's arguments (a shared
+// object of the context's domain too) reach the server process.
+TEST_P(ContextRulesTest, ManagerRunsWithTheContextsStartMethodAndInitializer) {
+  absl::StatusOr<mp::Event> started = ctx()->Event();
+  ASSERT_TRUE(started.ok()) << started.status();
+  absl::StatusOr<mp::Manager> m =
+      ctx()->Manager<nullptr, &SignalFromServer>({}, *started, std::string("server"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE(started->IsSet());
+  absl::StatusOr<mp::DictProxy<int64_t, int64_t>> d = m->Dict<int64_t, int64_t>();
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_TRUE(d->Set(1, 2).ok());
+  EXPECT_EQ(*d->Get(1), 2);
+  absl::StatusOr<mp::Manager> refused =
+      ctx()->Manager<nullptr, &SignalFromServer>({}, *started, std::string("x"));
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status();
+  absl::StatusOr<mp::Manager> plain = ctx()->Manager();
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_TRUE(plain->Shutdown().ok());
 }
 
 // Value/Array follow the domain rules like every shared object.

@@ -127,6 +127,50 @@ absl::Status ServerMain(ServerConfig config, Connection report) {
   });
 }
 
+// The server's target when the manager has an initializer (CPython's start(initializer,
+// initargs)): runs Init(args...) in the server process before it listens. An error status or an
+// exception of Init is what Start returns, naming Init; the server process then ends (exit 1).
+template <Registrar R, auto Init, typename Values>
+struct InitializedServer;
+template <Registrar R, auto Init, typename... P>
+struct InitializedServer<R, Init, std::tuple<P...>> {
+  static absl::Status Main(ServerConfig config, Connection report, P... args) {
+    using Result = decltype(Init(std::move(args)...));
+    static_assert(std::is_void_v<Result> || std::is_same_v<Result, absl::Status>,
+                  "a manager's initializer returns void or absl::Status");
+    const std::string what =
+        absl::StrCat("the manager's initializer ", process_internal::QualifiedName<Init>());
+    absl::Status init = Guarded(what, [&]() -> absl::Status {
+      if constexpr (std::is_void_v<Result>) {
+        Init(std::move(args)...);
+        return absl::OkStatus();
+      } else {
+        return Init(std::move(args)...);
+      }
+    });
+    if (!init.ok()) {
+      const absl::Status failed(init.code(), absl::StrCat(what, " failed: ", init.message()));
+      report.Send(ServerStarted{.status = failed, .address = ""}).IgnoreError();
+      report.Close();
+      return failed;
+    }
+    return ServerMain<R>(std::move(config), std::move(report));
+  }
+};
+
+// The target of a server process: ServerMain<R>, or InitializedServer when there is an Init.
+template <Registrar R, auto Init, typename... A>
+Target ServerTarget(const ServerConfig& config, Connection report, A&&... initargs) {
+  if constexpr (std::is_null_pointer_v<decltype(Init)>) {
+    static_assert(sizeof...(A) == 0, "initializer arguments given without an initializer");
+    return Call<&ServerMain<R>>(config, std::move(report));
+  } else {
+    using Values = typename process_internal::FunctionTraits<decltype(Init)>::Values;
+    return Call<&InitializedServer<R, Init, Values>::Main>(config, std::move(report),
+                                                           std::forward<A>(initargs)...);
+  }
+}
+
 absl::Status CheckOptions(const ManagerOptions& options);
 
 }  // namespace managers_internal
@@ -138,9 +182,18 @@ class BaseManager {
   // kInvalidArgument for bad options, the registrar's errors (TypeRegistry::status()), the
   // start method's refusal, or the server's own failure to listen (kAlreadyExists for an address
   // in use); kDeadlineExceeded when it does not listen within start_timeout.
-  template <Registrar R = nullptr>
+  //
+  // With an initializer (CPython's start(initializer, initargs)), the server process runs
+  // Init(initargs...) first, before it listens: a registered function of any parameters with
+  // Codecs, returning void or absl::Status, its arguments carried as a Process's are (shared
+  // objects included; the start method's rules apply). Its error status or exception is Start's
+  // failure, naming Init. start_timeout covers it.
+  //
+  //   absl::Status Init(std::string name) { ... }           // runs in the server process
+  //   mp::BaseManager::Start<nullptr, &Init>(method, {}, std::string("x"));
+  template <Registrar R = nullptr, auto Init = nullptr, typename... A>
   static absl::StatusOr<BaseManager> Start(std::shared_ptr<StartMethod> method,
-                                           ManagerOptions options = {}) {
+                                           ManagerOptions options = {}, A&&... initargs) {
     if constexpr (R != nullptr) (void)managers_internal::RegistrarNames<R>::recorded;
     BaseManager m;
     if (absl::Status s = m.Prepare(R, options); !s.ok()) return s;
@@ -148,7 +201,8 @@ class BaseManager {
     if (!pipe.ok()) return pipe.status();
     absl::StatusOr<Process> process =
         Process::Create(std::move(method),
-                        Call<&managers_internal::ServerMain<R>>(m.config_, std::move(pipe->second)),
+                        managers_internal::ServerTarget<R, Init>(m.config_, std::move(pipe->second),
+                                                                 std::forward<A>(initargs)...),
                         ProcessOptions{.name = "SyncManager"});
     if (!process.ok()) return process.status();
     if (absl::Status s = m.Launch(*std::move(process), pipe->first, options.start_timeout);
@@ -243,10 +297,12 @@ class BaseManager {
 // CPython's SyncManager: a BaseManager with factories for the built-in shared types.
 class Manager : public BaseManager {
  public:
-  template <Registrar R = nullptr>
+  // As BaseManager::Start (an initializer included).
+  template <Registrar R = nullptr, auto Init = nullptr, typename... A>
   static absl::StatusOr<Manager> Start(std::shared_ptr<StartMethod> method,
-                                       ManagerOptions options = {}) {
-    absl::StatusOr<BaseManager> m = BaseManager::Start<R>(std::move(method), std::move(options));
+                                       ManagerOptions options = {}, A&&... initargs) {
+    absl::StatusOr<BaseManager> m = BaseManager::Start<R, Init>(
+        std::move(method), std::move(options), std::forward<A>(initargs)...);
     if (!m.ok()) return m.status();
     return Manager(*std::move(m));
   }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,6 +72,32 @@ void CounterTypes(mp::TypeRegistry& r) {
       .Expose<&Counter::Throw>("throw")
       .ExposeProxy<&Counter::Fork>("fork");
 }
+
+// ---- An initializer (CPython's manager.start(initializer, initargs)) ----
+
+// Set only by the initializer, in the server process; read through Greeting.
+std::string* g_greeting = nullptr;
+
+class Greeting {
+ public:
+  std::string Get() const { return g_greeting == nullptr ? "(no initializer ran)" : *g_greeting; }
+};
+
+Greeting MakeGreeting() { return Greeting(); }
+
+void GreetingTypes(mp::TypeRegistry& r) {
+  r.Register<Greeting>("Greeting", &MakeGreeting).Expose<&Greeting::Get>("get");
+}
+
+absl::Status SetGreeting(std::string greeting, int64_t times) {
+  std::string repeated;
+  for (int64_t i = 0; i < times; ++i) repeated += greeting;
+  g_greeting = new std::string(std::move(repeated));
+  return absl::OkStatus();
+}
+void SetGreetingVoid(const std::string& greeting) { g_greeting = new std::string(greeting); }
+absl::Status RefuseToStart(std::string why) { return absl::PermissionDeniedError(why); }
+void ThrowAtStart() { throw std::runtime_error("initializer broke"); }
 
 // ---- Children ----
 
@@ -463,6 +490,41 @@ TYPED_TEST(ManagerTest, AKilledSharedMemoryManagersSegmentsAreReclaimed) {
   EXPECT_EQ(mp::SharedMemory::Attach(shm->name()).status().code(), StatusCode::kNotFound);
   ::unlink(socket.c_str());
   ::rmdir(socket.substr(0, socket.rfind('/')).c_str());
+}
+
+// The initializer runs in the server process before it serves: its arguments arrive there with
+// every start method, and what it sets is what the served objects see.
+TYPED_TEST(ManagerTest, StartRunsTheInitializerInTheServer) {
+  absl::StatusOr<mp::Manager> m = mp::Manager::Start<&GreetingTypes, &SetGreeting>(
+      TypeParam::Get(), {}, std::string("hi"), int64_t{3});
+  ASSERT_TRUE(m.ok()) << m.status();
+  absl::StatusOr<mp::Proxy<Greeting>> g = m->Create<Greeting>();
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(*g->Call<&Greeting::Get>(), "hihihi");
+  EXPECT_EQ(g_greeting, nullptr);  // not here
+  ASSERT_TRUE(m->Shutdown().ok());
+
+  absl::StatusOr<mp::Manager> v = mp::Manager::Start<&GreetingTypes, &SetGreetingVoid>(
+      TypeParam::Get(), {}, std::string("hello"));
+  ASSERT_TRUE(v.ok()) << v.status();
+  absl::StatusOr<mp::Proxy<Greeting>> h = v->Create<Greeting>();
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(*h->Call<&Greeting::Get>(), "hello");
+}
+
+// An initializer's error status, or its exception, is Start's failure, naming it; the server
+// process is gone.
+TYPED_TEST(ManagerTest, AFailingInitializerFailsStart) {
+  absl::StatusOr<mp::Manager> refused =
+      mp::Manager::Start<nullptr, &RefuseToStart>(TypeParam::Get(), {}, std::string("no disk"));
+  EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("RefuseToStart"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("no disk"));
+
+  absl::StatusOr<mp::Manager> threw = mp::Manager::Start<nullptr, &ThrowAtStart>(TypeParam::Get());
+  EXPECT_EQ(threw.status().code(), StatusCode::kUnknown) << threw.status();
+  EXPECT_THAT(threw.status().message(), HasSubstr("ThrowAtStart"));
+  EXPECT_THAT(threw.status().message(), HasSubstr("initializer broke"));
 }
 
 }  // namespace manager_test
