@@ -24,9 +24,14 @@
 #include "channels/connection.h"
 #include "listener/listener.h"
 #include "managers/wire.h"
+#include "serialize/frame.h"
 
 namespace mp::managers_internal {
 namespace {
+
+// The bytes a channel keeps for its request and reply frames between calls (a larger frame gets a
+// buffer of its own, released after the call).
+constexpr size_t kKeptFrameBytes = 64 * 1024;
 
 // This process's session token and clients. A fork child finds its parent's registry (pid
 // differs) and makes its own, leaving the parent's untouched: its mutex may have been held by a
@@ -137,52 +142,93 @@ absl::StatusOr<Connection> ServerClient::Connect(bool shared_memory) {
 }
 
 absl::Status ServerClient::Call(Request& request, Reply& reply, absl::Duration timeout) {
-  std::unique_ptr<Connection> connection;
+  request.thread = ThreadId();
+  const RequestFields fields{.op = request.op,
+                             .id = request.id,
+                             .type = request.type,
+                             .method = request.method,
+                             .signature = request.signature,
+                             .thread = request.thread,
+                             .timeout_ns = request.timeout_ns,
+                             .held_args = request.held_args};
+  return CallWith(
+      fields, StringArgs(request.args),
+      [&reply](const ReplyView& view) {
+        reply.status = view.status;
+        CopyResults(view, reply.results, reply.given);
+        return reply.status;
+      },
+      timeout);
+}
+
+absl::Status ServerClient::CallWith(RequestFields fields, const RequestArgs& args,
+                                    absl::FunctionRef<absl::Status(const ReplyView&)> on_reply,
+                                    absl::Duration timeout) {
+  std::unique_ptr<Channel> channel;
   {
     MutexLock lock(&mu_);
     if (!idle_.empty()) {
-      connection = std::move(idle_.back());
+      channel = std::move(idle_.back());
       idle_.pop_back();
     }
   }
-  if (connection == nullptr) {
+  if (channel == nullptr) {
     if (absl::Status s = Anchor(); !s.ok()) return s;
     absl::StatusOr<Connection> fresh = Connect(/*shared_memory=*/true);
     if (!fresh.ok()) return fresh.status();
-    connection = std::make_unique<Connection>(*std::move(fresh));
+    channel = std::make_unique<Channel>(*std::move(fresh));
   }
-  request.thread = ThreadId();
-  if (absl::Status s = connection->Send(request); !s.ok()) {
+  Connection& connection = channel->connection;
+  fields.thread = ThreadId();
+  if (absl::Status s = EncodeRequestFrame(fields, args, channel->out); !s.ok()) {
+    MutexLock lock(&mu_);
+    idle_.push_back(std::move(channel));
+    return s;
+  }
+  if (absl::Status s = connection.SendBytes(channel->out); !s.ok()) {
     // Too large a request leaves the connection as it was.
-    if (s.code() == absl::StatusCode::kInvalidArgument && !connection->closed()) {
+    if (s.code() == absl::StatusCode::kInvalidArgument && !connection.closed()) {
       MutexLock lock(&mu_);
-      idle_.push_back(std::move(connection));
+      idle_.push_back(std::move(channel));
       return s;
     }
     return Unavailable("closed the connection", s);
   }
+  if (channel->out.capacity() > kKeptFrameBytes) std::string().swap(channel->out);
   if (timeout != absl::InfiniteDuration()) {
-    absl::StatusOr<bool> ready = connection->Poll(timeout);
+    absl::StatusOr<bool> ready = connection.Poll(timeout);
     if (!ready.ok()) return Unavailable("closed the connection", ready.status());
     if (!*ready) {
       return absl::DeadlineExceededError(absl::StrCat(
           "the manager at ", address_, " did not answer within ", absl::FormatDuration(timeout)));
     }
   }
-  absl::StatusOr<Reply> received = connection->Recv<Reply>();
-  if (!received.ok()) {
-    if (received.status().code() == absl::StatusCode::kInvalidArgument && !connection->closed()) {
-      return absl::DataLossError(absl::StrCat(
-          "the manager at ", address_, " sent a malformed reply: ", received.status().message()));
-    }
-    return Unavailable("closed the connection (it shut down or died)", received.status());
+  // The reply's frame, copied out of the transport into this channel's buffer (or, when longer,
+  // into too_short), and decoded there.
+  if (channel->in.size() < kKeptFrameBytes) channel->in.resize(kKeptFrameBytes);
+  absl::StatusOr<size_t> n =
+      connection.RecvBytesInto(absl::MakeSpan(channel->in), 0, &channel->too_short);
+  absl::Span<const uint8_t> frame;
+  if (n.ok()) {
+    frame = absl::Span<const uint8_t>(channel->in.data(), *n);
+  } else if (n.status().code() == absl::StatusCode::kResourceExhausted && !connection.closed()) {
+    frame = AsBytes(channel->too_short);
+  } else {
+    return Unavailable("closed the connection (it shut down or died)", n.status());
   }
-  reply = *std::move(received);
+  if (absl::Status s = DecodeReplyFrame(frame, connection.max_message_size(), channel->reply);
+      !s.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("the manager at ", address_, " sent a malformed reply: ", s.message()));
+  }
+  absl::Status status = on_reply(channel->reply);
+  channel->reply.results.clear();
+  if (!channel->too_short.empty()) std::string().swap(channel->too_short);
   {
     MutexLock lock(&mu_);
-    idle_.push_back(std::move(connection));
+    idle_.push_back(std::move(channel));
   }
-  return reply.status;
+  return status;
 }
 
 }  // namespace mp::managers_internal

@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -59,6 +60,14 @@ class ServerClient {
   absl::Status Call(Request& request, Reply& reply,
                     absl::Duration timeout = absl::InfiniteDuration());
 
+  // Call's fast path: sends the Request that `fields` (whose thread it fills in) and `args` make,
+  // waits for the Reply and passes it to `on_reply`, whose views of the reply's bytes are valid
+  // until it returns (the connection is reused after that). The returned status is the
+  // transport's failure (as Call's) or else on_reply's. on_reply must not call this client.
+  absl::Status CallWith(RequestFields fields, const RequestArgs& args,
+                        absl::FunctionRef<absl::Status(const ReplyView&)> on_reply,
+                        absl::Duration timeout = absl::InfiniteDuration());
+
   // The calling thread's id, as Request::thread carries it.
   static uint64_t ThreadId();
 
@@ -76,10 +85,19 @@ class ServerClient {
   const pid_t pid_;
   Mutex anchor_mu_;
   std::optional<Connection> anchor_ ABSL_GUARDED_BY(anchor_mu_);
+  // A connection and the buffers its calls reuse (no allocation per call).
+  struct Channel {
+    explicit Channel(Connection c) : connection(std::move(c)) {}
+    Connection connection;
+    std::string out;          // the request frame
+    std::vector<uint8_t> in;  // the reply frame
+    std::string too_short;    // a reply frame longer than `in`
+    ReplyView reply;
+  };
   Mutex mu_;
   // Held by pointer: moving a Connection object updates the process's registry of live
   // Connections (a global mutex), which a call should not pay twice.
-  std::vector<std::unique_ptr<Connection>> idle_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Channel>> idle_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mp::managers_internal

@@ -74,11 +74,14 @@ class TypedProxy {
   TypedProxy() = default;
   explicit TypedProxy(BaseProxy base) : base_(std::move(base)) {}
 
-  absl::Status None(absl::string_view m, std::vector<std::string> args = {},
-                    std::vector<uint32_t> held = {}) const {
-    absl::StatusOr<CallResults> r =
-        base_.CallMethod(m, std::move(args), 0, std::nullopt, std::move(held));
-    return r.status();
+  absl::Status None(absl::string_view m, const std::vector<std::string>& args = {},
+                    absl::Span<const uint32_t> held = {}) const {
+    return None(m, StringArgs(args), held);
+  }
+  absl::Status None(absl::string_view m, const RequestArgs& args,
+                    absl::Span<const uint32_t> held = {}) const {
+    return base_.CallWith(m, 0, std::nullopt, held, args,
+                          [](const ReplyView&) { return absl::OkStatus(); });
   }
   // Argument `index` will be `v`: if it is a proxy (a Dict value that is a ListProxy), the server
   // keeps its object alive while it is stored. A proxy of another manager cannot be stored here
@@ -97,22 +100,58 @@ class TypedProxy {
     return absl::OkStatus();
   }
   template <typename R>
-  absl::StatusOr<R> One(absl::string_view m, std::vector<std::string> args = {},
-                        std::vector<uint32_t> held = {}) const {
-    absl::StatusOr<CallResults> r =
-        base_.CallMethod(m, std::move(args), 0, std::nullopt, std::move(held));
-    if (!r.ok()) return r.status();
-    return DecodeResult<R>(*r, 0, Label(m));
+  absl::StatusOr<R> One(absl::string_view m, const std::vector<std::string>& args = {},
+                        absl::Span<const uint32_t> held = {}) const {
+    return One<R>(m, StringArgs(args), held);
+  }
+  template <typename R>
+  absl::StatusOr<R> One(absl::string_view m, const RequestArgs& args,
+                        absl::Span<const uint32_t> held = {}) const {
+    if constexpr (kDecodesInPlace<R>) {
+      R out{};
+      if (absl::Status s = base_.CallWith(m, 0, std::nullopt, held, args,
+                                          [&](const ReplyView& reply) {
+                                            return DecodeResultInPlace<R>(
+                                                reply.results, 0, Self::TypeLabel(), m, out);
+                                          });
+          !s.ok()) {
+        return s;
+      }
+      return out;
+    } else {
+      CallResults r;
+      if (absl::Status s = base_.CallWith(m, 0, std::nullopt, held, args,
+                                          [&r](const ReplyView& reply) {
+                                            CopyResults(reply, r.values, r.given);
+                                            return absl::OkStatus();
+                                          });
+          !s.ok()) {
+        return s;
+      }
+      return DecodeResult<R>(r, 0, Label(m));
+    }
   }
   template <typename R>
   absl::StatusOr<std::vector<R>> Many(absl::string_view m,
-                                      std::vector<std::string> args = {}) const {
-    absl::StatusOr<CallResults> r = base_.CallMethod(m, std::move(args));
-    if (!r.ok()) return r.status();
+                                      const std::vector<std::string>& args = {}) const {
+    return Many<R>(m, StringArgs(args));
+  }
+  template <typename R>
+  absl::StatusOr<std::vector<R>> Many(absl::string_view m, const RequestArgs& args) const {
+    CallResults r;
+    if (absl::Status s = base_.CallWith(m, 0, std::nullopt, {}, args,
+                                        [&r](const ReplyView& reply) {
+                                          CopyResults(reply, r.values, r.given);
+                                          return absl::OkStatus();
+                                        });
+        !s.ok()) {
+      return s;
+    }
+    const std::string label = Label(m);
     std::vector<R> out;
-    out.reserve(r->size());
-    for (size_t i = 0; i < r->size(); ++i) {
-      absl::StatusOr<R> v = DecodeResult<R>(*r, i, Label(m));
+    out.reserve(r.size());
+    for (size_t i = 0; i < r.size(); ++i) {
+      absl::StatusOr<R> v = DecodeResult<R>(r, i, label);
       if (!v.ok()) return v.status();
       out.push_back(*std::move(v));
     }

@@ -22,7 +22,9 @@ namespace mp {
 
 using managers_internal::Op;
 using managers_internal::Reply;
+using managers_internal::ReplyView;
 using managers_internal::Request;
+using managers_internal::RequestFields;
 using managers_internal::ServerClient;
 
 BaseProxy::Ref::~Ref() {
@@ -93,30 +95,47 @@ absl::StatusOr<std::shared_ptr<BaseProxy::Ref>> BaseProxy::ThisProcessRef() cons
   return ref_;
 }
 
+absl::Status BaseProxy::CallWith(
+    absl::string_view method, uint64_t signature, std::optional<absl::Duration> server_timeout,
+    absl::Span<const uint32_t> held_args, const managers_internal::RequestArgs& args,
+    absl::FunctionRef<absl::Status(const ReplyView&)> on_result) const {
+  absl::StatusOr<std::shared_ptr<Ref>> ref = ThisProcessRef();
+  if (!ref.ok()) return ref.status();
+  const RequestFields fields{
+      .op = static_cast<uint8_t>(Op::kCall),
+      .id = (*ref)->token.id,
+      .type = (*ref)->token.type,
+      .method = method,
+      .signature = signature,
+      .timeout_ns = server_timeout.has_value() ? absl::ToInt64Nanoseconds(*server_timeout) : -1,
+      .held_args = held_args};
+  return (*ref)->client->CallWith(fields, args, [&](const ReplyView& reply) -> absl::Status {
+    if (!reply.status.ok()) return reply.status;
+    for (const uint32_t g : reply.given) {
+      if (g >= reply.results.size()) {
+        return absl::DataLossError(absl::StrCat(
+            "manager: ", method, " gave a reference for result ", g, " of ", reply.results.size()));
+      }
+    }
+    return on_result(reply);
+  });
+}
+
 absl::StatusOr<CallResults> BaseProxy::CallMethod(absl::string_view method,
                                                   std::vector<std::string> args, uint64_t signature,
                                                   std::optional<absl::Duration> server_timeout,
                                                   std::vector<uint32_t> held_args) const {
-  absl::StatusOr<std::shared_ptr<Ref>> ref = ThisProcessRef();
-  if (!ref.ok()) return ref.status();
-  Request request{
-      .op = static_cast<uint8_t>(Op::kCall),
-      .id = (*ref)->token.id,
-      .type = (*ref)->token.type,
-      .method = std::string(method),
-      .signature = signature,
-      .timeout_ns = server_timeout.has_value() ? absl::ToInt64Nanoseconds(*server_timeout) : -1,
-      .args = std::move(args),
-      .held_args = std::move(held_args)};
-  Reply reply;
-  if (absl::Status s = (*ref)->client->Call(request, reply); !s.ok()) return s;
-  for (const uint32_t g : reply.given) {
-    if (g >= reply.results.size()) {
-      return absl::DataLossError(absl::StrCat("manager: ", method, " gave a reference for result ",
-                                              g, " of ", reply.results.size()));
-    }
+  CallResults out;
+  if (absl::Status s = CallWith(method, signature, server_timeout, held_args,
+                                managers_internal::StringArgs(args),
+                                [&out](const ReplyView& reply) {
+                                  managers_internal::CopyResults(reply, out.values, out.given);
+                                  return absl::OkStatus();
+                                });
+      !s.ok()) {
+    return s;
   }
-  return CallResults{std::move(reply.results), std::move(reply.given)};
+  return out;
 }
 
 namespace managers_internal {

@@ -31,25 +31,35 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "base/mutex.h"
 #include "managers/token.h"
+#include "managers/wire.h"
 #include "serialize/codec.h"
+#include "serialize/frame.h"
 
 namespace mp {
 
 namespace managers_internal {
 class ServerClient;  // managers/client.h
+template <typename Self>
+class TypedProxy;  // managers/collections.h
 }  // namespace managers_internal
 
 // What a call returns: the encoded results, and the indices of those for which the server gave
@@ -95,6 +105,18 @@ class BaseProxy {
                                           uint64_t signature = 0);
 
  private:
+  template <typename Self>
+  friend class managers_internal::TypedProxy;
+
+  // CallMethod's fast path (the typed proxies'): the arguments are written straight into the
+  // request, and `on_result` gets the reply of a call that succeeded (its views valid until it
+  // returns; it must not call through a proxy of the same server). Returns the call's status,
+  // or else on_result's.
+  absl::Status CallWith(
+      absl::string_view method, uint64_t signature, std::optional<absl::Duration> server_timeout,
+      absl::Span<const uint32_t> held_args, const managers_internal::RequestArgs& args,
+      absl::FunctionRef<absl::Status(const managers_internal::ReplyView&)> on_result) const;
+
   // The reference: one per process, shared by the copies of a proxy in that process.
   struct Ref {
     Ref(Token t, std::shared_ptr<managers_internal::ServerClient> c, pid_t p)
@@ -157,13 +179,56 @@ concept IsProxy = requires {
 // then takes that reference over instead of asking for one. One decode only (it clears it).
 bool& AdoptingDecode();
 
-// Each argument encoded by its Codec, one string per value (managers/wire.h).
+// Each argument encoded by its Codec as a Request argument (managers/wire.h), written straight
+// into the request. Holds references to `args`: use it within the call's full expression.
 template <typename... A>
-std::vector<std::string> EncodeArgs(const A&... args) {
-  std::vector<std::string> out;
-  out.reserve(sizeof...(A));
-  (out.push_back(Encode(args)), ...);
-  return out;
+class TypedArgs final : public RequestArgs {
+ public:
+  explicit TypedArgs(const A&... args) : values_(args...), sizes_{EncodedSize(args)...} {
+    for (const size_t n : sizes_) size_ += VarintSize(n) + n;
+  }
+  size_t count() const override { return sizeof...(A); }
+  size_t size() const override { return size_; }
+  void Write(ByteWriter& w) const override {
+    std::apply(
+        [&](const A&... a) {
+          size_t i = 0;
+          ((w.WriteVarint(sizes_[i++]), Codec<A>::Encode(a, w)), ...);
+          (void)i;
+        },
+        values_);
+  }
+
+ private:
+  std::tuple<const A&...> values_;
+  std::array<size_t, sizeof...(A)> sizes_;
+  size_t size_ = 0;
+};
+template <typename... A>
+TypedArgs<A...> EncodeArgs(const A&... args) {
+  return TypedArgs<A...>(args...);
+}
+
+// Results of these types are decoded straight from the reply's bytes (decoding them cannot call
+// the server, as a proxy's Codec does).
+template <typename T>
+inline constexpr bool kDecodesInPlace = std::is_arithmetic_v<T> || std::is_same_v<T, std::string>;
+
+// Decodes result `i` of `results` (a reply's views) into `out`; kDataLoss naming `label`.`method`
+// when the server sent fewer results or bytes of another shape (DecodeResult's messages).
+template <typename T>
+absl::Status DecodeResultInPlace(absl::Span<const absl::string_view> results, size_t i,
+                                 absl::string_view label, absl::string_view method, T& out) {
+  if (i >= results.size()) {
+    return absl::DataLossError(absl::StrCat("manager: ", label, ".", method, " returned ",
+                                            results.size(), " values, fewer than expected"));
+  }
+  if (absl::Status s = DecodeInto(AsBytes(results[i]), out); !s.ok()) {
+    return absl::DataLossError(absl::StrCat("manager: ", label, ".", method,
+                                            " returned a malformed ", TypeName<T>(), ": ",
+                                            s.message()));
+  }
+  return absl::OkStatus();
 }
 
 // Decodes one result; kDataLoss naming the method when the server sent bytes of another shape.

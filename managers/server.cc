@@ -28,8 +28,34 @@
 #include "managers/token.h"
 #include "managers/wire.h"
 #include "serialize/codec.h"
+#include "serialize/frame.h"
 
 namespace mp::managers_internal {
+namespace {
+
+// The bytes a connection keeps for its request frames (a longer one gets a buffer of its own).
+constexpr size_t kKeptFrameBytes = 64 * 1024;
+
+// Receives the next Request on `connection` into `request` (reusing its members' storage): the
+// frame is copied out of the transport into `in` (or, when longer, `too_short`) and decoded there,
+// with Connection::Recv<Request>'s checks and statuses.
+absl::Status ReceiveRequest(Connection& connection, std::vector<uint8_t>& in,
+                            std::string& too_short, Request& request) {
+  absl::StatusOr<size_t> n = connection.RecvBytesInto(absl::MakeSpan(in), 0, &too_short);
+  absl::Span<const uint8_t> frame;
+  if (n.ok()) {
+    frame = absl::Span<const uint8_t>(in.data(), *n);
+  } else if (n.status().code() == absl::StatusCode::kResourceExhausted && !connection.closed()) {
+    frame = AsBytes(too_short);
+  } else {
+    return n.status();
+  }
+  absl::Status s = DecodeRequestFrame(frame, connection.max_message_size(), request);
+  if (!too_short.empty()) std::string().swap(too_short);
+  return s;
+}
+
+}  // namespace
 
 // One connection's view of the server while it runs a call.
 class Server::Context : public CallContext {
@@ -246,22 +272,25 @@ void Server::ServeConnection(Connection connection) {
   absl::StatusOr<std::pair<uint64_t, uint32_t>> session = Greet(connection);
   if (!session.ok()) return;
   Context context(this, &connection, session->first, session->second);
+  // Reused by every request of this connection: no allocation per call.
   Request request;
   Reply reply;
+  std::vector<uint8_t> in(kKeptFrameBytes);
+  std::string too_short;
   for (;;) {
-    absl::StatusOr<Request> received = connection.Recv<Request>();
-    if (!received.ok()) {
-      // A message of another type or malformed: the connection is still in step (Recv consumed
-      // that one message), so the client hears why. End of file, or a stream that cannot be
-      // resynced (Recv closed it): the client is gone.
-      if (connection.closed() || received.status().code() == absl::StatusCode::kOutOfRange) break;
+    if (absl::Status received = ReceiveRequest(connection, in, too_short, request);
+        !received.ok()) {
+      // A message of another type or malformed: the connection is still in step (the receive
+      // consumed that one message), so the client hears why. End of file, or a stream that cannot
+      // be resynced (the receive closed it): the client is gone.
+      if (connection.closed() || received.code() == absl::StatusCode::kOutOfRange) break;
       reply.status = absl::InvalidArgumentError(
-          absl::StrCat("manager: a malformed request: ", received.status().message()));
+          absl::StrCat("manager: a malformed request: ", received.message()));
       reply.results.clear();
+      reply.given.clear();
       if (!connection.Send(reply).ok()) break;
       continue;
     }
-    request = *std::move(received);
     reply.status = absl::OkStatus();
     reply.results.clear();
     reply.given.clear();

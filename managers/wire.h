@@ -54,11 +54,16 @@
 #ifndef MP_MANAGERS_WIRE_H_
 #define MP_MANAGERS_WIRE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "serialize/codec.h"
 #include "serialize/status.h"
 
@@ -111,6 +116,68 @@ struct Reply {
   std::vector<uint32_t> given;
 };
 MP_FIELDS(Reply, status, results, given);
+
+// ---- The fast path of a call: the same bytes, without building a Request or a Reply ----------
+
+// A Request's fields other than its arguments, by reference.
+struct RequestFields {
+  uint8_t op = 0;
+  uint64_t id = 0;
+  uint64_t type = 0;
+  absl::string_view method;
+  uint64_t signature = 0;
+  uint64_t thread = 0;
+  int64_t timeout_ns = -1;
+  absl::Span<const uint32_t> held_args;
+};
+
+// A Request's arguments as they are written: count() values whose encodings (each a varint
+// length and its bytes, as a std::string's Codec writes it) take size() bytes in all, which
+// Write writes.
+class RequestArgs {
+ public:
+  virtual ~RequestArgs() = default;
+  virtual size_t count() const = 0;
+  virtual size_t size() const = 0;
+  virtual void Write(ByteWriter& w) const = 0;
+};
+
+// Arguments already encoded, one string per value.
+class StringArgs final : public RequestArgs {
+ public:
+  explicit StringArgs(const std::vector<std::string>& args);
+  size_t count() const override { return args_.size(); }
+  size_t size() const override { return size_; }
+  void Write(ByteWriter& w) const override;
+
+ private:
+  const std::vector<std::string>& args_;
+  size_t size_ = 0;
+};
+
+// Writes into `out` (resized to fit) the frame that EncodeFrame(Request{...}) gives for these
+// fields and arguments. kInvalidArgument above the 4 GiB frame limit.
+absl::Status EncodeRequestFrame(const RequestFields& fields, const RequestArgs& args,
+                                std::string& out);
+
+// A Reply decoded in place: its results are views of the frame's bytes, valid while those are.
+struct ReplyView {
+  absl::Status status;
+  absl::InlinedVector<absl::string_view, 4> results;
+  absl::InlinedVector<uint32_t, 2> given;
+};
+
+// The view's results and given, copied (into a Reply's or a proxy's CallResults' members).
+void CopyResults(const ReplyView& view, std::vector<std::string>& results,
+                 std::vector<uint32_t>& given);
+
+// Decode a Request / Reply frame: what Connection::Recv of that type accepts, with its checks and
+// statuses (kInvalidArgument for a frame of another type or malformed bytes), and nothing else.
+// The Request is decoded into `out`'s members, reusing their storage.
+absl::Status DecodeRequestFrame(absl::Span<const uint8_t> frame, size_t max_payload_size,
+                                Request& out);
+absl::Status DecodeReplyFrame(absl::Span<const uint8_t> frame, size_t max_payload_size,
+                              ReplyView& out);
 
 }  // namespace mp::managers_internal
 
