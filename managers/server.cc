@@ -277,6 +277,12 @@ void Server::ServeConnection(Connection connection) {
   Reply reply;
   std::vector<uint8_t> in(kKeptFrameBytes);
   std::string too_short;
+  std::string out;
+  auto send_reply = [&]() {
+    const bool sent = EncodeReplyFrame(reply, out).ok() && connection.SendBytes(out).ok();
+    if (out.capacity() > kKeptFrameBytes) std::string().swap(out);
+    return sent;
+  };
   for (;;) {
     if (absl::Status received = ReceiveRequest(connection, in, too_short, request);
         !received.ok()) {
@@ -288,7 +294,7 @@ void Server::ServeConnection(Connection connection) {
           absl::StrCat("manager: a malformed request: ", received.message()));
       reply.results.clear();
       reply.given.clear();
-      if (!connection.Send(reply).ok()) break;
+      if (!send_reply()) break;
       continue;
     }
     reply.status = absl::OkStatus();
@@ -296,7 +302,7 @@ void Server::ServeConnection(Connection connection) {
     reply.given.clear();
     context.Begin(request, reply);
     Handle(context, request, reply);
-    if (!connection.Send(reply).ok()) break;
+    if (!send_reply()) break;
     if (request.op == static_cast<uint8_t>(Op::kShutdown) && reply.status.ok()) {
       RequestShutdown();
     }

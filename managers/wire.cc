@@ -60,6 +60,20 @@ absl::Status EncodeRequestFrame(const RequestFields& f, const RequestArgs& args,
   return absl::OkStatus();
 }
 
+absl::Status EncodeReplyFrame(const Reply& reply, std::string& out) {
+  const size_t payload = EncodedSize(reply);
+  if (payload > kMaxFramePayload) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("manager: a reply of ", payload, " bytes exceeds the 4 GiB frame limit"));
+  }
+  out.resize(kFrameHeaderSize + payload);
+  uint8_t* data = reinterpret_cast<uint8_t*>(out.data());
+  WriteFrameHeader({static_cast<uint32_t>(payload), TypeFingerprint<Reply>()},
+                   absl::Span<uint8_t>(data, kFrameHeaderSize));
+  EncodeTo(reply, absl::Span<uint8_t>(data + kFrameHeaderSize, payload));
+  return absl::OkStatus();
+}
+
 void CopyResults(const ReplyView& view, std::vector<std::string>& results,
                  std::vector<uint32_t>& given) {
   results.clear();
@@ -111,7 +125,7 @@ absl::StatusOr<absl::Span<const uint8_t>> Payload(absl::Span<const uint8_t> fram
 
 // As Connection::Recv: a frame shorter than it says is malformed, not the end of the stream.
 absl::Status Malformed(absl::Status s) {
-  if (s.code() != absl::StatusCode::kOutOfRange) return s;
+  if (s.ok() || s.code() != absl::StatusCode::kOutOfRange) return s;
   return absl::InvalidArgumentError(
       absl::StrCat("Connection::Recv: malformed message: ", s.message()));
 }

@@ -160,6 +160,10 @@ class StringArgs final : public RequestArgs {
 absl::Status EncodeRequestFrame(const RequestFields& fields, const RequestArgs& args,
                                 std::string& out);
 
+// Writes into `out` (resized to fit) the frame EncodeFrame(reply) gives. kInvalidArgument above
+// the 4 GiB frame limit.
+absl::Status EncodeReplyFrame(const Reply& reply, std::string& out);
+
 // A Reply decoded in place: its results are views of the frame's bytes, valid while those are.
 struct ReplyView {
   absl::Status status;

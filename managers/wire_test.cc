@@ -107,6 +107,14 @@ std::vector<Reply> Replies() {
           Reply{.results = {"", std::string(300, 'r'), "x"}, .given = {0, 2}}};
 }
 
+TEST(WireTest, EncodeReplyFrameIsTheCodecsFrame) {
+  std::string reused;
+  for (const Reply& r : Replies()) {
+    ASSERT_TRUE(EncodeReplyFrame(r, reused).ok());
+    EXPECT_EQ(reused, *EncodeFrame(r));
+  }
+}
+
 TEST(WireTest, DecodeReplyFrameDecodesAndRefusesAsTheCodec) {
   for (const Reply& r : Replies()) {
     const std::string frame = *EncodeFrame(r);
