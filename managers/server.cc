@@ -105,6 +105,7 @@ class Server::Context : public CallContext {
     }
     return absl::OkStatus();
   }
+  ObjectCache& object_cache() { return object_cache_; }
   void Begin(const Request& request, Reply& reply) {
     given_ = &reply.given;
     held_.clear();
@@ -124,6 +125,7 @@ class Server::Context : public CallContext {
   Deadline deadline_ = Deadline::Never();
   std::vector<std::shared_ptr<HeldRef>> held_;
   std::vector<uint32_t>* given_ = nullptr;
+  ObjectCache object_cache_;
 };
 
 // A reference held by the server for an object stored in another.
@@ -319,7 +321,8 @@ void Server::Handle(Context& context, Request& request, Reply& reply) {
   }
   switch (static_cast<Op>(request.op)) {
     case Op::kCall: {
-      absl::StatusOr<std::shared_ptr<ServedObject>> object = Find(request.id, request.type);
+      absl::StatusOr<std::shared_ptr<ServedObject>> object =
+          Find(request.id, request.type, context.object_cache());
       if (!object.ok()) {
         reply.status = object.status();
         return;
@@ -445,7 +448,25 @@ void Server::ReleaseHeld(uint64_t id) {
   if (--it->second.refs == 0) {
     dead = std::move(it->second.object);
     objects_.erase(it);
+    erased_.fetch_add(1, std::memory_order_release);
   }
+}
+
+absl::StatusOr<std::shared_ptr<ServedObject>> Server::Find(uint64_t id, uint64_t type,
+                                                           ObjectCache& cache) {
+  // Read before the lookup that fills the cache: an erase after it makes the next call look again.
+  const uint64_t erased = erased_.load(std::memory_order_acquire);
+  if (cache.id == id && cache.erased == erased) {
+    std::shared_ptr<ServedObject> object = cache.object.lock();
+    if (object != nullptr && object->type() == type) return object;
+  }
+  absl::StatusOr<std::shared_ptr<ServedObject>> found = Find(id, type);
+  if (found.ok()) {
+    cache.id = id;
+    cache.erased = erased;
+    cache.object = *found;
+  }
+  return found;
 }
 
 absl::StatusOr<std::shared_ptr<ServedObject>> Server::Find(uint64_t id, uint64_t type) {
@@ -476,6 +497,7 @@ void Server::DropRefs(Session& session, uint64_t id, uint64_t n,
   if (it->second.refs == 0) {
     dead.push_back(std::move(it->second.object));
     objects_.erase(it);
+    erased_.fetch_add(1, std::memory_order_release);
   }
 }
 

@@ -104,6 +104,15 @@ class Server {
   // One more reference of `session` to `id` (kNotFound if the object is gone).
   absl::Status Incref(uint64_t session, uint64_t id);
   absl::StatusOr<std::shared_ptr<ServedObject>> Find(uint64_t id, uint64_t type);
+  // A connection's last object, found again without the server's mutex while no object has left
+  // the table since (a weak reference: the cache never keeps an object alive).
+  struct ObjectCache {
+    uint64_t id = 0;
+    uint64_t erased = 0;  // erased_ when it was filled
+    std::weak_ptr<ServedObject> object;
+  };
+  absl::StatusOr<std::shared_ptr<ServedObject>> Find(uint64_t id, uint64_t type,
+                                                     ObjectCache& cache);
   // Drops `n` references of `session` to `id` (collecting the object in `dead` if it dies).
   void DropRefs(Session& session, uint64_t id, uint64_t n,
                 std::vector<std::shared_ptr<ServedObject>>& dead)
@@ -118,6 +127,9 @@ class Server {
 
   Mutex mu_;
   absl::flat_hash_map<uint64_t, Entry> objects_ ABSL_GUARDED_BY(mu_);
+  // How many objects have left objects_ (incremented, under mu_, with each erase; ids are never
+  // reused). An ObjectCache filled when it read the same count names an object still in the table.
+  std::atomic<uint64_t> erased_{0};
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::string> session_tokens_ ABSL_GUARDED_BY(mu_);
