@@ -2,6 +2,7 @@
 
 #include "managers/manager.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -69,13 +70,16 @@ void RemoveSocketFile(absl::string_view requested, const std::string& address) {
 }  // namespace
 
 absl::Status RunServer(const ServerConfig& config, Registrar registrar,
-                       const std::function<absl::Status(const ServerStarted&)>& report) {
+                       const std::function<absl::Status(const ServerStarted&)>& report,
+                       int stop_fd) {
   absl::StatusOr<std::unique_ptr<Server>> server =
       [&]() -> absl::StatusOr<std::unique_ptr<Server>> {
     absl::StatusOr<TypeTable> table = MakeTable(registrar);
     if (!table.ok()) return table.status();
-    // A server started by a parent ends with it.
-    const int stop = ParentProcess() != nullptr ? ParentProcess()->Sentinel() : -1;
+    // A server started by a parent ends with it, unless the caller chose what stops it.
+    const int stop = stop_fd >= 0                 ? stop_fd
+                     : ParentProcess() != nullptr ? ParentProcess()->Sentinel()
+                                                  : -1;
     return Server::Create(ServerOptions{.address = config.address,
                                         .authkey = config.authkey,
                                         .max_message_size = config.max_message_size,
@@ -275,18 +279,25 @@ absl::Status SharedMemoryManager::Release(const std::string& name) const {
 }
 
 absl::Status ServeManager(ManagerOptions options, Registrar registrar,
-                          void (*on_listening)(const std::string& address)) {
+                          std::function<void(const std::string& address)> on_listening,
+                          int stop_fd) {
   if (absl::Status s = managers_internal::CheckOptions(options); !s.ok()) return s;
+  if (stop_fd >= 0 && ::fcntl(stop_fd, F_GETFD) < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ServeManager: stop_fd ", stop_fd, " is not an open descriptor"));
+  }
   managers_internal::ServerConfig config{
       .address = options.address,
       .authkey = options.authkey.value_or(CurrentProcess().authkey),
       .max_message_size = options.max_message_size,
       .max_connections = options.max_connections};
   return managers_internal::RunServer(
-      config, registrar, [on_listening](const managers_internal::ServerStarted& started) {
+      config, registrar,
+      [&on_listening](const managers_internal::ServerStarted& started) {
         if (started.status.ok() && on_listening != nullptr) on_listening(started.address);
         return absl::OkStatus();
-      });
+      },
+      stop_fd);
 }
 
 }  // namespace mp

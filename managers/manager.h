@@ -113,8 +113,11 @@ MP_FIELDS(ServerStarted, status, address);
 
 // Serves with the built-in types and the registrar's until shutdown, then ends the process.
 // `report` hears the address, or the error that stopped the start (its own failure stops it too).
+// `stop_fd`: the server stops when it is readable or hung up; -1: the parent's sentinel when mp
+// started this process, else none.
 absl::Status RunServer(const ServerConfig& config, Registrar registrar,
-                       const std::function<absl::Status(const ServerStarted&)>& report);
+                       const std::function<absl::Status(const ServerStarted&)>& report,
+                       int stop_fd = -1);
 
 // A server process's target (a registered function: every start method runs it): it serves until
 // shutdown or the end of its parent, and reports over `report` first.
@@ -428,10 +431,17 @@ class SharedMemoryManager : public BaseManager {
 
 // Serves a manager in this process (CPython's get_server().serve_forever()) on `options.address`
 // with the built-in types and the registrar's: `on_listening` (if set) hears the real address
-// first. Returns only an error that stopped it from serving; on shutdown the process exits with
-// status 0 (the serving threads are still running), as serve_forever() does.
+// first. It serves until a shutdown request, or until `stop_fd` (if >= 0) is readable or hung up
+// (e.g. STDIN_FILENO: a key press or the end of its input; the read end of a pipe whose writer
+// closes); with stop_fd -1, a program that mp started also stops when its parent ends. Returns
+// only an error that stopped it from serving; when it stops, the process exits with status 0 (the
+// serving threads are still running), as serve_forever() does.
+//
+// The default authkey is this process's (mp::CurrentProcess().authkey): right for a server that
+// this program's own processes use; a server for other programs needs options.authkey.
 absl::Status ServeManager(ManagerOptions options, Registrar registrar = nullptr,
-                          void (*on_listening)(const std::string& address) = nullptr);
+                          std::function<void(const std::string& address)> on_listening = nullptr,
+                          int stop_fd = -1);
 
 }  // namespace mp
 

@@ -6,6 +6,7 @@
 
 #include "managers/manager.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -100,6 +101,13 @@ absl::Status RefuseToStart(std::string why) { return absl::PermissionDeniedError
 void ThrowAtStart() { throw std::runtime_error("initializer broke"); }
 
 // ---- Children ----
+
+// Serves (ServeManager) in this child until `stop` is readable; tells `report` the address first.
+absl::Status ServeUntilStopped(mp::Connection report, mp::PassedFd stop) {
+  return mp::ServeManager(
+      {.authkey = "serve key"}, &CounterTypes,
+      [&report](const std::string& address) { report.Send(address).IgnoreError(); }, stop.fd);
+}
 
 absl::Status FillDict(mp::DictProxy<std::string, int64_t> d, mp::ListProxy<int64_t> l, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
@@ -525,6 +533,35 @@ TYPED_TEST(ManagerTest, AFailingInitializerFailsStart) {
   EXPECT_EQ(threw.status().code(), StatusCode::kUnknown) << threw.status();
   EXPECT_THAT(threw.status().message(), HasSubstr("ThrowAtStart"));
   EXPECT_THAT(threw.status().message(), HasSubstr("initializer broke"));
+}
+
+// ServeManager (serve_forever) in a process of its own: a client of another "program" connects
+// with the authkey; a byte on stop_fd stops it, and it exits 0.
+TYPED_TEST(ManagerTest, ServeManagerServesUntilItsStopFd) {
+  int stop[2];
+  ASSERT_EQ(::pipe2(stop, O_CLOEXEC), 0);
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> report = mp::Pipe();
+  ASSERT_TRUE(report.ok()) << report.status();
+  mp::Process server = this->Run(
+      mp::Call<&ServeUntilStopped>(std::move(report->second), mp::PassedFd{.fd = stop[0]}));
+  ::close(stop[0]);
+  absl::StatusOr<std::string> address = report->first.Recv<std::string>();
+  ASSERT_TRUE(address.ok()) << address.status();
+  {
+    absl::StatusOr<mp::BaseManager> m =
+        mp::BaseManager::Connect<&CounterTypes>(*address, "serve key");
+    ASSERT_TRUE(m.ok()) << m.status();
+    absl::StatusOr<mp::Proxy<Counter>> c = m->Create<Counter>(int64_t{5});
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(*c->Call<&Counter::Add>(2), 7);
+    EXPECT_EQ(mp::BaseManager::Connect(*address, "wrong key").status().code(),
+              StatusCode::kUnauthenticated);
+  }
+  ASSERT_EQ(::write(stop[1], "x", 1), 1);
+  ::close(stop[1]);
+  this->ExpectExit(server, 0);
+  EXPECT_EQ(::access(address->c_str(), F_OK), -1);  // its socket file is gone
+  EXPECT_EQ(mp::ServeManager({}, nullptr, nullptr, 1000).code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace manager_test

@@ -15,16 +15,14 @@
 //
 // ADDRESS as listener/listener.h takes it: "0.0.0.0:50000" serves other hosts, as ('', 50000)
 // does; port 0 has the kernel pick a free one. The first line on stdout is the address clients
-// connect to (the real port). It serves until its standard input closes (Ctrl-D, or the end of
-// whoever holds the other end of a pipe), then exits 0: ServeManager, like serve_forever(), has no
-// stop of its own but a shutdown request, which only a manager that started its server can send.
+// connect to (the real port). It serves until its standard input has something to read or ends
+// (Enter, Ctrl-D, or the end of whoever holds the other end of a pipe), then exits 0:
+// ServeManager's stop_fd.
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <string>
-#include <thread>
 
 #include "mp.h"
 #include "tests/examples/remote_queue.h"
@@ -33,21 +31,8 @@
 void PrintAddress(const std::string& address) {
   std::printf("%s\n", address.c_str());
   std::fflush(stdout);
-  std::fprintf(stderr, "serving 'get_queue' at %s; close stdin (Ctrl-D) to stop\n",
+  std::fprintf(stderr, "serving 'get_queue' at %s; press Enter or Ctrl-D to stop\n",
                address.c_str());
-}
-
-// Ends the process when stdin reaches its end; a stdin that cannot be read leaves it serving.
-void ExitAtEndOfStdin() {
-  char buf[256];
-  while (true) {
-    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
-    if (n > 0 || (n < 0 && errno == EINTR)) continue;
-    if (n < 0) return;
-    std::fprintf(stderr, "stdin closed: stopping\n");
-    std::fflush(nullptr);
-    ::_exit(0);  // as ServeManager ends after a shutdown request: its serving threads still run
-  }
 }
 
 int main(int argc, char** argv) {
@@ -59,9 +44,9 @@ int main(int argc, char** argv) {
   mp::ManagerOptions options;
   options.address = argc > 1 ? argv[1] : "127.0.0.1:0";
   options.authkey = argc > 2 ? argv[2] : "abracadabra";
-  std::thread(&ExitAtEndOfStdin).detach();
   // s = m.get_server(); s.serve_forever()
-  absl::Status s = mp::ServeManager(options, &remote_queue::QueueTypes, &PrintAddress);
+  absl::Status s =
+      mp::ServeManager(options, &remote_queue::QueueTypes, &PrintAddress, STDIN_FILENO);
   std::fprintf(stderr, "%s\n", s.ToString().c_str());
   return 1;
 }
