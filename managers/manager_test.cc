@@ -64,7 +64,23 @@ class Counter {
 
 Counter MakeCounter(int64_t start) { return Counter(start); }
 
+// One object every Create<Tally>() shares (CPython's register('t', callable=lambda: tally)). It
+// has no locking of its own: the calls of all its proxies go through one mutex.
+class Tally {
+ public:
+  int64_t Add(int64_t d) { return n_ += d; }
+
+ private:
+  int64_t n_ = 0;
+};
+std::shared_ptr<Tally> TheTally() {
+  static const std::shared_ptr<Tally>* const tally =
+      new std::shared_ptr<Tally>(std::make_shared<Tally>());
+  return *tally;
+}
+
 void CounterTypes(mp::TypeRegistry& r) {
+  r.Register<Tally>("Tally", &TheTally).Expose<&Tally::Add>("add");
   r.Register<Counter>("Counter", &MakeCounter)
       .Expose<&Counter::Add>("add")
       .Expose<&Counter::Get>("get")
@@ -121,6 +137,13 @@ absl::Status AddToCounter(mp::Proxy<Counter> c, int64_t times) {
   for (int64_t i = 0; i < times; ++i) {
     absl::StatusOr<int64_t> n = c.Call<&Counter::Add>(1);
     if (!n.ok()) return n.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddToTally(mp::Proxy<Tally> t, int64_t times) {
+  for (int64_t i = 0; i < times; ++i) {
+    if (absl::StatusOr<int64_t> n = t.Call<&Tally::Add>(1); !n.ok()) return n.status();
   }
   return absl::OkStatus();
 }
@@ -562,6 +585,25 @@ TYPED_TEST(ManagerTest, ServeManagerServesUntilItsStopFd) {
   this->ExpectExit(server, 0);
   EXPECT_EQ(::access(address->c_str(), F_OK), -1);  // its socket file is gone
   EXPECT_EQ(mp::ServeManager({}, nullptr, nullptr, 1000).code(), StatusCode::kInvalidArgument);
+}
+
+// A factory returning a std::shared_ptr hands every Create the one object it keeps; calls from
+// several clients through different proxies are serialized, and none is lost.
+TYPED_TEST(ManagerTest, AFactoryMayShareOneObject) {
+  mp::Manager m = this->Start();
+  absl::StatusOr<mp::Proxy<Tally>> a = m.Create<Tally>();
+  absl::StatusOr<mp::Proxy<Tally>> b = m.Create<Tally>();
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  EXPECT_NE(a->token().id, b->token().id);  // two references (two proxies' objects) ...
+  EXPECT_EQ(*a->Call<&Tally::Add>(1), 1);
+  EXPECT_EQ(*b->Call<&Tally::Add>(1), 2);  // ... to one Tally
+  constexpr int64_t kTimes = 300;
+  mp::Process p1 = this->Run(mp::Call<&AddToTally>(*a, kTimes));
+  mp::Process p2 = this->Run(mp::Call<&AddToTally>(*b, kTimes));
+  ASSERT_TRUE(AddToTally(*a, kTimes).ok());
+  this->ExpectExit(p1, 0);
+  this->ExpectExit(p2, 0);
+  EXPECT_EQ(*a->Call<&Tally::Add>(0), 2 + 3 * kTimes);
 }
 
 }  // namespace manager_test

@@ -37,9 +37,13 @@
 //     (serialize/codec.h): a method that has a type without one is a compile error at Expose.
 //     A method may return void, a value, absl::Status or absl::StatusOr<V>; Call<&M> returns
 //     absl::Status for the first and third, absl::StatusOr<V> for the others.
-//   * The factory is a function (R(*)(A...), R being T, absl::StatusOr<T> or std::unique_ptr<T>);
-//     without one, T is default-constructed. Create<T>(args...) must pass exactly the factory's
-//     parameter types (checked by the server: kInvalidArgument naming both).
+//   * The factory is a function (R(*)(A...), R being T, absl::StatusOr<T>, std::unique_ptr<T> or
+//     std::shared_ptr<T>); without one, T is default-constructed. A factory returning a
+//     std::shared_ptr<T> may hand out one object it keeps to every Create (CPython's
+//     register('get_queue', callable=lambda: queue)): the calls of all its proxies then share one
+//     mutex (unless ThreadSafe()), and the object outlives them as the factory decides.
+//     Create<T>(args...) must pass exactly the factory's parameter types (checked by the server:
+//     kInvalidArgument naming both).
 //   * ExposeProxy<&M>("name"): a method that returns a U by value (U registered too, before T)
 //     makes a new shared object of it in the server; CallProxy<&M> returns its mp::Proxy<U>
 //     (CPython's method_to_typeid).
@@ -176,8 +180,11 @@ struct MethodTable {
 template <typename T>
 class UserObject : public ServedObject {
  public:
-  UserObject(std::unique_ptr<T> value, std::shared_ptr<const MethodTable<T>> table)
-      : value_(std::move(value)), table_(std::move(table)) {}
+  // `mu` serializes the calls of `value` (unless the class is thread-safe): the object's own, or,
+  // for an object a factory shares among proxies, its registration's one mutex.
+  UserObject(std::shared_ptr<T> value, std::shared_ptr<const MethodTable<T>> table,
+             std::shared_ptr<Mutex> mu)
+      : value_(std::move(value)), table_(std::move(table)), mu_(std::move(mu)) {}
   uint64_t type() const override { return table_->type; }
   const std::string& type_name() const override { return table_->type_name; }
 
@@ -203,14 +210,14 @@ class UserObject : public ServedObject {
                                                      args.size()));
     }
     if (table_->thread_safe) return m.invoke(*value_, context, args[0], results);
-    MutexLock lock(&mu_);
+    MutexLock lock(mu_.get());
     return m.invoke(*value_, context, args[0], results);
   }
 
  private:
-  const std::unique_ptr<T> value_;
+  const std::shared_ptr<T> value_;
   const std::shared_ptr<const MethodTable<T>> table_;
-  Mutex mu_;
+  const std::shared_ptr<Mutex> mu_;
 };
 
 // Decodes a call's arguments (one encoded tuple); kInvalidArgument naming `what` when malformed.
@@ -232,21 +239,26 @@ absl::Status Guarded(absl::string_view what, F&& f) {
   }
 }
 
-// The kinds of factory Register takes, as one that returns a unique_ptr.
+// Whether a factory returning R hands out one object it keeps (std::shared_ptr<T>: CPython's
+// register('get_queue', callable=lambda: queue)) rather than a new one per call.
 template <typename T, typename R>
-absl::StatusOr<std::unique_ptr<T>> OwnedResult(R&& r) {
+constexpr bool kSharesObject = std::is_same_v<std::decay_t<R>, std::shared_ptr<T>>;
+
+// The kinds of factory Register takes, as one that returns a shared_ptr.
+template <typename T, typename R>
+absl::StatusOr<std::shared_ptr<T>> OwnedResult(R&& r) {
   using D = std::decay_t<R>;
-  if constexpr (std::is_same_v<D, std::unique_ptr<T>>) {
+  if constexpr (std::is_same_v<D, std::unique_ptr<T>> || std::is_same_v<D, std::shared_ptr<T>>) {
     if (r == nullptr) return absl::InternalError("the factory returned a null pointer");
-    return std::move(r);
+    return std::shared_ptr<T>(std::move(r));
   } else if constexpr (std::is_same_v<D, absl::StatusOr<T>>) {
     if (!r.ok()) return r.status();
-    return std::make_unique<T>(*std::move(r));
+    return std::make_shared<T>(*std::move(r));
   } else {
     static_assert(std::is_same_v<D, T>,
-                  "mp::TypeRegistry::Register: a factory returns T, absl::StatusOr<T> or "
-                  "std::unique_ptr<T>");
-    return std::make_unique<T>(std::move(r));
+                  "mp::TypeRegistry::Register: a factory returns T, absl::StatusOr<T>, "
+                  "std::unique_ptr<T> or std::shared_ptr<T>");
+    return std::make_shared<T>(std::move(r));
   }
 }
 
@@ -334,14 +346,17 @@ class Registration : public managers_internal::RegistrationBase {
 
  private:
   friend class TypeRegistry;
-  using Factory = std::function<absl::StatusOr<std::unique_ptr<T>>(const std::string& args)>;
+  using Factory = std::function<absl::StatusOr<std::shared_ptr<T>>(const std::string& args)>;
 
+  // `shares`: the factory hands out one object it keeps (a std::shared_ptr<T>), so the calls of
+  // all the proxies it made go through one mutex.
   Registration(TypeRegistry* registry, std::string type_id, Factory factory,
-               std::string factory_signature)
+               std::string factory_signature, bool shares)
       : registry_(registry),
         table_(std::make_shared<managers_internal::MethodTable<T>>()),
         factory_(std::move(factory)),
-        factory_signature_(std::move(factory_signature)) {
+        factory_signature_(std::move(factory_signature)),
+        shared_mu_(shares ? std::make_shared<Mutex>() : nullptr) {
     table_->type_id = std::move(type_id);
     table_->type_name = absl::StrCat("mp::Proxy<", table_->type_id, ">");
     table_->type = managers_internal::RegisteredFingerprint(table_->type_id);
@@ -360,10 +375,11 @@ class Registration : public managers_internal::RegistrationBase {
     Factory factory = factory_;
     const uint64_t factory_fp = Fingerprint(factory_signature_);
     const std::string factory_text = factory_signature_;
+    std::shared_ptr<Mutex> shared_mu = shared_mu_;
     return table.Add(
         table_->type_id,
-        [methods, factory, factory_fp, factory_text](uint64_t type, absl::string_view,
-                                                     absl::Span<const std::string> args)
+        [methods, factory, factory_fp, factory_text, shared_mu](uint64_t type, absl::string_view,
+                                                                absl::Span<const std::string> args)
             -> absl::StatusOr<std::shared_ptr<managers_internal::ServedObject>> {
           if (type != methods->type) {
             return absl::InvalidArgumentError(absl::StrCat(
@@ -375,9 +391,11 @@ class Registration : public managers_internal::RegistrationBase {
                 absl::StrCat("the factory of '", methods->type_id, "' takes ", factory_text,
                              "; the create call sent other arguments"));
           }
-          absl::StatusOr<std::unique_ptr<T>> made = factory(args[1]);
+          absl::StatusOr<std::shared_ptr<T>> made = factory(args[1]);
           if (!made.ok()) return made.status();
-          return std::make_shared<managers_internal::UserObject<T>>(*std::move(made), methods);
+          return std::make_shared<managers_internal::UserObject<T>>(
+              *std::move(made), methods,
+              shared_mu != nullptr ? shared_mu : std::make_shared<Mutex>());
         });
   }
 
@@ -385,6 +403,7 @@ class Registration : public managers_internal::RegistrationBase {
   std::shared_ptr<managers_internal::MethodTable<T>> table_;
   Factory factory_;
   std::string factory_signature_;
+  std::shared_ptr<Mutex> shared_mu_;  // null unless the factory shares its object
 };
 
 // What a registrar fills: the classes a manager's server can make. Errors (a typeid registered
@@ -404,12 +423,12 @@ class TypeRegistry {
                   "factory");
     return Emplace<T>(
         std::move(type_id),
-        [](const std::string& bytes) -> absl::StatusOr<std::unique_ptr<T>> {
+        [](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<T>> {
           std::tuple<> none;
           if (absl::Status s = DecodeInto(AsBytes(bytes), none); !s.ok()) return s;
-          return std::make_unique<T>();
+          return std::make_shared<T>();
         },
-        TypeName<std::tuple<>>());
+        TypeName<std::tuple<>>(), /*shares=*/false);
   }
   // A class made by `factory(args...)` (see the header comment).
   template <typename T, typename R, typename... A>
@@ -419,14 +438,14 @@ class TypeRegistry {
     const std::string label = type_id;
     return Emplace<T>(
         std::move(type_id),
-        [factory, label](const std::string& bytes) -> absl::StatusOr<std::unique_ptr<T>> {
+        [factory, label](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<T>> {
           Args args;
           if (absl::Status s = managers_internal::DecodeArgs(
                   absl::StrCat("the factory of '", label, "'"), bytes, args);
               !s.ok()) {
             return s;
           }
-          absl::StatusOr<std::unique_ptr<T>> out;
+          absl::StatusOr<std::shared_ptr<T>> out;
           absl::Status s = managers_internal::Guarded(
               absl::StrCat("the factory of '", label, "'"), [&]() -> absl::Status {
                 out = managers_internal::OwnedResult<T>(std::apply(factory, std::move(args)));
@@ -435,7 +454,7 @@ class TypeRegistry {
           if (!s.ok()) return s;
           return out;
         },
-        TypeName<Args>());
+        TypeName<Args>(), managers_internal::kSharesObject<T, R>);
   }
 
   // Every error the registrations met (OK if none).
@@ -456,9 +475,9 @@ class TypeRegistry {
 
   template <typename T>
   Registration<T>& Emplace(std::string type_id, typename Registration<T>::Factory factory,
-                           std::string signature) {
+                           std::string signature, bool shares) {
     type_ids_.push_back(type_id);
-    auto* r = new Registration<T>(this, type_id, std::move(factory), std::move(signature));
+    auto* r = new Registration<T>(this, type_id, std::move(factory), std::move(signature), shares);
     registrations_.emplace_back(r);
     tables_[std::type_index(typeid(T))] = r->table_;
     // The names this process uses to call the class (the first registration wins).
@@ -541,17 +560,17 @@ Registration<T>& Registration<T>::ExposeProxy(std::string name) {
     if (table == nullptr) {
       return absl::InternalError(absl::StrCat(label, ": the result's class is not served"));
     }
-    std::unique_ptr<U> made;
+    std::shared_ptr<U> made;
     absl::Status s = managers_internal::Guarded(label, [&]() -> absl::Status {
-      absl::StatusOr<std::unique_ptr<U>> r = managers_internal::OwnedResult<U>(
+      absl::StatusOr<std::shared_ptr<U>> r = managers_internal::OwnedResult<U>(
           std::apply([&](auto&... a) -> R { return (object.*M)(std::move(a)...); }, args));
       if (!r.ok()) return r.status();
       made = *std::move(r);
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
-    const uint64_t id = context.Adopt(
-        std::make_shared<managers_internal::UserObject<U>>(std::move(made), std::move(table)));
+    const uint64_t id = context.Adopt(std::make_shared<managers_internal::UserObject<U>>(
+        std::move(made), std::move(table), std::make_shared<Mutex>()));
     results.push_back(Encode(id));
     return absl::OkStatus();
   };

@@ -5,8 +5,8 @@
 //   queue = queue.Queue()                                        # in the server
 //   QueueManager.register('get_queue', callable=lambda: queue)   # every call: the one queue
 //
-// Each Create<QueueHandle>() (m.get_queue()) makes a handle in the server, and every handle is the
-// server's one queue.
+// GetQueue, the factory, returns the server's one queue to every Create<QueueHandle>()
+// (m.get_queue()): a factory returning a std::shared_ptr shares what it returns.
 
 #ifndef MP_TESTS_EXAMPLES_REMOTE_QUEUE_H_
 #define MP_TESTS_EXAMPLES_REMOTE_QUEUE_H_
@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -22,49 +23,48 @@
 
 namespace remote_queue {
 
+// queue.Queue(): std::mutex, not absl::Mutex, since the system Abseil is not built with TSan
+// (base/mutex.h).
 class QueueHandle {
  public:
   // queue.put(item)
   void Put(std::string item) {
-    State& s = state();
     {
-      std::lock_guard<std::mutex> lock(s.mu);
-      s.items.push_back(std::move(item));
+      std::lock_guard<std::mutex> lock(mu_);
+      items_.push_back(std::move(item));
     }
-    s.cv.notify_one();
+    cv_.notify_one();
   }
   // queue.get(timeout=timeout_seconds): kDeadlineExceeded (queue.Empty) when nothing came.
   absl::StatusOr<std::string> Get(double timeout_seconds) {
-    State& s = state();
-    std::unique_lock<std::mutex> lock(s.mu);
-    if (!s.cv.wait_for(lock, std::chrono::duration<double>(timeout_seconds),
-                       [&s] { return !s.items.empty(); })) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::duration<double>(timeout_seconds),
+                      [this] { return !items_.empty(); })) {
       return absl::DeadlineExceededError("queue.Empty: nothing was put");
     }
-    std::string item = std::move(s.items.front());
-    s.items.pop_front();
+    std::string item = std::move(items_.front());
+    items_.pop_front();
     return item;
   }
 
  private:
-  // The server's one queue (only the server process touches it). std::mutex, not absl::Mutex:
-  // the system Abseil is not built with TSan (base/mutex.h).
-  struct State {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<std::string> items;  // guarded by mu
-  };
-  static State& state() {
-    static State* const s = new State();
-    return *s;
-  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> items_;  // guarded by mu_
 };
+
+// queue = Queue(); callable=lambda: queue — the one queue, in the server process.
+inline std::shared_ptr<QueueHandle> GetQueue() {
+  static const std::shared_ptr<QueueHandle>* const queue =
+      new std::shared_ptr<QueueHandle>(std::make_shared<QueueHandle>());
+  return *queue;
+}
 
 // QueueManager.register('get_queue'): both programs name it (the server to serve the class, a
 // client to name its methods). ThreadSafe: the handle synchronizes itself, so a Get that waits
 // holds up no other caller.
 inline void QueueTypes(mp::TypeRegistry& r) {
-  r.Register<QueueHandle>("get_queue")
+  r.Register<QueueHandle>("get_queue", &GetQueue)
       .Expose<&QueueHandle::Put>("put")
       .Expose<&QueueHandle::Get>("get")
       .ThreadSafe();
