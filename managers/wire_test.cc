@@ -71,22 +71,28 @@ TEST(WireTest, DecodeRequestFrameDecodesTheCodecsFrameIntoUsedStorage) {
   }
 }
 
+// Every truncation of `frame`, every byte of it with some bits flipped, and one byte too many.
+std::vector<std::string> Damaged(const std::string& frame) {
+  std::vector<std::string> variants;
+  for (size_t n = 0; n < frame.size(); ++n) variants.push_back(frame.substr(0, n));
+  for (size_t i = 0; i < frame.size(); ++i) {
+    for (const uint8_t x : {0x01, 0x80, 0xff}) {
+      std::string v = frame;
+      v[i] = static_cast<char>(static_cast<uint8_t>(v[i]) ^ x);
+      variants.push_back(v);
+    }
+  }
+  variants.push_back(frame + "x");
+  return variants;
+}
+
 // Every truncation and every single-byte corruption of a valid frame: the fast decoder accepts
 // exactly what the Codec accepts, and decodes it to the same value.
 TEST(WireTest, DecodeRequestFrameRefusesWhatTheCodecRefuses) {
   for (const Request& r : Requests()) {
     const std::string frame = *EncodeFrame(r);
     if (frame.size() > 400) continue;
-    std::vector<std::string> variants;
-    for (size_t n = 0; n < frame.size(); ++n) variants.push_back(frame.substr(0, n));
-    for (size_t i = 0; i < frame.size(); ++i) {
-      for (const uint8_t x : {0x01, 0x80, 0xff}) {
-        std::string v = frame;
-        v[i] = static_cast<char>(static_cast<uint8_t>(v[i]) ^ x);
-        variants.push_back(v);
-      }
-    }
-    variants.push_back(frame + "x");
+    const std::vector<std::string> variants = Damaged(frame);
     for (const std::string& v : variants) {
       Request fast;
       const absl::Status f = DecodeRequestFrame(Bytes(v), kDefaultMaxMessageSize, fast);
@@ -118,15 +124,8 @@ TEST(WireTest, EncodeReplyFrameIsTheCodecsFrame) {
 TEST(WireTest, DecodeReplyFrameDecodesAndRefusesAsTheCodec) {
   for (const Reply& r : Replies()) {
     const std::string frame = *EncodeFrame(r);
-    std::vector<std::string> variants = {frame, frame + "x"};
-    for (size_t n = 0; n < frame.size(); ++n) variants.push_back(frame.substr(0, n));
-    for (size_t i = 0; i < frame.size(); ++i) {
-      for (const uint8_t x : {0x01, 0x80, 0xff}) {
-        std::string v = frame;
-        v[i] = static_cast<char>(static_cast<uint8_t>(v[i]) ^ x);
-        variants.push_back(v);
-      }
-    }
+    std::vector<std::string> variants = Damaged(frame);
+    variants.push_back(frame);
     for (const std::string& v : variants) {
       ReplyView view;
       const absl::Status f = DecodeReplyFrame(Bytes(v), kDefaultMaxMessageSize, view);
