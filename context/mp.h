@@ -41,6 +41,7 @@
 #include "serialize/fd.h"                  // IWYU pragma: export
 #include "serialize/flat.h"                // IWYU pragma: export
 #include "serialize/frame.h"               // IWYU pragma: export
+#include "serialize/time.h"                // IWYU pragma: export
 #include "shared_memory/shared_memory.h"   // IWYU pragma: export
 #include "shared_memory/value.h"           // IWYU pragma: export
 #include "start_methods/fork.h"            // IWYU pragma: export

@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
     if (absl::Status s = queue->Call<&QueueHandle::Put>(words[1]); !s.ok()) return Fail(s);
     std::printf("put '%s'\n", words[1].c_str());
   } else {
-    absl::StatusOr<std::string> item = queue->Call<&QueueHandle::Get>(timeout_seconds);
+    absl::StatusOr<std::string> item =
+        queue->Call<&QueueHandle::Get>(absl::Seconds(timeout_seconds));
     if (!item.ok()) return Fail(item.status());
     std::printf("got '%s'\n", item->c_str());
   }

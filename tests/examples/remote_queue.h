@@ -35,11 +35,14 @@ class QueueHandle {
     }
     cv_.notify_one();
   }
-  // queue.get(timeout=timeout_seconds): kDeadlineExceeded (queue.Empty) when nothing came.
-  absl::StatusOr<std::string> Get(double timeout_seconds) {
+  // queue.get(timeout=timeout): kDeadlineExceeded (queue.Empty) when nothing came.
+  absl::StatusOr<std::string> Get(absl::Duration timeout) {
     std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, std::chrono::duration<double>(timeout_seconds),
-                      [this] { return !items_.empty(); })) {
+    const auto ready = [this] { return !items_.empty(); };
+    // wait_for(chrono max) overflows the clock in libstdc++: an infinite timeout waits untimed.
+    if (timeout == absl::InfiniteDuration()) {
+      cv_.wait(lock, ready);
+    } else if (!cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), ready)) {
       return absl::DeadlineExceededError("queue.Empty: nothing was put");
     }
     std::string item = std::move(items_.front());
