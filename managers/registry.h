@@ -49,9 +49,9 @@
 //     (CPython's method_to_typeid).
 //   * The methods of one object run one at a time (a mutex per object), so a class needs no
 //     locking of its own; `.ThreadSafe()` lifts that for a class that synchronizes itself (and
-//     may block in a method without holding up its other callers). Such a class may lock with
-//     std::mutex or mp's base/mutex.h; under --config=tsan prefer those to absl::Mutex, which
-//     the system Abseil does not instrument for TSan (its waits look like races).
+//     may block in a method without holding up its other callers). Such a class should lock with
+//     std::mutex rather than absl::Mutex when it is tested under TSan: the system Abseil is not
+//     built with TSan, so TSan cannot see absl::Mutex's synchronization.
 //   * A method that throws gets its caller kUnknown naming the exception; the server goes on.
 //   * A call whose method name or argument types do not match the server's registration (a client
 //     built from other source) is kInvalidArgument naming the method and both signatures.
