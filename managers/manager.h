@@ -197,7 +197,7 @@ class BaseManager {
   template <Registrar R = nullptr, auto Init = nullptr, typename... A>
   static absl::StatusOr<BaseManager> Start(std::shared_ptr<StartMethod> method,
                                            ManagerOptions options = {}, A&&... initargs) {
-    if constexpr (R != nullptr) (void)managers_internal::RegistrarNames<R>::recorded;
+    (void)managers_internal::RegistrarNames<R>::recorded;
     BaseManager m;
     if (absl::Status s = m.Prepare(R, options); !s.ok()) return s;
     absl::StatusOr<std::pair<Connection, Connection>> pipe = Pipe();
@@ -220,7 +220,7 @@ class BaseManager {
   // that Proxy<T>::Call names the methods). It shuts nothing down when destroyed.
   template <Registrar R = nullptr>
   static absl::StatusOr<BaseManager> Connect(std::string address, std::string authkey) {
-    if constexpr (R != nullptr) (void)managers_internal::RegistrarNames<R>::recorded;
+    (void)managers_internal::RegistrarNames<R>::recorded;
     BaseManager m;
     if (absl::Status s = m.Prepare(R, ManagerOptions{.address = address, .authkey = authkey});
         !s.ok()) {

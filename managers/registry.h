@@ -279,6 +279,13 @@ template <void (*R)(TypeRegistry&)>
 struct RegistrarNames {
   static inline const bool recorded = RecordNames(R);
 };
+// No registrar: nothing to record. (A specialization, not `if constexpr (R != nullptr)`: GCC with
+// -fsanitize does not take the address of an inline function, which a registrar in a header is,
+// as a constant it may compare.)
+template <>
+struct RegistrarNames<nullptr> {
+  static inline const bool recorded = false;
+};
 
 }  // namespace managers_internal
 
