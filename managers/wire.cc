@@ -84,28 +84,6 @@ void CopyResults(const ReplyView& view, std::vector<std::string>& results,
 
 namespace {
 
-// ByteReader::ReadCount, a one-byte count (any below 128 that the input can hold) read inline;
-// anything else (and every failure) is left to ReadCount, so the result and the errors are its.
-inline absl::StatusOr<size_t> ReadCount(ByteReader& r, size_t min_element_size,
-                                        absl::string_view what) {
-  if (r.remaining() > 0) {
-    const uint8_t b = *r.position();
-    if (b < 0x80 && b <= (r.remaining() - 1) / min_element_size) {
-      (void)r.ReadByte(what);
-      return b;
-    }
-  }
-  return r.ReadCount(min_element_size, what);
-}
-
-// Codec<std::string>::Decode into `out`'s storage.
-absl::Status ReadString(ByteReader& r, std::string& out) {
-  absl::StatusOr<size_t> n = ReadCount(r, 1, "string length");
-  if (!n.ok()) return n.status();
-  out.resize(*n);
-  return r.Read(out.data(), *n, "string bytes");
-}
-
 absl::Status LeftOver(const ByteReader& r, const std::string& type_name) {
   return absl::InvalidArgumentError(
       absl::StrCat("mp::Decode: ", r.remaining(), " bytes left over after decoding a ", type_name));
@@ -135,17 +113,17 @@ absl::Status DecodeRequestPayload(ByteReader& r, Request& out) {
   if (absl::Status s = r.ReadLE(&out.op, "u8"); !s.ok()) return s;
   if (absl::Status s = r.ReadLE(&out.id, "u64"); !s.ok()) return s;
   if (absl::Status s = r.ReadLE(&out.type, "u64"); !s.ok()) return s;
-  if (absl::Status s = ReadString(r, out.method); !s.ok()) return s;
+  if (absl::Status s = Codec<std::string>::Decode(r, out.method); !s.ok()) return s;
   if (absl::Status s = r.ReadLE(&out.signature, "u64"); !s.ok()) return s;
   if (absl::Status s = r.ReadLE(&out.thread, "u64"); !s.ok()) return s;
   if (absl::Status s = r.ReadLE(&out.timeout_ns, "i64"); !s.ok()) return s;
-  absl::StatusOr<size_t> n = ReadCount(r, Codec<std::string>::kMinSize, "vector length");
+  absl::StatusOr<size_t> n = r.ReadCount(Codec<std::string>::kMinSize, "vector length");
   if (!n.ok()) return n.status();
   out.args.resize(*n);
   for (std::string& a : out.args) {
-    if (absl::Status s = ReadString(r, a); !s.ok()) return s;
+    if (absl::Status s = Codec<std::string>::Decode(r, a); !s.ok()) return s;
   }
-  absl::StatusOr<size_t> h = ReadCount(r, sizeof(uint32_t), "vector length");
+  absl::StatusOr<size_t> h = r.ReadCount(sizeof(uint32_t), "vector length");
   if (!h.ok()) return h.status();
   out.held_args.resize(*h);
   for (uint32_t& i : out.held_args) {
@@ -157,17 +135,17 @@ absl::Status DecodeRequestPayload(ByteReader& r, Request& out) {
 
 absl::Status DecodeReplyPayload(ByteReader& r, ReplyView& out) {
   if (absl::Status s = Codec<absl::Status>::Decode(r, out.status); !s.ok()) return s;
-  absl::StatusOr<size_t> n = ReadCount(r, Codec<std::string>::kMinSize, "vector length");
+  absl::StatusOr<size_t> n = r.ReadCount(Codec<std::string>::kMinSize, "vector length");
   if (!n.ok()) return n.status();
   out.results.clear();
   for (size_t i = 0; i < *n; ++i) {
-    absl::StatusOr<size_t> length = ReadCount(r, 1, "string length");
+    absl::StatusOr<size_t> length = r.ReadCount(1, "string length");
     if (!length.ok()) return length.status();
     absl::StatusOr<absl::Span<const uint8_t>> bytes = r.ReadSpan(*length, "string bytes");
     if (!bytes.ok()) return bytes.status();
     out.results.emplace_back(reinterpret_cast<const char*>(bytes->data()), bytes->size());
   }
-  absl::StatusOr<size_t> g = ReadCount(r, sizeof(uint32_t), "vector length");
+  absl::StatusOr<size_t> g = r.ReadCount(sizeof(uint32_t), "vector length");
   if (!g.ok()) return g.status();
   out.given.clear();
   for (size_t i = 0; i < *g; ++i) {

@@ -51,11 +51,14 @@ absl::StatusOr<uint64_t> ByteReader::ReadVarint(absl::string_view what) {
 }
 
 absl::StatusOr<size_t> ByteReader::ReadCount(size_t min_element_size, absl::string_view what) {
+  // A one-byte count that the input can hold, read directly (most counts are below 128). The
+  // result is what the general path below gives for it.
+  const uint64_t per = min_element_size == 0 ? 1 : min_element_size;
+  if (pos_ != end_ && *pos_ < 0x80 && *pos_ <= (remaining() - 1) / per) return *pos_++;
   absl::StatusOr<uint64_t> n = ReadVarint(what);
   if (!n.ok()) return n.status();
   // An element never takes less than one byte of input for our purposes: even empty tuples are
   // bounded by the input size, so a count can never drive an unbounded loop or allocation.
-  const uint64_t per = min_element_size == 0 ? 1 : min_element_size;
   if (*n > remaining() / per) {
     return absl::InvalidArgumentError(
         absl::StrCat("mp::Decode: ", what, " says ", *n, " elements of at least ", per,
