@@ -16,6 +16,7 @@
 #include <mutex>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
@@ -256,7 +257,9 @@ void PrintException(const std::string& name, absl::string_view what) noexcept {
     g->identity = id.identity;
     g->authkey = id.authkey;
     int parent_pidfd = -1;
-    if (absl::StatusOr<int> p = PidfdOpen(id.parent_pid); p.ok()) parent_pidfd = *p;
+    if (id.parent_on_this_host) {
+      if (absl::StatusOr<int> p = PidfdOpen(id.parent_pid); p.ok()) parent_pidfd = *p;
+    }
     g->parent = new ParentHandle(id.parent_pid, id.parent_name, parent_pidfd);
     globals.store(g, std::memory_order_release);  // the parent's copy is left behind, unlocked
     code = run();
@@ -273,6 +276,13 @@ void PrintException(const std::string& name, absl::string_view what) noexcept {
     if (code == 0) code = 1;
   }
   FlushStdio();
+  if (id.before_exit) {
+    try {
+      id.before_exit(code);
+    } catch (...) {
+      PrintException(id.name, "reporting its exit code raised");
+    }
+  }
   _exit(code);
 }
 
@@ -290,9 +300,19 @@ void Init(int argc, char** argv) {
     if (argc > 0 && argv != nullptr && argv[0] != nullptr) g.argv0 = argv[0];
   }
   const char* marker = getenv(process_internal::kStartEnv);
-  if (marker == nullptr) return;
-  std::string value = marker;
-  unsetenv(process_internal::kStartEnv);
+  std::string value;
+  if (marker != nullptr) {
+    value = marker;
+    unsetenv(process_internal::kStartEnv);
+  } else if (argc >= 2 && argv != nullptr && argv[1] != nullptr &&
+             absl::StartsWith(argv[1], process_internal::kStartArg) &&
+             getenv(process_internal::kMpiChildEnv) != nullptr) {
+    // MPI_Comm_spawn sets no variable of the caller's choosing in the child, so an mpi child gets
+    // its marker as its first argument; MPI's own variable says it was spawned by MPI.
+    value = argv[1] + std::strlen(process_internal::kStartArg);
+  } else {
+    return;
+  }
   size_t colon = value.find(':');
   std::string mode = value.substr(0, colon);
   std::string argument = colon == std::string::npos ? "" : value.substr(colon + 1);

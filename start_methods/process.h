@@ -208,7 +208,8 @@ class ParentHandle {
   // Waits until the parent has ended, at most `timeout` when given. OK also when the timeout
   // passed.
   absl::Status Join(std::optional<absl::Duration> timeout = std::nullopt) const;
-  // Readable once the parent has ended; -1 if it had already ended when this process started.
+  // Readable once the parent has ended; -1 if it had already ended when this process started, or
+  // if it runs on another host (an mpi child: Open MPI ends such a child when its parent dies).
   int Sentinel() const { return pidfd_; }
 
  private:

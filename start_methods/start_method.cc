@@ -496,7 +496,7 @@ std::string BuildLaunchRecord(const LaunchSpec& spec, absl::string_view method) 
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
 
-absl::Status WriteAck(int fd, const absl::Status& status, int pidfd, Deadline deadline) {
+std::string EncodeAck(const absl::Status& status) {
   std::string msg;
   if (status.ok()) {
     int32_t pid = getpid();
@@ -511,12 +511,40 @@ absl::Status WriteAck(int fd, const absl::Status& status, int pidfd, Deadline de
     msg.append(reinterpret_cast<const char*>(&len), sizeof(len));
     msg += encoded;
   }
+  return msg;
+}
+
+absl::Status WriteAck(int fd, const absl::Status& status, int pidfd, Deadline deadline) {
+  const std::string msg = EncodeAck(status);
   absl::Span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
   if (pidfd >= 0) return SendWithFds(fd, bytes, {pidfd}, deadline);
   return WriteFull(fd, bytes, deadline, "mp: the answer to a launch record");
 }
 
 namespace {
+
+// The encoded status of an "E" answer: two varints and the message, which the child cut to
+// kMaxRefusalMessage.
+absl::Status CheckRefusalSize(uint32_t len) {
+  if (len > kMaxRefusalMessage + 32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mp: the child's refusal of its launch record announces ", len,
+                     " bytes; at most ", kMaxRefusalMessage + 32, " are accepted"));
+  }
+  return absl::OkStatus();
+}
+
+// The child's refusal (never OK) from its encoded status.
+absl::Status DecodeRefusal(absl::Span<const uint8_t> encoded) {
+  absl::Status refusal;
+  if (absl::Status s = DecodeInto(encoded, refusal); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mp: the child's refusal of its launch record did not decode: ", s.message()));
+  }
+  refusal = AsFailure(std::move(refusal));
+  return absl::Status(refusal.code(),
+                      absl::StrCat("mp: the child refused its launch record: ", refusal.message()));
+}
 
 // Reads a plain value that follows the answer's first byte; end of file is the peer's death.
 template <typename T>
@@ -569,12 +597,7 @@ absl::StatusOr<pid_t> ReadAck(int fd, Deadline deadline, absl::string_view eof_m
   if (kind == 'E') {
     uint32_t len = 0;
     if (absl::Status s = ReadValue(fd, &len, deadline, eof_message); !s.ok()) return s;
-    // The encoded status: two varints and the message, which the child cut to kMaxRefusalMessage.
-    if (len > kMaxRefusalMessage + 32) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("mp: the child's refusal of its launch record announces ", len,
-                       " bytes; at most ", kMaxRefusalMessage + 32, " are accepted"));
-    }
+    if (absl::Status s = CheckRefusalSize(len); !s.ok()) return s;
     std::string encoded(len, '\0');
     if (absl::Status s = ReadFull(
             fd, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(encoded.data()), encoded.size()),
@@ -582,20 +605,45 @@ absl::StatusOr<pid_t> ReadAck(int fd, Deadline deadline, absl::string_view eof_m
         !s.ok()) {
       return absl::IsOutOfRange(s) ? absl::AbortedError(eof_message) : s;
     }
-    absl::Status refusal;
-    if (absl::Status s =
-            DecodeInto(absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(encoded.data()),
-                                                 encoded.size()),
-                       refusal);
-        !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "mp: the child's refusal of its launch record did not decode: ", s.message()));
-    }
-    refusal = AsFailure(std::move(refusal));
-    return absl::Status(refusal.code(), absl::StrCat("mp: the child refused its launch record: ",
-                                                     refusal.message()));
+    return DecodeRefusal(absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(encoded.data()),
+                                                   encoded.size()));
   }
   return absl::InternalError(
+      absl::StrCat("mp: unexpected byte ", static_cast<int>(kind), " in the child's answer"));
+}
+
+absl::StatusOr<pid_t> DecodeAck(absl::Span<const uint8_t> answer) {
+  if (answer.empty()) return absl::InvalidArgumentError("mp: the child's answer is empty");
+  const uint8_t kind = answer[0];
+  answer.remove_prefix(1);
+  if (kind == 'A') {
+    int32_t pid = 0;
+    if (answer.size() != sizeof(pid)) {
+      return absl::InvalidArgumentError(absl::StrCat("mp: the child's acknowledgement has ",
+                                                     answer.size(), " bytes after 'A', not 4"));
+    }
+    std::memcpy(&pid, answer.data(), sizeof(pid));
+    if (pid <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mp: the child's acknowledgement names pid ", pid));
+    }
+    return static_cast<pid_t>(pid);
+  }
+  if (kind == 'E') {
+    uint32_t len = 0;
+    if (answer.size() < sizeof(len)) {
+      return absl::InvalidArgumentError("mp: the child's refusal is cut before its length");
+    }
+    std::memcpy(&len, answer.data(), sizeof(len));
+    answer.remove_prefix(sizeof(len));
+    if (absl::Status s = CheckRefusalSize(len); !s.ok()) return s;
+    if (answer.size() != len) {
+      return absl::InvalidArgumentError(absl::StrCat("mp: the child's refusal announces ", len,
+                                                     " bytes but carries ", answer.size()));
+    }
+    return DecodeRefusal(answer);
+  }
+  return absl::InvalidArgumentError(
       absl::StrCat("mp: unexpected byte ", static_cast<int>(kind), " in the child's answer"));
 }
 
@@ -668,36 +716,55 @@ constexpr absl::Duration kAckTimeout = absl::Seconds(60);
                                   int ack_fd, bool send_pidfd, int parent_pid,
                                   int kernel_parent_pid, int lifeline_fd) noexcept {
   const Deadline deadline = Deadline::After(kAckTimeout);
+  LaunchRecordRun run;
+  run.parent_pid = parent_pid;
+  run.kernel_parent_pid = kernel_parent_pid;
+  run.lifeline_fd = lifeline_fd;
+  run.answer = [&](const absl::Status& prepared) -> absl::Status {
+    int self_pidfd = -1;
+    absl::Status status = prepared;
+    if (status.ok() && send_pidfd) {
+      absl::StatusOr<int> p = PidfdOpen(getpid());
+      if (p.ok()) {
+        self_pidfd = *p;
+      } else {
+        status = p.status();
+      }
+    }
+    absl::Status written = WriteAck(ack_fd, status, self_pidfd, deadline);
+    if (self_pidfd >= 0) close(self_pidfd);
+    close(ack_fd);
+    return status.ok() ? written : status;
+  };
+  RunLaunchRecordWith(record, std::move(fds), std::move(run));
+}
+
+[[noreturn]] void RunLaunchRecordWith(absl::Span<const uint8_t> record, std::vector<int> fds,
+                                      LaunchRecordRun run) noexcept {
   absl::StatusOr<PreparedLaunch> prepared;
   try {
-    prepared = PrepareLaunch(record, std::move(fds), parent_pid, kernel_parent_pid);
+    prepared = PrepareLaunch(record, std::move(fds), run.parent_pid, run.kernel_parent_pid);
   } catch (...) {
     // Anything else that threw (std::bad_alloc) is a refusal too: never unwind into the caller,
     // which is a forkserver's loop or a spawn child's mp::Init.
     prepared = absl::InternalError(
         absl::StrCat("mp: reading the launch record threw ", CurrentExceptionDescription()));
   }
-  int self_pidfd = -1;
-  if (prepared.ok() && send_pidfd) {
-    absl::StatusOr<int> p = PidfdOpen(getpid());
-    if (p.ok()) {
-      self_pidfd = *p;
-    } else {
-      prepared = p.status();
-    }
+  absl::Status answered;
+  try {
+    answered = run.answer(prepared.ok() ? absl::OkStatus() : prepared.status());
+  } catch (...) {
+    answered = absl::InternalError("mp: answering the launch record threw");
   }
-  if (!prepared.ok()) {
-    (void)WriteAck(ack_fd, prepared.status(), -1, deadline);
-    close(ack_fd);
+  // A refused record, or a parent that is gone before the target starts (nobody to report to).
+  if (!prepared.ok() || !answered.ok()) {
+    if (run.before_exit) run.before_exit(1);
     FlushStdio();
     _exit(1);
   }
-  absl::Status acked = WriteAck(ack_fd, absl::OkStatus(), self_pidfd, deadline);
-  if (self_pidfd >= 0) close(self_pidfd);
-  close(ack_fd);
-  // A parent that is gone before the target starts has nobody to report to.
-  if (!acked.ok()) _exit(1);
-  prepared->id.lifeline_fd = lifeline_fd;
+  prepared->id.lifeline_fd = run.lifeline_fd;
+  prepared->id.before_exit = std::move(run.before_exit);
+  prepared->id.parent_on_this_host = run.parent_on_this_host;
   ChildMain(prepared->id, prepared->run);
 }
 

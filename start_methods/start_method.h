@@ -107,6 +107,10 @@ std::optional<ChildEntry> FindChildEntry(absl::string_view mode);
 
 // The marker a re-executed child finds in its environment ("spawn:3", "forkserver:3:4").
 inline constexpr char kStartEnv[] = "MP_START";
+// The same marker as a program's first argument ("--mp-start=mpi"), honoured only in a process
+// that Open MPI started (kMpiChildEnv is set).
+inline constexpr char kStartArg[] = "--mp-start=";
+inline constexpr char kMpiChildEnv[] = "OMPI_COMM_WORLD_RANK";
 
 // ---- Re-executing the program (spawn, forkserver server). ----
 
@@ -141,6 +145,21 @@ std::string BuildLaunchRecord(const LaunchSpec& spec, absl::string_view method);
                                   int ack_fd, bool send_pidfd, int parent_pid,
                                   int kernel_parent_pid = 0, int lifeline_fd = -1) noexcept;
 
+// The same for a child whose answer does not go to a descriptor (an mpi child answers over its
+// intercommunicator): `answer` gets OK or the refusal and sends it (OK -> EncodeAck(OK)); its
+// error, or a refusal, ends the child with exit code 1 after `before_exit(1)`. `before_exit`, when
+// set, also becomes ChildIdentity::before_exit.
+struct LaunchRecordRun {
+  std::function<absl::Status(const absl::Status& prepared)> answer;
+  std::function<void(int exit_code)> before_exit;
+  int parent_pid = 0;
+  int kernel_parent_pid = 0;
+  int lifeline_fd = -1;
+  bool parent_on_this_host = true;  // ChildIdentity::parent_on_this_host
+};
+[[noreturn]] void RunLaunchRecordWith(absl::Span<const uint8_t> record, std::vector<int> fds,
+                                      LaunchRecordRun run) noexcept;
+
 // Parent side: reads the child's answer. Returns the child's pid (and, when one was sent, stores
 // the pidfd in *pidfd); the child's refusal as its status (never OK); kAborted (a peer that died,
 // in the README's convention) with `eof_message` when the child closed (or reset) the connection
@@ -150,6 +169,11 @@ absl::StatusOr<pid_t> ReadAck(int fd, Deadline deadline, absl::string_view eof_m
 // Writes an answer: OK -> "A" + pid (+ pidfd when pidfd >= 0); an error -> "E" + u32 length + the
 // status in its Codec encoding (serialize/status.h), the message cut to kMaxRefusalMessage bytes.
 absl::Status WriteAck(int fd, const absl::Status& status, int pidfd, Deadline deadline);
+// The bytes WriteAck sends (without a pidfd), and their decoding for a transport of whole
+// messages: the child's pid, or its refusal as its status (never OK); kInvalidArgument naming what
+// is wrong for anything else (a hostile or broken child).
+std::string EncodeAck(const absl::Status& status);
+absl::StatusOr<pid_t> DecodeAck(absl::Span<const uint8_t> answer);
 inline constexpr size_t kMaxRefusalMessage = 16 << 10;
 
 // ---- Running as a child. ----
@@ -170,6 +194,12 @@ struct ChildIdentity {
   bool kill_on_parent_death = false;
   int kernel_parent_pid = 0;
   int lifeline_fd = -1;  // closed by ChildMain before the target runs
+  // Called by ChildMain with the exit code right before the child's _exit (after its children
+  // were joined and stdio flushed): how an mpi child reports its exit code and finalizes MPI.
+  std::function<void(int exit_code)> before_exit;
+  // False for a child on another host than its parent (mpi): its parent_pid names no process
+  // here, so ParentProcess() has no sentinel.
+  bool parent_on_this_host = true;
 };
 // What a child started from this process inherits (name and identity from `spec`).
 ChildIdentity IdentityForChild(const LaunchSpec& spec);
