@@ -34,8 +34,13 @@ std::shared_ptr<StartMethod> MethodFor(absl::string_view method) {
   if (method == "fork") return ForkStartMethod();
   if (method == "spawn") return SpawnStartMethod();
   if (method == "forkserver") return ForkServerStartMethod();
+  // Registered by @mp//mpi:start_method when the program links it (context does not depend on
+  // it: a program that never uses mpi does not load Open MPI).
+  if (absl::StatusOr<std::shared_ptr<StartMethod>> m = FindStartMethod(method); m.ok()) return *m;
   return nullptr;
 }
+
+constexpr absl::string_view kMpi = "mpi";
 
 }  // namespace
 
@@ -51,12 +56,22 @@ absl::StatusOr<Context*> GetContext(absl::string_view method) {
       new Context("fork", MethodFor("fork")),
       new Context("spawn", MethodFor("spawn")),
   };
+  static Context* const mpi = [] {
+    std::shared_ptr<StartMethod> m = MethodFor(kMpi);
+    return m == nullptr ? nullptr : new Context(std::string(kMpi), std::move(m));
+  }();
   for (Context* c : contexts) {
     if (c->method() == method) return c;
   }
-  return absl::InvalidArgumentError(absl::StrCat("mp::GetContext: unknown start method '", method,
-                                                 "'; the start methods are ",
-                                                 absl::StrJoin(kMethods, ", ")));
+  if (method == kMpi) {
+    if (mpi != nullptr) return mpi;
+    return absl::InvalidArgumentError(
+        "mp::GetContext(\"mpi\"): this program does not link the mpi start method; add "
+        "\"@mp//mpi:start_method\" to its deps");
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("mp::GetContext: unknown start method '", method, "'; the start methods are ",
+                   absl::StrJoin(kMethods, ", "), mpi != nullptr ? ", mpi" : ""));
 }
 
 Context* GetContext() {
@@ -98,6 +113,7 @@ std::vector<std::string> GetAllStartMethods() {
   for (absl::string_view m : kMethods) {
     if (m != kDefaultMethod) out.emplace_back(m);
   }
+  if (GetContext(kMpi).ok()) out.emplace_back(kMpi);
   return out;
 }
 
@@ -106,7 +122,28 @@ absl::StatusOr<mp::Process> Context::Process(Target target, ProcessOptions optio
   return mp::Process::Create(start_method_, std::move(target), std::move(options));
 }
 
+absl::Status Context::CheckHostLocal(absl::string_view what) const {
+  if (method_ != kMpi) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "mp: GetContext(\"mpi\")->", what, "(): a ", what,
+      " lives in this host's shared memory, which an mpi process on another host cannot reach; "
+      "share one through a Manager served on TCP instead (a ",
+      what,
+      " proxy of mp::GetContext(\"spawn\")->Manager({.address = \"<an address of this "
+      "host>:0\"}))"));
+}
+
+absl::Status Context::CheckNotMpi(absl::string_view what) const {
+  if (method_ != kMpi) return absl::OkStatus();
+  return absl::UnimplementedError(absl::StrCat(
+      "mp: GetContext(\"mpi\")->", what,
+      "() is not available yet; meanwhile start mpi Processes (GetContext(\"mpi\")->Process) and "
+      "share data through a Manager served on TCP (mp::GetContext(\"spawn\")->Manager({.address = "
+      "\"<an address of this host>:0\"})), whose proxies reach every host"));
+}
+
 absl::StatusOr<std::pair<Connection, Connection>> Context::Pipe(bool duplex) const {
+  if (absl::Status s = CheckNotMpi("Pipe"); !s.ok()) return s;
   return mp::Pipe(duplex);
 }
 
@@ -117,32 +154,46 @@ absl::StatusOr<mp::Queue> Context::Queue(size_t maxsize) const {
 }
 
 absl::StatusOr<mp::Queue> Context::Queue(QueueOptions options) const {
+  if (absl::Status s = CheckHostLocal("Queue"); !s.ok()) return s;
   options.domain = domain_;
   return mp::Queue::Create(options);
 }
 
 absl::StatusOr<mp::SimpleQueue> Context::SimpleQueue() const {
+  if (absl::Status s = CheckHostLocal("SimpleQueue"); !s.ok()) return s;
   QueueOptions options;
   options.domain = domain_;
   return mp::SimpleQueue::Create(options);
 }
 
 absl::StatusOr<mp::JoinableQueue> Context::JoinableQueue(size_t maxsize) const {
+  if (absl::Status s = CheckHostLocal("JoinableQueue"); !s.ok()) return s;
   QueueOptions options;
   options.maxsize = maxsize;
   options.domain = domain_;
   return mp::JoinableQueue::Create(options);
 }
 
-absl::StatusOr<mp::Lock> Context::Lock() const { return mp::Lock::Create(domain_); }
-absl::StatusOr<mp::RLock> Context::RLock() const { return mp::RLock::Create(domain_); }
+absl::StatusOr<mp::Lock> Context::Lock() const {
+  if (absl::Status s = CheckHostLocal("Lock"); !s.ok()) return s;
+  return mp::Lock::Create(domain_);
+}
+absl::StatusOr<mp::RLock> Context::RLock() const {
+  if (absl::Status s = CheckHostLocal("RLock"); !s.ok()) return s;
+  return mp::RLock::Create(domain_);
+}
 absl::StatusOr<mp::Semaphore> Context::Semaphore(int64_t value) const {
+  if (absl::Status s = CheckHostLocal("Semaphore"); !s.ok()) return s;
   return mp::Semaphore::Create(domain_, value);
 }
 absl::StatusOr<mp::BoundedSemaphore> Context::BoundedSemaphore(int64_t value) const {
+  if (absl::Status s = CheckHostLocal("BoundedSemaphore"); !s.ok()) return s;
   return mp::BoundedSemaphore::Create(domain_, value);
 }
-absl::StatusOr<mp::Event> Context::Event() const { return mp::Event::Create(domain_); }
+absl::StatusOr<mp::Event> Context::Event() const {
+  if (absl::Status s = CheckHostLocal("Event"); !s.ok()) return s;
+  return mp::Event::Create(domain_);
+}
 
 absl::Status Context::CheckSameDomain(ShmDomain domain, absl::string_view what) const {
   if (domain == domain_) return absl::OkStatus();
@@ -152,22 +203,29 @@ absl::Status Context::CheckSameDomain(ShmDomain domain, absl::string_view what) 
       " objects; create the lock with mp::GetContext(\"", method_, "\")->", what, "()"));
 }
 
-absl::StatusOr<mp::Condition> Context::Condition() const { return mp::Condition::Create(domain_); }
+absl::StatusOr<mp::Condition> Context::Condition() const {
+  if (absl::Status s = CheckHostLocal("Condition"); !s.ok()) return s;
+  return mp::Condition::Create(domain_);
+}
 absl::StatusOr<mp::Condition> Context::Condition(const mp::Lock& lock) const {
+  if (absl::Status s = CheckHostLocal("Condition"); !s.ok()) return s;
   if (absl::Status s = CheckSameDomain(lock.domain(), "Lock"); !s.ok()) return s;
   return mp::Condition::Create(lock);
 }
 absl::StatusOr<mp::Condition> Context::Condition(const mp::RLock& lock) const {
+  if (absl::Status s = CheckHostLocal("Condition"); !s.ok()) return s;
   if (absl::Status s = CheckSameDomain(lock.domain(), "RLock"); !s.ok()) return s;
   return mp::Condition::Create(lock);
 }
 
 absl::StatusOr<mp::Barrier> Context::Barrier(int parties, mp::Barrier::Action action,
                                              absl::Duration timeout) const {
+  if (absl::Status s = CheckHostLocal("Barrier"); !s.ok()) return s;
   return mp::Barrier::Create(domain_, parties, std::move(action), timeout);
 }
 
 absl::StatusOr<mp::Pool> Context::Pool(PoolOptions options) const {
+  if (absl::Status s = CheckNotMpi("Pool"); !s.ok()) return s;
   return mp::Pool::Create(start_method_, std::move(options));
 }
 
@@ -179,6 +237,7 @@ absl::StatusOr<mp::Pool> Context::Pool(int processes) const {
 
 absl::StatusOr<mp::ProcessPoolExecutor> Context::ProcessPoolExecutor(
     ProcessPoolExecutorOptions options) const {
+  if (absl::Status s = CheckNotMpi("ProcessPoolExecutor"); !s.ok()) return s;
   if (options.method != nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         "Context::ProcessPoolExecutor: options.method is set (", options.method->Name(),
@@ -190,6 +249,7 @@ absl::StatusOr<mp::ProcessPoolExecutor> Context::ProcessPoolExecutor(
 
 absl::StatusOr<mp::SharedMemory> Context::SharedMemory(std::optional<std::string> name, bool create,
                                                        int64_t size) const {
+  if (absl::Status s = CheckHostLocal("SharedMemory"); !s.ok()) return s;
   return mp::SharedMemory::Open(std::move(name), create, size);
 }
 

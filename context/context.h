@@ -43,6 +43,14 @@
 // choose "fork" explicitly. A library that wants a method uses GetContext(method) and leaves the
 // program's default alone.
 //
+// The "mpi" context (mpi/start_method.h) starts processes with Open MPI, on this host or others:
+// it exists when the program links @mp//mpi:start_method. Its processes may be on another host, so
+// it makes no object that lives in this host's memory or kernel: Lock, RLock, Semaphore,
+// BoundedSemaphore, Event, Condition, Barrier, Queue, SimpleQueue, JoinableQueue, Value, Array
+// and SharedMemory are kFailedPrecondition naming the fix (a Manager served on TCP, whose proxies
+// reach every host). Its Pipe, Pool, ProcessPoolExecutor and Manager are not built yet
+// (kUnimplemented, naming what works meanwhile).
+//
 // Contexts are never destroyed (like CPython's module-level context objects), so Context* stays
 // valid for the whole program. All functions here are thread-safe.
 
@@ -153,12 +161,14 @@ class Context {
   // registrar, the classes it registers too (managers/registry.h). Its proxies are network-domain
   // objects: they go to children of every start method.
   absl::StatusOr<mp::Manager> Manager(ManagerOptions options = {}) const {
+    if (absl::Status s = CheckNotMpi("Manager"); !s.ok()) return s;
     return mp::Manager::Start(start_method_, std::move(options));
   }
   // With an initializer (CPython's manager.start(initializer, initargs)): see
   // BaseManager::Start. ctx->Manager<nullptr, &Init>(options, args...) for one without a registrar.
   template <Registrar R, auto Init = nullptr, typename... A>
   absl::StatusOr<mp::Manager> Manager(ManagerOptions options = {}, A&&... initargs) const {
+    if (absl::Status s = CheckNotMpi("Manager"); !s.ok()) return s;
     return mp::Manager::Start<R, Init>(start_method_, std::move(options),
                                        std::forward<A>(initargs)...);
   }
@@ -171,14 +181,17 @@ class Context {
   // lock = false is RawValue / RawArray.
   template <typename T>
   absl::StatusOr<mp::Value<T>> Value(const T& initial = T{}, bool lock = true) const {
+    if (absl::Status s = CheckHostLocal("Value"); !s.ok()) return s;
     return mp::Value<T>::Create(domain_, initial, lock);
   }
   template <typename T>
   absl::StatusOr<mp::Array<T>> Array(size_t length, bool lock = true) const {
+    if (absl::Status s = CheckHostLocal("Array"); !s.ok()) return s;
     return mp::Array<T>::Create(domain_, length, lock);
   }
   template <typename T>
   absl::StatusOr<mp::Array<T>> Array(absl::Span<const T> init, bool lock = true) const {
+    if (absl::Status s = CheckHostLocal("Array"); !s.ok()) return s;
     return mp::Array<T>::Create(domain_, init, lock);
   }
 
@@ -188,14 +201,21 @@ class Context {
 
   // kFailedPrecondition unless `domain` (of a lock given to Condition) is this context's.
   absl::Status CheckSameDomain(ShmDomain domain, absl::string_view what) const;
+  // The mpi context's refusal of an object that lives in this host's memory or kernel (`what`:
+  // "Lock"), naming the fix; OK in every other context.
+  absl::Status CheckHostLocal(absl::string_view what) const;
+  // The mpi context's kUnimplemented for what it does not offer yet (`what`: "Pool"), naming what
+  // works meanwhile; OK in every other context.
+  absl::Status CheckNotMpi(absl::string_view what) const;
 
   std::string method_;
   ShmDomain domain_;
   std::shared_ptr<StartMethod> start_method_;
 };
 
-// The context of `method`: "fork", "spawn" or "forkserver". kInvalidArgument naming the methods
-// that exist for any other name.
+// The context of `method`: "fork", "spawn", "forkserver", or "mpi" when the program links
+// @mp//mpi:start_method. kInvalidArgument naming the methods that exist for any other name (and
+// the target to link for "mpi").
 absl::StatusOr<Context*> GetContext(absl::string_view method);
 // The default context (see the header comment); fixes the default start method if it was not set.
 Context* GetContext();
@@ -209,7 +229,7 @@ absl::Status SetStartMethod(absl::string_view method, bool force = false);
 // unfixed); without, fixes it (to "forkserver" unless SetStartMethod chose) and returns it.
 std::optional<std::string> GetStartMethod(bool allow_none = false);
 
-// Every start method this platform has, the default first.
+// Every start method this program has, the default first ("mpi" last, when linked).
 std::vector<std::string> GetAllStartMethods();
 
 }  // namespace mp

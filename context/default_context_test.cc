@@ -43,6 +43,10 @@ TEST(DefaultContextTest, Lifecycle) {
   // Nothing fixed yet.
   EXPECT_EQ(mp::GetStartMethod(/*allow_none=*/true), std::nullopt);
   EXPECT_EQ(mp::GetAllStartMethods(), (std::vector<std::string>{"forkserver", "fork", "spawn"}));
+  // This program does not link @mp//mpi:start_method.
+  absl::StatusOr<mp::Context*> mpi = mp::GetContext("mpi");
+  EXPECT_EQ(mpi.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(mpi.status().message(), "@mp//mpi:start_method")) << mpi.status();
 
   // A library's own context does not fix or change the default.
   EXPECT_EQ(LibraryMethod(), "spawn");
