@@ -282,7 +282,8 @@ absl::StatusOr<MPI_Comm> SpawnOne(const std::string& exe, const std::string& hos
     call->cv.notify_all();
   }).detach();
   MutexLock lock(&call->mu);
-  if (!call->mu.Await(call->cv, deadline, [&] { return call->done; })) {
+  if (!call->mu.Await(call->cv, deadline,
+                      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(call->mu) { return call->done; })) {
     call->abandoned = true;
     return absl::DeadlineExceededError(absl::StrCat(
         "mp: MPI_Comm_spawn", host.empty() ? "" : " on host ", host,
