@@ -30,6 +30,10 @@ const bool environment_prepared = [] {
   setenv("OMPI_MCA_orte_enable_recovery", "1", /*overwrite=*/1);
   setenv("OMPI_MCA_pml", "ob1", /*overwrite=*/0);
   setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", /*overwrite=*/0);
+  // PMIx's shared-memory store of job data ("gds ds12/ds21") fails with "No permission" on lock
+  // files that an earlier or a concurrent Open MPI session left in /tmp (seen under Bazel, whose
+  // tests share /tmp); the hash store keeps that data in each process.
+  setenv("PMIX_MCA_gds", "hash", /*overwrite=*/0);
   return true;
 }();
 
@@ -183,16 +187,18 @@ absl::Status MpiStatus(int rc, absl::string_view what) {
                                           absl::string_view(text, std::max(len, 0)), ")"));
 }
 
-absl::Status WaitRequest(MPI_Request* request, Deadline deadline, absl::string_view what,
-                         MPI_Status* status, absl::FunctionRef<absl::Status()> alive) {
+namespace {
+
+// Calls `ready` until it is true (OK) or fails, sleeping from 20 us growing to 2 ms between calls
+// and calling `alive` (its error ends the wait); kDeadlineExceeded naming `what` at the deadline.
+absl::Status PollWithBackoff(Deadline deadline, absl::string_view what,
+                             absl::FunctionRef<absl::Status()> alive,
+                             absl::FunctionRef<absl::StatusOr<bool>()> ready) {
   absl::Duration pause = absl::Microseconds(20);
   for (;;) {
-    int done = 0;
-    MPI_Status local;
-    if (int rc = MPI_Test(request, &done, status != nullptr ? status : &local); rc != MPI_SUCCESS) {
-      return MpiStatus(rc, what);
-    }
-    if (done) return absl::OkStatus();
+    absl::StatusOr<bool> done = ready();
+    if (!done.ok()) return done.status();
+    if (*done) return absl::OkStatus();
     if (absl::Status s = alive(); !s.ok()) return s;
     if (deadline.Expired()) {
       return absl::DeadlineExceededError(absl::StrCat("mp: ", what, " timed out"));
@@ -200,6 +206,20 @@ absl::Status WaitRequest(MPI_Request* request, Deadline deadline, absl::string_v
     absl::SleepFor(std::min(pause, deadline.Remaining()));
     pause = std::min(pause * 2, absl::Milliseconds(2));
   }
+}
+
+}  // namespace
+
+absl::Status WaitRequest(MPI_Request* request, Deadline deadline, absl::string_view what,
+                         MPI_Status* status, absl::FunctionRef<absl::Status()> alive) {
+  MPI_Status local;
+  return PollWithBackoff(deadline, what, alive, [&]() -> absl::StatusOr<bool> {
+    int done = 0;
+    if (int rc = MPI_Test(request, &done, status != nullptr ? status : &local); rc != MPI_SUCCESS) {
+      return MpiStatus(rc, what);
+    }
+    return done != 0;
+  });
 }
 
 absl::Status WaitRequest(MPI_Request* request, Deadline deadline, absl::string_view what,
@@ -236,20 +256,18 @@ absl::Status SendBytes(MPI_Comm comm, int tag, absl::string_view bytes, Deadline
 absl::StatusOr<std::string> ReceiveBytes(MPI_Comm comm, int tag, size_t max_bytes,
                                          Deadline deadline, absl::string_view what,
                                          absl::FunctionRef<absl::Status()> alive) {
-  absl::Duration pause = absl::Microseconds(20);
   MPI_Status status;
-  for (;;) {
-    int flag = 0;
-    if (int rc = MPI_Iprobe(0, tag, comm, &flag, &status); rc != MPI_SUCCESS) {
-      return MpiStatus(rc, what);
-    }
-    if (flag) break;
-    if (absl::Status s = alive(); !s.ok()) return s;
-    if (deadline.Expired()) {
-      return absl::DeadlineExceededError(absl::StrCat("mp: ", what, " timed out"));
-    }
-    absl::SleepFor(std::min(pause, deadline.Remaining()));
-    pause = std::min(pause * 2, absl::Milliseconds(2));
+  if (absl::Status s = PollWithBackoff(deadline, what, alive,
+                                       [&]() -> absl::StatusOr<bool> {
+                                         int flag = 0;
+                                         if (int rc = MPI_Iprobe(0, tag, comm, &flag, &status);
+                                             rc != MPI_SUCCESS) {
+                                           return MpiStatus(rc, what);
+                                         }
+                                         return flag != 0;
+                                       });
+      !s.ok()) {
+    return s;
   }
   int count = 0;
   if (int rc = MPI_Get_count(&status, MPI_BYTE, &count); rc != MPI_SUCCESS) {

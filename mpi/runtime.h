@@ -20,8 +20,10 @@
 //  * Settings mp relies on are put in the environment before main (a static initializer, while
 //    the program has one thread): OMPI_MCA_orte_enable_recovery=1 always (without it one dead
 //    worker aborts its job, and across hosts the parent); OMPI_MCA_pml=ob1 and
-//    OMPI_MCA_rmaps_base_oversubscribe=1 unless the user set them (ob1 skips a 0.2 s UCX probe
-//    per MPI_Init; oversubscription lets a 2-core machine run more workers than cores).
+//    OMPI_MCA_rmaps_base_oversubscribe=1 and PMIX_MCA_gds=hash unless the user set them (ob1
+//    skips a 0.2 s UCX probe per MPI_Init; oversubscription lets a 2-core machine run more
+//    workers than cores; the hash store avoids PMIx lock files in /tmp that another session
+//    left, which fail the spawn with "No permission").
 //
 // Thread safety: all of it. MPI calls made while a Hold exists never race MPI_Finalize.
 
