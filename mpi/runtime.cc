@@ -151,19 +151,28 @@ absl::Status Initialize() {
   return r.init_status;
 }
 
+// Holds this thread has: a nested Take (a failure path inside a held section) does not lock the
+// shared mutex twice, which std::shared_timed_mutex does not allow.
+static thread_local int holds_on_this_thread = 0;
+
 absl::StatusOr<Hold> Hold::Take() {
   Runtime& r = R();
+  if (holds_on_this_thread > 0) {
+    ++holds_on_this_thread;
+    return Hold();
+  }
   r.mu.lock_shared();
   if (r.state.load(std::memory_order_acquire) != State::kInitialized ||
       r.init_pid != CurrentPid()) {
     r.mu.unlock_shared();
     return absl::FailedPreconditionError("mp: MPI is not running in this process");
   }
+  holds_on_this_thread = 1;
   return Hold();
 }
 
 Hold::~Hold() {
-  if (held_) R().mu.unlock_shared();
+  if (held_ && --holds_on_this_thread == 0) R().mu.unlock_shared();
 }
 
 void Finalize() {

@@ -31,6 +31,7 @@
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
+#include "start_methods/start_method.h"
 #include "start_methods/test_util.h"
 
 namespace mp_test {
@@ -96,6 +97,38 @@ mp::Process Create(std::shared_ptr<mp::StartMethod> method, mp::Target target,
     std::abort();
   }
   return *std::move(p);
+}
+
+// An answer that arrives as a whole message (an mpi child's): every truncation and bit flip of a
+// valid answer decodes to the pid or refusal it was, or to kInvalidArgument, never a crash.
+TEST(ProcessTest, DecodeAckRefusesGarbage) {
+  const std::string ok = mp::process_internal::EncodeAck(absl::OkStatus());
+  const std::string refusal = mp::process_internal::EncodeAck(absl::NotFoundError("no such fn"));
+  auto decode = [](const std::string& bytes) {
+    return mp::process_internal::DecodeAck(
+        absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  };
+  absl::StatusOr<pid_t> pid = decode(ok);
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  EXPECT_EQ(*pid, getpid());
+  EXPECT_EQ(decode(refusal).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StrContains(decode(refusal).status().message(), "no such fn"));
+  for (const std::string& answer : {ok, refusal}) {
+    for (size_t n = 0; n < answer.size(); ++n) {
+      EXPECT_EQ(decode(answer.substr(0, n)).status().code(), absl::StatusCode::kInvalidArgument)
+          << n;
+    }
+    EXPECT_EQ(decode(answer + "x").status().code(), absl::StatusCode::kInvalidArgument);
+    for (size_t i = 0; i < answer.size(); ++i) {
+      for (int bit = 0; bit < 8; ++bit) {
+        std::string flipped = answer;
+        flipped[i] = static_cast<char>(flipped[i] ^ (1 << bit));
+        (void)decode(flipped);  // any status or pid; must not crash or over-read (ASan)
+      }
+    }
+  }
+  const std::string huge = std::string("E") + std::string("\xff\xff\xff\x7f", 4);
+  EXPECT_EQ(decode(huge).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ProcessTest, MisuseBeforeStart) {
