@@ -225,7 +225,6 @@ absl::StatusOr<mp::Barrier> Context::Barrier(int parties, mp::Barrier::Action ac
 }
 
 absl::StatusOr<mp::Pool> Context::Pool(PoolOptions options) const {
-  if (absl::Status s = CheckNotMpi("Pool"); !s.ok()) return s;
   return mp::Pool::Create(start_method_, std::move(options));
 }
 
@@ -237,7 +236,6 @@ absl::StatusOr<mp::Pool> Context::Pool(int processes) const {
 
 absl::StatusOr<mp::ProcessPoolExecutor> Context::ProcessPoolExecutor(
     ProcessPoolExecutorOptions options) const {
-  if (absl::Status s = CheckNotMpi("ProcessPoolExecutor"); !s.ok()) return s;
   if (options.method != nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         "Context::ProcessPoolExecutor: options.method is set (", options.method->Name(),

@@ -13,8 +13,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -247,18 +249,34 @@ void CancelRequest(MPI_Request* request) {
 
 absl::Status SendBytes(MPI_Comm comm, int tag, absl::string_view bytes, Deadline deadline,
                        absl::string_view what) {
+  return SendBytes(comm, tag, bytes, deadline, what, [] { return absl::OkStatus(); });
+}
+
+absl::Status SendBytes(MPI_Comm comm, int tag, absl::string_view bytes, Deadline deadline,
+                       absl::string_view what, absl::FunctionRef<absl::Status()> alive) {
   if (bytes.size() > static_cast<size_t>(INT32_MAX)) {
     return absl::InvalidArgumentError(
         absl::StrCat("mp: ", what, " of ", bytes.size(), " bytes is more than MPI can send"));
   }
+  // A message past the eager size is read from its buffer only when the receiver matches it, which
+  // may be after a failed wait: such a send goes from a copy that a failed wait leaves to MPI.
+  constexpr size_t kEagerBytes = 4096;
+  std::unique_ptr<std::string> copy;
+  const char* data = bytes.data();
+  if (bytes.size() > kEagerBytes) {
+    copy = std::make_unique<std::string>(bytes);
+    data = copy->data();
+  }
   MPI_Request request = MPI_REQUEST_NULL;
-  if (int rc =
-          MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, tag, comm, &request);
+  if (int rc = MPI_Isend(data, static_cast<int>(bytes.size()), MPI_BYTE, 0, tag, comm, &request);
       rc != MPI_SUCCESS) {
     return MpiStatus(rc, what);
   }
-  absl::Status s = WaitRequest(&request, deadline, what);
-  if (!s.ok()) CancelRequest(&request);
+  absl::Status s = WaitRequest(&request, deadline, what, nullptr, alive);
+  if (!s.ok()) {
+    CancelRequest(&request);
+    (void)copy.release();  // MPI may still read it (a leak bounded by the failed large sends)
+  }
   return s;
 }
 

@@ -53,6 +53,9 @@ enum Tag : int {
   kTagControl = 5,      // parent -> child: a signal number (i32) to raise
   kTagExit = 6,         // child -> parent: the exit code (i32), just before it exits
   kTagHeartbeat = 7,    // child -> parent: i32 0, every kHeartbeatInterval
+  // A pool's worker (mpi/pool_launcher.h):
+  kTagPoolUp = 8,    // worker -> pool: results, slot updates, leaving; in order
+  kTagPoolDown = 9,  // pool -> worker: chunks, stops, claims' answers, leave's answer; in order
 };
 
 // Initializes MPI once for this process (later calls return the first result). Must not be called
@@ -97,9 +100,12 @@ absl::Status WaitRequest(MPI_Request* request, Deadline deadline, absl::string_v
 // cancelled receive; a send that cannot be cancelled is freed with MPI_Request_free).
 void CancelRequest(MPI_Request* request);
 
-// Sends `bytes` with `tag` to rank 0 of `comm` within `deadline`.
+// Sends `bytes` with `tag` to rank 0 of `comm` within `deadline` (`alive` checked between tests,
+// its error ending the wait).
 absl::Status SendBytes(MPI_Comm comm, int tag, absl::string_view bytes, Deadline deadline,
                        absl::string_view what);
+absl::Status SendBytes(MPI_Comm comm, int tag, absl::string_view bytes, Deadline deadline,
+                       absl::string_view what, absl::FunctionRef<absl::Status()> alive);
 
 // Receives the next message with `tag` from rank 0 of `comm`, of at most `max_bytes` (a bigger one
 // is kInvalidArgument naming its size, and is not read), within `deadline`, `alive` checked

@@ -28,6 +28,7 @@
 #include "base/deadline.h"
 #include "base/errno_status.h"
 #include "base/mutex.h"
+#include "mpi/child_link.h"
 #include "mpi/runtime.h"
 
 namespace mp {
@@ -84,8 +85,9 @@ bool Readable(int fd) {
 // Parent side.
 
 // An mpi child as its parent sees it. A monitor thread watches for its end: the pidfd of a child
-// on this host, heartbeats of one on another; the exit code it sends either way.
-class MpiChild : public ChildHandle {
+// on this host, heartbeats of one on another; the exit code it sends either way. It receives only
+// those two tags, so that transports may use others on the same intercommunicator.
+class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
  public:
   MpiChild(MPI_Comm inter, pid_t pid, std::string host, int pidfd, absl::Duration heartbeat_timeout,
            int done_fd, int stop_fd)
@@ -104,7 +106,8 @@ class MpiChild : public ChildHandle {
     (void)!write(stop_fd_, &one, sizeof(one));
     monitor_.join();
     if (absl::StatusOr<Hold> hold = Hold::Take(); hold.ok()) {
-      mpi_internal::CancelRequest(&recv_);
+      mpi_internal::CancelRequest(&exit_recv_);
+      mpi_internal::CancelRequest(&beat_recv_);
       MPI_Comm_free(&inter_);
     }
     if (pidfd_ >= 0) close(pidfd_);
@@ -114,6 +117,10 @@ class MpiChild : public ChildHandle {
 
   int pid() const override { return pid_; }
   int sentinel() const override { return done_fd_; }
+  MPI_Comm communicator() const override { return inter_; }
+  const std::string& host() const override { return host_; }
+  bool on_this_host() const override { return pidfd_ >= 0; }
+  int pidfd() const override { return pidfd_; }
 
   std::optional<int> Poll() override {
     MutexLock lock(&mu_);
@@ -136,30 +143,42 @@ class MpiChild : public ChildHandle {
   }
 
  private:
-  // Posts the receive of the child's next message (exit code or heartbeat: 4 bytes, any tag).
-  bool PostReceive() {
-    absl::StatusOr<Hold> hold = Hold::Take();
-    if (!hold.ok()) return false;
-    return MPI_Irecv(&incoming_, 1, MPI_INT32_T, 0, MPI_ANY_TAG, inter_, &recv_) == MPI_SUCCESS;
+  // Posts the receive of the child's next message of `tag` (the exit code or a heartbeat: 4 bytes)
+  // into *request. False when it cannot be posted.
+  bool Post(int tag, int32_t* into, MPI_Request* request) {
+    if (MPI_Irecv(into, 1, MPI_INT32_T, 0, tag, inter_, request) == MPI_SUCCESS) return true;
+    *request = MPI_REQUEST_NULL;
+    return false;
   }
 
-  // Tests the pending receive. True when the child sent its exit code (stored in *code).
-  bool TestReceive(int* code, bool* heard) {
+  bool PostReceives() {
     absl::StatusOr<Hold> hold = Hold::Take();
-    if (!hold.ok() || recv_ == MPI_REQUEST_NULL) return false;
+    return hold.ok() && Post(mpi_internal::kTagExit, &exit_in_, &exit_recv_) &&
+           Post(mpi_internal::kTagHeartbeat, &beat_in_, &beat_recv_);
+  }
+
+  // Tests the pending receives. True when the child sent its exit code (stored in *code); *heard
+  // when any message came.
+  bool TestReceives(int* code, bool* heard) {
+    absl::StatusOr<Hold> hold = Hold::Take();
+    if (!hold.ok()) return false;
     int done = 0;
-    MPI_Status status;
-    const int rc = MPI_Test(&recv_, &done, &status);
-    if (!done) return false;
-    *heard = true;
-    const bool exit_message = rc == MPI_SUCCESS && status.MPI_TAG == mpi_internal::kTagExit;
-    if (exit_message) {
-      *code = incoming_;
-      return true;
+    if (exit_recv_ != MPI_REQUEST_NULL) {
+      const int rc = MPI_Test(&exit_recv_, &done, MPI_STATUS_IGNORE);
+      if (done) {
+        *heard = true;
+        if (rc == MPI_SUCCESS) {
+          *code = exit_in_;
+          return true;
+        }
+        Post(mpi_internal::kTagExit, &exit_in_, &exit_recv_);  // a wrong size: listen again
+      }
     }
-    // A heartbeat, or a message of the wrong size or tag (ignored): listen again.
-    if (MPI_Irecv(&incoming_, 1, MPI_INT32_T, 0, MPI_ANY_TAG, inter_, &recv_) != MPI_SUCCESS) {
-      recv_ = MPI_REQUEST_NULL;
+    done = 0;
+    if (beat_recv_ != MPI_REQUEST_NULL) (void)MPI_Test(&beat_recv_, &done, MPI_STATUS_IGNORE);
+    if (done) {  // a heartbeat (or one of a wrong size, which counts as one)
+      *heard = true;
+      Post(mpi_internal::kTagHeartbeat, &beat_in_, &beat_recv_);
     }
     return false;
   }
@@ -176,7 +195,7 @@ class MpiChild : public ChildHandle {
   }
 
   void Monitor() {
-    if (!PostReceive()) {
+    if (!PostReceives()) {
       Finish(std::nullopt);
       return;
     }
@@ -194,7 +213,7 @@ class MpiChild : public ChildHandle {
       const Deadline grace = Deadline::After(kExitCodeGrace);
       absl::Duration pause = absl::Microseconds(50);
       for (;;) {
-        if (TestReceive(&code, &heard)) return Finish(code);
+        if (TestReceives(&code, &heard)) return Finish(code);
         if (grace.Expired()) return Finish(std::nullopt);
         if (PollUntil(stop_fd_, POLLIN, Deadline::After(pause)).value_or(0) != 0) return;
         pause = std::min(pause * 2, absl::Milliseconds(5));
@@ -205,7 +224,7 @@ class MpiChild : public ChildHandle {
     absl::Duration pause = absl::Microseconds(50);
     for (;;) {
       heard = false;
-      if (TestReceive(&code, &heard)) return Finish(code);
+      if (TestReceives(&code, &heard)) return Finish(code);
       if (heard) {
         silent = Deadline::After(heartbeat_timeout_);
         pause = absl::Microseconds(50);
@@ -224,8 +243,10 @@ class MpiChild : public ChildHandle {
   const int done_fd_;  // eventfd, written once the exit code is known: the sentinel
   const int stop_fd_;  // eventfd, written by the destructor to stop the monitor
   // Used by the monitor thread only (and by the destructor after it is joined).
-  MPI_Request recv_ = MPI_REQUEST_NULL;
-  int32_t incoming_ = 0;
+  MPI_Request exit_recv_ = MPI_REQUEST_NULL;
+  MPI_Request beat_recv_ = MPI_REQUEST_NULL;
+  int32_t exit_in_ = 0;
+  int32_t beat_in_ = 0;
 
   Mutex mu_;
   std::optional<int> exit_code_ ABSL_GUARDED_BY(mu_);

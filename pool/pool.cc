@@ -42,8 +42,8 @@ absl::StatusOr<Pool> Pool::Create(std::shared_ptr<StartMethod> method, PoolOptio
   if (!options_or.ok()) return options_or.status();
   pool_internal::EngineOptions engine = *std::move(options_or);
   // Before the engine's threads: under fork the launcher forks its worker helper now.
-  absl::StatusOr<std::unique_ptr<pool_internal::ProcessLauncher>> launcher =
-      pool_internal::ProcessLauncher::Create(std::move(method), engine.initializer);
+  absl::StatusOr<std::unique_ptr<pool_internal::WorkerLauncher>> launcher =
+      pool_internal::MakeWorkerLauncher(std::move(method), engine.initializer);
   if (!launcher.ok()) return launcher.status();
   absl::StatusOr<std::unique_ptr<pool_internal::Engine>> e =
       pool_internal::Engine::Create(*std::move(launcher), std::move(engine));

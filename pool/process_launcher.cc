@@ -3,8 +3,11 @@
 #include "pool/process_launcher.h"
 
 #include <optional>
+#include <string>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "base/mutex.h"
 #include "channels/connection.h"
 #include "pool/worker_loop.h"
 #include "serialize/fd.h"
@@ -122,6 +125,43 @@ absl::StatusOr<std::unique_ptr<LaunchedWorker>> ProcessLauncher::Start(const Wor
   const int pid = p->Pid().value_or(0);
   return std::unique_ptr<LaunchedWorker>(
       new ProcessWorker(*std::move(p), *std::move(transport), pid, *sentinel));
+}
+
+namespace {
+
+struct LauncherRegistry {
+  Mutex mu;
+  absl::flat_hash_map<std::string, WorkerLauncherFactory> factories ABSL_GUARDED_BY(mu);
+};
+
+LauncherRegistry& Launchers() {
+  static auto* const registry = new LauncherRegistry;
+  return *registry;
+}
+
+}  // namespace
+
+void RegisterWorkerLauncher(absl::string_view method_name, WorkerLauncherFactory factory) {
+  LauncherRegistry& r = Launchers();
+  MutexLock lock(&r.mu);
+  r.factories[method_name] = factory;
+}
+
+absl::StatusOr<std::unique_ptr<WorkerLauncher>> MakeWorkerLauncher(
+    std::shared_ptr<StartMethod> method, const PoolInitializer& initializer) {
+  if (method == nullptr) return absl::InvalidArgumentError("mp: a pool needs a start method");
+  WorkerLauncherFactory factory = nullptr;
+  {
+    LauncherRegistry& r = Launchers();
+    MutexLock lock(&r.mu);
+    auto it = r.factories.find(method->Name());
+    if (it != r.factories.end()) factory = it->second;
+  }
+  if (factory != nullptr) return factory(std::move(method), initializer);
+  absl::StatusOr<std::unique_ptr<ProcessLauncher>> launcher =
+      ProcessLauncher::Create(std::move(method), initializer);
+  if (!launcher.ok()) return launcher.status();
+  return std::unique_ptr<WorkerLauncher>(*std::move(launcher));
 }
 
 }  // namespace pool_internal

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "pool/initializer.h"
 #include "pool/worker_transport.h"
 #include "start_methods/start_method.h"
@@ -49,6 +50,18 @@ class ProcessLauncher : public WorkerLauncher {
   const uint64_t initializer_pin_ = 0;
   const bool via_fork_server_ = false;
 };
+
+// The launcher of a pool whose workers start by `method`: the one registered for method->Name()
+// (RegisterWorkerLauncher: the mpi method's, whose workers a Pipe cannot reach), else
+// ProcessLauncher::Create(method, initializer). kInvalidArgument for a null method.
+absl::StatusOr<std::unique_ptr<WorkerLauncher>> MakeWorkerLauncher(
+    std::shared_ptr<StartMethod> method, const PoolInitializer& initializer);
+
+using WorkerLauncherFactory = absl::StatusOr<std::unique_ptr<WorkerLauncher>> (*)(
+    std::shared_ptr<StartMethod> method, const PoolInitializer& initializer);
+// Makes MakeWorkerLauncher use `factory` for the start method named `method_name` (from a static
+// initializer of the library that defines the method's launcher).
+void RegisterWorkerLauncher(absl::string_view method_name, WorkerLauncherFactory factory);
 
 }  // namespace pool_internal
 }  // namespace mp

@@ -265,8 +265,8 @@ absl::StatusOr<ProcessPoolExecutor> ProcessPoolExecutor::Create(
   engine.worker_name = "ProcessPoolExecutorWorker";
   // Before the engine's threads: under fork the launcher forks its single-threaded worker helper
   // now, so replacement workers are not forks of this multi-threaded process.
-  absl::StatusOr<std::unique_ptr<pool_internal::ProcessLauncher>> launcher =
-      pool_internal::ProcessLauncher::Create(std::move(options.method), engine.initializer);
+  absl::StatusOr<std::unique_ptr<pool_internal::WorkerLauncher>> launcher =
+      pool_internal::MakeWorkerLauncher(std::move(options.method), engine.initializer);
   if (!launcher.ok()) return launcher.status();
   absl::StatusOr<std::unique_ptr<pool_internal::Engine>> e =
       pool_internal::Engine::Create(*std::move(launcher), std::move(engine));

@@ -41,7 +41,7 @@ void WorkerThread(std::shared_ptr<ThreadState> state, Connection conn, ShmHandle
     absl::StatusOr<std::unique_ptr<ConnectionWorkerTransport>> transport =
         ConnectionWorkerTransport::Create(std::move(conn), false);
     if (transport.ok()) {
-      Slot* slot = static_cast<Slot*>(slots.segment.At(slots.offset)) + index;
+      LocalSlot slot(static_cast<Slot*>(slots.segment.At(slots.offset)) + index);
       status = RunWorkerLoop(**transport, slot, -1, std::move(init));
     } else {
       status = transport.status();

@@ -29,7 +29,8 @@ absl::Status SendResults(WorkerTransport& transport, const std::string& out) {
 // Runs the chunks a worker receives and sends their results; one per worker process.
 class ChunkRunner {
  public:
-  ChunkRunner(WorkerTransport& transport, Slot* slot) : transport_(transport), slot_(slot) {}
+  ChunkRunner(WorkerTransport& transport, SlotRecorder& slot)
+      : transport_(transport), slot_(slot) {}
 
   // Runs chunk `m`, the worker's `number`th, unless the pool took it back first, and sends its
   // results.
@@ -37,7 +38,7 @@ class ChunkRunner {
 
  private:
   WorkerTransport& transport_;
-  Slot* const slot_;
+  SlotRecorder& slot_;
   std::string out_, scratch_;  // reused for every chunk
   std::string last_name_;
   TaskFn fn_ = nullptr;
@@ -45,7 +46,9 @@ class ChunkRunner {
 };
 
 absl::Status ChunkRunner::Run(const ToWorker& m, uint64_t number) {
-  if (!ClaimChunk(slot_, number)) return absl::OkStatus();  // the pool gave it to another worker
+  absl::StatusOr<bool> claimed = slot_.Claim(number);
+  if (!claimed.ok()) return claimed.status();
+  if (!*claimed) return absl::OkStatus();  // the pool gave it to another worker
   const ChunkHeader& h = m.header;
   if (fn_ == nullptr || m.function != last_name_) {
     last_name_ = std::string(m.function);
@@ -54,17 +57,17 @@ absl::Status ChunkRunner::Run(const ToWorker& m, uint64_t number) {
   }
   const bool timed = (m.flags & kTimedChunk) != 0;
   uint32_t start = 0;  // the first task the per-task loop below runs
-  if (m.kind == kFixedChunk && batch_ != nullptr && !timed) {
+  std::atomic<uint64_t>* batch_index = nullptr;
+  if (m.kind == kFixedChunk && batch_ != nullptr && !timed &&
+      (batch_index = slot_.BatchIndex(h.job)) != nullptr) {
     // Arithmetic in, arithmetic out: the results go straight into the compact form.
     StartFixedResults(h, out_);
-    slot_->job.store(h.job, std::memory_order_relaxed);
-    slot_->running.store(1, std::memory_order_release);
     const size_t before = out_.size();
     uint32_t ran = 0;
     absl::Status thrown;
     const bool batched =
-        batch_(m.fixed_items, h.count, m.item_size, h.first, &slot_->index, out_, &ran, &thrown);
-    slot_->running.store(0, std::memory_order_release);
+        batch_(m.fixed_items, h.count, m.item_size, h.first, batch_index, out_, &ran, &thrown);
+    slot_.TaskEnds(false);
     if (batched && thrown.ok()) {
       FinishFixedResults(h.count == 0 ? 0 : static_cast<uint32_t>((out_.size() - before) / h.count),
                          out_);
@@ -91,18 +94,14 @@ absl::Status ChunkRunner::Run(const ToWorker& m, uint64_t number) {
         m.kind == kFixedChunk
             ? absl::Span<const uint8_t>(m.fixed_items + size_t{i} * m.item_size, m.item_size)
             : m.items[i];
-    slot_->job.store(h.job, std::memory_order_relaxed);
-    slot_->index.store(h.first + i, std::memory_order_relaxed);
-    slot_->running.store(1, std::memory_order_release);
-    if (timed) RecordTimedTask(slot_, number, h.first + i, MonotonicNowNs());
+    slot_.TaskStarts(h.job, h.first + i, timed ? number : 0);
     if (fn_ == nullptr) {
       AppendError(out_, absl::NotFoundError(absl::StrCat(
                             "Pool worker: no registered task function \"", last_name_, "\"")));
     } else {
       fn_(args, out_);  // catches what the task throws
     }
-    if (timed) RecordTimedTask(slot_, 0, 0, 0);
-    slot_->running.store(0, std::memory_order_release);
+    slot_.TaskEnds(timed);
   }
   if (start == 0) CompactResults(h.count, scratch_, out_);
   return SendResults(transport_, out_);
@@ -110,7 +109,25 @@ absl::Status ChunkRunner::Run(const ToWorker& m, uint64_t number) {
 
 }  // namespace
 
-absl::Status RunWorkerLoop(WorkerTransport& transport, Slot* slot, int parent_sentinel,
+void LocalSlot::TaskStarts(uint64_t job, uint64_t index, uint64_t timed_chunk) {
+  slot_->job.store(job, std::memory_order_relaxed);
+  slot_->index.store(index, std::memory_order_relaxed);
+  slot_->running.store(1, std::memory_order_release);
+  if (timed_chunk != 0) RecordTimedTask(slot_, timed_chunk, index, MonotonicNowNs());
+}
+
+void LocalSlot::TaskEnds(bool timed) {
+  if (timed) RecordTimedTask(slot_, 0, 0, 0);
+  slot_->running.store(0, std::memory_order_release);
+}
+
+std::atomic<uint64_t>* LocalSlot::BatchIndex(uint64_t job) {
+  slot_->job.store(job, std::memory_order_relaxed);
+  slot_->running.store(1, std::memory_order_release);
+  return &slot_->index;
+}
+
+absl::Status RunWorkerLoop(WorkerTransport& transport, SlotRecorder& slot, int parent_sentinel,
                            WorkerInitializer init) {
   if (!init.function.empty()) {
     absl::Status status;
@@ -162,7 +179,7 @@ absl::Status PoolWorkerMain(Connection conn, ShmHandle slots, int64_t slot_index
     absl::StatusOr<std::unique_ptr<ConnectionWorkerTransport>> transport =
         ConnectionWorkerTransport::Create(std::move(conn), false);
     if (!transport.ok()) return transport.status();
-    Slot* slot = static_cast<Slot*>(slots.segment.At(slots.offset)) + slot_index;
+    LocalSlot slot(static_cast<Slot*>(slots.segment.At(slots.offset)) + slot_index);
     const ParentHandle* parent = ParentProcess();
     return RunWorkerLoop(**transport, slot, parent != nullptr ? parent->Sentinel() : -1,
                          std::move(init));
