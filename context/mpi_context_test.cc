@@ -61,19 +61,6 @@ TEST(MpiContextTest, RefusesHostLocalObjectsNamingTheFix) {
   ExpectHostLocalRefusal(ctx->Condition(*lock).status(), "Condition");
 }
 
-TEST(MpiContextTest, PoolsRunOnMpiWorkers) {
-  absl::StatusOr<mp::Pool> pool = Mpi()->Pool(2);
-  ASSERT_TRUE(pool.ok()) << pool.status();
-  absl::StatusOr<std::vector<int>> squares = pool->Map<&Square>(std::vector<int>{1, 2, 3, 4});
-  ASSERT_TRUE(squares.ok()) << squares.status();
-  EXPECT_EQ(*squares, (std::vector<int>{1, 4, 9, 16}));
-  absl::StatusOr<mp::ProcessPoolExecutor> ex = Mpi()->ProcessPoolExecutor({.max_workers = 1});
-  ASSERT_TRUE(ex.ok()) << ex.status();
-  absl::StatusOr<int> nine = ex->Submit<&Square>(3).Result(absl::Seconds(60));
-  ASSERT_TRUE(nine.ok()) << nine.status();
-  EXPECT_EQ(*nine, 9);
-}
-
 TEST(MpiContextTest, WhatIsNotBuiltYetSaysSo) {
   mp::Context* ctx = Mpi();
   EXPECT_EQ(ctx->Pipe().status().code(), absl::StatusCode::kUnimplemented);

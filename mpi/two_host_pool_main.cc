@@ -1,0 +1,93 @@
+// Copyright 2026 The mp Authors.
+//
+// A program that runs GetContext("mpi")->Pool(4) across the hosts in MP_MPI_HOSTS (two simulated
+// hosts in two_host_pool_test.sh): its tasks run on both, a worker on the second host that dies
+// mid-task fails only that task (kAborted) and is replaced, and the pool goes on. Exit code 0 when
+// all of that held; otherwise 1, with what failed on stderr.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "context/context.h"
+#include "start_methods/process.h"
+
+namespace {
+
+std::string Host() {
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+std::string HostOf(int64_t) { return Host(); }
+
+// Kills its worker when it runs on `victim`; otherwise returns the host's name.
+std::string DieOn(std::string victim) {
+  if (Host() == victim) raise(SIGKILL);
+  return Host();
+}
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "two_host_pool: %s\n", what.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  mp::Init(argc, argv);
+  const std::string here = Host();
+  absl::StatusOr<mp::Context*> ctx = mp::GetContext("mpi");
+  if (!ctx.ok()) return Fail(ctx.status().ToString());
+  const absl::Time t0 = absl::Now();
+  absl::StatusOr<mp::Pool> pool = (*ctx)->Pool(4);
+  if (!pool.ok()) return Fail(pool.status().ToString());
+  std::fprintf(stderr, "two_host_pool: 4 workers started from %s in %s\n", here.c_str(),
+               absl::FormatDuration(absl::Now() - t0).c_str());
+  absl::StatusOr<std::vector<std::string>> hosts =
+      pool->Map<&HostOf>(std::vector<int64_t>(200, 0), 1);
+  if (!hosts.ok()) return Fail(hosts.status().ToString());
+  const std::set<std::string> seen(hosts->begin(), hosts->end());
+  std::fprintf(stderr, "two_host_pool: tasks ran on %s\n", absl::StrJoin(seen, ", ").c_str());
+  if (seen.size() < 2) return Fail("the tasks did not run on two hosts");
+  const std::string other = *seen.begin() == here ? *seen.rbegin() : *seen.begin();
+
+  // One task per worker at first (idle workers are served first): those on the other host die.
+  const absl::Time t1 = absl::Now();
+  std::vector<std::string> victims(8, other);
+  mp::ImapIterator<std::string> it = pool->Imap<&DieOn>(victims, 1);
+  int aborted = 0, ran = 0;
+  for (size_t i = 0; i < victims.size(); ++i) {
+    absl::StatusOr<std::string> r = it.Next(absl::Seconds(120));
+    if (r.ok()) {
+      ++ran;
+      if (*r == other) return Fail("a task on the victim host returned");
+    } else if (r.status().code() == absl::StatusCode::kAborted) {
+      ++aborted;
+    } else {
+      return Fail(absl::StrCat("task ", i, ": ", r.status().ToString()));
+    }
+  }
+  std::fprintf(
+      stderr, "two_host_pool: %d tasks aborted with their workers on %s, %d ran on %s (%s)\n",
+      aborted, other.c_str(), ran, here.c_str(), absl::FormatDuration(absl::Now() - t1).c_str());
+  if (aborted < 1) return Fail("no worker on the other host died");
+
+  absl::StatusOr<std::vector<std::string>> after =
+      pool->Map<&HostOf>(std::vector<int64_t>(100, 0), 1);
+  if (!after.ok()) return Fail(absl::StrCat("after the deaths: ", after.status().ToString()));
+  if (pool->WorkerPids().size() != 4) return Fail("the dead workers were not all replaced");
+  pool->Close();
+  if (absl::Status s = pool->Join(absl::Seconds(60)); !s.ok()) return Fail(s.ToString());
+  std::fprintf(stderr, "two_host_pool: OK\n");
+  return 0;
+}
