@@ -39,6 +39,8 @@ using mpi_internal::Hold;
 constexpr size_t kMaxHostName = 255;
 constexpr size_t kMaxRecord = size_t{1} << 30;
 constexpr size_t kMaxAck = process_internal::kMaxRefusalMessage + 64;
+// The parent's hello to a child whose spawn it abandoned (no host name holds a NUL).
+const absl::string_view kDismissed("\0", 1);
 // How long a child waits for its parent's hello and record.
 constexpr absl::Duration kChildRecordTimeout = absl::Seconds(60);
 // How long a parent still waits for the exit code of a child on this host whose process is gone
@@ -292,7 +294,12 @@ absl::StatusOr<MPI_Comm> SpawnOne(const std::string& exe, const std::string& hos
       if (status.ok()) MPI_Comm_set_errhandler(inter, MPI_ERRORS_RETURN);
       MutexLock lock(&call->mu);
       if (call->abandoned) {
-        if (inter != MPI_COMM_NULL) MPI_Comm_free(&inter);
+        if (inter != MPI_COMM_NULL) {
+          // The child runs, but Launch gave up on it: kDismissed tells it to exit.
+          (void)mpi_internal::SendBytes(inter, mpi_internal::kTagParentHello, kDismissed,
+                                        Deadline::After(absl::Seconds(5)), "dismissing a child");
+          MPI_Comm_free(&inter);
+        }
         return;
       }
     }
@@ -308,8 +315,8 @@ absl::StatusOr<MPI_Comm> SpawnOne(const std::string& exe, const std::string& hos
     call->abandoned = true;
     return absl::DeadlineExceededError(absl::StrCat(
         "mp: MPI_Comm_spawn", host.empty() ? "" : " on host ", host,
-        " did not return in time (Open MPI waits for good on a host it cannot reach); the spawn is "
-        "abandoned"));
+        " did not return in time (Open MPI waits for good on a host it cannot reach, and now and "
+        "then on a child whose first message its daemon lost); the spawn is abandoned"));
   }
   if (!call->status.ok()) return call->status;
   return call->inter;
@@ -350,8 +357,26 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> MpiMethod::Launch(const LaunchSpec&
   const std::string record = process_internal::BuildLaunchRecord(spec, "mpi");
   const Deadline deadline = Deadline::After(options_.start_timeout);
   process_internal::FlushStdio();
-  absl::StatusOr<MPI_Comm> spawned = SpawnOne(*exe, host, deadline);
-  if (!spawned.ok()) return spawned.status();
+  // Open MPI 4.1 with PMIx 4 (Debian's) now and then never answers a spawned child's first PMIx
+  // message, and that MPI_Comm_spawn never returns (openpmix issue 2735; here about one spawn in
+  // 40 under load). Another spawn meanwhile works: an attempt that takes longer than
+  // spawn_attempt_timeout is abandoned to its thread and the spawn is made again, until
+  // start_timeout. (An abandoned spawn that returns after all dismisses its child.)
+  absl::StatusOr<MPI_Comm> spawned = absl::DeadlineExceededError("no attempt");
+  int attempts = 0;
+  while (!deadline.Expired()) {
+    ++attempts;
+    spawned = SpawnOne(
+        *exe, host, Deadline::Earlier(deadline, Deadline::After(options_.spawn_attempt_timeout)));
+    if (spawned.ok() || spawned.status().code() != absl::StatusCode::kDeadlineExceeded) break;
+  }
+  if (!spawned.ok()) {
+    if (spawned.status().code() != absl::StatusCode::kDeadlineExceeded) return spawned.status();
+    return absl::DeadlineExceededError(absl::StrCat(
+        spawned.status().message(), " (", attempts, " attempt(s) of at most ",
+        absl::FormatDuration(options_.spawn_attempt_timeout), " within the start timeout of ",
+        absl::FormatDuration(options_.start_timeout), ")"));
+  }
   MPI_Comm inter = *spawned;
 
   int pidfd = -1;
@@ -439,11 +464,13 @@ absl::StatusOr<std::shared_ptr<StartMethod>> MakeMpiStartMethod(MpiOptions optio
     if (absl::Status s = CheckHostName(h, "MpiOptions::hosts"); !s.ok()) return s;
   }
   if (options.start_timeout <= absl::ZeroDuration() ||
-      options.heartbeat_timeout <= absl::ZeroDuration()) {
+      options.heartbeat_timeout <= absl::ZeroDuration() ||
+      options.spawn_attempt_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         absl::StrCat("mp: MpiOptions start_timeout (", absl::FormatDuration(options.start_timeout),
-                     ") and heartbeat_timeout (", absl::FormatDuration(options.heartbeat_timeout),
-                     ") must be positive"));
+                     "), heartbeat_timeout (", absl::FormatDuration(options.heartbeat_timeout),
+                     ") and spawn_attempt_timeout (",
+                     absl::FormatDuration(options.spawn_attempt_timeout), ") must be positive"));
   }
   return std::shared_ptr<StartMethod>(new MpiMethod(std::move(options), absl::OkStatus()));
 }
@@ -582,6 +609,10 @@ class ChildControl {
                                    "the parent's hello", always);
     if (!p.ok()) Die("reading the parent's hello", p.status());
     parent_host = *std::move(p);
+    if (parent_host == kDismissed) {  // a parent that gave up on this spawn (SpawnOne)
+      mpi_internal::Finalize();
+      _exit(0);
+    }
     absl::StatusOr<std::string> record = mpi_internal::ReceiveBytes(
         parent, mpi_internal::kTagRecord, kMaxRecord, deadline, "the launch record", always);
     if (!record.ok()) Die("reading the launch record", record.status());

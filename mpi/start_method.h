@@ -13,8 +13,9 @@
 // (its pid and host), receives its launch record over the intercommunicator, answers it like a
 // spawn child, runs the target, and sends its exit code just before it exits. Start returns once
 // the child has acknowledged its record, or fails within `start_timeout`: MPI_Comm_spawn cannot be
-// cancelled, so it runs on a thread of its own and a spawn that hangs (an unreachable host) is
-// abandoned to that thread while Start returns kDeadlineExceeded.
+// cancelled, so it runs on a thread of its own, and a call that hangs is abandoned to that thread
+// and made again after `spawn_attempt_timeout` (Open MPI's daemon now and then loses a child's
+// first message), until Start returns kDeadlineExceeded (an unreachable host).
 //
 // What Process reports for an mpi child, compared with a local one:
 //  * Pid() is the child's pid on its own host.
@@ -61,6 +62,10 @@ struct MpiOptions {
   std::vector<std::string> hosts;
   // MPI_Comm_spawn plus the launch record's acknowledgement.
   absl::Duration start_timeout = absl::Seconds(60);
+  // One MPI_Comm_spawn call: one that takes longer is abandoned and the spawn made again (Open MPI
+  // 4.1 with PMIx 4 now and then loses a spawned child's first message, and that call never
+  // returns). Raise it where starting a process on another host takes longer (a slow ssh).
+  absl::Duration spawn_attempt_timeout = absl::Seconds(5);
   // How long a child on another host may stay silent before it counts as gone.
   absl::Duration heartbeat_timeout = absl::Seconds(10);
 };

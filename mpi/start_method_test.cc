@@ -143,6 +143,8 @@ TEST(MpiStartMethodTest, BadOptionsAreRefused) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(mp::MakeMpiStartMethod({.start_timeout = absl::ZeroDuration()}).status().code(),
             absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(mp::MakeMpiStartMethod({.spawn_attempt_timeout = absl::ZeroDuration()}).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(mp::MakeMpiStartMethod({.hosts = {"localhost"}}).ok());
 }
 

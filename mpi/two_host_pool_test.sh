@@ -21,7 +21,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns add "$ns_a"
+# Without the right to make network namespaces (an unprivileged container) the two hosts cannot be
+# simulated: say so and stop (the single-host mpi tests still run).
+if ! err="$(ip netns add "$ns_a" 2>&1)"; then
+  echo "two_host_pool_test: SKIPPED: cannot create a network namespace: $err"
+  exit 0
+fi
 ip netns add "$ns_b"
 ip link add "$veth_a" type veth peer name "$veth_b"
 ip link set "$veth_a" netns "$ns_a"
