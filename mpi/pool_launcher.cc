@@ -215,11 +215,10 @@ class ParentLink : public pool_internal::WorkerTransport {
   }
 
   // The worker broke the protocol: no more is read from it, the engine's next Receive fails, and
-  // the worker is killed (its sentinel brings the engine's settling of its tasks).
+  // the worker is killed (PumpLocked; its sentinel brings the engine's settling of its tasks).
   void Violation(absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     broken_ = absl::DataLossError(absl::StrCat("mp: ", what_, " sent ", what, "; it was killed"));
     gone_ = true;
-    process_.Kill().IgnoreError();
   }
 
   // Makes ready_fd_ readable exactly while something waits for the engine.
@@ -235,7 +234,18 @@ class ParentLink : public pool_internal::WorkerTransport {
     signalled_ = want;
   }
 
+  // Takes in what came, then kills a worker that broke the protocol: outside the MPI hold (Kill
+  // takes the Process's lock, which Process::Start holds while it takes a hold).
   bool PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const bool any = ReceiveAll();
+    if (!broken_.ok() && !killed_) {
+      killed_ = true;
+      process_.Kill().IgnoreError();
+    }
+    return any;
+  }
+
+  bool ReceiveAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::StatusOr<Hold> hold = Hold::Take();
     if (!hold.ok()) return false;
     const size_t sends_before = sends_.size();
@@ -333,6 +343,7 @@ class ParentLink : public pool_internal::WorkerTransport {
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool gone_ ABSL_GUARDED_BY(mu_) = false;       // the worker left or is being killed: send nothing
+  bool killed_ ABSL_GUARDED_BY(mu_) = false;     // for a violation (PumpLocked)
   uint64_t data_sent_ ABSL_GUARDED_BY(mu_) = 0;  // engine messages sent
   uint64_t peer_read_ ABSL_GUARDED_BY(mu_) = 0;  // of them, read by the worker (its claims say)
   bool signalled_ ABSL_GUARDED_BY(mu_) = false;
