@@ -70,14 +70,6 @@ absl::StatusOr<int32_t> DecodeI32(absl::string_view bytes, absl::string_view wha
   return v;
 }
 
-absl::Status SignalPidfd(int pidfd, pid_t pid, int signo) {
-  if (syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0) != 0 && errno != ESRCH) {
-    const int err = errno;
-    return ErrnoStatus(err, absl::StrCat("pidfd_send_signal(pid ", pid, ", signal ", signo, ")"));
-  }
-  return absl::OkStatus();
-}
-
 bool Readable(int fd) {
   absl::StatusOr<short> r = PollUntil(fd, POLLIN, Deadline::After(absl::ZeroDuration()));
   return !r.ok() || *r != 0;
@@ -135,7 +127,7 @@ class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
       if (exit_code_.has_value()) return absl::OkStatus();
       last_signal_ = signo;
     }
-    if (pidfd_ >= 0) return SignalPidfd(pidfd_, pid_, signo);
+    if (pidfd_ >= 0) return process_internal::PidfdSignal(pidfd_, pid_, signo);
     absl::StatusOr<Hold> hold = Hold::Take();
     if (!hold.ok()) return hold.status();
     // A lost host does not take the message: Join with a timeout tells.
@@ -384,7 +376,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> MpiMethod::Launch(const LaunchSpec&
   std::string child_host;
   auto fail = [&](absl::Status s) -> absl::Status {
     if (pidfd >= 0) {
-      (void)SignalPidfd(pidfd, pid, SIGKILL);
+      (void)process_internal::PidfdSignal(pidfd, pid, SIGKILL);
       close(pidfd);
     } else if (absl::StatusOr<Hold> hold = Hold::Take(); hold.ok() && pid > 0) {
       (void)mpi_internal::SendBytes(inter, mpi_internal::kTagControl, EncodeI32(SIGKILL),

@@ -106,10 +106,8 @@ class ServerChild : public ChildHandle {
 
   absl::Status Signal(int signo) override {
     if (Poll().has_value()) return absl::OkStatus();
-    int r = pidfd_ >= 0
-                ? static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd_, signo, nullptr, 0))
-                : kill(pid_, signo);
-    if (r != 0 && errno != ESRCH) {
+    if (pidfd_ >= 0) return process_internal::PidfdSignal(pidfd_, pid_, signo);
+    if (kill(pid_, signo) != 0 && errno != ESRCH) {
       return ErrnoStatus(errno, absl::StrCat("signal ", signo, " to forkserver child ", pid_));
     }
     return absl::OkStatus();

@@ -144,6 +144,14 @@ absl::StatusOr<int> PidfdOpen(pid_t pid) {
   return fd;
 }
 
+absl::Status PidfdSignal(int pidfd, pid_t pid, int signo) {
+  if (syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0) != 0 && errno != ESRCH) {
+    const int err = errno;
+    return ErrnoStatus(err, absl::StrCat("pidfd_send_signal(pid ", pid, ", signal ", signo, ")"));
+  }
+  return absl::OkStatus();
+}
+
 int ExitCodeFromWaitStatus(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return -WTERMSIG(status);
@@ -170,12 +178,7 @@ std::optional<int> LocalChild::Poll() {
 
 absl::Status LocalChild::Signal(int signo) {
   if (Poll().has_value()) return absl::OkStatus();
-  // Through the pidfd: never a recycled pid.
-  if (syscall(SYS_pidfd_send_signal, pidfd_, signo, nullptr, 0) != 0 && errno != ESRCH) {
-    int err = errno;
-    return ErrnoStatus(err, absl::StrCat("pidfd_send_signal(pid ", pid_, ", signal ", signo, ")"));
-  }
-  return absl::OkStatus();
+  return PidfdSignal(pidfd_, pid_, signo);
 }
 
 namespace {

@@ -252,6 +252,9 @@ void AtExitAfterChildren(std::function<void()> fn);
 
 // pidfd_open(2).
 absl::StatusOr<int> PidfdOpen(pid_t pid);
+// pidfd_send_signal(2) of `signo` to the process of `pidfd` (whose pid, `pid`, names it in the
+// error): never a recycled pid. OK also when the process has ended (ESRCH).
+absl::Status PidfdSignal(int pidfd, pid_t pid, int signo);
 
 // Converts a waitpid status into CPython's exit code convention.
 int ExitCodeFromWaitStatus(int status);
