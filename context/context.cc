@@ -143,8 +143,15 @@ absl::Status Context::CheckNotMpi(absl::string_view what) const {
 }
 
 absl::StatusOr<std::pair<Connection, Connection>> Context::Pipe(bool duplex) const {
-  if (absl::Status s = CheckNotMpi("Pipe"); !s.ok()) return s;
-  return mp::Pipe(duplex);
+  if (method_ != kMpi) return mp::Pipe(duplex);
+  // Socket ends: the mpi method carries a socket to a child over TCP (mpi/bridge.h); a ring in
+  // this host's memory could not follow it.
+  if (!duplex) {
+    return absl::UnimplementedError(
+        "mp: GetContext(\"mpi\")->Pipe(false): one-way mpi Pipes are not available; use Pipe() "
+        "(duplex) and send in one direction");
+  }
+  return mp::Pipe(true, ConnectionTransport::kSocket);
 }
 
 absl::StatusOr<mp::Queue> Context::Queue(size_t maxsize) const {

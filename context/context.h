@@ -48,8 +48,10 @@
 // it makes no object that lives in this host's memory or kernel: Lock, RLock, Semaphore,
 // BoundedSemaphore, Event, Condition, Barrier, Queue, SimpleQueue, JoinableQueue, Value, Array
 // and SharedMemory are kFailedPrecondition naming the fix (a Manager served on TCP, whose proxies
-// reach every host). Its Pipe, Pool, ProcessPoolExecutor and Manager are not built yet
-// (kUnimplemented, naming what works meanwhile).
+// reach every host). Its Pipe() gives socket Connections, which an mpi process on any host can be
+// passed (the mpi method carries them over TCP; Pipe(false) is kUnimplemented); its Pool and
+// ProcessPoolExecutor run their workers as mpi processes (mpi/pool_launcher.h). Its Manager is not
+// built yet (kUnimplemented, naming what works meanwhile).
 //
 // Contexts are never destroyed (like CPython's module-level context objects), so Context* stays
 // valid for the whole program. All functions here are thread-safe.

@@ -4,6 +4,7 @@
 // with Open MPI, and refuses what lives in this host's memory.
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -63,8 +64,81 @@ TEST(MpiContextTest, RefusesHostLocalObjectsNamingTheFix) {
 
 TEST(MpiContextTest, WhatIsNotBuiltYetSaysSo) {
   mp::Context* ctx = Mpi();
-  EXPECT_EQ(ctx->Pipe().status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(ctx->Pipe(false).status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_EQ(ctx->Manager().status().code(), absl::StatusCode::kUnimplemented);
+}
+
+// The child's end of an mpi Pipe: echoes strings until end of file, then answers how many.
+int Echo(mp::Connection conn) {
+  int n = 0;
+  for (;;) {
+    absl::StatusOr<std::string> s = conn.Recv<std::string>();
+    if (!s.ok()) return s.status().code() == absl::StatusCode::kOutOfRange ? 100 + n : 1;
+    ++n;
+    if (!conn.Send(*s + "!").ok()) return 2;
+  }
+}
+
+// Closes its end at once (its parent then sees end of file).
+int CloseAtOnce(mp::Connection conn) {
+  conn.Close();
+  return 0;
+}
+
+TEST(MpiContextTest, PipeEndsReachAnMpiChild) {
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = Mpi()->Pipe();
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  absl::StatusOr<mp::Process> p = Mpi()->Process<&Echo>(std::move(pipe->second));
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->Start().ok());
+  mp::Connection& conn = pipe->first;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(conn.Send(std::string(i == 2 ? 1 << 20 : 5, 'a' + i)).ok());
+    absl::StatusOr<bool> ready = conn.Poll(absl::Seconds(60));
+    ASSERT_TRUE(ready.ok() && *ready) << ready.status();
+    absl::StatusOr<std::string> back = conn.Recv<std::string>();
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, std::string(i == 2 ? 1 << 20 : 5, 'a' + i) + "!");
+  }
+  conn.Close();  // the child sees end of file
+  ASSERT_TRUE(p->Join(absl::Seconds(60)).ok());
+  EXPECT_EQ(p->ExitCode(), 103);
+}
+
+TEST(MpiContextTest, AnMpiChildsEndClosingIsEndOfFileHere) {
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = Mpi()->Pipe();
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  absl::StatusOr<mp::Process> p = Mpi()->Process<&CloseAtOnce>(std::move(pipe->second));
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->Start().ok());
+  absl::StatusOr<std::string> eof = pipe->first.Recv<std::string>();
+  EXPECT_EQ(eof.status().code(), absl::StatusCode::kOutOfRange) << eof.status();
+  ASSERT_TRUE(p->Join(absl::Seconds(60)).ok());
+}
+
+TEST(MpiContextTest, AKilledMpiChildIsEndOfFileHere) {
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = Mpi()->Pipe();
+  ASSERT_TRUE(pipe.ok()) << pipe.status();
+  absl::StatusOr<mp::Process> p = Mpi()->Process<&Echo>(std::move(pipe->second));
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->Start().ok());
+  ASSERT_TRUE(pipe->first.Send(std::string("x")).ok());
+  ASSERT_TRUE(pipe->first.Recv<std::string>().ok());
+  ASSERT_TRUE(p->Kill().ok());
+  absl::StatusOr<std::string> eof = pipe->first.Recv<std::string>();
+  EXPECT_TRUE(eof.status().code() == absl::StatusCode::kOutOfRange ||
+              eof.status().code() == absl::StatusCode::kDataLoss)
+      << eof.status();
+  ASSERT_TRUE(p->Join(absl::Seconds(60)).ok());
+}
+
+TEST(MpiContextTest, AHostLocalPipeEndIsRefusedNamingTheMpiPipe) {
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> local =
+      (*mp::GetContext("spawn"))->Pipe();
+  ASSERT_TRUE(local.ok());
+  absl::StatusOr<mp::Process> p = Mpi()->Process<&Echo>(std::move(local->second));
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition) << p.status();
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "GetContext(\"mpi\")->Pipe()")) << p.status();
 }
 
 TEST(MpiContextTest, ProcessesRefuseHostLocalArguments) {

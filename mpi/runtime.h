@@ -56,6 +56,7 @@ enum Tag : int {
   // A pool's worker (mpi/pool_launcher.h):
   kTagPoolUp = 8,    // worker -> pool: results, slot updates, leaving; in order
   kTagPoolDown = 9,  // pool -> worker: chunks, stops, claims' answers, leave's answer; in order
+  kTagBridge = 10,   // parent -> child: the sockets it is passed, over TCP (mpi/bridge.h)
 };
 
 // Initializes MPI once for this process (later calls return the first result). Must not be called

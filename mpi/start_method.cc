@@ -28,6 +28,7 @@
 #include "base/deadline.h"
 #include "base/errno_status.h"
 #include "base/mutex.h"
+#include "mpi/bridge.h"
 #include "mpi/child_link.h"
 #include "mpi/runtime.h"
 
@@ -39,6 +40,7 @@ using mpi_internal::Hold;
 constexpr size_t kMaxHostName = 255;
 constexpr size_t kMaxRecord = size_t{1} << 30;
 constexpr size_t kMaxAck = process_internal::kMaxRefusalMessage + 64;
+constexpr size_t kMaxBridgeMessage = size_t{64} << 10;
 // The parent's hello to a child whose spawn it abandoned (no host name holds a NUL).
 const absl::string_view kDismissed("\0", 1);
 // How long a child waits for its parent's hello and record.
@@ -325,12 +327,10 @@ absl::StatusOr<std::string> SelfExe() {
 
 absl::Status MpiMethod::CheckTarget(const Target& target) const {
   if (absl::Status s = StartMethod::CheckTarget(target); !s.ok()) return s;
-  if (!target.fds().empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "mp: the arguments of ", target.function_name(), " hold ", target.fds().size(),
-        " descriptor(s) (a Lock, Queue, Value, SharedMemory, Connection or PassedFd of a "
-        "host-local context), which cannot reach an 'mpi' process on another host; share the "
-        "object through a Manager (mp::GetContext(\"mpi\")->Manager(), then its proxies) instead"));
+  for (int fd : target.fds()) {
+    if (absl::Status s = mpi_internal::CheckBridgeable(fd, target.function_name()); !s.ok()) {
+      return s;
+    }
   }
   return absl::OkStatus();
 }
@@ -416,9 +416,19 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> MpiMethod::Launch(const LaunchSpec&
       }
       pidfd = *fd;
     }
+    // The stream sockets among the arguments travel over TCP (mpi/bridge.h).
+    absl::StatusOr<mpi_internal::BridgeOffer> bridges =
+        mpi_internal::BridgeOffer::Create(spec.target->fds(), pidfd >= 0);
+    if (!bridges.ok()) return fail(bridges.status());
     if (absl::Status s =
             mpi_internal::SendBytes(inter, mpi_internal::kTagParentHello, mpi_internal::HostName(),
                                     deadline, absl::StrCat("the hello to ", what));
+        !s.ok()) {
+      return fail(s);
+    }
+    if (absl::Status s =
+            mpi_internal::SendBytes(inter, mpi_internal::kTagBridge, bridges->message(), deadline,
+                                    absl::StrCat("the bridges of ", what));
         !s.ok()) {
       return fail(s);
     }
@@ -427,6 +437,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> MpiMethod::Launch(const LaunchSpec&
         !s.ok()) {
       return fail(s);
     }
+    if (absl::Status s = bridges->Accept(deadline, alive); !s.ok()) return fail(s);
     absl::StatusOr<std::string> ack =
         mpi_internal::ReceiveBytes(inter, mpi_internal::kTagAck, kMaxAck, deadline,
                                    absl::StrCat("the acknowledgement of ", what), alive);
@@ -586,6 +597,7 @@ class ChildControl {
   auto always = [] { return absl::OkStatus(); };
   const std::string host = mpi_internal::HostName();
   std::string parent_host;
+  std::string bridge_message;
   std::vector<uint64_t> storage;
   size_t record_size = 0;
   {
@@ -605,6 +617,10 @@ class ChildControl {
       mpi_internal::Finalize();
       _exit(0);
     }
+    absl::StatusOr<std::string> b = mpi_internal::ReceiveBytes(
+        parent, mpi_internal::kTagBridge, kMaxBridgeMessage, deadline, "the bridges", always);
+    if (!b.ok()) Die("reading the bridges", b.status());
+    bridge_message = *std::move(b);
     absl::StatusOr<std::string> record = mpi_internal::ReceiveBytes(
         parent, mpi_internal::kTagRecord, kMaxRecord, deadline, "the launch record", always);
     if (!record.ok()) Die("reading the launch record", record.status());
@@ -613,6 +629,9 @@ class ChildControl {
     storage.resize((record_size + 7) / 8);
     std::memcpy(storage.data(), record->data(), record_size);
   }
+  // Outside the hold: connecting waits on the parent, which accepts while it holds one.
+  absl::StatusOr<std::vector<int>> fds = mpi_internal::ConnectBridges(bridge_message, deadline);
+  if (!fds.ok()) Die("connecting the Connections it was passed", fds.status());
   const bool local = parent_host == host;
   std::shared_ptr<ChildControl> control;
   process_internal::LaunchRecordRun run;
@@ -635,8 +654,8 @@ class ChildControl {
     }
   };
   process_internal::RunLaunchRecordWith(
-      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(storage.data()), record_size), {},
-      std::move(run));
+      absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(storage.data()), record_size),
+      *std::move(fds), std::move(run));
 }
 
 const bool registered = [] {

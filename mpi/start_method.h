@@ -32,9 +32,10 @@
 //    3 s, whatever kill_on_parent_death says.
 //
 // What an mpi child can receive (CheckTarget, at Process construction): registered functions only,
-// and no argument that holds a descriptor — a Lock, Queue, Value, SharedMemory, Connection or
-// PassedFd of a host-local context lives in this host's memory or kernel. Those are refused with
-// kFailedPrecondition naming the fix (a Manager proxy, which works across hosts over TCP).
+// and no argument that holds a descriptor other than a connected stream socket (a Connection of
+// GetContext("mpi")->Pipe()), which travels over TCP (mpi/bridge.h). A Lock, Queue, Value,
+// SharedMemory or shared-memory Connection lives in this host's memory or kernel: refused with
+// kFailedPrecondition naming the fix (an mpi Pipe, or a Manager proxy over TCP).
 //
 // The environment it needs: Open MPI 4.1 (openmpi-bin). As root, OMPI_ALLOW_RUN_AS_ROOT=1 and
 // OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 (mpi/runtime.h has the rest).
@@ -73,7 +74,7 @@ struct MpiOptions {
 class MpiMethod : public StartMethod {
  public:
   absl::string_view Name() const override { return "mpi"; }
-  // Registered functions only, and no argument holding a descriptor (see the header comment).
+  // Registered functions only, and no descriptor but stream sockets (see the header comment).
   absl::Status CheckTarget(const Target& target) const override;
   absl::StatusOr<std::unique_ptr<ChildHandle>> Launch(const LaunchSpec& spec) override;
 

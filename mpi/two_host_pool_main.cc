@@ -2,15 +2,18 @@
 //
 // A program that runs GetContext("mpi")->Pool(4) across the hosts in MP_MPI_HOSTS (two simulated
 // hosts in two_host_pool_test.sh): its tasks run on both, a worker on the second host that dies
-// mid-task fails only that task (kAborted) and is replaced, and the pool goes on. Exit code 0 when
-// all of that held; otherwise 1, with what failed on stderr.
+// mid-task fails only that task (kAborted) and is replaced, and the pool goes on; then an mpi Pipe
+// to a process on the second host carries round trips and end of file. Exit code 0 when all of
+// that held; otherwise 1, with what failed on stderr.
 
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -18,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "context/context.h"
+#include "mpi/start_method.h"
 #include "start_methods/process.h"
 
 namespace {
@@ -47,6 +51,16 @@ double TimeMap(mp::Pool& pool, size_t n) {
 std::string DieOn(std::string victim) {
   if (Host() == victim) raise(SIGKILL);
   return Host();
+}
+
+// The other end of an mpi Pipe on another host: answers each string with it and its host's name,
+// until end of file.
+int AnswerWithHost(mp::Connection conn) {
+  for (;;) {
+    absl::StatusOr<std::string> s = conn.Recv<std::string>();
+    if (!s.ok()) return s.status().code() == absl::StatusCode::kOutOfRange ? 0 : 1;
+    if (!conn.Send(absl::StrCat(*s, "@", Host())).ok()) return 2;
+  }
 }
 
 int Fail(const std::string& what) {
@@ -112,6 +126,32 @@ int main(int argc, char** argv) {
   if (two_hosts < 0) return Fail("the timed Map failed");
   pool->Close();
   if (absl::Status s = pool->Join(absl::Seconds(60)); !s.ok()) return Fail(s.ToString());
+
+  // An mpi Pipe to a process on the other host: round trips, then end of file both ways.
+  absl::StatusOr<std::shared_ptr<mp::StartMethod>> there =
+      mp::MakeMpiStartMethod({.hosts = {other}});
+  absl::StatusOr<std::pair<mp::Connection, mp::Connection>> pipe = (*ctx)->Pipe();
+  if (!there.ok() || !pipe.ok()) return Fail("an mpi method for the other host, or a Pipe");
+  absl::StatusOr<mp::Process> peer =
+      mp::Process::Create(*there, mp::Call<&AnswerWithHost>(std::move(pipe->second)));
+  if (!peer.ok()) return Fail(peer.status().ToString());
+  if (absl::Status s = peer->Start(); !s.ok()) return Fail(s.ToString());
+  const absl::Time t2 = absl::Now();
+  constexpr int kRoundTrips = 1000;
+  for (int i = 0; i < kRoundTrips; ++i) {
+    if (!pipe->first.Send(std::to_string(i)).ok()) return Fail("a send over the mpi Pipe");
+    absl::StatusOr<std::string> back = pipe->first.Recv<std::string>();
+    if (!back.ok() || *back != absl::StrCat(i, "@", other)) {
+      return Fail(absl::StrCat(
+          "round trip ", i, " over the mpi Pipe: ", back.ok() ? *back : back.status().ToString()));
+    }
+  }
+  std::fprintf(stderr, "two_host_pool: %d round trips over an mpi Pipe to %s: %.1f us each\n",
+               kRoundTrips, other.c_str(),
+               absl::ToDoubleMicroseconds(absl::Now() - t2) / kRoundTrips);
+  pipe->first.Close();
+  if (absl::Status s = peer->Join(absl::Seconds(60)); !s.ok()) return Fail(s.ToString());
+  if (peer->ExitCode() != 0) return Fail("the Pipe's peer did not see end of file");
   std::fprintf(stderr, "two_host_pool: OK\n");
   return 0;
 }
