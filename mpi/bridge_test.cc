@@ -1,0 +1,114 @@
+// Copyright 2026 The mp Authors.
+//
+// mpi/bridge: what can be carried (CheckBridgeable), a carried socket end to end within one
+// process (BridgeOffer, ConnectBridges, the relays), and malformed offers, which the child refuses
+// without reading past them.
+
+#include "mpi/bridge.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "base/deadline.h"
+#include "gtest/gtest.h"
+
+namespace mp::mpi_internal {
+namespace {
+
+struct Fds {
+  int fd[2] = {-1, -1};
+  ~Fds() {
+    for (int f : fd) {
+      if (f >= 0) close(f);
+    }
+  }
+};
+
+TEST(BridgeTest, OnlyConnectedStreamSocketsCanBeCarried) {
+  Fds pair;
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair.fd), 0);
+  EXPECT_TRUE(CheckBridgeable(pair.fd[0], "f").ok());
+  Fds seq;
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, seq.fd), 0);
+  EXPECT_EQ(CheckBridgeable(seq.fd[0], "f").code(), absl::StatusCode::kFailedPrecondition);
+  Fds p;
+  ASSERT_EQ(pipe2(p.fd, O_CLOEXEC), 0);
+  absl::Status s = CheckBridgeable(p.fd[0], "ns::F");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("ns::F"), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("GetContext(\"mpi\")->Pipe()"), absl::string_view::npos) << s;
+  const int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_un autobind{};
+  autobind.sun_family = AF_UNIX;  // an address length of the family alone: an abstract name
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&autobind), sizeof(sa_family_t)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  EXPECT_EQ(CheckBridgeable(listener, "f").code(), absl::StatusCode::kFailedPrecondition);
+  close(listener);
+}
+
+TEST(BridgeTest, ACarriedSocketRelaysBothWaysAndPassesEndOfFileOn) {
+  Fds pair;  // [0] stays "here", [1] is what the child was passed
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair.fd), 0);
+  absl::StatusOr<BridgeOffer> offer = BridgeOffer::Create({pair.fd[1]}, true);
+  ASSERT_TRUE(offer.ok()) << offer.status();
+  close(pair.fd[1]);  // the relay holds its own copy
+  pair.fd[1] = -1;
+  const std::string message = offer->message();
+  absl::StatusOr<std::vector<int>> child;
+  std::thread connect([&] { child = ConnectBridges(message, Deadline::After(absl::Seconds(30))); });
+  absl::Status accepted =
+      offer->Accept(Deadline::After(absl::Seconds(30)), [] { return absl::OkStatus(); });
+  connect.join();
+  ASSERT_TRUE(accepted.ok()) << accepted;
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_EQ(child->size(), 1u);
+  const int tcp = (*child)[0];
+  ASSERT_EQ(write(pair.fd[0], "ping", 4), 4);
+  char buf[8] = {};
+  ASSERT_EQ(read(tcp, buf, 4), 4);
+  EXPECT_EQ(std::string(buf, 4), "ping");
+  ASSERT_EQ(write(tcp, "pong", 4), 4);
+  ASSERT_EQ(read(pair.fd[0], buf, 4), 4);
+  EXPECT_EQ(std::string(buf, 4), "pong");
+  close(tcp);  // the child's end closes: end of file here
+  EXPECT_EQ(read(pair.fd[0], buf, 1), 0);
+}
+
+TEST(BridgeTest, MalformedOffersAreRefused) {
+  const Deadline soon = Deadline::After(absl::Seconds(5));
+  auto u32 = [](uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+  EXPECT_EQ(ConnectBridges("", soon).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConnectBridges("abc", soon).status().code(), absl::StatusCode::kInvalidArgument);
+  // Counts past the bounds, or past the bytes.
+  EXPECT_EQ(ConnectBridges(u32(1u << 30), soon).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConnectBridges(u32(2) + u32(0), soon).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConnectBridges(u32(0) + u32(1000), soon).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConnectBridges(u32(0) + u32(1) + "xx", soon).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConnectBridges(u32(0) + u32(0) + "extra", soon).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Well formed, nothing to connect.
+  absl::StatusOr<std::vector<int>> none = ConnectBridges(u32(0) + u32(0), soon);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+  // Well formed, but no address answers: kUnavailable, nothing left open.
+  absl::StatusOr<std::vector<int>> unreachable =
+      ConnectBridges(u32(0) + u32(1) + std::string(2 + 32, '\0'), soon);
+  EXPECT_EQ(unreachable.status().code(), absl::StatusCode::kUnavailable) << unreachable.status();
+}
+
+}  // namespace
+}  // namespace mp::mpi_internal
