@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/host_addresses.h"
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
@@ -127,19 +128,17 @@ absl::Status Context::CheckHostLocal(absl::string_view what) const {
   return absl::FailedPreconditionError(absl::StrCat(
       "mp: GetContext(\"mpi\")->", what, "(): a ", what,
       " lives in this host's shared memory, which an mpi process on another host cannot reach; "
-      "share one through a Manager served on TCP instead (a ",
-      what,
-      " proxy of mp::GetContext(\"spawn\")->Manager({.address = \"<an address of this "
-      "host>:0\"}))"));
+      "share one through the mpi context's Manager instead (a ",
+      what, " proxy of mp::GetContext(\"mpi\")->Manager(), served on TCP)"));
 }
 
-absl::Status Context::CheckNotMpi(absl::string_view what) const {
-  if (method_ != kMpi) return absl::OkStatus();
-  return absl::UnimplementedError(absl::StrCat(
-      "mp: GetContext(\"mpi\")->", what,
-      "() is not available yet; meanwhile start mpi Processes (GetContext(\"mpi\")->Process) and "
-      "share data through a Manager served on TCP (mp::GetContext(\"spawn\")->Manager({.address = "
-      "\"<an address of this host>:0\"})), whose proxies reach every host"));
+std::shared_ptr<StartMethod> Context::ManagerMethod(ManagerOptions& options) const {
+  if (method_ != kMpi) return start_method_;
+  if (options.address.empty()) {
+    const std::vector<uint32_t> ips = HostIPv4Addresses(/*loopback_first=*/false, 1);
+    options.address = absl::StrCat(ips.empty() ? "127.0.0.1" : FormatIPv4(ips.front()), ":0");
+  }
+  return SpawnStartMethod();
 }
 
 absl::StatusOr<std::pair<Connection, Connection>> Context::Pipe(bool duplex) const {

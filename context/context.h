@@ -50,8 +50,8 @@
 // and SharedMemory are kFailedPrecondition naming the fix (a Manager served on TCP, whose proxies
 // reach every host). Its Pipe() gives socket Connections, which an mpi process on any host can be
 // passed (the mpi method carries them over TCP; Pipe(false) is kUnimplemented); its Pool and
-// ProcessPoolExecutor run their workers as mpi processes (mpi/pool_launcher.h). Its Manager is not
-// built yet (kUnimplemented, naming what works meanwhile).
+// ProcessPoolExecutor run their workers as mpi processes (mpi/pool_launcher.h); its Manager serves
+// on TCP at an address of this host that other hosts reach, so its proxies work on every host.
 //
 // Contexts are never destroyed (like CPython's module-level context objects), so Context* stays
 // valid for the whole program. All functions here are thread-safe.
@@ -162,16 +162,19 @@ class Context {
   // context's start method, serving the built-in shared types (managers/manager.h); with a
   // registrar, the classes it registers too (managers/registry.h). Its proxies are network-domain
   // objects: they go to children of every start method.
+  // On the mpi context: the server is a spawn process of this host listening on TCP at this host's
+  // first address other hosts can reach (options.address, when empty), so that its proxies work in
+  // mpi processes on every host.
   absl::StatusOr<mp::Manager> Manager(ManagerOptions options = {}) const {
-    if (absl::Status s = CheckNotMpi("Manager"); !s.ok()) return s;
-    return mp::Manager::Start(start_method_, std::move(options));
+    std::shared_ptr<StartMethod> method = ManagerMethod(options);  // before options moves
+    return mp::Manager::Start(std::move(method), std::move(options));
   }
   // With an initializer (CPython's manager.start(initializer, initargs)): see
   // BaseManager::Start. ctx->Manager<nullptr, &Init>(options, args...) for one without a registrar.
   template <Registrar R, auto Init = nullptr, typename... A>
   absl::StatusOr<mp::Manager> Manager(ManagerOptions options = {}, A&&... initargs) const {
-    if (absl::Status s = CheckNotMpi("Manager"); !s.ok()) return s;
-    return mp::Manager::Start<R, Init>(start_method_, std::move(options),
+    std::shared_ptr<StartMethod> method = ManagerMethod(options);
+    return mp::Manager::Start<R, Init>(std::move(method), std::move(options),
                                        std::forward<A>(initargs)...);
   }
 
@@ -208,7 +211,9 @@ class Context {
   absl::Status CheckHostLocal(absl::string_view what) const;
   // The mpi context's kUnimplemented for what it does not offer yet (`what`: "Pool"), naming what
   // works meanwhile; OK in every other context.
-  absl::Status CheckNotMpi(absl::string_view what) const;
+  // The start method of this context's Manager server, and its options: on the mpi context a
+  // spawn server on TCP at an address other hosts reach (options->address, when empty).
+  std::shared_ptr<StartMethod> ManagerMethod(ManagerOptions& options) const;
 
   std::string method_;
   ShmDomain domain_;

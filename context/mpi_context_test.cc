@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "context/context.h"
 #include "gtest/gtest.h"
+#include "managers/collections.h"
 
 namespace mp_test {
 namespace {
@@ -63,9 +64,29 @@ TEST(MpiContextTest, RefusesHostLocalObjectsNamingTheFix) {
 }
 
 TEST(MpiContextTest, WhatIsNotBuiltYetSaysSo) {
-  mp::Context* ctx = Mpi();
-  EXPECT_EQ(ctx->Pipe(false).status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_EQ(ctx->Manager().status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(Mpi()->Pipe(false).status().code(), absl::StatusCode::kUnimplemented);
+}
+
+// Sets d[key] = 7 through a proxy of the mpi context's Manager.
+int SetSeven(mp::DictProxy<std::string, int64_t> d, std::string key) {
+  return d.Set(key, 7).ok() ? 0 : 1;
+}
+
+TEST(MpiContextTest, ManagerProxiesWorkInMpiProcesses) {
+  absl::StatusOr<mp::Manager> m = Mpi()->Manager();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_FALSE(absl::StartsWith(m->address(), "/")) << m->address();  // TCP, not a Unix socket
+  absl::StatusOr<mp::DictProxy<std::string, int64_t>> d = m->Dict<std::string, int64_t>();
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::StatusOr<mp::Process> p = Mpi()->Process<&SetSeven>(*d, std::string("k"));
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(p->Start().ok());
+  ASSERT_TRUE(p->Join(absl::Seconds(60)).ok());
+  EXPECT_EQ(p->ExitCode(), 0);
+  absl::StatusOr<int64_t> v = d->Get("k");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, 7);
+  EXPECT_TRUE(m->Shutdown().ok());
 }
 
 // The child's end of an mpi Pipe: echoes strings until end of file, then answers how many.

@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -25,6 +24,7 @@
 #include "absl/types/span.h"
 #include "base/constant_time.h"
 #include "base/errno_status.h"
+#include "base/host_addresses.h"
 #include "base/io.h"
 #include "base/random.h"
 
@@ -37,22 +37,6 @@ constexpr uint32_t kMaxBridges = 253;  // the most descriptors a Connection mess
 constexpr absl::Duration kConnectTimeout = absl::Seconds(2);
 
 void PutU32(std::string& out, uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
-
-// This host's IPv4 addresses (network order): the others first, loopback first or not at all.
-std::vector<uint32_t> Addresses(bool with_loopback) {
-  std::vector<uint32_t> out;
-  if (with_loopback) out.push_back(htonl(INADDR_LOOPBACK));
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return out;
-  for (ifaddrs* a = list; a != nullptr && out.size() < kMaxAddresses; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
-    const uint32_t ip = reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr;
-    if (ntohl(ip) >> 24 == 127) continue;
-    if (std::find(out.begin(), out.end(), ip) == out.end()) out.push_back(ip);
-  }
-  freeifaddrs(list);
-  return out;
-}
 
 // Both directions of one carried socket share the two descriptors; the last to finish closes them.
 struct RelayPair {
@@ -172,7 +156,7 @@ absl::StatusOr<BridgeOffer> BridgeOffer::Create(const std::vector<int>& sockets,
         absl::StrCat("mp: ", sockets.size(), " sockets for one mpi child; at most ", kMaxBridges));
   }
   BridgeOffer offer;
-  const std::vector<uint32_t> addresses = Addresses(child_on_this_host);
+  const std::vector<uint32_t> addresses = HostIPv4Addresses(child_on_this_host, kMaxAddresses);
   PutU32(offer.message_, static_cast<uint32_t>(addresses.size()));
   for (uint32_t ip : addresses) PutU32(offer.message_, ip);
   PutU32(offer.message_, static_cast<uint32_t>(sockets.size()));

@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "context/context.h"
+#include "managers/collections.h"
 #include "mpi/start_method.h"
 #include "start_methods/process.h"
 
@@ -61,6 +62,11 @@ int AnswerWithHost(mp::Connection conn) {
     if (!s.ok()) return s.status().code() == absl::StatusCode::kOutOfRange ? 0 : 1;
     if (!conn.Send(absl::StrCat(*s, "@", Host())).ok()) return 2;
   }
+}
+
+// Records its host's name in `d` through the mpi context's Manager.
+int RecordHost(mp::DictProxy<std::string, std::string> d) {
+  return d.Set("host", Host()).ok() ? 0 : 1;
 }
 
 int Fail(const std::string& what) {
@@ -152,6 +158,25 @@ int main(int argc, char** argv) {
   pipe->first.Close();
   if (absl::Status s = peer->Join(absl::Seconds(60)); !s.ok()) return Fail(s.ToString());
   if (peer->ExitCode() != 0) return Fail("the Pipe's peer did not see end of file");
+
+  // A Manager proxy in a process on the other host.
+  absl::StatusOr<mp::Manager> manager = (*ctx)->Manager();
+  if (!manager.ok()) return Fail(manager.status().ToString());
+  absl::StatusOr<mp::DictProxy<std::string, std::string>> d =
+      manager->Dict<std::string, std::string>();
+  if (!d.ok()) return Fail(d.status().ToString());
+  absl::StatusOr<mp::Process> recorder = mp::Process::Create(*there, mp::Call<&RecordHost>(*d));
+  if (!recorder.ok()) return Fail(recorder.status().ToString());
+  if (absl::Status s = recorder->Start(); !s.ok()) return Fail(s.ToString());
+  if (absl::Status s = recorder->Join(absl::Seconds(60)); !s.ok()) return Fail(s.ToString());
+  absl::StatusOr<std::string> recorded = d->Get("host");
+  if (recorder->ExitCode() != 0 || !recorded.ok() || *recorded != other) {
+    return Fail(absl::StrCat("the Manager's Dict from ", other, ": ",
+                             recorded.ok() ? *recorded : recorded.status().ToString()));
+  }
+  std::fprintf(stderr, "two_host_pool: a Dict proxy of the Manager at %s was set on %s\n",
+               manager->address().c_str(), other.c_str());
+  (void)manager->Shutdown();
   std::fprintf(stderr, "two_host_pool: OK\n");
   return 0;
 }
