@@ -62,14 +62,13 @@ void Relay(std::shared_ptr<RelayPair> pair, bool up) {
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) clean = true;
     if (n <= 0) break;
-    ssize_t done = 0;
-    while (done < n) {
-      const ssize_t w = send(to, buffer + done, static_cast<size_t>(n - done), MSG_NOSIGNAL);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) break;
-      done += w;
+    if (!WriteFull(to,
+                   absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(buffer),
+                                             static_cast<size_t>(n)),
+                   Deadline::Never(), "a bridge's relay")
+             .ok()) {
+      break;
     }
-    if (done < n) break;
   }
   if (clean) {
     shutdown(to, SHUT_WR);

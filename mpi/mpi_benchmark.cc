@@ -13,7 +13,6 @@
 #include <mpi.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -24,12 +23,14 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/deadline.h"
 #include "benchmark/benchmark.h"
 #include "mpi/runtime.h"
 #include "mpi/start_method.h"
 #include "pool/pool.h"
 #include "start_methods/process.h"
 #include "start_methods/spawn.h"
+#include "start_methods/start_method.h"
 
 namespace {
 
@@ -82,14 +83,13 @@ bool RawSpawnWait(const std::string& exe) {
     }
     int pid = 0;
     MPI_Recv(&pid, 1, MPI_INT, 0, 1, inter, MPI_STATUS_IGNORE);
-    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-    if (pidfd >= 0) {
-      pollfd p{pidfd, POLLIN, 0};
-      poll(&p, 1, 60000);
-      close(pidfd);
+    absl::StatusOr<int> pidfd = mp::process_internal::PidfdOpen(pid);
+    if (pidfd.ok()) {
+      (void)mp::PollUntil(*pidfd, POLLIN, mp::Deadline::After(absl::Seconds(60)));
+      close(*pidfd);
     }
     MPI_Comm_free(&inter);
-    done->set_value(pidfd >= 0);
+    done->set_value(pidfd.ok());
   }).detach();
   return result.wait_for(std::chrono::seconds(10)) == std::future_status::ready && result.get();
 }
