@@ -60,11 +60,6 @@ uint64_t GetU64(const char* p) {
   return v;
 }
 
-bool FdReadable(int fd) {
-  absl::StatusOr<short> r = PollUntil(fd, POLLIN, Deadline::After(absl::ZeroDuration()));
-  return !r.ok() || *r != 0;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The pool's side.
 
@@ -148,7 +143,7 @@ class ParentLink : public pool_internal::WorkerTransport {
   absl::Status Receive(std::string& buffer, size_t* length) override {
     absl::Duration pause = absl::Microseconds(20);
     for (;;) {
-      const bool ended = FdReadable(sentinel_);  // before the pump: what it sent is in by then
+      const bool ended = ReadableNow(sentinel_);  // before the pump: what it sent is in by then
       {
         MutexLock lock(&mu_);
         PumpLocked();
@@ -194,7 +189,7 @@ class ParentLink : public pool_internal::WorkerTransport {
     MPI_Request request;
   };
 
-  bool PeerGone() const { return pidfd_ >= 0 && FdReadable(pidfd_); }
+  bool PeerGone() const { return pidfd_ >= 0 && ReadableNow(pidfd_); }
 
   // Sends `n` bytes of static storage (freed at once: it completes on its own).
   void SendStatic(const char* bytes, int n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -657,7 +652,7 @@ class WorkerLink : public pool_internal::WorkerTransport, public pool_internal::
 
  private:
   absl::Status ParentAlive() const {
-    if (parent_sentinel_ >= 0 && FdReadable(parent_sentinel_)) {
+    if (parent_sentinel_ >= 0 && ReadableNow(parent_sentinel_)) {
       return absl::AbortedError("mp: the pool's process ended");
     }
     return absl::OkStatus();

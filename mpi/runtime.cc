@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -311,6 +312,11 @@ absl::StatusOr<std::string> ReceiveBytes(MPI_Comm comm, int tag, size_t max_byte
     return MpiStatus(rc, what);
   }
   return out;
+}
+
+bool ReadableNow(int fd) {
+  absl::StatusOr<short> r = PollUntil(fd, POLLIN, Deadline::After(absl::ZeroDuration()));
+  return !r.ok() || *r != 0;
 }
 
 std::string HostName() {

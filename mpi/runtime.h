@@ -115,6 +115,10 @@ absl::StatusOr<std::string> ReceiveBytes(MPI_Comm comm, int tag, size_t max_byte
                                          Deadline deadline, absl::string_view what,
                                          absl::FunctionRef<absl::Status()> alive);
 
+// Whether `fd` polls readable now (a pidfd or sentinel of a process that ended); true also when
+// the poll fails, so that a caller watching for an end stops waiting.
+bool ReadableNow(int fd);
+
 // This host's name (gethostname); "" if it cannot be read.
 std::string HostName();
 

@@ -72,11 +72,6 @@ absl::StatusOr<int32_t> DecodeI32(absl::string_view bytes, absl::string_view wha
   return v;
 }
 
-bool Readable(int fd) {
-  absl::StatusOr<short> r = PollUntil(fd, POLLIN, Deadline::After(absl::ZeroDuration()));
-  return !r.ok() || *r != 0;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Parent side.
 
@@ -386,7 +381,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> MpiMethod::Launch(const LaunchSpec&
     return s;
   };
   auto alive = [&]() -> absl::Status {
-    if (pidfd >= 0 && Readable(pidfd)) {
+    if (pidfd >= 0 && mpi_internal::ReadableNow(pidfd)) {
       return absl::AbortedError(absl::StrCat("mp: the mpi child (pid ", pid,
                                              ") exited before it acknowledged its launch record"));
     }
