@@ -149,7 +149,7 @@ absl::Status CheckBridgeable(int fd, absl::string_view function) {
 }
 
 absl::StatusOr<BridgeOffer> BridgeOffer::Create(const std::vector<int>& sockets,
-                                                bool child_on_this_host) {
+                                                bool child_on_this_host, bool lifeline) {
   if (sockets.size() > kMaxBridges) {
     return absl::InvalidArgumentError(
         absl::StrCat("mp: ", sockets.size(), " sockets for one mpi child; at most ", kMaxBridges));
@@ -159,9 +159,14 @@ absl::StatusOr<BridgeOffer> BridgeOffer::Create(const std::vector<int>& sockets,
   PutU32(offer.message_, static_cast<uint32_t>(addresses.size()));
   for (uint32_t ip : addresses) PutU32(offer.message_, ip);
   PutU32(offer.message_, static_cast<uint32_t>(sockets.size()));
-  for (int s : sockets) {
-    const int local = fcntl(s, F_DUPFD_CLOEXEC, 0);
-    if (local < 0) return ErrnoStatus(errno, "dup of a socket to carry to an mpi child");
+  PutU32(offer.message_, lifeline ? 1 : 0);
+  // One listener per connection; the lifeline's is last and has no local socket (-1).
+  for (size_t i = 0; i < sockets.size() + (lifeline ? 1 : 0); ++i) {
+    int local = -1;
+    if (i < sockets.size()) {
+      local = fcntl(sockets[i], F_DUPFD_CLOEXEC, 0);
+      if (local < 0) return ErrnoStatus(errno, "dup of a socket to carry to an mpi child");
+    }
     offer.local_.push_back(local);
     const int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l < 0) return ErrnoStatus(errno, "socket for an mpi child's bridge");
@@ -192,9 +197,11 @@ BridgeOffer::BridgeOffer(BridgeOffer&& other) noexcept
     : local_(std::move(other.local_)),
       listeners_(std::move(other.listeners_)),
       tokens_(std::move(other.tokens_)),
-      message_(std::move(other.message_)) {
+      message_(std::move(other.message_)),
+      lifeline_(other.lifeline_) {
   other.local_.clear();
   other.listeners_.clear();
+  other.lifeline_ = -1;
 }
 
 BridgeOffer::~BridgeOffer() {
@@ -202,6 +209,13 @@ BridgeOffer::~BridgeOffer() {
     if (fd >= 0) close(fd);
   }
   for (int fd : listeners_) close(fd);
+  if (lifeline_ >= 0) close(lifeline_);
+}
+
+int BridgeOffer::TakeLifeline() {
+  const int fd = lifeline_;
+  lifeline_ = -1;
+  return fd;
 }
 
 absl::Status BridgeOffer::Accept(Deadline deadline, absl::FunctionRef<absl::Status()> alive) {
@@ -234,15 +248,19 @@ absl::Status BridgeOffer::Accept(Deadline deadline, absl::FunctionRef<absl::Stat
         continue;
       }
       NoDelay(c);
-      StartRelays(local_[i], c);
-      local_[i] = -1;
+      if (local_[i] < 0) {  // the lifeline: kept, not relayed
+        lifeline_ = c;
+      } else {
+        StartRelays(local_[i], c);
+        local_[i] = -1;
+      }
       break;
     }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<int>> ConnectBridges(absl::string_view message, Deadline deadline) {
+absl::StatusOr<Bridges> ConnectBridges(absl::string_view message, Deadline deadline) {
   auto u32 = [&](size_t at) {
     uint32_t v = 0;
     std::memcpy(&v, message.data() + at, 4);
@@ -250,7 +268,7 @@ absl::StatusOr<std::vector<int>> ConnectBridges(absl::string_view message, Deadl
   };
   if (message.size() < 4) return absl::InvalidArgumentError("mp: a bridge message under 4 bytes");
   const uint32_t n_addresses = u32(0);
-  if (n_addresses > kMaxAddresses || message.size() < 8 + size_t{4} * n_addresses) {
+  if (n_addresses > kMaxAddresses || message.size() < 12 + size_t{4} * n_addresses) {
     return absl::InvalidArgumentError(absl::StrCat("mp: a bridge message with ", n_addresses,
                                                    " addresses in ", message.size(),
                                                    " bytes (at most ", kMaxAddresses, ")"));
@@ -259,13 +277,16 @@ absl::StatusOr<std::vector<int>> ConnectBridges(absl::string_view message, Deadl
   for (uint32_t i = 0; i < n_addresses; ++i) addresses.push_back(u32(4 + size_t{4} * i));
   const size_t at = 4 + size_t{4} * n_addresses;
   const uint32_t n = u32(at);
-  if (n > kMaxBridges || message.size() != at + 4 + n * (2 + kTokenSize)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("mp: a bridge message with ", n, " sockets in ", message.size(), " bytes"));
+  const uint32_t lifelines = u32(at + 4);
+  if (n > kMaxBridges || lifelines > 1 ||
+      message.size() != at + 8 + (size_t{n} + lifelines) * (2 + kTokenSize)) {
+    return absl::InvalidArgumentError(absl::StrCat("mp: a bridge message with ", n, " sockets and ",
+                                                   lifelines, " lifelines in ", message.size(),
+                                                   " bytes"));
   }
   std::vector<int> out;
-  for (uint32_t b = 0; b < n; ++b) {
-    const size_t entry = at + 4 + b * (2 + kTokenSize);
+  for (uint32_t b = 0; b < n + lifelines; ++b) {
+    const size_t entry = at + 8 + size_t{b} * (2 + kTokenSize);
     uint16_t port = 0;
     std::memcpy(&port, message.data() + entry, 2);
     const absl::string_view token = message.substr(entry + 2, kTokenSize);
@@ -275,13 +296,19 @@ absl::StatusOr<std::vector<int>> ConnectBridges(absl::string_view message, Deadl
     }
     if (fd < 0) {
       for (int f : out) close(f);
-      return absl::UnavailableError(absl::StrCat("mp: could not reach the parent's port ", port,
-                                                 " on any of its ", addresses.size(),
-                                                 " addresses for a Connection it passed"));
+      return absl::UnavailableError(absl::StrCat(
+          "mp: could not reach the parent's port ", port, " on any of its ", addresses.size(),
+          " addresses for ", b < n ? "a Connection it passed" : "the lifeline"));
     }
     out.push_back(fd);
   }
-  return out;
+  Bridges bridges;
+  if (lifelines != 0) {
+    bridges.lifeline = out.back();
+    out.pop_back();
+  }
+  bridges.sockets = std::move(out);
+  return bridges;
 }
 
 }  // namespace mp::mpi_internal

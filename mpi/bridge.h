@@ -14,6 +14,12 @@
 // (whose other end the parent, or another process, holds), each direction until its end of file,
 // which they pass on (shutdown): closing or losing one side is end of file on the other.
 //
+// A lifeline (for a child on another host) is one more such connection that relays nothing: the
+// child holds its end for as long as it lives and the parent watches its own, so the child's death
+// is end of file on the parent's host at once (its kernel closes the socket), where heartbeats
+// (mpi/start_method.h) would take their whole timeout. A lost host closes nothing: heartbeats
+// still tell that.
+//
 // What does not cross: descriptors sent over such a Connection (SCM_RIGHTS cannot ride TCP: the
 // receiver sees a message that declares descriptors none came with, kInvalidArgument), a listening
 // socket, and anything not a stream socket (refused by CheckBridgeable). The message from the
@@ -42,9 +48,10 @@ absl::Status CheckBridgeable(int fd, absl::string_view function);
 class BridgeOffer {
  public:
   // Listens for `sockets.size()` connections (the descriptors are duplicated: the caller keeps its
-  // own). `child_on_this_host`: the child may also use the loopback address (tried first).
+  // own), and one more when `lifeline`. `child_on_this_host`: the child may also use the loopback
+  // address (tried first).
   static absl::StatusOr<BridgeOffer> Create(const std::vector<int>& sockets,
-                                            bool child_on_this_host);
+                                            bool child_on_this_host, bool lifeline = false);
   BridgeOffer(BridgeOffer&& other) noexcept;
   BridgeOffer& operator=(BridgeOffer&&) = delete;
   ~BridgeOffer();
@@ -54,6 +61,9 @@ class BridgeOffer {
   // Accepts the child's connections (ignoring any with a wrong token) and starts the relays.
   // kDeadlineExceeded at `deadline`; `alive`'s error (the child died) ends the wait.
   absl::Status Accept(Deadline deadline, absl::FunctionRef<absl::Status()> alive);
+  // After Accept: the parent's end of the lifeline (owned by the caller from now on), or -1 when
+  // none was offered.
+  int TakeLifeline();
 
  private:
   BridgeOffer() = default;
@@ -61,11 +71,19 @@ class BridgeOffer {
   std::vector<int> listeners_;  // owned
   std::vector<std::string> tokens_;
   std::string message_;
+  int lifeline_ = -1;  // owned; accepted, not yet taken
 };
 
-// The child's side: connects one TCP socket per socket the parent offers in `message` and returns
-// them in order (owned by the caller). kInvalidArgument for a malformed message.
-absl::StatusOr<std::vector<int>> ConnectBridges(absl::string_view message, Deadline deadline);
+// What a child connected: the sockets it was passed, in order, and its end of the lifeline (-1
+// when none was offered). All owned by the caller.
+struct Bridges {
+  std::vector<int> sockets;
+  int lifeline = -1;
+};
+
+// The child's side: connects one TCP socket per socket the parent offers in `message`, and the
+// lifeline if one is offered. kInvalidArgument for a malformed message.
+absl::StatusOr<Bridges> ConnectBridges(absl::string_view message, Deadline deadline);
 
 }  // namespace mp::mpi_internal
 

@@ -64,15 +64,17 @@ TEST(BridgeTest, ACarriedSocketRelaysBothWaysAndPassesEndOfFileOn) {
   close(pair.fd[1]);  // the relay holds its own copy
   pair.fd[1] = -1;
   const std::string message = offer->message();
-  absl::StatusOr<std::vector<int>> child;
+  absl::StatusOr<Bridges> child;
   std::thread connect([&] { child = ConnectBridges(message, Deadline::After(absl::Seconds(30))); });
   absl::Status accepted =
       offer->Accept(Deadline::After(absl::Seconds(30)), [] { return absl::OkStatus(); });
   connect.join();
   ASSERT_TRUE(accepted.ok()) << accepted;
   ASSERT_TRUE(child.ok()) << child.status();
-  ASSERT_EQ(child->size(), 1u);
-  const int tcp = (*child)[0];
+  ASSERT_EQ(child->sockets.size(), 1u);
+  EXPECT_EQ(child->lifeline, -1);
+  EXPECT_EQ(offer->TakeLifeline(), -1);
+  const int tcp = child->sockets[0];
   ASSERT_EQ(write(pair.fd[0], "ping", 4), 4);
   char buf[8] = {};
   ASSERT_EQ(read(tcp, buf, 4), 4);
@@ -84,6 +86,36 @@ TEST(BridgeTest, ACarriedSocketRelaysBothWaysAndPassesEndOfFileOn) {
   EXPECT_EQ(read(pair.fd[0], buf, 1), 0);
 }
 
+TEST(BridgeTest, ALifelineEndsInEndOfFileWhenTheChildsEndCloses) {
+  Fds pair;
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair.fd), 0);
+  absl::StatusOr<BridgeOffer> offer = BridgeOffer::Create({pair.fd[1]}, true, /*lifeline=*/true);
+  ASSERT_TRUE(offer.ok()) << offer.status();
+  const std::string message = offer->message();
+  absl::StatusOr<Bridges> child;
+  std::thread connect([&] { child = ConnectBridges(message, Deadline::After(absl::Seconds(30))); });
+  absl::Status accepted =
+      offer->Accept(Deadline::After(absl::Seconds(30)), [] { return absl::OkStatus(); });
+  connect.join();
+  ASSERT_TRUE(accepted.ok()) << accepted;
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_EQ(child->sockets.size(), 1u);
+  ASSERT_GE(child->lifeline, 0);
+  Fds ends;  // [0] the parent's end of the lifeline, [1] the child's
+  ends.fd[0] = offer->TakeLifeline();
+  ends.fd[1] = child->lifeline;
+  ASSERT_GE(ends.fd[0], 0);
+  EXPECT_EQ(offer->TakeLifeline(), -1);  // taken once
+  close(child->sockets[0]);
+  // The lifeline relays nothing: the passed socket's bytes do not appear on it.
+  ASSERT_EQ(write(pair.fd[0], "ping", 4), 4);
+  char buf[8] = {};
+  EXPECT_EQ(recv(ends.fd[0], buf, sizeof(buf), MSG_DONTWAIT), -1);
+  close(ends.fd[1]);  // the child's end closes (as its process's death would close it)
+  ends.fd[1] = -1;
+  EXPECT_EQ(read(ends.fd[0], buf, 1), 0);
+}
+
 TEST(BridgeTest, MalformedOffersAreRefused) {
   const Deadline soon = Deadline::After(absl::Seconds(5));
   auto u32 = [](uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
@@ -92,21 +124,28 @@ TEST(BridgeTest, MalformedOffersAreRefused) {
   // Counts past the bounds, or past the bytes.
   EXPECT_EQ(ConnectBridges(u32(1u << 30), soon).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ConnectBridges(u32(2) + u32(0), soon).status().code(),
+  EXPECT_EQ(ConnectBridges(u32(2) + u32(0) + u32(0), soon).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ConnectBridges(u32(0) + u32(1000), soon).status().code(),
+  EXPECT_EQ(ConnectBridges(u32(0) + u32(1000) + u32(0), soon).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ConnectBridges(u32(0) + u32(1) + "xx", soon).status().code(),
+  EXPECT_EQ(ConnectBridges(u32(0) + u32(1) + u32(0) + "xx", soon).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ConnectBridges(u32(0) + u32(0) + "extra", soon).status().code(),
+  EXPECT_EQ(ConnectBridges(u32(0) + u32(0) + u32(0) + "extra", soon).status().code(),
             absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConnectBridges(u32(0) + u32(0) + u32(2) + std::string(2 * 34, '\0'), soon)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);  // at most one lifeline
+  EXPECT_EQ(ConnectBridges(u32(0) + u32(0) + u32(1), soon).status().code(),
+            absl::StatusCode::kInvalidArgument);  // a lifeline declared, its entry missing
   // Well formed, nothing to connect.
-  absl::StatusOr<std::vector<int>> none = ConnectBridges(u32(0) + u32(0), soon);
+  absl::StatusOr<Bridges> none = ConnectBridges(u32(0) + u32(0) + u32(0), soon);
   ASSERT_TRUE(none.ok()) << none.status();
-  EXPECT_TRUE(none->empty());
+  EXPECT_TRUE(none->sockets.empty());
+  EXPECT_EQ(none->lifeline, -1);
   // Well formed, but no address answers: kUnavailable, nothing left open.
-  absl::StatusOr<std::vector<int>> unreachable =
-      ConnectBridges(u32(0) + u32(1) + std::string(2 + 32, '\0'), soon);
+  absl::StatusOr<Bridges> unreachable =
+      ConnectBridges(u32(0) + u32(1) + u32(0) + std::string(2 + 32, '\0'), soon);
   EXPECT_EQ(unreachable.status().code(), absl::StatusCode::kUnavailable) << unreachable.status();
 }
 

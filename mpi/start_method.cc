@@ -4,8 +4,10 @@
 
 #include <mpi.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -48,6 +50,9 @@ constexpr absl::Duration kChildRecordTimeout = absl::Seconds(60);
 // How long a parent still waits for the exit code of a child on this host whose process is gone
 // (it was sent before the exit, so it is in flight or was never sent).
 constexpr absl::Duration kExitCodeGrace = absl::Milliseconds(200);
+// The same for a child on another host, whose lifeline's end of file and exit code come over two
+// connections of the network.
+constexpr absl::Duration kRemoteExitCodeGrace = absl::Seconds(1);
 
 absl::Status CheckHostName(absl::string_view host, absl::string_view where) {
   if (host.empty() || host.size() > kMaxHostName ||
@@ -76,16 +81,18 @@ absl::StatusOr<int32_t> DecodeI32(absl::string_view bytes, absl::string_view wha
 // Parent side.
 
 // An mpi child as its parent sees it. A monitor thread watches for its end: the pidfd of a child
-// on this host, heartbeats of one on another; the exit code it sends either way. It receives only
+// on this host; for one on another host its lifeline (mpi/bridge.h: end of file when the process
+// dies) and its heartbeats (which stop when the host is lost); the exit code it sends either way. It receives only
 // those two tags, so that transports may use others on the same intercommunicator.
 class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
  public:
-  MpiChild(MPI_Comm inter, pid_t pid, std::string host, int pidfd, absl::Duration heartbeat_timeout,
-           int done_fd, int stop_fd)
+  MpiChild(MPI_Comm inter, pid_t pid, std::string host, int pidfd, int lifeline,
+           absl::Duration heartbeat_timeout, int done_fd, int stop_fd)
       : inter_(inter),
         pid_(pid),
         host_(std::move(host)),
         pidfd_(pidfd),
+        lifeline_(lifeline),
         heartbeat_timeout_(heartbeat_timeout),
         done_fd_(done_fd),
         stop_fd_(stop_fd) {
@@ -102,6 +109,7 @@ class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
       MPI_Comm_free(&inter_);
     }
     if (pidfd_ >= 0) close(pidfd_);
+    if (lifeline_ >= 0) close(lifeline_);
     close(done_fd_);
     close(stop_fd_);
   }
@@ -185,43 +193,62 @@ class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
     (void)!write(done_fd_, &one, sizeof(one));
   }
 
+  // The process is gone: the exit code it sent before it went, if it comes within `grace`.
+  void CollectExitCode(absl::Duration grace_period) {
+    const Deadline grace = Deadline::After(grace_period);
+    absl::Duration pause = absl::Microseconds(50);
+    int code = 0;
+    bool heard = false;
+    for (;;) {
+      if (TestReceives(&code, &heard)) return Finish(code);
+      if (grace.Expired()) return Finish(std::nullopt);
+      if (PollUntil(stop_fd_, POLLIN, Deadline::After(pause)).value_or(0) != 0) return;
+      pause = std::min(pause * 2, absl::Milliseconds(5));
+    }
+  }
+
+  // True when the lifeline is at its end (end of file or an error): the process is gone. Bytes
+  // on it (the child sends none) are read and dropped, a bounded read per wake-up.
+  bool LifelineEnded() {
+    char sink[256];
+    const ssize_t n = recv(lifeline_, sink, sizeof(sink), MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  }
+
   void Monitor() {
     if (!PostReceives()) {
       Finish(std::nullopt);
       return;
     }
-    int code = 0;
-    bool heard = false;
     if (pidfd_ >= 0) {
-      // On this host: sleep until the process is gone (or the handle is dropped), then collect
-      // the exit code it sent before it went.
+      // On this host: sleep until the process is gone (or the handle is dropped).
       struct pollfd fds[2] = {{pidfd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
       for (;;) {
         if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
         if (fds[1].revents != 0) return;
         if (fds[0].revents != 0) break;
       }
-      const Deadline grace = Deadline::After(kExitCodeGrace);
-      absl::Duration pause = absl::Microseconds(50);
-      for (;;) {
-        if (TestReceives(&code, &heard)) return Finish(code);
-        if (grace.Expired()) return Finish(std::nullopt);
-        if (PollUntil(stop_fd_, POLLIN, Deadline::After(pause)).value_or(0) != 0) return;
-        pause = std::min(pause * 2, absl::Milliseconds(5));
-      }
+      return CollectExitCode(kExitCodeGrace);
     }
-    // On another host: the exit code, or heartbeats until they stop.
+    // On another host: the exit code; or the lifeline's end; or heartbeats until they stop.
     Deadline silent = Deadline::After(heartbeat_timeout_);
     absl::Duration pause = absl::Microseconds(50);
+    int code = 0;
     for (;;) {
-      heard = false;
+      bool heard = false;
       if (TestReceives(&code, &heard)) return Finish(code);
       if (heard) {
         silent = Deadline::After(heartbeat_timeout_);
         pause = absl::Microseconds(50);
       }
       if (silent.Expired()) return Finish(std::nullopt);
-      if (PollUntil(stop_fd_, POLLIN, Deadline::After(pause)).value_or(0) != 0) return;
+      struct pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {lifeline_, POLLIN, 0}};
+      const timespec wait = absl::ToTimespec(pause);
+      const int n = ppoll(fds, lifeline_ >= 0 ? 2 : 1, &wait, nullptr);
+      if (n > 0 && fds[0].revents != 0) return;
+      if (n > 0 && lifeline_ >= 0 && fds[1].revents != 0 && LifelineEnded()) {
+        return CollectExitCode(kRemoteExitCodeGrace);
+      }
       pause = std::min(pause * 2, absl::Milliseconds(20));
     }
   }
@@ -229,7 +256,8 @@ class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
   MPI_Comm inter_;
   const pid_t pid_;
   const std::string host_;
-  const int pidfd_;  // -1 for a child on another host
+  const int pidfd_;     // -1 for a child on another host
+  const int lifeline_;  // a child on another host's (mpi/bridge.h), or -1; owned
   const absl::Duration heartbeat_timeout_;
   const int done_fd_;  // eventfd, written once the exit code is known: the sentinel
   const int stop_fd_;  // eventfd, written by the destructor to stop the monitor
@@ -367,9 +395,11 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> MpiMethod::Launch(const LaunchSpec&
   MPI_Comm inter = *spawned;
 
   int pidfd = -1;
+  int lifeline = -1;
   pid_t pid = 0;
   std::string child_host;
   auto fail = [&](absl::Status s) -> absl::Status {
+    if (lifeline >= 0) close(lifeline);
     if (pidfd >= 0) {
       (void)process_internal::PidfdSignal(pidfd, pid, SIGKILL);
       close(pidfd);
@@ -413,7 +443,8 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> MpiMethod::Launch(const LaunchSpec&
     }
     // The stream sockets among the arguments travel over TCP (mpi/bridge.h).
     absl::StatusOr<mpi_internal::BridgeOffer> bridges =
-        mpi_internal::BridgeOffer::Create(spec.target->fds(), pidfd >= 0);
+        mpi_internal::BridgeOffer::Create(spec.target->fds(), pidfd >= 0,
+                                          /*lifeline=*/pidfd < 0);
     if (!bridges.ok()) return fail(bridges.status());
     if (absl::Status s =
             mpi_internal::SendBytes(inter, mpi_internal::kTagParentHello, mpi_internal::HostName(),
@@ -433,6 +464,7 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> MpiMethod::Launch(const LaunchSpec&
       return fail(s);
     }
     if (absl::Status s = bridges->Accept(deadline, alive); !s.ok()) return fail(s);
+    lifeline = bridges->TakeLifeline();
     absl::StatusOr<std::string> ack =
         mpi_internal::ReceiveBytes(inter, mpi_internal::kTagAck, kMaxAck, deadline,
                                    absl::StrCat("the acknowledgement of ", what), alive);
@@ -451,10 +483,11 @@ absl::StatusOr<std::unique_ptr<ChildHandle>> MpiMethod::Launch(const LaunchSpec&
     const int err = errno;
     if (done_fd >= 0) close(done_fd);
     if (stop_fd >= 0) close(stop_fd);
+    if (lifeline >= 0) close(lifeline);
     return fail(ErrnoStatus(err, "eventfd for an mpi child"));
   }
-  return std::make_unique<MpiChild>(inter, pid, child_host, pidfd, options_.heartbeat_timeout,
-                                    done_fd, stop_fd);
+  return std::make_unique<MpiChild>(inter, pid, child_host, pidfd, lifeline,
+                                    options_.heartbeat_timeout, done_fd, stop_fd);
 }
 
 absl::StatusOr<std::shared_ptr<StartMethod>> MakeMpiStartMethod(MpiOptions options) {
@@ -570,6 +603,20 @@ class ChildControl {
   std::thread thread_;
 };
 
+// This process's end of its lifeline to a parent on another host (mpi/bridge.h), held open until
+// the process ends, when its kernel closes it. A child this process forks does not hold it (it
+// would keep the end open past this process's death).
+int lifeline_end = -1;
+
+void KeepLifeline(int fd) {
+  if (fd < 0) return;
+  lifeline_end = fd;
+  pthread_atfork(nullptr, nullptr, [] {
+    if (lifeline_end >= 0) close(lifeline_end);
+    lifeline_end = -1;
+  });
+}
+
 [[noreturn]] void Die(absl::string_view what, const absl::Status& s) {
   std::string line = absl::StrCat("mp: mpi child ", getpid(), ": ", what, ": ", s.ToString(), "\n");
   std::fwrite(line.data(), 1, line.size(), stderr);
@@ -625,8 +672,10 @@ class ChildControl {
     std::memcpy(storage.data(), record->data(), record_size);
   }
   // Outside the hold: connecting waits on the parent, which accepts while it holds one.
-  absl::StatusOr<std::vector<int>> fds = mpi_internal::ConnectBridges(bridge_message, deadline);
-  if (!fds.ok()) Die("connecting the Connections it was passed", fds.status());
+  absl::StatusOr<mpi_internal::Bridges> bridges =
+      mpi_internal::ConnectBridges(bridge_message, deadline);
+  if (!bridges.ok()) Die("connecting the Connections it was passed", bridges.status());
+  KeepLifeline(bridges->lifeline);
   const bool local = parent_host == host;
   std::shared_ptr<ChildControl> control;
   process_internal::LaunchRecordRun run;
@@ -650,7 +699,7 @@ class ChildControl {
   };
   process_internal::RunLaunchRecordWith(
       absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(storage.data()), record_size),
-      *std::move(fds), std::move(run));
+      std::move(bridges->sockets), std::move(run));
 }
 
 const bool registered = [] {

@@ -22,9 +22,11 @@
 //  * ExitCode() is the code the child sent. A child that ended without sending one was killed:
 //    -N for the signal N that Terminate/Kill/Interrupt sent, else -9 (SIGKILL), since nothing
 //    else tells (the child's kernel parent is Open MPI's daemon, not this process).
-//  * The end of a child on this host is seen at once (a pidfd of its pid). A child on another host
-//    sends a heartbeat every 0.5 s; one silent for `heartbeat_timeout` is counted as killed (-9):
-//    its host or the link to it was lost.
+//  * The end of a child on this host is seen at once (a pidfd of its pid). So is that of a child
+//    on another host, through its lifeline: a TCP connection to the parent that the child holds
+//    open while it lives and its kernel closes when it dies (mpi/bridge.h). A lost host closes
+//    nothing; for that the child also sends a heartbeat every 0.5 s, and one silent for
+//    `heartbeat_timeout` is counted as killed (-9): its host or the link to it was lost.
 //  * Terminate, Kill and Interrupt signal a child on this host through its pidfd; one on another
 //    host gets the signal number as a message and raises it itself, so a child that is stuck with
 //    signals blocked, or whose host is lost, does not get it: Join with a timeout tells.
@@ -67,7 +69,8 @@ struct MpiOptions {
   // 4.1 with PMIx 4 now and then loses a spawned child's first message, and that call never
   // returns). Raise it where starting a process on another host takes longer (a slow ssh).
   absl::Duration spawn_attempt_timeout = absl::Seconds(5);
-  // How long a child on another host may stay silent before it counts as gone.
+  // How long a child on another host may stay silent before it counts as gone (its host lost; a
+  // killed child on a host that is up is seen at once, by its lifeline).
   absl::Duration heartbeat_timeout = absl::Seconds(10);
 };
 

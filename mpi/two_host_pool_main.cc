@@ -2,7 +2,8 @@
 //
 // A program that runs GetContext("mpi")->Pool(4) across the hosts in MP_MPI_HOSTS (two simulated
 // hosts in two_host_pool_test.sh): its tasks run on both, a worker on the second host that dies
-// mid-task fails only that task (kAborted) and is replaced, and the pool goes on; then an mpi Pipe
+// mid-task fails only that task (kAborted) at once (its lifeline, long before the heartbeat
+// timeout) and is replaced, and the pool goes on; then an mpi Pipe
 // to a process on the second host carries round trips and end of file. Exit code 0 when all of
 // that held; otherwise 1, with what failed on stderr.
 
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <set>
 #include <string>
@@ -18,11 +20,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "context/context.h"
 #include "managers/collections.h"
 #include "mpi/start_method.h"
+#include "pool/pool.h"
 #include "start_methods/process.h"
 
 namespace {
@@ -81,8 +85,16 @@ int main(int argc, char** argv) {
   const std::string here = Host();
   absl::StatusOr<mp::Context*> ctx = mp::GetContext("mpi");
   if (!ctx.ok()) return Fail(ctx.status().ToString());
+  // The hosts of MP_MPI_HOSTS, with a heartbeat timeout far longer than the test: a worker's death
+  // on the other host must be seen through its lifeline.
+  const char* hosts_env = getenv("MP_MPI_HOSTS");
+  constexpr absl::Duration kHeartbeatTimeout = absl::Seconds(120);
+  absl::StatusOr<std::shared_ptr<mp::StartMethod>> method = mp::MakeMpiStartMethod(
+      {.hosts = absl::StrSplit(hosts_env != nullptr ? hosts_env : "", ',', absl::SkipEmpty()),
+       .heartbeat_timeout = kHeartbeatTimeout});
+  if (!method.ok()) return Fail(method.status().ToString());
   const absl::Time t0 = absl::Now();
-  absl::StatusOr<mp::Pool> pool = (*ctx)->Pool(4);
+  absl::StatusOr<mp::Pool> pool = mp::Pool::Create(*method, {.processes = 4});
   if (!pool.ok()) return Fail(pool.status().ToString());
   std::fprintf(stderr, "two_host_pool: 4 workers started from %s in %s\n", here.c_str(),
                absl::FormatDuration(absl::Now() - t0).c_str());
@@ -100,7 +112,7 @@ int main(int argc, char** argv) {
   mp::ImapIterator<std::string> it = pool->Imap<&DieOn>(victims, 1);
   int aborted = 0, ran = 0;
   for (size_t i = 0; i < victims.size(); ++i) {
-    absl::StatusOr<std::string> r = it.Next(absl::Seconds(120));
+    absl::StatusOr<std::string> r = it.Next(absl::Seconds(60));
     if (r.ok()) {
       ++ran;
       if (*r == other) return Fail("a task on the victim host returned");
@@ -114,6 +126,9 @@ int main(int argc, char** argv) {
       stderr, "two_host_pool: %d tasks aborted with their workers on %s, %d ran on %s (%s)\n",
       aborted, other.c_str(), ran, here.c_str(), absl::FormatDuration(absl::Now() - t1).c_str());
   if (aborted < 1) return Fail("no worker on the other host died");
+  if (absl::Now() - t1 >= kHeartbeatTimeout / 2) {
+    return Fail("the deaths on the other host were seen only through the heartbeat timeout");
+  }
 
   absl::StatusOr<std::vector<std::string>> after =
       pool->Map<&HostOf>(std::vector<int64_t>(100, 0), 1);
