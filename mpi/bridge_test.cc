@@ -56,6 +56,24 @@ TEST(BridgeTest, OnlyConnectedStreamSocketsCanBeCarried) {
   close(listener);
 }
 
+// The child's side connecting to `offer` on a thread while this one accepts: what it connected.
+absl::StatusOr<Bridges> ConnectWhileAccepting(BridgeOffer& offer) {
+  const std::string message = offer.message();
+  absl::StatusOr<Bridges> child;
+  std::thread connect([&] { child = ConnectBridges(message, Deadline::After(absl::Seconds(30))); });
+  absl::Status accepted =
+      offer.Accept(Deadline::After(absl::Seconds(30)), [] { return absl::OkStatus(); });
+  connect.join();
+  if (!accepted.ok()) {
+    if (child.ok()) {
+      for (int fd : child->sockets) close(fd);
+      if (child->lifeline >= 0) close(child->lifeline);
+    }
+    return accepted;
+  }
+  return child;
+}
+
 TEST(BridgeTest, ACarriedSocketRelaysBothWaysAndPassesEndOfFileOn) {
   Fds pair;  // [0] stays "here", [1] is what the child was passed
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair.fd), 0);
@@ -63,13 +81,7 @@ TEST(BridgeTest, ACarriedSocketRelaysBothWaysAndPassesEndOfFileOn) {
   ASSERT_TRUE(offer.ok()) << offer.status();
   close(pair.fd[1]);  // the relay holds its own copy
   pair.fd[1] = -1;
-  const std::string message = offer->message();
-  absl::StatusOr<Bridges> child;
-  std::thread connect([&] { child = ConnectBridges(message, Deadline::After(absl::Seconds(30))); });
-  absl::Status accepted =
-      offer->Accept(Deadline::After(absl::Seconds(30)), [] { return absl::OkStatus(); });
-  connect.join();
-  ASSERT_TRUE(accepted.ok()) << accepted;
+  absl::StatusOr<Bridges> child = ConnectWhileAccepting(*offer);
   ASSERT_TRUE(child.ok()) << child.status();
   ASSERT_EQ(child->sockets.size(), 1u);
   EXPECT_EQ(child->lifeline, -1);
@@ -91,13 +103,7 @@ TEST(BridgeTest, ALifelineEndsInEndOfFileWhenTheChildsEndCloses) {
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair.fd), 0);
   absl::StatusOr<BridgeOffer> offer = BridgeOffer::Create({pair.fd[1]}, true, /*lifeline=*/true);
   ASSERT_TRUE(offer.ok()) << offer.status();
-  const std::string message = offer->message();
-  absl::StatusOr<Bridges> child;
-  std::thread connect([&] { child = ConnectBridges(message, Deadline::After(absl::Seconds(30))); });
-  absl::Status accepted =
-      offer->Accept(Deadline::After(absl::Seconds(30)), [] { return absl::OkStatus(); });
-  connect.join();
-  ASSERT_TRUE(accepted.ok()) << accepted;
+  absl::StatusOr<Bridges> child = ConnectWhileAccepting(*offer);
   ASSERT_TRUE(child.ok()) << child.status();
   ASSERT_EQ(child->sockets.size(), 1u);
   ASSERT_GE(child->lifeline, 0);
