@@ -17,6 +17,9 @@
 //   (8 B..4 MiB); Connection 1 MiB throughput vs a raw socketpair; memcpy of 1 MiB.
 // * The raw limit of the 4->4 row (BM_QueueThroughputPairs/4): BM_RawSpscRingPairs/4, four
 //   independent RawSpscRings, each between its own producer and consumer process (8 processes).
+// * The honest limit of a multi-producer multi-consumer queue: a raw bounded MPMC ring (RawMpmcRing,
+//   Vyukov's sequence-numbered slots, 8-byte items) 1->1 (BM_RawMpmcRingThroughput) and 4->4
+//   (BM_RawMpmcRingPairs/4, one ring shared by 4 producer and 4 consumer processes).
 // * Heap allocations per Put+Get (and Send+Recv) of a trivially encodable item: this binary
 // replaces
 //   operator new and counts (counter "allocs_per_op").
@@ -192,6 +195,88 @@ class RawSpscRingOf {
 
 // Small items; 1 MiB of slots, like the Queue's default ring.
 using RawSpscRing = RawSpscRingOf<Small, 1 << 16>;
+
+// ---- Raw limit helper: a shared-memory bounded MPMC ring --------------------------------------
+
+// The raw floor for a queue that any number of processes put into and get from: Dmitry Vyukov's
+// bounded MPMC queue in a MAP_SHARED anonymous mapping (inherited by fork). Each cell holds a
+// sequence number and one 8-byte item; a producer claims position p with a compare-and-swap on the
+// shared enqueue index once cell p's sequence says it is free (== p), writes the item and publishes
+// it (sequence p + 1); a consumer likewise claims on the dequeue index a cell whose sequence is
+// p + 1, reads the item and frees the cell for the next lap (p + kSlots). No framing, no sleeping
+// (a side that finds the ring full or empty yields), no crash consistency: a process that dies
+// between its claim and its publish stalls everyone, which mp's Queue must not allow. Items < 0
+// are end markers. Only for fork-shared use: Create before forking, Destroy after reaping.
+class RawMpmcRing {
+ public:
+  static constexpr uint64_t kSlots = 1 << 16;  // 1 MiB of cells, like the Queue's default ring
+
+  // Maps a new empty ring; nullptr if mmap fails.
+  static RawMpmcRing* Create() {
+    void* mem = mmap(nullptr, sizeof(RawMpmcRing), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return mem == MAP_FAILED ? nullptr : new (mem) RawMpmcRing();
+  }
+  static void Destroy(RawMpmcRing* ring) { munmap(ring, sizeof(RawMpmcRing)); }
+
+  void Put(int64_t item) {
+    uint64_t pos = enqueue_.load(std::memory_order_relaxed);
+    for (;;) {
+      Cell& cell = cells_[pos & (kSlots - 1)];
+      const int64_t lag = static_cast<int64_t>(cell.seq.load(std::memory_order_acquire) - pos);
+      if (lag == 0) {
+        if (enqueue_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+          cell.item = item;
+          cell.seq.store(pos + 1, std::memory_order_release);
+          return;
+        }
+      } else {
+        if (lag < 0) sched_yield();  // full: let a consumer run
+        pos = enqueue_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  int64_t Get() {
+    uint64_t pos = dequeue_.load(std::memory_order_relaxed);
+    for (;;) {
+      Cell& cell = cells_[pos & (kSlots - 1)];
+      const int64_t lag = static_cast<int64_t>(cell.seq.load(std::memory_order_acquire) - (pos + 1));
+      if (lag == 0) {
+        if (dequeue_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+          const int64_t item = cell.item;
+          cell.seq.store(pos + kSlots, std::memory_order_release);
+          return item;
+        }
+      } else {
+        if (lag < 0) sched_yield();  // empty: let a producer run
+        pos = dequeue_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  // Takes items until an end marker; returns 0 (a Child's exit code).
+  int ConsumeUntilEnd() {
+    for (;;) {
+      const int64_t item = Get();
+      benchmark::DoNotOptimize(item);
+      if (item < 0) return 0;
+    }
+  }
+
+ private:
+  struct Cell {
+    std::atomic<uint64_t> seq;
+    int64_t item;
+  };
+  RawMpmcRing() {
+    for (uint64_t i = 0; i < kSlots; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
+  }
+
+  alignas(64) std::atomic<uint64_t> enqueue_{0};
+  alignas(64) std::atomic<uint64_t> dequeue_{0};
+  alignas(64) Cell cells_[kSlots];
+};
 
 // ---- Baselines: raw ping-pong ----------------------------------------------------------------
 
@@ -804,6 +889,67 @@ void BM_RawSpscRingPairs(benchmark::State& state) {
                           kPairsItemsPerProducer);
 }
 BENCHMARK(BM_RawSpscRingPairs)->Arg(4)->UseManualTime()->Iterations(1);
+
+// The MPMC limit of BM_QueueThroughputSmall: 8-byte items through one RawMpmcRing, this process
+// producing, a forked child consuming.
+void BM_RawMpmcRingThroughput(benchmark::State& state) {
+  RawMpmcRing* ring = RawMpmcRing::Create();
+  if (ring == nullptr) {
+    state.SkipWithError("mmap of the ring failed");
+    return;
+  }
+  Child consumer([&] { return ring->ConsumeUntilEnd(); });
+  int64_t i = 0;
+  for (auto _ : state) ring->Put(i++);
+  ring->Put(-1);
+  consumer.Reap();
+  RawMpmcRing::Destroy(ring);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_RawMpmcRingThroughput)->UseRealTime()->MinTime(1.0);
+
+// The MPMC limit of BM_QueueThroughputPairs: `pairs` producer processes each put
+// kPairsItemsPerProducer 8-byte items into one RawMpmcRing, `pairs` consumer processes take them
+// until each gets an end marker; same gate, clock and cores as BM_QueueThroughputPairs.
+void BM_RawMpmcRingPairs(benchmark::State& state) {
+  const int pairs = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    RawMpmcRing* ring = RawMpmcRing::Create();
+    if (ring == nullptr) {
+      state.SkipWithError("mmap of the ring failed");
+      return;
+    }
+    {
+      Gate gate;
+      std::vector<std::unique_ptr<Child>> producers, consumers;
+      for (int i = 0; i < pairs; ++i) {
+        consumers.push_back(std::make_unique<Child>(
+            [&gate, ring] {
+              gate.Wait();
+              return ring->ConsumeUntilEnd();
+            },
+            2 * i + 1));
+        producers.push_back(std::make_unique<Child>(
+            [&gate, ring] {
+              gate.Wait();
+              for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) ring->Put(n);
+              return 0;
+            },
+            2 * i + 2));
+      }
+      const Clock::time_point start = Clock::now();
+      gate.Open();
+      for (auto& p : producers) p->Reap();
+      for (int i = 0; i < pairs; ++i) ring->Put(-1);
+      for (auto& c : consumers) c->Reap();
+      state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    RawMpmcRing::Destroy(ring);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * pairs *
+                          kPairsItemsPerProducer);
+}
+BENCHMARK(BM_RawMpmcRingPairs)->Arg(1)->Arg(4)->UseManualTime()->Iterations(1);
 
 // The raw limit for BM_QueueThroughput1MiB: 1 MiB items through a RawSpscRingOf with 8 slots
 // (8 MiB, the Queue's capacity there) between the same two processes; each item is copied in by
