@@ -3,7 +3,9 @@
 
 Runs every workload of workloads.json in one run: the mp, Boost and raw-limit figures come from the
 components' Google Benchmark binaries (built with -c opt by tools/bench/run), the CPython figures from
-cpython_bench.py on the machine's python3. Each figure is the median of --repeats runs.
+cpython_bench.py on the machine's python3. Each figure is the median of --repeats runs; the table
+also shows the spread of mp's and the limit's runs (min–max; bench.json has CPython's too), and
+--check judges the medians.
 
 Writes OUT/bench.json, OUT/bench.md and OUT/bench.png and OUT/curves.png (gnuplot), prints the table, and with --check
 prints each row's target from targets.json, the measurement and whether it is met.
@@ -53,7 +55,8 @@ class GBenchRunner:
         self.cache = {}
 
     def run(self, label, names):
-        """Returns {benchmark name: {run_name fields}} for the median aggregate of each name."""
+        """Returns {benchmark name: {run_name fields}} for the median aggregate of each name (the
+        only run when --repeats is 1), with the runs of every repetition under "_runs"."""
         key = (label, tuple(sorted(names)))
         if key in self.cache:
             return self.cache[key]
@@ -62,8 +65,7 @@ class GBenchRunner:
             raise SystemExit(f"bench: {path} not built (run tools/bench/run, which builds it)")
         pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
         cmd = [path, f"--benchmark_filter={pattern}", "--benchmark_format=json",
-               f"--benchmark_repetitions={self.repeats}",
-               "--benchmark_report_aggregates_only=true"]
+               f"--benchmark_repetitions={self.repeats}"]
         if self.quick:
             cmd.append("--benchmark_min_time=0.05")
         progress(f"running {label} ({len(names)} benchmarks)")
@@ -71,12 +73,18 @@ class GBenchRunner:
         if proc.returncode != 0:
             raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
         data = json.loads(proc.stdout)
-        out = {}
+        out, runs = {}, {}
         for b in data.get("benchmarks", []):
-            if b.get("aggregate_name", "median") != "median":
-                continue
             name = b.get("run_name", b["name"])
-            out[name] = b
+            if b.get("run_type") == "aggregate":
+                if b.get("aggregate_name") == "median":
+                    out[name] = b
+            else:
+                runs.setdefault(name, []).append(b)
+        for name, reps in runs.items():
+            if name not in out:  # one repetition: no aggregates
+                out[name] = dict(reps[0])
+            out[name]["_runs"] = reps
         missing = [n for n in names if n not in out]
         if missing:
             raise SystemExit(f"bench: {label} has no benchmark named {missing}")
@@ -170,10 +178,15 @@ def measure(workloads, curves, runner, cpython):
         row = {"workload": w["name"], "unit": w["unit"]}
         for side in ("mp", "boost", "limit"):
             spec = w.get(side)
-            row[side] = (convert(results[spec["binary"]][spec["benchmark"]], w["unit"],
-                                 spec.get("rate")) if spec else None)
+            bench = results[spec["binary"]][spec["benchmark"]] if spec else None
+            row[side] = convert(bench, w["unit"], spec.get("rate")) if spec else None
+            # The spread of the repeats: their smallest and largest figure.
+            values = ([convert(b, w["unit"], spec.get("rate")) for b in bench.get("_runs", [bench])]
+                      if spec else [])
+            row[side + "_range"] = [min(values), max(values)] if values else None
         cp = cpython.get(w.get("cpython", w["name"])) if cpython else None
         row["cpython"] = cp["value"] if cp else None
+        row["cpython_range"] = [cp["min"], cp["max"]] if cp and "min" in cp else None
         # Ratios: how many times faster than CPython; mp's cost relative to the limit.
         row["mp_vs_cpython"] = ratio(row["mp"], row["cpython"], w["unit"])
         r = ratio(row["mp"], row["limit"], w["unit"])
@@ -189,10 +202,17 @@ def measure(workloads, curves, runner, cpython):
     return rows, curve_out
 
 
+def fmt_range(r):
+    return "—" if r is None else f"{fmt(r[0])}–{fmt(r[1])}"
+
+
 def table(rows):
-    head = ["workload", "unit", "CPython", "Boost", "mp", "limit", "mp vs CPython", "mp / limit"]
+    """Each figure is the median of the repeats; the min–max columns are their spread."""
+    head = ["workload", "unit", "CPython", "Boost", "mp", "mp min–max", "limit", "limit min–max",
+            "mp vs CPython", "mp / limit"]
     body = [[r["workload"], r["unit"], fmt(r["cpython"]), fmt(r["boost"]), fmt(r["mp"]),
-             fmt(r["limit"]), fmt_ratio(r["mp_vs_cpython"]), fmt_ratio(r["mp_over_limit"])]
+             fmt_range(r["mp_range"]), fmt(r["limit"]), fmt_range(r["limit_range"]),
+             fmt_ratio(r["mp_vs_cpython"]), fmt_ratio(r["mp_over_limit"])]
             for r in rows]
     return head, body
 

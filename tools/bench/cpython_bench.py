@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """CPython's multiprocessing on the workloads of tools/bench, for the side-by-side table.
 
-Prints one JSON object: {"workload name": {"value": float, "unit": str}, ...}. Each figure is the
-median of --repeats runs. Units match the mp side of tools/bench:
+Prints one JSON object: {"workload name": {"value": float, "min": float, "max": float, "unit":
+str}, ...}. Each figure is the median of --repeats runs (min and max: their spread). Units match the mp side of tools/bench:
   us/op    microseconds per operation (lower is better)
   msg/s    messages per second (higher is better)
   GB/s     gigabytes per second (higher is better)
@@ -528,7 +528,8 @@ def main():
         if not re.search(args.only, name):
             continue
         values = [fn() for _ in range(args.repeats)]
-        out[name] = {"value": statistics.median(values), "unit": unit}
+        out[name] = {"value": statistics.median(values), "min": min(values), "max": max(values),
+                     "unit": unit}
         print(f"cpython: {name}: {out[name]['value']:.4g} {unit}", file=sys.stderr, flush=True)
     print(json.dumps(out, indent=2))
 
