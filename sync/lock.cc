@@ -27,7 +27,7 @@ absl::StatusOr<Lock> Lock::FromHandle(const ShmHandle& handle) {
   return Lock(handle.segment, handle.offset);
 }
 
-absl::StatusOr<bool> Lock::Acquire(bool block, absl::Duration timeout) {
+absl::StatusOr<bool> Lock::AcquireSlow(bool block, absl::Duration timeout) {
   if (timeout != absl::InfiniteDuration()) {
     absl::Status args = CheckAcquireArgs(block, timeout, "Lock::Acquire");
     if (!args.ok()) return args;
@@ -47,12 +47,9 @@ absl::StatusOr<bool> Lock::Acquire(bool block, absl::Duration timeout) {
   return false;
 }
 
-absl::Status Lock::Release() {
-  if (OwnerUnlock(state_->word) == 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("Lock::Release: release unlocked lock (offset ", offset_, ")"));
-  }
-  return absl::OkStatus();
+absl::Status Lock::ReleasedUnlocked() const {
+  return absl::FailedPreconditionError(
+      absl::StrCat("Lock::Release: release unlocked lock (offset ", offset_, ")"));
 }
 
 bool Lock::Locked() const { return state_->word.load(std::memory_order_relaxed) != 0; }

@@ -90,10 +90,19 @@ class Lock : public ShmObject<LockState>, public Lockable<Lock> {
   Lock(Lock&&) = default;
   Lock& operator=(Lock&&) = default;
 
-  // See the table in the header comment.
+  // See the table in the header comment. The uncontended case (a free lock, no timeout to check)
+  // is inline: one CAS; everything else is AcquireSlow.
   absl::StatusOr<bool> Acquire(bool block = true,
-                               absl::Duration timeout = absl::InfiniteDuration());
-  absl::Status Release();
+                               absl::Duration timeout = absl::InfiniteDuration()) {
+    if (timeout == absl::InfiniteDuration() && OwnerTryLock(state_->word, CurrentProcessId())) {
+      return true;
+    }
+    return AcquireSlow(block, timeout);
+  }
+  absl::Status Release() {
+    if (OwnerUnlock(state_->word) != 0) return absl::OkStatus();
+    return ReleasedUnlocked();
+  }
   // True while anybody holds the lock.
   bool Locked() const;
   // Process id of the holder, 0 if free (the holder may since have died).
@@ -104,6 +113,8 @@ class Lock : public ShmObject<LockState>, public Lockable<Lock> {
 
  private:
   Lock(ShmSegment segment, uint64_t offset) : ShmObject(std::move(segment), offset) {}
+  absl::StatusOr<bool> AcquireSlow(bool block, absl::Duration timeout);
+  absl::Status ReleasedUnlocked() const;  // the kFailedPrecondition of releasing a free lock
 };
 
 // A Lock travels to another process as its segment's descriptor and offset (sync/shm.h

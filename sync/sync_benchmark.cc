@@ -5,7 +5,8 @@
 //
 //   bazel run -c opt //sync:sync_benchmark
 //
-// BM_*_Uncontended: one thread, acquire + release per iteration.
+// BM_*_Uncontended: one thread, acquire + release per iteration. Two floors: BM_RawAtomic (a
+//   test-and-set that never sleeps) and BM_RawFutexLock (the cheapest lock that can sleep).
 // BM_*_Contended2Proc: this process and a forked child both loop acquire + release on one lock; the
 //   time is per acquire + release of this process; "total_ops" counts both processes' pairs per
 //   second.
@@ -112,6 +113,36 @@ void BM_RawAtomic_Uncontended(benchmark::State& state) {
 }
 BENCHMARK(BM_RawAtomic_Uncontended);
 
+// The floor of a lock that can sleep (Drepper's "Futexes Are Tricky", mutex 2): one shared futex
+// word, 0 free, 1 taken, 2 taken with waiters. Acquire is a CAS 0 -> 1, or else marks the word 2
+// and sleeps in FUTEX_WAIT until an exchange finds it free; release exchanges 0 in and wakes one
+// waiter if it took a 2. No owner, no death detection: what mp's Lock adds to this is its cost.
+void RawFutexLockAcquire(std::atomic<uint32_t>& word) {
+  uint32_t seen = 0;
+  if (word.compare_exchange_strong(seen, 1, std::memory_order_acquire)) return;
+  if (seen != 2) seen = word.exchange(2, std::memory_order_acquire);
+  while (seen != 0) {
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT, 2, nullptr, nullptr, 0);
+    seen = word.exchange(2, std::memory_order_acquire);
+  }
+}
+
+void RawFutexLockRelease(std::atomic<uint32_t>& word) {
+  if (word.exchange(0, std::memory_order_release) == 2) {
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+  }
+}
+
+void BM_RawFutexLock_Uncontended(benchmark::State& state) {
+  Control* c = NewControl();
+  for (auto _ : state) {
+    RawFutexLockAcquire(c->word);
+    RawFutexLockRelease(c->word);
+  }
+  DeleteControl(c);
+}
+BENCHMARK(BM_RawFutexLock_Uncontended);
+
 template <typename Acquire, typename Release>
 void Contended(benchmark::State& state, Acquire acquire, Release release) {
   Control* c = NewControl();
@@ -169,6 +200,16 @@ void BM_RawSpinlock_Contended2Proc(benchmark::State& state) {
   DeleteControl(shared);
 }
 BENCHMARK(BM_RawSpinlock_Contended2Proc)->UseRealTime();
+
+// The sleeping lock's floor hammered by the same two processes.
+void BM_RawFutexLock_Contended2Proc(benchmark::State& state) {
+  Control* shared = NewControl();
+  Contended(
+      state, [&] { RawFutexLockAcquire(shared->word); },
+      [&] { RawFutexLockRelease(shared->word); });
+  DeleteControl(shared);
+}
+BENCHMARK(BM_RawFutexLock_Contended2Proc)->UseRealTime();
 
 void BM_Event_PingPong(benchmark::State& state) {
   ShmSegment seg = *ShmSegment::Create(ShmDomain::kFork, 4096);
