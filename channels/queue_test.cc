@@ -26,6 +26,7 @@
 #include "serialize/fd.h"
 #include "sync/test_child.h"
 #include "testing/proc_state.h"
+#include "testing/sanitizers.h"
 
 namespace mp {
 
@@ -495,7 +496,7 @@ TEST(JoinableQueueTest, TaskDoneAndJoin) {
 size_t StressMessages() {
   if (const char* env = std::getenv("MP_QUEUE_STRESS_MESSAGES"))
     return std::strtoul(env, nullptr, 10);
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(MP_TESTING_ASAN) || defined(MP_TESTING_TSAN)
   return 100'000;
 #else
   return 1'000'000;

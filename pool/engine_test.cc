@@ -32,6 +32,7 @@
 #include "start_methods/forkserver.h"
 #include "start_methods/spawn.h"
 #include "start_methods/test_methods.h"
+#include "testing/sanitizers.h"
 
 namespace engine_test {
 
@@ -360,7 +361,7 @@ TEST_P(EngineTest, AssistTakesPromptRepliesInTheWaitingThread) {
   }
   // A trivial task's reply comes within the watch nearly always on a plain build; none in 300 would
   // mean Assist never takes one. (Under a sanitizer a worker's turnaround may exceed the watch.)
-#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+#if !defined(MP_TESTING_TSAN) && !defined(MP_TESTING_ASAN)
   EXPECT_GE(in_this_thread, 1);
 #endif
 }

@@ -16,7 +16,9 @@
 // a request another thread completes, show as races. Reports with a frame in one of its libraries
 // are dropped; races whose frames are all mp's still fail.
 
-#if defined(__SANITIZE_THREAD__)
+#include "testing/sanitizers.h"
+
+#if defined(MP_TESTING_TSAN)
 extern "C" const char* __tsan_default_suppressions() {
   return "called_from_lib:libabsl_status.so\n"
          "race:libmpi.so\n"

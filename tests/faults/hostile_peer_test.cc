@@ -35,6 +35,7 @@
 #include "gtest/gtest.h"
 #include "serialize/codec.h"
 #include "serialize/frame.h"
+#include "testing/sanitizers.h"
 #include "tests/faults/fault_util.h"
 
 namespace mp::faults {
@@ -448,7 +449,7 @@ TEST(HostilePeerTest, SharedMemorySideSocketGarbageIsInvalidArgumentAndCloses) {
 // The randomized run: 100,000 hostile inputs, deterministic seeds (plain, asan, ubsan). The
 // receiver is single-threaded, so ThreadSanitizer has nothing to find here; under tsan (which slows
 // the run ~15x) it runs the first 10,000.
-#if defined(__SANITIZE_THREAD__)
+#if defined(MP_TESTING_TSAN)
 constexpr uint64_t kHostileInputs = 10000;
 #else
 constexpr uint64_t kHostileInputs = 100000;
