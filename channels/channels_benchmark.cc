@@ -664,6 +664,36 @@ using Clock = std::chrono::steady_clock;
 // Small items each producer moves in BM_QueueThroughputPairs and its limit BM_RawSpscRingPairs.
 constexpr int64_t kPairsItemsPerProducer = 250000;
 
+// Starts `pairs` consumer processes (consume(), an exit code) and `pairs` producer processes
+// (produce(i)), released together by one gate, pair i's on cores 2i+1 and 2i+2; once the producers
+// have ended, runs after_producers() (end markers, if the consumers need them) and waits for the
+// consumers. Returns the seconds from the gate's opening to the last consumer's end.
+template <typename Consume, typename Produce, typename AfterProducers>
+double TimePairs(int pairs, Consume consume, Produce produce, AfterProducers after_producers) {
+  Gate gate;
+  std::vector<std::unique_ptr<Child>> producers, consumers;
+  for (int i = 0; i < pairs; ++i) {
+    consumers.push_back(std::make_unique<Child>(
+        [&gate, &consume, i] {
+          gate.Wait();
+          return consume(i);
+        },
+        2 * i + 1));
+    producers.push_back(std::make_unique<Child>(
+        [&gate, &produce, i] {
+          gate.Wait();
+          return produce(i);
+        },
+        2 * i + 2));
+  }
+  const Clock::time_point start = Clock::now();
+  gate.Open();
+  for (auto& p : producers) p->Reap();
+  after_producers();
+  for (auto& c : consumers) c->Reap();
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 // `pairs` producer processes each put kPairsItemsPerProducer Small items into one queue; `pairs`
 // consumer processes take them until each gets an end marker.
 void BM_QueueThroughputPairs(benchmark::State& state) {
@@ -674,36 +704,24 @@ void BM_QueueThroughputPairs(benchmark::State& state) {
       state.SkipWithError("Queue::Create failed");
       return;
     }
-    Gate gate;
-    std::vector<std::unique_ptr<Child>> producers, consumers;
-    for (int i = 0; i < pairs; ++i) {
-      // Pair i's consumer and producer on different cores.
-      consumers.push_back(std::make_unique<Child>(
-          [&] {
-            gate.Wait();
-            for (;;) {
-              absl::StatusOr<Small> s = q->Get<Small>();
-              if (!s.ok()) return 1;
-              if (s->seq < 0) return 0;
-            }
-          },
-          2 * i + 1));
-      producers.push_back(std::make_unique<Child>(
-          [&] {
-            gate.Wait();
-            for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) {
-              if (!q->Put(Small{n, i}).ok()) return 1;
-            }
-            return 0;
-          },
-          2 * i + 2));
-    }
-    const Clock::time_point start = Clock::now();
-    gate.Open();
-    for (auto& p : producers) p->Reap();
-    for (int i = 0; i < pairs; ++i) (void)q->Put(Small{-1, 0});
-    for (auto& c : consumers) c->Reap();
-    state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
+    state.SetIterationTime(TimePairs(
+        pairs,
+        [&](int) {
+          for (;;) {
+            absl::StatusOr<Small> s = q->Get<Small>();
+            if (!s.ok()) return 1;
+            if (s->seq < 0) return 0;
+          }
+        },
+        [&](int i) {
+          for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) {
+            if (!q->Put(Small{n, i}).ok()) return 1;
+          }
+          return 0;
+        },
+        [&] {
+          for (int i = 0; i < pairs; ++i) (void)q->Put(Small{-1, 0});
+        }));
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * pairs *
                           kPairsItemsPerProducer);
@@ -861,33 +879,15 @@ void BM_RawSpscRingPairs(benchmark::State& state) {
         return;
       }
     }
-    {
-      Gate gate;
-      std::vector<std::unique_ptr<Child>> producers, consumers;
-      for (int i = 0; i < pairs; ++i) {
-        RawSpscRing* ring = rings[static_cast<size_t>(i)];
-        consumers.push_back(std::make_unique<Child>(
-            [&gate, ring] {
-              gate.Wait();
-              return ring->ConsumeUntilEnd();
-            },
-            2 * i + 1));
-        producers.push_back(std::make_unique<Child>(
-            [&gate, ring, i] {
-              gate.Wait();
-              RawSpscRing::Producer producer(ring);
-              for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) producer.Put(Small{n, i});
-              producer.Put(Small{-1, 0});
-              return 0;
-            },
-            2 * i + 2));
-      }
-      const Clock::time_point start = Clock::now();
-      gate.Open();
-      for (auto& p : producers) p->Reap();
-      for (auto& c : consumers) c->Reap();
-      state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
-    }
+    state.SetIterationTime(TimePairs(
+        pairs, [&](int i) { return rings[static_cast<size_t>(i)]->ConsumeUntilEnd(); },
+        [&](int i) {
+          RawSpscRing::Producer producer(rings[static_cast<size_t>(i)]);
+          for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) producer.Put(Small{n, i});
+          producer.Put(Small{-1, 0});
+          return 0;
+        },
+        [] {}));
     for (RawSpscRing* r : rings) RawSpscRing::Destroy(r);
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * pairs *
@@ -924,31 +924,15 @@ void BM_RawMpmcRingPairs(benchmark::State& state) {
       state.SkipWithError("mmap of the ring failed");
       return;
     }
-    {
-      Gate gate;
-      std::vector<std::unique_ptr<Child>> producers, consumers;
-      for (int i = 0; i < pairs; ++i) {
-        consumers.push_back(std::make_unique<Child>(
-            [&gate, ring] {
-              gate.Wait();
-              return ring->ConsumeUntilEnd();
-            },
-            2 * i + 1));
-        producers.push_back(std::make_unique<Child>(
-            [&gate, ring] {
-              gate.Wait();
-              for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) ring->Put(n);
-              return 0;
-            },
-            2 * i + 2));
-      }
-      const Clock::time_point start = Clock::now();
-      gate.Open();
-      for (auto& p : producers) p->Reap();
-      for (int i = 0; i < pairs; ++i) ring->Put(-1);
-      for (auto& c : consumers) c->Reap();
-      state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
-    }
+    state.SetIterationTime(TimePairs(
+        pairs, [&](int) { return ring->ConsumeUntilEnd(); },
+        [&](int) {
+          for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) ring->Put(n);
+          return 0;
+        },
+        [&] {
+          for (int i = 0; i < pairs; ++i) ring->Put(-1);
+        }));
     RawMpmcRing::Destroy(ring);
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * pairs *
