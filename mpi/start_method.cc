@@ -207,12 +207,18 @@ class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
     }
   }
 
-  // True when the lifeline is at its end (end of file or an error): the process is gone. Bytes
-  // on it (the child sends none) are read and dropped, a bounded read per wake-up.
-  bool LifelineEnded() {
-    char sink[256];
-    const ssize_t n = recv(lifeline_, sink, sizeof(sink), MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  enum class LifelineState { kHeld, kEnded, kBroken };
+  // kEnded when the lifeline is at its end (end of file or an error): the process is gone.
+  // kBroken when bytes came on it, which a child of mp's never sends: it is watched no longer
+  // (heartbeats still tell the end), so a peer writing to it cannot keep the monitor busy.
+  LifelineState ReadLifeline() {
+    char byte;
+    const ssize_t n = recv(lifeline_, &byte, 1, MSG_DONTWAIT);
+    if (n > 0) return LifelineState::kBroken;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      return LifelineState::kEnded;
+    }
+    return LifelineState::kHeld;
   }
 
   void Monitor() {
@@ -234,6 +240,7 @@ class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
     Deadline silent = Deadline::After(heartbeat_timeout_);
     absl::Duration pause = absl::Microseconds(50);
     int code = 0;
+    bool watch_lifeline = lifeline_ >= 0;
     for (;;) {
       bool heard = false;
       if (TestReceives(&code, &heard)) return Finish(code);
@@ -244,10 +251,12 @@ class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
       if (silent.Expired()) return Finish(std::nullopt);
       struct pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {lifeline_, POLLIN, 0}};
       const timespec wait = absl::ToTimespec(pause);
-      const int n = ppoll(fds, lifeline_ >= 0 ? 2 : 1, &wait, nullptr);
+      const int n = ppoll(fds, watch_lifeline ? 2 : 1, &wait, nullptr);
       if (n > 0 && fds[0].revents != 0) return;
-      if (n > 0 && lifeline_ >= 0 && fds[1].revents != 0 && LifelineEnded()) {
-        return CollectExitCode(kRemoteExitCodeGrace);
+      if (n > 0 && watch_lifeline && fds[1].revents != 0) {
+        const LifelineState state = ReadLifeline();
+        if (state == LifelineState::kEnded) return CollectExitCode(kRemoteExitCodeGrace);
+        if (state == LifelineState::kBroken) watch_lifeline = false;
       }
       pause = std::min(pause * 2, absl::Milliseconds(20));
     }
