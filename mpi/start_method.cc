@@ -27,6 +27,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/types/span.h"
 #include "base/deadline.h"
 #include "base/errno_status.h"
 #include "base/mutex.h"
@@ -82,8 +83,9 @@ absl::StatusOr<int32_t> DecodeI32(absl::string_view bytes, absl::string_view wha
 
 // An mpi child as its parent sees it. A monitor thread watches for its end: the pidfd of a child
 // on this host; for one on another host its lifeline (mpi/bridge.h: end of file when the process
-// dies) and its heartbeats (which stop when the host is lost); the exit code it sends either way. It receives only
-// those two tags, so that transports may use others on the same intercommunicator.
+// dies) and its heartbeats (which stop when the host is lost); the exit code it sends either way.
+// It receives only those two tags, so that transports may use others on the same
+// intercommunicator.
 class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
  public:
   MpiChild(MPI_Comm inter, pid_t pid, std::string host, int pidfd, int lifeline,
@@ -250,8 +252,8 @@ class MpiChild : public ChildHandle, public mpi_internal::ChildLink {
       }
       if (silent.Expired()) return Finish(std::nullopt);
       struct pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {lifeline_, POLLIN, 0}};
-      const timespec wait = absl::ToTimespec(pause);
-      const int n = ppoll(fds, watch_lifeline ? 2 : 1, &wait, nullptr);
+      const int n = PollUntil(absl::MakeSpan(fds, watch_lifeline ? 2 : 1), Deadline::After(pause))
+                        .value_or(0);
       if (n > 0 && fds[0].revents != 0) return;
       if (n > 0 && watch_lifeline && fds[1].revents != 0) {
         const LifelineState state = ReadLifeline();
