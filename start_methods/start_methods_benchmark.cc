@@ -1,15 +1,11 @@
 // Copyright 2026 The mp Authors.
 //
-// Start + Join of a trivial target per start method, next to the raw floor of each, measured in the
-// same binary. Each raw baseline does the least a start method of its kind must do; every child
-// that re-executes this binary is this same program, so exec + dynamic loading + static
-// initialization are in both the raw figure and mp's:
+// Start + Join of a trivial target under fork and forkserver, next to the raw floor of each,
+// measured in the same binary (spawn has its own binary, spawn_benchmark.cc: a spawn child
+// re-executes its parent's binary, and this one's Google Benchmark shared object would be in the
+// figure). Each raw baseline does the least a start method of its kind must do:
 //   BM_RawForkWaitpid    fork(); child _exit(0); waitpid. Floor of fork (limit of "start+join
-//   fork"). BM_RawPosixSpawn     posix_spawn("/proc/self/exe --mp-bench-raw-child"), closefrom(3)
-//   so the child
-//                        holds descriptors 0-2 only (mp's spawn child: 0-2 and its control socket);
-//                        main's first line sees the flag and calls _exit(0) (no static destructors,
-//                        no exit handlers); waitpid. Floor of spawn (limit of "start+join spawn").
+//                        fork").
 //   BM_RawForkServer     a raw fork server: this binary posix_spawn'ed once per benchmark run with
 //                        "--mp-bench-raw-fork-server" (handled in main before mp::Init), single-
 //                        threaded, holding only 0-2 and one end of a socketpair. Per iteration the
@@ -18,10 +14,9 @@
 //                        to fork a child and tell me when it ended" (limit of "start+join
 //                        forkserver"). The server is killed and reaped when the run ends, failed or
 //                        not.
-//   BM_RawForkExec       fork + execve of the raw child: the alternative spawn could use (not a
-//   limit). BM_Fork / BM_Spawn / BM_ForkServer   mp::Process Create + Start + Join + Close.
-// tools/bench/workloads.json maps the three "start+join" rows to these pairs.
-// Targets (tools/bench/targets.json): fork <= 1.3x its floor, spawn <= 1.5x, forkserver <= 2x.
+//   BM_Fork / BM_ForkServer   mp::Process Create + Start + Join + Close.
+// tools/bench/workloads.json maps the "start+join" rows to these pairs.
+// Targets (tools/bench/targets.json): fork <= 1.3x its floor, forkserver <= 2x.
 //
 //   bazel run -c opt //start_methods:start_methods_benchmark -- --benchmark_repetitions=3
 //       --benchmark_report_aggregates_only=true [--benchmark_enable_random_interleaving=true]
@@ -29,15 +24,11 @@
 // Measured 2026-11-25 on the shared, loaded 2-core VM (medians of 3-5 repetitions; ranges over 5
 // back-to-back runs, 2 of them randomly interleaved, plus 3 runs of tools/bench/run):
 //   raw fork+waitpid   0.38-0.51 ms   BM_Fork        0.50-0.62 ms   1.13-1.42x  (target <= 1.3x)
-//   raw posix_spawn    4.2-5.4 ms     BM_Spawn       4.0-6.0 ms     0.97-1.35x  (target <= 1.5x)
 //   raw fork server    0.42-0.59 ms   BM_ForkServer  0.55-0.69 ms   1.14-1.55x  (target <= 2x)
-//   raw fork+execve    4.9-6.4 ms: posix_spawn (glibc's CLONE_VFORK) is the cheaper way to spawn.
 // The benchmark process is small too, so on this VM its fork costs about what the clean server's
 // does, and the server adds two socket wake-ups: the raw fork server is 1.07-1.24x raw
 // fork+waitpid. With a big parent it is the cheaper one (under ASan, with its shadow mappings: 1.2
-// ms against 2.0 ms). Spawn's figures swing with the load by more than mp's own cost (one
-// socketpair, the launch record, one acknowledgement round trip), which is why mp/floor comes out
-// near 1.0x, sometimes below.
+// ms against 2.0 ms).
 
 #include <errno.h>
 #include <signal.h>
@@ -55,28 +46,12 @@
 #include "start_methods/fork.h"
 #include "start_methods/forkserver.h"
 #include "start_methods/process.h"
-#include "start_methods/spawn.h"
 
 extern char** environ;
 
 namespace {
 
 int Trivial() { return 0; }
-
-// The argument that makes this binary a raw child: main checks it before anything else (before
-// mp::Init) and calls _exit(0) at once (no static destructors, no exit handlers). What remains is
-// the cost every re-execution of this binary pays, mp's spawn children included: exec, dynamic
-// loading and static initialization.
-constexpr char kRawChildArg[] = "--mp-bench-raw-child";
-
-// argv of a raw child; the environment is this process's own (mp's spawn child gets the same plus
-// one variable).
-struct RawChildArgv {
-  char arg0[32] = "start_methods_benchmark";
-  char arg1[sizeof(kRawChildArg)];
-  char* argv[3] = {arg0, arg1, nullptr};
-  RawChildArgv() { std::memcpy(arg1, kRawChildArg, sizeof(kRawChildArg)); }
-};
 
 // The argument that makes this binary a raw fork server (checked in main right after kRawChildArg):
 // single-threaded, freshly exec'd, it reads one request byte from descriptor kRawServerFd, forks a
@@ -218,54 +193,6 @@ void BM_RawForkWaitpid(benchmark::State& state) {
 }
 BENCHMARK(BM_RawForkWaitpid)->UseRealTime();
 
-// The floor of spawn: posix_spawn this binary as a raw child and wait for it. Like mp's spawn child
-// it inherits descriptors 0, 1 and 2 only (mp's also gets its control socket as 3).
-void BM_RawPosixSpawn(benchmark::State& state) {
-  RawChildArgv child;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  for (auto _ : state) {
-    pid_t pid;
-    if (int rc = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, child.argv, environ);
-        rc != 0) {
-      state.SkipWithError(("posix_spawn(/proc/self/exe): " + std::string(strerror(rc))).c_str());
-      break;
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      state.SkipWithError("the raw posix_spawn child did not exit with 0");
-      break;
-    }
-  }
-  posix_spawn_file_actions_destroy(&actions);
-}
-BENCHMARK(BM_RawPosixSpawn)->UseRealTime();
-
-// The alternative spawn could use: fork + execve (same child, same descriptors). Its cost grows
-// with the parent's page tables.
-void BM_RawForkExec(benchmark::State& state) {
-  RawChildArgv child;
-  for (auto _ : state) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      close_range(3, ~0u, 0);
-      execve("/proc/self/exe", child.argv, environ);
-      _exit(127);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      state.SkipWithError("the raw fork+execve child did not exit with 0");
-      break;
-    }
-  }
-}
-BENCHMARK(BM_RawForkExec)->UseRealTime();
-
 void StartJoin(benchmark::State& state, const std::shared_ptr<mp::StartMethod>& method) {
   // Warm up (the forkserver starts its server here).
   for (int i = 0; i < 2; ++i) {
@@ -286,16 +213,13 @@ void StartJoin(benchmark::State& state, const std::shared_ptr<mp::StartMethod>& 
 
 void BM_Fork(benchmark::State& state) { StartJoin(state, mp::ForkStartMethod()); }
 BENCHMARK(BM_Fork)->UseRealTime();
-void BM_Spawn(benchmark::State& state) { StartJoin(state, mp::SpawnStartMethod()); }
-BENCHMARK(BM_Spawn)->UseRealTime();
 void BM_ForkServer(benchmark::State& state) { StartJoin(state, mp::ForkServerStartMethod()); }
 BENCHMARK(BM_ForkServer)->UseRealTime();
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Raw baselines' children, first thing: before mp::Init and anything else of main.
-  if (argc == 2 && std::strcmp(argv[1], kRawChildArg) == 0) _exit(0);
+  // The raw fork server, first thing: before mp::Init and anything else of main.
   if (argc == 2 && std::strcmp(argv[1], kRawForkServerArg) == 0) RawForkServerMain();
   mp::Init(argc, argv);
   benchmark::Initialize(&argc, argv);
