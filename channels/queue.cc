@@ -190,6 +190,109 @@ bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters,
 
 std::string DescribeTimeout(absl::Duration timeout) { return absl::FormatDuration(timeout); }
 
+// Waits (without the put side) until there is room for `rec` bytes (and an item, if `new_item`),
+// or the queue closes, or the words are inconsistent (possibly only because head moved between the
+// two loads; the caller's re-check holding the put side tells). False at the deadline.
+bool WaitRoom(Shared* s, const Config& config, Deadline deadline, size_t rec, bool new_item) {
+  return WaitFor(s->space_seq, s->space_waiters, &s->get_lock, deadline, [&] {
+    if (s->closed.load(std::memory_order_acquire) != 0) return true;
+    const uint64_t t = s->tail.load(std::memory_order_seq_cst);
+    const uint64_t h = s->head.load(std::memory_order_seq_cst);
+    return HasRoom(config, t, h, rec, new_item) || !WordsConsistent(config, t, h);
+  });
+}
+
+// Put's "full" error: kUnavailable when not blocking, else kDeadlineExceeded after `timeout`.
+absl::Status FullError(absl::string_view op, const Config& config, uint64_t t, uint64_t h,
+                       size_t needed, bool block, absl::Duration timeout) {
+  const std::string what = absl::StrCat(
+      "queue is full (", (Count(t) - Count(h)) & kCountMask, " items, maxsize ",
+      config.maxsize == kCountMask ? std::string("unlimited") : absl::StrCat(config.maxsize), "; ",
+      (Pos(t) - Pos(h)) & kPosMask, " of ", config.capacity, " ring bytes used, ", needed,
+      " needed)");
+  if (!block) return absl::UnavailableError(absl::StrCat(op, ": ", what));
+  return absl::DeadlineExceededError(
+      absl::StrCat(op, ": ", what, " for ", DescribeTimeout(timeout)));
+}
+
+// Sets *ahead to the committed bytes from head `h` (0: none; at most the ring). The cached tail
+// answers while it shows some; it is stale when other consumers took items past it (it is then
+// behind h). A fresh tail is checked against h first. Called holding the get side.
+absl::Status Committed(absl::string_view op, Shared* s, const Config& config,
+                       std::atomic<uint64_t>& cached_tail, uint64_t h, uint64_t* ahead) {
+  *ahead = (Pos(cached_tail.load(std::memory_order_relaxed)) - Pos(h)) & kPosMask;
+  if (*ahead != 0 && *ahead <= config.capacity) return absl::OkStatus();
+  const uint64_t t = s->tail.load(std::memory_order_acquire);
+  if (absl::Status st = CheckWords(op, config, t, h); !st.ok()) return st;
+  cached_tail.store(t, std::memory_order_relaxed);
+  *ahead = (Pos(t) - Pos(h)) & kPosMask;
+  return absl::OkStatus();
+}
+
+// A record at head `h` must be of a known kind and end within the `ahead` committed bytes: no Put
+// writes anything else, and then every byte it covers is inside the ring.
+absl::Status CheckRecord(absl::string_view op, uint64_t h, uint64_t ahead, const RecordHeader& r) {
+  if (r.kind() >= kWhole && r.kind() <= kLast &&
+      Align8(kRecordHeaderSize + size_t{r.length}) <= ahead) {
+    return absl::OkStatus();
+  }
+  return absl::DataLossError(absl::StrCat(op, ": corrupt record at ring position ", Pos(h),
+                                          " (length ", r.length, ", kind ", r.kind(), "; ", ahead,
+                                          " bytes committed from there)", kOverwritten));
+}
+
+// Calls decode with the whole record's payload at `payload_pos` (`length` bytes, checked to be
+// committed): in place, or copied out of the ring when it wraps around the ring's end.
+template <typename Decode>
+absl::Status DecodeWhole(const uint8_t* ring, uint64_t cap, uint64_t payload_pos, uint32_t length,
+                         Decode decode) {
+  const uint64_t off = payload_pos & (cap - 1);
+  if (off + length <= cap) return decode(absl::Span<const uint8_t>(ring + off, length));
+  std::vector<uint8_t>& scratch = Scratch();
+  if (scratch.size() < length) scratch.resize(length);
+  CopyOut(ring, cap, payload_pos, scratch.data(), length);
+  absl::Status st = decode(absl::Span<const uint8_t>(scratch.data(), length));
+  TrimScratch(scratch);
+  return st;
+}
+
+// Writes the payload of a whole record at `payload_pos` with encode: in place, or through the
+// scratch buffer when it would wrap around the ring's end. Nothing is published.
+template <typename Encode>
+absl::Status EncodeWhole(uint8_t* ring, uint64_t cap, uint64_t payload_pos, size_t frame_size,
+                         Encode encode) {
+  const uint64_t off = payload_pos & (cap - 1);
+  if (off + frame_size <= cap) return encode(absl::Span<uint8_t>(ring + off, frame_size));
+  std::vector<uint8_t>& scratch = Scratch();
+  if (scratch.size() < frame_size) scratch.resize(frame_size);
+  absl::Status st = encode(absl::Span<uint8_t>(scratch.data(), frame_size));
+  if (st.ok()) CopyIn(ring, cap, payload_pos, scratch.data(), frame_size);
+  TrimScratch(scratch);
+  return st;
+}
+
+// After a Get found nothing to take at head `h` (the get side released): kOutOfRange when the
+// queue is closed and empty, kUnavailable when not blocking, kDeadlineExceeded when nothing came
+// before the deadline; OK when something may be there now.
+absl::Status AwaitData(absl::string_view op, Shared* s, uint64_t h, bool block, Deadline deadline,
+                       absl::Duration timeout) {
+  Notify(s->space_seq, s->space_waiters);
+  const bool closed_now = s->closed.load(std::memory_order_acquire) != 0;
+  if (closed_now && Pos(s->tail.load(std::memory_order_acquire)) == Pos(h)) {
+    return absl::OutOfRangeError(absl::StrCat(op, ": the queue is closed and empty"));
+  }
+  if (!block) return absl::UnavailableError(absl::StrCat(op, ": the queue is empty"));
+  if (!WaitFor(s->data_seq, s->data_waiters, &s->put_lock, deadline, [&] {
+        return s->closed.load(std::memory_order_acquire) != 0 ||
+               Pos(s->tail.load(std::memory_order_seq_cst)) !=
+                   Pos(s->head.load(std::memory_order_seq_cst));
+      })) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(op, ": the queue stayed empty for ", DescribeTimeout(timeout)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 size_t queue_internal::ScratchCapacityForTesting() { return Scratch().capacity(); }
@@ -379,27 +482,6 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
   auto has_room = [&config](uint64_t t, uint64_t h, size_t rec, bool new_item) {
     return HasRoom(config, t, h, rec, new_item);
   };
-  // Waits (without the put side) until there is room for `rec` bytes, or the queue closes, or the
-  // words are inconsistent (possibly only because head moved between the two loads; the caller's
-  // re-check holding the put side tells).
-  auto wait_room = [&](size_t rec, bool new_item) {
-    return WaitFor(s->space_seq, s->space_waiters, &s->get_lock, deadline, [&] {
-      if (s->closed.load(std::memory_order_acquire) != 0) return true;
-      const uint64_t t = s->tail.load(std::memory_order_seq_cst);
-      const uint64_t h = s->head.load(std::memory_order_seq_cst);
-      return has_room(t, h, rec, new_item) || !WordsConsistent(config, t, h);
-    });
-  };
-  auto full_error = [&](uint64_t t, uint64_t h) {
-    const std::string what = absl::StrCat(
-        "queue is full (", (Count(t) - Count(h)) & kCountMask, " items, maxsize ",
-        config.maxsize == kCountMask ? std::string("unlimited") : absl::StrCat(config.maxsize),
-        "; ", (Pos(t) - Pos(h)) & kPosMask, " of ", cap, " ring bytes used, ", first_record,
-        " needed)");
-    if (!block) return absl::UnavailableError(absl::StrCat("Queue::Put: ", what));
-    return absl::DeadlineExceededError(
-        absl::StrCat("Queue::Put: ", what, " for ", DescribeTimeout(timeout)));
-  };
   auto closed_error = [] {
     return absl::FailedPreconditionError("Queue::Put: the queue is closed");
   };
@@ -419,23 +501,16 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
       cache_->head.store(h, std::memory_order_relaxed);
       if (!has_room(t, h, first_record, true)) {
         lock.Unlock();
-        if (!block || !wait_room(first_record, true)) return full_error(t, h);
+        if (!block || !WaitRoom(s, config, deadline, first_record, true)) {
+          return FullError("Queue::Put", config, t, h, first_record, block, timeout);
+        }
         continue;
       }
     }
     if (!chunked) {
       const uint64_t pos = Pos(t);
-      const uint64_t payload_off = (pos + kRecordHeaderSize) & (cap - 1);
-      absl::Status st;
-      if (payload_off + frame_size <= cap) {
-        st = encode(item, absl::Span<uint8_t>(ring_ + payload_off, frame_size));
-      } else {
-        std::vector<uint8_t>& scratch = Scratch();
-        if (scratch.size() < frame_size) scratch.resize(frame_size);
-        st = encode(item, absl::Span<uint8_t>(scratch.data(), frame_size));
-        if (st.ok()) CopyIn(ring_, cap, pos + kRecordHeaderSize, scratch.data(), frame_size);
-        TrimScratch(scratch);
-      }
+      absl::Status st = EncodeWhole(ring_, cap, pos + kRecordHeaderSize, frame_size,
+                                    [&](absl::Span<uint8_t> out) { return encode(item, out); });
       if (!st.ok()) return st;  // nothing was published
       WriteHeader(ring_, cap, pos, static_cast<uint32_t>(frame_size), kWhole);
       s->tail.store(Pack(pos + record, Count(t) + 1), std::memory_order_release);  // commit
@@ -482,6 +557,122 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
     }
     return absl::OkStatus();
   }
+}
+
+// PutMany: rounds of "take the put side, write every item that fits, commit them with one tail
+// store", the same protocol as Put's (records beyond tail are invisible until the store).
+absl::Status Queue::PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, const void* items,
+                              bool block, absl::Duration timeout, size_t* put) {
+  size_t done = 0;
+  absl::Cleanup report = [&] {
+    if (put != nullptr) *put = done;
+  };
+  const bool forever = block && timeout == absl::InfiniteDuration();
+  if (!forever) {
+    if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::PutMany"); !s.ok()) return s;
+  }
+  Shared* s = shared_;
+  const uint64_t cap = config_.capacity;
+  const Deadline deadline = forever ? Deadline::Never()
+                            : block ? Deadline::After(timeout)
+                                    : Deadline::After(absl::ZeroDuration());
+  const Deadline lock_deadline = block ? deadline : Deadline::Never();
+  const pid_t tid = CurrentThreadId();
+
+  while (done < n) {
+    SideLock lock(s->put_lock, lock_deadline);
+    if (!lock.held()) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("Queue::PutMany: the put side stayed busy for ", DescribeTimeout(timeout)));
+    }
+    if (s->closed.load(std::memory_order_acquire) != 0) {
+      return absl::FailedPreconditionError("Queue::PutMany: the queue is closed");
+    }
+    const uint64_t t0 = s->tail.load(std::memory_order_relaxed);
+    if ((Pos(t0) & 7) != 0) return MisalignedWord("Queue::PutMany", "tail", t0);
+    uint64_t t = t0;
+    uint64_t h = cache_->head.load(std::memory_order_relaxed);
+    enum class Stop { kAll, kFull, kLarge, kError } stop = Stop::kAll;
+    absl::Status error;
+    size_t frame_size = 0;
+    size_t record = 0;
+    while (done < n) {
+      frame_size = size(items, done);
+      if (frame_size > config_.max_item_size) {
+        error = absl::InvalidArgumentError(absl::StrCat("Queue::PutMany: item ", done, " of ",
+                                                        frame_size, " bytes exceeds max_item_size ",
+                                                        config_.max_item_size));
+        stop = Stop::kError;
+        break;
+      }
+      record = Align8(kRecordHeaderSize + frame_size);
+      if (record > cap) {
+        stop = Stop::kLarge;
+        break;
+      }
+      if (!HasRoom(config_, t, h, record, true)) {
+        h = s->head.load(std::memory_order_acquire);  // read holding the put side
+        if (error = CheckWords("Queue::PutMany", config_, t, h); !error.ok()) {
+          stop = Stop::kError;
+          break;
+        }
+        cache_->head.store(h, std::memory_order_relaxed);
+        if (!HasRoom(config_, t, h, record, true)) {
+          stop = Stop::kFull;
+          break;
+        }
+      }
+      const uint64_t pos = Pos(t);
+      error = EncodeWhole(ring_, cap, pos + kRecordHeaderSize, frame_size,
+                          [&](absl::Span<uint8_t> out) { return encode(items, done, out); });
+      if (!error.ok()) {  // this item is not written; the ones before it are
+        stop = Stop::kError;
+        break;
+      }
+      WriteHeader(ring_, cap, pos, static_cast<uint32_t>(frame_size), kWhole, tid);
+      t = Pack(pos + record, Count(t) + 1);
+      ++done;
+    }
+    if (t != t0) {
+      s->tail.store(t, std::memory_order_release);  // commit every item of this round
+      lock.Release();
+      UnlockAndNotify(s->put_lock, s->data_seq, s->data_waiters);
+    } else {
+      lock.Unlock();
+    }
+    switch (stop) {
+      case Stop::kAll:
+        return absl::OkStatus();
+      case Stop::kError:
+        return error;
+      case Stop::kLarge: {
+        // Larger than the ring: Put's chunked path, by itself, in what is left of the timeout.
+        struct One {
+          EncodeAtFn encode;
+          const void* items;
+          size_t i;
+        } one{encode, items, done};
+        constexpr EncodeFn encode_one = [](const void* v, absl::Span<uint8_t> out) {
+          const One& o = *static_cast<const One*>(v);
+          return o.encode(o.items, o.i, out);
+        };
+        const absl::Duration left = forever ? absl::InfiniteDuration()
+                                    : block ? deadline.Remaining()
+                                            : absl::ZeroDuration();
+        if (absl::Status st = PutFrame(frame_size, encode_one, &one, block, left); !st.ok()) {
+          return st;
+        }
+        ++done;
+        break;
+      }
+      case Stop::kFull:
+        if (!block || !WaitRoom(s, config_, deadline, record, true)) {
+          return FullError("Queue::PutMany", config_, t, h, record, block, timeout);
+        }
+        break;
+    }
+  }
+  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -556,28 +747,11 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
     s->head.store(next, order);
     return next;
   };
-  // Sets *ahead to the committed bytes from head `h` (0: none; at most cap). The cached tail
-  // answers while it shows some; it is stale when other consumers took items past it (it is then
-  // behind h). A fresh tail is checked against h first.
-  auto committed = [&](uint64_t h, uint64_t* ahead) -> absl::Status {
-    *ahead = (Pos(cache_->tail.load(std::memory_order_relaxed)) - Pos(h)) & kPosMask;
-    if (*ahead != 0 && *ahead <= cap) return absl::OkStatus();
-    const uint64_t t = s->tail.load(std::memory_order_acquire);
-    if (absl::Status st = CheckWords("Queue::Get", config_, t, h); !st.ok()) return st;
-    cache_->tail.store(t, std::memory_order_relaxed);
-    *ahead = (Pos(t) - Pos(h)) & kPosMask;
-    return absl::OkStatus();
+  auto committed = [&](uint64_t h, uint64_t* ahead) {
+    return Committed("Queue::Get", s, config_, cache_->tail, h, ahead);
   };
-  // A record at head `h` must be of a known kind and end within the `ahead` committed bytes: no
-  // Put writes anything else, and then every byte it covers is inside the ring.
-  auto check_record = [&](uint64_t h, uint64_t ahead, const RecordHeader& r) -> absl::Status {
-    if (r.kind() >= kWhole && r.kind() <= kLast &&
-        Align8(kRecordHeaderSize + size_t{r.length}) <= ahead) {
-      return absl::OkStatus();
-    }
-    return absl::DataLossError(absl::StrCat("Queue::Get: corrupt record at ring position ", Pos(h),
-                                            " (length ", r.length, ", kind ", r.kind(), "; ", ahead,
-                                            " bytes committed from there)", kOverwritten));
+  auto check_record = [](uint64_t h, uint64_t ahead, const RecordHeader& r) {
+    return CheckRecord("Queue::Get", h, ahead, r);
   };
   // Chunks skipped by this call that belong to no item being assembled. The rest of one item is
   // less than max_item_size; more means a writer is not following the protocol.
@@ -598,18 +772,9 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
       const RecordHeader r = ReadHeader(ring_, cap, Pos(h));
       if (absl::Status st = check_record(h, ahead, r); !st.ok()) return st;
       if (r.kind() == kWhole) {
-        const uint64_t payload_pos = Pos(h) + kRecordHeaderSize;
-        const uint64_t off = payload_pos & (cap - 1);
-        absl::Status st;
-        if (off + r.length <= cap) {
-          st = decode(absl::Span<const uint8_t>(ring_ + off, r.length), out);
-        } else {
-          std::vector<uint8_t>& scratch = Scratch();
-          if (scratch.size() < r.length) scratch.resize(r.length);
-          CopyOut(ring_, cap, payload_pos, scratch.data(), r.length);
-          st = decode(absl::Span<const uint8_t>(scratch.data(), r.length), out);
-          TrimScratch(scratch);
-        }
+        absl::Status st =
+            DecodeWhole(ring_, cap, Pos(h) + kRecordHeaderSize, r.length,
+                        [&](absl::Span<const uint8_t> frame) { return decode(frame, out); });
         // Commit: the item is taken (also when it failed to decode).
         advance(h, r.length, true, std::memory_order_release);
         lock.Release();
@@ -694,19 +859,93 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
     }
     // Nothing to take. Closed (checked before the tail, see Close) and empty: end of the queue.
     lock.Unlock();
-    Notify(s->space_seq, s->space_waiters);
-    const bool closed_now = s->closed.load(std::memory_order_acquire) != 0;
-    if (closed_now && Pos(s->tail.load(std::memory_order_acquire)) == Pos(h)) {
-      return absl::OutOfRangeError("Queue::Get: the queue is closed and empty");
+    if (absl::Status st = AwaitData("Queue::Get", s, h, block, deadline, timeout); !st.ok()) {
+      return st;
     }
-    if (!block) return absl::UnavailableError("Queue::Get: the queue is empty");
-    if (!WaitFor(s->data_seq, s->data_waiters, &s->put_lock, deadline, [&] {
-          return s->closed.load(std::memory_order_acquire) != 0 ||
-                 Pos(s->tail.load(std::memory_order_seq_cst)) !=
-                     Pos(s->head.load(std::memory_order_seq_cst));
-        })) {
+  }
+}
+
+// GetMany: take the get side, decode every whole record already committed (up to max), commit
+// them with one head store: the same protocol as Get's.
+absl::StatusOr<size_t> Queue::GetFrames(size_t max, DecodeAtFn decode, void* out, bool block,
+                                        absl::Duration timeout) {
+  const bool forever = block && timeout == absl::InfiniteDuration();
+  if (!forever) {
+    if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::GetMany"); !s.ok()) return s;
+  }
+  if (max == 0) {
+    return absl::InvalidArgumentError("Queue::GetMany: room for no item (0 items asked for)");
+  }
+  Shared* s = shared_;
+  const uint64_t cap = config_.capacity;
+  const Deadline deadline = forever ? Deadline::Never()
+                            : block ? Deadline::After(timeout)
+                                    : Deadline::After(absl::ZeroDuration());
+  const Deadline lock_deadline = block ? deadline : Deadline::Never();
+
+  for (;;) {
+    SideLock lock(s->get_lock, lock_deadline);
+    if (!lock.held()) {
       return absl::DeadlineExceededError(
-          absl::StrCat("Queue::Get: the queue stayed empty for ", DescribeTimeout(timeout)));
+          absl::StrCat("Queue::GetMany: the get side stayed busy for ", DescribeTimeout(timeout)));
+    }
+    const uint64_t h0 = s->head.load(std::memory_order_relaxed);
+    if ((Pos(h0) & 7) != 0) return MisalignedWord("Queue::GetMany", "head", h0);
+    uint64_t h = h0;
+    size_t got = 0;
+    bool large = false;  // the record at head is a chunk: Get's chunked path takes it
+    absl::Status first_error;
+    while (got < max) {
+      uint64_t ahead = 0;
+      absl::Status st = Committed("Queue::GetMany", s, config_, cache_->tail, h, &ahead);
+      if (st.ok() && ahead == 0) break;
+      const RecordHeader r = st.ok() ? ReadHeader(ring_, cap, Pos(h)) : RecordHeader{};
+      if (st.ok()) st = CheckRecord("Queue::GetMany", h, ahead, r);
+      if (!st.ok()) {  // reported now if nothing was taken, else by the next call
+        if (got == 0) return st;
+        break;
+      }
+      if (r.kind() != kWhole) {
+        large = true;
+        break;
+      }
+      st = DecodeWhole(ring_, cap, Pos(h) + kRecordHeaderSize, r.length,
+                       [&](absl::Span<const uint8_t> frame) { return decode(frame, out, got); });
+      if (!st.ok()) {
+        // Not a T: left for the next call unless it is the first item, which is taken and reported
+        // as Get does.
+        if (got != 0) break;
+        first_error = st;
+      }
+      h = Pack(Pos(h) + Align8(kRecordHeaderSize + r.length), Count(h) + 1);
+      if (!first_error.ok()) break;
+      ++got;
+    }
+    if (h != h0) {
+      s->head.store(h, std::memory_order_release);  // commit every item taken
+      lock.Release();
+      UnlockAndNotify(s->get_lock, s->space_seq, s->space_waiters);
+      if (!first_error.ok()) return first_error;
+      return got;
+    }
+    lock.Unlock();
+    if (large) {
+      struct One {
+        DecodeAtFn decode;
+        void* out;
+      } one{decode, out};
+      constexpr DecodeFn decode_one = [](absl::Span<const uint8_t> frame, void* v) {
+        const One& o = *static_cast<const One*>(v);
+        return o.decode(frame, o.out, 0);
+      };
+      const absl::Duration left = forever ? absl::InfiniteDuration()
+                                  : block ? deadline.Remaining()
+                                          : absl::ZeroDuration();
+      if (absl::Status st = GetFrame(decode_one, &one, block, left); !st.ok()) return st;
+      return 1;
+    }
+    if (absl::Status st = AwaitData("Queue::GetMany", s, h, block, deadline, timeout); !st.ok()) {
+      return st;
     }
   }
 }

@@ -302,6 +302,34 @@ class Queue {
     return Get<T>(/*block=*/false);
   }
 
+  // Batches (beyond CPython). PutMany puts items[0], items[1], ... in order, taking the put side
+  // once for as many as the ring has room for and committing them with one tail store: a producer
+  // killed mid-batch leaves every item it committed whole and none of the rest, as a killed Put
+  // does. When the ring fills up mid-batch, what was written is committed, the put side released
+  // (another producer's items may then come between this batch's), and the rest waits for room
+  // like Put, within one `timeout` for the whole batch. An item larger than the ring goes through
+  // Put's chunked path by itself. OK when every item was put; otherwise the status is Put's for the
+  // first item that was not (kUnavailable full, kDeadlineExceeded, kFailedPrecondition closed,
+  // kInvalidArgument too large) and `*put`, when given, says how many items (a prefix) were put.
+  template <typename T>
+  absl::Status PutMany(absl::Span<const T> items, bool block = true,
+                       absl::Duration timeout = absl::InfiniteDuration(), size_t* put = nullptr);
+  // Takes up to out.size() items into out[0..n) and returns n >= 1: waits like Get for the first
+  // (kUnavailable, kDeadlineExceeded, kOutOfRange closed and empty; out.size() == 0 is
+  // kInvalidArgument), then takes what is already committed behind it, up to out.size(), holding
+  // the get side once and committing the batch with one head store (a consumer killed mid-batch
+  // leaves every item in the queue). The batch stops before an item that is not a T (that item
+  // stays for the next call, whose first item it is: Get's kInvalidArgument, consumed), before an
+  // item larger than the ring (taken alone by the next call) and before a corrupt record (reported
+  // by the next call): nothing taken is lost.
+  template <typename T>
+  absl::StatusOr<size_t> GetMany(absl::Span<T> out, bool block = true,
+                                 absl::Duration timeout = absl::InfiniteDuration());
+  // The same, into a new vector of 1 .. max items.
+  template <typename T>
+  absl::StatusOr<std::vector<T>> GetMany(size_t max, bool block = true,
+                                         absl::Duration timeout = absl::InfiniteDuration());
+
   // Approximate, see the header comment.
   size_t Qsize() const;
   bool Empty() const { return Qsize() == 0; }
@@ -358,6 +386,18 @@ class Queue {
   // Get of one frame; `decode` is called (holding the get side) with the frame in one piece.
   using DecodeFn = absl::Status (*)(absl::Span<const uint8_t> frame, void* out);
   absl::Status GetFrame(DecodeFn decode, void* out, bool block, absl::Duration timeout);
+  // The batch forms. Item i of the caller's array `items` has a frame of size(items, i) bytes,
+  // which encode(items, i, out) writes; decode(frame, out, i) decodes into the i-th output.
+  using SizeAtFn = size_t (*)(const void* items, size_t i);
+  using EncodeAtFn = absl::Status (*)(const void* items, size_t i, absl::Span<uint8_t> out);
+  using DecodeAtFn = absl::Status (*)(absl::Span<const uint8_t> frame, void* out, size_t i);
+  absl::Status PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, const void* items, bool block,
+                         absl::Duration timeout, size_t* put);
+  absl::StatusOr<size_t> GetFrames(size_t max, DecodeAtFn decode, void* out, bool block,
+                                   absl::Duration timeout);
+  // Get's frame decoder for a T (the header compared whole first, see Get).
+  template <typename T>
+  static absl::Status DecodeItem(absl::Span<const uint8_t> frame, T& out);
   // PutFrame/GetFrame's common case (uncontended side, a whole item in one piece, no waiting).
   // Returns false, having changed nothing and holding nothing, when the general path must run;
   // otherwise the operation's status is in *result.
@@ -460,21 +500,64 @@ absl::Status Queue::Put(const T& item, bool block, absl::Duration timeout) {
 }
 
 template <typename T>
+absl::Status Queue::DecodeItem(absl::Span<const uint8_t> frame, T& out) {
+  // The frame is almost always exactly the header a T of this size gets: compare it whole, and
+  // leave every other case (and its precise error) to DecodeFrameInto.
+  const size_t payload = frame.size() - kFrameHeaderSize;
+  if (frame.size() >= kFrameHeaderSize && payload <= kMaxFramePayload) {
+    uint8_t expected[kFrameHeaderSize];
+    WriteFrameHeader({static_cast<uint32_t>(payload), TypeFingerprint<T>()},
+                     absl::Span<uint8_t>(expected, kFrameHeaderSize));
+    if (std::memcmp(expected, frame.data(), kFrameHeaderSize) == 0) {
+      return DecodeInto(frame.subspan(kFrameHeaderSize), out);
+    }
+  }
+  return DecodeFrameInto(frame, out, kMaxFramePayload);
+}
+
+template <typename T>
+absl::Status Queue::PutMany(absl::Span<const T> items, bool block, absl::Duration timeout,
+                            size_t* put) {
+  RequireCodec<T>();
+  constexpr SizeAtFn size = [](const void* v, size_t i) -> size_t {
+    return FrameSize(static_cast<const T*>(v)[i]);
+  };
+  constexpr EncodeAtFn encode = [](const void* v, size_t i, absl::Span<uint8_t> o) {
+    return EncodeItem<T>(static_cast<const T*>(v) + i, o);
+  };
+  return PutFrames(items.size(), size, encode, items.data(), block, timeout, put);
+}
+
+template <typename T>
+absl::StatusOr<size_t> Queue::GetMany(absl::Span<T> out, bool block, absl::Duration timeout) {
+  RequireCodec<T>();
+  constexpr DecodeAtFn decode = [](absl::Span<const uint8_t> frame, void* o, size_t i) {
+    return DecodeItem<T>(frame, static_cast<T*>(o)[i]);
+  };
+  return GetFrames(out.size(), decode, out.data(), block, timeout);
+}
+
+template <typename T>
+absl::StatusOr<std::vector<T>> Queue::GetMany(size_t max, bool block, absl::Duration timeout) {
+  RequireCodec<T>();
+  // The vector grows item by item, so a large max costs nothing until items are there.
+  constexpr DecodeAtFn decode = [](absl::Span<const uint8_t> frame, void* o, size_t i) {
+    std::vector<T>& v = *static_cast<std::vector<T>*>(o);
+    if (v.size() <= i) v.resize(i + 1);
+    return DecodeItem<T>(frame, v[i]);
+  };
+  std::vector<T> out;
+  absl::StatusOr<size_t> n = GetFrames(max, decode, &out, block, timeout);
+  if (!n.ok()) return n.status();
+  out.resize(*n);
+  return out;
+}
+
+template <typename T>
 absl::StatusOr<T> Queue::Get(bool block, absl::Duration timeout) {
   RequireCodec<T>();
   constexpr DecodeFn decode = [](absl::Span<const uint8_t> frame, void* o) -> absl::Status {
-    // The frame is almost always exactly the header a T of this size gets: compare it whole, and
-    // leave every other case (and its precise error) to DecodeFrameInto.
-    const size_t payload = frame.size() - kFrameHeaderSize;
-    if (frame.size() >= kFrameHeaderSize && payload <= kMaxFramePayload) {
-      uint8_t expected[kFrameHeaderSize];
-      WriteFrameHeader({static_cast<uint32_t>(payload), TypeFingerprint<T>()},
-                       absl::Span<uint8_t>(expected, kFrameHeaderSize));
-      if (std::memcmp(expected, frame.data(), kFrameHeaderSize) == 0) {
-        return DecodeInto(frame.subspan(kFrameHeaderSize), *static_cast<T*>(o));
-      }
-    }
-    return DecodeFrameInto(frame, *static_cast<T*>(o), kMaxFramePayload);
+    return DecodeItem<T>(frame, *static_cast<T*>(o));
   };
   T out{};
   absl::Status s;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -190,6 +191,38 @@ TEST(QueueHostileTest, CorruptRecordHeadersAreDataLoss) {
     ExpectDataLoss(q.Get<uint32_t>(true, absl::Seconds(1)).status(), c.names);
     EXPECT_EQ(q.Qsize(), 1u);  // nothing was taken
   }
+}
+
+// The batch calls check the same words and records. A corrupt record behind good ones stops a
+// GetMany before it: the good items are returned, and the next call reports the record.
+TEST(QueueHostileTest, BatchesCheckWordsAndRecords) {
+  const std::vector<int> items = {1, 2};
+  int out[4];
+  {
+    Queue q = QueueWithWords(Word(kSmallCap - 4, 0), Word(kSmallCap - 4, 0));
+    ExpectDataLoss(q.PutMany(absl::Span<const int>(items), false), "tail word");
+    ExpectDataLoss(q.GetMany(absl::Span<int>(out), false).status(), "head word");
+  }
+  {
+    Queue q = QueueWithWords(Word(3 * kSmallCap, 1), Word(0, 0));
+    ExpectDataLoss(q.GetMany(absl::Span<int>(out), true, absl::Seconds(1)).status(),
+                   "more than the 4096-byte ring");
+  }
+  {
+    Queue q = QueueWithWords(Word(0, 100), Word(0, 0));
+    ExpectDataLoss(q.PutMany(absl::Span<const int>(items), true, absl::Seconds(1)), "100 items");
+  }
+  Queue q = MakeQueue({.maxsize = 8, .capacity_bytes = kSmallCap});
+  ASSERT_TRUE(q.PutMany(absl::Span<const int>(std::vector<int>{1, 2, 3})).ok());
+  // The third record (each is 8 + 16 + 4 bytes, padded to 32) claims 2000 bytes.
+  WriteRecordHeader(RingOf(q), kSmallCap, 64, 2000, kWhole, CurrentThreadId());
+  absl::StatusOr<size_t> n = q.GetMany(absl::Span<int>(out), false);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 2u);
+  EXPECT_EQ(out[0], 1);
+  EXPECT_EQ(out[1], 2);
+  ExpectDataLoss(q.GetMany(absl::Span<int>(out), false).status(), "length 2000");
+  EXPECT_EQ(q.Qsize(), 1u);  // the corrupt record was not taken
 }
 
 // ---- Chunked items beyond max_item_size ---------------------------------------------------------

@@ -753,5 +753,340 @@ TEST(QueueCrashTest, ConsumerKilledMidChunkedItem) {
   EXPECT_GT(killed_mid_item, 0);
 }
 
+// ---- Batches ------------------------------------------------------------------------------------
+
+TEST(QueueBatchTest, PutManyGetManyKeepOrder) {
+  Queue q = MakeQueue({.capacity_bytes = 64 << 10});
+  std::vector<uint64_t> items(1000);
+  for (size_t i = 0; i < items.size(); ++i) items[i] = i * 3;
+  size_t put = 0;
+  ASSERT_TRUE(
+      q.PutMany(absl::Span<const uint64_t>(items), true, absl::InfiniteDuration(), &put).ok());
+  EXPECT_EQ(put, items.size());
+  EXPECT_EQ(q.Qsize(), items.size());
+  std::vector<uint64_t> got;
+  std::array<uint64_t, 64> batch;
+  while (got.size() < items.size()) {
+    absl::StatusOr<size_t> n = q.GetMany(absl::Span<uint64_t>(batch), false);
+    ASSERT_TRUE(n.ok()) << n.status();
+    ASSERT_GE(*n, 1u);
+    ASSERT_LE(*n, batch.size());
+    got.insert(got.end(), batch.begin(), batch.begin() + *n);
+  }
+  EXPECT_EQ(got, items);
+  EXPECT_EQ(q.GetMany(absl::Span<uint64_t>(batch), false).status().code(),
+            absl::StatusCode::kUnavailable);
+  // Batches and single calls see one queue.
+  ASSERT_TRUE(q.Put(uint64_t{5}).ok());
+  ASSERT_TRUE(q.PutMany(absl::Span<const uint64_t>(items).subspan(0, 3)).ok());
+  absl::StatusOr<std::vector<uint64_t>> v = q.GetMany<uint64_t>(100);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, (std::vector<uint64_t>{5, 0, 3, 6}));
+}
+
+TEST(QueueBatchTest, ArgumentsAndEmptyQueue) {
+  Queue q = MakeQueue();
+  std::array<int, 4> out;
+  EXPECT_EQ(q.GetMany(absl::Span<int>(out), false).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(q.GetMany(absl::Span<int>(out), true, absl::Milliseconds(20)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  absl::Status zero = q.GetMany(absl::Span<int>(out.data(), 0)).status();
+  EXPECT_EQ(zero.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(zero.message(), HasSubstr("0 items"));
+  EXPECT_EQ(q.GetMany(absl::Span<int>(out), true, absl::Seconds(-1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(q.GetMany(absl::Span<int>(out), false, absl::Seconds(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::vector<int> items = {1, 2};
+  EXPECT_EQ(q.PutMany(absl::Span<const int>(items), true, absl::Seconds(-1)).code(),
+            absl::StatusCode::kInvalidArgument);
+  size_t put = 99;
+  ASSERT_TRUE(q.PutMany(absl::Span<const int>(), true, absl::InfiniteDuration(), &put).ok());
+  EXPECT_EQ(put, 0u);
+  EXPECT_EQ(q.Qsize(), 0u);
+}
+
+// A full queue mid-batch: what fits is put, the rest is kUnavailable (not blocking) or waits for
+// room; *put counts the prefix that went in.
+TEST(QueueBatchTest, PutManyStopsWhereTheQueueIsFull) {
+  Queue q = MakeQueue({.maxsize = 10});
+  std::vector<int> items(15);
+  for (int i = 0; i < 15; ++i) items[static_cast<size_t>(i)] = i;
+  size_t put = 0;
+  absl::Status st = q.PutMany(absl::Span<const int>(items), false, absl::InfiniteDuration(), &put);
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
+  EXPECT_THAT(st.message(), HasSubstr("Queue::PutMany: queue is full (10 items, maxsize 10"));
+  EXPECT_EQ(put, 10u);
+  st = q.PutMany(absl::Span<const int>(items).subspan(put), true, absl::Milliseconds(20), &put);
+  EXPECT_EQ(st.code(), absl::StatusCode::kDeadlineExceeded) << st;
+  EXPECT_EQ(put, 0u);
+  absl::StatusOr<std::vector<int>> v = q.GetMany<int>(64, false);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->size(), 10u);
+  EXPECT_EQ(v->back(), 9);
+}
+
+// A blocking PutMany larger than the queue goes on as a consumer makes room: every item arrives
+// once, in order, across processes.
+TEST(QueueBatchTest, PutManyWaitsForRoomAcrossProcesses) {
+  constexpr uint32_t kItems = 20000;
+  Queue q = MakeQueue({.maxsize = 50, .capacity_bytes = 4 << 10});
+  TestChild producer([&] {
+    std::vector<Msg> items(kItems);
+    for (uint32_t i = 0; i < kItems; ++i) items[i] = Msg{1, i};
+    for (size_t at = 0; at < items.size(); at += 300) {
+      const size_t n = std::min<size_t>(300, items.size() - at);
+      if (!q.PutMany(absl::Span<const Msg>(items).subspan(at, n)).ok()) return 1;
+    }
+    return 0;
+  });
+  std::array<Msg, 37> batch;
+  uint32_t next = 0;
+  while (next < kItems) {
+    absl::StatusOr<size_t> n = q.GetMany(absl::Span<Msg>(batch), true, absl::Seconds(60));
+    ASSERT_TRUE(n.ok()) << n.status();
+    for (size_t i = 0; i < *n; ++i) ASSERT_EQ(batch[i].seq, next++);
+  }
+  EXPECT_EQ(producer.Wait(), 0);
+  EXPECT_EQ(q.Qsize(), 0u);
+}
+
+// An item of another type stops a batch before it; the next call takes it alone and reports it
+// (consumed, as Get does), and the one after goes on.
+TEST(QueueBatchTest, WrongTypeStopsTheBatchBeforeIt) {
+  Queue q = MakeQueue();
+  ASSERT_TRUE(q.Put(int32_t{1}).ok());
+  ASSERT_TRUE(q.Put(int32_t{2}).ok());
+  ASSERT_TRUE(q.Put(std::string("three")).ok());
+  ASSERT_TRUE(q.Put(int32_t{4}).ok());
+  absl::StatusOr<std::vector<int32_t>> v = q.GetMany<int32_t>(10, false);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, (std::vector<int32_t>{1, 2}));
+  v = q.GetMany<int32_t>(10, false);
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument) << v.status();
+  v = q.GetMany<int32_t>(10, false);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, (std::vector<int32_t>{4}));
+}
+
+// Records that wrap around the ring's end and items larger than the ring, inside batches.
+TEST(QueueBatchTest, WrappedAndChunkedItemsInBatches) {
+  constexpr size_t kCap = 4 << 10;
+  Queue q = MakeQueue({.capacity_bytes = kCap});
+  TestChild producer([&] {
+    std::vector<Blob> items;
+    for (uint32_t i = 0; i < 400; ++i) {
+      const size_t size = i % 50 == 7 ? 3 * kCap : 1 + (i * 37) % 500;  // some larger than the ring
+      items.push_back(MakeBlob(i, size));
+    }
+    for (size_t at = 0; at < items.size(); at += 9) {
+      const size_t n = std::min<size_t>(9, items.size() - at);
+      if (!q.PutMany(absl::Span<const Blob>(items).subspan(at, n)).ok()) return 1;
+    }
+    return 0;
+  });
+  uint32_t next = 0;
+  while (next < 400) {
+    absl::StatusOr<std::vector<Blob>> v = q.GetMany<Blob>(16, true, absl::Seconds(60));
+    ASSERT_TRUE(v.ok()) << v.status();
+    for (const Blob& b : *v) {
+      ASSERT_EQ(b.seq, next);
+      const size_t size = next % 50 == 7 ? 3 * kCap : 1 + (next * 37) % 500;
+      ASSERT_TRUE(BlobIntact(b, size)) << next;
+      ++next;
+    }
+  }
+  EXPECT_EQ(producer.Wait(), 0);
+}
+
+TEST(QueueBatchTest, CloseEndsBatches) {
+  Queue q = MakeQueue();
+  const std::vector<int> items = {1, 2, 3};
+  ASSERT_TRUE(q.PutMany(absl::Span<const int>(items)).ok());
+  q.Close();
+  size_t put = 99;
+  EXPECT_EQ(q.PutMany(absl::Span<const int>(items), true, absl::InfiniteDuration(), &put).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(put, 0u);
+  absl::StatusOr<std::vector<int>> v = q.GetMany<int>(2);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->size(), 2u);
+  v = q.GetMany<int>(2);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, std::vector<int>{3});
+  EXPECT_EQ(q.GetMany<int>(2).status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(QueueBatchTest, DescriptorsAndOversizedItemsAreRefusedWithTheirIndex) {
+  Queue q = MakeQueue({.max_item_size = 100});
+  std::vector<std::string> items = {"a", "b", std::string(200, 'x'), "d"};
+  size_t put = 0;
+  absl::Status st =
+      q.PutMany(absl::Span<const std::string>(items), true, absl::InfiniteDuration(), &put);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_THAT(st.message(), HasSubstr("item 2 of"));
+  EXPECT_EQ(put, 2u);
+  EXPECT_EQ(q.Qsize(), 2u);
+  std::vector<WithFd> fds;
+  fds.push_back(WithFd{PassedFd{0}});
+  st = q.PutMany(absl::Span<const WithFd>(fds), true, absl::InfiniteDuration(), &put);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_EQ(put, 0u);
+  EXPECT_EQ(q.Qsize(), 2u);
+}
+
+// Four producers and four consumers, all in batches: every item is delivered exactly once.
+TEST(QueueBatchTest, FourProducersFourConsumersExactlyOnce) {
+#if defined(MP_TESTING_ASAN) || defined(MP_TESTING_TSAN)
+  constexpr uint32_t kPerProducer = 2000;
+#else
+  constexpr uint32_t kPerProducer = 20000;
+#endif
+  constexpr uint32_t kProducers = 4;
+  Queue q = MakeQueue({.maxsize = 500, .capacity_bytes = 16 << 10});
+  SharedArray<std::atomic<uint32_t>> seen(kProducers * kPerProducer);
+  ASSERT_TRUE(seen.ok());
+  std::vector<std::unique_ptr<TestChild>> children;
+  for (uint32_t p = 0; p < kProducers; ++p) {
+    children.push_back(std::make_unique<TestChild>([&, p] {
+      std::vector<Msg> items(64);
+      for (uint32_t at = 0; at < kPerProducer; at += 64) {
+        const uint32_t n = std::min<uint32_t>(64, kPerProducer - at);
+        for (uint32_t i = 0; i < n; ++i) items[i] = Msg{p, at + i};
+        if (!q.PutMany(absl::Span<const Msg>(items.data(), n)).ok()) return 1;
+      }
+      return 0;
+    }));
+  }
+  for (int c = 0; c < 4; ++c) {
+    children.push_back(std::make_unique<TestChild>([&] {
+      std::array<Msg, 64> batch;
+      std::vector<uint32_t> last(kProducers, 0);
+      std::vector<bool> any(kProducers, false);
+      for (;;) {
+        absl::StatusOr<size_t> n = q.GetMany(absl::Span<Msg>(batch), true, absl::Seconds(60));
+        if (!n.ok()) return n.status().code() == absl::StatusCode::kOutOfRange ? 0 : 1;
+        for (size_t i = 0; i < *n; ++i) {
+          const Msg& m = batch[i];
+          if (m.producer >= kProducers || m.seq >= kPerProducer) return 2;
+          // Each producer's items reach one consumer in the order they were put.
+          if (any[m.producer] && m.seq <= last[m.producer]) return 3;
+          any[m.producer] = true;
+          last[m.producer] = m.seq;
+          seen[m.producer * kPerProducer + m.seq].fetch_add(1);
+        }
+      }
+    }));
+  }
+  for (uint32_t p = 0; p < kProducers; ++p) EXPECT_EQ(children[p]->Wait(), 0);
+  q.Close();
+  for (size_t c = kProducers; c < children.size(); ++c) EXPECT_EQ(children[c]->Wait(), 0);
+  for (uint32_t i = 0; i < kProducers * kPerProducer; ++i) {
+    ASSERT_EQ(seen[i].load(), 1u) << "item " << i;
+  }
+}
+
+// A producer SIGKILLed inside PutMany: every item it committed is whole and in order, and none is
+// seen twice; the put side is taken over at once.
+TEST(QueueBatchCrashTest, ProducerKilledMidPutMany) {
+  constexpr int kRounds = 100;
+  constexpr size_t kBlob = 4 << 10;
+  Queue q = MakeQueue({.capacity_bytes = 2 << 20});
+  int killed_holding_put_side = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    const size_t target = 1 + static_cast<size_t>(round % 97);
+    TestChild producer([&] {
+      std::vector<Blob> blobs;
+      for (uint32_t i = 0; i < 64; ++i) blobs.push_back(MakeBlob(i, kBlob));
+      for (uint32_t base = 0;; base += 64) {
+        for (uint32_t i = 0; i < 64; ++i) blobs[i].seq = base + i;
+        if (!q.PutMany(absl::Span<const Blob>(blobs)).ok()) return 1;
+      }
+    });
+    while (q.Qsize() < target) {
+    }
+    producer.Kill();
+    const pid_t child_pid = producer.pid();
+    EXPECT_EQ(producer.Wait(), 128 + SIGKILL);
+    if (q.put_side_owner() == child_pid) ++killed_holding_put_side;
+    const size_t committed = q.Qsize();
+    ASSERT_GE(committed, target);
+    uint32_t next = 0;
+    while (next < committed) {
+      absl::StatusOr<std::vector<Blob>> v = q.GetMany<Blob>(50, false);
+      ASSERT_TRUE(v.ok()) << "round " << round << ": " << v.status();
+      for (const Blob& b : *v) {
+        ASSERT_EQ(b.seq, next++) << "round " << round;
+        ASSERT_TRUE(BlobIntact(b, kBlob)) << "round " << round;
+      }
+    }
+    ASSERT_EQ(next, committed);
+    ASSERT_EQ(q.GetNoWait<Blob>().status().code(), absl::StatusCode::kUnavailable);
+    ASSERT_TRUE(q.Put(MakeBlob(9999, 10), true, absl::Seconds(30)).ok()) << "round " << round;
+    ASSERT_EQ(q.GetNoWait<Blob>()->seq, 9999u);
+  }
+  EXPECT_GT(killed_holding_put_side, 0);
+  RecordProperty("killed_holding_put_side", killed_holding_put_side);
+}
+
+// A consumer SIGKILLed inside GetMany: the batch it was taking stays in the queue, so every item is
+// delivered at most once and none is lost except those a returned GetMany handed to it before it
+// could record them.
+TEST(QueueBatchCrashTest, ConsumerKilledMidGetMany) {
+  constexpr int kRounds = 50;
+  constexpr uint32_t kItems = 256;
+  constexpr size_t kBlob = 4 << 10;
+  constexpr size_t kBatch = 16;
+  Queue q = MakeQueue({.capacity_bytes = 2 << 20});
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<Blob> items;
+    for (uint32_t i = 0; i < kItems; ++i) items.push_back(MakeBlob(i, kBlob));
+    ASSERT_TRUE(q.PutMany(absl::Span<const Blob>(items)).ok());
+    // [kItems]: how many recorded; [kItems + 1]: the size of the batch being recorded.
+    SharedArray<std::atomic<uint32_t>> got(kItems + 2);
+    const uint32_t target = 1 + static_cast<uint32_t>(round % 200);
+    TestChild consumer([&] {
+      std::array<Blob, kBatch> batch;
+      for (;;) {
+        absl::StatusOr<size_t> n = q.GetMany(absl::Span<Blob>(batch));
+        if (!n.ok()) return 1;
+        got[kItems + 1].store(static_cast<uint32_t>(*n));
+        for (size_t i = 0; i < *n; ++i) {
+          if (!BlobIntact(batch[i], kBlob)) return 2;
+          got[batch[i].seq].store(1);
+          got[kItems].fetch_add(1);
+        }
+      }
+    });
+    while (got[kItems].load() < target) {
+    }
+    consumer.Kill();
+    EXPECT_EQ(consumer.Wait(), 128 + SIGKILL);
+    std::vector<int> count(kItems, 0);
+    for (uint32_t i = 0; i < kItems; ++i) count[i] += static_cast<int>(got[i].load());
+    int64_t last = -1;
+    for (;;) {
+      absl::StatusOr<std::vector<Blob>> v = q.GetMany<Blob>(kBatch, false);
+      if (!v.ok()) {
+        ASSERT_EQ(v.status().code(), absl::StatusCode::kUnavailable);
+        break;
+      }
+      for (const Blob& b : *v) {
+        ASSERT_TRUE(BlobIntact(b, kBlob));
+        ASSERT_GT(static_cast<int64_t>(b.seq), last);
+        last = b.seq;
+        ++count[b.seq];
+      }
+    }
+    int missing = 0;
+    for (uint32_t i = 0; i < kItems; ++i) {
+      ASSERT_LE(count[i], 1) << "item " << i << " delivered twice in round " << round;
+      missing += count[i] == 0;
+    }
+    // At most one returned batch the child had not finished recording.
+    ASSERT_LE(missing, static_cast<int>(kBatch)) << "round " << round;
+  }
+}
+
 }  // namespace
 }  // namespace mp
