@@ -596,6 +596,17 @@ absl::Status Queue::PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, const 
     absl::Status error;
     size_t frame_size = 0;
     size_t record = 0;
+    // The room between tail t and head h (HasRoom's arithmetic, kept as two running counts so
+    // each item costs two subtractions); a head more than a ring behind leaves no room.
+    uint64_t room_bytes = 0;
+    uint64_t room_items = 0;
+    auto set_room = [&] {
+      const uint64_t used = (Pos(t) - Pos(h)) & kPosMask;
+      const uint64_t queued = (Count(t) - Count(h)) & kCountMask;
+      room_bytes = used > cap ? 0 : cap - used;
+      room_items = queued >= config_.maxsize ? 0 : config_.maxsize - queued;
+    };
+    set_room();
     while (done < n) {
       frame_size = size(items, done);
       if (frame_size > config_.max_item_size) {
@@ -610,14 +621,15 @@ absl::Status Queue::PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, const 
         stop = Stop::kLarge;
         break;
       }
-      if (!HasRoom(config_, t, h, record, true)) {
+      if (record > room_bytes || room_items == 0) {
         h = s->head.load(std::memory_order_acquire);  // read holding the put side
         if (error = CheckWords("Queue::PutMany", config_, t, h); !error.ok()) {
           stop = Stop::kError;
           break;
         }
         cache_->head.store(h, std::memory_order_relaxed);
-        if (!HasRoom(config_, t, h, record, true)) {
+        set_room();
+        if (record > room_bytes || room_items == 0) {
           stop = Stop::kFull;
           break;
         }
@@ -631,6 +643,8 @@ absl::Status Queue::PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, const 
       }
       WriteHeader(ring_, cap, pos, static_cast<uint32_t>(frame_size), kWhole, tid);
       t = Pack(pos + record, Count(t) + 1);
+      room_bytes -= record;
+      --room_items;
       ++done;
     }
     if (t != t0) {
@@ -895,10 +909,13 @@ absl::StatusOr<size_t> Queue::GetFrames(size_t max, DecodeAtFn decode, void* out
     size_t got = 0;
     bool large = false;  // the record at head is a chunk: Get's chunked path takes it
     absl::Status first_error;
+    uint64_t ahead = 0;  // committed bytes from h, refreshed only when they run out
     while (got < max) {
-      uint64_t ahead = 0;
-      absl::Status st = Committed("Queue::GetMany", s, config_, cache_->tail, h, &ahead);
-      if (st.ok() && ahead == 0) break;
+      absl::Status st;
+      if (ahead == 0) {
+        st = Committed("Queue::GetMany", s, config_, cache_->tail, h, &ahead);
+        if (st.ok() && ahead == 0) break;
+      }
       const RecordHeader r = st.ok() ? ReadHeader(ring_, cap, Pos(h)) : RecordHeader{};
       if (st.ok()) st = CheckRecord("Queue::GetMany", h, ahead, r);
       if (!st.ok()) {  // reported now if nothing was taken, else by the next call
@@ -917,7 +934,9 @@ absl::StatusOr<size_t> Queue::GetFrames(size_t max, DecodeAtFn decode, void* out
         if (got != 0) break;
         first_error = st;
       }
-      h = Pack(Pos(h) + Align8(kRecordHeaderSize + r.length), Count(h) + 1);
+      const uint64_t record = Align8(kRecordHeaderSize + r.length);  // <= ahead (CheckRecord)
+      h = Pack(Pos(h) + record, Count(h) + 1);
+      ahead -= record;
       if (!first_error.ok()) break;
       ++got;
     }
