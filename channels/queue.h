@@ -140,6 +140,29 @@
 //   (the
 //     next notifier makes one futex call and clears it).
 //
+// Where the time of a small item goes (measured 2026-12-03 on the 2-core VM, 16-byte items; perf
+// has no hardware counters under gVisor, so by taking the path apart in benchmarks). One item
+// through Put and Get 1->1 between two processes costs about 61 ns (16 M items/s). The same
+// Put+Get in one thread, where no cache line moves between cores, costs 50 ns, so about 80% is
+// work on each side, not coherence traffic. Of that:
+// * The side lock. Each Put and Get takes its side with a CAS and releases it with an exchange.
+//   Those two atomic read-modify-writes are what the sleeping-lock floor measures (12 ns a pair
+//   here; atomics are slow on this virtual CPU), so about 24 ns per item. The lock is what makes
+//   a dead holder's half-done operation recoverable and lets many producers and consumers share
+//   variable-size records. A Vyukov MPMC ring (the "MPMC limit" rows, 7 ns an item) has no lock,
+//   but a producer killed between claiming a slot and filling it stalls every consumer behind
+//   that slot for good, which is exactly what this queue must not do.
+// * Framing: the 16-byte frame header (length and type fingerprint) and the record header, about
+//   4 ns to encode and as much to check and decode.
+// * The rest, about 18 ns: the fast path's checks of every shared word against the handle's
+//   configuration, the commit stores, the wake-up flag checks, and the calls through the
+//   encode/decode function pointers that keep the protocol out of the header.
+// * Moving lines between the cores: tail, the record's lines, and head, about 11 ns an item.
+// No futex calls or sleeps happen at full speed: the consumer keeps up by spinning (a wake-up
+// costs about 35 µs on this VM, and any that happened would show as a collapse, not a few ns).
+// PutMany/GetMany pay the lock, the commit and the wake-up checks once per batch. That saves about
+// 14 ns per item on each side; batches of 64 run at about 64 M items/s 1->1.
+//
 // Assumes every process using the queue is in one PID namespace (see sync/futex.h).
 //
 // Thread safety: a Queue handle is cheap to copy (copies share the queue) and every method is safe

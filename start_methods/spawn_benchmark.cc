@@ -24,6 +24,15 @@
 //                                     could use (its cost grows with the parent's page tables).
 // The raw children inherit descriptors 0-2 only (mp's spawn child: 0-2 and its control socket).
 //
+// Measured 2026-12-03 on the 2-core VM (medians of 3): the static raw child 0.43 ms. With mp's
+// default link (spawn_benchmark: libc and libm shared), this binary's raw exec 0.90 ms and
+// BM_Spawn 1.04 ms (2.4x the static floor); the same program linked -static
+// (spawn_benchmark_static) 0.40 ms and 0.49 ms (1.15-1.2x). With every library shared
+// (--define=mp_link=shared) BM_Spawn was 3.8 ms. What mp adds to a raw exec of the same binary
+// (the socketpair, the launch record, the child's acknowledgement, the join) is about 0.1 ms; the
+// rest of the default mode's gap to the floor is the dynamic loading of libc and libm and the
+// page faults of a larger binary.
+//
 //   bazel build -c opt //start_methods:spawn_benchmark &&
 //       bazel-bin/start_methods/spawn_benchmark --benchmark_repetitions=3
 
