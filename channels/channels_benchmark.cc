@@ -706,9 +706,11 @@ double TimePairs(int pairs, Consume consume, Produce produce, AfterProducers aft
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// `pairs` producer processes each put kPairsItemsPerProducer Small items into one queue; `pairs`
-// consumer processes take them until each gets an end marker.
-void BM_QueueThroughputPairs(benchmark::State& state) {
+// `pairs` producer processes each put kPairsItemsPerProducer Small items into one new queue
+// (produce(queue, i)); `pairs` consumer processes take them (consume(queue)); after the producers,
+// end(queue) tells the consumers to stop.
+template <typename Consume, typename Produce, typename End>
+void RunQueuePairs(benchmark::State& state, Consume consume, Produce produce, End end) {
   const int pairs = static_cast<int>(state.range(0));
   for (auto _ : state) {
     absl::StatusOr<Queue> q = Queue::Create({.capacity_bytes = 1 << 20});
@@ -717,26 +719,33 @@ void BM_QueueThroughputPairs(benchmark::State& state) {
       return;
     }
     state.SetIterationTime(TimePairs(
-        pairs,
-        [&](int) {
-          for (;;) {
-            absl::StatusOr<Small> s = q->Get<Small>();
-            if (!s.ok()) return 1;
-            if (s->seq < 0) return 0;
-          }
-        },
-        [&](int i) {
-          for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) {
-            if (!q->Put(Small{n, i}).ok()) return 1;
-          }
-          return 0;
-        },
-        [&] {
-          for (int i = 0; i < pairs; ++i) (void)q->Put(Small{-1, 0});
-        }));
+        pairs, [&](int) { return consume(*q); }, [&](int i) { return produce(*q, i); },
+        [&] { end(*q, pairs); }));
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * pairs *
                           kPairsItemsPerProducer);
+}
+
+// One by one; each consumer stops at an end marker.
+void BM_QueueThroughputPairs(benchmark::State& state) {
+  RunQueuePairs(
+      state,
+      [](Queue& q) {
+        for (;;) {
+          absl::StatusOr<Small> s = q.Get<Small>();
+          if (!s.ok()) return 1;
+          if (s->seq < 0) return 0;
+        }
+      },
+      [](Queue& q, int i) {
+        for (int64_t n = 0; n < kPairsItemsPerProducer; ++n) {
+          if (!q.Put(Small{n, i}).ok()) return 1;
+        }
+        return 0;
+      },
+      [](Queue& q, int pairs) {
+        for (int i = 0; i < pairs; ++i) (void)q.Put(Small{-1, 0});
+      });
 }
 BENCHMARK(BM_QueueThroughputPairs)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->UseManualTime()->Iterations(1);
 
@@ -774,29 +783,19 @@ void BM_QueueThroughputSmallBatch(benchmark::State& state) {
 BENCHMARK(BM_QueueThroughputSmallBatch)->UseRealTime()->MinTime(1.0);
 
 void BM_QueueThroughputPairsBatch(benchmark::State& state) {
-  const int pairs = static_cast<int>(state.range(0));
-  for (auto _ : state) {
-    absl::StatusOr<Queue> q = Queue::Create({.capacity_bytes = 1 << 20});
-    if (!q.ok()) {
-      state.SkipWithError("Queue::Create failed");
-      return;
-    }
-    state.SetIterationTime(TimePairs(
-        pairs, [&](int) { return ConsumeBatchesUntilClosed(*q); },
-        [&](int i) {
-          std::array<Small, kBatch> batch;
-          for (int64_t n = 0; n < kPairsItemsPerProducer;) {
-            const size_t count =
-                static_cast<size_t>(std::min<int64_t>(kBatch, kPairsItemsPerProducer - n));
-            for (size_t k = 0; k < count; ++k) batch[k] = Small{n++, i};
-            if (!q->PutMany(absl::Span<const Small>(batch.data(), count)).ok()) return 1;
-          }
-          return 0;
-        },
-        [&] { q->Close(); }));
-  }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * pairs *
-                          kPairsItemsPerProducer);
+  RunQueuePairs(
+      state, ConsumeBatchesUntilClosed,
+      [](Queue& q, int i) {
+        std::array<Small, kBatch> batch;
+        for (int64_t n = 0; n < kPairsItemsPerProducer;) {
+          const size_t count =
+              static_cast<size_t>(std::min<int64_t>(kBatch, kPairsItemsPerProducer - n));
+          for (size_t k = 0; k < count; ++k) batch[k] = Small{n++, i};
+          if (!q.PutMany(absl::Span<const Small>(batch.data(), count)).ok()) return 1;
+        }
+        return 0;
+      },
+      [](Queue& q, int) { q.Close(); });
 }
 BENCHMARK(BM_QueueThroughputPairsBatch)->Arg(4)->UseManualTime()->Iterations(1);
 

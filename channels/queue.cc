@@ -190,6 +190,14 @@ bool WaitFor(std::atomic<uint32_t>& seq, std::atomic<uint32_t>& waiters,
 
 std::string DescribeTimeout(absl::Duration timeout) { return absl::FormatDuration(timeout); }
 
+// When an operation with (block, timeout) gives up waiting: never for a blocking one without a
+// timeout, at once for a non-blocking one. (Deadline::Never().Remaining() is infinite, so what is
+// left of it can be handed on to a nested operation.)
+Deadline OperationDeadline(bool block, absl::Duration timeout) {
+  if (!block) return Deadline::After(absl::ZeroDuration());
+  return timeout == absl::InfiniteDuration() ? Deadline::Never() : Deadline::After(timeout);
+}
+
 // Waits (without the put side) until there is room for `rec` bytes (and an item, if `new_item`),
 // or the queue closes, or the words are inconsistent (possibly only because head moved between the
 // two loads; the caller's re-check holding the put side tells). False at the deadline.
@@ -470,9 +478,7 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
                                                " bytes is larger than the ", cap,
                                                "-byte ring and cannot be put without blocking"));
   }
-  const Deadline deadline = forever ? Deadline::Never()
-                            : block ? Deadline::After(timeout)
-                                    : Deadline::After(absl::ZeroDuration());
+  const Deadline deadline = OperationDeadline(block, timeout);
   const Deadline lock_deadline = block ? deadline : Deadline::Never();
   // The first record's size: the whole item, or the first chunk.
   const size_t chunk_payload = cap / 4 - kRecordHeaderSize;
@@ -573,9 +579,7 @@ absl::Status Queue::PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, const 
   }
   Shared* s = shared_;
   const uint64_t cap = config_.capacity;
-  const Deadline deadline = forever ? Deadline::Never()
-                            : block ? Deadline::After(timeout)
-                                    : Deadline::After(absl::ZeroDuration());
+  const Deadline deadline = OperationDeadline(block, timeout);
   const Deadline lock_deadline = block ? deadline : Deadline::Never();
   const pid_t tid = CurrentThreadId();
 
@@ -670,9 +674,7 @@ absl::Status Queue::PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, const 
           const One& o = *static_cast<const One*>(v);
           return o.encode(o.items, o.i, out);
         };
-        const absl::Duration left = forever ? absl::InfiniteDuration()
-                                    : block ? deadline.Remaining()
-                                            : absl::ZeroDuration();
+        const absl::Duration left = block ? deadline.Remaining() : absl::ZeroDuration();
         if (absl::Status st = PutFrame(frame_size, encode_one, &one, block, left); !st.ok()) {
           return st;
         }
@@ -746,9 +748,7 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
   Shared* s = shared_;
   const uint64_t cap = config_.capacity;
   const uint64_t max_item_size = config_.max_item_size;
-  const Deadline deadline = forever ? Deadline::Never()
-                            : block ? Deadline::After(timeout)
-                                    : Deadline::After(absl::ZeroDuration());
+  const Deadline deadline = OperationDeadline(block, timeout);
   const Deadline lock_deadline = block ? deadline : Deadline::Never();
 
   // Advances head past a record of `length` payload bytes, counting an item if `item_done`.
@@ -892,9 +892,7 @@ absl::StatusOr<size_t> Queue::GetFrames(size_t max, DecodeAtFn decode, void* out
   }
   Shared* s = shared_;
   const uint64_t cap = config_.capacity;
-  const Deadline deadline = forever ? Deadline::Never()
-                            : block ? Deadline::After(timeout)
-                                    : Deadline::After(absl::ZeroDuration());
+  const Deadline deadline = OperationDeadline(block, timeout);
   const Deadline lock_deadline = block ? deadline : Deadline::Never();
 
   for (;;) {
@@ -957,9 +955,7 @@ absl::StatusOr<size_t> Queue::GetFrames(size_t max, DecodeAtFn decode, void* out
         const One& o = *static_cast<const One*>(v);
         return o.decode(frame, o.out, 0);
       };
-      const absl::Duration left = forever ? absl::InfiniteDuration()
-                                  : block ? deadline.Remaining()
-                                          : absl::ZeroDuration();
+      const absl::Duration left = block ? deadline.Remaining() : absl::ZeroDuration();
       if (absl::Status st = GetFrame(decode_one, &one, block, left); !st.ok()) return st;
       return 1;
     }

@@ -545,6 +545,29 @@ TEST(QueueStressTest, FourProducersFourConsumersExactlyOnce) {
   EXPECT_EQ(duplicated, 0u);
 }
 
+// Runs `produce` in a child, SIGKILLs it once the queue holds `target` items and reaps it. Returns
+// whether it died holding the put side.
+template <typename Produce>
+bool KillProducerOnceQueued(Queue& q, size_t target, Produce produce) {
+  TestChild producer(produce);
+  while (q.Qsize() < target) {
+  }
+  producer.Kill();
+  const pid_t child_pid = producer.pid();
+  EXPECT_EQ(producer.Wait(), 128 + SIGKILL);
+  return q.put_side_owner() == child_pid;
+}
+
+// After a producer died: the queue is drained, and its put side is taken over at once.
+void ExpectEmptyAndPutSideTakenOver(Queue& q, int round) {
+  ASSERT_EQ(q.GetNoWait<Blob>().status().code(), absl::StatusCode::kUnavailable)
+      << "round " << round;
+  ASSERT_TRUE(q.Put(MakeBlob(9999, 10), true, absl::Seconds(30)).ok()) << "round " << round;
+  absl::StatusOr<Blob> after = q.GetNoWait<Blob>();
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->seq, 9999u);
+}
+
 // A producer SIGKILLed while putting: no torn item becomes visible, every committed item arrives
 // exactly once and in order, and the next producer is not blocked.
 TEST(QueueCrashTest, ProducerKilledMidPut) {
@@ -554,7 +577,7 @@ TEST(QueueCrashTest, ProducerKilledMidPut) {
   int killed_holding_put_side = 0;
   for (int round = 0; round < kRounds; ++round) {
     const size_t target = 1 + static_cast<size_t>(round % 32);
-    TestChild producer([&] {
+    killed_holding_put_side += KillProducerOnceQueued(q, target, [&] {
       // Prebuilt items: the child spends its time inside Put, where the kill should land.
       std::vector<Blob> blobs;
       for (uint32_t i = 0; i < 64; ++i) blobs.push_back(MakeBlob(i, kBlob));
@@ -564,12 +587,6 @@ TEST(QueueCrashTest, ProducerKilledMidPut) {
         if (!q.Put(b).ok()) return 1;
       }
     });
-    while (q.Qsize() < target) {
-    }
-    producer.Kill();
-    const pid_t child_pid = producer.pid();
-    EXPECT_EQ(producer.Wait(), 128 + SIGKILL);
-    if (q.put_side_owner() == child_pid) ++killed_holding_put_side;
     const size_t committed = q.Qsize();
     ASSERT_GE(committed, target);
     for (uint32_t i = 0; i < committed; ++i) {
@@ -578,13 +595,7 @@ TEST(QueueCrashTest, ProducerKilledMidPut) {
       ASSERT_EQ(b->seq, i) << "round " << round;
       ASSERT_TRUE(BlobIntact(*b, kBlob)) << "round " << round;
     }
-    ASSERT_EQ(q.GetNoWait<Blob>().status().code(), absl::StatusCode::kUnavailable)
-        << "round " << round;
-    // The dead producer's put side is taken over at once.
-    ASSERT_TRUE(q.Put(MakeBlob(9999, 10), true, absl::Seconds(30)).ok()) << "round " << round;
-    absl::StatusOr<Blob> after = q.GetNoWait<Blob>();
-    ASSERT_TRUE(after.ok());
-    ASSERT_EQ(after->seq, 9999u);
+    ASSERT_NO_FATAL_FAILURE(ExpectEmptyAndPutSideTakenOver(q, round));
   }
   // Most kills land inside Put (the child does nothing else); at least some must have.
   EXPECT_GT(killed_holding_put_side, 0);
@@ -995,7 +1006,7 @@ TEST(QueueBatchCrashTest, ProducerKilledMidPutMany) {
   int killed_holding_put_side = 0;
   for (int round = 0; round < kRounds; ++round) {
     const size_t target = 1 + static_cast<size_t>(round % 97);
-    TestChild producer([&] {
+    killed_holding_put_side += KillProducerOnceQueued(q, target, [&] {
       std::vector<Blob> blobs;
       for (uint32_t i = 0; i < 64; ++i) blobs.push_back(MakeBlob(i, kBlob));
       for (uint32_t base = 0;; base += 64) {
@@ -1003,12 +1014,6 @@ TEST(QueueBatchCrashTest, ProducerKilledMidPutMany) {
         if (!q.PutMany(absl::Span<const Blob>(blobs)).ok()) return 1;
       }
     });
-    while (q.Qsize() < target) {
-    }
-    producer.Kill();
-    const pid_t child_pid = producer.pid();
-    EXPECT_EQ(producer.Wait(), 128 + SIGKILL);
-    if (q.put_side_owner() == child_pid) ++killed_holding_put_side;
     const size_t committed = q.Qsize();
     ASSERT_GE(committed, target);
     uint32_t next = 0;
@@ -1021,9 +1026,7 @@ TEST(QueueBatchCrashTest, ProducerKilledMidPutMany) {
       }
     }
     ASSERT_EQ(next, committed);
-    ASSERT_EQ(q.GetNoWait<Blob>().status().code(), absl::StatusCode::kUnavailable);
-    ASSERT_TRUE(q.Put(MakeBlob(9999, 10), true, absl::Seconds(30)).ok()) << "round " << round;
-    ASSERT_EQ(q.GetNoWait<Blob>()->seq, 9999u);
+    ASSERT_NO_FATAL_FAILURE(ExpectEmptyAndPutSideTakenOver(q, round));
   }
   EXPECT_GT(killed_holding_put_side, 0);
   RecordProperty("killed_holding_put_side", killed_holding_put_side);
