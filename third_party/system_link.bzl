@@ -66,10 +66,15 @@ def static_group(flags):
     """The -l options `flags`, resolved to static archives and searched as one group."""
     return ["-Wl,--push-state,-Bstatic,--start-group"] + flags + ["-Wl,--end-group,--pop-state"]
 
+def shared_libs(flags):
+    """The -l options `flags`, each kept as a needed library even after an --as-needed."""
+    return ["-Wl,--push-state,--no-as-needed"] + flags + ["-Wl,--pop-state"]
+
 # libstdc++ and libgcc from their static archives. Bazel's toolchain puts an explicit -lstdc++ near
 # the end of every link line, which -static-libstdc++ would not turn static, so libstdc++.a is
 # named here (it resolves every C++ runtime symbol the objects before it need) and --as-needed,
-# left on for the rest of the line, drops the toolchain's shared -lstdc++ when nothing needs it.
+# left on for the rest of the line (system.BUILD's :cxx_runtime puts these last among the
+# libraries' options), drops the toolchain's shared -lstdc++ when nothing needs it.
 # A shared library that needs libstdc++.so itself (Debian's libbenchmark, in benchmarks) still
 # loads it.
 STATIC_RUNTIME = static_group(["-lstdc++"]) + [
