@@ -38,7 +38,10 @@ constexpr size_t kMaxCapacity = size_t{1} << 32;
 // The smallest record: header + an empty frame.
 constexpr size_t kMinRecord = kRecordHeaderSize + kFrameHeaderSize;
 
-enum RecordKind : uint32_t { kWhole = 1, kFirst = 2, kMiddle = 3, kLast = 4 };
+using queue_internal::kFirst;
+using queue_internal::kLast;
+using queue_internal::kMiddle;
+using queue_internal::kWhole;
 
 // While assembling a chunked item, check the writer's liveness this often.
 constexpr absl::Duration kWriterCheckSlice = absl::Milliseconds(2);
@@ -61,27 +64,13 @@ void TrimScratch(std::vector<uint8_t>& scratch) {
   if (scratch.capacity() > queue_internal::kScratchKeepBytes) std::vector<uint8_t>().swap(scratch);
 }
 
-struct RecordHeader {
-  uint32_t length;
-  uint32_t meta;  // kind | writer tid << 8
-  uint32_t kind() const { return meta & 0xff; }
-  uint32_t writer() const { return meta >> 8; }
-};
+using queue_internal::ReadHeader;
+using queue_internal::RecordHeader;
 
 void WriteHeader(uint8_t* ring, uint64_t cap, uint64_t pos, uint32_t length, uint32_t kind,
                  pid_t writer = CurrentThreadId()) {
-  const uint32_t meta = kind | (static_cast<uint32_t>(writer) << 8);
-  uint8_t* at = ring + (pos & (cap - 1));  // 8-aligned, so never split by the ring end
-  std::memcpy(at, &length, 4);
-  std::memcpy(at + 4, &meta, 4);
-}
-
-RecordHeader ReadHeader(const uint8_t* ring, uint64_t cap, uint64_t pos) {
-  RecordHeader h;
-  const uint8_t* at = ring + (pos & (cap - 1));
-  std::memcpy(&h.length, at, 4);
-  std::memcpy(&h.meta, at + 4, 4);
-  return h;
+  queue_internal::WriteRecordHeader(ring, cap, pos, length,
+                                    queue_internal::RecordMeta(kind, writer));
 }
 
 // Room for `rec` more bytes (and, if `new_item`, one more item) between head word `h` and tail word
@@ -567,8 +556,8 @@ absl::Status Queue::PutFrame(size_t frame_size, EncodeFn encode, const void* ite
 
 // PutMany: rounds of "take the put side, write every item that fits, commit them with one tail
 // store", the same protocol as Put's (records beyond tail are invisible until the store).
-absl::Status Queue::PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, const void* items,
-                              bool block, absl::Duration timeout, size_t* put) {
+absl::Status Queue::PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, WriteRunFn write_run,
+                              const void* items, bool block, absl::Duration timeout, size_t* put) {
   size_t done = 0;
   absl::Cleanup report = [&] {
     if (put != nullptr) *put = done;
@@ -612,6 +601,26 @@ absl::Status Queue::PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, const 
     };
     set_room();
     while (done < n) {
+      if (write_run != nullptr) {
+        queue_internal::WriteRun run{ring_,
+                                     cap,
+                                     config_.max_item_size,
+                                     queue_internal::RecordMeta(kWhole, tid),
+                                     Pos(t),
+                                     room_bytes,
+                                     room_items,
+                                     done,
+                                     n};
+        write_run(run, items);
+        if (run.done != done) {
+          t = Pack(run.pos, Count(t) + (run.done - done));
+          room_bytes = run.room_bytes;
+          room_items = run.room_items;
+          done = run.done;
+          if (done == n) break;
+        }
+      }
+      // The item the run stopped at (if any), the general way.
       frame_size = size(items, done);
       if (frame_size > config_.max_item_size) {
         error = absl::InvalidArgumentError(absl::StrCat("Queue::PutMany: item ", done, " of ",
@@ -881,8 +890,8 @@ absl::Status Queue::GetFrame(DecodeFn decode, void* out, bool block, absl::Durat
 
 // GetMany: take the get side, decode every whole record already committed (up to max), commit
 // them with one head store: the same protocol as Get's.
-absl::StatusOr<size_t> Queue::GetFrames(size_t max, DecodeAtFn decode, void* out, bool block,
-                                        absl::Duration timeout) {
+absl::StatusOr<size_t> Queue::GetFrames(size_t max, DecodeAtFn decode, ReadRunFn read_run,
+                                        void* out, bool block, absl::Duration timeout) {
   const bool forever = block && timeout == absl::InfiniteDuration();
   if (!forever) {
     if (absl::Status s = CheckAcquireArgs(block, timeout, "Queue::GetMany"); !s.ok()) return s;
@@ -914,6 +923,17 @@ absl::StatusOr<size_t> Queue::GetFrames(size_t max, DecodeAtFn decode, void* out
         st = Committed("Queue::GetMany", s, config_, cache_->tail, h, &ahead);
         if (st.ok() && ahead == 0) break;
       }
+      if (st.ok()) {
+        queue_internal::ReadRun run{ring_, cap, Pos(h), ahead, got, max};
+        read_run(run, out);
+        if (run.got != got) {
+          h = Pack(run.pos, Count(h) + (run.got - got));
+          ahead = run.ahead;
+          got = run.got;
+          continue;
+        }
+      }
+      // The record the run stopped at, the general way.
       const RecordHeader r = st.ok() ? ReadHeader(ring_, cap, Pos(h)) : RecordHeader{};
       if (st.ok()) st = CheckRecord("Queue::GetMany", h, ahead, r);
       if (!st.ok()) {  // reported now if nothing was taken, else by the next call

@@ -273,6 +273,127 @@ requires HasMpFields<T>
 struct PlainItem<T> : PlainItem<typename Codec<T>::Values> {
 };
 
+// Record kinds and the 8-byte record header (see the layout above).
+enum RecordKind : uint32_t { kWhole = 1, kFirst = 2, kMiddle = 3, kLast = 4 };
+
+struct RecordHeader {
+  uint32_t length;
+  uint32_t meta;  // kind | writer tid << 8
+  uint32_t kind() const { return meta & 0xff; }
+  uint32_t writer() const { return meta >> 8; }
+};
+
+inline uint32_t RecordMeta(uint32_t kind, pid_t writer) {
+  return kind | (static_cast<uint32_t>(writer) << 8);
+}
+
+// At an 8-aligned position, so never split by the ring's end.
+inline void WriteRecordHeader(uint8_t* ring, uint64_t cap, uint64_t pos, uint32_t length,
+                              uint32_t meta) {
+  uint8_t* at = ring + (pos & (cap - 1));
+  std::memcpy(at, &length, 4);
+  std::memcpy(at + 4, &meta, 4);
+}
+
+// One read of the header's two words, copied out of shared memory.
+inline RecordHeader ReadHeader(const uint8_t* ring, uint64_t cap, uint64_t pos) {
+  RecordHeader h;
+  const uint8_t* at = ring + (pos & (cap - 1));
+  std::memcpy(&h.length, at, 4);
+  std::memcpy(&h.meta, at + 4, 4);
+  return h;
+}
+
+inline uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+
+// The batch calls' inner loops, compiled for each item type T so that sizing, encoding and
+// decoding inline (through a function pointer per item they cost about as much again). A run
+// handles only the common case and stops, leaving the rest to queue.cc's general loop, at anything
+// else; that loop re-reads and checks whatever the run stopped at.
+//
+// PutMany: writes whole records of items[done..n) from ring position `pos` while each fits the
+// room and lies in one piece before the ring's end. Commits nothing (queue.cc stores tail).
+struct WriteRun {
+  uint8_t* ring;
+  uint64_t cap;
+  uint64_t max_item_size;
+  uint32_t meta;  // RecordMeta(kWhole, writer)
+  uint64_t pos;
+  uint64_t room_bytes;
+  uint64_t room_items;
+  size_t done;
+  size_t n;
+};
+template <typename T>
+void WriteRecords(WriteRun& run, const void* items) {
+  const T* in = static_cast<const T*>(items);
+  while (run.done < run.n) {
+    const T& item = in[run.done];
+    const size_t frame_size = FrameSize(item);
+    const uint64_t record = Align8(kRecordHeaderSize + frame_size);
+    const uint64_t off = (run.pos + kRecordHeaderSize) & (run.cap - 1);
+    if (frame_size > run.max_item_size || record > run.room_bytes || run.room_items == 0 ||
+        off + frame_size > run.cap) {
+      return;
+    }
+    if (!EncodeFrameTo(item, absl::Span<uint8_t>(run.ring + off, frame_size)).ok()) return;
+    WriteRecordHeader(run.ring, run.cap, run.pos, static_cast<uint32_t>(frame_size), run.meta);
+    run.pos += record;
+    run.room_bytes -= record;
+    --run.room_items;
+    ++run.done;
+  }
+}
+
+// GetMany: decodes whole records from ring position `pos` (8-aligned, `ahead` committed bytes
+// behind it) into out[got..max) while each is a well-formed record of a T in one piece. Takes
+// nothing (queue.cc stores head).
+struct ReadRun {
+  const uint8_t* ring;
+  uint64_t cap;
+  uint64_t pos;
+  uint64_t ahead;
+  size_t got;
+  size_t max;
+};
+// Out is T* (a span) or std::vector<T>* (grown item by item).
+template <typename T, typename Out>
+void ReadRecords(ReadRun& run, void* out) {
+  uint8_t expected[kFrameHeaderSize];
+  uint64_t expected_payload = ~uint64_t{0};
+  while (run.got < run.max && run.ahead != 0) {
+    const RecordHeader r = ReadHeader(run.ring, run.cap, run.pos);
+    const uint64_t record = Align8(kRecordHeaderSize + uint64_t{r.length});
+    const uint64_t off = (run.pos + kRecordHeaderSize) & (run.cap - 1);
+    if (r.kind() != kWhole || record > run.ahead || off + r.length > run.cap ||
+        r.length < kFrameHeaderSize) {
+      return;
+    }
+    const uint64_t payload = r.length - kFrameHeaderSize;
+    if (payload != expected_payload) {
+      WriteFrameHeader({static_cast<uint32_t>(payload), TypeFingerprint<T>()},
+                       absl::Span<uint8_t>(expected, kFrameHeaderSize));
+      expected_payload = payload;
+    }
+    const uint8_t* frame = run.ring + off;
+    if (std::memcmp(expected, frame, kFrameHeaderSize) != 0) return;  // Get's error path names it
+    T* into;
+    if constexpr (std::is_same_v<Out, T*>) {
+      into = static_cast<T*>(out) + run.got;
+    } else {
+      Out v = static_cast<Out>(out);
+      if (v->size() <= run.got) v->resize(run.got + 1);
+      into = v->data() + run.got;
+    }
+    if (!DecodeInto(absl::Span<const uint8_t>(frame + kFrameHeaderSize, payload), *into).ok()) {
+      return;
+    }
+    run.pos += record;
+    run.ahead -= record;
+    ++run.got;
+  }
+}
+
 // Each thread's scratch buffer (frames that wrap around the ring end or travel in chunks) keeps at
 // most this much capacity after an operation: a larger item's buffer is given back once it is done.
 // 8 MiB keeps the buffer of the common bulk sizes (items up to 4 MiB and their headers, wrapped
@@ -414,10 +535,14 @@ class Queue {
   using SizeAtFn = size_t (*)(const void* items, size_t i);
   using EncodeAtFn = absl::Status (*)(const void* items, size_t i, absl::Span<uint8_t> out);
   using DecodeAtFn = absl::Status (*)(absl::Span<const uint8_t> frame, void* out, size_t i);
-  absl::Status PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, const void* items, bool block,
-                         absl::Duration timeout, size_t* put);
-  absl::StatusOr<size_t> GetFrames(size_t max, DecodeAtFn decode, void* out, bool block,
-                                   absl::Duration timeout);
+  // The inline runs (queue_internal::WriteRecords / ReadRecords) for the common case; none for
+  // items that may hold descriptors (they are refused through Put's descriptor table).
+  using WriteRunFn = void (*)(queue_internal::WriteRun& run, const void* items);
+  using ReadRunFn = void (*)(queue_internal::ReadRun& run, void* out);
+  absl::Status PutFrames(size_t n, SizeAtFn size, EncodeAtFn encode, WriteRunFn write_run,
+                         const void* items, bool block, absl::Duration timeout, size_t* put);
+  absl::StatusOr<size_t> GetFrames(size_t max, DecodeAtFn decode, ReadRunFn read_run, void* out,
+                                   bool block, absl::Duration timeout);
   // Get's frame decoder for a T (the header compared whole first, see Get).
   template <typename T>
   static absl::Status DecodeItem(absl::Span<const uint8_t> frame, T& out);
@@ -548,7 +673,9 @@ absl::Status Queue::PutMany(absl::Span<const T> items, bool block, absl::Duratio
   constexpr EncodeAtFn encode = [](const void* v, size_t i, absl::Span<uint8_t> o) {
     return EncodeItem<T>(static_cast<const T*>(v) + i, o);
   };
-  return PutFrames(items.size(), size, encode, items.data(), block, timeout, put);
+  constexpr WriteRunFn write_run =
+      queue_internal::PlainItem<T>::value ? &queue_internal::WriteRecords<T> : nullptr;
+  return PutFrames(items.size(), size, encode, write_run, items.data(), block, timeout, put);
 }
 
 template <typename T>
@@ -557,7 +684,8 @@ absl::StatusOr<size_t> Queue::GetMany(absl::Span<T> out, bool block, absl::Durat
   constexpr DecodeAtFn decode = [](absl::Span<const uint8_t> frame, void* o, size_t i) {
     return DecodeItem<T>(frame, static_cast<T*>(o)[i]);
   };
-  return GetFrames(out.size(), decode, out.data(), block, timeout);
+  return GetFrames(out.size(), decode, &queue_internal::ReadRecords<T, T*>, out.data(), block,
+                   timeout);
 }
 
 template <typename T>
@@ -570,7 +698,8 @@ absl::StatusOr<std::vector<T>> Queue::GetMany(size_t max, bool block, absl::Dura
     return DecodeItem<T>(frame, v[i]);
   };
   std::vector<T> out;
-  absl::StatusOr<size_t> n = GetFrames(max, decode, &out, block, timeout);
+  absl::StatusOr<size_t> n = GetFrames(
+      max, decode, &queue_internal::ReadRecords<T, std::vector<T>*>, &out, block, timeout);
   if (!n.ok()) return n.status();
   out.resize(*n);
   return out;
