@@ -327,6 +327,10 @@ struct WriteRun {
 template <typename T>
 void WriteRecords(WriteRun& run, const void* items) {
   const T* in = static_cast<const T*>(items);
+  // EncodeFrameTo's work, the frame header built once for each payload size in a row.
+  (void)frame_internal::TypeRegistrar<T>::registered;
+  uint8_t header[kFrameHeaderSize];
+  uint64_t header_payload = ~uint64_t{0};
   while (run.done < run.n) {
     const T& item = in[run.done];
     const size_t frame_size = FrameSize(item);
@@ -336,7 +340,16 @@ void WriteRecords(WriteRun& run, const void* items) {
         off + frame_size > run.cap) {
       return;
     }
-    if (!EncodeFrameTo(item, absl::Span<uint8_t>(run.ring + off, frame_size)).ok()) return;
+    const uint64_t payload = frame_size - kFrameHeaderSize;
+    if (payload > kMaxFramePayload) return;  // Put's error path names it
+    if (payload != header_payload) {
+      WriteFrameHeader({static_cast<uint32_t>(payload), TypeFingerprint<T>()},
+                       absl::Span<uint8_t>(header, kFrameHeaderSize));
+      header_payload = payload;
+    }
+    uint8_t* frame = run.ring + off;
+    std::memcpy(frame, header, kFrameHeaderSize);
+    EncodeTo(item, absl::Span<uint8_t>(frame + kFrameHeaderSize, payload));
     WriteRecordHeader(run.ring, run.cap, run.pos, static_cast<uint32_t>(frame_size), run.meta);
     run.pos += record;
     run.room_bytes -= record;
