@@ -105,8 +105,12 @@ enum class Scenario {
   // Queue Get): every call returns; the first failure, and every call after it, is kUnavailable;
   // the blocked Get returns kUnavailable; nothing hangs.
   kManagerServer,
+  // Like kPut with batches: the victim and the survivor put with PutMany (1 to 16 items at a time)
+  // and the parent takes with GetMany (up to 16). Every item of a PutMany that returned OK is
+  // delivered once, in order, untorn; of the interrupted batch, a prefix (possibly empty).
+  kPutMany,
 };
-inline constexpr int kScenarioCount = 14;
+inline constexpr int kScenarioCount = 15;
 
 // "Put", "Get", "SendBytes", ...
 absl::string_view ScenarioName(Scenario scenario);

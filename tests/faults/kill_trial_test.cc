@@ -1,6 +1,6 @@
 // Copyright 2026 The mp Authors.
 //
-// A deterministic slice of the kill trials: each scenario with seeds 1..8 (80 trials). The long run
+// A deterministic slice of the kill trials: each scenario with seeds 1..8. The long run
 // is //tools/faults:kill_trials.
 
 #include "tests/faults/kill_trial.h"
@@ -30,7 +30,7 @@ INSTANTIATE_TEST_SUITE_P(AllScenarios, KillTrialTest,
                                            Scenario::kConditionWait, Scenario::kSpawnPut,
                                            Scenario::kSharedMemory, Scenario::kShmSendBytes,
                                            Scenario::kShmRecvBytes, Scenario::kManagerClient,
-                                           Scenario::kManagerServer),
+                                           Scenario::kManagerServer, Scenario::kPutMany),
                          [](const ::testing::TestParamInfo<Scenario>& info) {
                            return std::string(ScenarioName(info.param));
                          });
@@ -44,7 +44,8 @@ TEST(KillTrialTest, ScenarioNamesAndRoundRobin) {
   EXPECT_EQ(ScenarioName(ScenarioForTrial(11)), "ShmRecvBytes");
   EXPECT_EQ(ScenarioName(ScenarioForTrial(12)), "ManagerClient");
   EXPECT_EQ(ScenarioName(ScenarioForTrial(13)), "ManagerServer");
-  EXPECT_EQ(ScenarioForTrial(14), ScenarioForTrial(0));
+  EXPECT_EQ(ScenarioName(ScenarioForTrial(14)), "PutMany");
+  EXPECT_EQ(ScenarioForTrial(15), ScenarioForTrial(0));
 }
 
 }  // namespace

@@ -4,11 +4,12 @@
 //
 //   bazel run //tools/faults:kill_trials -- --trials 1000 --seed 1
 //
-// Trial i runs scenario i mod 10 (Put, Get, SendBytes, RecvBytes, LockHolding, LockWaiting,
-// BarrierWait, ConditionWait, SpawnPut, SharedMemory) with seed (--seed + i), so a failure is
-// reproduced exactly by rerunning with the seed it names. Prints a progress line every --progress
-// trials (default 100), a line per failed trial, and finally "N passed, M failed"; exits 1 if any
-// trial failed or a flag is bad (absl::flags), 2 on a stray argument.
+// Trial i runs scenario i mod kScenarioCount (Put, Get, SendBytes, RecvBytes, LockHolding,
+// LockWaiting, BarrierWait, ConditionWait, SpawnPut, SharedMemory, ShmSendBytes, ShmRecvBytes,
+// ManagerClient, ManagerServer, PutMany: tests/faults/kill_trial.h) with seed (--seed + i), so a
+// failure is reproduced exactly by rerunning with the seed it names. Prints a progress line every
+// --progress trials (default 100), a line per failed trial, and finally "N passed, M failed"; exits
+// 1 if any trial failed or a flag is bad (absl::flags), 2 on a stray argument.
 
 #include <cstdint>
 #include <cstdio>
