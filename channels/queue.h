@@ -194,6 +194,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "channels/ring.h"
 #include "serialize/codec.h"
 #include "serialize/fd.h"
 #include "serialize/frame.h"
@@ -309,7 +310,37 @@ inline RecordHeader ReadHeader(const uint8_t* ring, uint64_t cap, uint64_t pos) 
   return h;
 }
 
-inline uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+// The frame header a T with a payload of `payload` bytes gets, built again only when the payload
+// size changes (the items of a batch of one type almost always share one).
+template <typename T>
+class TypeHeader {
+ public:
+  const uint8_t* For(uint64_t payload) {
+    if (payload != payload_) {
+      WriteFrameHeader({static_cast<uint32_t>(payload), TypeFingerprint<T>()},
+                       absl::Span<uint8_t>(bytes_, kFrameHeaderSize));
+      payload_ = payload;
+    }
+    return bytes_;
+  }
+
+ private:
+  uint8_t bytes_[kFrameHeaderSize];
+  uint64_t payload_ = ~uint64_t{0};
+};
+
+// Where a batch Get decodes its i-th item: `out` is a T* (the caller's span) or a std::vector<T>*
+// grown item by item.
+template <typename T, typename Out>
+T& BatchOutput(void* out, size_t i) {
+  if constexpr (std::is_same_v<Out, T*>) {
+    return static_cast<T*>(out)[i];
+  } else {
+    std::vector<T>& v = *static_cast<Out>(out);
+    if (v.size() <= i) v.resize(i + 1);
+    return v[i];
+  }
+}
 
 // The batch calls' inner loops, compiled for each item type T so that sizing, encoding and
 // decoding inline (through a function pointer per item they cost about as much again). A run
@@ -334,12 +365,11 @@ void WriteRecords(WriteRun& run, const void* items) {
   const T* in = static_cast<const T*>(items);
   // EncodeFrameTo's work, the frame header built once for each payload size in a row.
   (void)frame_internal::TypeRegistrar<T>::registered;
-  uint8_t header[kFrameHeaderSize];
-  uint64_t header_payload = ~uint64_t{0};
+  TypeHeader<T> header;
   while (run.done < run.n) {
     const T& item = in[run.done];
     const size_t frame_size = FrameSize(item);
-    const uint64_t record = Align8(kRecordHeaderSize + frame_size);
+    const uint64_t record = ring::Align8(kRecordHeaderSize + frame_size);
     const uint64_t off = (run.pos + kRecordHeaderSize) & (run.cap - 1);
     if (frame_size > run.max_item_size || record > run.room_bytes || run.room_items == 0 ||
         off + frame_size > run.cap) {
@@ -347,13 +377,8 @@ void WriteRecords(WriteRun& run, const void* items) {
     }
     const uint64_t payload = frame_size - kFrameHeaderSize;
     if (payload > kMaxFramePayload) return;  // Put's error path names it
-    if (payload != header_payload) {
-      WriteFrameHeader({static_cast<uint32_t>(payload), TypeFingerprint<T>()},
-                       absl::Span<uint8_t>(header, kFrameHeaderSize));
-      header_payload = payload;
-    }
     uint8_t* frame = run.ring + off;
-    std::memcpy(frame, header, kFrameHeaderSize);
+    std::memcpy(frame, header.For(payload), kFrameHeaderSize);
     EncodeTo(item, absl::Span<uint8_t>(frame + kFrameHeaderSize, payload));
     WriteRecordHeader(run.ring, run.cap, run.pos, static_cast<uint32_t>(frame_size), run.meta);
     run.pos += record;
@@ -374,36 +399,26 @@ struct ReadRun {
   size_t got;
   size_t max;
 };
-// Out is T* (a span) or std::vector<T>* (grown item by item).
+// Out is T* (a span) or std::vector<T>* (grown item by item), as for BatchOutput.
 template <typename T, typename Out>
 void ReadRecords(ReadRun& run, void* out) {
-  uint8_t expected[kFrameHeaderSize];
-  uint64_t expected_payload = ~uint64_t{0};
+  TypeHeader<T> expected;
   while (run.got < run.max && run.ahead != 0) {
     const RecordHeader r = ReadHeader(run.ring, run.cap, run.pos);
-    const uint64_t record = Align8(kRecordHeaderSize + uint64_t{r.length});
+    const uint64_t record = ring::Align8(kRecordHeaderSize + uint64_t{r.length});
     const uint64_t off = (run.pos + kRecordHeaderSize) & (run.cap - 1);
     if (r.kind() != kWhole || record > run.ahead || off + r.length > run.cap ||
         r.length < kFrameHeaderSize) {
       return;
     }
     const uint64_t payload = r.length - kFrameHeaderSize;
-    if (payload != expected_payload) {
-      WriteFrameHeader({static_cast<uint32_t>(payload), TypeFingerprint<T>()},
-                       absl::Span<uint8_t>(expected, kFrameHeaderSize));
-      expected_payload = payload;
-    }
     const uint8_t* frame = run.ring + off;
-    if (std::memcmp(expected, frame, kFrameHeaderSize) != 0) return;  // Get's error path names it
-    T* into;
-    if constexpr (std::is_same_v<Out, T*>) {
-      into = static_cast<T*>(out) + run.got;
-    } else {
-      Out v = static_cast<Out>(out);
-      if (v->size() <= run.got) v->resize(run.got + 1);
-      into = v->data() + run.got;
+    if (std::memcmp(expected.For(payload), frame, kFrameHeaderSize) != 0) {
+      return;  // Get's error path names it
     }
-    if (!DecodeInto(absl::Span<const uint8_t>(frame + kFrameHeaderSize, payload), *into).ok()) {
+    if (!DecodeInto(absl::Span<const uint8_t>(frame + kFrameHeaderSize, payload),
+                    BatchOutput<T, Out>(out, run.got))
+             .ok()) {
       return;
     }
     run.pos += record;
@@ -564,6 +579,9 @@ class Queue {
   // Get's frame decoder for a T (the header compared whole first, see Get).
   template <typename T>
   static absl::Status DecodeItem(absl::Span<const uint8_t> frame, T& out);
+  // DecodeItem into a batch Get's i-th output (queue_internal::BatchOutput).
+  template <typename T, typename Out>
+  static absl::Status DecodeBatchItem(absl::Span<const uint8_t> frame, void* out, size_t i);
   // PutFrame/GetFrame's common case (uncontended side, a whole item in one piece, no waiting).
   // Returns false, having changed nothing and holding nothing, when the general path must run;
   // otherwise the operation's status is in *result.
@@ -671,10 +689,8 @@ absl::Status Queue::DecodeItem(absl::Span<const uint8_t> frame, T& out) {
   // leave every other case (and its precise error) to DecodeFrameInto.
   const size_t payload = frame.size() - kFrameHeaderSize;
   if (frame.size() >= kFrameHeaderSize && payload <= kMaxFramePayload) {
-    uint8_t expected[kFrameHeaderSize];
-    WriteFrameHeader({static_cast<uint32_t>(payload), TypeFingerprint<T>()},
-                     absl::Span<uint8_t>(expected, kFrameHeaderSize));
-    if (std::memcmp(expected, frame.data(), kFrameHeaderSize) == 0) {
+    queue_internal::TypeHeader<T> expected;
+    if (std::memcmp(expected.For(payload), frame.data(), kFrameHeaderSize) == 0) {
       return DecodeInto(frame.subspan(kFrameHeaderSize), out);
     }
   }
@@ -696,28 +712,26 @@ absl::Status Queue::PutMany(absl::Span<const T> items, bool block, absl::Duratio
   return PutFrames(items.size(), size, encode, write_run, items.data(), block, timeout, put);
 }
 
+template <typename T, typename Out>
+absl::Status Queue::DecodeBatchItem(absl::Span<const uint8_t> frame, void* out, size_t i) {
+  return DecodeItem<T>(frame, queue_internal::BatchOutput<T, Out>(out, i));
+}
+
 template <typename T>
 absl::StatusOr<size_t> Queue::GetMany(absl::Span<T> out, bool block, absl::Duration timeout) {
   RequireCodec<T>();
-  constexpr DecodeAtFn decode = [](absl::Span<const uint8_t> frame, void* o, size_t i) {
-    return DecodeItem<T>(frame, static_cast<T*>(o)[i]);
-  };
-  return GetFrames(out.size(), decode, &queue_internal::ReadRecords<T, T*>, out.data(), block,
-                   timeout);
+  return GetFrames(out.size(), &DecodeBatchItem<T, T*>, &queue_internal::ReadRecords<T, T*>,
+                   out.data(), block, timeout);
 }
 
 template <typename T>
 absl::StatusOr<std::vector<T>> Queue::GetMany(size_t max, bool block, absl::Duration timeout) {
   RequireCodec<T>();
   // The vector grows item by item, so a large max costs nothing until items are there.
-  constexpr DecodeAtFn decode = [](absl::Span<const uint8_t> frame, void* o, size_t i) {
-    std::vector<T>& v = *static_cast<std::vector<T>*>(o);
-    if (v.size() <= i) v.resize(i + 1);
-    return DecodeItem<T>(frame, v[i]);
-  };
   std::vector<T> out;
-  absl::StatusOr<size_t> n = GetFrames(
-      max, decode, &queue_internal::ReadRecords<T, std::vector<T>*>, &out, block, timeout);
+  absl::StatusOr<size_t> n =
+      GetFrames(max, &DecodeBatchItem<T, std::vector<T>*>,
+                &queue_internal::ReadRecords<T, std::vector<T>*>, &out, block, timeout);
   if (!n.ok()) return n.status();
   out.resize(*n);
   return out;

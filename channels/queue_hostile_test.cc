@@ -38,11 +38,14 @@ using queue_internal::ScratchCapacityForTesting;
 using queue_internal::Shared;
 using ::testing::HasSubstr;
 
-// Record kinds of the shared layout (see queue.h).
-constexpr uint32_t kWhole = 1;
-constexpr uint32_t kFirst = 2;
-constexpr uint32_t kMiddle = 3;
-constexpr uint32_t kLast = 4;
+// The record layout (queue.h's queue_internal), written here the way a peer would.
+using queue_internal::kFirst;
+using queue_internal::kLast;
+using queue_internal::kMiddle;
+using queue_internal::kWhole;
+using queue_internal::RecordMeta;
+using queue_internal::WriteRecordHeader;
+using ring::Align8;
 
 Queue MakeQueue(QueueOptions options) {
   absl::StatusOr<Queue> q = Queue::Create(options);
@@ -58,14 +61,6 @@ uint8_t* RingOf(const Queue& q) { return reinterpret_cast<uint8_t*>(SharedOf(q))
 
 uint64_t Word(uint64_t pos, uint64_t count) { return count << kPosBits | pos; }
 uint64_t PosOf(uint64_t word) { return word & ((uint64_t{1} << kPosBits) - 1); }
-uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
-
-void WriteRecordHeader(uint8_t* ring, uint64_t cap, uint64_t pos, uint32_t length, uint32_t kind,
-                       pid_t writer) {
-  const uint32_t meta = kind | static_cast<uint32_t>(writer) << 8;
-  std::memcpy(ring + (pos & (cap - 1)), &length, 4);
-  std::memcpy(ring + (pos & (cap - 1)) + 4, &meta, 4);
-}
 
 // ---- Configuration words ------------------------------------------------------------------------
 
@@ -186,7 +181,7 @@ TEST(QueueHostileTest, CorruptRecordHeadersAreDataLoss) {
     SCOPED_TRACE(c.names);
     Queue q = MakeQueue({.maxsize = 8, .capacity_bytes = kSmallCap});
     ASSERT_TRUE(q.Put(uint32_t{7}).ok());
-    WriteRecordHeader(RingOf(q), kSmallCap, 0, c.length, c.kind, CurrentThreadId());
+    WriteRecordHeader(RingOf(q), kSmallCap, 0, c.length, RecordMeta(c.kind, CurrentThreadId()));
     ExpectDataLoss(q.GetNoWait<uint32_t>().status(), c.names);
     ExpectDataLoss(q.Get<uint32_t>(true, absl::Seconds(1)).status(), c.names);
     EXPECT_EQ(q.Qsize(), 1u);  // nothing was taken
@@ -215,7 +210,7 @@ TEST(QueueHostileTest, BatchesCheckWordsAndRecords) {
   Queue q = MakeQueue({.maxsize = 8, .capacity_bytes = kSmallCap});
   ASSERT_TRUE(q.PutMany(absl::Span<const int>(std::vector<int>{1, 2, 3})).ok());
   // The third record (each is 8 + 16 + 4 bytes, padded to 32) claims 2000 bytes.
-  WriteRecordHeader(RingOf(q), kSmallCap, 64, 2000, kWhole, CurrentThreadId());
+  WriteRecordHeader(RingOf(q), kSmallCap, 64, 2000, RecordMeta(kWhole, CurrentThreadId()));
   absl::StatusOr<size_t> n = q.GetMany(absl::Span<int>(out), false);
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 2u);
@@ -253,7 +248,7 @@ int WriteRawChunks(const Queue& q, uint64_t total, bool last) {
       if (deadline.Expired()) return 2;
       FutexWait(&s->space_seq, seq, deadline);
     }
-    WriteRecordHeader(ring, cap, PosOf(t), static_cast<uint32_t>(len), kind, tid);
+    WriteRecordHeader(ring, cap, PosOf(t), static_cast<uint32_t>(len), RecordMeta(kind, tid));
     std::memset(ring + ((PosOf(t) + kRecordHeaderSize) & (cap - 1)), 0x5a, len);  // never wraps
     t = Word(PosOf(t) + record, (t >> kPosBits) + (kind == kLast ? 1 : 0));
     s->tail.store(t);
